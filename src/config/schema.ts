@@ -1,0 +1,261 @@
+/**
+ * The declarative option table every plugin exports. It is the only place an option is declared:
+ * validation, defaults, `--help` and docs/configuration.md are derived from it.
+ */
+import { ConfigError, type SourcePos } from './errors.js';
+
+export type OptionType =
+  | 'string'
+  | 'int'
+  | 'float'
+  | 'bool'
+  | 'size' // bytes: 1024, 64k, 6M, 1G (Fluent Bit's size units)
+  | 'duration' // seconds: 5, 1.5, 500ms, 10s, 5m, 1h
+  | 'enum'
+  | 'list' // comma/space separated string or YAML sequence -> string[]
+  | 'multi' // option that may be given several times (YAML sequence) -> string[] of entries
+  | 'any'; // structured YAML value (maps, lists), validated by the plugin
+
+export interface OptionSpec {
+  type: OptionType;
+  description: string;
+  default?: unknown;
+  required?: boolean;
+  /** For `enum`: accepted values (compared case-insensitively). */
+  values?: readonly string[];
+  /** Integer/float/size/duration bounds. */
+  min?: number;
+  max?: number;
+  /** Extra validation; return an error message or undefined. */
+  check?: (value: unknown) => string | undefined;
+}
+
+export type OptionTable = Record<string, OptionSpec>;
+
+/** A configuration section as read from YAML: raw values plus where each key was written. */
+export interface RawSection {
+  values: Record<string, unknown>;
+  keyPos: Record<string, SourcePos>;
+  valuePos: Record<string, SourcePos>;
+  pos: SourcePos;
+  /** Directory that relative paths in this section are resolved against. */
+  baseDir: string;
+}
+
+const TRUE = new Set(['true', 'on', 'yes', '1']);
+const FALSE = new Set(['false', 'off', 'no', '0']);
+
+export function parseBool(v: unknown): boolean | undefined {
+  if (typeof v === 'boolean') return v;
+  if (typeof v === 'number') return v === 1 ? true : v === 0 ? false : undefined;
+  if (typeof v === 'string') {
+    const s = v.trim().toLowerCase();
+    if (TRUE.has(s)) return true;
+    if (FALSE.has(s)) return false;
+  }
+  return undefined;
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1, b: 1, k: 1024, kb: 1024, ki: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mi: 1024 ** 2, mib: 1024 ** 2,
+  g: 1024 ** 3, gb: 1024 ** 3, gi: 1024 ** 3, gib: 1024 ** 3,
+};
+
+export function parseSize(v: unknown): number | undefined {
+  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return Math.floor(v);
+  if (typeof v !== 'string') return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(v);
+  if (!m) return undefined;
+  const unit = SIZE_UNITS[m[2]!.toLowerCase()];
+  return unit === undefined ? undefined : Math.floor(Number(m[1]) * unit);
+}
+
+const DURATION_UNITS: Record<string, number> = { '': 1, ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Duration in seconds. */
+export function parseDuration(v: unknown): number | undefined {
+  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v;
+  if (typeof v !== 'string') return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/i.exec(v);
+  if (!m) return undefined;
+  return Number(m[1]) * DURATION_UNITS[(m[2] ?? '').toLowerCase()]!;
+}
+
+export function parseList(v: unknown): string[] | undefined {
+  if (Array.isArray(v)) return v.map((x) => String(x).trim()).filter((x) => x !== '');
+  if (typeof v === 'string') return v.split(/[\s,]+/).filter((x) => x !== '');
+  if (typeof v === 'number' || typeof v === 'boolean') return [String(v)];
+  return undefined;
+}
+
+function describeType(spec: OptionSpec): string {
+  switch (spec.type) {
+    case 'enum':
+      return `one of ${spec.values!.join(', ')}`;
+    case 'bool':
+      return 'a boolean (on/off, true/false, yes/no)';
+    case 'size':
+      return 'a size (e.g. 1024, 64k, 6M)';
+    case 'duration':
+      return 'a duration in seconds (e.g. 5, 1.5, 500ms, 10s, 5m)';
+    case 'int':
+      return 'an integer';
+    case 'float':
+      return 'a number';
+    case 'list':
+      return 'a list (YAML sequence or comma-separated string)';
+    case 'multi':
+      return 'a string or a YAML sequence of strings';
+    case 'any':
+      return 'a value';
+    default:
+      return 'a string';
+  }
+}
+
+function show(v: unknown): string {
+  const s = typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/** Converts one raw value to the option's type; throws ConfigError with the position. */
+export function coerceOption(name: string, spec: OptionSpec, raw: unknown, pos?: SourcePos): unknown {
+  const bad = (extra = ''): never => {
+    throw new ConfigError(`found ${show(raw)}, expected ${describeType(spec)}${extra}`, pos, name);
+  };
+  let value: unknown;
+  switch (spec.type) {
+    case 'string':
+      if (raw === null || typeof raw === 'object') bad();
+      value = String(raw);
+      break;
+    case 'int': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN;
+      if (!Number.isInteger(n)) bad();
+      value = n;
+      break;
+    }
+    case 'float': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+      if (!Number.isFinite(n)) bad();
+      value = n;
+      break;
+    }
+    case 'bool':
+      value = parseBool(raw);
+      if (value === undefined) bad();
+      break;
+    case 'size':
+      value = parseSize(raw);
+      if (value === undefined) bad();
+      break;
+    case 'duration':
+      value = parseDuration(raw);
+      if (value === undefined) bad();
+      break;
+    case 'enum': {
+      const s = String(raw).toLowerCase();
+      const hit = spec.values!.find((x) => x.toLowerCase() === s);
+      if (hit === undefined || raw === null || typeof raw === 'object') bad();
+      value = hit;
+      break;
+    }
+    case 'list':
+      value = parseList(raw);
+      if (value === undefined) bad();
+      break;
+    case 'multi':
+      if (Array.isArray(raw)) {
+        if (raw.some((x) => x === null || typeof x === 'object')) bad();
+        value = raw.map(String);
+      } else if (raw === null || typeof raw === 'object') bad();
+      else value = [String(raw)];
+      break;
+    case 'any':
+      value = raw;
+      break;
+  }
+  if (typeof value === 'number') {
+    if (spec.min !== undefined && value < spec.min) bad(` (at least ${spec.min})`);
+    if (spec.max !== undefined && value > spec.max) bad(` (at most ${spec.max})`);
+  }
+  if (spec.check) {
+    const msg = spec.check(value);
+    if (msg) throw new ConfigError(`found ${show(raw)}: ${msg}`, pos, name);
+  }
+  return value;
+}
+
+/** Levenshtein distance, for "did you mean" hints on unknown options. */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0]!;
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = d[j]!;
+      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return d[b.length]!;
+}
+
+export function suggest(name: string, candidates: Iterable<string>): string {
+  let best = '';
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const dd = distance(name.toLowerCase(), c.toLowerCase());
+    if (dd < bestD) {
+      bestD = dd;
+      best = c;
+    }
+  }
+  return bestD <= Math.max(2, Math.floor(name.length / 3)) ? ` (did you mean '${best}'?)` : '';
+}
+
+/**
+ * Validates a section against a table: unknown options, types, required options; fills defaults.
+ * Option names are matched case-insensitively, as Fluent Bit does. Returns errors, never throws.
+ */
+export function applySchema(
+  table: OptionTable,
+  section: RawSection,
+  what: string,
+  errors: ConfigError[],
+  ignore: ReadonlySet<string> = new Set(),
+): Record<string, unknown> {
+  const out: Record<string, unknown> = Object.create(null);
+  const byLower = new Map<string, string>();
+  for (const k of Object.keys(table)) byLower.set(k.toLowerCase(), k);
+  for (const [key, raw] of Object.entries(section.values)) {
+    const lower = key.toLowerCase();
+    if (ignore.has(lower)) continue;
+    const name = byLower.get(lower);
+    if (name === undefined) {
+      errors.push(
+        new ConfigError(
+          `unknown option for ${what}${suggest(key, Object.keys(table))}; known options: ${Object.keys(table).join(', ')}`,
+          section.keyPos[key] ?? section.pos,
+          key,
+        ),
+      );
+      continue;
+    }
+    try {
+      out[name] = coerceOption(name, table[name]!, raw, section.valuePos[key] ?? section.keyPos[key] ?? section.pos);
+    } catch (e) {
+      if (e instanceof ConfigError) errors.push(e);
+      else throw e;
+    }
+  }
+  for (const [name, spec] of Object.entries(table)) {
+    if (name in out) continue;
+    if (spec.required) {
+      errors.push(new ConfigError(`missing required option '${name}' for ${what} (${spec.description})`, section.pos, name));
+    } else if (spec.default !== undefined) {
+      out[name] = coerceOption(name, spec, spec.default);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,65 @@
+/** Options every plugin of a kind has, handled by the core (Fluent Bit's names). */
+import type { OptionTable } from '../config/schema.js';
+
+const all = {
+  name: { type: 'string', required: true, description: 'Plugin name' },
+  alias: { type: 'string', description: 'Instance name in logs and metrics (default: name.N)' },
+  log_level: {
+    type: 'enum',
+    values: ['off', 'error', 'warn', 'warning', 'info', 'debug', 'trace'],
+    description: 'Log level of this instance (default: service log_level)',
+  },
+} satisfies OptionTable;
+
+const routed = {
+  match: { type: 'string', description: "Tag pattern with '*' wildcards; events whose tag matches go through this plugin" },
+  match_regex: { type: 'string', description: 'Regular expression over the tag (instead of match)' },
+} satisfies OptionTable;
+
+export const commonInputOptions = {
+  ...all,
+  tag: { type: 'string', description: 'Tag of the events (forward: replaces the incoming tag)' },
+  'storage.type': {
+    type: 'enum',
+    values: ['memory'],
+    default: 'memory',
+    description: 'Where chunks are buffered until committed: memory (acked after delivery)',
+  },
+} satisfies OptionTable;
+
+export const commonFilterOptions = { ...all, ...routed } satisfies OptionTable;
+
+export const commonOutputOptions = {
+  ...all,
+  ...routed,
+  retry_limit: {
+    type: 'string',
+    default: '1',
+    description: 'Retries of a failed batch: a number, no_limits / false (unlimited), no_retries (Fluent Bit default 1)',
+    check: (v) => (/^(\d+|no_limits|false|off|no_retries)$/i.test(String(v)) ? undefined : 'expected a number, no_limits, false or no_retries'),
+  },
+  workers: { type: 'int', min: 1, max: 64, description: 'Batches sent concurrently (default depends on the output)' },
+  batch_size: { type: 'int', min: 1, description: 'Records per batch (default depends on the output)' },
+  batch_bytes: { type: 'size', description: 'Approximate bytes per batch (default 1M)' },
+  batch_wait: { type: 'duration', description: 'Longest wait before a partial batch is sent (default: service flush)' },
+  'scheduler.base': { type: 'duration', description: 'Retry backoff base for this output (default: service scheduler.base)' },
+  'scheduler.cap': { type: 'duration', description: 'Retry backoff cap for this output (default: service scheduler.cap)' },
+  queue_max_records: { type: 'int', min: 1, description: 'Bound of queued + in-flight records before inputs pause (default from service memory_limit)' },
+  queue_max_bytes: { type: 'size', description: 'Bound of queued + in-flight bytes before inputs pause (default: share of service memory_limit)' },
+  dead_letter_file: {
+    type: 'string',
+    description: 'JSON-lines file for records finally dropped, with the reason (default: <storage.path>/dead-letter/<id>.jsonl when storage.path is set)',
+  },
+} satisfies OptionTable;
+
+export function commonOptionsFor(kind: 'input' | 'filter' | 'output'): OptionTable {
+  return kind === 'input' ? commonInputOptions : kind === 'filter' ? commonFilterOptions : commonOutputOptions;
+}
+
+/** Parses retry_limit into a number of retries (Infinity for unlimited). */
+export function parseRetryLimit(v: string | number | undefined): number {
+  const s = String(v ?? '1').toLowerCase();
+  if (s === 'no_limits' || s === 'false' || s === 'off') return Infinity;
+  if (s === 'no_retries') return 0;
+  return Number(s);
+}

@@ -1,0 +1,291 @@
+/**
+ * The delivery engine every output runs on: a bounded queue (records and bytes), batching by size
+ * and age, a concurrency limit (p-queue), retries with exponential backoff and full jitter
+ * (Fluent Bit's scheduler: wait = rand(base, min(cap, base * 2^n))), retryable vs non-retryable
+ * errors, a dead-letter file, metrics, and backpressure to the inputs through FlowControl.
+ *
+ * Commit semantics: every part of a chunk held here keeps a reference on the chunk's Commit.
+ * - delivered: released ok;
+ * - rejected (non-retryable, e.g. Loki 400): written to the dead letter and released ok when that
+ *   write succeeded (resending would be rejected again; the data is on disk);
+ * - retries exhausted or not deliverable before shutdown: dead-lettered and released as failed,
+ *   so the sender is not acked and resends.
+ */
+import { appendFile, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import PQueue from 'p-queue';
+import type { Logger } from 'pino';
+import type { Commit } from './commit.js';
+import type { LogEvent } from './event.js';
+import type { FlowControl } from './flow.js';
+import { DeliveryError, type OutputInstance } from './plugin.js';
+import type { Metrics } from '../observe/metrics.js';
+import { toJSONLine } from './json.js';
+
+export interface DeliveryOptions {
+  batchSize: number;
+  batchBytes: number;
+  /** Seconds a partial batch may wait. */
+  batchWait: number;
+  workers: number;
+  /** Number of retries; Infinity for no limit. */
+  retryLimit: number;
+  /** Backoff base and cap in seconds. */
+  base: number;
+  cap: number;
+  queueRecords: number;
+  queueBytes: number;
+  deadLetterFile?: string;
+}
+
+interface Part {
+  events: LogEvent[];
+  commit: Commit;
+  bytes: number;
+}
+
+interface Batch {
+  parts: Part[];
+  records: number;
+  bytes: number;
+  attempts: number;
+}
+
+export class DeliveryEngine {
+  private open: Part[] = [];
+  private openRecords = 0;
+  private openBytes = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly pq: PQueue;
+  private pendingRecords = 0;
+  private pendingBytes = 0;
+  private blocked = false;
+  private readonly retryTimers = new Map<NodeJS.Timeout, Batch>();
+  private closing = false;
+  private readonly idleWaiters: Array<() => void> = [];
+  lastError: string | undefined;
+
+  private readonly m;
+
+  constructor(
+    readonly id: string,
+    private readonly sink: OutputInstance,
+    readonly opts: DeliveryOptions,
+    private readonly flow: FlowControl,
+    metrics: Metrics,
+    private readonly log: Logger,
+  ) {
+    this.pq = new PQueue({ concurrency: opts.workers });
+    this.m = {
+      records: metrics.outputRecords.labels(id),
+      batches: metrics.outputBatches.labels(id),
+      retries: metrics.outputRetries.labels(id),
+      retriesFailed: metrics.outputRetriesFailed.labels(id),
+      queueRecords: metrics.outputQueueRecords.labels(id),
+      queueBytes: metrics.outputQueueBytes.labels(id),
+      latency: metrics.outputLatency.labels(id),
+      dropped: (reason: string) => metrics.outputDropped.labels(id, reason),
+      errors: (reason: string) => metrics.outputErrors.labels(id, reason),
+    };
+  }
+
+  /** Records queued or in flight. */
+  get depth(): { records: number; bytes: number } {
+    return { records: this.pendingRecords, bytes: this.pendingBytes };
+  }
+
+  /** Accept events of a chunk. Synchronous; holds the commit until the events settle. */
+  enqueue(events: LogEvent[], commit: Commit, bytes: number): void {
+    if (events.length === 0) return;
+    commit.hold();
+    this.open.push({ events, commit, bytes });
+    this.openRecords += events.length;
+    this.openBytes += bytes;
+    this.pendingRecords += events.length;
+    this.pendingBytes += bytes;
+    this.updateDepth();
+    if (this.openRecords >= this.opts.batchSize || this.openBytes >= this.opts.batchBytes || this.closing) {
+      this.cut();
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.cut();
+      }, this.opts.batchWait * 1000);
+      this.timer.unref?.();
+    }
+  }
+
+  private updateDepth(): void {
+    this.m.queueRecords.set(this.pendingRecords);
+    this.m.queueBytes.set(this.pendingBytes);
+    const over = this.pendingRecords >= this.opts.queueRecords || this.pendingBytes >= this.opts.queueBytes;
+    if (over && !this.blocked) {
+      this.blocked = true;
+      this.log.warn(
+        { output: this.id, records: this.pendingRecords, bytes: this.pendingBytes },
+        'output queue full: pausing inputs until it drains',
+      );
+      this.flow.block(this.id, `queue full (${this.pendingRecords} records, ${this.pendingBytes} bytes)`);
+    } else if (
+      this.blocked &&
+      this.pendingRecords <= this.opts.queueRecords / 2 &&
+      this.pendingBytes <= this.opts.queueBytes / 2
+    ) {
+      this.blocked = false;
+      this.log.info({ output: this.id }, 'output queue below low-water mark: resuming inputs');
+      this.flow.unblock(this.id);
+    }
+  }
+
+  /** Close the open batch (splitting the last part when it overflows batch_size) and dispatch it. */
+  private cut(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    while (this.open.length) {
+      const parts: Part[] = [];
+      let records = 0;
+      let bytes = 0;
+      while (this.open.length && records < this.opts.batchSize && bytes < this.opts.batchBytes) {
+        const p = this.open[0]!;
+        const room = this.opts.batchSize - records;
+        if (p.events.length > room) {
+          // Split: the head goes in this batch, the rest stays; both hold the commit.
+          const share = Math.round((p.bytes * room) / p.events.length);
+          parts.push({ events: p.events.slice(0, room), commit: p.commit.hold(), bytes: share });
+          p.events = p.events.slice(room);
+          p.bytes -= share;
+          records += room;
+          bytes += share;
+          break;
+        }
+        this.open.shift();
+        parts.push(p);
+        records += p.events.length;
+        bytes += p.bytes;
+      }
+      this.openRecords -= records;
+      this.openBytes -= bytes;
+      this.dispatch({ parts, records, bytes, attempts: 0 });
+    }
+  }
+
+  private dispatch(batch: Batch): void {
+    void this.pq.add(() => this.attempt(batch));
+  }
+
+  private async attempt(batch: Batch): Promise<void> {
+    const events = batch.parts.length === 1 ? batch.parts[0]!.events : batch.parts.flatMap((p) => p.events);
+    const end = this.m.latency.startTimer();
+    try {
+      await this.sink.send(events);
+      end();
+      this.m.records.inc(batch.records);
+      this.m.batches.inc();
+      this.settle(batch, true);
+    } catch (e) {
+      end();
+      const err = e instanceof DeliveryError ? e : new DeliveryError((e as Error)?.message ?? String(e), true, 'error');
+      this.lastError = `${new Date().toISOString()} ${err.message}`;
+      this.m.errors(err.reason).inc();
+      if (!err.retryable) {
+        this.log.error({ output: this.id, records: batch.records, reason: err.reason, err: err.message }, 'batch rejected, not retryable');
+        await this.deadLetter(batch, events, err, true);
+        return;
+      }
+      if (batch.attempts < this.opts.retryLimit && !this.closingHard) {
+        batch.attempts++;
+        this.m.retries.inc();
+        const wait = this.backoff(batch.attempts);
+        this.log.warn(
+          { output: this.id, records: batch.records, attempt: batch.attempts, retry_in_s: Number(wait.toFixed(3)), err: err.message },
+          'batch failed, will retry',
+        );
+        const t = setTimeout(() => {
+          this.retryTimers.delete(t);
+          this.dispatch(batch);
+        }, (this.closing ? Math.min(wait, 0.25) : wait) * 1000);
+        this.retryTimers.set(t, batch);
+        return;
+      }
+      this.m.retriesFailed.inc();
+      this.log.error({ output: this.id, records: batch.records, attempts: batch.attempts + 1, err: err.message }, 'batch failed, retries exhausted');
+      await this.deadLetter(batch, events, err, false);
+    }
+  }
+
+  /** Full jitter between base and min(cap, base * 2^n), as Fluent Bit's scheduler. */
+  backoff(attempt: number): number {
+    const ceiling = Math.min(this.opts.cap, this.opts.base * 2 ** attempt);
+    return this.opts.base + Math.random() * Math.max(0, ceiling - this.opts.base);
+  }
+
+  private async deadLetter(batch: Batch, events: LogEvent[], err: DeliveryError, rejected: boolean): Promise<void> {
+    this.m.dropped(err.reason).inc(batch.records);
+    let written = false;
+    if (this.opts.deadLetterFile) {
+      const at = new Date().toISOString();
+      let text = '';
+      for (const ev of events) {
+        text += `{"dead_letter_time":"${at}","output":${JSON.stringify(this.id)},"reason":${JSON.stringify(err.reason)},"error":${JSON.stringify(err.message)},"attempts":${batch.attempts + 1},"tag":${JSON.stringify(ev.tag)},"time":"${ev.time.toISO()}","record":${toJSONLine(ev.record)}}\n`;
+      }
+      try {
+        await mkdir(dirname(this.opts.deadLetterFile), { recursive: true });
+        await appendFile(this.opts.deadLetterFile, text);
+        written = true;
+      } catch (e) {
+        this.log.error({ output: this.id, file: this.opts.deadLetterFile, err: (e as Error).message }, 'cannot write dead letter');
+      }
+    } else {
+      this.log.error({ output: this.id, records: batch.records, reason: err.reason }, 'records dropped (no dead_letter_file / storage.path)');
+    }
+    // A rejected batch is committed once it is on disk; otherwise the sender must resend.
+    this.settle(batch, rejected && written, err.message);
+  }
+
+  private settle(batch: Batch, ok: boolean, reason?: string): void {
+    for (const p of batch.parts) p.commit.release(ok, reason);
+    this.pendingRecords -= batch.records;
+    this.pendingBytes -= batch.bytes;
+    this.updateDepth();
+    if (this.pendingRecords === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private closingHard = false;
+
+  /**
+   * Send what is queued now (retries are brought forward) and wait up to `graceMs`. What is still
+   * undelivered then is released as failed: its senders were not acked and will resend.
+   */
+  async drain(graceMs: number): Promise<boolean> {
+    this.closing = true;
+    this.cut();
+    for (const [t, batch] of this.retryTimers) {
+      clearTimeout(t);
+      this.retryTimers.delete(t);
+      this.dispatch(batch);
+    }
+    if (this.pendingRecords === 0) return true;
+    const idle = new Promise<void>((r) => this.idleWaiters.push(r));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      idle.then(() => false),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(true), graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.closingHard = true;
+      this.log.warn({ output: this.id, records: this.pendingRecords }, 'grace period over: undelivered records are not acked');
+      for (const [t, batch] of this.retryTimers) {
+        clearTimeout(t);
+        this.retryTimers.delete(t);
+        this.settle(batch, false, 'shutdown');
+      }
+      return false;
+    }
+    return true;
+  }
+}

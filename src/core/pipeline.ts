@@ -1,0 +1,386 @@
+/**
+ * The pipeline: validates a loaded config against the plugin registry, builds instances, and
+ * routes chunks (Fluent Bit semantics): filters run in declaration order on events whose tag
+ * they match, each output receives the events whose tag it matches, and events a filter emits
+ * under a new tag re-enter routing from the first filter.
+ */
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { ConfigError, ConfigErrors } from '../config/errors.js';
+import type { LoadedConfig, PluginSection } from '../config/load.js';
+import { applySchema, type RawSection } from '../config/schema.js';
+import { serviceOptions, type ServiceConfig } from '../config/service.js';
+import { commonOptionsFor, parseRetryLimit } from './common-options.js';
+import { Commit } from './commit.js';
+import { DeliveryEngine } from './delivery.js';
+import type { LogEvent } from './event.js';
+import { FlowControl } from './flow.js';
+import { compileMatch, type TagMatcher } from './match.js';
+import type {
+  AnyPlugin,
+  FilterInstance,
+  InputContext,
+  InputInstance,
+  OutputInstance,
+  ParserRegistry,
+  PluginContext,
+} from './plugin.js';
+import { Metrics } from '../observe/metrics.js';
+
+export interface Registry {
+  find(kind: 'input' | 'filter' | 'output', name: string): AnyPlugin | undefined;
+  names(kind: 'input' | 'filter' | 'output'): string[];
+  /** Builds named parsers from `parsers:` sections and parsers_file (provided by the parser support). */
+  buildParsers?(sections: RawSection[], service: ServiceConfig, errors: ConfigError[]): ParserRegistry;
+}
+
+export interface PlannedPlugin {
+  kind: 'input' | 'filter' | 'output';
+  plugin: AnyPlugin;
+  id: string;
+  config: Record<string, unknown>;
+  raw: RawSection;
+  matcher: TagMatcher | null;
+}
+
+export interface Plan {
+  file: string;
+  service: ServiceConfig;
+  inputs: PlannedPlugin[];
+  filters: PlannedPlugin[];
+  outputs: PlannedPlugin[];
+  parsers: ParserRegistry;
+}
+
+const emptyParsers: ParserRegistry = { get: () => undefined, has: () => false, names: () => [] };
+
+/** Validates everything that can be checked without starting anything; throws ConfigErrors. */
+export function plan(loaded: LoadedConfig, registry: Registry): Plan {
+  const errors: ConfigError[] = [];
+  const service = applySchema(serviceOptions, loaded.service, 'service', errors) as ServiceConfig;
+  if (service['storage.path']) service['storage.path'] = resolve(loaded.service.baseDir, service['storage.path']);
+  const parsers = registry.buildParsers ? registry.buildParsers(loaded.parsers, service, errors) : emptyParsers;
+  if (!registry.buildParsers && loaded.parsers.length) {
+    errors.push(new ConfigError('parsers are not supported by this build', loaded.parsers[0]!.pos, 'parsers'));
+  }
+  const counters = new Map<string, number>();
+  const ids = new Set<string>();
+  const build = (s: PluginSection): PlannedPlugin | null => {
+    const plugin = registry.find(s.kind, s.name);
+    if (!plugin) {
+      const known = registry.names(s.kind);
+      errors.push(
+        new ConfigError(`unknown ${s.kind} plugin '${s.name}'; available: ${known.join(', ')}`, s.raw.valuePos.name ?? s.raw.pos, 'name'),
+      );
+      return null;
+    }
+    const table = { ...commonOptionsFor(s.kind), ...plugin.options };
+    const before = errors.length;
+    const config = applySchema(table, s.raw, `${s.kind} '${s.name}'`, errors);
+    const n = counters.get(`${s.kind}:${s.name}`) ?? 0;
+    counters.set(`${s.kind}:${s.name}`, n + 1);
+    const id = (config.alias as string | undefined) ?? `${s.name}.${n}`;
+    if (ids.has(`${s.kind}:${id}`)) errors.push(new ConfigError(`duplicate ${s.kind} alias '${id}'`, s.raw.valuePos.alias ?? s.raw.pos, 'alias'));
+    ids.add(`${s.kind}:${id}`);
+    let matcher: TagMatcher | null = null;
+    if (s.kind !== 'input') {
+      if (config.match !== undefined && config.match_regex !== undefined) {
+        errors.push(new ConfigError('set match or match_regex, not both', s.raw.keyPos.match_regex ?? s.raw.pos, 'match_regex'));
+      }
+      try {
+        matcher = compileMatch(config.match as string | undefined, config.match_regex as string | undefined);
+      } catch (e) {
+        errors.push(new ConfigError(`invalid regular expression: ${(e as Error).message}`, s.raw.valuePos.match_regex ?? s.raw.pos, 'match_regex'));
+      }
+      if (!matcher && errors.length === before) {
+        errors.push(new ConfigError(`${s.kind} '${id}' has no match or match_regex, so no event would reach it`, s.raw.pos, 'match'));
+      }
+    }
+    if (errors.length === before && plugin.validate) {
+      try {
+        plugin.validate(config as never, s.raw);
+      } catch (e) {
+        if (e instanceof ConfigError) errors.push(e);
+        else if (e instanceof ConfigErrors) errors.push(...e.errors);
+        else errors.push(new ConfigError((e as Error).message, s.raw.pos));
+      }
+    }
+    return { kind: s.kind, plugin, id, config, raw: s.raw, matcher };
+  };
+  const inputs = loaded.inputs.map(build).filter((x): x is PlannedPlugin => x !== null);
+  const filters = loaded.filters.map(build).filter((x): x is PlannedPlugin => x !== null);
+  const outputs = loaded.outputs.map(build).filter((x): x is PlannedPlugin => x !== null);
+  if (errors.length) throw new ConfigErrors(errors);
+  return { file: loaded.file, service, inputs, filters, outputs, parsers };
+}
+
+interface FilterNode {
+  id: string;
+  matcher: TagMatcher;
+  instance: FilterInstance;
+  m: { in: { inc(n: number): void }; out: { inc(n: number): void }; dropped: { inc(n: number): void }; emitted: { inc(n: number): void }; errors: { inc(): void } };
+}
+
+interface OutputNode {
+  id: string;
+  matcher: TagMatcher;
+  instance: OutputInstance;
+  engine: DeliveryEngine;
+}
+
+interface Route {
+  filters: FilterNode[];
+  outputs: OutputNode[];
+}
+
+/** Emitted events re-enter routing; deeper than this is a loop in the configuration. */
+const MAX_EMIT_DEPTH = 8;
+
+export interface PipelineOptions {
+  logger: Logger;
+  metrics?: Metrics;
+  /** Build only filters (replay): no inputs, no outputs. */
+  filtersOnly?: boolean;
+}
+
+export class Pipeline {
+  readonly flow = new FlowControl();
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  inputs: Array<{ id: string; instance: InputInstance }> = [];
+  filters: FilterNode[] = [];
+  outputs: OutputNode[] = [];
+  private routes = new Map<string, Route>();
+  private readonly unrouted;
+  /** Called after each top-level chunk has been filtered (replay prints from here). */
+  onFiltered?: (events: LogEvent[]) => void;
+
+  constructor(
+    readonly plan: Plan,
+    private readonly opts: PipelineOptions,
+  ) {
+    this.log = opts.logger;
+    this.metrics = opts.metrics ?? new Metrics();
+    this.unrouted = this.metrics.counter('logwarden_router_unrouted_records_total', 'Records that matched no output', []);
+  }
+
+  private ctx(p: PlannedPlugin): PluginContext {
+    const level = p.config.log_level as string | undefined;
+    const logger = this.log.child({ plugin: p.id }, level ? { level: level === 'warning' ? 'warn' : level === 'off' ? 'silent' : level } : undefined);
+    return {
+      id: p.id,
+      logger,
+      metrics: this.metrics,
+      service: this.plan.service,
+      baseDir: p.raw.baseDir,
+      section: p.raw,
+      parsers: this.plan.parsers,
+    };
+  }
+
+  /** Creates filter and output instances (and inputs unless filtersOnly), then starts inputs. */
+  async start(): Promise<void> {
+    const errors: ConfigError[] = [];
+    const wrap = async <T>(p: PlannedPlugin, f: () => T | Promise<T>): Promise<T | null> => {
+      try {
+        return await f();
+      } catch (e) {
+        if (e instanceof ConfigError) errors.push(e);
+        else if (e instanceof ConfigErrors) errors.push(...e.errors);
+        else errors.push(new ConfigError(`${p.kind} '${p.id}': ${(e as Error).message}`, p.raw.pos));
+        return null;
+      }
+    };
+    for (const p of this.plan.filters) {
+      const ctx = this.ctx(p);
+      const instance = await wrap(p, () => (p.plugin.create as (c: unknown, x: PluginContext) => FilterInstance | Promise<FilterInstance>)(p.config, ctx));
+      if (!instance) continue;
+      const c = this.metrics.filterRecords;
+      this.filters.push({
+        id: p.id,
+        matcher: p.matcher!,
+        instance,
+        m: {
+          in: c.labels(p.id, 'in'),
+          out: c.labels(p.id, 'out'),
+          dropped: c.labels(p.id, 'dropped'),
+          emitted: c.labels(p.id, 'emitted'),
+          errors: this.metrics.filterErrors.labels(p.id),
+        },
+      });
+    }
+    if (!this.opts.filtersOnly) {
+      const share = Math.max(1, this.plan.outputs.length);
+      for (const p of this.plan.outputs) {
+        const ctx = this.ctx(p);
+        const instance = await wrap(p, () => (p.plugin.create as (c: unknown, x: PluginContext) => OutputInstance | Promise<OutputInstance>)(p.config, ctx));
+        if (!instance) continue;
+        const d = p.plugin.defaults ?? {};
+        const c = p.config;
+        const svc = this.plan.service;
+        const queueBytes = (c.queue_max_bytes as number | undefined) ?? Math.floor(svc.memory_limit / share);
+        const deadLetter =
+          (c.dead_letter_file as string | undefined) !== undefined
+            ? resolve(p.raw.baseDir, c.dead_letter_file as string)
+            : svc['storage.path']
+              ? join(svc['storage.path'], 'dead-letter', `${p.id.replace(/[^A-Za-z0-9_.-]/g, '_')}.jsonl`)
+              : undefined;
+        const engine = new DeliveryEngine(
+          p.id,
+          instance,
+          {
+            batchSize: (c.batch_size as number | undefined) ?? d.batch_size ?? 2000,
+            batchBytes: (c.batch_bytes as number | undefined) ?? 1024 * 1024,
+            batchWait: (c.batch_wait as number | undefined) ?? d.batch_wait ?? svc.flush,
+            workers: (c.workers as number | undefined) ?? d.workers ?? 1,
+            retryLimit: parseRetryLimit((p.raw.values.retry_limit as string | undefined) ?? d.retry_limit ?? (c.retry_limit as string)),
+            base: (c['scheduler.base'] as number | undefined) ?? svc['scheduler.base'],
+            cap: (c['scheduler.cap'] as number | undefined) ?? svc['scheduler.cap'],
+            queueRecords: (c.queue_max_records as number | undefined) ?? Math.max(1000, Math.floor(queueBytes / 1024)),
+            queueBytes,
+            deadLetterFile: deadLetter,
+          },
+          this.flow,
+          this.metrics,
+          ctx.logger,
+        );
+        this.outputs.push({ id: p.id, matcher: p.matcher!, instance, engine });
+      }
+    }
+    if (errors.length) {
+      await this.closeInstances();
+      throw new ConfigErrors(errors);
+    }
+    for (const o of this.outputs) await o.instance.start?.();
+    if (this.opts.filtersOnly) return;
+    const ingest = (events: LogEvent[], commit: Commit, bytes: number) => this.ingest(events, commit, bytes);
+    for (const p of this.plan.inputs) {
+      const base = this.ctx(p);
+      const ctx: InputContext = { ...base, ingest, flow: this.flow };
+      const instance = await wrap(p, () => (p.plugin.create as (c: unknown, x: InputContext) => InputInstance | Promise<InputInstance>)(p.config, ctx));
+      if (!instance) continue;
+      this.inputs.push({ id: p.id, instance });
+    }
+    if (errors.length) {
+      await this.closeInstances();
+      throw new ConfigErrors(errors);
+    }
+    try {
+      for (const i of this.inputs) await i.instance.start();
+    } catch (e) {
+      await this.closeInstances();
+      throw e;
+    }
+  }
+
+  private route(tag: string): Route {
+    let r = this.routes.get(tag);
+    if (r) return r;
+    r = { filters: this.filters.filter((f) => f.matcher(tag)), outputs: this.outputs.filter((o) => o.matcher(tag)) };
+    if (this.routes.size >= 10_000) this.routes.clear(); // tags are usually few; bound the cache anyway
+    this.routes.set(tag, r);
+    return r;
+  }
+
+  /**
+   * Routes one chunk: filters, then outputs. Synchronous. The caller keeps its own reference on
+   * the commit and releases it after this returns.
+   */
+  ingest(events: LogEvent[], commit: Commit, bytes: number): void {
+    if (events.length === 0) return;
+    const tag = events[0]!.tag;
+    let single = true;
+    for (let i = 1; i < events.length; i++) {
+      if (events[i]!.tag !== tag) {
+        single = false;
+        break;
+      }
+    }
+    if (single) {
+      this.run(tag, events, commit, bytes, 0);
+      return;
+    }
+    const byTag = new Map<string, LogEvent[]>();
+    for (const ev of events) {
+      const list = byTag.get(ev.tag);
+      if (list) list.push(ev);
+      else byTag.set(ev.tag, [ev]);
+    }
+    for (const [t, list] of byTag) this.run(t, list, commit, Math.round((bytes * list.length) / events.length), 0);
+  }
+
+  private run(tag: string, events: LogEvent[], commit: Commit, bytes: number, depth: number): void {
+    const route = this.route(tag);
+    let emitted: LogEvent[] | undefined;
+    const call = {
+      emit: (evs: LogEvent[]) => {
+        if (evs.length) (emitted ??= []).push(...evs);
+      },
+    };
+    const inCount = events.length;
+    for (const f of route.filters) {
+      if (events.length === 0) break;
+      const n = events.length;
+      const before = emitted?.length ?? 0;
+      f.m.in.inc(n);
+      try {
+        events = f.instance.filter(events, call);
+      } catch (e) {
+        f.m.errors.inc();
+        this.log.error({ filter: f.id, tag, records: n, err: (e as Error).message }, 'filter failed on a chunk; events passed on unchanged');
+      }
+      f.m.out.inc(events.length);
+      if (events.length < n) f.m.dropped.inc(n - events.length);
+      const added = (emitted?.length ?? 0) - before;
+      if (added) f.m.emitted.inc(added);
+    }
+    this.onFiltered?.(events);
+    if (events.length) {
+      const share = inCount === events.length ? bytes : Math.round((bytes * events.length) / inCount);
+      if (route.outputs.length === 0) this.unrouted.inc(events.length);
+      for (const o of route.outputs) o.engine.enqueue(events, commit, share);
+    }
+    if (emitted) {
+      if (depth >= MAX_EMIT_DEPTH) {
+        this.log.error({ tag, records: emitted.length }, 'events emitted too deep (a filter loop?): dropped');
+        return;
+      }
+      const byTag = new Map<string, LogEvent[]>();
+      for (const ev of emitted) {
+        const list = byTag.get(ev.tag);
+        if (list) list.push(ev);
+        else byTag.set(ev.tag, [ev]);
+      }
+      for (const [t, list] of byTag) this.run(t, list, commit, Math.round((bytes * list.length) / Math.max(1, inCount)), depth + 1);
+    }
+  }
+
+  /** Routes events that come from no sender (replay, internal sources). */
+  inject(events: LogEvent[]): Commit {
+    const c = new Commit();
+    this.ingest(events, c, 0);
+    c.release();
+    return c;
+  }
+
+  /** Stop inputs, drain outputs within grace seconds, close everything. */
+  async stop(graceSeconds = this.plan.service.grace): Promise<boolean> {
+    await Promise.allSettled(this.inputs.map((i) => i.instance.stop()));
+    const drained = await Promise.all(this.outputs.map((o) => o.engine.drain(graceSeconds * 1000)));
+    await this.closeInstances();
+    return drained.every(Boolean);
+  }
+
+  private async closeInstances(): Promise<void> {
+    await Promise.allSettled(this.inputs.map((i) => i.instance.stop()));
+    await Promise.allSettled(this.filters.map((f) => f.instance.close?.()));
+    await Promise.allSettled(this.outputs.map((o) => o.instance.close?.()));
+  }
+
+  /** Readiness: inputs started and not paused. */
+  status(): { ready: boolean; paused: Record<string, string>; outputs: Record<string, { records: number; bytes: number; last_error?: string }> } {
+    const outputs: Record<string, { records: number; bytes: number; last_error?: string }> = {};
+    for (const o of this.outputs) outputs[o.id] = { ...o.engine.depth, ...(o.engine.lastError ? { last_error: o.engine.lastError } : {}) };
+    return { ready: !this.flow.paused, paused: this.flow.reasons(), outputs };
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * The plugin contract. Each plugin is one folder exporting one `PluginDef`, registered in
+ * src/plugins.ts; the core never names a plugin.
+ */
+import type { Logger } from 'pino';
+import type { OptionTable, RawSection } from '../config/schema.js';
+import type { Commit } from './commit.js';
+import type { LogEvent } from './event.js';
+import type { FlowControl } from './flow.js';
+import type { Metrics } from '../observe/metrics.js';
+import type { ServiceConfig } from '../config/service.js';
+
+export type PluginKind = 'input' | 'filter' | 'output';
+
+/** What every plugin instance gets from the runtime. */
+export interface PluginContext {
+  /** Instance id used in logs and metrics: `alias`, or `name.N` as Fluent Bit names instances. */
+  id: string;
+  logger: Logger;
+  metrics: Metrics;
+  service: ServiceConfig;
+  /** Directory of the config file that declared the plugin; relative paths resolve against it. */
+  baseDir: string;
+  /** The raw section (for positions in load-time errors). */
+  section: RawSection;
+  /** Named parsers declared in `parsers:` / `parsers_file` (filled by the parser support). */
+  parsers: ParserRegistry;
+}
+
+export interface ParserRegistry {
+  get(name: string): unknown;
+  has(name: string): boolean;
+  names(): string[];
+}
+
+/** Where inputs hand their chunks. Synchronous: filters run and outputs enqueue before it returns. */
+export interface Ingest {
+  /**
+   * Route one chunk. `bytes` is its wire size (for queue accounting). The commit is held by every
+   * output that accepts events; the caller releases its own reference afterwards.
+   */
+  (events: LogEvent[], commit: Commit, bytes: number): void;
+}
+
+export interface InputContext extends PluginContext {
+  ingest: Ingest;
+  flow: FlowControl;
+}
+
+export interface InputInstance {
+  /** Start listening. Resolves once the input accepts data. */
+  start(): Promise<void>;
+  /** Stop accepting new connections and data; in-flight chunks are still settled by the engine. */
+  stop(): Promise<void>;
+  /** Addresses actually bound (for tests and logs), e.g. `127.0.0.1:24224`. */
+  addresses?(): string[];
+}
+
+/** Called by a filter to emit new events (they re-enter routing from the first filter). */
+export interface FilterCall {
+  emit(events: LogEvent[]): void;
+}
+
+export interface FilterInstance {
+  /**
+   * Process a whole chunk of events whose tag matched. Synchronous; returns the events that
+   * continue (the same array may be returned, changed in place).
+   */
+  filter(events: LogEvent[], call: FilterCall): LogEvent[];
+  close?(): void | Promise<void>;
+}
+
+/** Error classification an output gives the delivery engine. */
+export class DeliveryError extends Error {
+  constructor(
+    message: string,
+    /** Retryable errors are retried with backoff; others go to the dead letter at once. */
+    public readonly retryable: boolean,
+    /** Short reason label for metrics: `http_400`, `timeout`, `connection`... */
+    public readonly reason = retryable ? 'retryable' : 'rejected',
+  ) {
+    super(message);
+    this.name = 'DeliveryError';
+  }
+}
+
+/** An output only implements "send this batch" (and optionally start/close). */
+export interface OutputInstance {
+  start?(): Promise<void>;
+  /** Deliver a batch. Resolve when committed; reject (preferably with DeliveryError) otherwise. */
+  send(events: LogEvent[]): Promise<void>;
+  /** Flush and release resources (fsync files, close pools). */
+  close?(): Promise<void>;
+}
+
+export interface OutputDefaults {
+  /** Default batching for this output when the user does not set batch_size / batch_wait. */
+  batch_size?: number;
+  batch_wait?: number;
+  workers?: number;
+  retry_limit?: number | 'no_limits' | 'no_retries';
+}
+
+export interface PluginDef<C = Record<string, unknown>> {
+  kind: PluginKind;
+  name: string;
+  description: string;
+  options: OptionTable;
+  /** Outputs: delivery-engine defaults that fit the plugin (the user's options still win). */
+  defaults?: OutputDefaults;
+  /** Extra load-time validation across options; throw ConfigError with positions. */
+  validate?(config: C, section: RawSection): void;
+  create(config: C, ctx: never): InputInstance | FilterInstance | OutputInstance | Promise<InputInstance | FilterInstance | OutputInstance>;
+}
+
+export interface InputPlugin<C = Record<string, unknown>> extends PluginDef<C> {
+  kind: 'input';
+  create(config: C, ctx: InputContext): InputInstance | Promise<InputInstance>;
+}
+
+export interface FilterPlugin<C = Record<string, unknown>> extends PluginDef<C> {
+  kind: 'filter';
+  create(config: C, ctx: PluginContext): FilterInstance | Promise<FilterInstance>;
+}
+
+export interface OutputPlugin<C = Record<string, unknown>> extends PluginDef<C> {
+  kind: 'output';
+  create(config: C, ctx: PluginContext): OutputInstance | Promise<OutputInstance>;
+}
+
+export type AnyPlugin = InputPlugin<any> | FilterPlugin<any> | OutputPlugin<any>;

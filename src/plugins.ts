@@ -1,0 +1,17 @@
+/**
+ * The plugin table: the one place plugins are registered. The core never names a plugin; it
+ * looks them up here by kind and name.
+ */
+import type { AnyPlugin } from './core/plugin.js';
+import type { Registry } from './core/pipeline.js';
+
+export const plugins: AnyPlugin[] = [
+  // inputs
+  // filters
+  // outputs
+];
+
+export const registry: Registry = {
+  find: (kind, name) => plugins.find((p) => p.kind === kind && p.name === name.toLowerCase()),
+  names: (kind) => plugins.filter((p) => p.kind === kind).map((p) => p.name),
+};
