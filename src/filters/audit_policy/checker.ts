@@ -1,0 +1,307 @@
+/**
+ * Applying an audit Policy to Events that an apiserver already wrote. Matching follows
+ * k8s.io/apiserver pkg/audit/policy/checker.go (ruleMatches, ruleMatchesResource,
+ * ruleMatchesNonResource); what each level keeps follows pkg/audit/request.go. Rules are
+ * compiled once: sets for users, groups, verbs and namespaces, and per resources entry the
+ * exact, `*`, `*\/sub` and `res/*` forms split into sets.
+ */
+import type { AuditEvent } from '../../core/audit-event.js';
+import { LEVELS, type GroupResources, type Level, type Policy, type PolicyRule } from './policy.js';
+
+const RANK: Record<string, number> = { None: 0, Metadata: 1, Request: 2, RequestResponse: 3 };
+
+interface CompiledGroup {
+  anyGroup: boolean;
+  group: string;
+  /** No `resources`: every resource of the group. */
+  all: boolean;
+  names: Set<string> | null;
+  anyResource: boolean;
+  exact: Set<string>;
+  /** `*\/sub` entries, by sub. */
+  subresources: Set<string>;
+  /** `res/*` entries, by res. */
+  withSubresources: Set<string>;
+}
+
+interface CompiledRule {
+  index: number;
+  level: Level;
+  users: Set<string> | null;
+  groups: Set<string> | null;
+  verbs: Set<string> | null;
+  /** Set when the rule has `resources` or `namespaces`: it matches resource requests only. */
+  resourceOnly: boolean;
+  namespaces: Set<string> | null;
+  resources: CompiledGroup[] | null;
+  /** Set when the rule has `nonResourceURLs` (and no resources/namespaces). */
+  urls: { any: boolean; exact: Set<string>; prefixes: string[] } | null;
+  /** The policy's omitStages ∪ the rule's. */
+  omitStages: Set<string>;
+  /** The rule's omitManagedFields when set, else the policy's. */
+  omitManagedFields: boolean;
+}
+
+/** The request attributes a rule sees, read from an Event. */
+interface Attributes {
+  user: string | null;
+  groups: readonly unknown[];
+  verb: string;
+  resourceRequest: boolean;
+  apiGroup: string;
+  resource: string;
+  subresource: string;
+  namespace: string;
+  name: string;
+  path: string;
+}
+
+function str(v: unknown): string {
+  return typeof v === 'string' ? v : '';
+}
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function attributesOf(event: AuditEvent): Attributes {
+  const user = isMap(event.user) ? event.user : null;
+  const username = user && typeof user.username === 'string' && user.username !== '' ? user.username : null;
+  const groups = username !== null && Array.isArray(user!.groups) ? user!.groups : [];
+  const verb = str(event.verb);
+  const ref = event.objectRef;
+  if (isMap(ref)) {
+    const subresource = str(ref.subresource);
+    return {
+      user: username,
+      groups,
+      verb,
+      resourceRequest: true,
+      apiGroup: str(ref.apiGroup),
+      resource: str(ref.resource),
+      subresource,
+      namespace: str(ref.namespace),
+      // The apiserver evaluates the policy before decoding a create's body; objectRef.name is
+      // filled from the body afterwards, so the policy saw no name.
+      name: verb === 'create' && subresource === '' ? '' : str(ref.name),
+      path: '',
+    };
+  }
+  const uri = str(event.requestURI);
+  const q = uri.indexOf('?');
+  return {
+    user: username,
+    groups,
+    verb,
+    resourceRequest: false,
+    apiGroup: '',
+    resource: '',
+    subresource: '',
+    namespace: '',
+    name: '',
+    path: q < 0 ? uri : uri.slice(0, q),
+  };
+}
+
+function setOrNull(list: string[]): Set<string> | null {
+  return list.length ? new Set(list) : null;
+}
+
+function compileGroup(g: GroupResources): CompiledGroup {
+  const out: CompiledGroup = {
+    anyGroup: g.group === '*',
+    group: g.group,
+    all: g.resources.length === 0,
+    names: setOrNull(g.resourceNames),
+    anyResource: false,
+    exact: new Set(),
+    subresources: new Set(),
+    withSubresources: new Set(),
+  };
+  for (const res of g.resources) {
+    if (res === '*') out.anyResource = true;
+    out.exact.add(res);
+    if (res.startsWith('*/')) out.subresources.add(res.slice(2));
+    if (res.endsWith('/*')) out.withSubresources.add(res.slice(0, -2));
+  }
+  return out;
+}
+
+function compileRule(rule: PolicyRule, index: number, policy: Policy): CompiledRule {
+  const resourceOnly = rule.resources.length > 0 || rule.namespaces.length > 0;
+  let urls: CompiledRule['urls'] = null;
+  if (!resourceOnly && rule.nonResourceURLs.length) {
+    urls = { any: false, exact: new Set(), prefixes: [] };
+    for (const u of rule.nonResourceURLs) {
+      if (u === '*') urls.any = true;
+      else if (u.endsWith('*')) urls.prefixes.push(u.replace(/\*+$/, ''));
+      else urls.exact.add(u);
+    }
+  }
+  return {
+    index,
+    level: rule.level,
+    users: setOrNull(rule.users),
+    groups: setOrNull(rule.userGroups),
+    verbs: setOrNull(rule.verbs),
+    resourceOnly,
+    namespaces: setOrNull(rule.namespaces),
+    resources: rule.resources.length ? rule.resources.map(compileGroup) : null,
+    urls,
+    omitStages: new Set([...policy.omitStages, ...rule.omitStages]),
+    omitManagedFields: rule.omitManagedFields ?? policy.omitManagedFields,
+  };
+}
+
+function matchesGroup(g: CompiledGroup, a: Attributes): boolean {
+  if (!g.anyGroup && g.group !== a.apiGroup) return false;
+  if (g.all) return true;
+  // A request without a name (a list, a create on a collection) never matches resourceNames.
+  if (g.names !== null && (a.name === '' || !g.names.has(a.name))) return false;
+  if (g.anyResource) return true;
+  if (a.subresource === '') return g.exact.has(a.resource) || g.withSubresources.has(a.resource);
+  return g.exact.has(`${a.resource}/${a.subresource}`) || g.subresources.has(a.subresource) || g.withSubresources.has(a.resource);
+}
+
+function matches(r: CompiledRule, a: Attributes): boolean {
+  if (r.users !== null && (a.user === null || !r.users.has(a.user))) return false;
+  if (r.groups !== null) {
+    if (a.user === null) return false;
+    let hit = false;
+    for (const g of a.groups) {
+      if (typeof g === 'string' && r.groups.has(g)) {
+        hit = true;
+        break;
+      }
+    }
+    if (!hit) return false;
+  }
+  if (r.verbs !== null && !r.verbs.has(a.verb)) return false;
+  if (r.resourceOnly) {
+    if (!a.resourceRequest) return false;
+    if (r.namespaces !== null && !r.namespaces.has(a.namespace)) return false;
+    if (r.resources === null) return true;
+    for (const g of r.resources) if (matchesGroup(g, a)) return true;
+    return false;
+  }
+  if (r.urls !== null) {
+    if (a.resourceRequest) return false;
+    if (r.urls.any || r.urls.exact.has(a.path)) return true;
+    for (const p of r.urls.prefixes) if (a.path.startsWith(p)) return true;
+    return false;
+  }
+  return true;
+}
+
+/** What the policy decided for one Event. */
+export interface Decision {
+  /** The first matching rule (0-based), or -1. */
+  rule: number;
+  /** The level the policy gives (None when no rule matched). */
+  policyLevel: Level;
+  /** The level of the output: the lower of the Event's own level and the policy's. */
+  level: Level;
+  /** null when the Event is dropped (level None or an omitted stage). */
+  event: AuditEvent | null;
+  /** Why it was dropped. */
+  dropped?: 'level' | 'stage';
+}
+
+const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
+
+/** A shallow copy of `obj` without `skip` keys; a `__proto__` key stays an own data property. */
+function copyWithout(obj: Record<string, unknown>, skipA: string, skipB = skipA): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(obj)) {
+    if (k === skipA || k === skipB) continue;
+    if (k === '__proto__') Object.defineProperty(out, k, { value: obj[k], enumerable: true, writable: true, configurable: true });
+    else out[k] = obj[k];
+  }
+  return out;
+}
+
+function withoutManagedFields(obj: Record<string, unknown>): Record<string, unknown> {
+  const md = obj.metadata;
+  return isMap(md) && hasOwn(md, 'managedFields') ? { ...obj, metadata: copyWithout(md, 'managedFields') } : obj;
+}
+
+/**
+ * `obj` without metadata.managedFields, and for a list without each item's (request.go
+ * removeManagedFields); the same object when there is nothing to remove. Copies only the maps on
+ * the way to a removed key.
+ */
+function stripManagedFields(obj: unknown): unknown {
+  if (!isMap(obj)) return obj;
+  let out = withoutManagedFields(obj);
+  const items = obj.items;
+  if (Array.isArray(items)) {
+    let copy: unknown[] | null = null;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      if (!isMap(item)) continue;
+      const stripped = withoutManagedFields(item);
+      if (stripped !== item) (copy ??= items.slice())[i] = stripped;
+    }
+    if (copy !== null) out = { ...out, items: copy };
+  }
+  return out;
+}
+
+export class CompiledPolicy {
+  private readonly rules: CompiledRule[];
+
+  constructor(readonly policy: Policy) {
+    this.rules = policy.rules.map((r, i) => compileRule(r, i, policy));
+  }
+
+  /**
+   * Applies the policy to one Event. The Event is never changed: when the output differs (a
+   * lower level, bodies or managedFields removed) it is a copy of the top level, sharing every
+   * value that stays.
+   */
+  apply(event: AuditEvent): Decision {
+    const a = attributesOf(event);
+    let rule: CompiledRule | null = null;
+    for (const r of this.rules) {
+      if (matches(r, a)) {
+        rule = r;
+        break;
+      }
+    }
+    if (rule === null) return { rule: -1, policyLevel: 'None', level: 'None', event: null, dropped: 'level' };
+    const policyRank = RANK[rule.level]!;
+    // An Event without a valid level is taken as complete: the policy's level applies.
+    const ownRank = typeof event.level === 'string' ? RANK[event.level] ?? 3 : 3;
+    const rank = Math.min(policyRank, ownRank);
+    const level = LEVELS[rank]!;
+    const base = { rule: rule.index, policyLevel: rule.level, level };
+    if (rank === 0) return { ...base, event: null, dropped: 'level' };
+    if (typeof event.stage === 'string' && rule.omitStages.has(event.stage)) return { ...base, event: null, dropped: 'stage' };
+
+    const dropRequest = rank < 2 && hasOwn(event, 'requestObject');
+    const dropResponse = rank < 3 && hasOwn(event, 'responseObject');
+    let request: unknown;
+    let response: unknown;
+    let stripRequest = false;
+    let stripResponse = false;
+    if (rule.omitManagedFields) {
+      if (!dropRequest && hasOwn(event, 'requestObject')) {
+        request = stripManagedFields(event.requestObject);
+        stripRequest = request !== event.requestObject;
+      }
+      if (!dropResponse && hasOwn(event, 'responseObject')) {
+        response = stripManagedFields(event.responseObject);
+        stripResponse = response !== event.responseObject;
+      }
+    }
+    if (!dropRequest && !dropResponse && !stripRequest && !stripResponse && event.level === level) return { ...base, event };
+    const out =
+      dropRequest || dropResponse
+        ? copyWithout(event, dropRequest ? 'requestObject' : 'responseObject', dropResponse ? 'responseObject' : 'requestObject')
+        : { ...event };
+    if (stripRequest) out.requestObject = request;
+    if (stripResponse) out.responseObject = response;
+    out.level = level;
+    return { ...base, event: out };
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Every case of shared/conformance/k8s-audit-policy/cases.yaml through the real audit_policy
+ * filter, built from a pipeline file: once with the case's policy inline (as YAML text), once
+ * from a policy_file.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { auditPolicy } from '../../../src/filters/audit_policy/index.js';
+import { CompiledPolicy } from '../../../src/filters/audit_policy/checker.js';
+import { parsePolicyText } from '../../../src/filters/audit_policy/policy.js';
+import { EventTime, type LogEvent } from '../../../src/core/event.js';
+import { sharedDir } from '../../support/paths.js';
+import { buildFilters, counterValue, tempDir, writePipeline } from '../../support/filter-pipeline.js';
+
+interface Case {
+  name: string;
+  note: string;
+  policy: string;
+  event: Record<string, unknown>;
+  expect: { keep: boolean; level: string; dropped_fields: string[]; matched_rule: number | null };
+}
+
+const cases = parse(readFileSync(join(sharedDir, 'conformance/k8s-audit-policy/cases.yaml'), 'utf8')) as Case[];
+
+/** Splits `a.b[1].c` into ['a', 'b', 1, 'c']. */
+function pathParts(path: string): Array<string | number> {
+  const parts: Array<string | number> = [];
+  for (const seg of path.split('.')) {
+    const m = /^([^[]*)((?:\[\d+\])*)$/.exec(seg);
+    assert.ok(m, `bad path ${path}`);
+    if (m[1]) parts.push(m[1]);
+    for (const idx of m[2]!.matchAll(/\[(\d+)\]/g)) parts.push(Number(idx[1]));
+  }
+  return parts;
+}
+
+function removePath(root: unknown, path: string): void {
+  const parts = pathParts(path);
+  let node = root as Record<string | number, unknown>;
+  for (const p of parts.slice(0, -1)) {
+    node = node[p] as Record<string | number, unknown>;
+    assert.ok(node !== undefined && node !== null, `dropped_fields path ${path} is not in the event`);
+  }
+  const last = parts[parts.length - 1]!;
+  assert.ok(Object.prototype.hasOwnProperty.call(node, last), `dropped_fields path ${path} is not in the event`);
+  delete node[last];
+}
+
+async function runCase(c: Case, policyOption: Record<string, unknown>, dir: string): Promise<void> {
+  const file = writePipeline(dir, { pipeline: { filters: [{ name: 'audit_policy', match: '*', ...policyOption }] } });
+  const { filters, metrics } = await buildFilters(file, auditPolicy);
+  const input = structuredClone(c.event);
+  const event: LogEvent = { tag: 'kube.audit', time: new EventTime(1741701774, 385417000), record: input };
+  const out = filters[0]!.filter([event], { emit: () => assert.fail('audit_policy must not emit') });
+
+  assert.deepEqual(input, c.event, 'the input event must not be changed');
+  const level = c.expect.level;
+  assert.equal(
+    await counterValue(metrics, 'logwarden_audit_policy_events_total', { level, result: c.expect.keep ? 'kept' : 'dropped' }),
+    1,
+    `one event counted at level ${level}`,
+  );
+  if (!c.expect.keep) {
+    assert.deepEqual(out, []);
+    return;
+  }
+  assert.equal(out.length, 1);
+  const expected = structuredClone(c.event);
+  for (const path of c.expect.dropped_fields) removePath(expected, path);
+  expected.level = level;
+  assert.equal(out[0]!.tag, 'kube.audit');
+  assert.equal(out[0]!.time, event.time);
+  assert.deepEqual(out[0]!.record, expected);
+}
+
+test('k8s audit policy conformance cases', async (t) => {
+  assert.equal(cases.length, 46, 'cases.yaml holds 46 cases');
+  const dir = tempDir();
+  for (const [i, c] of cases.entries()) {
+    await t.test(c.name, async () => {
+      const decision = new CompiledPolicy(parsePolicyText(c.policy, `${c.name}.yaml`, 'policy')).apply(structuredClone(c.event));
+      assert.equal(decision.rule, c.expect.matched_rule ?? -1, 'matched rule');
+      assert.equal(decision.level, c.expect.level);
+      await runCase(c, { policy: c.policy }, dir);
+      const policyFile = join(dir, `policy-${i}.yaml`);
+      writeFileSync(policyFile, c.policy);
+      await runCase(c, { policy_file: `policy-${i}.yaml` }, dir);
+    });
+  }
+});
