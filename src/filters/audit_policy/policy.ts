@@ -308,7 +308,7 @@ export function parseInlinePolicy(value: unknown, option: string, at: SourcePos)
   if (typeof value === 'string') return parsePolicyText(value, at.file, option, at);
   const c = new Checker(() => ({ pos: at, where: '' }), option);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    c.fail(null, '', `expected a Policy map (apiVersion, kind, omitStages, rules) or its YAML text, found ${value === null ? 'null' : typeof value}`);
+    c.fail(null, '', `expected a Policy map (apiVersion, kind, omitStages, rules) or its YAML text, found ${value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value}`);
     return finish(c, null);
   }
   return finish(c, checkPolicy(c, new Document(value).contents as Node));
