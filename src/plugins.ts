@@ -3,12 +3,20 @@
  * looks them up here by kind and name.
  */
 import type { AnyPlugin } from './core/plugin.js';
+import { forwardInput } from './inputs/forward/index.js';
+import { lokiOutput } from './outputs/loki/index.js';
+import { fileOutput } from './outputs/file/index.js';
+import { stdoutOutput } from './outputs/stdout/index.js';
 import type { Registry } from './core/pipeline.js';
 
 export const plugins: AnyPlugin[] = [
   // inputs
+  forwardInput,
   // filters
   // outputs
+  fileOutput,
+  lokiOutput,
+  stdoutOutput,
 ];
 
 export const registry: Registry = {

@@ -1,4 +1,8 @@
 /** The command table: one entry per file in src/cli/. */
 import type { Command } from './command.js';
+import { runCommand } from './run.js';
+import { validateCommand } from './validate.js';
+import { replayCommand } from './replay.js';
+import { sendCommand } from './send.js';
 
-export const commands: Command[] = [];
+export const commands: Command[] = [runCommand, validateCommand, replayCommand, sendCommand];

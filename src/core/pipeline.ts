@@ -152,8 +152,10 @@ export class Pipeline {
   outputs: OutputNode[] = [];
   private routes = new Map<string, Route>();
   private readonly unrouted;
-  /** Called after each top-level chunk has been filtered (replay prints from here). */
+  /** Called with the events that leave the filters of each routed chunk (replay prints from here). */
   onFiltered?: (events: LogEvent[]) => void;
+  /** Trace hook (replay --trace): each filter call with copies of its input, its output and what it emitted. */
+  tracer?: (filter: string, before: LogEvent[], after: LogEvent[], emitted: LogEvent[]) => void;
 
   constructor(
     readonly plan: Plan,
@@ -178,8 +180,15 @@ export class Pipeline {
     };
   }
 
-  /** Creates filter and output instances (and inputs unless filtersOnly), then starts inputs. */
-  async start(): Promise<void> {
+  private built = false;
+
+  /**
+   * Creates every instance without opening sockets or files: load-time errors (rules, policies,
+   * lookup tables) surface here. `validate` stops after this.
+   */
+  async build(): Promise<void> {
+    if (this.built) return;
+    this.built = true;
     const errors: ConfigError[] = [];
     const wrap = async <T>(p: PlannedPlugin, f: () => T | Promise<T>): Promise<T | null> => {
       try {
@@ -251,7 +260,6 @@ export class Pipeline {
       await this.closeInstances();
       throw new ConfigErrors(errors);
     }
-    for (const o of this.outputs) await o.instance.start?.();
     if (this.opts.filtersOnly) return;
     const ingest = (events: LogEvent[], commit: Commit, bytes: number) => this.ingest(events, commit, bytes);
     for (const p of this.plan.inputs) {
@@ -265,7 +273,13 @@ export class Pipeline {
       await this.closeInstances();
       throw new ConfigErrors(errors);
     }
+  }
+
+  /** Builds (if needed), starts outputs, then inputs. */
+  async start(): Promise<void> {
+    await this.build();
     try {
+      for (const o of this.outputs) await o.instance.start?.();
       for (const i of this.inputs) await i.instance.start();
     } catch (e) {
       await this.closeInstances();
@@ -323,6 +337,7 @@ export class Pipeline {
       const n = events.length;
       const before = emitted?.length ?? 0;
       f.m.in.inc(n);
+      const snapshot = this.tracer ? events.map((e) => ({ ...e, record: structuredClone(e.record) })) : undefined;
       try {
         events = f.instance.filter(events, call);
       } catch (e) {
@@ -333,6 +348,7 @@ export class Pipeline {
       if (events.length < n) f.m.dropped.inc(n - events.length);
       const added = (emitted?.length ?? 0) - before;
       if (added) f.m.emitted.inc(added);
+      if (snapshot) this.tracer!(f.id, snapshot, events, emitted ? emitted.slice(before) : []);
     }
     this.onFiltered?.(events);
     if (events.length) {
@@ -369,6 +385,11 @@ export class Pipeline {
     const drained = await Promise.all(this.outputs.map((o) => o.engine.drain(graceSeconds * 1000)));
     await this.closeInstances();
     return drained.every(Boolean);
+  }
+
+  /** Releases instances without draining (validate, failed starts). */
+  async close(): Promise<void> {
+    await this.closeInstances();
   }
 
   private async closeInstances(): Promise<void> {

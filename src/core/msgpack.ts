@@ -1,0 +1,108 @@
+/**
+ * The msgpack codec, behind one module. msgpackr was chosen by measurement (BENCHMARKS.md and
+ * ../shared/reference/msgpack-codecs.md): 5-7x faster than msgpack-lite on audit events with its
+ * native addon. Settings that make it correct for the forward protocol:
+ * - EventTime (ext type 0, fixext8 and ext8) is registered before anything is decoded; msgpackr
+ *   would otherwise decode it silently as undefined.
+ * - int64AsType 'auto': integers beyond 2^53 become BigInt (exact) instead of losing precision.
+ * - Maps msgpackr cannot turn into plain objects (binary keys) and maps with a `__proto__` key take
+ *   a slow exact path: binary keys become UTF-8 text where valid, and `__proto__` stays an own
+ *   data property that never reaches a prototype.
+ */
+import { Packr, Unpackr, addExtension, isNativeAccelerationEnabled } from 'msgpackr';
+import { EventTime } from './event.js';
+
+addExtension({
+  // msgpackr refuses the number 0 as an extension type; the string form registers type 0.
+  type: '0' as unknown as number,
+  Class: EventTime,
+  unpack(buf: Buffer): EventTime {
+    if (buf.length !== 8) throw new Error(`EventTime must be 8 bytes, got ${buf.length}`);
+    return new EventTime(buf.readUInt32BE(0), buf.readUInt32BE(4));
+  },
+  pack(t: EventTime): Buffer {
+    const b = Buffer.allocUnsafe(8);
+    b.writeUInt32BE(t.sec >>> 0, 0);
+    b.writeUInt32BE(t.nsec >>> 0, 4);
+    return b;
+  },
+});
+
+// copyBuffers: binary values must not be views into the connection's reusable frame buffer.
+const fast = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'auto' as 'bigint', copyBuffers: true });
+const exact = new Unpackr({ useRecords: false, mapsAsObjects: false, int64AsType: 'auto' as 'bigint', copyBuffers: true });
+const packr = new Packr({ useRecords: false, variableMapSize: true, encodeUndefinedAsNil: true, int64AsType: 'auto' as 'bigint' });
+
+export const nativeAcceleration: boolean = isNativeAccelerationEnabled;
+
+const PROTO = Buffer.from('__proto__');
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function keyText(k: unknown): string {
+  if (typeof k === 'string') return k;
+  if (k instanceof Uint8Array) {
+    try {
+      return utf8.decode(k);
+    } catch {
+      return Buffer.from(k).toString('hex');
+    }
+  }
+  return String(k);
+}
+
+function fromExact(v: unknown): unknown {
+  if (v instanceof Map) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of v) {
+      const key = keyText(k);
+      const value = fromExact(x);
+      if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+      else out[key] = value;
+    }
+    return out;
+  }
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = fromExact(v[i]);
+    return v;
+  }
+  return v;
+}
+
+/** Decodes one msgpack value (the whole buffer). */
+export function decode(buf: Uint8Array): unknown {
+  if (Buffer.prototype.indexOf.call(buf, PROTO) === -1) {
+    try {
+      return fast.unpack(buf);
+    } catch (e) {
+      if (!/non-string keys|Invalid property type/.test((e as Error).message)) throw e;
+    }
+  }
+  return fromExact(exact.unpack(buf));
+}
+
+/** Decodes a stream of concatenated msgpack values (PackedForward entries). */
+export function decodeMultiple(buf: Uint8Array, each: (v: unknown) => void): void {
+  if (Buffer.prototype.indexOf.call(buf, PROTO) === -1) {
+    let ok = true;
+    const seen: unknown[] = [];
+    try {
+      fast.unpackMultiple(buf, (v: unknown) => {
+        seen.push(v);
+      });
+    } catch (e) {
+      if (!/non-string keys|Invalid property type/.test((e as Error).message)) throw e;
+      ok = false;
+    }
+    if (ok) {
+      for (const v of seen) each(v);
+      return;
+    }
+  }
+  exact.unpackMultiple(buf, (v: unknown) => {
+    each(fromExact(v));
+  });
+}
+
+export function encode(v: unknown): Buffer {
+  return packr.pack(v);
+}

@@ -1,0 +1,176 @@
+/**
+ * Finds the boundaries of top-level msgpack values in a TCP byte stream without decoding them.
+ *
+ * The scanner is resumable: it keeps its position and a stack of "items left" per open
+ * array/map, so bytes already scanned are never scanned again when the next segment arrives
+ * (a naive "try to decode, retry on incomplete" is quadratic on multi-MiB Forward-mode frames).
+ * str/bin/ext payloads are skipped by length in O(1).
+ *
+ * The buffer grows by doubling from `buffer_chunk_size` up to `buffer_max_size` (Fluent Bit's
+ * in_forward grows in chunk-size steps to the same cap); a frame larger than the cap is an error.
+ */
+
+export class FrameTooLarge extends Error {
+  constructor(
+    readonly size: number,
+    readonly max: number,
+  ) {
+    super(`incoming frame exceeds buffer_max_size (${size} > ${max} bytes)`);
+  }
+}
+
+export class MalformedFrame extends Error {}
+
+export class Framer {
+  private buf: Buffer;
+  private start = 0; // first byte of the frame being scanned
+  private end = 0; // end of valid data
+  private pos = 0; // scan position
+  private stack: number[] = []; // items left in each open container
+  private minNeeded = 0; // do not rescan before `end` reaches this
+
+  constructor(
+    private readonly chunkSize: number,
+    private readonly maxSize: number,
+  ) {
+    this.buf = Buffer.allocUnsafe(Math.min(chunkSize, maxSize));
+  }
+
+  /** Bytes held for an incomplete frame. */
+  get buffered(): number {
+    return this.end - this.start;
+  }
+
+  /**
+   * Appends data and calls `onFrame` for every complete top-level value (a view into the
+   * internal buffer, valid only during the call). Throws FrameTooLarge / MalformedFrame.
+   */
+  push(data: Buffer, onFrame: (frame: Buffer) => void): void {
+    let offset = 0;
+    while (offset < data.length) {
+      // Copy as much as fits; compact or grow when full.
+      if (this.end === this.buf.length) this.makeRoom(data.length - offset);
+      const n = Math.min(data.length - offset, this.buf.length - this.end);
+      data.copy(this.buf, this.end, offset, offset + n);
+      this.end += n;
+      offset += n;
+      this.scan(onFrame);
+    }
+  }
+
+  private makeRoom(incoming: number): void {
+    const held = this.end - this.start;
+    if (this.start > 0 && held + incoming <= this.buf.length) {
+      this.buf.copy(this.buf, 0, this.start, this.end);
+    } else {
+      let size = this.buf.length;
+      while (size < held + Math.min(incoming, this.chunkSize)) size *= 2;
+      if (held >= this.maxSize) throw new FrameTooLarge(held + incoming, this.maxSize);
+      size = Math.min(Math.max(size, held + 1), this.maxSize);
+      const next = Buffer.allocUnsafe(size);
+      this.buf.copy(next, 0, this.start, this.end);
+      this.buf = next;
+    }
+    this.pos -= this.start;
+    this.minNeeded = Math.max(0, this.minNeeded - this.start);
+    this.end = held;
+    this.start = 0;
+  }
+
+  private scan(onFrame: (frame: Buffer) => void): void {
+    const b = this.buf;
+    for (;;) {
+      if (this.end < this.minNeeded) {
+        if (this.minNeeded - this.start > this.maxSize) throw new FrameTooLarge(this.minNeeded - this.start, this.maxSize);
+        return;
+      }
+      if (this.pos >= this.end) return;
+      const p = this.pos;
+      const t = b[p]!;
+      let hdr = 1;
+      let len = 0; // payload bytes after the header
+      let children = 0; // container items
+      if (t <= 0x7f || t >= 0xe0 || t === 0xc0 || t === 0xc2 || t === 0xc3) {
+        // fixint, nil, false, true
+      } else if (t >= 0x80 && t <= 0x8f) children = (t & 0x0f) * 2;
+      else if (t >= 0x90 && t <= 0x9f) children = t & 0x0f;
+      else if (t >= 0xa0 && t <= 0xbf) len = t & 0x1f;
+      else {
+        switch (t) {
+          case 0xc4: case 0xd9: // bin8, str8
+            hdr = 2;
+            if (!this.have(p, 2)) return;
+            len = b[p + 1]!;
+            break;
+          case 0xc5: case 0xda: // bin16, str16
+            hdr = 3;
+            if (!this.have(p, 3)) return;
+            len = b.readUInt16BE(p + 1);
+            break;
+          case 0xc6: case 0xdb: // bin32, str32
+            hdr = 5;
+            if (!this.have(p, 5)) return;
+            len = b.readUInt32BE(p + 1);
+            break;
+          case 0xc7: hdr = 3; if (!this.have(p, 3)) return; len = b[p + 1]!; break; // ext8 (+type)
+          case 0xc8: hdr = 4; if (!this.have(p, 4)) return; len = b.readUInt16BE(p + 1); break; // ext16
+          case 0xc9: hdr = 6; if (!this.have(p, 6)) return; len = b.readUInt32BE(p + 1); break; // ext32
+          case 0xca: len = 4; break; // float32
+          case 0xcb: len = 8; break; // float64
+          case 0xcc: case 0xd0: len = 1; break;
+          case 0xcd: case 0xd1: len = 2; break;
+          case 0xce: case 0xd2: len = 4; break;
+          case 0xcf: case 0xd3: len = 8; break;
+          case 0xd4: len = 2; break; // fixext1 (type + 1)
+          case 0xd5: len = 3; break;
+          case 0xd6: len = 5; break;
+          case 0xd7: len = 9; break;
+          case 0xd8: len = 17; break;
+          case 0xdc: hdr = 3; if (!this.have(p, 3)) return; children = b.readUInt16BE(p + 1); break; // array16
+          case 0xdd: hdr = 5; if (!this.have(p, 5)) return; children = b.readUInt32BE(p + 1); break; // array32
+          case 0xde: hdr = 3; if (!this.have(p, 3)) return; children = b.readUInt16BE(p + 1) * 2; break; // map16
+          case 0xdf: hdr = 5; if (!this.have(p, 5)) return; children = b.readUInt32BE(p + 1) * 2; break; // map32
+          default:
+            throw new MalformedFrame(`invalid msgpack type byte 0x${t.toString(16)} at offset ${p - this.start}`);
+        }
+      }
+      if (children > 0) {
+        // A container header: descend. Its items are counted as they complete.
+        this.pos = p + hdr;
+        if (this.stack.length >= 256) throw new MalformedFrame('msgpack nesting deeper than 256 levels');
+        this.stack.push(children);
+        continue;
+      }
+      const next = p + hdr + len;
+      if (next > this.end) {
+        this.minNeeded = next;
+        if (next - this.start > this.maxSize) throw new FrameTooLarge(next - this.start, this.maxSize);
+        return;
+      }
+      this.pos = next;
+      // One value completed: unwind finished containers.
+      let done = this.stack.length === 0;
+      while (!done) {
+        const top = this.stack.length - 1;
+        if (--this.stack[top]! > 0) break;
+        this.stack.pop();
+        done = this.stack.length === 0;
+      }
+      if (done) {
+        const frame = b.subarray(this.start, this.pos);
+        this.start = this.pos;
+        onFrame(frame);
+        if (this.start === this.end) {
+          this.start = this.end = this.pos = this.minNeeded = 0;
+          return;
+        }
+      }
+    }
+  }
+
+  private have(p: number, n: number): boolean {
+    if (p + n <= this.end) return true;
+    this.minNeeded = p + n;
+    return false;
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * Forward Protocol v1 (and the v1.5 / Fluent Bit extensions) decoding of one complete frame.
+ *
+ * Mode detection follows the spec: look at the second element — an array means Forward mode,
+ * str/bin means PackedForward (CompressedPackedForward with {compressed: "gzip"}), an integer,
+ * float or ext means Message mode. PackedForward entries sent as msgpack *str* (Fluentd's
+ * out_forward) are read as raw bytes, never as UTF-8 text.
+ */
+import { gunzipSync } from 'node:zlib';
+import { EventTime, type LogEvent, type LogRecord } from '../../core/event.js';
+import { decode, decodeMultiple } from '../../core/msgpack.js';
+
+export class ProtocolError extends Error {
+  constructor(
+    message: string,
+    /** Metric label. */
+    readonly reason: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface PingMessage {
+  type: 'ping';
+  hostname: string;
+  sharedKeySalt: Buffer;
+  sharedKeyDigest: string;
+  username: string;
+  passwordDigest: string;
+}
+
+export interface EventsMessage {
+  type: 'events';
+  mode: 'message' | 'forward' | 'packed' | 'compressed';
+  tag: string;
+  events: LogEvent[];
+  /** `chunk` option: the sender wants {ack: chunk} once committed. */
+  chunk?: string;
+}
+
+export type ForwardMessage = { type: 'heartbeat' } | PingMessage | EventsMessage;
+
+/** Decompressed PackedForward payloads are capped (a gzip bomb must not exhaust memory). */
+export const MAX_DECOMPRESSED = 100 * 1024 * 1024;
+
+interface Cursor {
+  buf: Buffer;
+  pos: number;
+}
+
+function readArrayHeader(c: Cursor): number {
+  const t = c.buf[c.pos]!;
+  if (t >= 0x90 && t <= 0x9f) {
+    c.pos += 1;
+    return t & 0x0f;
+  }
+  if (t === 0xdc) {
+    c.pos += 3;
+    return c.buf.readUInt16BE(c.pos - 2);
+  }
+  if (t === 0xdd) {
+    c.pos += 5;
+    return c.buf.readUInt32BE(c.pos - 4);
+  }
+  return -1;
+}
+
+/** Reads a str or bin header; returns the payload bounds, or null when the value is neither. */
+function readRaw(c: Cursor): { start: number; end: number; kind: 'str' | 'bin' } | null {
+  const b = c.buf;
+  const t = b[c.pos]!;
+  let hdr: number;
+  let len: number;
+  let kind: 'str' | 'bin' = 'str';
+  if (t >= 0xa0 && t <= 0xbf) {
+    hdr = 1;
+    len = t & 0x1f;
+  } else if (t === 0xd9 || t === 0xc4) {
+    hdr = 2;
+    len = b[c.pos + 1]!;
+  } else if (t === 0xda || t === 0xc5) {
+    hdr = 3;
+    len = b.readUInt16BE(c.pos + 1);
+  } else if (t === 0xdb || t === 0xc6) {
+    hdr = 5;
+    len = b.readUInt32BE(c.pos + 1);
+  } else return null;
+  if (t >= 0xc4 && t <= 0xc6) kind = 'bin';
+  const start = c.pos + hdr;
+  c.pos = start + len;
+  return { start, end: c.pos, kind };
+}
+
+function isArrayType(t: number): boolean {
+  return (t >= 0x90 && t <= 0x9f) || t === 0xdc || t === 0xdd;
+}
+
+function isRawType(t: number): boolean {
+  return (t >= 0xa0 && t <= 0xbf) || (t >= 0xc4 && t <= 0xc6) || (t >= 0xd9 && t <= 0xdb);
+}
+
+/** Group markers of Fluent Bit's event format: timestamps -1 (start) and -2 (end). */
+const GROUP_START = -1;
+const GROUP_END = -2;
+
+function isGroupMarker(t: unknown): boolean {
+  if (typeof t === 'number') return t === GROUP_START || t === GROUP_END;
+  // As an EventTime, -1/-2 arrive as uint32 seconds 0xFFFFFFFF / 0xFFFFFFFE.
+  return t instanceof EventTime && (t.sec === 0xffffffff || t.sec === 0xfffffffe);
+}
+
+function toTime(t: unknown): EventTime {
+  if (t instanceof EventTime) return t;
+  if (typeof t === 'number' && Number.isFinite(t) && t >= 0) return Number.isInteger(t) ? new EventTime(t, 0) : EventTime.fromSeconds(t);
+  throw new ProtocolError(`invalid event time ${typeof t === 'bigint' ? String(t) : JSON.stringify(t) ?? typeof t}`, 'bad_time');
+}
+
+function isRecord(v: unknown): v is LogRecord {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array) && !(v instanceof EventTime);
+}
+
+/** Appends one `[time, record]` or `[[time, {meta}], record]` entry; group markers are skipped. */
+function pushEntry(out: LogEvent[], tag: string, entry: unknown): void {
+  if (!Array.isArray(entry) || entry.length < 2) throw new ProtocolError('entry is not an array [time, record]', 'bad_entry');
+  let t = entry[0];
+  let metadata: LogRecord | undefined;
+  if (Array.isArray(t)) {
+    // Forward Protocol v1.5: Metadata ::= [EventTime, Hash*]
+    const meta = t[1];
+    t = t[0];
+    if (meta !== undefined && meta !== null && !isRecord(meta)) throw new ProtocolError('entry metadata is not a map', 'bad_entry');
+    if (meta && Object.keys(meta).length) metadata = meta as LogRecord;
+  }
+  if (isGroupMarker(t)) return;
+  const record = entry[1];
+  if (!isRecord(record)) throw new ProtocolError('record is not a map', 'bad_record');
+  const ev: LogEvent = metadata ? { tag, time: toTime(t), record, metadata } : { tag, time: toTime(t), record };
+  out.push(ev);
+}
+
+function optionsOf(v: unknown): { chunk?: string; compressed?: string } {
+  if (v === undefined || v === null) return {};
+  if (!isRecord(v)) throw new ProtocolError('option is not a map', 'bad_option');
+  const out: { chunk?: string; compressed?: string } = {};
+  if (v.chunk !== undefined) {
+    if (typeof v.chunk === 'string') out.chunk = v.chunk;
+    else if (v.chunk instanceof Uint8Array) out.chunk = Buffer.from(v.chunk).toString('utf8');
+    else throw new ProtocolError('option chunk is not a string', 'bad_option');
+  }
+  if (v.compressed !== undefined) out.compressed = String(v.compressed);
+  return out;
+}
+
+function gunzip(payload: Buffer): Buffer {
+  try {
+    // Several gzip members may be concatenated; zlib reads them all.
+    return gunzipSync(payload, { maxOutputLength: MAX_DECOMPRESSED });
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (/maxOutputLength|Cannot create a Buffer larger/i.test(msg) || (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new ProtocolError(`decompressed PackedForward payload exceeds ${MAX_DECOMPRESSED} bytes`, 'too_large');
+    }
+    throw new ProtocolError(`bad gzip payload: ${msg}`, 'bad_gzip');
+  }
+}
+
+/** Decodes one complete frame. Throws ProtocolError (or a decoder error) on malformed input. */
+export function decodeFrame(frame: Buffer): ForwardMessage {
+  const first = frame[0]!;
+  if (first === 0xc0) return { type: 'heartbeat' };
+  const c: Cursor = { buf: frame, pos: 0 };
+  const n = readArrayHeader(c);
+  if (n < 0) throw new ProtocolError(`message is not an array (type byte 0x${first.toString(16)})`, 'not_array');
+  if (n < 2) throw new ProtocolError(`message array has ${n} elements; expected 2 to 4`, 'bad_message');
+  const tagRaw = readRaw(c);
+  if (!tagRaw || tagRaw.kind !== 'str') throw new ProtocolError('tag is not a string', 'bad_tag');
+  const tag = frame.toString('utf8', tagRaw.start, tagRaw.end);
+  if (tag === 'PING' && n === 6) return decodePing(frame);
+  if (n > 4) throw new ProtocolError(`message array has ${n} elements; expected 2 to 4`, 'bad_message');
+  const second = frame[c.pos]!;
+
+  if (isArrayType(second)) {
+    const all = decode(frame) as unknown[];
+    const entries = all[1] as unknown[];
+    const opts = optionsOf(all[2]);
+    const events: LogEvent[] = new Array();
+    for (let i = 0; i < entries.length; i++) pushEntry(events, tag, entries[i]);
+    return { type: 'events', mode: 'forward', tag, events, ...(opts.chunk !== undefined ? { chunk: opts.chunk } : {}) };
+  }
+
+  if (isRawType(second)) {
+    const raw = readRaw(c)!;
+    const opts = n > 2 ? optionsOf(decode(frame.subarray(c.pos))) : {};
+    let payload = frame.subarray(raw.start, raw.end);
+    let mode: EventsMessage['mode'] = 'packed';
+    const gzipMagic = payload.length >= 2 && payload[0] === 0x1f && payload[1] === 0x8b;
+    const zstdMagic = payload.length >= 4 && payload.readUInt32LE(0) === 0xfd2fb528;
+    if (opts.compressed !== undefined && opts.compressed !== 'gzip' && opts.compressed !== 'text') {
+      throw new ProtocolError(`unsupported compression '${opts.compressed}' (gzip only)`, 'bad_compression');
+    }
+    if (zstdMagic) throw new ProtocolError('zstd-compressed payloads are not supported; use compress gzip', 'bad_compression');
+    // As Fluent Bit does, the magic bytes decide when they disagree with the option.
+    if (gzipMagic) {
+      payload = gunzip(payload);
+      mode = 'compressed';
+    } else if (opts.compressed === 'gzip') {
+      throw new ProtocolError('option says gzip but the payload is not gzip', 'bad_gzip');
+    }
+    const events: LogEvent[] = [];
+    decodeMultiple(payload, (entry) => pushEntry(events, tag, entry));
+    return { type: 'events', mode, tag, events, ...(opts.chunk !== undefined ? { chunk: opts.chunk } : {}) };
+  }
+
+  // Message mode: [tag, time, record, option?]
+  const all = decode(frame) as unknown[];
+  if (n < 3) throw new ProtocolError('message mode needs [tag, time, record]', 'bad_message');
+  const events: LogEvent[] = [];
+  pushEntry(events, tag, [all[1], all[2]]);
+  const opts = optionsOf(all[3]);
+  return { type: 'events', mode: 'message', tag, events, ...(opts.chunk !== undefined ? { chunk: opts.chunk } : {}) };
+}
+
+function asBytes(v: unknown, what: string): Buffer {
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
+  if (v instanceof Uint8Array) return Buffer.from(v);
+  throw new ProtocolError(`PING ${what} is not a string`, 'bad_handshake');
+}
+
+function asText(v: unknown, what: string): string {
+  return asBytes(v, what).toString('utf8');
+}
+
+function decodePing(frame: Buffer): PingMessage {
+  const all = decode(frame) as unknown[];
+  return {
+    type: 'ping',
+    hostname: asText(all[1], 'hostname'),
+    sharedKeySalt: asBytes(all[2], 'shared_key_salt'),
+    sharedKeyDigest: asText(all[3], 'shared_key_digest'),
+    username: asText(all[4] ?? '', 'username'),
+    passwordDigest: asText(all[5] ?? '', 'password_digest'),
+  };
+}

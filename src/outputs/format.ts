@@ -1,0 +1,134 @@
+/**
+ * Record formats shared by the file and stdout outputs, with Fluent Bit's names:
+ * out_file: `out_file` (tag: [time, {record}]), `plain`, `csv`, `ltsv`, `template`, `msgpack`;
+ * out_stdout / out_http: `json_lines`, `json` with `json_date_key` and `json_date_format`.
+ */
+import type { LogEvent } from '../core/event.js';
+import { toJSONLine } from '../core/json.js';
+import { encode } from '../core/msgpack.js';
+import type { OptionTable } from '../config/schema.js';
+
+export const dateFormats = ['double', 'epoch', 'epoch_ms', 'iso8601', 'java_sql_timestamp'] as const;
+
+export const jsonDateOptions = {
+  json_date_key: { type: 'string', default: 'date', description: "Key of the time in json_lines/json records; 'false' leaves it out" },
+  json_date_format: { type: 'enum', values: dateFormats, default: 'double', description: 'Format of json_date_key' },
+} satisfies OptionTable;
+
+export interface FormatOptions {
+  format: string;
+  json_date_key?: string;
+  json_date_format?: string;
+  delimiter?: string;
+  label_delimiter?: string;
+  template?: string;
+}
+
+function delimiterOf(v: string | undefined, dflt: string): string {
+  if (v === undefined) return dflt;
+  switch (v.toLowerCase()) {
+    case '\\t':
+    case 'tab':
+      return '\t';
+    case 'space':
+      return ' ';
+    case 'comma':
+      return ',';
+    default:
+      return v;
+  }
+}
+
+function dateValue(ev: LogEvent, fmt: string): string {
+  switch (fmt) {
+    case 'epoch':
+      return String(ev.time.sec);
+    case 'epoch_ms':
+      return String(ev.time.sec * 1000 + Math.floor(ev.time.nsec / 1e6));
+    case 'iso8601':
+      return `"${new Date(ev.time.sec * 1000 + Math.floor(ev.time.nsec / 1e6)).toISOString().slice(0, 19)}.${String(Math.floor(ev.time.nsec / 1000)).padStart(6, '0')}Z"`;
+    case 'java_sql_timestamp':
+      return `"${new Date(ev.time.sec * 1000).toISOString().slice(0, 19).replace('T', ' ')}.${String(Math.floor(ev.time.nsec / 1000)).padStart(6, '0')}"`;
+    default:
+      return ev.time.toFixed9().slice(0, -3); // double with microseconds, as Fluent Bit prints it
+  }
+}
+
+function scalarText(v: unknown): string {
+  return typeof v === 'string' ? v : toJSONLine(v);
+}
+
+/** Compiles a formatter: events -> text (or bytes for msgpack). */
+export function compileFormat(o: FormatOptions): (events: LogEvent[]) => string | Buffer {
+  switch (o.format) {
+    case 'json_lines':
+    case 'json': {
+      const key = o.json_date_key && o.json_date_key.toLowerCase() !== 'false' ? o.json_date_key : undefined;
+      const fmt = o.json_date_format ?? 'double';
+      const line = key
+        ? (ev: LogEvent) => {
+            const body = toJSONLine(ev.record);
+            return `{${JSON.stringify(key)}:${dateValue(ev, fmt)}${body.length > 2 ? `,${body.slice(1)}` : '}'}`;
+          }
+        : (ev: LogEvent) => toJSONLine(ev.record);
+      if (o.format === 'json') return (events) => `[${events.map(line).join(',')}]\n`;
+      return (events) => {
+        let s = '';
+        for (let i = 0; i < events.length; i++) s += `${line(events[i]!)}\n`;
+        return s;
+      };
+    }
+    case 'plain':
+      return (events) => {
+        let s = '';
+        for (let i = 0; i < events.length; i++) s += `${toJSONLine(events[i]!.record)}\n`;
+        return s;
+      };
+    case 'csv': {
+      const d = delimiterOf(o.delimiter, ',');
+      return (events) =>
+        events
+          .map((ev) => [ev.time.toFixed9(), ...Object.values(ev.record).map((v) => toJSONLine(v))].join(d))
+          .join('\n') + '\n';
+    }
+    case 'ltsv': {
+      const d = delimiterOf(o.delimiter, '\t');
+      const ld = delimiterOf(o.label_delimiter, ':');
+      return (events) =>
+        events
+          .map((ev) =>
+            [`time${ld}${ev.time.toFixed9()}`, ...Object.entries(ev.record).map(([k, v]) => `${k}${ld}${scalarText(v)}`)].join(d),
+          )
+          .join('\n') + '\n';
+    }
+    case 'template': {
+      const parts = (o.template ?? '{time} {message}').split(/(\{[^{}]+\})/);
+      return (events) => {
+        let s = '';
+        for (const ev of events) {
+          for (const p of parts) {
+            if (p.length > 2 && p.startsWith('{') && p.endsWith('}')) {
+              const k = p.slice(1, -1);
+              if (k === 'time') s += ev.time.toFixed9();
+              else if (k === 'tag') s += ev.tag;
+              else {
+                const v = Object.prototype.hasOwnProperty.call(ev.record, k) ? ev.record[k] : undefined;
+                s += v === undefined ? '' : scalarText(v);
+              }
+            } else s += p;
+          }
+          s += '\n';
+        }
+        return s;
+      };
+    }
+    case 'msgpack':
+      return (events) => Buffer.concat(events.map((ev) => encode([ev.time, ev.record])));
+    default: // out_file: `tag: [sec.nsec, {record}]`
+      return (events) => {
+        let s = '';
+        for (const ev of events) s += `${ev.tag}: [${ev.time.toFixed9()}, ${toJSONLine(ev.record)}]\n`;
+        return s;
+      };
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * The `stdout` output (Fluent Bit out_stdout): `format` msgpack (Fluent Bit's readable print of
+ * each event: `[N] tag: [sec.nsec, {record}]`), json_lines or json, with json_date_key and
+ * json_date_format.
+ */
+import type { OptionTable } from '../../config/schema.js';
+import type { LogEvent } from '../../core/event.js';
+import { toJSONLine } from '../../core/json.js';
+import type { OutputInstance, OutputPlugin } from '../../core/plugin.js';
+import { compileFormat, jsonDateOptions } from '../format.js';
+
+const options = {
+  format: { type: 'enum', values: ['msgpack', 'json_lines', 'json'], default: 'msgpack', description: 'Output format' },
+  ...jsonDateOptions,
+} satisfies OptionTable;
+
+interface StdoutConfig {
+  format: string;
+  json_date_key: string;
+  json_date_format: string;
+}
+
+function write(text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    process.stdout.write(text, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+export const stdoutOutput: OutputPlugin<StdoutConfig> = {
+  kind: 'output',
+  name: 'stdout',
+  description: 'Prints records on standard output (Fluent Bit out_stdout)',
+  options,
+  defaults: { batch_size: 2000, batch_wait: 0, workers: 1 },
+  create(c): OutputInstance {
+    if (c.format === 'msgpack') {
+      let n = 0;
+      return {
+        send: (events: LogEvent[]) => {
+          let s = '';
+          for (const ev of events) s += `[${n++}] ${ev.tag}: [${ev.time.toFixed9()}, ${toJSONLine(ev.record)}]\n`;
+          return write(s);
+        },
+      };
+    }
+    const fmt = compileFormat(c);
+    return { send: (events: LogEvent[]) => write(fmt(events) as string) };
+  },
+};
