@@ -4,6 +4,7 @@
  */
 import type { AnyPlugin } from './core/plugin.js';
 import { forwardInput } from './inputs/forward/index.js';
+import { auditPolicy } from './filters/audit_policy/index.js';
 import { lokiOutput } from './outputs/loki/index.js';
 import { fileOutput } from './outputs/file/index.js';
 import { stdoutOutput } from './outputs/stdout/index.js';
@@ -13,6 +14,7 @@ export const plugins: AnyPlugin[] = [
   // inputs
   forwardInput,
   // filters
+  auditPolicy,
   // outputs
   fileOutput,
   lokiOutput,
