@@ -210,7 +210,9 @@ export interface Decision {
 const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
 
 /** A shallow copy of `obj` without `skip` keys; a `__proto__` key stays an own data property. */
-function copyWithout(obj: Record<string, unknown>, skipA: string, skipB = skipA): Record<string, unknown> {
+function copyWithout(obj: Record<string, unknown>, skipA: string | null, skipB: string | null = null): Record<string, unknown> {
+  // Built key by key rather than spread and `delete`d: deleting turns the copy into a slow
+  // dictionary-mode object for every later stage.
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(obj)) {
     if (k === skipA || k === skipB) continue;
@@ -247,6 +249,10 @@ function stripManagedFields(obj: unknown): unknown {
   return out;
 }
 
+function decision(rule: CompiledRule, level: Level, event: AuditEvent | null, dropped: Decision['dropped']): Decision {
+  return { rule: rule.index, policyLevel: rule.level, level, event, dropped };
+}
+
 export class CompiledPolicy {
   private readonly rules: CompiledRule[];
 
@@ -274,9 +280,8 @@ export class CompiledPolicy {
     const ownRank = typeof event.level === 'string' ? RANK[event.level] ?? 3 : 3;
     const rank = Math.min(policyRank, ownRank);
     const level = LEVELS[rank]!;
-    const base = { rule: rule.index, policyLevel: rule.level, level };
-    if (rank === 0) return { ...base, event: null, dropped: 'level' };
-    if (typeof event.stage === 'string' && rule.omitStages.has(event.stage)) return { ...base, event: null, dropped: 'stage' };
+    if (rank === 0) return decision(rule, level, null, 'level');
+    if (typeof event.stage === 'string' && rule.omitStages.has(event.stage)) return decision(rule, level, null, 'stage');
 
     const dropRequest = rank < 2 && hasOwn(event, 'requestObject');
     const dropResponse = rank < 3 && hasOwn(event, 'responseObject');
@@ -294,14 +299,11 @@ export class CompiledPolicy {
         stripResponse = response !== event.responseObject;
       }
     }
-    if (!dropRequest && !dropResponse && !stripRequest && !stripResponse && event.level === level) return { ...base, event };
-    const out =
-      dropRequest || dropResponse
-        ? copyWithout(event, dropRequest ? 'requestObject' : 'responseObject', dropResponse ? 'responseObject' : 'requestObject')
-        : { ...event };
+    if (!dropRequest && !dropResponse && !stripRequest && !stripResponse && event.level === level) return decision(rule, level, event, undefined);
+    const out = copyWithout(event, dropRequest ? 'requestObject' : null, dropResponse ? 'responseObject' : null);
     if (stripRequest) out.requestObject = request;
     if (stripResponse) out.responseObject = response;
     out.level = level;
-    return { ...base, event: out };
+    return decision(rule, level, out, undefined);
   }
 }
