@@ -104,15 +104,19 @@ export class DeliveryEngine {
     this.pendingRecords += events.length;
     this.pendingBytes += bytes;
     this.updateDepth();
-    if (this.openRecords >= this.opts.batchSize || this.openBytes >= this.opts.batchBytes || this.closing) {
-      this.cut();
-    } else if (!this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.cut();
-      }, this.opts.batchWait * 1000);
-      this.timer.unref?.();
-    }
+    if (this.closing) this.cut(true);
+    else if (this.openRecords >= this.opts.batchSize || this.openBytes >= this.opts.batchBytes) this.cut(false);
+    else this.arm();
+  }
+
+  /** Starts the batch_wait timer of the open batch unless it runs already. */
+  private arm(): void {
+    if (this.timer || this.open.length === 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.cut(true);
+    }, this.opts.batchWait * 1000);
+    this.timer.unref?.();
   }
 
   private updateDepth(): void {
@@ -137,13 +141,18 @@ export class DeliveryEngine {
     }
   }
 
-  /** Close the open batch (splitting the last part when it overflows batch_size) and dispatch it. */
-  private cut(): void {
-    if (this.timer) {
+  /**
+   * Dispatches full batches (splitting a part that overflows batch_size). With `all`, the last
+   * partial batch goes too (batch_wait expired, or shutdown); otherwise it stays open and waits
+   * for more records or for batch_wait.
+   */
+  private cut(all: boolean): void {
+    if (all && this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
     while (this.open.length) {
+      if (!all && this.openRecords < this.opts.batchSize && this.openBytes < this.opts.batchBytes) break;
       const parts: Part[] = [];
       let records = 0;
       let bytes = 0;
@@ -168,6 +177,11 @@ export class DeliveryEngine {
       this.openRecords -= records;
       this.openBytes -= bytes;
       this.dispatch({ parts, records, bytes, attempts: 0 });
+    }
+    if (this.open.length) this.arm();
+    else if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
     }
   }
 
@@ -260,7 +274,7 @@ export class DeliveryEngine {
    */
   async drain(graceMs: number): Promise<boolean> {
     this.closing = true;
-    this.cut();
+    this.cut(true);
     for (const [t, batch] of this.retryTimers) {
       clearTimeout(t);
       this.retryTimers.delete(t);

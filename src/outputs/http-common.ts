@@ -1,0 +1,172 @@
+/**
+ * What the HTTP outputs (loki, alertmanager) share: Fluent Bit's TLS, auth and network option
+ * names, one undici dispatcher per output (keep-alive pools with timeouts), and the mapping of an
+ * HTTP answer to the delivery engine's retryable / non-retryable errors.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
+import { ConfigError } from '../config/errors.js';
+import type { OptionTable, RawSection } from '../config/schema.js';
+import { DeliveryError } from '../core/plugin.js';
+
+export const httpClientOptions = {
+  tls: { type: 'bool', default: false, description: 'Use TLS (https)' },
+  'tls.verify': { type: 'bool', default: true, description: 'Verify the server certificate and host name' },
+  'tls.ca_file': { type: 'string', description: 'PEM file of CA certificates to trust (default: the system CAs)' },
+  'tls.crt_file': { type: 'string', description: 'PEM client certificate (mutual TLS)' },
+  'tls.key_file': { type: 'string', description: 'PEM private key of tls.crt_file' },
+  'tls.vhost': { type: 'string', description: 'Host name for SNI and certificate verification (default: the host)' },
+  http_user: { type: 'string', description: 'Basic authentication user' },
+  http_passwd: { type: 'string', default: '', description: 'Basic authentication password' },
+  bearer_token: { type: 'string', description: 'Bearer token sent as Authorization: Bearer <token>' },
+  'net.connect_timeout': { type: 'duration', default: 10, description: 'Seconds to wait for a connection (Fluent Bit default 10)' },
+  'net.io_timeout': {
+    type: 'duration',
+    default: 60,
+    description: 'Seconds to wait for response headers and between body bytes before the attempt fails and is retried',
+  },
+  'net.keepalive': { type: 'bool', default: true, description: 'Reuse connections between requests' },
+} satisfies OptionTable;
+
+export interface HttpClientConfig {
+  tls: boolean;
+  'tls.verify': boolean;
+  'tls.ca_file'?: string;
+  'tls.crt_file'?: string;
+  'tls.key_file'?: string;
+  'tls.vhost'?: string;
+  http_user?: string;
+  http_passwd: string;
+  bearer_token?: string;
+  'net.connect_timeout': number;
+  'net.io_timeout': number;
+  'net.keepalive': boolean;
+}
+
+/** Cross-option checks shared by the HTTP outputs. */
+export function validateHttpClient(c: HttpClientConfig, section: RawSection): void {
+  const at = (k: string) => section.keyPos[k] ?? section.pos;
+  if (c.http_user !== undefined && c.bearer_token !== undefined) {
+    throw new ConfigError('set http_user/http_passwd or bearer_token, not both', at('bearer_token'), 'bearer_token');
+  }
+  if ((c['tls.crt_file'] === undefined) !== (c['tls.key_file'] === undefined)) {
+    const k = c['tls.crt_file'] === undefined ? 'tls.key_file' : 'tls.crt_file';
+    throw new ConfigError('tls.crt_file and tls.key_file go together (client certificate and its key)', at(k), k);
+  }
+}
+
+function readPem(section: RawSection, baseDir: string, key: string, file: string | undefined): Buffer | undefined {
+  if (file === undefined) return undefined;
+  const path = resolve(baseDir, file);
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new ConfigError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, section.valuePos[key] ?? section.pos, key);
+  }
+}
+
+export interface HttpResponse {
+  status: number;
+  body: string;
+}
+
+/** Most of a response body worth keeping in an error message. */
+const MAX_ERROR_BODY = 1024;
+
+/**
+ * One output's HTTP client: a keep-alive agent sized to the output's workers, the TLS material
+ * read once at start, and the Authorization header computed once.
+ */
+export class HttpClient {
+  readonly dispatcher: Dispatcher;
+  private readonly auth: string | undefined;
+  private readonly ioTimeoutMs: number;
+
+  constructor(c: HttpClientConfig, section: RawSection, connections: number) {
+    const ca = readPem(section, section.baseDir, 'tls.ca_file', c['tls.ca_file']);
+    const cert = readPem(section, section.baseDir, 'tls.crt_file', c['tls.crt_file']);
+    const key = readPem(section, section.baseDir, 'tls.key_file', c['tls.key_file']);
+    this.ioTimeoutMs = c['net.io_timeout'] * 1000;
+    this.dispatcher = new Agent({
+      connections,
+      connectTimeout: c['net.connect_timeout'] * 1000,
+      headersTimeout: this.ioTimeoutMs,
+      bodyTimeout: this.ioTimeoutMs,
+      pipelining: c['net.keepalive'] ? 1 : 0,
+      connect: {
+        rejectUnauthorized: c['tls.verify'],
+        ...(ca ? { ca } : {}),
+        ...(cert ? { cert } : {}),
+        ...(key ? { key } : {}),
+        ...(c['tls.vhost'] ? { servername: c['tls.vhost'] } : {}),
+      },
+    });
+    if (c.bearer_token !== undefined) this.auth = `Bearer ${c.bearer_token}`;
+    else if (c.http_user !== undefined) this.auth = `Basic ${Buffer.from(`${c.http_user}:${c.http_passwd}`).toString('base64')}`;
+  }
+
+  /**
+   * POSTs a body; resolves with the status and (text) body of any HTTP answer. Transport failures
+   * (refused, reset, timeouts, TLS) reject with a retryable DeliveryError.
+   */
+  async post(url: string, body: Uint8Array | string, headers: Record<string, string>): Promise<HttpResponse> {
+    const h: Record<string, string> = { 'user-agent': 'logwarden', ...headers };
+    if (this.auth) h.authorization = this.auth;
+    try {
+      const res = await request(url, { method: 'POST', body, headers: h, dispatcher: this.dispatcher });
+      const text = await res.body.text();
+      return { status: res.statusCode, body: text };
+    } catch (e) {
+      throw transportError(url, e);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+}
+
+function transportError(url: string, e: unknown): DeliveryError {
+  const err = e as NodeJS.ErrnoException;
+  const where = safeUrl(url);
+  if (e instanceof undiciErrors.HeadersTimeoutError || e instanceof undiciErrors.BodyTimeoutError) {
+    return new DeliveryError(`${where}: no answer within net.io_timeout (${err.message})`, true, 'timeout');
+  }
+  if (e instanceof undiciErrors.ConnectTimeoutError) {
+    return new DeliveryError(`${where}: connect timeout (${err.message})`, true, 'timeout');
+  }
+  const code = err.code ?? (err.cause as NodeJS.ErrnoException | undefined)?.code;
+  const detail = (err.cause as Error | undefined)?.message ?? err.message;
+  if (typeof code === 'string' && /CERT|SSL|TLS|SELF_SIGNED|HOSTNAME/.test(code)) {
+    return new DeliveryError(`${where}: TLS error ${code}: ${detail}`, true, 'tls');
+  }
+  return new DeliveryError(`${where}: ${code ? `${code} ` : ''}${detail}`, true, 'connection');
+}
+
+/** The URL without credentials, for logs. */
+export function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * Maps an HTTP status to the delivery engine's classification, as Vector's HTTP retry logic and
+ * Loki's documented answers: any 2xx is success; 408, 429 and 5xx except 501 are retried; other
+ * statuses (400 bad data, 401/403 auth, 404 wrong URI, 413 too large, 501) are not, because the
+ * same request would fail the same way. Returns undefined on success.
+ */
+export function classifyStatus(res: HttpResponse, where: string): DeliveryError | undefined {
+  const { status } = res;
+  if (status >= 200 && status < 300) return undefined;
+  const text = res.body.length > MAX_ERROR_BODY ? `${res.body.slice(0, MAX_ERROR_BODY)}...` : res.body;
+  const msg = `${where}: HTTP ${status}${text.trim() ? `: ${text.trim()}` : ''}`;
+  const retryable = status === 408 || status === 429 || (status >= 500 && status !== 501);
+  return new DeliveryError(msg, retryable, `http_${status}`);
+}

@@ -1,0 +1,346 @@
+/**
+ * The `loki` output: Fluent Bit's out_loki options, Loki's push API. Events are grouped into
+ * streams by label set (and by tenant), sorted by time within each stream, encoded as
+ * snappy-compressed protobuf (default) or JSON (optionally gzip), and POSTed; the delivery engine
+ * batches and retries. 2xx is success; 408, 429 and 5xx except 501 are retried; other statuses
+ * (400: invalid labels, too old, too long...) are not: the batch goes to the dead letter.
+ */
+import { ConfigError } from '../../config/errors.js';
+import type { OptionTable, RawSection } from '../../config/schema.js';
+import type { LogEvent } from '../../core/event.js';
+import { DeliveryError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
+import { toJSONLine } from '../../core/json.js';
+import { classifyStatus, HttpClient, httpClientOptions, validateHttpClient, type HttpClientConfig } from '../http-common.js';
+import { compileAccessor, lookup, scalarText, without, type Accessor, type PathPart } from './accessor.js';
+import { encodeBody, labelString, type Encoding, type Entry, type Stream } from './encode.js';
+import { LabelSet, parseLabelEntry, sanitizeLabelName, splitList, StreamTracker, type LabelTemplate } from './labels.js';
+import { formatLine, type DropSingleKey, type LineFormat } from './line.js';
+
+const options = {
+  host: { type: 'string', default: '127.0.0.1', description: 'Loki host' },
+  port: { type: 'int', default: 3100, min: 1, max: 65535, description: 'Loki port' },
+  uri: { type: 'string', default: '/loki/api/v1/push', description: 'Push API path' },
+  ...httpClientOptions,
+  tenant_id: { type: 'string', description: 'Tenant sent as X-Scope-OrgID (none: single-tenant Loki)' },
+  tenant_id_key: {
+    type: 'string',
+    description: 'Record accessor ($key or key) whose string value is the tenant of the event; events without it use tenant_id',
+  },
+  labels: {
+    type: 'multi',
+    description: "Stream labels: name=value, name=$record['accessor'] or $accessor (named after its keys joined with _); comma-separated or a list. Default job=logwarden",
+  },
+  label_keys: { type: 'multi', description: 'Record accessors ($key) whose values become labels named after the keys' },
+  remove_keys: { type: 'multi', description: 'Record keys (or $accessors) left out of the line' },
+  auto_kubernetes_labels: { type: 'bool', default: false, description: "Add every string in $kubernetes['labels'] as a label" },
+  drop_single_key: {
+    type: 'enum',
+    values: ['off', 'on', 'raw', 'false', 'true'],
+    default: 'off',
+    description: 'When one key is left in the record, send only its value (raw: strings unquoted in JSON format)',
+  },
+  line_format: { type: 'enum', values: ['json', 'key_value'], default: 'json', description: 'Line format: json or key_value' },
+  structured_metadata: {
+    type: 'multi',
+    description: 'Structured metadata (Loki 3): name=value, name=$accessor or $accessor; comma-separated or a list',
+  },
+  structured_metadata_map_keys: {
+    type: 'multi',
+    description: 'Record accessors to maps whose entries all become structured metadata (Loki 3)',
+  },
+  encoding: {
+    type: 'enum',
+    values: ['protobuf', 'json'],
+    default: 'protobuf',
+    description: "Push body: protobuf (snappy-compressed, Loki's native format) or json",
+  },
+  compress: { type: 'enum', values: ['none', 'gzip'], default: 'none', description: 'gzip the JSON body (encoding json only)' },
+  max_streams: {
+    type: 'int',
+    default: 1000,
+    min: 1,
+    description: 'Distinct label sets written within stream_idle_timeout; events of further label sets keep only the static labels',
+  },
+  stream_idle_timeout: { type: 'duration', default: '30m', description: 'How long an unused label set still counts against max_streams' },
+  max_line_size: {
+    type: 'size',
+    default: '256k',
+    description: "Longer lines are truncated to this size before sending (Loki's default limit; 0: send as is)",
+  },
+} satisfies OptionTable;
+
+export interface LokiConfig extends HttpClientConfig {
+  host: string;
+  port: number;
+  uri: string;
+  tenant_id?: string;
+  tenant_id_key?: string;
+  labels?: string[];
+  label_keys?: string[];
+  remove_keys?: string[];
+  auto_kubernetes_labels: boolean;
+  drop_single_key: string;
+  line_format: LineFormat;
+  structured_metadata?: string[];
+  structured_metadata_map_keys?: string[];
+  encoding: Encoding;
+  compress: 'none' | 'gzip';
+  max_streams: number;
+  stream_idle_timeout: number;
+  max_line_size: number;
+  workers?: number;
+}
+
+const DEFAULT_LABEL: [string, string] = ['job', 'logwarden'];
+
+interface Compiled {
+  labels: LabelSet;
+  remove: PathPart[][];
+  /** Paths that feed labels and structured metadata (left out of the line, as Fluent Bit does). */
+  derived: PathPart[][];
+  meta: LabelTemplate[];
+  metaMaps: Accessor[];
+  tenantKey: Accessor | undefined;
+}
+
+/** Compiles label, metadata and key options; throws ConfigError with the option's position. */
+export function compile(c: LokiConfig, section: RawSection): Compiled {
+  const fail = (key: string, msg: string): never => {
+    throw new ConfigError(msg, section.valuePos[key] ?? section.keyPos[key] ?? section.pos, key);
+  };
+  const accessor = (key: string, s: string): Accessor => {
+    const a = compileAccessor(s.startsWith('$') ? s : `$${s}`);
+    return typeof a === 'string' ? fail(key, a) : a;
+  };
+  const templates: LabelTemplate[] = [];
+  const names = new Set<string>();
+  const addLabel = (key: string, t: LabelTemplate | string) => {
+    if (typeof t === 'string') fail(key, t);
+    const l = t as LabelTemplate;
+    if (names.has(l.name)) fail(key, `label '${l.name}' is declared twice`);
+    names.add(l.name);
+    templates.push(l);
+  };
+  for (const e of splitList(c.labels)) addLabel('labels', parseLabelEntry(e));
+  for (const e of splitList(c.label_keys)) {
+    if (!e.startsWith('$')) fail('label_keys', `invalid label key '${e}': the name must start with '$'`);
+    addLabel('label_keys', parseLabelEntry(e));
+  }
+  const meta: LabelTemplate[] = [];
+  for (const e of splitList(c.structured_metadata)) {
+    const t = parseLabelEntry(e);
+    if (typeof t === 'string') fail('structured_metadata', t.replace('label name', 'structured metadata name'));
+    meta.push(t as LabelTemplate);
+  }
+  const metaMaps = splitList(c.structured_metadata_map_keys).map((s) => accessor('structured_metadata_map_keys', s));
+  const remove = splitList(c.remove_keys).map((s) => accessor('remove_keys', s).path);
+  const labels = new LabelSet(templates, c.auto_kubernetes_labels, DEFAULT_LABEL);
+  const derived = [
+    ...labels.paths,
+    ...meta.filter((t) => t.kind === 'dynamic').map((t) => (t.kind === 'dynamic' ? t.accessor.path : [])),
+    ...metaMaps.map((a) => a.path),
+  ];
+  const tenantKey = c.tenant_id_key !== undefined ? accessor('tenant_id_key', c.tenant_id_key) : undefined;
+  return { labels, remove, derived, meta, metaMaps, tenantKey };
+}
+
+function validate(c: LokiConfig, section: RawSection): void {
+  validateHttpClient(c, section);
+  if (c.compress === 'gzip' && c.encoding === 'protobuf') {
+    throw new ConfigError(
+      'compress gzip applies to encoding json; protobuf bodies are always snappy-compressed',
+      section.valuePos.compress ?? section.pos,
+      'compress',
+    );
+  }
+  if (!c.uri.startsWith('/')) throw new ConfigError(`uri must start with '/'`, section.valuePos.uri ?? section.pos, 'uri');
+  compile(c, section);
+}
+
+const sameKeys = (a: PathPart[], b: PathPart[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+function truncate(line: string, max: number): string {
+  if (max <= 0 || line.length * 3 <= max || Buffer.byteLength(line) <= max) return line;
+  // Cut at a byte boundary, then drop a partial UTF-8 sequence at the end.
+  return Buffer.from(line).subarray(0, max).toString('utf8').replace(/\uFFFD$/, '');
+}
+
+class LokiOutput implements OutputInstance {
+  private readonly client: HttpClient;
+  private readonly url: string;
+  private readonly where: string;
+  private readonly compiled: Compiled;
+  private readonly removeAll: PathPart[][];
+  private readonly tracker: StreamTracker;
+  private readonly constantLabels: Array<[string, string]> | undefined;
+  private readonly drop: DropSingleKey;
+  private warnedOverflow = false;
+  private warnedLabelNames = false;
+  private readonly m;
+
+  constructor(
+    private readonly c: LokiConfig,
+    private readonly ctx: PluginContext,
+  ) {
+    this.compiled = compile(c, ctx.section);
+    const { remove, derived } = this.compiled;
+    this.removeAll = [...remove, ...derived.filter((p) => !remove.some((r) => sameKeys(r, p)))];
+    this.drop = c.drop_single_key === 'true' ? 'on' : c.drop_single_key === 'false' ? 'off' : (c.drop_single_key as DropSingleKey);
+    this.tracker = new StreamTracker(c.max_streams, c.stream_idle_timeout * 1000);
+    this.constantLabels = this.compiled.labels.constant ? this.compiled.labels.evaluate({}).labels : undefined;
+    const host = c.host.includes(':') && !c.host.startsWith('[') ? `[${c.host}]` : c.host;
+    this.url = `${c.tls ? 'https' : 'http'}://${host}:${c.port}${c.uri}`;
+    this.where = `loki ${c.host}:${c.port}`;
+    this.client = new HttpClient(c, ctx.section, c.workers ?? lokiOutput.defaults!.workers!);
+    const id = ctx.id;
+    this.m = {
+      overflow: ctx.metrics.counter(
+        'logwarden_loki_stream_overflow_records_total',
+        'Records sent with only the static labels because the output reached max_streams',
+        ['name'],
+      ).labels(id),
+      streams: ctx.metrics.gauge('logwarden_loki_streams', 'Distinct label sets the output counts against max_streams', ['name']).labels(id),
+      labelsDropped: ctx.metrics.counter(
+        'logwarden_loki_labels_dropped_total',
+        "Labels left out because a record produced more than Loki's 15 label names",
+        ['name'],
+      ).labels(id),
+      truncated: ctx.metrics.counter('logwarden_loki_truncated_lines_total', 'Lines truncated to max_line_size', ['name']).labels(id),
+    };
+  }
+
+  /** Groups a batch into per-tenant streams; exported behaviour is pinned by the tests. */
+  build(events: readonly LogEvent[]): Map<string, Stream[]> {
+    const now = Date.now();
+    const { labels: labelSet, tenantKey, meta, metaMaps, remove } = this.compiled;
+    const tenants = new Map<string, Map<string, Stream>>();
+    let overflowed = 0;
+    let labelsDropped = 0;
+    for (const ev of events) {
+      const rec = ev.record;
+      let tenant = this.c.tenant_id ?? '';
+      if (tenantKey) {
+        const t = scalarText(lookup(rec, tenantKey.path));
+        if (t) tenant = t;
+      }
+      let labels: Array<[string, string]>;
+      let strip = this.removeAll;
+      if (this.constantLabels) labels = this.constantLabels;
+      else {
+        const r = labelSet.evaluate(rec);
+        labels = r.labels;
+        labelsDropped += r.dropped;
+        if (r.dynamic && !this.tracker.admit(`${tenant}\0${labelString(labels)}`, now)) {
+          labels = labelSet.fallback();
+          // The dropped labels' values stay in the line.
+          strip = remove;
+          overflowed++;
+        }
+      }
+      const key = labelString(labels);
+      let streams = tenants.get(tenant);
+      if (!streams) tenants.set(tenant, (streams = new Map()));
+      let st = streams.get(key);
+      if (!st) streams.set(key, (st = { labels, entries: [] }));
+      let line = formatLine(strip.length ? without(rec, strip) : rec, this.c.line_format, this.drop);
+      const cut = truncate(line, this.c.max_line_size);
+      if (cut !== line) {
+        this.m.truncated.inc();
+        line = cut;
+      }
+      const entry: Entry = { time: ev.time, line, meta: undefined };
+      if (meta.length || metaMaps.length) entry.meta = this.metadata(rec);
+      st.entries.push(entry);
+    }
+    if (overflowed) {
+      this.m.overflow.inc(overflowed);
+      if (!this.warnedOverflow) {
+        this.warnedOverflow = true;
+        this.ctx.logger.warn(
+          { max_streams: this.c.max_streams, records: overflowed },
+          'too many distinct label sets (label cardinality): records of new label sets are sent with the static labels only, their values kept in the line; see logwarden_loki_stream_overflow_records_total',
+        );
+      }
+    }
+    if (labelsDropped) {
+      this.m.labelsDropped.inc(labelsDropped);
+      if (!this.warnedLabelNames) {
+        this.warnedLabelNames = true;
+        this.ctx.logger.warn({ labels_dropped: labelsDropped }, 'records produce more than 15 label names (Loki max_label_names_per_series): extra labels are left out');
+      }
+    }
+    this.m.streams.set(this.tracker.size);
+    const out = new Map<string, Stream[]>();
+    for (const [tenant, streams] of tenants) {
+      const list = [...streams.values()];
+      // Loki wants each stream's entries in time order (out-of-order writes are refused when
+      // unordered_writes is off); Array#sort is stable, so equal times keep arrival order.
+      for (const st of list) if (st.entries.length > 1) st.entries.sort((a, b) => a.time.compare(b.time));
+      out.set(tenant, list);
+    }
+    return out;
+  }
+
+  private metadata(rec: Record<string, unknown>): Array<[string, string]> | undefined {
+    const out: Array<[string, string]> = [];
+    const text = (v: unknown) => scalarText(v) ?? (v !== null && typeof v === 'object' ? toJSONLine(v) : undefined);
+    for (const t of this.compiled.meta) {
+      if (t.kind === 'static') out.push([t.name, t.value]);
+      else {
+        const v = text(lookup(rec, t.accessor.path));
+        if (v !== undefined && v !== '') out.push([t.name, v]);
+      }
+    }
+    for (const a of this.compiled.metaMaps) {
+      const map = lookup(rec, a.path);
+      if (!map || typeof map !== 'object' || Array.isArray(map)) continue;
+      for (const [k, v] of Object.entries(map as Record<string, unknown>)) {
+        const s = text(v);
+        if (s !== undefined && s !== '') out.push([sanitizeLabelName(k), s]);
+      }
+    }
+    return out.length ? out : undefined;
+  }
+
+  async send(events: LogEvent[]): Promise<void> {
+    const byTenant = this.build(events);
+    const gzip = this.c.compress === 'gzip';
+    let retryable: DeliveryError | undefined;
+    let rejected: DeliveryError | undefined;
+    // One request per tenant. After a partial failure the whole batch is retried; Loki ignores an
+    // entry identical (same stream, time and line) to one it already has, so resent tenants do
+    // not duplicate.
+    await Promise.all(
+      [...byTenant].map(async ([tenant, streams]) => {
+        const { body, headers } = await encodeBody(streams, this.c.encoding, gzip);
+        if (tenant) headers['x-scope-orgid'] = tenant;
+        try {
+          const res = await this.client.post(this.url, body, headers);
+          const err = classifyStatus(res, tenant ? `${this.where} tenant ${tenant}` : this.where);
+          if (err) throw err;
+        } catch (e) {
+          const err = e instanceof DeliveryError ? e : new DeliveryError((e as Error).message, true, 'error');
+          if (err.retryable) retryable ??= err;
+          else rejected ??= err;
+        }
+      }),
+    );
+    if (retryable) throw retryable;
+    if (rejected) throw rejected;
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}
+
+export const lokiOutput: OutputPlugin<LokiConfig> = {
+  kind: 'output',
+  name: 'loki',
+  description: "Send logs to Grafana Loki's push API (protobuf+snappy or JSON), with Fluent Bit's out_loki options",
+  options,
+  defaults: { batch_size: 5000, batch_wait: 1, workers: 2 },
+  validate,
+  create: (config, ctx) => new LokiOutput(config, ctx),
+};
+
