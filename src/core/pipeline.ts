@@ -30,8 +30,11 @@ import { Metrics } from '../observe/metrics.js';
 export interface Registry {
   find(kind: 'input' | 'filter' | 'output', name: string): AnyPlugin | undefined;
   names(kind: 'input' | 'filter' | 'output'): string[];
-  /** Builds named parsers from `parsers:` sections and parsers_file (provided by the parser support). */
-  buildParsers?(sections: RawSection[], service: ServiceConfig, errors: ConfigError[]): ParserRegistry;
+  /**
+   * Builds named parsers from `parsers:` sections and parsers_file (provided by the parser support).
+   * `serviceSection` gives parsers_file's position and the directory relative paths resolve against.
+   */
+  buildParsers?(sections: RawSection[], service: ServiceConfig, errors: ConfigError[], serviceSection?: RawSection): ParserRegistry;
 }
 
 export interface PlannedPlugin {
@@ -59,7 +62,7 @@ export function plan(loaded: LoadedConfig, registry: Registry): Plan {
   const errors: ConfigError[] = [];
   const service = applySchema(serviceOptions, loaded.service, 'service', errors) as ServiceConfig;
   if (service['storage.path']) service['storage.path'] = resolve(loaded.service.baseDir, service['storage.path']);
-  const parsers = registry.buildParsers ? registry.buildParsers(loaded.parsers, service, errors) : emptyParsers;
+  const parsers = registry.buildParsers ? registry.buildParsers(loaded.parsers, service, errors, loaded.service) : emptyParsers;
   if (!registry.buildParsers && loaded.parsers.length) {
     errors.push(new ConfigError('parsers are not supported by this build', loaded.parsers[0]!.pos, 'parsers'));
   }
