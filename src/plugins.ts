@@ -6,6 +6,7 @@ import type { AnyPlugin } from './core/plugin.js';
 import { forwardInput } from './inputs/forward/index.js';
 import { auditPolicy } from './filters/audit_policy/index.js';
 import { lokiOutput } from './outputs/loki/index.js';
+import { alertmanagerOutput } from './outputs/alertmanager/index.js';
 import { fileOutput } from './outputs/file/index.js';
 import { stdoutOutput } from './outputs/stdout/index.js';
 import type { Registry } from './core/pipeline.js';
@@ -18,6 +19,7 @@ export const plugins: AnyPlugin[] = [
   // outputs
   fileOutput,
   lokiOutput,
+  alertmanagerOutput,
   stdoutOutput,
 ];
 
