@@ -1,0 +1,244 @@
+/**
+ * lookup: enriches records from a CSV or YAML table keyed by a record field (user → team,
+ * namespace → owner). A superset of Fluent Bit's lookup filter (file, lookup_key, result_key,
+ * ignore_case over a two-column CSV): wider tables, YAML tables, a default, and reloading the
+ * table when its file changes.
+ */
+import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { ConfigError } from '../../config/errors.js';
+import type { RawSection } from '../../config/schema.js';
+import type { LogEvent, LogRecord } from '../../core/event.js';
+import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
+import { compileAccessor, type Accessor } from './accessor.js';
+import { formatOf, parseTable, TableError, type LookupTable, type TableFormat } from './table.js';
+
+export interface LookupConfig {
+  file: string;
+  lookup_key: string;
+  key_column?: string;
+  result_key?: string;
+  default?: unknown;
+  ignore_case: boolean;
+  reload_interval: number;
+}
+
+/** Changes closer together than this are read once (an editor's or a ConfigMap's several writes). */
+const RELOAD_DEBOUNCE_MS = 100;
+
+const posOf = (section: RawSection, key: string) => section.valuePos[key] ?? section.keyPos[key] ?? section.pos;
+
+function isFields(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Why a table cannot be used with these options, or undefined. */
+function shapeProblem(table: LookupTable, format: TableFormat, config: LookupConfig): string | undefined {
+  if (config.result_key === undefined && table.scalar && table.valueColumn === undefined && table.rows.size > 0) {
+    return `this ${format.toUpperCase()} table maps each key to one value, which has no field name: set result_key`;
+  }
+  return undefined;
+}
+
+interface Loaded {
+  path: string;
+  format: TableFormat;
+  table: LookupTable;
+}
+
+/** Reads the table at load time; every problem is a ConfigError with a position. */
+function loadTable(config: LookupConfig, section: RawSection): Loaded {
+  const path = resolve(section.baseDir, config.file);
+  const format = formatOf(path);
+  if (format === null) throw new ConfigError(`cannot tell the table format of ${path}: expected a .csv, .yaml or .yml file`, posOf(section, 'file'), 'file');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read lookup table ${path}: ${(e as Error).message}`, posOf(section, 'file'), 'file');
+  }
+  let table: LookupTable;
+  try {
+    table = parseTable(text, { format, keyColumn: config.key_column, ignoreCase: config.ignore_case });
+  } catch (e) {
+    if (!(e instanceof TableError)) throw e;
+    if (e.option) throw new ConfigError(`${e.message} (in ${path})`, posOf(section, e.option), e.option);
+    throw new ConfigError(e.message, { file: path, line: e.line ?? 1, col: e.col ?? 1 }, 'file');
+  }
+  const problem = shapeProblem(table, format, config);
+  if (problem) throw new ConfigError(`${problem} (table ${path})`, posOf(section, 'file'), 'file');
+  return { path, format, table };
+}
+
+function checkOptions(config: LookupConfig, section: RawSection): Accessor {
+  let accessor: Accessor;
+  try {
+    accessor = compileAccessor(config.lookup_key);
+  } catch (e) {
+    throw new ConfigError(`invalid record accessor ${JSON.stringify(config.lookup_key)}: ${(e as Error).message}`, posOf(section, 'lookup_key'), 'lookup_key');
+  }
+  if (config.result_key === undefined && config.default !== undefined && !isFields(config.default)) {
+    throw new ConfigError(
+      'without result_key the default is merged into the record, so it must be a map of fields (or set result_key)',
+      posOf(section, 'default'),
+      'default',
+    );
+  }
+  if (config.result_key === '') throw new ConfigError('found "", expected a key name', posOf(section, 'result_key'), 'result_key');
+  return accessor;
+}
+
+/** A copy of `record` with `fields` set on it; the input record is not changed. */
+function withFields(record: LogRecord, fields: Record<string, unknown>): LogRecord {
+  return { ...record, ...fields };
+}
+
+export const lookup: FilterPlugin<LookupConfig> = {
+  kind: 'filter',
+  name: 'lookup',
+  description: 'Adds fields from a CSV or YAML table keyed by a record field (user -> team, namespace -> owner); reloads the table when it changes',
+  options: {
+    file: { type: 'string', required: true, description: 'Table file: .csv (header row, key column, value columns) or .yaml/.yml, relative to the config file' },
+    lookup_key: { type: 'string', required: true, description: "Record accessor of the value to look up, e.g. $user['username'] (a plain name is a top-level key)" },
+    key_column: { type: 'string', description: 'CSV column / YAML row field holding the key (default: the first column)' },
+    result_key: {
+      type: 'string',
+      description: 'Key the result is written under (one value, or a map of the row\'s other columns); unset: the row\'s other columns are merged into the record',
+    },
+    default: { type: 'any', description: 'Result when no row matches (a value under result_key, or a map of fields to merge); unset: the record is left as is' },
+    ignore_case: { type: 'bool', default: false, description: 'Match keys case-insensitively' },
+    reload_interval: {
+      type: 'duration',
+      default: 5,
+      description: 'How often the table file is checked for changes, reloaded when it changed (0: never reload)',
+    },
+  },
+  validate(config, section) {
+    checkOptions(config, section);
+    loadTable(config, section);
+  },
+  create(config, ctx): FilterInstance {
+    const accessor = checkOptions(config, ctx.section);
+    const loaded = loadTable(config, ctx.section);
+    let table = loaded.table;
+    const { path, format } = loaded;
+    const resultKey = config.result_key;
+    const ignoreCase = config.ignore_case;
+    const fallback = config.default;
+
+    const recordsMetric = ctx.metrics.counter('logwarden_lookup_records_total', 'Records through a lookup filter by result: found, default, not_found', ['name', 'result']);
+    const found = recordsMetric.labels({ name: ctx.id, result: 'found' });
+    const defaulted = recordsMetric.labels({ name: ctx.id, result: 'default' });
+    const notFound = recordsMetric.labels({ name: ctx.id, result: 'not_found' });
+    const reloads = ctx.metrics.counter('logwarden_lookup_reloads_total', 'Reloads of a lookup table by result: ok, failed (the previous table stays)', ['name', 'result']);
+    const rowsGauge = ctx.metrics.gauge('logwarden_lookup_table_rows', 'Rows in the lookup table in use', ['name']).labels({ name: ctx.id });
+    rowsGauge.set(table.rows.size);
+
+    const reportDuplicates = (t: LookupTable) => {
+      if (t.duplicates.count) {
+        ctx.logger.warn(
+          { file: path, duplicates: t.duplicates.count, first: t.duplicates.first },
+          `lookup table has ${t.duplicates.count} duplicate key(s); the first row of each key is used`,
+        );
+      }
+    };
+    reportDuplicates(table);
+
+    /** The record with `result` applied. */
+    const apply = (record: LogRecord, result: unknown): LogRecord => {
+      if (resultKey !== undefined) return { ...record, [resultKey]: isFields(result) ? { ...result } : result };
+      if (table.scalar && table.valueColumn !== undefined && !isFields(result)) return { ...record, [table.valueColumn]: result };
+      return withFields(record, result as Record<string, unknown>);
+    };
+
+    let timer: NodeJS.Timeout | undefined;
+    let reloading = false;
+    let again = false;
+    let closed = false;
+    const reload = async (): Promise<void> => {
+      if (reloading) {
+        again = true;
+        return;
+      }
+      reloading = true;
+      try {
+        let next: LookupTable;
+        try {
+          const text = await readFile(path, 'utf8');
+          next = parseTable(text, { format, keyColumn: config.key_column, ignoreCase });
+          const problem = shapeProblem(next, format, config);
+          if (problem) throw new TableError(problem);
+        } catch (e) {
+          const where = e instanceof TableError && e.line !== undefined ? `${path}:${e.line}${e.col !== undefined ? `:${e.col}` : ''}` : path;
+          reloads.labels({ name: ctx.id, result: 'failed' }).inc();
+          ctx.logger.warn(
+            { file: path, err: (e as Error).message, rows: table.rows.size },
+            `cannot reload lookup table ${where}: ${(e as Error).message}; keeping the previous table`,
+          );
+          return;
+        }
+        if (closed) return;
+        table = next;
+        rowsGauge.set(table.rows.size);
+        reloads.labels({ name: ctx.id, result: 'ok' }).inc();
+        ctx.logger.info({ file: path, rows: table.rows.size }, 'lookup table reloaded');
+        reportDuplicates(table);
+      } finally {
+        reloading = false;
+        if (again && !closed) {
+          again = false;
+          void reload();
+        }
+      }
+    };
+    const onChange = (curr: Stats, prev: Stats) => {
+      if (curr.mtimeMs === prev.mtimeMs && curr.size === prev.size && curr.ino === prev.ino && curr.nlink === prev.nlink) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => void reload(), RELOAD_DEBOUNCE_MS);
+      timer.unref();
+    };
+    // Polling stat (fs.watchFile) rather than fs.watch: it follows a file that is replaced by
+    // rename (editors, atomic writes) or through a symlink swap (Kubernetes ConfigMap volumes),
+    // and sees a file that disappears and comes back.
+    if (config.reload_interval > 0) watchFile(path, { interval: Math.max(10, Math.round(config.reload_interval * 1000)), persistent: false }, onChange);
+
+    return {
+      filter(events) {
+        const out: LogEvent[] = new Array(events.length);
+        let hits = 0;
+        let defaults = 0;
+        let misses = 0;
+        for (let i = 0; i < events.length; i++) {
+          const e = events[i]!;
+          const v = accessor(e.record);
+          let key: string | null = null;
+          if (typeof v === 'string') key = v;
+          else if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') key = String(v);
+          const result = key === null ? undefined : table.rows.get(ignoreCase ? key.toLowerCase() : key);
+          if (result !== undefined) {
+            hits++;
+            out[i] = { ...e, record: apply(e.record, result) };
+          } else if (fallback !== undefined) {
+            defaults++;
+            out[i] = { ...e, record: resultKey !== undefined ? apply(e.record, fallback) : withFields(e.record, fallback as Record<string, unknown>) };
+          } else {
+            misses++;
+            out[i] = e;
+          }
+        }
+        if (hits) found.inc(hits);
+        if (defaults) defaulted.inc(defaults);
+        if (misses) notFound.inc(misses);
+        return out;
+      },
+      close() {
+        closed = true;
+        clearTimeout(timer);
+        if (config.reload_interval > 0) unwatchFile(path, onChange);
+      },
+    };
+  },
+};
+
+export default lookup;
