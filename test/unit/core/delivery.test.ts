@@ -1,0 +1,236 @@
+/**
+ * The delivery engine on a sink that records batches and fails on command: batching by size and
+ * age, retries with backoff, retry_limit, dead letters and commits, the queue bound's
+ * backpressure, and draining on shutdown.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { Commit } from '../../../src/core/commit.js';
+import { parseRetryLimit } from '../../../src/core/common-options.js';
+import { DeliveryEngine, type DeliveryOptions } from '../../../src/core/delivery.js';
+import { EventTime, type LogEvent } from '../../../src/core/event.js';
+import { FlowControl } from '../../../src/core/flow.js';
+import { DeliveryError, type OutputInstance } from '../../../src/core/plugin.js';
+import { Metrics } from '../../../src/observe/metrics.js';
+
+class Sink implements OutputInstance {
+  batches: LogEvent[][] = [];
+  attempts: number[] = [];
+  /** Errors thrown by the next sends, in order. */
+  failures: Error[] = [];
+  /** When set, sends wait for this promise. */
+  gate: Promise<void> | undefined;
+  async send(events: LogEvent[]): Promise<void> {
+    this.attempts.push(Date.now());
+    if (this.gate) await this.gate;
+    const f = this.failures.shift();
+    if (f) throw f;
+    this.batches.push(events);
+  }
+}
+
+const evs = (n: number, from = 0): LogEvent[] =>
+  Array.from({ length: n }, (_, i) => ({ tag: 't', time: new EventTime(1_700_000_000, from + i), record: { i: from + i } }));
+
+function engine(sink: Sink, opts: Partial<DeliveryOptions> = {}) {
+  const flow = new FlowControl();
+  const metrics = new Metrics();
+  const e = new DeliveryEngine(
+    'out.0',
+    sink,
+    {
+      batchSize: 100,
+      batchBytes: 1 << 20,
+      batchWait: 0.05,
+      workers: 1,
+      retryLimit: 1,
+      base: 0.02,
+      cap: 0.1,
+      queueRecords: 1000,
+      queueBytes: 1 << 30,
+      ...opts,
+    },
+    flow,
+    metrics,
+    pino({ level: 'silent' }),
+  );
+  const counter = async (name: string) => {
+    const m = metrics.registry.getSingleMetric(name);
+    if (!m) return 0;
+    return (await m.get()).values.reduce((n, v) => n + v.value, 0);
+  };
+  return { e, flow, counter };
+}
+
+/**
+ * Enqueues like an input: one commit per chunk; resolves with its outcome. The engine's batch
+ * timer does not keep the process alive (inputs do), so a ref'd timer stands in for them here.
+ */
+function push(e: DeliveryEngine, events: LogEvent[], bytes = events.length * 10): Promise<{ ok: boolean; reason?: string }> {
+  const alive = setTimeout(() => assert.fail('commit did not settle within 10 s'), 10_000);
+  return new Promise<{ ok: boolean; reason?: string }>((resolve) => {
+    const c = new Commit((ok, reason) => resolve({ ok, reason }));
+    e.enqueue(events, c, bytes);
+    c.release();
+  }).finally(() => clearTimeout(alive));
+}
+
+const ids = (b: LogEvent[]) => b.map((x) => x.record.i);
+
+test('full batches go at once; the remainder waits for batch_wait', async () => {
+  const sink = new Sink();
+  const { e } = engine(sink, { batchSize: 3, batchWait: 0.2 });
+  const t = Date.now();
+  const done = push(e, evs(7));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(sink.batches.map(ids), [[0, 1, 2], [3, 4, 5]]);
+  assert.deepEqual(await done, { ok: true, reason: undefined });
+  assert.ok(Date.now() - t >= 190);
+  assert.deepEqual(sink.batches.map(ids), [[0, 1, 2], [3, 4, 5], [6]]);
+});
+
+test('chunks smaller than batch_size are merged into one batch by age', async () => {
+  const sink = new Sink();
+  const { e } = engine(sink, { batchSize: 10, batchWait: 0.05 });
+  const a = push(e, evs(2));
+  const b = push(e, evs(3, 2));
+  await Promise.all([a, b]);
+  assert.deepEqual(sink.batches.map(ids), [[0, 1, 2, 3, 4]]);
+});
+
+test('batch_bytes cuts a batch before batch_size', async () => {
+  const sink = new Sink();
+  const { e } = engine(sink, { batchSize: 100, batchBytes: 50, batchWait: 10 });
+  await Promise.all([push(e, evs(2), 30), push(e, evs(2, 2), 30)]);
+  assert.deepEqual(sink.batches.map(ids), [[0, 1, 2, 3]]);
+});
+
+test('a retryable failure is retried with backoff between base and cap', async () => {
+  const sink = new Sink();
+  sink.failures = [new DeliveryError('503', true, 'http_503'), new DeliveryError('503', true, 'http_503')];
+  const { e, counter } = engine(sink, { retryLimit: 3, base: 0.05, cap: 0.08 });
+  assert.deepEqual(await push(e, evs(2)), { ok: true, reason: undefined });
+  assert.equal(sink.attempts.length, 3);
+  for (let i = 1; i < 3; i++) {
+    const gap = sink.attempts[i]! - sink.attempts[i - 1]!;
+    assert.ok(gap >= 45 && gap < 400, `gap ${gap}`);
+  }
+  assert.equal(await counter('logwarden_output_retries_total'), 2);
+  assert.equal(await counter('logwarden_output_proc_records_total'), 2);
+});
+
+test('backoff is full jitter: rand(base, min(cap, base * 2^n))', () => {
+  const { e } = engine(new Sink(), { base: 1, cap: 6 });
+  for (let n = 1; n <= 5; n++) {
+    for (let k = 0; k < 50; k++) {
+      const w = e.backoff(n);
+      assert.ok(w >= 1 && w <= Math.min(6, 2 ** n), `attempt ${n}: ${w}`);
+    }
+  }
+});
+
+test('retry_limit: 3, no_retries and no_limits', async () => {
+  assert.equal(parseRetryLimit('3'), 3);
+  assert.equal(parseRetryLimit('no_retries'), 0);
+  assert.equal(parseRetryLimit('no_limits'), Infinity);
+  assert.equal(parseRetryLimit('false'), Infinity);
+  assert.equal(parseRetryLimit(undefined), 1);
+
+  const dir = mkdtempSync(join(tmpdir(), 'logwarden-delivery-'));
+  for (const [limit, attempts] of [['3', 4], ['no_retries', 1]] as const) {
+    const sink = new Sink();
+    sink.failures = Array.from({ length: 10 }, () => new DeliveryError('down', true, 'connection'));
+    const { e, counter } = engine(sink, { retryLimit: parseRetryLimit(limit), deadLetterFile: join(dir, `${limit}.jsonl`) });
+    const outcome = await push(e, evs(1));
+    assert.equal(outcome.ok, false, limit);
+    assert.equal(sink.attempts.length, attempts, limit);
+    assert.equal(await counter('logwarden_output_retries_failed_total'), 1);
+  }
+
+  const sink = new Sink();
+  sink.failures = Array.from({ length: 8 }, () => new DeliveryError('down', true, 'connection'));
+  const { e } = engine(sink, { retryLimit: parseRetryLimit('no_limits'), base: 0.001, cap: 0.002 });
+  assert.deepEqual(await push(e, evs(1)), { ok: true, reason: undefined });
+  assert.equal(sink.attempts.length, 9);
+});
+
+test('a non-retryable error goes to the dead letter at once and the chunk is committed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'logwarden-delivery-'));
+  const file = join(dir, 'sub', 'dead.jsonl');
+  const sink = new Sink();
+  sink.failures = [new DeliveryError('HTTP 400: bad labels', false, 'http_400')];
+  const { e, counter } = engine(sink, { retryLimit: 5, deadLetterFile: file });
+  assert.deepEqual(await push(e, evs(2)), { ok: true, reason: undefined });
+  assert.equal(sink.attempts.length, 1);
+  const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(lines.length, 2);
+  assert.equal(lines[0].output, 'out.0');
+  assert.equal(lines[0].reason, 'http_400');
+  assert.equal(lines[0].error, 'HTTP 400: bad labels');
+  assert.equal(lines[0].attempts, 1);
+  assert.equal(lines[0].time, '2023-11-14T22:13:20.000000000Z');
+  assert.deepEqual(lines[1].record, { i: 1 });
+  assert.equal(await counter('logwarden_output_dropped_records_total'), 2);
+});
+
+test('retries exhausted: dead letter and the commit fails', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'logwarden-delivery-'));
+  const file = join(dir, 'dead.jsonl');
+  const sink = new Sink();
+  sink.failures = [new DeliveryError('a', true, 'http_500'), new DeliveryError('b', true, 'http_500')];
+  const { e } = engine(sink, { retryLimit: 1, deadLetterFile: file });
+  const outcome = await push(e, evs(1));
+  assert.deepEqual(outcome, { ok: false, reason: 'b' });
+  const [line] = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(line.attempts, 2);
+  assert.equal(line.error, 'b');
+});
+
+test('the queue bound blocks the flow and unblocks it below half', async () => {
+  const sink = new Sink();
+  let open!: () => void;
+  sink.gate = new Promise((r) => (open = r));
+  const { e, flow } = engine(sink, { batchSize: 2, queueRecords: 6 });
+  const events: string[] = [];
+  flow.on('pause', (who: string) => events.push(`pause ${who}`));
+  flow.on('resume', () => events.push('resume'));
+  const outcomes = [push(e, evs(4)), push(e, evs(2, 4))];
+  assert.equal(flow.paused, true);
+  assert.deepEqual(flow.reasons(), { 'out.0': 'queue full (6 records, 60 bytes)' });
+  assert.deepEqual(e.depth, { records: 6, bytes: 60 });
+  open();
+  await Promise.all(outcomes);
+  assert.equal(flow.paused, false);
+  assert.deepEqual(events, ['pause out.0', 'resume']);
+  assert.deepEqual(e.depth, { records: 0, bytes: 0 });
+});
+
+test('drain sends the open batch and pending retries at once on shutdown', async () => {
+  const sink = new Sink();
+  sink.failures = [new DeliveryError('x', true, 'http_503')];
+  const { e } = engine(sink, { batchWait: 60, retryLimit: 5, base: 30, cap: 60 });
+  const first = push(e, evs(1));
+  await new Promise((r) => setTimeout(r, 5));
+  assert.equal(sink.attempts.length, 0, 'waiting for batch_wait');
+  const t = Date.now();
+  const drained = e.drain(2000);
+  assert.equal(await drained, true);
+  assert.ok(Date.now() - t < 1000, 'the 30 s retry was brought forward');
+  assert.deepEqual(await first, { ok: true, reason: undefined });
+  assert.equal(sink.batches.length, 1);
+});
+
+test('drain gives up after the grace period and releases undelivered records as failed', async () => {
+  const sink = new Sink();
+  sink.failures = Array.from({ length: 100 }, () => new DeliveryError('down', true, 'connection'));
+  const { e } = engine(sink, { retryLimit: Infinity, base: 0.01, cap: 0.02 });
+  const outcome = push(e, evs(1));
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(await e.drain(150), false);
+  assert.equal((await outcome).ok, false);
+});
