@@ -4,8 +4,8 @@
  * ignore_case over a two-column CSV): wider tables, YAML tables, a default, and reloading the
  * table when its file changes.
  */
-import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFileSync, statSync, type Stats } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ConfigError } from '../../config/errors.js';
 import type { RawSection } from '../../config/schema.js';
@@ -45,6 +45,13 @@ interface Loaded {
   path: string;
   format: TableFormat;
   table: LookupTable;
+  /** The file's identity when it was read (taken before reading: a later write is seen as a change). */
+  version: string;
+}
+
+/** What tells one version of the table file from another. */
+function versionOf(st: Stats | null): string {
+  return st ? `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : 'missing';
 }
 
 /** Reads the table at load time; every problem is a ConfigError with a position. */
@@ -53,7 +60,9 @@ function loadTable(config: LookupConfig, section: RawSection): Loaded {
   const format = formatOf(path);
   if (format === null) throw new ConfigError(`cannot tell the table format of ${path}: expected a .csv, .yaml or .yml file`, posOf(section, 'file'), 'file');
   let text: string;
+  let version: string;
   try {
+    version = versionOf(statSync(path));
     text = readFileSync(path, 'utf8');
   } catch (e) {
     throw new ConfigError(`cannot read lookup table ${path}: ${(e as Error).message}`, posOf(section, 'file'), 'file');
@@ -68,7 +77,7 @@ function loadTable(config: LookupConfig, section: RawSection): Loaded {
   }
   const problem = shapeProblem(table, format, config);
   if (problem) throw new ConfigError(`${problem} (table ${path})`, posOf(section, 'file'), 'file');
-  return { path, format, table };
+  return { path, format, table, version };
 }
 
 function checkOptions(config: LookupConfig, section: RawSection): Accessor {
@@ -192,16 +201,28 @@ export const lookup: FilterPlugin<LookupConfig> = {
         }
       }
     };
-    const onChange = (curr: Stats, prev: Stats) => {
-      if (curr.mtimeMs === prev.mtimeMs && curr.size === prev.size && curr.ino === prev.ino && curr.nlink === prev.nlink) return;
-      clearTimeout(timer);
-      timer = setTimeout(() => void reload(), RELOAD_DEBOUNCE_MS);
-      timer.unref();
+    // Polling the file's stat rather than fs.watch: it follows a file replaced by rename
+    // (editors, atomic writes) or through a symlink swap (Kubernetes ConfigMap volumes), and
+    // sees a file that disappears and comes back. The version read at load time is the
+    // baseline, so a write right after loading is not missed.
+    let version = loaded.version;
+    let polling = false;
+    const poll = async () => {
+      if (polling) return;
+      polling = true;
+      try {
+        const now = versionOf(await stat(path).catch(() => null));
+        if (now === version || closed) return;
+        version = now;
+        clearTimeout(timer);
+        timer = setTimeout(() => void reload(), RELOAD_DEBOUNCE_MS);
+        timer.unref();
+      } finally {
+        polling = false;
+      }
     };
-    // Polling stat (fs.watchFile) rather than fs.watch: it follows a file that is replaced by
-    // rename (editors, atomic writes) or through a symlink swap (Kubernetes ConfigMap volumes),
-    // and sees a file that disappears and comes back.
-    if (config.reload_interval > 0) watchFile(path, { interval: Math.max(10, Math.round(config.reload_interval * 1000)), persistent: false }, onChange);
+    const interval = config.reload_interval > 0 ? setInterval(() => void poll(), Math.max(10, Math.round(config.reload_interval * 1000))) : undefined;
+    interval?.unref();
 
     return {
       filter(events) {
@@ -235,7 +256,7 @@ export const lookup: FilterPlugin<LookupConfig> = {
       close() {
         closed = true;
         clearTimeout(timer);
-        if (config.reload_interval > 0) unwatchFile(path, onChange);
+        clearInterval(interval);
       },
     };
   },
