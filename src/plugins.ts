@@ -5,6 +5,7 @@
 import type { AnyPlugin } from './core/plugin.js';
 import { forwardInput } from './inputs/forward/index.js';
 import { auditPolicy } from './filters/audit_policy/index.js';
+import { lookup } from './filters/lookup/index.js';
 import { lokiOutput } from './outputs/loki/index.js';
 import { alertmanagerOutput } from './outputs/alertmanager/index.js';
 import { fileOutput } from './outputs/file/index.js';
@@ -16,6 +17,7 @@ export const plugins: AnyPlugin[] = [
   forwardInput,
   // filters
   auditPolicy,
+  lookup,
   // outputs
   fileOutput,
   lokiOutput,
