@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { OptionTable, RawSection } from '../config/schema.js';
 import type { Commit } from './commit.js';
-import type { LogEvent } from './event.js';
+import type { EventTime, LogEvent, LogRecord } from './event.js';
 import type { FlowControl } from './flow.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ServiceConfig } from '../config/service.js';
@@ -27,8 +27,27 @@ export interface PluginContext {
   parsers: ParserRegistry;
 }
 
+/** What a named parser returns for a text it matches. */
+export interface ParsedRecord {
+  record: LogRecord;
+  /** The time read from the parser's time_key, when it has time_format and the value parsed. */
+  time?: EventTime;
+  /** Set when time_key was present but its value did not match time_format (the field is kept). */
+  timeError?: string;
+  /** Fields whose `types` cast failed (kept as strings). */
+  castErrors?: string[];
+}
+
+/** A named parser (from `parsers:` / parsers_file), usable by any plugin. */
+export interface LogParser {
+  readonly name: string;
+  readonly format: string;
+  /** Parses one text; null when the text does not match the parser's format. */
+  parse(text: string): ParsedRecord | null;
+}
+
 export interface ParserRegistry {
-  get(name: string): unknown;
+  get(name: string): LogParser | undefined;
   has(name: string): boolean;
   names(): string[];
 }
