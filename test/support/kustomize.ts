@@ -23,7 +23,8 @@ export type K8sObject = {
   apiVersion: string;
   kind: string;
   metadata: { name: string; namespace?: string; labels?: Record<string, string>; [k: string]: unknown };
-  [k: string]: unknown;
+  // Tests walk arbitrary manifest fields.
+  [k: string]: any;
 };
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
