@@ -173,6 +173,7 @@ class LokiOutput implements OutputInstance {
   private readonly removeAll: PathPart[][];
   private readonly tracker: StreamTracker;
   private readonly constantLabels: Array<[string, string]> | undefined;
+  private readonly constantKey: string | undefined;
   private readonly drop: DropSingleKey;
   private warnedOverflow = false;
   private warnedLabelNames = false;
@@ -188,6 +189,7 @@ class LokiOutput implements OutputInstance {
     this.drop = c.drop_single_key === 'true' ? 'on' : c.drop_single_key === 'false' ? 'off' : (c.drop_single_key as DropSingleKey);
     this.tracker = new StreamTracker(c.max_streams, c.stream_idle_timeout * 1000);
     this.constantLabels = this.compiled.labels.constant ? this.compiled.labels.evaluate({}).labels : undefined;
+    this.constantKey = this.constantLabels && labelString(this.constantLabels);
     const host = c.host.includes(':') && !c.host.startsWith('[') ? `[${c.host}]` : c.host;
     this.url = `${c.tls ? 'https' : 'http'}://${host}:${c.port}${c.uri}`;
     this.where = `loki ${c.host}:${c.port}`;
@@ -224,20 +226,24 @@ class LokiOutput implements OutputInstance {
         if (t) tenant = t;
       }
       let labels: Array<[string, string]>;
+      let key: string;
       let strip = this.removeAll;
-      if (this.constantLabels) labels = this.constantLabels;
-      else {
+      if (this.constantLabels) {
+        labels = this.constantLabels;
+        key = this.constantKey!;
+      } else {
         const r = labelSet.evaluate(rec);
         labels = r.labels;
+        key = labelString(labels);
         labelsDropped += r.dropped;
-        if (r.dynamic && !this.tracker.admit(`${tenant}\0${labelString(labels)}`, now)) {
+        if (r.dynamic && !this.tracker.admit(`${tenant}\0${key}`, now)) {
           labels = labelSet.fallback();
+          key = labelString(labels);
           // The dropped labels' values stay in the line.
           strip = remove;
           overflowed++;
         }
       }
-      const key = labelString(labels);
       let streams = tenants.get(tenant);
       if (!streams) tenants.set(tenant, (streams = new Map()));
       let st = streams.get(key);
