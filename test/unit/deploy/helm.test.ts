@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { repoRoot } from '../../support/paths.js';
+import { helmTemplate } from '../../support/helm-template.js';
+import type { K8sObject } from '../../support/kustomize.js';
+import { container, find, mountedFiles, pod, portNumber, selects, type Obj } from '../../support/deploy.js';
+import {
+  assertAuditTail,
+  assertHardened,
+  assertPipelineFiles,
+  assertProbes,
+  assertRestricted,
+  assertTagRouting,
+  fbEnv,
+  fluentBitConfig,
+  loadContainerPipeline,
+} from '../../support/deploy-checks.js';
+
+const chart = join(repoRoot, 'deploy', 'helm', 'logwarden');
+const key = { forward: { sharedKey: { value: 'k3y-for-tests-0123456789abcdef' } } };
+
+function render(values: Record<string, unknown> = {}, releaseName = 'audit') {
+  return helmTemplate(chart, { releaseName, namespace: 'logwarden', values: { ...key, ...values } }).objects;
+}
+
+function kinds(objects: K8sObject[]): string[] {
+  return objects.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+}
+
+describe('helm: sidecar mode (default)', () => {
+  const objects = render();
+  const ds = find(objects, 'DaemonSet', 'audit-logwarden');
+  const p = loadContainerPipeline(objects, ds);
+  const fb = fluentBitConfig(objects, ds);
+
+  it('renders the sidecar set of objects', () => {
+    assert.deepEqual(kinds(objects), [
+      'ConfigMap/audit-logwarden-fluent-bit',
+      'ConfigMap/audit-logwarden-pipeline',
+      'ConfigMap/audit-logwarden-policy',
+      'ConfigMap/audit-logwarden-rules',
+      'DaemonSet/audit-logwarden',
+      'NetworkPolicy/audit-logwarden',
+      'Secret/audit-logwarden-forward',
+      'Service/audit-logwarden-metrics',
+      'ServiceAccount/audit-logwarden',
+      'ServiceMonitor/audit-logwarden',
+    ]);
+  });
+
+  it('images default to the chart appVersion and the pinned Fluent Bit', () => {
+    assert.equal(container(ds, 'logwarden').image, 'logwarden:0.1.0');
+    assert.equal(container(ds, 'fluent-bit').image, 'fluent/fluent-bit:4.0.3');
+    const tagged = find(render({ image: { repository: 'registry.example/logwarden', tag: '1.2.3' } }), 'DaemonSet', 'audit-logwarden');
+    assert.equal(container(tagged, 'logwarden').image, 'registry.example/logwarden:1.2.3');
+  });
+
+  it('security contexts: logwarden restricted, Fluent Bit uid 0 without capabilities', () => {
+    assertRestricted(ds, container(ds, 'logwarden'));
+    assertHardened(ds, container(ds, 'fluent-bit'));
+    assert.equal(container(ds, 'fluent-bit').securityContext.runAsUser, 0);
+    assert.deepEqual(pod(ds).nodeSelector, { 'node-role.kubernetes.io/control-plane': '' });
+  });
+
+  it('probes, mounts and routing', () => {
+    assertProbes(ds, p);
+    assertPipelineFiles(ds, p);
+    const tail = assertAuditTail(ds, fb);
+    assertTagRouting(p, tail.tag);
+  });
+
+  it('Fluent Bit forwards to the loopback listener with the key from the same Secret', () => {
+    assert.equal(p.input.listen, '127.0.0.1');
+    const out = fb.config.outputs.find((o) => o.name === 'forward')!;
+    assert.equal(out.host, '127.0.0.1');
+    assert.equal(Number(out.port), Number(p.input.port));
+    assert.equal(fbEnv(out.shared_key, fb.env), key.forward.sharedKey.value);
+    assert.equal(p.input.shared_key, key.forward.sharedKey.value);
+    assert.notEqual(Number(fb.config.service.http_port), Number(p.loaded.service.values.http_port));
+  });
+
+  it('the NetworkPolicy opens only the two metrics ports', () => {
+    const np = find(objects, 'NetworkPolicy', 'audit-logwarden');
+    assert.ok(selects(np.spec.podSelector, ds.spec.template.metadata.labels));
+    assert.deepEqual((np.spec.ingress as Obj[]).flatMap((r) => (r.ports as Obj[]).map((x) => x.port)).sort(), [2020, 2021]);
+  });
+
+  it('a config change rolls the pods (checksum annotation)', () => {
+    const before = ds.spec.template.metadata.annotations['checksum/config'];
+    const after = find(render({ policy: 'apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: Metadata\n' }), 'DaemonSet', 'audit-logwarden');
+    assert.match(before, /^[0-9a-f]{64}$/);
+    assert.notEqual(after.spec.template.metadata.annotations['checksum/config'], before);
+  });
+});
+
+describe('helm: aggregator mode', () => {
+  const objects = render({ mode: 'aggregator', aggregator: { replicas: 4 } });
+  const dep = find(objects, 'Deployment', 'audit-logwarden');
+  const p = loadContainerPipeline(objects, dep);
+  const labels = dep.spec.template.metadata.labels as Record<string, string>;
+
+  it('renders a Deployment, forward Service and PDB, and no Fluent Bit', () => {
+    assert.equal(dep.spec.replicas, 4);
+    assert.ok(!objects.some((o) => o.kind === 'DaemonSet' || o.metadata.name.endsWith('-fluent-bit')));
+    assertRestricted(dep, container(dep, 'logwarden'));
+    const svc = find(objects, 'Service', 'audit-logwarden');
+    assert.ok(selects({ matchLabels: svc.spec.selector }, labels));
+    const fwd = (svc.spec.ports as Obj[]).find((x) => x.name === 'forward')!;
+    assert.equal(portNumber(container(dep, 'logwarden'), fwd.targetPort), Number(p.input.port));
+    assert.equal(p.input.listen, '0.0.0.0');
+    const pdb = find(objects, 'PodDisruptionBudget', 'audit-logwarden');
+    assert.ok(selects(pdb.spec.selector, labels));
+  });
+
+  it('probes and mounts', () => {
+    assertProbes(dep, p);
+    assertPipelineFiles(dep, p);
+  });
+
+  it('the NetworkPolicy admits the configured forward peers on the forward port', () => {
+    const np = find(objects, 'NetworkPolicy', 'audit-logwarden');
+    const rule = (np.spec.ingress as Obj[]).find((r) => (r.ports as Obj[]).some((x) => x.port === 24224))!;
+    assert.equal(rule.from[0].namespaceSelector.matchLabels['kubernetes.io/metadata.name'], 'logwarden-shipper');
+    assert.deepEqual(rule.from[0].podSelector.matchLabels, { 'app.kubernetes.io/name': 'fluent-bit' });
+  });
+
+  it('TLS mounts the certificate Secret where the pipeline reads it', () => {
+    const tlsObjects = render({ mode: 'aggregator', forward: { ...key.forward, tls: { enabled: true, secretName: 'fwd-tls', verifyClients: true } } });
+    // The certificate Secret comes from outside the chart (cert-manager, kubectl create secret tls).
+    tlsObjects.push({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'fwd-tls' },
+      type: 'kubernetes.io/tls',
+      data: { 'tls.crt': 'Y3J0', 'tls.key': 'a2V5', 'ca.crt': 'Y2E=' },
+    });
+    const d = find(tlsObjects, 'Deployment', 'audit-logwarden');
+    const tp = loadContainerPipeline(tlsObjects, d);
+    assert.equal(tp.input.tls, 'on');
+    assert.equal(tp.input['tls.verify'], 'on');
+    const files = mountedFiles(tlsObjects, d, container(d, 'logwarden'));
+    for (const opt of ['tls.crt_file', 'tls.key_file', 'tls.ca_file']) {
+      assert.ok(files.has(String(tp.input[opt])), `${opt} ${String(tp.input[opt])} is mounted`);
+    }
+    assert.throws(() => render({ mode: 'aggregator', forward: { ...key.forward, tls: { enabled: true } } }), /secretName/);
+  });
+});
+
+describe('helm: values', () => {
+  it('refuses to render without a shared key, and never invents one', () => {
+    assert.throws(() => helmTemplate(chart, { values: {} }), /forward\.sharedKey\.value .* is required/);
+  });
+
+  it('an existing Secret replaces the generated one', () => {
+    const objects = render({ forward: { sharedKey: { existingSecret: 'my-key', existingSecretKey: 'key' } } });
+    assert.ok(!objects.some((o) => o.kind === 'Secret'));
+    const ds = find(objects, 'DaemonSet', 'audit-logwarden');
+    for (const c of ['logwarden', 'fluent-bit']) {
+      const ref = container(ds, c).env.find((e: Obj) => e.name === 'FORWARD_SHARED_KEY').valueFrom.secretKeyRef;
+      assert.deepEqual(ref, { name: 'my-key', key: 'key' });
+    }
+    assert.throws(() => render({ forward: { sharedKey: { existingSecret: 'my-key', value: 'x' } } }), /not both/);
+  });
+
+  it('rules files: ConfigMap keys, mounted paths and rules_file agree, in name order', () => {
+    const rules = { 'b-local.yaml': '- list: allowed_namespaces\n  items: [b]\n  override:\n    items: append\n', 'a-site.yaml': '- list: allowed_k8s_users\n  items: [ci]\n  override:\n    items: append\n' };
+    const objects = render({ rules });
+    const ds = find(objects, 'DaemonSet', 'audit-logwarden');
+    assert.deepEqual(Object.keys(find(objects, 'ConfigMap', 'audit-logwarden-rules').data).sort(), ['a-site.yaml', 'b-local.yaml']);
+    const p = loadContainerPipeline(objects, ds);
+    const detect = p.loaded.filters.find((f) => f.name === 'detect')!.raw.values;
+    assert.deepEqual(detect.rules_file, ['/opt/logwarden/rules/k8s_audit_rules.yaml', '/etc/logwarden/rules/a-site.yaml', '/etc/logwarden/rules/b-local.yaml']);
+    assert.equal(p.files.get('/etc/logwarden/rules/a-site.yaml'), rules['a-site.yaml']);
+    assertPipelineFiles(ds, p);
+  });
+
+  it('a pipeline value replaces the generated pipeline verbatim', () => {
+    const pipeline = 'pipeline:\n  inputs:\n    - name: forward\n      port: 24224\n  outputs:\n    - name: stdout\n      match: "*"\n';
+    const cm = find(render({ pipeline }), 'ConfigMap', 'audit-logwarden-pipeline');
+    assert.equal(cm.data['pipeline.yaml'], pipeline);
+  });
+
+  it('without Loki and Alertmanager the pipeline prints to stdout instead of having no output', () => {
+    const objects = render({ loki: { enabled: false }, alertmanager: { enabled: false } });
+    const p = loadContainerPipeline(objects, find(objects, 'DaemonSet', 'audit-logwarden'));
+    assert.deepEqual(p.loaded.outputs.map((o) => o.name), ['stdout']);
+  });
+
+  it('serviceMonitor, networkPolicy and pdb can be turned off', () => {
+    const objects = render({ mode: 'aggregator', serviceMonitor: { enabled: false }, networkPolicy: { enabled: false }, pdb: { enabled: false } });
+    for (const kind of ['ServiceMonitor', 'NetworkPolicy', 'PodDisruptionBudget']) assert.ok(!objects.some((o) => o.kind === kind), kind);
+  });
+
+  it('rejects an unknown mode', () => {
+    assert.throws(() => render({ mode: 'daemon' }), /mode must be sidecar or aggregator/);
+  });
+
+  it('a release named like the chart keeps the short names', () => {
+    assert.ok(find(render({}, 'logwarden'), 'DaemonSet', 'logwarden'));
+  });
+});
