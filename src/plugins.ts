@@ -11,6 +11,7 @@ import { alertmanagerOutput } from './outputs/alertmanager/index.js';
 import { fileOutput } from './outputs/file/index.js';
 import { stdoutOutput } from './outputs/stdout/index.js';
 import type { Registry } from './core/pipeline.js';
+import { buildParsers } from './parsers/index.js';
 
 export const plugins: AnyPlugin[] = [
   // inputs
@@ -28,4 +29,5 @@ export const plugins: AnyPlugin[] = [
 export const registry: Registry = {
   find: (kind, name) => plugins.find((p) => p.kind === kind && p.name === name.toLowerCase()),
   names: (kind) => plugins.filter((p) => p.kind === kind).map((p) => p.name),
+  buildParsers,
 };
