@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { repoRoot } from '../../support/paths.js';
+
+const entrypoint = join(repoRoot, 'deploy', 'container', 'entrypoint.sh');
+const healthcheck = join(repoRoot, 'deploy', 'container', 'healthcheck.mjs');
+
+/** Runs the entrypoint with a fake cgroup tree and returns the node command line it builds. */
+function nodeCommand(opts: { v2?: string; v1?: string; env?: Record<string, string> }, args = ['run', '-c', '/etc/logwarden/pipeline.yaml']): string {
+  const root = mkdtempSync(join(tmpdir(), 'cgroup-'));
+  if (opts.v2 !== undefined) writeFileSync(join(root, 'memory.max'), `${opts.v2}\n`);
+  if (opts.v1 !== undefined) {
+    mkdirSync(join(root, 'memory'));
+    writeFileSync(join(root, 'memory', 'memory.limit_in_bytes'), `${opts.v1}\n`);
+  }
+  return execFileSync('sh', [entrypoint, ...args], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, LOGWARDEN_CGROUP_ROOT: root, LOGWARDEN_ENTRYPOINT_PRINT: '1', ...opts.env },
+  }).trim();
+}
+
+describe('container entrypoint', () => {
+  const MiB = 1024 * 1024;
+
+  it('sizes the heap from a cgroup v2 limit', () => {
+    // 512 MiB: semi-space 32, old space 512*70% - 3*32 = 262
+    assert.equal(
+      nodeCommand({ v2: String(512 * MiB) }),
+      'node --max-semi-space-size=32 --max-old-space-size=262 /opt/logwarden/bin/logwarden.js run -c /etc/logwarden/pipeline.yaml',
+    );
+    // 2 GiB: semi-space 64, old space 2048*70% - 192 = 1241
+    assert.match(nodeCommand({ v2: String(2048 * MiB) }), /--max-semi-space-size=64 --max-old-space-size=1241 /);
+    assert.match(nodeCommand({ v2: String(256 * MiB) }), /--max-semi-space-size=16 --max-old-space-size=131 /);
+  });
+
+  it('reads cgroup v1 and treats its huge sentinel as no limit', () => {
+    assert.match(nodeCommand({ v1: String(1024 * MiB) }), /--max-semi-space-size=64 --max-old-space-size=524 /);
+    const unlimited = nodeCommand({ v1: '9223372036854771712' });
+    assert.ok(!unlimited.includes('--max-old-space-size'), unlimited);
+    assert.match(unlimited, /--max-semi-space-size=64/);
+  });
+
+  it('leaves the heap alone without a limit, and never overrides NODE_OPTIONS', () => {
+    assert.equal(nodeCommand({ v2: 'max' }), 'node --max-semi-space-size=64 /opt/logwarden/bin/logwarden.js run -c /etc/logwarden/pipeline.yaml');
+    const own = nodeCommand({ v2: String(512 * MiB), env: { NODE_OPTIONS: '--max-old-space-size=100 --max-semi-space-size=8' } });
+    assert.equal(own, 'node /opt/logwarden/bin/logwarden.js run -c /etc/logwarden/pipeline.yaml');
+    assert.match(nodeCommand({ v2: String(512 * MiB), env: { LOGWARDEN_HEAP_PERCENT: '50' } }), /--max-old-space-size=160 /);
+  });
+
+  it('passes arguments through unchanged', () => {
+    assert.match(nodeCommand({}, ['validate', '-c', '/x y.yaml']), /logwarden\.js validate -c \/x y\.yaml$/);
+  });
+});
+
+describe('container healthcheck', () => {
+  async function check(status: number | 'closed'): Promise<number> {
+    const server = createServer((req, res) => {
+      res.statusCode = req.url === '/healthz' && status !== 'closed' ? status : 404;
+      res.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    if (status === 'closed') await new Promise((r) => server.close(r));
+    const code = await new Promise<number>((resolve) => {
+      const child = spawn(process.execPath, [healthcheck], {
+        env: { LOGWARDEN_HEALTH_URL: `http://127.0.0.1:${port}/healthz`, LOGWARDEN_HEALTH_TIMEOUT_MS: '2000' },
+        stdio: 'ignore',
+      });
+      child.on('exit', (c) => resolve(c ?? -1));
+    });
+    if (status !== 'closed') server.close();
+    return code;
+  }
+
+  it('exits 0 on 200, 1 on 503 and on a refused connection', async () => {
+    assert.equal(await check(200), 0);
+    assert.equal(await check(503), 1);
+    assert.equal(await check('closed'), 1);
+  });
+});
+
+describe('Containerfile', () => {
+  const text = readFileSync(join(repoRoot, 'deploy', 'Containerfile'), 'utf8');
+  const lines = text.split('\n').filter((l) => !l.startsWith('#'));
+  const runtime = lines.slice(lines.findIndex((l) => /^FROM .* AS runtime/.test(l))).join('\n');
+
+  it('builds in one stage and runs production dependencies only in the other', () => {
+    assert.match(text, /^FROM \$\{NODE_IMAGE\} AS build$/m);
+    assert.match(text, /RUN npm ci --ignore-scripts/);
+    assert.match(text, /npx tsc -p \./);
+    assert.match(runtime, /npm ci --omit=dev/);
+    assert.match(runtime, /COPY --from=build \/src\/dist\/src \.\/dist\/src/);
+  });
+
+  it('ships what the manifests reference: bin, rules, pipelines, the entrypoint and healthcheck', () => {
+    assert.match(runtime, /^WORKDIR \/opt\/logwarden$/m);
+    for (const dir of ['bin', 'rules', 'pipelines']) assert.match(runtime, new RegExp(`^COPY ${dir} \\./${dir}$`, 'm'));
+    // The pipelines in deploy/ load the bundled rules from here.
+    const pipeline = readFileSync(join(repoRoot, 'deploy/kustomize/base/config/pipeline.yaml'), 'utf8');
+    assert.match(pipeline, /\/opt\/logwarden\/rules\/k8s_audit_rules\.yaml/);
+    assert.match(runtime, /ENTRYPOINT \["\/opt\/logwarden\/deploy\/container\/entrypoint\.sh"\]/);
+    assert.match(runtime, /CMD \["run", "-c", "\/etc\/logwarden\/pipeline\.yaml"\]/);
+  });
+
+  it('runs as uid 10001, exposes the forward and HTTP ports, and checks health with node', () => {
+    assert.match(runtime, /^ARG LOGWARDEN_UID=10001$/m);
+    assert.match(runtime, /^USER \$\{LOGWARDEN_UID\}:\$\{LOGWARDEN_UID\}$/m);
+    assert.match(runtime, /^EXPOSE 24224 2020$/m);
+    assert.match(runtime, /^HEALTHCHECK .*\n\s+CMD \["node", "\/opt\/logwarden\/deploy\/container\/healthcheck\.mjs"\]/m);
+    assert.ok(!/curl|wget/.test(runtime), 'no curl or wget in the runtime stage');
+    assert.match(runtime, /^VOLUME \["\/var\/lib\/logwarden"\]$/m);
+  });
+});
