@@ -1,83 +1,41 @@
 /**
- * Fluent Bit's record accessor, the subset out_loki uses: `$key`, `$key['sub']["sub2"][0]`.
- * Compiled once at load time into a path; lookups only walk own properties, so a record holding
- * `__proto__` as data never reaches Object.prototype.
+ * Record accessors for the loki output: the project's record accessor (src/core/record-accessor.ts,
+ * Fluent Bit's `$key['sub'][0]` syntax) plus what out_loki needs on top: the label name Fluent
+ * Bit derives from a pattern, and removal of keys from a copy of a record (the record is shared
+ * with the other outputs, so it is never changed in place).
  */
+import { AccessorSyntaxError, compileAccessor as compileRecordAccessor, type PathPart, type RecordAccessor } from '../../core/record-accessor.js';
 
-export type PathPart = string | number;
+export type { PathPart };
 
 export interface Accessor {
-  /** The pattern as written. */
   pattern: string;
-  path: PathPart[];
-  /** Fluent Bit's label name for the pattern: parts joined with `_` (`$a['b']` → `a_b`). */
+  path: readonly PathPart[];
+  /** Fluent Bit's label name for the pattern: its keys joined with `_` (`$a['b']` → `a_b`). */
   name: string;
+  get(record: Record<string, unknown>): unknown;
 }
 
-const KEY = /^[^\s$[\]'"]+/;
-
-/** Parses `$key[...]`; returns an error message for a malformed pattern. */
+/** Compiles `$key[...]`; returns the error message for a malformed pattern. */
 export function compileAccessor(pattern: string): Accessor | string {
-  const s = pattern.trim();
-  if (!s.startsWith('$')) return `record accessor '${pattern}' must start with '$'`;
-  let rest = s.slice(1);
-  const head = KEY.exec(rest);
-  if (!head) return `record accessor '${pattern}' has no key after '$'`;
-  if (/^\d/.test(head[0])) return `key name for record accessor cannot start with a number: ${pattern}`;
-  const path: PathPart[] = [head[0]];
-  rest = rest.slice(head[0].length);
-  while (rest.length) {
-    const m = /^\[\s*(?:'([^']*)'|"([^"]*)"|(\d+))\s*\]/.exec(rest);
-    if (!m) return `record accessor '${pattern}': expected ['key'] or [index] at '${rest}'`;
-    path.push(m[3] !== undefined ? Number(m[3]) : (m[1] ?? m[2])!);
-    rest = rest.slice(m[0].length);
+  let ra: RecordAccessor;
+  try {
+    ra = compileRecordAccessor(pattern, { allowLiteral: false });
+  } catch (e) {
+    if (e instanceof AccessorSyntaxError) return e.message;
+    throw e;
   }
-  return { pattern: s, path, name: path.join('_') };
+  return { pattern: ra.pattern, path: ra.path, name: ra.path.join('_'), get: (r) => ra.get(r) };
 }
 
 const hasOwn = Object.prototype.hasOwnProperty;
-
-/** The value at the path, or undefined. */
-export function lookup(record: unknown, path: readonly PathPart[]): unknown {
-  let v = record;
-  for (const p of path) {
-    if (v === null || typeof v !== 'object') return undefined;
-    if (typeof p === 'number') {
-      if (!Array.isArray(v)) return undefined;
-      v = v[p];
-    } else {
-      if (Array.isArray(v) || !hasOwn.call(v, p)) return undefined;
-      v = (v as Record<string, unknown>)[p];
-    }
-  }
-  return v;
-}
-
-/**
- * A record accessor value as text, as Fluent Bit translates it into a label: strings as they are,
- * numbers and booleans printed; maps, arrays, null and missing keys give undefined.
- */
-export function scalarText(v: unknown): string | undefined {
-  switch (typeof v) {
-    case 'string':
-      return v;
-    case 'number':
-    case 'bigint':
-      return String(v);
-    case 'boolean':
-      return v ? 'true' : 'false';
-    default:
-      if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8');
-      return undefined;
-  }
-}
 
 /**
  * A copy of `record` without the keys at `paths`, copying only the maps along removed paths; the
  * original (shared with other outputs) is never changed. Returns the record itself when nothing
  * was removed.
  */
-export function without(record: Record<string, unknown>, paths: readonly PathPart[][]): Record<string, unknown> {
+export function without(record: Record<string, unknown>, paths: ReadonlyArray<readonly PathPart[]>): Record<string, unknown> {
   let out = record;
   for (const path of paths) out = removePath(out, path, 0, out !== record) as Record<string, unknown>;
   return out;

@@ -11,7 +11,8 @@ import type { LogEvent } from '../../core/event.js';
 import { DeliveryError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
 import { toJSONLine } from '../../core/json.js';
 import { classifyStatus, HttpClient, httpClientOptions, validateHttpClient, type HttpClientConfig } from '../http-common.js';
-import { compileAccessor, lookup, scalarText, without, type Accessor, type PathPart } from './accessor.js';
+import { valueToText } from '../../core/record-accessor.js';
+import { compileAccessor, without, type Accessor, type PathPart } from './accessor.js';
 import { encodeBody, labelString, type Encoding, type Entry, type Stream } from './encode.js';
 import { LabelSet, parseLabelEntry, sanitizeLabelName, splitList, StreamTracker, type LabelTemplate } from './labels.js';
 import { formatLine, type DropSingleKey, type LineFormat } from './line.js';
@@ -95,9 +96,9 @@ const DEFAULT_LABEL: [string, string] = ['job', 'logwarden'];
 
 interface Compiled {
   labels: LabelSet;
-  remove: PathPart[][];
+  remove: Array<readonly PathPart[]>;
   /** Paths that feed labels and structured metadata (left out of the line, as Fluent Bit does). */
-  derived: PathPart[][];
+  derived: Array<readonly PathPart[]>;
   meta: LabelTemplate[];
   metaMaps: Accessor[];
   tenantKey: Accessor | undefined;
@@ -157,7 +158,7 @@ function validate(c: LokiConfig, section: RawSection): void {
   compile(c, section);
 }
 
-const sameKeys = (a: PathPart[], b: PathPart[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+const sameKeys = (a: readonly PathPart[], b: readonly PathPart[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 function truncate(line: string, max: number): string {
   if (max <= 0 || line.length * 3 <= max || Buffer.byteLength(line) <= max) return line;
@@ -170,7 +171,7 @@ class LokiOutput implements OutputInstance {
   private readonly url: string;
   private readonly where: string;
   private readonly compiled: Compiled;
-  private readonly removeAll: PathPart[][];
+  private readonly removeAll: Array<readonly PathPart[]>;
   private readonly tracker: StreamTracker;
   private readonly constantLabels: Array<[string, string]> | undefined;
   private readonly constantKey: string | undefined;
@@ -222,7 +223,7 @@ class LokiOutput implements OutputInstance {
       const rec = ev.record;
       let tenant = this.c.tenant_id ?? '';
       if (tenantKey) {
-        const t = scalarText(lookup(rec, tenantKey.path));
+        const t = valueToText(tenantKey.get(rec));
         if (t) tenant = t;
       }
       let labels: Array<[string, string]>;
@@ -289,16 +290,16 @@ class LokiOutput implements OutputInstance {
 
   private metadata(rec: Record<string, unknown>): Array<[string, string]> | undefined {
     const out: Array<[string, string]> = [];
-    const text = (v: unknown) => scalarText(v) ?? (v !== null && typeof v === 'object' ? toJSONLine(v) : undefined);
+    const text = (v: unknown) => valueToText(v) ?? (Array.isArray(v) ? toJSONLine(v) : undefined);
     for (const t of this.compiled.meta) {
       if (t.kind === 'static') out.push([t.name, t.value]);
       else {
-        const v = text(lookup(rec, t.accessor.path));
+        const v = text(t.accessor.get(rec));
         if (v !== undefined && v !== '') out.push([t.name, v]);
       }
     }
     for (const a of this.compiled.metaMaps) {
-      const map = lookup(rec, a.path);
+      const map = a.get(rec);
       if (!map || typeof map !== 'object' || Array.isArray(map)) continue;
       for (const [k, v] of Object.entries(map as Record<string, unknown>)) {
         const s = text(v);

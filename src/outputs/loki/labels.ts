@@ -3,7 +3,8 @@
  * Bit's out_loki semantics), evaluated per event, made valid for Loki, and kept within Loki's
  * limits (15 label names per series; a bounded number of distinct streams per output).
  */
-import { compileAccessor, lookup, scalarText, type Accessor, type PathPart } from './accessor.js';
+import { compileAccessor as compileRecordAccessor, valueToText } from '../../core/record-accessor.js';
+import { compileAccessor, type Accessor, type PathPart } from './accessor.js';
 
 export interface StaticLabel {
   kind: 'static';
@@ -94,7 +95,7 @@ export function parseLabelEntry(entry: string): LabelTemplate | string {
   return { kind: 'static', name, value: sanitizeLabelValue(value) };
 }
 
-const KUBERNETES_LABELS: PathPart[] = ['kubernetes', 'labels'];
+const KUBERNETES_LABELS = compileRecordAccessor("$kubernetes['labels']");
 
 export interface LabelResult {
   labels: Array<[string, string]>;
@@ -121,7 +122,7 @@ export class LabelSet {
   }
 
   /** Record paths that feed labels (Fluent Bit removes them from the line). */
-  get paths(): PathPart[][] {
+  get paths(): Array<readonly PathPart[]> {
     return this.templates.filter((t): t is DynamicLabel => t.kind === 'dynamic').map((t) => t.accessor.path);
   }
 
@@ -144,12 +145,12 @@ export class LabelSet {
     for (const t of this.templates) {
       if (t.kind === 'static') add(t.name, t.value, false);
       else {
-        const v = scalarText(lookup(record, t.accessor.path));
+        const v = valueToText(t.accessor.get(record));
         if (v !== undefined) add(t.name, v, true);
       }
     }
     if (this.autoKubernetes) {
-      const map = lookup(record, KUBERNETES_LABELS);
+      const map = KUBERNETES_LABELS.get(record);
       if (map && typeof map === 'object' && !Array.isArray(map)) {
         for (const [k, v] of Object.entries(map as Record<string, unknown>)) {
           if (typeof v === 'string') add(sanitizeLabelName(k), v, true);
