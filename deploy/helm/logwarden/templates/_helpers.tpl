@@ -158,6 +158,7 @@ pipeline:
     - name: alertmanager
       match: falco
       url: {{ .Values.alertmanager.url }}
+      extra_labels: cluster:${CLUSTER_NAME}
       retry_limit: no_limits
     {{- end }}
     {{- if not (or .Values.loki.enabled .Values.alertmanager.enabled) }}
