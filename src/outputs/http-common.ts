@@ -138,7 +138,7 @@ function transportError(url: string, e: unknown): DeliveryError {
   }
   const code = err.code ?? (err.cause as NodeJS.ErrnoException | undefined)?.code;
   const detail = (err.cause as Error | undefined)?.message ?? err.message;
-  if (typeof code === 'string' && /CERT|SSL|TLS|SELF_SIGNED|HOSTNAME/.test(code)) {
+  if (typeof code === 'string' && /CERT|SSL|TLS|SELF_SIGNED|HOSTNAME|UNABLE_TO_|VERIFY|EPROTO/.test(code)) {
     return new DeliveryError(`${where}: TLS error ${code}: ${detail}`, true, 'tls');
   }
   return new DeliveryError(`${where}: ${code ? `${code} ` : ''}${detail}`, true, 'connection');

@@ -11,6 +11,7 @@
  * entries (same stream, time and line) are stored once.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTLSServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -47,6 +48,8 @@ export interface LokiServerOptions {
   unorderedWrites?: boolean;
   /** Require this Authorization header value (401 otherwise). */
   authorization?: string;
+  /** Serve HTTPS with this key and certificate; with `ca`, require a client certificate it signed. */
+  tls?: { key: Buffer; cert: Buffer; ca?: Buffer };
 }
 
 interface Scripted {
@@ -138,11 +141,15 @@ export class LokiServer {
   constructor(private readonly opts: LokiServerOptions = {}) {}
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.opts.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
   }
 
   async start(port = 0): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    const tls = this.opts.tls;
+    this.server = tls
+      ? createTLSServer({ key: tls.key, cert: tls.cert, ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {}) }, handler)
+      : createServer(handler);
     this.server.keepAliveTimeout = 5000;
     this.server.on('connection', (s: Socket) => {
       this.sockets.add(s);
