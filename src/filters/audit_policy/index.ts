@@ -9,7 +9,7 @@ import { ConfigError } from '../../config/errors.js';
 import type { RawSection } from '../../config/schema.js';
 import type { LogEvent, LogRecord } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
-import { CompiledPolicy } from './checker.js';
+import { CompiledPolicy, copyWithout, setData, withKey } from './checker.js';
 import { LEVELS, loadPolicyFile, parseInlinePolicy, type Policy } from './policy.js';
 
 export interface AuditPolicyConfig {
@@ -104,11 +104,12 @@ export const auditPolicy: FilterPlugin<AuditPolicyConfig> = {
     /** The record an output Event gets, given where the audit value came from. */
     const recordFor = (record: LogRecord, source: AuditSource, event: AuditEvent): LogRecord => {
       if (source === 'record') return event;
-      if (source === 'map') return { ...record, [keyName!]: event };
+      if (source === 'map') return withKey(record, keyName!, event);
       if (!config.reserve_data) return event;
-      const out: LogRecord = { ...record };
-      delete out[keyName!];
-      return { ...out, ...event };
+      // The parser filter's reserve_data: the record's other keys, then the parsed fields.
+      const out = copyWithout(record, keyName!);
+      for (const k of Object.keys(event)) setData(out, k, event[k]);
+      return out;
     };
 
     return {

@@ -82,6 +82,21 @@ test('a __proto__ key in an event stays data and pollutes nothing', async () => 
   assert.equal(out!.record.level, 'Metadata');
 });
 
+test('a __proto__ key in the record around the event stays data (map under key_name, reserve_data)', async () => {
+  const record = JSON.parse(`{"audit":${JSON.stringify(podGet())},"__proto__":{"evil":1}}`) as Record<string, unknown>;
+  const map = await build({ policy: metadataPolicy, key_name: 'audit' });
+  const [m] = map.f.filter([ev(record)], noEmit);
+  assert.equal(Object.getPrototypeOf(m!.record), Object.prototype);
+  assert.deepEqual(Object.getOwnPropertyDescriptor(m!.record, '__proto__')?.value, { evil: 1 });
+  assert.equal((m!.record.audit as Record<string, unknown>).level, 'Metadata');
+  const line = JSON.parse(`{"log":${JSON.stringify(JSON.stringify(podGet()))},"__proto__":{"evil":1}}`) as Record<string, unknown>;
+  const reserve = await build({ policy: metadataPolicy, key_name: 'log', reserve_data: true });
+  const [r] = reserve.f.filter([ev(line)], noEmit);
+  assert.equal(Object.getPrototypeOf(r!.record), Object.prototype);
+  assert.deepEqual(Object.getOwnPropertyDescriptor(r!.record, '__proto__')?.value, { evil: 1 });
+  assert.equal(r!.record.level, 'Metadata');
+});
+
 test('key_name with a JSON string: the record becomes the reduced event', async () => {
   const { f, metrics } = await build({ policy: metadataPolicy, key_name: 'log' });
   const input = ev({ log: JSON.stringify(podGet()), stream: 'stdout' });

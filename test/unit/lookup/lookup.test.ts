@@ -127,6 +127,18 @@ test('a __proto__ column or key stays data', async () => {
   const [y] = yaml.f.filter([ev({ k: 'a' })], noEmit);
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
   assert.deepEqual(Object.getOwnPropertyDescriptor(y!.record, '__proto__')?.value, { polluted: true });
+  // A record holding a __proto__ key (JSON.parse keeps it as data) is copied without it
+  // becoming the copy's prototype.
+  const record = JSON.parse('{"k":"a","__proto__":{"evil":1}}') as Record<string, unknown>;
+  for (const f of [csv.f, yaml.f]) {
+    const [r] = f.filter([ev(record)], noEmit);
+    assert.equal(Object.getPrototypeOf(r!.record), Object.prototype);
+    assert.equal((r!.record as { evil?: unknown }).evil, undefined);
+  }
+  const keyed = await build({ 't.csv': 'k,v\na,1\n' }, { file: 't.csv', lookup_key: '$k', result_key: 'r' });
+  const [k] = keyed.f.filter([ev(record)], noEmit);
+  assert.equal(Object.getPrototypeOf(k!.record), Object.prototype);
+  assert.equal(k!.record.r, '1');
 });
 
 test('duplicate keys: the first row wins, with a warning', async () => {
