@@ -268,7 +268,7 @@ export class Template {
 /**
  * Compiles a template (flb_record_accessor.c ra_parse_buffer): `$TAG`, `$TAG[n]` (the n-th
  * dot-separated part of the tag), `$0`..`$9` (regex captures), `$key['sub']...` (record values;
- * a key ends at `.`, a space, `,` or `"` outside quotes). Everything else is literal text.
+ * the key name is letters, digits and `_`). Everything else is literal text.
  * `${VAR}` is substituted by the config loader before this sees the text.
  */
 export function compileTemplate(text: string): Template {
@@ -304,8 +304,9 @@ export function compileTemplate(text: string): Template {
       }
       continue;
     }
-    // In a template a key ends at '.', so the identifier takes no dots here.
-    const m = /[_A-Za-z][A-Za-z0-9_-]*/y;
+    // In a template a key name ends at any character but a letter, digit or _ (Fluent Bit ends
+    // it at '.', ' ', ',' or '"' and rejects the rest), so `logs-$app-prod` reads key `app`.
+    const m = /[_A-Za-z][A-Za-z0-9_]*/y;
     m.lastIndex = i + 1;
     const id = m.exec(text);
     if (!id) {
