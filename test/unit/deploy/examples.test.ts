@@ -104,7 +104,9 @@ describe('examples/events', () => {
       for (const line of read('events', f).split('\n').filter((l) => l.trim())) {
         const ev = JSON.parse(line) as Obj;
         assert.equal(ev.kind, 'Event');
-        assert.match(ev.apiVersion, /^audit\.k8s\.io\/v1/);
+        // Falco's trace files omit apiVersion on some events; kind, auditID and verb are always there.
+        assert.equal(typeof ev.auditID, 'string');
+        assert.equal(typeof ev.verb, 'string');
       }
     }
     assert.match(notice, /Apache License/);
