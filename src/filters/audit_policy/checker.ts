@@ -6,6 +6,7 @@
  * exact, `*`, `*\/sub` and `res/*` forms split into sets.
  */
 import type { AuditEvent } from '../../core/audit-event.js';
+import { setField } from '../../core/record-accessor.js';
 import { LEVELS, type GroupResources, type Level, type Policy, type PolicyRule } from './policy.js';
 
 const RANK: Record<string, number> = { None: 0, Metadata: 1, Request: 2, RequestResponse: 3 };
@@ -209,18 +210,12 @@ export interface Decision {
 
 const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
 
-/** Sets an own data property: a `__proto__` key stays data instead of setting the prototype. */
-export function setData(obj: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === '__proto__') Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
-  else obj[key] = value;
-}
-
 /** A shallow copy of `obj` without the `skip` keys; a `__proto__` key stays an own data property. */
 export function copyWithout(obj: Record<string, unknown>, skipA: string | null, skipB: string | null = null): Record<string, unknown> {
   // Built key by key rather than spread and `delete`d: deleting turns the copy into a slow
   // dictionary-mode object for every later stage.
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(obj)) if (k !== skipA && k !== skipB) setData(out, k, obj[k]);
+  for (const k of Object.keys(obj)) if (k !== skipA && k !== skipB) setField(out, k, obj[k]);
   return out;
 }
 
@@ -230,7 +225,7 @@ export function copyWithout(obj: Record<string, unknown>, skipA: string | null, 
  */
 export function withKey(obj: Record<string, unknown>, key: string, value: unknown): Record<string, unknown> {
   const out = copyWithout(obj, null);
-  setData(out, key, value);
+  setField(out, key, value);
   return out;
 }
 

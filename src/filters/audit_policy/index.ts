@@ -9,7 +9,8 @@ import { ConfigError } from '../../config/errors.js';
 import type { RawSection } from '../../config/schema.js';
 import type { LogEvent, LogRecord } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
-import { CompiledPolicy, copyWithout, setData, withKey } from './checker.js';
+import { setField } from '../../core/record-accessor.js';
+import { CompiledPolicy, copyWithout, withKey } from './checker.js';
 import { LEVELS, loadPolicyFile, parseInlinePolicy, type Policy } from './policy.js';
 
 export interface AuditPolicyConfig {
@@ -108,7 +109,7 @@ export const auditPolicy: FilterPlugin<AuditPolicyConfig> = {
       if (!config.reserve_data) return event;
       // The parser filter's reserve_data: the record's other keys, then the parsed fields.
       const out = copyWithout(record, keyName!);
-      for (const k of Object.keys(event)) setData(out, k, event[k]);
+      for (const k of Object.keys(event)) setField(out, k, event[k]);
       return out;
     };
 

@@ -11,7 +11,7 @@ import { ConfigError } from '../../config/errors.js';
 import type { RawSection } from '../../config/schema.js';
 import type { LogEvent, LogRecord } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
-import { compileAccessor, type Accessor } from './accessor.js';
+import { compileAccessor, setField, type RecordAccessor } from '../../core/record-accessor.js';
 import { formatOf, parseTable, TableError, type LookupTable, type TableFormat } from './table.js';
 
 export interface LookupConfig {
@@ -80,8 +80,8 @@ function loadTable(config: LookupConfig, section: RawSection): Loaded {
   return { path, format, table, version };
 }
 
-function checkOptions(config: LookupConfig, section: RawSection): Accessor {
-  let accessor: Accessor;
+function checkOptions(config: LookupConfig, section: RawSection): RecordAccessor {
+  let accessor: RecordAccessor;
   try {
     accessor = compileAccessor(config.lookup_key);
   } catch (e) {
@@ -108,8 +108,7 @@ const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o,
 function assignData(target: LogRecord, src: Record<string, unknown>): LogRecord {
   if (!hasOwn(src, '__proto__')) return Object.assign(target, src);
   for (const k of Object.keys(src)) {
-    if (k === '__proto__') Object.defineProperty(target, k, { value: src[k], enumerable: true, writable: true, configurable: true });
-    else target[k] = src[k];
+    setField(target, k, src[k]);
   }
   return target;
 }
@@ -122,8 +121,7 @@ function withFields(record: LogRecord, fields: Record<string, unknown>): LogReco
 /** A copy of `record` with `key` set to `value`. */
 function withKey(record: LogRecord, key: string, value: unknown): LogRecord {
   const out = assignData({}, record);
-  if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
-  else out[key] = value;
+  setField(out, key, value);
   return out;
 }
 
@@ -256,7 +254,7 @@ export const lookup: FilterPlugin<LookupConfig> = {
         let misses = 0;
         for (let i = 0; i < events.length; i++) {
           const e = events[i]!;
-          const v = accessor(e.record);
+          const v = accessor.get(e.record);
           let key: string | null = null;
           if (typeof v === 'string') key = v;
           else if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') key = String(v);

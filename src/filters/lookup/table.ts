@@ -4,6 +4,7 @@
  */
 import { parse as parseCsv } from 'csv-parse/sync';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair } from 'yaml';
+import { setField } from '../../core/record-accessor.js';
 
 export type TableFormat = 'csv' | 'yaml';
 
@@ -46,12 +47,6 @@ export function formatOf(path: string): TableFormat | null {
   if (lower.endsWith('.csv')) return 'csv';
   if (lower.endsWith('.yaml') || lower.endsWith('.yml')) return 'yaml';
   return null;
-}
-
-/** Sets an own data property, so a `__proto__` column or key stays data. */
-function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === '__proto__') Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
-  else obj[key] = value;
 }
 
 class Builder {
@@ -101,7 +96,7 @@ function readCsv(text: string, opts: TableOptions): LookupTable {
       continue;
     }
     const fields: Record<string, unknown> = {};
-    for (let c = 0; c < header.length; c++) if (c !== keyIndex) setOwn(fields, header[c]!, record[c]);
+    for (let c = 0; c < header.length; c++) if (c !== keyIndex) setField(fields, header[c]!, record[c]);
     b.add(record[keyIndex]!, fields, info.lines);
   }
   return { rows: b.rows, scalar, ...(scalar ? { valueColumn: header[valueIndex]! } : {}), duplicates: b.duplicates };
@@ -164,7 +159,7 @@ function readYaml(text: string, opts: TableOptions): LookupTable {
       for (const p of pairs) {
         const name = keyText(p.key);
         if (name === null) fail(p.key, 'a field name must be a string or a number');
-        if (name !== keyColumn) setOwn(fields, name!, p.value == null ? null : (p.value as Node).toJS(doc));
+        if (name !== keyColumn) setField(fields, name!, p.value == null ? null : (p.value as Node).toJS(doc));
       }
       b.add(key!, fields, at(item).line);
     }
