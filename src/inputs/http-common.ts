@@ -1,0 +1,520 @@
+/**
+ * What the HTTP inputs (`http`, `k8s_audit_webhook`) share: the listener (HTTP or TLS with
+ * optional client-certificate verification), limits, timeouts, backpressure, and answering a
+ * request only once its events are committed.
+ *
+ * A request goes through these steps; a refusal answers only that request, with a log line and
+ * `logwarden_input_errors_total{reason}`:
+ * 1. before any body byte is read: connection limit (503), path (404), method (405), content
+ *    type (415), Content-Length above buffer_max_size (413), backpressure (503 + Retry-After),
+ *    content encoding (415). `Expect: 100-continue` is answered only after these checks, so a
+ *    refused sender never sends its body;
+ * 2. the body is read up to buffer_max_size (a chunked body that goes past it: 413) within
+ *    request_timeout (408); gzip/deflate bodies are inflated up to buffer_max_size;
+ * 3. the endpoint decodes the body into events (malformed: 400 with the parser's message);
+ * 4. the events are routed as one chunk; the success status is sent when the chunk's commit
+ *    settles ok, 503 + Retry-After when it fails, so the sender retries.
+ *
+ * Why 503 (not 429) for "retry later": the Kubernetes API server's audit webhook retries every
+ * error (plugin/pkg/audit/webhook retryOnError) with its backoff (--audit-webhook-initial-backoff,
+ * factor 1.5, 5 steps), and its REST client first retries by itself a 429 *or any 5xx* that
+ * carries an integer Retry-After (client-go rest/with_retry.go checkWait, up to 10 times). Both
+ * codes get the same handling there; 503 says what happened (this receiver is temporarily
+ * unable to take data; the sender did nothing wrong), is retried by generic HTTP clients and
+ * proxies that do not retry a 429, and keeps 429 free for what RFC 6585 defines it as.
+ */
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type net from 'node:net';
+import { resolve } from 'node:path';
+import type tls from 'node:tls';
+import zlib from 'node:zlib';
+import { ConfigError } from '../config/errors.js';
+import type { OptionTable, RawSection } from '../config/schema.js';
+import { Commit } from '../core/commit.js';
+import type { LogEvent } from '../core/event.js';
+import type { InputContext, InputInstance } from '../core/plugin.js';
+
+export interface HttpServerConfig {
+  listen: string;
+  port: number;
+  tls: boolean;
+  'tls.crt_file'?: string;
+  'tls.key_file'?: string;
+  'tls.key_passwd'?: string;
+  'tls.ca_file'?: string;
+  'tls.verify': boolean;
+  buffer_max_size: number;
+  connection_limit: number;
+  headers_timeout: number;
+  request_timeout: number;
+  keepalive_timeout: number;
+  retry_after: number;
+}
+
+/** The listener's options; each plugin picks its own defaults where they differ. */
+export function httpServerOptions(d: { port: number; buffer_max_size: string; buffer_max_size_note: string; retry_after: number }) {
+  return {
+    listen: { type: 'string', default: '0.0.0.0', description: 'Address to listen on' },
+    port: { type: 'int', default: d.port, min: 0, max: 65535, description: 'TCP port to listen on (0: any free port)' },
+    tls: { type: 'bool', default: false, description: 'Serve HTTPS' },
+    'tls.crt_file': { type: 'string', description: 'Server certificate (PEM)' },
+    'tls.key_file': { type: 'string', description: 'Server private key (PEM)' },
+    'tls.key_passwd': { type: 'string', description: 'Password of the private key' },
+    'tls.ca_file': { type: 'string', description: 'CA bundle (PEM) to verify client certificates' },
+    'tls.verify': { type: 'bool', default: false, description: 'Require client certificates signed by tls.ca_file' },
+    buffer_max_size: {
+      type: 'size',
+      default: d.buffer_max_size,
+      min: 1024,
+      description: `Largest request body accepted (after gzip/deflate inflation); larger: 413. ${d.buffer_max_size_note}`,
+    },
+    connection_limit: {
+      type: 'int',
+      default: 1024,
+      min: 1,
+      description: 'Open connections served at once; a connection beyond it gets 503 on its request, beyond twice it is closed at once',
+    },
+    headers_timeout: {
+      type: 'duration',
+      default: 10,
+      description: 'A request whose headers have not all arrived this long after its first byte gets 408 and its connection is closed',
+    },
+    request_timeout: {
+      type: 'duration',
+      default: 60,
+      description: 'A request (headers and body) not fully received this long after its first byte gets 408 and its connection is closed',
+    },
+    keepalive_timeout: {
+      type: 'duration',
+      default: 120,
+      description: 'Idle keep-alive connections are closed after this long (above Go\'s 90 s client idle timeout, so the sender closes first)',
+    },
+    retry_after: {
+      type: 'int',
+      default: d.retry_after,
+      min: 1,
+      max: 3600,
+      description: 'Seconds in the Retry-After header of 503 answers (backpressure, failed commit, connection limit)',
+    },
+  } satisfies OptionTable;
+}
+
+/** Load-time checks of the listener options (positions for every error). */
+export function validateHttpServer(c: HttpServerConfig, section: RawSection): void {
+  const at = (k: string) => section.keyPos[k] ?? section.pos;
+  if (c.tls && (!c['tls.crt_file'] || !c['tls.key_file'])) throw new ConfigError('tls on needs tls.crt_file and tls.key_file', at('tls'), 'tls');
+  if (c['tls.verify'] && !c['tls.ca_file']) {
+    throw new ConfigError('tls.verify on needs tls.ca_file to verify client certificates', at('tls.verify'), 'tls.verify');
+  }
+  if (!c.tls) {
+    for (const k of ['tls.crt_file', 'tls.key_file', 'tls.ca_file', 'tls.verify'] as const) {
+      if (section.values[k] !== undefined) throw new ConfigError(`${k} has no effect without tls: on`, at(k), k);
+    }
+  }
+  for (const k of ['tls.crt_file', 'tls.key_file', 'tls.ca_file'] as const) {
+    const p = c[k];
+    if (p !== undefined) {
+      try {
+        readFileSync(resolve(section.baseDir, p));
+      } catch (e) {
+        throw new ConfigError(`cannot read ${p}: ${(e as Error).message}`, section.valuePos[k] ?? section.pos, k);
+      }
+    }
+  }
+  if (c.headers_timeout <= 0) throw new ConfigError('must be above 0', section.valuePos.headers_timeout ?? at('headers_timeout'), 'headers_timeout');
+  if (c.request_timeout < c.headers_timeout) {
+    throw new ConfigError(
+      `request_timeout (${c.request_timeout}s) must not be below headers_timeout (${c.headers_timeout}s)`,
+      at('request_timeout') === section.pos ? at('headers_timeout') : at('request_timeout'),
+      'request_timeout',
+    );
+  }
+}
+
+/** TLS and other paths are relative to the config file. */
+export function resolveServerPaths<C extends HttpServerConfig>(c: C, baseDir: string): C {
+  const abs = (p: string | undefined) => (p === undefined ? undefined : resolve(baseDir, p));
+  return { ...c, 'tls.crt_file': abs(c['tls.crt_file']), 'tls.key_file': abs(c['tls.key_file']), 'tls.ca_file': abs(c['tls.ca_file']) };
+}
+
+/** A refused request: its status, the message the sender reads, the metric reason. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly reason: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+/** `type/subtype` of a Content-Type header, lower-cased, without parameters. */
+export function mediaType(req: http.IncomingMessage): string | undefined {
+  const h = req.headers['content-type'];
+  if (h === undefined) return undefined;
+  return h.split(';', 1)[0]!.trim().toLowerCase();
+}
+
+/** The plugin-specific part of an HTTP input. */
+export interface HttpEndpoint<S> {
+  /**
+   * Checks a request before any body byte is read (method, path, content type); throws
+   * HttpError. The value returned is handed to decode.
+   */
+  check(req: http.IncomingMessage, path: string): S;
+  /** Decodes a whole (inflated) body into events; throws HttpError (400) for malformed data. */
+  decode(body: Buffer, state: S, req: http.IncomingMessage, log: RequestLog): LogEvent[];
+  /** Status and headers of a committed request. */
+  readonly successStatus: number;
+  readonly successHeaders: Record<string, string>;
+}
+
+/** How decode reports data it skips or repairs while the request still succeeds. */
+export interface RequestLog {
+  /** Counts `n` items under `reason` (logwarden_input_errors_total) and logs one line for them. */
+  report(reason: string, n: number, message: string, extra?: Record<string, unknown>): void;
+}
+
+const ENCODINGS = new Set(['identity', 'gzip', 'x-gzip', 'deflate']);
+
+const inflate = (fn: typeof zlib.gunzip, buf: Buffer, max: number) =>
+  new Promise<Buffer>((resolve, reject) => fn(buf, { maxOutputLength: max }, (err, out) => (err ? reject(err) : resolve(out))));
+
+export class HttpInput<S> implements InputInstance {
+  private server: http.Server | undefined;
+  private readonly sockets = new Set<net.Socket>();
+  /** Connections accepted beyond connection_limit: their request gets 503 and they are closed. */
+  private readonly overLimit = new WeakSet<net.Socket>();
+  private stopping = false;
+  private readonly m;
+  private readonly tlsOptions: tls.TlsOptions | undefined;
+
+  constructor(
+    private readonly c: HttpServerConfig & { buffer_chunk_size?: number },
+    private readonly ctx: InputContext,
+    private readonly endpoint: HttpEndpoint<S>,
+    private readonly what: string,
+  ) {
+    const id = ctx.id;
+    const mm = ctx.metrics;
+    this.m = {
+      records: mm.inputRecords.labels(id),
+      bytes: mm.inputBytes.labels(id),
+      connections: mm.inputConnections.labels(id),
+      paused: mm.inputPaused.labels(id),
+      acks: mm.inputAcks.labels(id),
+      unacked: mm.inputUnacked.labels(id),
+      error: (reason: string) => mm.inputErrors.labels(id, reason),
+    };
+    if (c.tls) {
+      this.tlsOptions = {
+        cert: readFileSync(c['tls.crt_file']!),
+        key: readFileSync(c['tls.key_file']!),
+        ...(c['tls.key_passwd'] ? { passphrase: c['tls.key_passwd'] } : {}),
+        ...(c['tls.ca_file'] ? { ca: readFileSync(c['tls.ca_file']) } : {}),
+        requestCert: c['tls.verify'],
+        rejectUnauthorized: c['tls.verify'],
+        handshakeTimeout: c.headers_timeout * 1000,
+      };
+    }
+    ctx.flow.on('pause', this.onPause);
+    ctx.flow.on('resume', this.onResume);
+    if (ctx.flow.paused) this.m.paused.set(1);
+  }
+
+  private readonly onPause = (who: string, why: string): void => {
+    this.ctx.logger.warn({ by: who, why, retry_after: this.c.retry_after }, 'backpressure: answering new requests 503 with Retry-After');
+    this.m.paused.set(1);
+  };
+
+  private readonly onResume = (): void => {
+    this.ctx.logger.info('backpressure released: accepting requests');
+    this.m.paused.set(0);
+  };
+
+  async start(): Promise<void> {
+    const c = this.c;
+    const ms = (s: number) => Math.round(s * 1000);
+    const serverOptions: http.ServerOptions = {
+      headersTimeout: ms(c.headers_timeout),
+      requestTimeout: ms(c.request_timeout),
+      keepAliveTimeout: ms(c.keepalive_timeout),
+      // Node checks both timeouts on this interval (30 s by default): keep it a fraction of them.
+      connectionsCheckingInterval: Math.min(1000, Math.max(50, ms(c.headers_timeout) / 4)),
+    };
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.onRequest(req, res, false);
+    const server = this.tlsOptions ? https.createServer({ ...this.tlsOptions, ...serverOptions }, handler) : http.createServer(serverOptions, handler);
+    server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => this.onRequest(req, res, true));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.onClientError(err, socket));
+    server.on(this.tlsOptions ? 'secureConnection' : 'connection', (socket: net.Socket) => this.onConnection(socket));
+    if (this.tlsOptions) {
+      server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+        this.m.error('tls').inc();
+        this.ctx.logger.warn({ remote: socket.remoteAddress, err: err.message }, 'TLS handshake failed');
+      });
+    }
+    server.maxConnections = c.connection_limit * 2;
+    server.on('drop', (d?: { remoteAddress?: string }) => {
+      this.m.error('connection_limit').inc();
+      this.ctx.logger.warn({ remote: d?.remoteAddress, limit: c.connection_limit }, 'connection closed at once: twice connection_limit reached');
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(c.port, c.listen, () => {
+        server.off('error', reject);
+        server.on('error', (e) => this.ctx.logger.error({ err: e.message }, 'listener error'));
+        resolve();
+      });
+    });
+    this.ctx.logger.info({ listen: this.addresses(), tls: c.tls, client_certs: c['tls.verify'] }, `${this.what} listening`);
+  }
+
+  addresses(): string[] {
+    const a = this.server?.address();
+    if (!a) return [];
+    return [typeof a === 'string' ? a : `${a.address}:${a.port}`];
+  }
+
+  async stop(): Promise<void> {
+    this.ctx.flow.off('pause', this.onPause);
+    this.ctx.flow.off('resume', this.onResume);
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    this.stopping = true;
+    // Requests waiting for their commit keep their connection so the answer can still be sent;
+    // everything is closed once the engine had its grace period.
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    server.closeIdleConnections();
+    setTimeout(() => server.closeAllConnections(), (this.ctx.service.grace + 1) * 1000).unref();
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 100))]);
+  }
+
+  private onConnection(socket: net.Socket): void {
+    this.sockets.add(socket);
+    this.m.connections.inc();
+    if (this.sockets.size > this.c.connection_limit) this.overLimit.add(socket);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.m.connections.dec();
+    });
+  }
+
+  /** Errors Node's HTTP parser reports before a request reaches the handler (or while reading its body). */
+  private onClientError(err: NodeJS.ErrnoException, socket: net.Socket): void {
+    const code = err.code ?? '';
+    let status = 400;
+    let reason = 'bad_request';
+    let message = `malformed HTTP request: ${err.message}`;
+    if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      status = 408;
+      reason = 'timeout';
+      message = `request not received within headers_timeout (${this.c.headers_timeout}s) / request_timeout (${this.c.request_timeout}s)`;
+    } else if (code === 'HPE_HEADER_OVERFLOW') {
+      status = 431;
+      reason = 'headers_too_large';
+      message = 'request headers too large';
+    } else if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
+      this.m.error('aborted').inc();
+      this.ctx.logger.debug({ remote: socket.remoteAddress, err: err.message }, 'connection reset by the sender');
+      socket.destroy();
+      return;
+    }
+    this.m.error(reason).inc();
+    this.ctx.logger.warn({ remote: socket.remoteAddress, status, reason, err: err.message }, `closing connection: ${message}`);
+    if (socket.writable && socket.bytesWritten === 0) {
+      const body = `${message}\n`;
+      socket.write(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
+  }
+
+  private onRequest(req: http.IncomingMessage, res: http.ServerResponse, expectsContinue: boolean): void {
+    const socket = req.socket;
+    let state: S;
+    const length = bodyLength(req);
+    try {
+      if (this.stopping) throw new HttpError(503, 'shutting down', 'shutdown', { 'Retry-After': String(this.c.retry_after) });
+      if (this.overLimit.has(socket)) {
+        throw new HttpError(503, `connection_limit (${this.c.connection_limit}) reached; retry on a new connection`, 'connection_limit', {
+          'Retry-After': String(this.c.retry_after),
+          Connection: 'close',
+        });
+      }
+      state = this.endpoint.check(req, pathOf(req.url ?? '/'));
+      if (length !== undefined && length > this.c.buffer_max_size) {
+        throw new HttpError(413, `body of ${length} bytes exceeds buffer_max_size (${this.c.buffer_max_size} bytes)`, 'too_large');
+      }
+      if (this.ctx.flow.paused) {
+        throw new HttpError(503, 'backpressure: outputs are full, retry later', 'paused', { 'Retry-After': String(this.c.retry_after) });
+      }
+      const enc = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+      if (!ENCODINGS.has(enc)) throw new HttpError(415, `Content-Encoding '${enc}' is not supported (gzip, deflate, identity)`, 'bad_encoding');
+    } catch (e) {
+      // A sender that waits for 100 Continue may or may not send its body after a refusal: only
+      // closing the connection keeps the next request from being read out of that body.
+      this.refuse(req, res, e, true, expectsContinue);
+      return;
+    }
+    if (expectsContinue) res.writeContinue();
+    this.readBody(req, res, state, length);
+  }
+
+  private readBody(req: http.IncomingMessage, res: http.ServerResponse, state: S, length: number | undefined): void {
+    const max = this.c.buffer_max_size;
+    const step = Math.min(this.c.buffer_chunk_size ?? 512 * 1024, max);
+    // Memory follows the bytes that arrive, not the length a sender declares: start at
+    // buffer_chunk_size (or the declared length when smaller) and double up to the limit.
+    const cap = Math.min(max, length ?? max);
+    let buf = Buffer.allocUnsafe(Math.min(cap, step));
+    let len = 0;
+    let refused = false;
+    req.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      if (len + chunk.length > max) {
+        refused = true;
+        this.refuse(req, res, new HttpError(413, `body exceeds buffer_max_size (${max} bytes)`, 'too_large'), true);
+        return;
+      }
+      if (len + chunk.length > buf.length) {
+        const grown = Buffer.allocUnsafe(Math.min(cap, Math.max(len + chunk.length, buf.length * 2, step)));
+        buf.copy(grown, 0, 0, len);
+        buf = grown;
+      }
+      chunk.copy(buf, len);
+      len += chunk.length;
+    });
+    req.on('end', () => {
+      if (!refused) void this.process(req, res, state, buf.subarray(0, len));
+    });
+    req.on('error', (err) => {
+      if (refused) return;
+      refused = true;
+      this.m.error('aborted').inc();
+      this.ctx.logger.debug({ remote: req.socket.remoteAddress, err: err.message, received: len }, 'request aborted by the sender before its body was complete');
+    });
+  }
+
+  private async process(req: http.IncomingMessage, res: http.ServerResponse, state: S, wire: Buffer): Promise<void> {
+    this.m.bytes.inc(wire.length);
+    let events: LogEvent[];
+    try {
+      let body = wire;
+      const enc = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+      if (enc !== 'identity') {
+        try {
+          body = await inflate(enc === 'deflate' ? zlib.inflate : zlib.gunzip, wire, this.c.buffer_max_size);
+        } catch (e) {
+          const err = e as NodeJS.ErrnoException;
+          if (err.code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
+            throw new HttpError(413, `inflated body exceeds buffer_max_size (${this.c.buffer_max_size} bytes)`, 'too_large');
+          }
+          throw new HttpError(400, `cannot inflate ${enc} body: ${err.message}`, 'bad_encoding');
+        }
+      }
+      if (body.length === 0) throw new HttpError(400, 'no payload found', 'empty');
+      events = this.endpoint.decode(body, state, req, this.requestLog(req));
+    } catch (e) {
+      this.refuse(req, res, e, false);
+      return;
+    }
+    if (events.length === 0) {
+      this.succeed(res);
+      return;
+    }
+    this.m.records.inc(events.length);
+    const remote = req.socket.remoteAddress;
+    const commit = new Commit((ok, reason) => {
+      if (!ok) this.m.unacked.inc();
+      if (res.writableEnded || res.destroyed || req.socket.destroyed) {
+        this.ctx.logger.debug({ remote, ok, reason }, 'sender went away before its events were committed; it will resend');
+        return;
+      }
+      if (ok) this.succeed(res);
+      else {
+        this.refuse(
+          req,
+          res,
+          new HttpError(503, `events not committed (${reason ?? 'failed'}); retry later`, 'commit_failed', { 'Retry-After': String(this.c.retry_after) }),
+          false,
+        );
+      }
+    });
+    try {
+      this.ctx.ingest(events, commit, wire.length);
+    } finally {
+      commit.release();
+    }
+  }
+
+  private succeed(res: http.ServerResponse): void {
+    this.m.acks.inc();
+    const headers: Record<string, string> = { ...this.endpoint.successHeaders };
+    if (this.stopping) headers.Connection = 'close';
+    if (this.endpoint.successStatus !== 204) headers['Content-Length'] = '0';
+    res.writeHead(this.endpoint.successStatus, headers).end();
+  }
+
+  private requestLog(req: http.IncomingMessage): RequestLog {
+    return {
+      report: (reason, n, message, extra = {}) => {
+        this.m.error(reason).inc(n);
+        this.ctx.logger.warn({ remote: req.socket.remoteAddress, path: req.url, reason, count: n, ...extra }, message);
+      },
+    };
+  }
+
+  /**
+   * Answers `e` (an HttpError, else 500). When the body was not read and may be large or of
+   * unknown length, the connection is closed after the answer instead of reading the body to
+   * keep it alive; the socket lingers a second so the sender can read the answer before the
+   * close (an immediate close with unread data would reset the connection).
+   */
+  private refuse(req: http.IncomingMessage, res: http.ServerResponse, e: unknown, bodyUnread: boolean, mustClose = false): void {
+    const err = e instanceof HttpError ? e : new HttpError(500, `internal error: ${(e as Error).message}`, 'internal');
+    this.m.error(err.reason).inc();
+    const quiet = err.reason === 'paused' || err.reason === 'shutdown';
+    this.ctx.logger[quiet ? 'debug' : 'warn'](
+      { remote: req.socket.remoteAddress, method: req.method, path: req.url, status: err.status, reason: err.reason },
+      `request refused: ${err.message}`,
+    );
+    if (res.headersSent || res.destroyed) return;
+    const length = bodyLength(req);
+    const close = mustClose || err.headers.Connection === 'close' || (bodyUnread && !req.complete && (length === undefined || length > this.c.buffer_max_size));
+    const body = `${err.message}\n`;
+    const headers: Record<string, string> = {
+      'Content-Type': 'text/plain; charset=utf-8',
+      'Content-Length': String(Buffer.byteLength(body)),
+      ...err.headers,
+    };
+    if (close || this.stopping) headers.Connection = 'close';
+    res.writeHead(err.status, headers).end(body);
+    if (close) {
+      const socket = req.socket;
+      res.once('finish', () => setTimeout(() => socket.destroy(), 1000).unref());
+    }
+  }
+}
+
+/**
+ * The declared body length: Content-Length, undefined for a chunked body (unknown until read),
+ * 0 when the request has neither (HTTP/1.1 section 6.3 of RFC 9112: no body).
+ */
+function bodyLength(req: http.IncomingMessage): number | undefined {
+  const cl = req.headers['content-length'];
+  if (cl !== undefined) return Number(cl);
+  return req.headers['transfer-encoding'] === undefined ? 0 : undefined;
+}
+
+/** The path of a request target, without the query string. */
+export function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
