@@ -1,0 +1,812 @@
+/**
+ * Condition compiler: resolves macros and lists in a parsed condition, type-checks every check
+ * against the field table, and compiles the result ONCE into plain closures (no eval, no
+ * Function constructor).
+ *
+ * All rules of a rule set share one Program:
+ *  - every distinct (field, argument, transformer) is a slot, extracted at most once per event
+ *    (an epoch-stamped cache, no allocation per event);
+ *  - identical sub-conditions (the same macro used by twenty rules, or the same rule loaded
+ *    under another name) are hash-consed into one node, and shared and/or/not nodes memoise
+ *    their result per event;
+ *  - for the rule index, each node reports which values of a cheap single-valued field
+ *    (ka.verb, ka.target.resource, the stage...) it can possibly match.
+ *
+ * Missing fields behave as in libsinsp: every comparison on an absent field is false (`!=`
+ * included), `exists` is false, and `not` simply negates.
+ */
+import { RE2JS } from 're2js';
+import { FIELDS, checkFieldArg, type AuditEvent, type FieldValue, type ValueType } from './fields.js';
+import { unescapeQuoted, type Expr, type FieldRef, type ListLiteral, type Operand, type Pos, type StringLiteral, type TransformerRef } from './parser.js';
+
+export class CompileError extends Error {
+  constructor(
+    message: string,
+    readonly pos?: Pos,
+  ) {
+    super(message);
+    this.name = 'CompileError';
+  }
+}
+
+export interface CompileWarning {
+  message: string;
+  pos?: Pos;
+}
+
+/** What macro and list names mean while resolving one condition. */
+export interface ResolveEnv {
+  /** The parsed body of a visible macro, or undefined when no such macro is visible. */
+  macro(name: string): Expr | undefined;
+  /** The expanded literal items of a list, or undefined when there is no such list. */
+  list(name: string): readonly string[] | undefined;
+  /** Called with each macro and list name a condition uses. */
+  used?(kind: 'macro' | 'list', name: string): void;
+}
+
+const LIST_OPS = new Set(['in', 'intersects', 'pmatch']);
+
+/**
+ * Inlines macros and substitutes lists. A bare word inside `( ... )` that names a list is replaced
+ * by the list's items (Falco substitutes list names textually; a name that is no list stays a
+ * literal); quoted words are always literals.
+ */
+export function resolve(e: Expr, env: ResolveEnv, stack: string[] = []): Expr {
+  switch (e.kind) {
+    case 'and':
+    case 'or':
+      return { ...e, children: e.children.map((c) => resolve(c, env, stack)) };
+    case 'not':
+      return { ...e, child: resolve(e.child, env, stack) };
+    case 'ident': {
+      const body = env.macro(e.name);
+      if (!body) throw new CompileError(`Undefined macro '${e.name}' used in filter.`, e.pos);
+      if (stack.includes(e.name)) throw new CompileError(`Reference loop in macro '${e.name}'`, e.pos);
+      env.used?.('macro', e.name);
+      return resolve(body, env, [...stack, e.name]);
+    }
+    case 'unary':
+      return e;
+    case 'binary': {
+      const r = e.right;
+      if (r.kind === 'list') {
+        const items: StringLiteral[] = [];
+        for (const it of r.items) {
+          const l = it.quoted ? undefined : env.list(it.value);
+          if (l) {
+            env.used?.('list', it.value);
+            for (const v of l) items.push({ kind: 'value', value: v, quoted: true, pos: it.pos });
+          } else items.push(it);
+        }
+        return { ...e, right: { ...r, items } };
+      }
+      if (r.kind === 'value' && !r.quoted) {
+        const l = env.list(r.value);
+        if (!l) return e;
+        env.used?.('list', r.value);
+        if (LIST_OPS.has(e.op)) {
+          const list: ListLiteral = { kind: 'list', items: l.map((v) => ({ kind: 'value', value: v, quoted: true, pos: r.pos })), pos: r.pos };
+          return { ...e, right: list };
+        }
+        if (l.length !== 1) {
+          throw new CompileError(`list '${r.value}' has ${l.length} items and cannot be used with operator '${e.op}'`, r.pos);
+        }
+        return { ...e, right: { kind: 'value', value: l[0]!, quoted: true, pos: r.pos } };
+      }
+      return e;
+    }
+  }
+}
+
+/**
+ * Expands the raw items of a list as Falco does: a bare item naming another list is replaced by
+ * that list's items; a quoted item is unquoted; anything else is literal text.
+ */
+export function expandListItems(raw: readonly string[], lookup: (name: string) => readonly string[] | undefined, seen: string[] = []): string[] {
+  const out: string[] = [];
+  for (const item of raw) {
+    const q = item[0];
+    if ((q === '"' || q === "'") && item.length >= 2 && item.endsWith(q)) {
+      try {
+        out.push(unescapeQuoted(item));
+      } catch {
+        out.push(item);
+      }
+      continue;
+    }
+    const nested = seen.includes(item) ? undefined : lookup(item);
+    if (nested) out.push(...expandListItems(nested, lookup, [...seen, item]));
+    else out.push(item);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime
+
+/** Per-event evaluation state, reused for every event (no allocation per event). */
+export class EvalContext {
+  ev!: AuditEvent;
+  epoch = 0;
+  readonly fEpoch: Int32Array;
+  readonly fVal: FieldValue[];
+  readonly mEpoch: Int32Array;
+  readonly mVal: Uint8Array;
+  /** Checks that failed at evaluation time (an operator a list field does not support). */
+  runtimeErrors = 0;
+
+  constructor(slots: number, memos: number) {
+    this.fEpoch = new Int32Array(slots);
+    this.fVal = new Array<FieldValue>(slots).fill(undefined);
+    this.mEpoch = new Int32Array(memos);
+    this.mVal = new Uint8Array(memos);
+  }
+
+  begin(ev: AuditEvent): void {
+    this.ev = ev;
+    if (++this.epoch === 0x7fffffff) {
+      this.epoch = 1;
+      this.fEpoch.fill(0);
+      this.mEpoch.fill(0);
+    }
+  }
+}
+
+export type Pred = (c: EvalContext) => boolean;
+type Getter = (c: EvalContext) => FieldValue;
+
+interface Slot {
+  id: number;
+  key: string;
+  type: ValueType;
+  /** A plain single-valued field without transformer (usable as a rule index key). */
+  plain: boolean;
+  compute: (c: EvalContext) => FieldValue;
+  get: Getter;
+}
+
+/** A node of the shared condition DAG. */
+export interface PlanNode {
+  id: number;
+  key: string;
+  kind: 'and' | 'or' | 'not' | 'check' | 'const';
+  children: PlanNode[];
+  refs: number;
+  /** For checks: the predicate builder. */
+  make?: () => Pred;
+  /** For checks of the form `plain_field = v` / `in (...)`: the slot and accepted values. */
+  constraint?: { slot: number; values: ReadonlySet<string> };
+  value?: boolean;
+}
+
+// ---- string operators ------------------------------------------------------------------------
+
+function asciiLower(s: string): string {
+  let out = '';
+  let changed = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 65 && c <= 90) {
+      if (!changed) {
+        out = s.slice(0, i);
+        changed = true;
+      }
+      out += String.fromCharCode(c + 32);
+    } else if (changed) out += s[i];
+  }
+  return changed ? out : s;
+}
+
+type GlobTok = { t: 'lit'; c: string } | { t: 'any' } | { t: 'star' } | { t: 'set'; neg: boolean; ranges: Array<[string, string]> };
+
+/** fnmatch(3) without flags, as libsinsp's glob operator: `*` `?` `[...]` (`!`/`^` negate) and `\` escapes. */
+export function compileGlob(pattern: string, fold: boolean): (s: string) => boolean {
+  const p = fold ? asciiLower(pattern) : pattern;
+  const toks: GlobTok[] = [];
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i]!;
+    if (c === '*') {
+      if (toks.at(-1)?.t !== 'star') toks.push({ t: 'star' });
+    } else if (c === '?') toks.push({ t: 'any' });
+    else if (c === '\\' && i + 1 < p.length) toks.push({ t: 'lit', c: p[++i]! });
+    else if (c === '[') {
+      let j = i + 1;
+      let neg = false;
+      if (p[j] === '!' || p[j] === '^') {
+        neg = true;
+        j++;
+      }
+      const ranges: Array<[string, string]> = [];
+      let first = true;
+      let closed = false;
+      while (j < p.length) {
+        let a = p[j]!;
+        if (a === ']' && !first) {
+          closed = true;
+          break;
+        }
+        first = false;
+        if (a === '\\' && j + 1 < p.length) a = p[++j]!;
+        if (p[j + 1] === '-' && j + 2 < p.length && p[j + 2] !== ']') {
+          let b = p[j + 2]!;
+          j += 2;
+          if (b === '\\' && j + 1 < p.length) b = p[++j]!;
+          ranges.push([a, b]);
+        } else ranges.push([a, a]);
+        j++;
+      }
+      if (closed) {
+        toks.push({ t: 'set', neg, ranges });
+        i = j;
+      } else toks.push({ t: 'lit', c: '[' });
+    } else toks.push({ t: 'lit', c });
+  }
+  const one = (t: GlobTok, ch: string): boolean => {
+    switch (t.t) {
+      case 'lit':
+        return t.c === ch;
+      case 'any':
+        return true;
+      case 'set': {
+        let hit = false;
+        for (const [a, b] of t.ranges) if (ch >= a && ch <= b) hit = true;
+        return hit !== t.neg;
+      }
+      default:
+        return false;
+    }
+  };
+  // Classic linear backtracking over the last star: O(len(s) * len(pattern)), never exponential.
+  return (input: string) => {
+    const s = fold ? asciiLower(input) : input;
+    let si = 0;
+    let ti = 0;
+    let starT = -1;
+    let starS = 0;
+    while (si < s.length) {
+      const t = toks[ti];
+      if (t && t.t === 'star') {
+        starT = ti++;
+        starS = si;
+      } else if (t && one(t, s[si]!)) {
+        si++;
+        ti++;
+      } else if (starT >= 0) {
+        ti = starT + 1;
+        si = ++starS;
+      } else return false;
+    }
+    while (toks[ti]?.t === 'star') ti++;
+    return ti === toks.length;
+  };
+}
+
+function pathComponents(p: string): string[] {
+  return p.split('/').filter((c) => c !== '');
+}
+
+interface Trie {
+  end: boolean;
+  next: Map<string, Trie>;
+}
+
+/** libsinsp's pmatch: the value is one of the paths or lies below one (component-wise). */
+export function compilePmatch(paths: readonly string[]): (s: string) => boolean {
+  const root: Trie = { end: false, next: new Map() };
+  for (const p of paths) {
+    let n = root;
+    for (const c of pathComponents(p)) {
+      let x = n.next.get(c);
+      if (!x) n.next.set(c, (x = { end: false, next: new Map() }));
+      n = x;
+    }
+    n.end = true;
+  }
+  return (s: string) => {
+    let n: Trie | undefined = root;
+    if (n.end) return true;
+    for (const c of pathComponents(s)) {
+      n = n.next.get(c);
+      if (!n) return false;
+      if (n.end) return true;
+    }
+    return false;
+  };
+}
+
+function hexBytes(s: string, pos: Pos): Buffer {
+  if (!/^([0-9a-fA-F]{2})*$/.test(s)) throw new CompileError(`invalid hex string '${s}' (expected pairs of hex digits)`, pos);
+  return Buffer.from(s, 'hex');
+}
+
+/** A test of a string value against a literal, for every string operator. */
+function stringTest(op: string, lit: string, pos: Pos): (v: string) => boolean {
+  switch (op) {
+    case '=':
+    case '==':
+      return (v) => v === lit;
+    case '!=':
+      return (v) => v !== lit;
+    case '<':
+      return (v) => v < lit;
+    case '<=':
+      return (v) => v <= lit;
+    case '>':
+      return (v) => v > lit;
+    case '>=':
+      return (v) => v >= lit;
+    case 'contains':
+      return (v) => v.includes(lit);
+    case 'icontains': {
+      const l = asciiLower(lit);
+      return (v) => asciiLower(v).includes(l);
+    }
+    case 'startswith':
+      return (v) => v.startsWith(lit);
+    case 'endswith':
+      return (v) => v.endsWith(lit);
+    case 'glob':
+      return compileGlob(lit, false);
+    case 'iglob':
+      return compileGlob(lit, true);
+    case 'bcontains': {
+      const b = hexBytes(lit, pos);
+      return (v) => Buffer.from(v, 'utf8').includes(b);
+    }
+    case 'bstartswith': {
+      const b = hexBytes(lit, pos);
+      return (v) => {
+        const x = Buffer.from(v, 'utf8');
+        return x.length >= b.length && x.subarray(0, b.length).equals(b);
+      };
+    }
+    case 'regex': {
+      let re: ReturnType<typeof RE2JS.compile>;
+      try {
+        re = RE2JS.compile(lit);
+      } catch (e) {
+        throw new CompileError(`invalid regular expression '${lit}': ${(e as Error).message}`, pos);
+      }
+      // RE2 semantics (linear time, no backtracking: no ReDoS); libsinsp anchors at both ends.
+      return (v) => re.matcher(v).matches();
+    }
+    default:
+      throw new CompileError(`operator '${op}' is not supported here`, pos);
+  }
+}
+
+function parseNumber(s: string, pos: Pos): number {
+  const n = /^0[xX][0-9a-fA-F]+$/.test(s) ? parseInt(s, 16) : Number(s);
+  if (s.trim() === '' || !Number.isFinite(n)) throw new CompileError(`'${s}' is not a valid number`, pos);
+  return n;
+}
+
+function numTest(op: string, n: number, pos: Pos): (v: number) => boolean {
+  switch (op) {
+    case '=':
+    case '==':
+    case 'in':
+    case 'intersects':
+      return (v) => v === n;
+    case '!=':
+      return (v) => v !== n;
+    case '<':
+      return (v) => v < n;
+    case '<=':
+      return (v) => v <= n;
+    case '>':
+      return (v) => v > n;
+    case '>=':
+      return (v) => v >= n;
+    default:
+      throw new CompileError(`'${op}' operator not supported for numeric filters`, pos);
+  }
+}
+
+const NUMERIC_OK = new Set(['=', '==', '!=', '<', '<=', '>', '>=', 'in', 'intersects', 'exists']);
+const LIST_FIELD_OK = new Set(['in', 'intersects', 'exists']);
+
+// ---- the program ----------------------------------------------------------------------------
+
+/** Compiles conditions of one rule set into shared closures. */
+export class Program {
+  private readonly slots: Slot[] = [];
+  private readonly slotByKey = new Map<string, Slot>();
+  private readonly nodes = new Map<string, PlanNode>();
+  private nextNode = 0;
+  private memoCount = 0;
+  private readonly built = new Map<number, Pred>();
+  private ctx?: EvalContext;
+  readonly warnings: CompileWarning[] = [];
+
+  /** The context to evaluate with; valid once every condition has been planned. */
+  context(): EvalContext {
+    if (!this.ctx || this.ctx.fEpoch.length !== this.slots.length || this.ctx.mEpoch.length !== this.memoCount) this.ctx = new EvalContext(this.slots.length, this.memoCount);
+    return this.ctx;
+  }
+
+  slotCount(): number {
+    return this.slots.length;
+  }
+
+  private addSlot(key: string, type: ValueType, plain: boolean, compute: (c: EvalContext) => FieldValue): Slot {
+    const existing = this.slotByKey.get(key);
+    if (existing) return existing;
+    const id = this.slots.length;
+    const get: Getter = (c) => {
+      if (c.fEpoch[id] === c.epoch) return c.fVal[id];
+      const v = compute(c);
+      c.fEpoch[id] = c.epoch;
+      c.fVal[id] = v;
+      return v;
+    };
+    const slot: Slot = { id, key, type, plain, compute, get };
+    this.slots.push(slot);
+    this.slotByKey.set(key, slot);
+    return slot;
+  }
+
+  /** The slot of a field reference (validates name and argument). */
+  fieldSlot(f: FieldRef): Slot {
+    const info = FIELDS.get(f.name);
+    if (!info) throw new CompileError(`filter_check called with nonexistent field ${f.name}`, f.pos);
+    const err = checkFieldArg(info, f.arg);
+    if (err) throw new CompileError(err, f.pos);
+    // json.* and jevt.* are the same fields; pointers with and without the leading '/' too.
+    let canonical = f.name.replace(/^jevt\./, 'json.');
+    let arg = f.arg;
+    if (canonical === 'json.value' && arg !== undefined && arg !== '' && !arg.startsWith('/')) arg = `/${arg}`;
+    if (arg !== undefined) canonical += `[${arg}]`;
+    const extract = info.make(f.arg);
+    return this.addSlot(canonical, info.type, info.type === 'str', (c) => extract(c.ev));
+  }
+
+  /** The slot of a field or transformer operand. */
+  operandSlot(o: Operand): Slot {
+    if (o.kind === 'field') return this.fieldSlot(o);
+    if (o.kind === 'value') throw new CompileError('expected a field or a transformer', o.pos);
+    if (o.name === 'val') throw new CompileError("'val' can only be used on the right-hand side of a comparison", o.pos);
+    if (o.name === 'join') throw new CompileError("the 'join' transformer is not supported", o.pos);
+    if (o.args.length !== 1 || o.args[0]!.kind === 'value') throw new CompileError(`transformer '${o.name}' takes exactly one field or transformer argument`, o.pos);
+    const base = this.operandSlot(o.args[0]!);
+    const key = `${o.name}(${base.key})`;
+    const g = base.get;
+    const mapStr = (fn: (s: string) => string | undefined): ((c: EvalContext) => FieldValue) => (c) => {
+      const v = g(c);
+      if (v === undefined) return undefined;
+      if (typeof v === 'string') return fn(v);
+      if (typeof v === 'number') return fn(String(v));
+      const out: string[] = [];
+      for (const s of v) {
+        const x = fn(s);
+        if (x !== undefined) out.push(x);
+      }
+      return out.length ? out : undefined;
+    };
+    const outType: ValueType = base.type === 'num' ? 'str' : base.type;
+    switch (o.name) {
+      case 'tolower':
+        return this.addSlot(key, outType, false, mapStr((s) => s.toLowerCase()));
+      case 'toupper':
+        return this.addSlot(key, outType, false, mapStr((s) => s.toUpperCase()));
+      case 'basename':
+        return this.addSlot(key, outType, false, mapStr((s) => s.slice(s.lastIndexOf('/') + 1)));
+      case 'b64':
+        return this.addSlot(
+          key,
+          outType,
+          false,
+          mapStr((s) => (/^[A-Za-z0-9+/]*={0,2}$/.test(s) && s.length % 4 === 0 ? Buffer.from(s, 'base64').toString('utf8') : undefined)),
+        );
+      case 'len':
+        return this.addSlot(key, 'num', false, (c) => {
+          const v = g(c);
+          if (v === undefined) return undefined;
+          if (Array.isArray(v)) return v.length;
+          return Buffer.byteLength(typeof v === 'string' ? v : String(v), 'utf8');
+        });
+      default:
+        throw new CompileError(`unknown transformer '${o.name}'`, o.pos);
+    }
+  }
+
+  private node(key: string, init: Omit<PlanNode, 'id' | 'key' | 'refs'>): PlanNode {
+    let n = this.nodes.get(key);
+    if (!n) {
+      n = { id: this.nextNode++, key, refs: 0, ...init };
+      this.nodes.set(key, n);
+      for (const c of n.children) c.refs++;
+    }
+    return n;
+  }
+
+  private constNode(v: boolean): PlanNode {
+    return this.node(v ? 'true' : 'false', { kind: 'const', children: [], value: v });
+  }
+
+  /** Plans a resolved condition (macros inlined, lists substituted) into the shared DAG. */
+  plan(e: Expr): PlanNode {
+    switch (e.kind) {
+      case 'and':
+      case 'or': {
+        const children = e.children.map((c) => this.plan(c));
+        return this.node(`${e.kind}(${children.map((c) => c.id).join(',')})`, { kind: e.kind, children });
+      }
+      case 'not': {
+        const child = this.plan(e.child);
+        if (child.kind === 'not') return child.children[0]!;
+        return this.node(`not(${child.id})`, { kind: 'not', children: [child] });
+      }
+      case 'ident':
+        throw new CompileError(`Undefined macro '${e.name}' used in filter.`, e.pos);
+      case 'unary': {
+        const s = this.operandSlot(e.left);
+        const g = s.get;
+        return this.node(`exists(${s.key})`, { kind: 'check', children: [], make: () => (c) => g(c) !== undefined });
+      }
+      case 'binary':
+        return this.planBinary(e);
+    }
+  }
+
+  private planBinary(e: Extract<Expr, { kind: 'binary' }>): PlanNode {
+    const left = this.operandSlot(e.left);
+    const op = e.op === '==' ? '=' : e.op;
+    const g = left.get;
+    const r = e.right;
+
+    // Right-hand side computed from the event (val() or a transformer).
+    if (r.kind === 'transformer') {
+      const rs = r.name === 'val' ? this.fieldSlot(r.args[0] as FieldRef) : this.operandSlot(r);
+      const rg = rs.get;
+      return this.node(`${left.key} ${op} ${r.name === 'val' ? 'val' : ''}(${rs.key})`, { kind: 'check', children: [], make: () => this.dynamicCheck(left, op, rs.type, rg, e.pos) });
+    }
+
+    const values: string[] = r.kind === 'list' ? r.items.map((i) => i.value) : [r.value];
+    const key = `${left.key} ${op} ${JSON.stringify(values)}${r.kind === 'list' ? 'L' : ''}`;
+
+    if (left.type === 'num') {
+      if (!NUMERIC_OK.has(op)) throw new CompileError(`'${op}' operator not supported for numeric filters`, e.pos);
+      const nums = values.map((v) => parseNumber(v, r.pos));
+      if (op === 'in' || op === 'intersects') {
+        const set = new Set(nums);
+        return this.node(key, { kind: 'check', children: [], make: () => (c) => {
+          const v = g(c);
+          return v !== undefined && set.has(v as number);
+        } });
+      }
+      if (nums.length !== 1) throw new CompileError(`operator '${op}' takes one value`, r.pos);
+      const t = numTest(op, nums[0]!, r.pos);
+      return this.node(key, { kind: 'check', children: [], make: () => (c) => {
+        const v = g(c);
+        return v !== undefined && t(v as number);
+      } });
+    }
+
+    if (left.type === 'list') {
+      if (!LIST_FIELD_OK.has(op)) {
+        // Falco of the legacy rule files failed such a check only when evaluating it; newer Falco
+        // rejects the rule. Keep the rule file loadable, report it, and count evaluation errors.
+        this.warnings.push({ message: `'${op}' operator not supported on list field '${left.key}': the check is always false`, pos: e.pos });
+        return this.node(`${key}!`, { kind: 'check', children: [], make: () => (c) => {
+          if (g(c) !== undefined) c.runtimeErrors++;
+          return false;
+        } });
+      }
+      const set = new Set(values);
+      if (op === 'in') {
+        return this.node(key, { kind: 'check', children: [], make: () => (c) => {
+          const v = g(c) as string[] | undefined;
+          if (v === undefined) return false;
+          for (let i = 0; i < v.length; i++) if (!set.has(v[i]!)) return false;
+          return true;
+        } });
+      }
+      return this.node(key, { kind: 'check', children: [], make: () => (c) => {
+        const v = g(c) as string[] | undefined;
+        if (v === undefined) return false;
+        for (let i = 0; i < v.length; i++) if (set.has(v[i]!)) return true;
+        return false;
+      } });
+    }
+
+    // Single-valued string field.
+    if (op === 'in' || op === 'intersects') {
+      const set = new Set(values);
+      const constraint = left.plain ? { slot: left.id, values: set } : undefined;
+      if (set.size === 1) {
+        const only = values[0]!;
+        return this.node(key, { kind: 'check', children: [], constraint, make: () => (c) => g(c) === only });
+      }
+      return this.node(key, { kind: 'check', children: [], constraint, make: () => (c) => {
+        const v = g(c);
+        return v !== undefined && set.has(v as string);
+      } });
+    }
+    if (op === 'pmatch') {
+      const t = compilePmatch(values);
+      return this.node(key, { kind: 'check', children: [], make: () => (c) => {
+        const v = g(c);
+        return v !== undefined && t(v as string);
+      } });
+    }
+    if (values.length !== 1) throw new CompileError(`operator '${op}' takes one value`, r.pos);
+    const lit = values[0]!;
+    if (op === '=') {
+      const constraint = left.plain ? { slot: left.id, values: new Set([lit]) } : undefined;
+      return this.node(key, { kind: 'check', children: [], constraint, make: () => (c) => g(c) === lit });
+    }
+    const t = stringTest(op, lit, r.pos);
+    return this.node(key, { kind: 'check', children: [], make: () => (c) => {
+      const v = g(c);
+      return v !== undefined && t(v as string);
+    } });
+  }
+
+  private dynamicCheck(left: Slot, op: string, rtype: ValueType, rg: Getter, pos: Pos): Pred {
+    const g = left.get;
+    if (op === 'in' || op === 'intersects') {
+      const every = op === 'in';
+      return (c) => {
+        const v = g(c);
+        const rv = rg(c);
+        if (v === undefined || rv === undefined) return false;
+        const rset = Array.isArray(rv) ? rv : [String(rv)];
+        const lv = Array.isArray(v) ? v : [String(v)];
+        for (const x of lv) {
+          const hit = rset.includes(x);
+          if (every && !hit) return false;
+          if (!every && hit) return true;
+        }
+        return every;
+      };
+    }
+    if (left.type === 'list' || rtype === 'list') throw new CompileError(`'${op}' operator not supported list filters`, pos);
+    if (left.type === 'num' || rtype === 'num') {
+      numTest(op, 0, pos);
+      return (c) => {
+        const v = g(c);
+        const rv = rg(c);
+        if (v === undefined || rv === undefined) return false;
+        return numTest(op, Number(rv), pos)(Number(v));
+      };
+    }
+    if (op === 'glob' || op === 'iglob' || op === 'regex' || op === 'pmatch' || op === 'bcontains' || op === 'bstartswith') {
+      throw new CompileError(`operator '${op}' needs a literal value, not a field`, pos);
+    }
+    return (c) => {
+      const v = g(c);
+      const rv = rg(c);
+      if (v === undefined || rv === undefined) return false;
+      return stringTest(op, rv as string, pos)(v as string);
+    };
+  }
+
+  /** `(cond) and not (exc)` etc. are built by the caller; this exposes constants for them. */
+  constant(v: boolean): PlanNode {
+    return this.constNode(v);
+  }
+
+  /**
+   * For index building: the values of slot `slot` that `n` can possibly be true with, or null
+   * when any value (or absence) may do.
+   */
+  allowed(n: PlanNode, slot: number, memo = new Map<number, ReadonlySet<string> | null>()): ReadonlySet<string> | null {
+    const hit = memo.get(n.id);
+    if (hit !== undefined) return hit;
+    let res: ReadonlySet<string> | null = null;
+    if (n.kind === 'check') res = n.constraint && n.constraint.slot === slot ? n.constraint.values : null;
+    else if (n.kind === 'const') res = n.value ? null : new Set();
+    else if (n.kind === 'and') {
+      for (const c of n.children) {
+        const a = this.allowed(c, slot, memo);
+        if (a === null) continue;
+        res = intersect(res as ReadonlySet<string> | null, a);
+      }
+    } else if (n.kind === 'or') {
+      const u = new Set<string>();
+      res = u;
+      for (const c of n.children) {
+        const a = this.allowed(c, slot, memo);
+        if (a === null) {
+          res = null;
+          break;
+        }
+        for (const x of a) u.add(x);
+      }
+    }
+    memo.set(n.id, res);
+    return res;
+  }
+
+  /** Slots that constrain at least one check (candidates for the rule index), by id. */
+  constrainingSlots(): Array<{ id: number; key: string }> {
+    const seen = new Set<number>();
+    for (const n of this.nodes.values()) if (n.constraint) seen.add(n.constraint.slot);
+    return [...seen].map((id) => ({ id, key: this.slots[id]!.key }));
+  }
+
+  slotGetter(id: number): Getter {
+    return this.slots[id]!.get;
+  }
+
+  /** Builds the closure of a planned node; shared composite nodes memoise per event. */
+  build(n: PlanNode): Pred {
+    const done = this.built.get(n.id);
+    if (done) return done;
+    let p: Pred;
+    switch (n.kind) {
+      case 'const': {
+        const v = n.value!;
+        p = () => v;
+        break;
+      }
+      case 'check':
+        p = n.make!();
+        break;
+      case 'not': {
+        const c0 = this.build(n.children[0]!);
+        p = (c) => !c0(c);
+        break;
+      }
+      case 'and':
+      case 'or': {
+        const cs = n.children.map((x) => this.build(x));
+        p = n.kind === 'and' ? andOf(cs) : orOf(cs);
+        break;
+      }
+    }
+    if (n.refs > 1 && (n.kind === 'and' || n.kind === 'or' || n.kind === 'not')) p = this.memo(p);
+    this.built.set(n.id, p);
+    return p;
+  }
+
+  private memo(p: Pred): Pred {
+    const id = this.memoCount++;
+    return (c) => {
+      if (c.mEpoch[id] === c.epoch) return c.mVal[id] === 1;
+      const v = p(c);
+      c.mEpoch[id] = c.epoch;
+      c.mVal[id] = v ? 1 : 0;
+      return v;
+    };
+  }
+}
+
+function intersect(a: ReadonlySet<string> | null, b: ReadonlySet<string>): ReadonlySet<string> {
+  if (a === null) return b;
+  const out = new Set<string>();
+  for (const x of a) if (b.has(x)) out.add(x);
+  return out;
+}
+
+function andOf(cs: Pred[]): Pred {
+  if (cs.length === 2) {
+    const [a, b] = cs as [Pred, Pred];
+    return (c) => a(c) && b(c);
+  }
+  if (cs.length === 3) {
+    const [a, b, d] = cs as [Pred, Pred, Pred];
+    return (c) => a(c) && b(c) && d(c);
+  }
+  return (c) => {
+    for (let i = 0; i < cs.length; i++) if (!cs[i]!(c)) return false;
+    return true;
+  };
+}
+
+function orOf(cs: Pred[]): Pred {
+  if (cs.length === 2) {
+    const [a, b] = cs as [Pred, Pred];
+    return (c) => a(c) || b(c);
+  }
+  return (c) => {
+    for (let i = 0; i < cs.length; i++) if (cs[i]!(c)) return true;
+    return false;
+  };
+}
+
+/** Text of an operand for messages. */
+export function describeOperand(o: Operand | TransformerRef): string {
+  return o.kind === 'field' ? (o.arg === undefined ? o.name : `${o.name}[${o.arg}]`) : o.kind === 'value' ? o.value : `${o.name}(...)`;
+}

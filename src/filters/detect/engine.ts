@@ -1,0 +1,201 @@
+/**
+ * The detection engine: evaluates the compiled rules of a RuleSet on audit events and builds
+ * alert records in Falco's JSON output shape.
+ *
+ * Rule index: every rule is analysed for the values it requires of a few cheap single-valued
+ * fields (those most rules test with `=`/`in`, typically the stage, ka.verb and
+ * ka.target.resource). Per event those fields are read once, and the list of rules that can
+ * possibly match that combination (in rule order) is looked up in a cache, so most rules are
+ * skipped without evaluation. `rule_matching: first` stops at the first match in rule order,
+ * as Falco does; `all` reports every match.
+ */
+import { EventTime } from '../../core/event.js';
+import type { EvalContext, Pred } from './compile.js';
+import { NOT_AUDIT, parseEventsText, splitAuditEvents } from './events.js';
+import { eventTime, newAuditEvent, rawTime, timeOfDay, type AuditEvent } from './fields.js';
+import type { CompiledRule, RuleSet } from './loader.js';
+import { SOURCE } from './loader.js';
+
+export interface EngineOptions {
+  ruleMatching: 'first' | 'all';
+  /** 0 (Emergency) ... 7 (Debug): rules less severe than this are not evaluated. */
+  minPriority: number;
+  hostname: string;
+}
+
+export interface ActiveRule {
+  rule: CompiledRule;
+  pred: Pred;
+  /** Per index slot: the accepted values, or null (any). */
+  cons: Array<ReadonlySet<string> | null>;
+}
+
+/** At most this many index fields; each one costs a field read per event. */
+const MAX_INDEX_FIELDS = 4;
+const MAX_CACHED_KEYS = 8192;
+
+export class Engine {
+  readonly active: ActiveRule[];
+  readonly indexFields: string[];
+  private readonly getters: Array<(c: EvalContext) => unknown>;
+  private readonly cache = new Map<string, ActiveRule[]>();
+  private readonly ctx: EvalContext;
+  private readonly first: boolean;
+
+  constructor(
+    readonly ruleSet: RuleSet,
+    readonly opts: EngineOptions,
+  ) {
+    const prog = ruleSet.program;
+    const rules = ruleSet.rules.filter((r) => r.enabled && r.priority <= opts.minPriority);
+    // Build every rule once (whatever the filters), so engines sharing a rule set share memo slots.
+    for (const r of ruleSet.rules) prog.build(r.node);
+    const preds = rules.map((r) => prog.build(r.node));
+    // Choose the index fields: those constraining the most active rules.
+    const ranked = prog
+      .constrainingSlots()
+      .map((s) => {
+        const memo = new Map();
+        const cons = rules.map((r) => prog.allowed(r.node, s.id, memo));
+        return { ...s, cons, n: cons.filter((x) => x !== null).length };
+      })
+      .filter((s) => s.n > 0)
+      .sort((a, b) => b.n - a.n || a.id - b.id)
+      .slice(0, MAX_INDEX_FIELDS);
+    this.indexFields = ranked.map((s) => s.key);
+    this.getters = ranked.map((s) => prog.slotGetter(s.id));
+    this.active = rules.map((rule, i) => ({ rule, pred: preds[i]!, cons: ranked.map((s) => s.cons[i]!) }));
+    this.ctx = prog.context();
+    this.first = opts.ruleMatching === 'first';
+  }
+
+  /** Checks that failed while evaluating (an operator a list field does not support). */
+  get runtimeErrors(): number {
+    return this.ctx.runtimeErrors;
+  }
+
+  private candidates(values: unknown[]): ActiveRule[] {
+    return this.active.filter((r) => {
+      for (let i = 0; i < values.length; i++) {
+        const c = r.cons[i];
+        if (c === null || c === undefined) continue;
+        const v = values[i];
+        if (typeof v !== 'string' || !c.has(v)) return false;
+      }
+      return true;
+    });
+  }
+
+  /**
+   * Evaluates one event; calls `onMatch` for each matching rule (at most one with `first`).
+   * Alerts must be built inside `onMatch` (the field cache belongs to this event).
+   */
+  evaluate(ev: AuditEvent, onMatch: (r: ActiveRule) => void): number {
+    const c = this.ctx;
+    c.begin(ev);
+    const g = this.getters;
+    let key = '';
+    for (let i = 0; i < g.length; i++) {
+      const v = g[i]!(c);
+      key += v === undefined ? '\u0001\u0000' : `${v as string}\u0000`;
+    }
+    let cands = this.cache.get(key);
+    if (cands === undefined) {
+      const values = g.map((x) => x(c));
+      cands = this.candidates(values);
+      if (this.cache.size >= MAX_CACHED_KEYS) this.cache.clear();
+      this.cache.set(key, cands);
+    }
+    let n = 0;
+    for (let i = 0; i < cands.length; i++) {
+      const r = cands[i]!;
+      if (r.pred(c)) {
+        n++;
+        onMatch(r);
+        if (this.first) break;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Detects on one decoded value (an Event, an EventList or an array of them): calls `onAlert`
+   * for each alert. Returns the number of audit events evaluated, or why the value holds none.
+   * Events without a valid stageTimestamp never alert (the k8saudit plugin drops them); they are
+   * counted in `invalidTime`.
+   */
+  detect(value: unknown, onAlert: (record: Record<string, unknown>, r: ActiveRule, ev: AuditEvent) => void, stats: DetectStats): void {
+    const objs = value !== null && typeof value === 'object' && (value as Record<string, unknown>).kind === 'Event' ? [value as Record<string, unknown>] : splitAuditEvents(value);
+    if (typeof objs === 'string') {
+      stats.notAudit++;
+      return;
+    }
+    for (const obj of objs) {
+      const ev = newAuditEvent(obj, this.opts.hostname);
+      stats.events++;
+      this.evaluate(ev, (r) => {
+        if (!eventTime(ev)) return;
+        onAlert(this.alert(r), r, ev);
+      });
+      if (ev.timeState === 2) stats.invalidTime++;
+    }
+  }
+
+  /** The alert record of a rule that matched the event being evaluated (Falco's JSON output). */
+  alert(r: ActiveRule): Record<string, unknown> {
+    const c = this.ctx;
+    const ev = c.ev;
+    const rule = r.rule;
+    eventTime(ev);
+    const fields = rule.output.fields(c);
+    fields['evt.time'] = BigInt(rawTime(ev.sec, ev.nsec));
+    const sorted: Record<string, unknown> = {};
+    for (const k of Object.keys(fields).sort()) sorted[k] = fields[k];
+    return {
+      hostname: this.opts.hostname,
+      output: `${timeOfDay(ev.sec, ev.nsec)}: ${rule.priorityName} ${rule.output.text(c)}`,
+      output_fields: sorted,
+      priority: rule.priorityName,
+      rule: rule.name,
+      source: SOURCE,
+      tags: rule.tags,
+      time: new EventTime(ev.sec, ev.nsec).toISO(),
+    };
+  }
+}
+
+export interface DetectStats {
+  /** Audit events evaluated. */
+  events: number;
+  /** Values that were no audit event (nor EventList, nor array of them). */
+  notAudit: number;
+  /** Events found without a valid stageTimestamp (checked when a rule matches or reads the time); they never alert. */
+  invalidTime: number;
+}
+
+export function newStats(): DetectStats {
+  return { events: 0, notAudit: 0, invalidTime: 0 };
+}
+
+/**
+ * Runs an events file (JSON lines, a JSON array or EventLists) through the engine, as Falco
+ * reads a k8saudit `open_params` file. Returns the statistics and the messages Falco would log
+ * (unrecognised data, invalid JSON, events without a valid stageTimestamp).
+ */
+export function detectEventsText(
+  engine: Engine,
+  text: string,
+  onAlert: (record: Record<string, unknown>, r: ActiveRule) => void,
+): { stats: DetectStats; messages: string[] } {
+  const stats = newStats();
+  const messages: string[] = [];
+  const parsed = parseEventsText(text);
+  for (const e of parsed.errors) messages.push(`line ${e.line}: ${e.message}`);
+  for (const { line, value } of parsed.values) {
+    const before = { ...stats };
+    engine.detect(value, onAlert, stats);
+    if (stats.notAudit > before.notAudit) messages.push(`line ${line}: ${NOT_AUDIT}`);
+    if (stats.invalidTime > before.invalidTime) messages.push(`line ${line}: audit event without a valid RFC 3339 stageTimestamp: dropped`);
+  }
+  return { stats, messages };
+}

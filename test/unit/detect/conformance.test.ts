@@ -1,0 +1,68 @@
+/**
+ * The Falco k8s_audit regression suite (../shared/conformance/falco-k8saudit/cases.yaml), run as
+ * its README says: the shared-lists file first when a case also loaded the syscall rules, then
+ * the case's rule files in order; rule_matching and minimum priority from harness_defaults; the
+ * events file read as the k8saudit plugin reads it. One subtest per case.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { Engine, detectEventsText } from '../../../src/filters/detect/engine.js';
+import { RuleLoader } from '../../../src/filters/detect/loader.js';
+import { parsePriority } from '../../../src/filters/detect/priority.js';
+import { sharedDir } from '../../support/paths.js';
+
+interface Case {
+  name: string;
+  events: string;
+  rules: string[];
+  also_loads_syscall_rules: boolean;
+  expect: { detect: boolean; level: string | null; counts: Record<string, number> };
+  extra: Record<string, unknown>;
+}
+
+interface Suite {
+  syscall_rules_substitute: string;
+  harness_defaults: { min_priority: string; rule_matching: 'first' | 'all'; expected_exit_status: number };
+  cases: Case[];
+}
+
+const dir = join(sharedDir, 'conformance', 'falco-k8saudit');
+const suite = parse(readFileSync(join(dir, 'cases.yaml'), 'utf8')) as Suite;
+
+describe('falco k8s_audit conformance (cases.yaml)', () => {
+  it('has the 66 cases of the legacy suite', () => {
+    assert.equal(suite.cases.length, 66);
+  });
+
+  for (const c of suite.cases) {
+    it(c.name, () => {
+      const loader = new RuleLoader();
+      const files = [...(c.also_loads_syscall_rules ? [suite.syscall_rules_substitute] : []), ...c.rules];
+      for (const f of files) loader.loadFile(join(dir, 'rules', f), f);
+      const engine = new Engine(loader.result(), {
+        ruleMatching: suite.harness_defaults.rule_matching,
+        minPriority: parsePriority(suite.harness_defaults.min_priority)!,
+        hostname: 'conformance',
+      });
+      const alerts: Array<{ rule: string; priority: number }> = [];
+      const { messages } = detectEventsText(engine, readFileSync(join(dir, 'events', c.events), 'utf8'), (_rec, r) =>
+        alerts.push({ rule: r.rule.name, priority: r.rule.priority }),
+      );
+      const summary = JSON.stringify(alerts.map((a) => a.rule));
+      if (c.expect.detect) assert.ok(alerts.length > 0, `expected at least one alert, got none`);
+      else assert.equal(alerts.length, 0, `expected no alert, got ${summary}`);
+      if (c.expect.level !== null) {
+        const want = parsePriority(c.expect.level);
+        assert.ok(alerts.some((a) => a.priority === want), `expected an alert of priority ${c.expect.level}, got ${summary}`);
+      }
+      for (const [rule, n] of Object.entries(c.expect.counts)) {
+        assert.equal(alerts.filter((a) => a.rule === rule).length, n, `alerts of rule '${rule}' (all alerts: ${summary})`);
+      }
+      const wanted = c.extra.stderr_contains;
+      if (typeof wanted === 'string') assert.ok(messages.some((m) => m.includes(wanted)), `messages ${JSON.stringify(messages)} lack '${wanted}'`);
+    });
+  }
+});
