@@ -68,6 +68,9 @@ export const auditPolicy: FilterPlugin<AuditPolicyConfig> = {
     },
   },
   validate(config, section) {
+    if (config.reserve_data && config.key_name === undefined) {
+      throw new ConfigError('reserve_data keeps the keys around the Event under key_name; set key_name', sourcePos(section, 'reserve_data'), 'reserve_data');
+    }
     readPolicy(config, section);
   },
   create(config, ctx): FilterInstance {

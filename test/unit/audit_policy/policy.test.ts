@@ -139,3 +139,10 @@ test('non_audit accepts only pass or drop', async () => {
   const errors = await errorsOf(() => buildFilters(file, auditPolicy), dir);
   assert.deepEqual(errors, ['pipeline.yaml:6:18: non_audit: found "keep", expected one of pass, drop']);
 });
+
+test('reserve_data without key_name is rejected', async () => {
+  const dir = tempDir();
+  const file = writePipeline(dir, 'pipeline:\n  filters:\n    - name: audit_policy\n      match: kube.*\n      policy: {rules: [{level: None}]}\n      reserve_data: on\n');
+  const errors = await errorsOf(() => buildFilters(file, auditPolicy), dir);
+  assert.deepEqual(errors, ['pipeline.yaml:6:21: reserve_data: reserve_data keeps the keys around the Event under key_name; set key_name']);
+});
