@@ -1,0 +1,56 @@
+/**
+ * The JSON of GET /api/v1/health: the numbers /metrics exports, per plugin instance, with rates.
+ * Shared by the server and the browser bundle (no Node or DOM imports).
+ */
+
+export interface InputHealth {
+  name: string;
+  connections: number;
+  records: number;
+  bytes: number;
+  errors: number;
+  /** Records per second over the last few seconds; null until two samples exist. */
+  records_per_s: number | null;
+  paused: boolean;
+}
+
+export interface FilterHealth {
+  name: string;
+  in: number;
+  out: number;
+  dropped: number;
+  emitted: number;
+  errors: number;
+  in_per_s: number | null;
+}
+
+export interface OutputHealth {
+  name: string;
+  delivered: number;
+  records_per_s: number | null;
+  queue_records: number;
+  queue_bytes: number;
+  retries: number;
+  retries_failed: number;
+  /** Records finally dropped (dead-lettered or lost), by reason. */
+  dropped: number;
+  dropped_by_reason: Record<string, number>;
+  errors: number;
+  last_error?: string;
+}
+
+export interface Health {
+  /** When the sample was taken (ms since the epoch). */
+  time: number;
+  ready: boolean;
+  /** Why inputs are paused (backpressure), by cause. */
+  paused: Record<string, string>;
+  inputs: InputHealth[];
+  filters: FilterHealth[];
+  outputs: OutputHealth[];
+  /** Records that matched no output. */
+  unrouted: number;
+  /** Queued records and bytes over all outputs, against service.memory_limit. */
+  buffer: { records: number; bytes: number; limit_bytes: number; usage: number };
+  process: { uptime_s: number; rss_bytes: number; heap_used_bytes: number };
+}

@@ -1,0 +1,317 @@
+/**
+ * The web page (`service.ui: on`): mounted on the service HTTP server, it serves the built page
+ * (dist/ui/), the alert API the `ui` output fills (list, stats, one alert, a Server-Sent Events
+ * stream) and pipeline health. Read-only; optional basic auth and/or bearer token; every
+ * response carries a Content-Security-Policy that only allows the page's own files.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import type http from 'node:http';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import type { LogEvent } from '../core/event.js';
+import type { ServiceHttp } from '../observe/http.js';
+import type { Metrics } from '../observe/metrics.js';
+import { compileQuery, parseQuery } from './alerts.js';
+import { HealthSampler, type PipelineView } from './health.js';
+import { AlertStore, type StoredAlert } from './store.js';
+
+export interface UiAuth {
+  user?: string;
+  passwd?: string;
+  bearerToken?: string;
+}
+
+export interface UiOptions {
+  maxAlerts: number;
+  /** Seconds; 0: no age limit. */
+  retention: number;
+  dbPath?: string;
+  auth: UiAuth;
+  metrics: Metrics;
+  pipeline: PipelineView;
+  /** service.memory_limit, the budget buffer usage is measured against. */
+  memoryLimit: number;
+  logger: Logger;
+  /** Where the built page is (default: dist/ui/ next to the compiled sources). */
+  assetsDir?: string;
+  now?: () => number;
+}
+
+/** The Content-Security-Policy of every UI response: nothing but the page's own files, no inline code, no HTML sinks. */
+export const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; " +
+  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types 'none'";
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'content-security-policy': CSP,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+};
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+  '.map': 'application/json',
+};
+
+/** A stream client that falls this far behind is disconnected; it reconnects and catches up from the store. */
+const MAX_STREAM_BUFFER = 1024 * 1024;
+const MAX_STREAMS = 100;
+/** Alerts re-sent to a (re)connecting stream, at most. */
+const CATCH_UP = 500;
+const HEARTBEAT_MS = 15_000;
+const LIST_LIMIT_MAX = 1000;
+
+interface Asset {
+  body: Buffer;
+  type: string;
+  etag: string;
+}
+
+const defaultAssets = fileURLToPath(new URL('../../ui/', import.meta.url));
+
+const attached = new WeakMap<ServiceHttp, UiServer>();
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+const same = (a: string, b: string) => timingSafeEqual(digest(a), digest(b));
+
+export class UiServer {
+  private readonly assets = new Map<string, Asset>();
+  private readonly streams = new Set<http.ServerResponse>();
+  private readonly health: HealthSampler;
+  private closed = false;
+
+  private constructor(
+    readonly store: AlertStore,
+    private readonly opts: UiOptions,
+  ) {
+    this.health = new HealthSampler(opts.metrics, opts.pipeline, opts.memoryLimit, opts.now);
+    this.loadAssets(opts.assetsDir ?? defaultAssets);
+  }
+
+  /** Opens the alert store and mounts the page and its API on the service HTTP server. */
+  static async attach(server: ServiceHttp, opts: UiOptions): Promise<UiServer> {
+    if (attached.has(server)) throw new Error('the web page is already mounted on this server');
+    const store = await AlertStore.open({
+      maxAlerts: opts.maxAlerts,
+      retention: opts.retention,
+      ...(opts.dbPath ? { dbPath: opts.dbPath } : {}),
+      logger: opts.logger,
+      ...(opts.now ? { now: opts.now } : {}),
+    });
+    const ui = new UiServer(store, opts);
+    server.mount((req, res, url) => ui.handle(req, res, url));
+    attached.set(server, ui);
+    return ui;
+  }
+
+  /** The page mounted on a server, if any (how `ui` outputs find where to put alerts). */
+  static of(server: ServiceHttp): UiServer | undefined {
+    return attached.get(server);
+  }
+
+  /** Stores alerts and pushes them to the live streams. */
+  add(events: LogEvent[]): StoredAlert[] {
+    return this.store.add(events);
+  }
+
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  private loadAssets(dir: string): void {
+    if (!existsSync(join(dir, 'index.html'))) {
+      this.opts.logger.warn({ dir }, 'web page files not built (npm run build:ui): / answers 503; the API still works');
+      return;
+    }
+    for (const name of readdirSync(dir)) {
+      const type = TYPES[extname(name)];
+      if (!type) continue;
+      const body = readFileSync(join(dir, name));
+      this.assets.set(name, { body, type, etag: `"${createHash('sha1').update(body).digest('base64url')}"` });
+    }
+  }
+
+  private authConfigured(): { basic: boolean; bearer: boolean } {
+    const a = this.opts.auth;
+    return { basic: a.user !== undefined && a.passwd !== undefined, bearer: a.bearerToken !== undefined };
+  }
+
+  private authorized(req: http.IncomingMessage): boolean {
+    const { basic, bearer } = this.authConfigured();
+    if (!basic && !bearer) return true;
+    const h = req.headers.authorization;
+    if (!h) return false;
+    const sp = h.indexOf(' ');
+    const scheme = h.slice(0, sp < 0 ? h.length : sp).toLowerCase();
+    const cred = sp < 0 ? '' : h.slice(sp + 1).trim();
+    if (scheme === 'bearer' && bearer) return same(cred, this.opts.auth.bearerToken!);
+    if (scheme === 'basic' && basic) {
+      const text = Buffer.from(cred, 'base64').toString('utf8');
+      const i = text.indexOf(':');
+      if (i < 0) return false;
+      // Both compared, whatever the first gives, so timing tells nothing about which was wrong.
+      const u = same(text.slice(0, i), this.opts.auth.user!);
+      const p = same(text.slice(i + 1), this.opts.auth.passwd!);
+      return u && p;
+    }
+    return false;
+  }
+
+  private unauthorized(res: http.ServerResponse): void {
+    const { basic, bearer } = this.authConfigured();
+    const challenge: string[] = [];
+    if (basic) challenge.push('Basic realm="logwarden", charset="UTF-8"');
+    if (bearer) challenge.push('Bearer realm="logwarden"');
+    res.writeHead(401, { ...SECURITY_HEADERS, 'content-type': 'application/json', 'cache-control': 'no-store', 'www-authenticate': challenge });
+    res.end('{"error":"unauthorized"}\n');
+  }
+
+  /** The route mounted on the service server; false for paths that are not the page's. */
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<boolean> {
+    const path = url.pathname;
+    const page = path === '/' || path === '/index.html' || path.startsWith('/ui/');
+    const api = path === '/api/v1/health' || path === '/api/v1/alerts' || path.startsWith('/api/v1/alerts/');
+    if (!page && !api) return false;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { ...SECURITY_HEADERS, allow: 'GET, HEAD' }).end();
+      return true;
+    }
+    // The page's files hold no data. With only a bearer token configured they are served to
+    // anyone (a browser cannot send the token on navigation; the page asks for it); with basic
+    // auth they are protected too, so the browser asks at once and then reuses the credentials.
+    const { basic } = this.authConfigured();
+    if ((api || basic) && !this.authorized(req)) {
+      this.unauthorized(res);
+      return true;
+    }
+    if (page) this.serveAsset(req, res, path === '/' ? 'index.html' : /^\/ui\/[A-Za-z0-9_.-]+$/.test(path) ? path.slice(4) : '');
+    else if (path === '/api/v1/health') this.json(res, 200, await this.health.snapshot());
+    else if (path === '/api/v1/alerts') this.list(res, url);
+    else if (path === '/api/v1/alerts/stats') this.stats(res, url);
+    else if (path === '/api/v1/alerts/stream') this.stream(req, res, url);
+    else this.one(res, path.slice('/api/v1/alerts/'.length));
+    return true;
+  }
+
+  private serveAsset(req: http.IncomingMessage, res: http.ServerResponse, name: string): void {
+    if (this.assets.size === 0) {
+      res.writeHead(503, { ...SECURITY_HEADERS, 'content-type': 'text/plain; charset=utf-8' }).end('web page files not built: run npm run build:ui\n');
+      return;
+    }
+    const a = this.assets.get(name);
+    if (!a) {
+      res.writeHead(404, { ...SECURITY_HEADERS, 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
+      return;
+    }
+    const headers = { ...SECURITY_HEADERS, 'content-type': a.type, etag: a.etag, 'cache-control': 'no-cache' };
+    if (req.headers['if-none-match'] === a.etag) {
+      res.writeHead(304, headers).end();
+      return;
+    }
+    res.writeHead(200, { ...headers, 'content-length': a.body.length }).end(a.body);
+  }
+
+  private json(res: http.ServerResponse, status: number, body: unknown): void {
+    res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify(body)}\n`);
+  }
+
+  private raw(res: http.ServerResponse, status: number, text: string): void {
+    res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${text}\n`);
+  }
+
+  /** A non-negative integer parameter within bounds, or an error message. */
+  private intParam(url: URL, name: string, def: number | undefined, min: number, max: number): number | undefined | string {
+    const v = url.searchParams.get(name);
+    if (v === null || v === '') return def;
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) return `${name}: found ${JSON.stringify(v.slice(0, 40))}, expected an integer from ${min} to ${max}`;
+    return Number(v);
+  }
+
+  private list(res: http.ServerResponse, url: URL): void {
+    const limit = this.intParam(url, 'limit', 100, 1, LIST_LIMIT_MAX);
+    const before = this.intParam(url, 'before', undefined, 1, Number.MAX_SAFE_INTEGER);
+    if (typeof limit === 'string' || typeof before === 'string') return this.json(res, 400, { error: typeof limit === 'string' ? limit : before });
+    this.json(res, 200, { ...this.store.list(parseQuery(url.searchParams), limit!, before), total: this.store.size });
+  }
+
+  private stats(res: http.ServerResponse, url: URL): void {
+    const window = this.intParam(url, 'window', 3600, 60, 366 * 86400);
+    const buckets = this.intParam(url, 'buckets', 60, 1, 1000);
+    if (typeof window === 'string' || typeof buckets === 'string') return this.json(res, 400, { error: typeof window === 'string' ? window : buckets });
+    this.json(res, 200, this.store.stats(parseQuery(url.searchParams), window! * 1000, buckets!));
+  }
+
+  private one(res: http.ServerResponse, idText: string): void {
+    const a = /^\d{1,15}$/.test(idText) ? this.store.get(Number(idText)) : undefined;
+    if (!a) return this.json(res, 404, { error: 'no such alert (expired, or never stored)' });
+    this.raw(res, 200, a.json);
+  }
+
+  /**
+   * Server-Sent Events: `event: alert` with an alert summary as data and its id as the event id.
+   * A reconnecting client (EventSource sends Last-Event-ID; `after` does the same) first gets
+   * what it missed, up to the newest CATCH_UP alerts.
+   */
+  private stream(req: http.IncomingMessage, res: http.ServerResponse, url: URL): void {
+    if (this.closed || this.streams.size >= MAX_STREAMS) {
+      res.writeHead(503, { ...SECURITY_HEADERS, 'retry-after': '5', 'content-type': 'application/json' }).end('{"error":"too many live streams"}\n');
+      return;
+    }
+    const lastId = req.headers['last-event-id'];
+    const afterText = typeof lastId === 'string' && lastId !== '' ? lastId : url.searchParams.get('after');
+    const after = afterText && /^\d{1,15}$/.test(afterText) ? Number(afterText) : undefined;
+    const q = parseQuery(url.searchParams);
+    const m = compileQuery(q);
+    res.writeHead(200, {
+      ...SECURITY_HEADERS,
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+    });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    req.socket.setNoDelay(true);
+    const send = (alerts: StoredAlert[]) => {
+      let text = '';
+      for (const a of alerts) if (m(a.summary)) text += `id: ${a.summary.id}\nevent: alert\ndata: ${JSON.stringify(a.summary)}\n\n`;
+      if (text === '') return;
+      res.write(text);
+      if (res.writableLength > MAX_STREAM_BUFFER) {
+        this.opts.logger.warn({ buffered: res.writableLength }, 'ui stream client too slow: disconnected');
+        res.destroy();
+      }
+    };
+    // The newest id lets a client that starts without `after` ask only for what comes next.
+    res.write(`retry: 2000\nevent: hello\ndata: {"newest":${this.store.newest}}\n\n`);
+    if (after !== undefined) send(this.store.since(after, q, CATCH_UP));
+    const unsubscribe = this.store.subscribe(send);
+    const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS);
+    this.streams.add(res);
+    res.on('close', () => {
+      unsubscribe();
+      clearInterval(heartbeat);
+      this.streams.delete(res);
+    });
+  }
+
+  /** Ends live streams and closes the store. */
+  close(): void {
+    this.closed = true;
+    for (const s of this.streams) s.end();
+    this.streams.clear();
+    this.store.close();
+  }
+}

@@ -1,0 +1,341 @@
+/**
+ * The alerts the web page shows: the newest `maxAlerts` in memory, dropped by count and by age
+ * (`retention` seconds after they arrived), optionally written through to a SQLite file so that a
+ * restart keeps the history. Queries always run in memory; the file only mirrors it.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import type { Database as SqliteDatabase, Statement } from 'better-sqlite3';
+import type { LogEvent } from '../core/event.js';
+import { toJSONLine } from '../core/json.js';
+import {
+  CHART_RULES,
+  compileQuery,
+  haystack,
+  OTHER_RULES,
+  priorityRank,
+  summarize,
+  type AlertQuery,
+  type AlertStats,
+  type AlertSummary,
+} from './alerts.js';
+
+export interface StoredAlert {
+  summary: AlertSummary;
+  /** The alert as /api/v1/alerts/ID returns it: `{id, received, tag, time, record}` as JSON. */
+  json: string;
+}
+
+export interface AlertStoreOptions {
+  maxAlerts: number;
+  /** Seconds an alert is kept after it arrived; 0 keeps it until maxAlerts pushes it out. */
+  retention: number;
+  /** SQLite file that mirrors the store (absent: memory only). */
+  dbPath?: string;
+  logger: Logger;
+  /** Clock (ms since the epoch); tests move it. */
+  now?: () => number;
+}
+
+/** Bumped when the table changes shape; a file from a newer version is refused rather than misread. */
+const SCHEMA_VERSION = 1;
+
+/** Values offered as filter choices, per kind. */
+const MAX_VALUES = 1000;
+
+interface Sqlite {
+  db: SqliteDatabase;
+  insert: Statement<[number, number, string, string, string]>;
+  deleteBelow: Statement<[number]>;
+}
+
+function detailJson(id: number, received: number, tag: string, time: string, recordJson: string): string {
+  return `{"id":${id},"received":${received},"tag":${JSON.stringify(tag)},"time":${JSON.stringify(time)},"record":${recordJson}}`;
+}
+
+function entry(id: number, received: number, tag: string, time: string, recordJson: string, record: Record<string, unknown>): StoredAlert {
+  return { summary: summarize(id, received, tag, record, time), json: detailJson(id, received, tag, time, recordJson) };
+}
+
+export class AlertStore {
+  /** Oldest first; ids strictly increase. */
+  private entries: StoredAlert[] = [];
+  private nextId = 1;
+  private readonly listeners = new Set<(added: StoredAlert[]) => void>();
+  /** Lower-cased text for free-text search, built once per alert. */
+  private readonly hay = new WeakMap<AlertSummary, string>();
+  private readonly now: () => number;
+  private timer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    private readonly opts: AlertStoreOptions,
+    private readonly sqlite: Sqlite | undefined,
+  ) {
+    this.now = opts.now ?? Date.now;
+    if (opts.retention > 0) {
+      // Age-based retention also applies while no alert arrives.
+      this.timer = setInterval(() => this.prune(), Math.min(60_000, Math.max(1000, opts.retention * 100))).unref();
+    }
+  }
+
+  /** Opens the store; with a dbPath, creates or reads the SQLite file and loads what retention keeps. */
+  static async open(opts: AlertStoreOptions): Promise<AlertStore> {
+    if (!opts.dbPath) return new AlertStore(opts, undefined);
+    const sqlite = await openSqlite(opts.dbPath);
+    const store = new AlertStore(opts, sqlite);
+    try {
+      store.load();
+    } catch (e) {
+      sqlite.db.close();
+      throw e;
+    }
+    return store;
+  }
+
+  private load(): void {
+    const { db } = this.sqlite!;
+    const cutoff = this.opts.retention > 0 ? this.now() - this.opts.retention * 1000 : -Infinity;
+    const last = db.prepare('SELECT MAX(id) AS id FROM alerts').get() as { id: number | null };
+    this.nextId = (last.id ?? 0) + 1;
+    const rows = db
+      .prepare('SELECT id, received, tag, time, record FROM alerts WHERE id > ? AND received >= ? ORDER BY id')
+      .all(this.nextId - 1 - this.opts.maxAlerts, Number.isFinite(cutoff) ? cutoff : -1) as Array<{
+      id: number;
+      received: number;
+      tag: string;
+      time: string;
+      record: string;
+    }>;
+    let bad = 0;
+    for (const r of rows) {
+      let record: unknown;
+      try {
+        record = JSON.parse(r.record);
+      } catch {
+        record = undefined;
+      }
+      if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+        bad++;
+        continue;
+      }
+      const e = entry(r.id, r.received, r.tag, r.time, r.record, record as Record<string, unknown>);
+      this.entries.push(e);
+      this.hay.set(e.summary, haystack(e.summary));
+    }
+    if (bad) this.opts.logger.warn({ file: this.opts.dbPath, rows: bad }, 'ui alert store: unreadable rows skipped');
+    this.sqlite!.deleteBelow.run(this.entries[0]?.summary.id ?? this.nextId);
+    this.opts.logger.info({ file: this.opts.dbPath, alerts: this.entries.length }, 'ui alert store loaded');
+  }
+
+  /** Id of the newest alert kept, 0 when none. */
+  get newest(): number {
+    return this.entries[this.entries.length - 1]?.summary.id ?? 0;
+  }
+
+  get size(): number {
+    return this.entries.length;
+  }
+
+  /**
+   * Stores alert events (newest last). With SQLite the rows are written first, in one
+   * transaction: when that throws, nothing was stored and the caller may retry.
+   */
+  add(events: LogEvent[]): StoredAlert[] {
+    if (events.length === 0) return [];
+    const received = this.now();
+    const added: StoredAlert[] = [];
+    const rows: Array<[number, number, string, string, string]> = [];
+    let id = this.nextId;
+    for (const ev of events) {
+      // The JSON text is the stored form; parsing it back gives a plain copy of the record
+      // (BigInts and binary values already turned into JSON by toJSONLine).
+      const json = toJSONLine(ev.record);
+      const time = ev.time.toISO();
+      added.push(entry(id, received, ev.tag, time, json, JSON.parse(json) as Record<string, unknown>));
+      rows.push([id++, received, ev.tag, time, json]);
+    }
+    if (this.sqlite) {
+      const { db, insert } = this.sqlite;
+      db.transaction(() => {
+        for (const r of rows) insert.run(...r);
+      })();
+    }
+    this.nextId = id;
+    for (const a of added) {
+      this.entries.push(a);
+      this.hay.set(a.summary, haystack(a.summary));
+    }
+    this.prune();
+    for (const l of this.listeners) l(added);
+    return added;
+  }
+
+  /** Drops alerts beyond maxAlerts and older than retention. */
+  prune(): void {
+    let drop = Math.max(0, this.entries.length - this.opts.maxAlerts);
+    if (this.opts.retention > 0) {
+      const cutoff = this.now() - this.opts.retention * 1000;
+      while (drop < this.entries.length && this.entries[drop]!.summary.received < cutoff) drop++;
+    }
+    if (drop === 0) return;
+    this.entries.splice(0, drop);
+    try {
+      this.sqlite?.deleteBelow.run(this.entries[0]?.summary.id ?? this.nextId);
+    } catch (e) {
+      // Rows left behind are dropped again on the next prune or at the next load.
+      this.opts.logger.error({ file: this.opts.dbPath, err: (e as Error).message }, 'ui alert store: cannot delete expired rows');
+    }
+  }
+
+  private index(id: number): number {
+    let lo = 0;
+    let hi = this.entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.entries[mid]!.summary.id < id) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  get(id: number): StoredAlert | undefined {
+    const e = this.entries[this.index(id)];
+    return e && e.summary.id === id ? e : undefined;
+  }
+
+  private matcher(q: AlertQuery): (e: StoredAlert) => boolean {
+    const m = compileQuery(q, (s) => this.hay.get(s) ?? haystack(s));
+    return (e) => m(e.summary);
+  }
+
+  /** Matching alerts, newest first, older than `before` (an id) when given. */
+  list(q: AlertQuery, limit: number, before?: number): { alerts: AlertSummary[]; more: boolean } {
+    this.prune();
+    const m = this.matcher(q);
+    const alerts: AlertSummary[] = [];
+    const start = before === undefined ? this.entries.length - 1 : this.index(before) - 1;
+    for (let i = start; i >= 0; i--) {
+      const e = this.entries[i]!;
+      if (!m(e)) continue;
+      if (alerts.length === limit) return { alerts, more: true };
+      alerts.push(e.summary);
+    }
+    return { alerts, more: false };
+  }
+
+  /** Matching alerts with an id above `after`, oldest first; at most the newest `limit` of them. */
+  since(after: number, q: AlertQuery, limit: number): StoredAlert[] {
+    const m = this.matcher(q);
+    const out: StoredAlert[] = [];
+    for (let i = this.entries.length - 1; i >= 0 && out.length < limit; i--) {
+      const e = this.entries[i]!;
+      if (e.summary.id <= after) break;
+      if (m(e)) out.push(e);
+    }
+    return out.reverse();
+  }
+
+  /** Counts of matching alerts by priority and rule, and per time bucket over the last `windowMs`. */
+  stats(q: AlertQuery, windowMs: number, buckets: number): AlertStats {
+    this.prune();
+    const now = this.now();
+    const step = Math.max(1000, Math.ceil(windowMs / buckets / 1000) * 1000);
+    const end = Math.ceil((now + 1) / step) * step;
+    const start = end - buckets * step;
+    const m = this.matcher(q);
+    const byPriority: Record<string, number> = {};
+    const byRule = new Map<string, number>();
+    const seriesPriority = new Map<string, number[]>();
+    const seriesRule = new Map<string, number[]>();
+    const windowRule = new Map<string, number>();
+    const rules = new Set<string>();
+    const tags = new Set<string>();
+    const namespaces = new Set<string>();
+    const users = new Set<string>();
+    let total = 0;
+    const bump = (map: Map<string, number[]>, key: string, i: number) => {
+      let arr = map.get(key);
+      if (!arr) map.set(key, (arr = new Array<number>(buckets).fill(0)));
+      arr[i]!++;
+    };
+    for (const e of this.entries) {
+      const s = e.summary;
+      if (rules.size < MAX_VALUES) rules.add(s.rule);
+      for (const t of s.tags) if (tags.size < MAX_VALUES) tags.add(t);
+      if (s.namespace !== undefined && namespaces.size < MAX_VALUES) namespaces.add(s.namespace);
+      if (s.user !== undefined && users.size < MAX_VALUES) users.add(s.user);
+      if (!m(e)) continue;
+      total++;
+      byPriority[s.priority] = (byPriority[s.priority] ?? 0) + 1;
+      byRule.set(s.rule, (byRule.get(s.rule) ?? 0) + 1);
+      if (s.received >= start && s.received < end) {
+        const i = Math.floor((s.received - start) / step);
+        bump(seriesPriority, s.priority, i);
+        bump(seriesRule, s.rule, i);
+        windowRule.set(s.rule, (windowRule.get(s.rule) ?? 0) + 1);
+      }
+    }
+    const top = [...windowRule.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    const ruleSeries: Record<string, number[]> = Object.create(null) as Record<string, number[]>;
+    top.slice(0, CHART_RULES).forEach(([r]) => (ruleSeries[r] = seriesRule.get(r)!));
+    if (top.length > CHART_RULES) {
+      const other = new Array<number>(buckets).fill(0);
+      for (const [r] of top.slice(CHART_RULES)) seriesRule.get(r)!.forEach((n, i) => (other[i]! += n));
+      ruleSeries[OTHER_RULES] = other;
+    }
+    const prioSeries: Record<string, number[]> = Object.create(null) as Record<string, number[]>;
+    for (const p of [...seriesPriority.keys()].sort((a, b) => priorityRank(a) - priorityRank(b) || (a < b ? -1 : 1))) {
+      prioSeries[p] = seriesPriority.get(p)!;
+    }
+    const sorted = (s: Set<string>) => [...s].sort();
+    return {
+      total,
+      byPriority: Object.assign(Object.create(null) as Record<string, number>, byPriority),
+      byRule: Object.assign(Object.create(null) as Record<string, number>, Object.fromEntries(byRule)),
+      values: { rules: sorted(rules), tags: sorted(tags), namespaces: sorted(namespaces), users: sorted(users) },
+      series: { start, step, byPriority: prioSeries, byRule: ruleSeries },
+    };
+  }
+
+  /** Calls `fn` with every batch of added alerts; returns the unsubscribe function. */
+  subscribe(fn: (added: StoredAlert[]) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.listeners.clear();
+    if (this.sqlite?.db.open) this.sqlite.db.close();
+  }
+}
+
+async function openSqlite(path: string): Promise<Sqlite> {
+  // Loaded only when a file is configured: the native addon is not needed otherwise.
+  const { default: Database } = await import('better-sqlite3');
+  mkdirSync(dirname(path), { recursive: true });
+  let db: SqliteDatabase;
+  try {
+    db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      db.close();
+      throw new Error(`written by a newer logwarden (schema ${version}, this one reads ${SCHEMA_VERSION})`);
+    }
+    db.exec(
+      'CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, received INTEGER NOT NULL, tag TEXT NOT NULL, time TEXT NOT NULL, record TEXT NOT NULL)',
+    );
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  } catch (e) {
+    throw new Error(`ui.db_path ${path}: ${(e as Error).message}`);
+  }
+  return {
+    db,
+    insert: db.prepare('INSERT OR REPLACE INTO alerts (id, received, tag, time, record) VALUES (?, ?, ?, ?, ?)'),
+    deleteBelow: db.prepare('DELETE FROM alerts WHERE id < ?'),
+  };
+}
