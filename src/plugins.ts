@@ -5,6 +5,13 @@
 import type { AnyPlugin } from './core/plugin.js';
 import { forwardInput } from './inputs/forward/index.js';
 import { auditPolicy } from './filters/audit_policy/index.js';
+import { parserFilter } from './filters/parser/index.js';
+import { grepFilter } from './filters/grep/index.js';
+import { modifyFilter } from './filters/modify/index.js';
+import { recordModifierFilter } from './filters/record_modifier/index.js';
+import { nestFilter } from './filters/nest/index.js';
+import { rewriteTagFilter } from './filters/rewrite_tag/index.js';
+import { throttleFilter } from './filters/throttle/index.js';
 import { lookup } from './filters/lookup/index.js';
 import { lokiOutput } from './outputs/loki/index.js';
 import { alertmanagerOutput } from './outputs/alertmanager/index.js';
@@ -18,6 +25,13 @@ export const plugins: AnyPlugin[] = [
   forwardInput,
   // filters
   auditPolicy,
+  parserFilter,
+  grepFilter,
+  modifyFilter,
+  recordModifierFilter,
+  nestFilter,
+  rewriteTagFilter,
+  throttleFilter,
   lookup,
   // outputs
   fileOutput,

@@ -1,0 +1,163 @@
+/**
+ * parser: Fluent Bit's filter_parser. Parses the string value of `key_name` with the named
+ * parsers (the first that matches wins) and replaces the record with the parsed fields; the
+ * parsed time, when the parser reads one, becomes the event's time.
+ *
+ * From plugins/filter_parser/filter_parser.c:
+ * - reserve_data keeps the record's other fields next to the parsed ones (parsed fields first;
+ *   on a name clash the original value wins, as Fluent Bit's readers take the last duplicate);
+ *   preserve_key also keeps key_name itself.
+ * - key_name may be a record accessor (`$kubernetes['annotations']['x']`); then reserve_data
+ *   keeps the original record, minus the parsed field unless preserve_key.
+ * - nest_under puts the parsed fields under that key.
+ * - A record whose value is missing, not a string, or matched by no parser passes unchanged
+ *   (counted in logwarden_parser_filter_records_total{result}).
+ * - unescape_key (deprecated and ignored by current Fluent Bit) unescapes backslash sequences of
+ *   the value before parsing, as Fluent Bit 1.x did.
+ */
+import { ConfigError } from '../../config/errors.js';
+import type { OptionTable } from '../../config/schema.js';
+import type { LogEvent, LogRecord } from '../../core/event.js';
+import type { FilterInstance, FilterPlugin, LogParser, ParsedRecord } from '../../core/plugin.js';
+import { AccessorSyntaxError, compileAccessor, hasField, setField, type RecordAccessor } from '../../core/record-accessor.js';
+import { unescapeString } from '../../parsers/formats.js';
+import { optionPos, WarnLimiter } from '../modify/args.js';
+
+interface ParserFilterConfig {
+  key_name: string;
+  parser: string[];
+  reserve_data: boolean;
+  preserve_key: boolean;
+  unescape_key: boolean;
+  nest_under?: string;
+}
+
+const options = {
+  key_name: { type: 'string', required: true, description: 'Field to parse: a key name or a record accessor ($a[\'b\'])' },
+  parser: { type: 'multi', required: true, description: 'Parser name(s); the first that matches the value wins' },
+  reserve_data: { type: 'bool', default: false, description: 'Keep the record\'s other fields next to the parsed ones' },
+  preserve_key: { type: 'bool', default: false, description: 'Keep key_name in the result' },
+  unescape_key: { type: 'bool', default: false, description: 'Unescape backslash sequences (\\n, \\", \\uXXXX...) of the value before parsing' },
+  nest_under: { type: 'string', description: 'Put the parsed fields under this key' },
+} satisfies OptionTable;
+
+const decoder = new TextDecoder();
+
+export const parserFilter: FilterPlugin<ParserFilterConfig> = {
+  kind: 'filter',
+  name: 'parser',
+  description: "Parses a field with named parsers (json, regex, logfmt, ltsv), as Fluent Bit's parser filter",
+  options,
+  validate(config, section) {
+    if (config.key_name.startsWith('$')) {
+      try {
+        compileAccessor(config.key_name, { allowLiteral: false });
+      } catch (e) {
+        if (e instanceof AccessorSyntaxError) throw new ConfigError(e.message, optionPos(section, 'key_name'), 'key_name');
+        throw e;
+      }
+    }
+  },
+  create(config, ctx): FilterInstance {
+    const parsers: LogParser[] = [];
+    for (const name of config.parser) {
+      const p = ctx.parsers.get(name);
+      if (!p) {
+        throw new ConfigError(`unknown parser '${name}'; defined parsers: ${ctx.parsers.names().join(', ')}`, optionPos(ctx.section, 'parser'), 'parser');
+      }
+      parsers.push(p);
+    }
+    const accessor: RecordAccessor | undefined = config.key_name.startsWith('$') ? compileAccessor(config.key_name, { allowLiteral: false }) : undefined;
+    const key = config.key_name;
+    const { reserve_data: reserve, preserve_key: preserve, unescape_key: unescape, nest_under: nestUnder } = config;
+
+    const records = ctx.metrics.counter(
+      'logwarden_parser_filter_records_total',
+      'Records through a parser filter by result: parsed, no_match (no parser matched), missing_key, not_string',
+      ['name', 'result'],
+    );
+    const m = {
+      parsed: records.labels(ctx.id, 'parsed'),
+      no_match: records.labels(ctx.id, 'no_match'),
+      missing_key: records.labels(ctx.id, 'missing_key'),
+      not_string: records.labels(ctx.id, 'not_string'),
+    };
+    const fieldErrors = ctx.metrics.counter(
+      'logwarden_parser_field_errors_total',
+      'Parsed records with a time that did not match time_format (time kept from the event) or a failed types cast (value kept as string)',
+      ['name', 'reason'],
+    );
+    const timeErrors = fieldErrors.labels(ctx.id, 'time');
+    const castErrors = fieldErrors.labels(ctx.id, 'cast');
+    const warnNoMatch = new WarnLimiter(ctx.logger);
+    const warnField = new WarnLimiter(ctx.logger);
+
+    const build = (record: LogRecord, parsed: ParsedRecord): LogRecord => {
+      let out: LogRecord = parsed.record;
+      if (nestUnder !== undefined) {
+        out = {};
+        setField(out, nestUnder, parsed.record);
+      }
+      if (accessor) {
+        if (reserve) {
+          const original = structuredClone(record);
+          if (!preserve) accessor.delete(original);
+          for (const k of Object.keys(original)) setField(out, k, original[k]);
+        } else if (preserve && hasField(record, accessor.key)) setField(out, accessor.key, record[accessor.key]);
+        return out;
+      }
+      if (reserve) {
+        for (const k of Object.keys(record)) if (k !== key || preserve) setField(out, k, record[k]);
+      } else if (preserve) setField(out, key, record[key]);
+      return out;
+    };
+
+    return {
+      filter(events: LogEvent[]) {
+        let parsedCount = 0;
+        let noMatch = 0;
+        let missing = 0;
+        let notString = 0;
+        for (const e of events) {
+          let v = accessor ? accessor.get(e.record) : hasField(e.record, key) ? e.record[key] : undefined;
+          if (v === undefined) {
+            missing++;
+            continue;
+          }
+          if (v instanceof Uint8Array) v = decoder.decode(v);
+          if (typeof v !== 'string') {
+            notString++;
+            continue;
+          }
+          const text = unescape ? unescapeString(v) : v;
+          let parsed: ParsedRecord | null = null;
+          for (const p of parsers) {
+            parsed = p.parse(text);
+            if (parsed) break;
+          }
+          if (!parsed) {
+            noMatch++;
+            warnNoMatch.warn(
+              { tag: e.tag, key_name: key, parsers: config.parser, value: text.length > 200 ? `${text.slice(0, 197)}...` : text },
+              'no parser matched the value; record passed unchanged',
+            );
+            continue;
+          }
+          parsedCount++;
+          if (parsed.time && (parsed.time.sec !== 0 || parsed.time.nsec !== 0)) e.time = parsed.time;
+          if (parsed.timeError || parsed.castErrors) {
+            if (parsed.timeError) timeErrors.inc();
+            if (parsed.castErrors) castErrors.inc();
+            warnField.warn({ tag: e.tag, time_error: parsed.timeError, cast_errors: parsed.castErrors }, 'parsed record with unreadable fields (kept as text)');
+          }
+          e.record = build(e.record, parsed);
+        }
+        if (parsedCount) m.parsed.inc(parsedCount);
+        if (noMatch) m.no_match.inc(noMatch);
+        if (missing) m.missing_key.inc(missing);
+        if (notString) m.not_string.inc(notString);
+        return events;
+      },
+    };
+  },
+};

@@ -1,0 +1,107 @@
+/**
+ * record_modifier: Fluent Bit's filter_record_modifier. `record KEY VALUE` appends fields,
+ * `remove_key` removes keys, `allowlist_key` (or the older `whitelist_key`) keeps only the listed
+ * keys, `uuid_key` adds a random UUID.
+ *
+ * From plugins/filter_record_modifier/filter_modifier.c: keys compare case-insensitively and a
+ * trailing `*` matches every key with that prefix; remove_key and allowlist_key exclude each
+ * other; appended fields go to the end of the record. Where Fluent Bit would append a second
+ * key of the same name, the appended value replaces the existing one.
+ */
+import { randomUUID } from 'node:crypto';
+import { ConfigError } from '../../config/errors.js';
+import type { OptionTable, RawSection } from '../../config/schema.js';
+import type { LogRecord } from '../../core/event.js';
+import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
+import { hasField, setField } from '../../core/record-accessor.js';
+import { optionPos, rawOption, splitArgs } from '../modify/args.js';
+
+interface RecordModifierConfig {
+  record?: string[];
+  remove_key?: string[];
+  allowlist_key?: string[];
+  whitelist_key?: string[];
+  uuid_key?: string;
+}
+
+const options = {
+  record: { type: 'multi', description: 'KEY VALUE: append KEY with VALUE (the rest of the line)' },
+  remove_key: { type: 'multi', description: 'Remove this key (case-insensitive; a trailing * matches a prefix)' },
+  allowlist_key: { type: 'multi', description: 'Keep only these keys (case-insensitive; a trailing * matches a prefix)' },
+  whitelist_key: { type: 'multi', description: 'Older name of allowlist_key' },
+  uuid_key: { type: 'string', description: 'Add this key with a random UUID (v4) per record' },
+} satisfies OptionTable;
+
+interface Compiled {
+  records: Array<[string, string]>;
+  matcher?: (key: string) => boolean;
+  /** true: matcher lists keys to remove; false: keys to keep. */
+  remove: boolean;
+}
+
+function keyMatcher(patterns: string[]): (key: string) => boolean {
+  const exact = new Set<string>();
+  const prefixes: string[] = [];
+  for (const p of patterns) {
+    if (p.endsWith('*')) prefixes.push(p.slice(0, -1).toLowerCase());
+    else exact.add(p.toLowerCase());
+  }
+  return (key) => {
+    const k = key.toLowerCase();
+    return exact.has(k) || prefixes.some((p) => k.startsWith(p));
+  };
+}
+
+function compile(config: RecordModifierConfig, section: RawSection): Compiled {
+  const records: Array<[string, string]> = [];
+  for (const value of config.record ?? []) {
+    const args = splitArgs(value, 2);
+    if (typeof args === 'string' || args.length !== 2) throw new ConfigError(`'${value}': expected KEY VALUE`, optionPos(section, 'record'), 'record');
+    records.push([args[0]!, args[1]!]);
+  }
+  const remove = config.remove_key ?? [];
+  const allow = [...(config.allowlist_key ?? []), ...(config.whitelist_key ?? [])];
+  if (remove.length && allow.length) {
+    const which = rawOption(section, 'allowlist_key') ? 'allowlist_key' : 'whitelist_key';
+    throw new ConfigError('remove_key and allowlist_key exclude each other', optionPos(section, which), which);
+  }
+  if (!records.length && !remove.length && !allow.length && config.uuid_key === undefined) {
+    throw new ConfigError('record_modifier needs record, remove_key, allowlist_key or uuid_key', section.pos);
+  }
+  if (remove.length) return { records, matcher: keyMatcher(remove), remove: true };
+  if (allow.length) return { records, matcher: keyMatcher(allow), remove: false };
+  return { records, remove: true };
+}
+
+export const recordModifierFilter: FilterPlugin<RecordModifierConfig> = {
+  kind: 'filter',
+  name: 'record_modifier',
+  description: "Appends fields, removes keys or keeps an allowlist of keys, as Fluent Bit's record_modifier filter",
+  options,
+  validate(config, section) {
+    compile(config, section);
+  },
+  create(config, ctx): FilterInstance {
+    const { records, matcher, remove } = compile(config, ctx.section);
+    const uuidKey = config.uuid_key;
+    const apply = (r: LogRecord) => {
+      if (matcher) {
+        for (const k of Object.keys(r)) if (matcher(k) === remove) delete r[k];
+      }
+      for (const [k, v] of records) {
+        if (hasField(r, k)) delete r[k];
+        setField(r, k, v);
+      }
+      if (uuidKey !== undefined) {
+        if (hasField(r, uuidKey)) delete r[uuidKey];
+        setField(r, uuidKey, randomUUID());
+      }
+    };
+    return {
+      filter(events) {
+        for (const e of events) apply(e.record);
+        return events;
+      },
+    };
+  },
+};
