@@ -6,6 +6,7 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { ConfigErrors } from '../../src/config/errors.js';
+import { EventTime } from '../../src/core/event.js';
 import { loadConfigFile } from '../../src/config/load.js';
 import type { AnyPlugin } from '../../src/core/plugin.js';
 import { Pipeline, plan, type Plan, type Registry } from '../../src/core/pipeline.js';
@@ -45,4 +46,19 @@ export async function buildWithParsers(file: string, ...plugins: AnyPlugin[]): P
   const pipeline = new Pipeline(p, { logger: pino({ level: 'debug' }, sink), metrics, filtersOnly: true });
   await pipeline.start();
   return { pipeline, filters: pipeline.filters.map((f) => f.instance), metrics, logs };
+}
+
+/** An event at a fixed time, for filter tests. */
+export function ev(record: Record<string, unknown>, tag = 'app.log'): import('../../src/core/event.js').LogEvent {
+  return { tag, time: new EventTime(1700000000, 0), record };
+}
+
+/** Calls a filter, collecting what it emits. */
+export function run(
+  filter: import('../../src/core/plugin.js').FilterInstance,
+  events: Array<import('../../src/core/event.js').LogEvent>,
+): { out: Array<import('../../src/core/event.js').LogEvent>; emitted: Array<import('../../src/core/event.js').LogEvent> } {
+  const emitted: Array<import('../../src/core/event.js').LogEvent> = [];
+  const out = filter.filter(events, { emit: (e) => emitted.push(...e) });
+  return { out, emitted };
 }
