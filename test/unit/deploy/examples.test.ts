@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { repoRoot, sharedDir } from '../../support/paths.js';
 import { parseClassic, type Obj } from '../../support/deploy.js';
+import { loadRuleFiles } from '../../../src/filters/detect/loader.js';
 
 const ex = (...p: string[]) => join(repoRoot, 'examples', ...p);
 const read = (...p: string[]) => readFileSync(ex(...p), 'utf8');
@@ -88,6 +89,20 @@ describe('examples/rules', () => {
           for (const v of e.values) assert.equal(v.length, e.fields.length, `${e.name}: one value per field`);
         }
       }
+    });
+  }
+});
+
+describe('rules files load after the bundled rules with the detect loader', () => {
+  const bundled = join(repoRoot, 'rules', 'k8s_audit_rules.yaml');
+  const files = [
+    ...readdirSync(ex('rules')).filter((f) => f.endsWith('.yaml')).map((f) => ex('rules', f)),
+    join(repoRoot, 'deploy/kustomize/base/config/custom_rules.yaml'),
+  ];
+  for (const f of files) {
+    it(f.slice(repoRoot.length), { skip: existsSync(bundled) ? false : 'rules/k8s_audit_rules.yaml is not in this tree' }, () => {
+      const set = loadRuleFiles([{ path: bundled }, { path: f }]);
+      assert.deepEqual(set.messages, [], 'no errors or warnings');
     });
   }
 });
