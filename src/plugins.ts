@@ -13,6 +13,7 @@ import { nestFilter } from './filters/nest/index.js';
 import { rewriteTagFilter } from './filters/rewrite_tag/index.js';
 import { throttleFilter } from './filters/throttle/index.js';
 import { lookup } from './filters/lookup/index.js';
+import { detect } from './filters/detect/index.js';
 import { lokiOutput } from './outputs/loki/index.js';
 import { alertmanagerOutput } from './outputs/alertmanager/index.js';
 import { fileOutput } from './outputs/file/index.js';
@@ -33,6 +34,7 @@ export const plugins: AnyPlugin[] = [
   rewriteTagFilter,
   throttleFilter,
   lookup,
+  detect,
   // outputs
   fileOutput,
   lokiOutput,
