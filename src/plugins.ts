@@ -18,6 +18,7 @@ import { lokiOutput } from './outputs/loki/index.js';
 import { alertmanagerOutput } from './outputs/alertmanager/index.js';
 import { fileOutput } from './outputs/file/index.js';
 import { stdoutOutput } from './outputs/stdout/index.js';
+import { uiOutput } from './outputs/ui/index.js';
 import type { Registry } from './core/pipeline.js';
 import { buildParsers } from './parsers/index.js';
 
@@ -40,6 +41,7 @@ export const plugins: AnyPlugin[] = [
   lokiOutput,
   alertmanagerOutput,
   stdoutOutput,
+  uiOutput,
 ];
 
 export const registry: Registry = {

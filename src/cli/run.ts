@@ -3,6 +3,7 @@ import { loadPlan, loggerFor } from './common.js';
 import { Pipeline } from '../core/pipeline.js';
 import { Metrics } from '../observe/metrics.js';
 import { ServiceHttp } from '../observe/http.js';
+import { UiServer } from '../ui/server.js';
 
 export const runCommand: Command = {
   name: 'run',
@@ -26,16 +27,33 @@ Example:
     const p = loadPlan(file);
     const log = loggerFor(p, a.flags.get('log-level')?.[0]);
     const metrics = new Metrics(true);
-    const pipeline = new Pipeline(p, { logger: log, metrics });
-    let http: ServiceHttp | undefined;
-    if (p.service.http_server) {
-      http = new ServiceHttp(metrics, () => pipeline.status(), log);
-      await http.listen(p.service.http_listen, p.service.http_port);
-    }
+    const svc = p.service;
+    // The server exists before the pipeline is built so that plugins can mount routes on it.
+    const http = svc.http_server ? new ServiceHttp(metrics, () => pipeline.status(), log) : undefined;
+    const pipeline: Pipeline = new Pipeline(p, { logger: log, metrics, ...(http ? { http } : {}) });
+    let ui: UiServer | undefined;
     try {
+      if (http && svc.ui) {
+        ui = await UiServer.attach(http, {
+          maxAlerts: svc['ui.max_alerts'],
+          retention: svc['ui.retention'],
+          ...(svc['ui.db_path'] ? { dbPath: svc['ui.db_path'] } : {}),
+          auth: {
+            ...(svc['ui.http_user'] !== undefined ? { user: svc['ui.http_user'] } : {}),
+            ...(svc['ui.http_passwd'] !== undefined ? { passwd: svc['ui.http_passwd'] } : {}),
+            ...(svc['ui.bearer_token'] !== undefined ? { bearerToken: svc['ui.bearer_token'] } : {}),
+          },
+          metrics,
+          pipeline,
+          memoryLimit: svc.memory_limit,
+          logger: log.child({ component: 'ui' }),
+        });
+      }
+      if (http) await http.listen(svc.http_listen, svc.http_port);
       await pipeline.start();
     } catch (e) {
       await http?.close();
+      ui?.close();
       throw e;
     }
     for (const i of pipeline.inputs) log.info({ input: i.id, listen: i.instance.addresses?.() }, 'input started');
@@ -55,6 +73,7 @@ Example:
           .stop()
           .then(async (drained) => {
             await http?.close();
+            ui?.close();
             log.info({ drained }, 'stopped');
             log.flush?.();
             resolve(0);

@@ -1,5 +1,7 @@
 /** The `service` section: Fluent Bit's names and defaults where it has them. */
-import type { OptionTable } from './schema.js';
+import { resolve } from 'node:path';
+import { ConfigError } from './errors.js';
+import type { OptionTable, RawSection } from './schema.js';
 
 export const serviceOptions = {
   flush: { type: 'duration', default: 1, description: 'Default flush interval (seconds) of outputs that batch by age (batch_wait default)' },
@@ -23,7 +25,52 @@ export const serviceOptions = {
     default: '256M',
     description: 'Upper bound for queued records across outputs; each output queue gets its share unless it sets its own',
   },
+  ui: {
+    type: 'bool',
+    default: false,
+    description: 'Serve the web page (live alerts from ui outputs, pipeline health) at / of the HTTP server; needs http_server',
+  },
+  'ui.max_alerts': { type: 'int', default: 10000, min: 1, max: 1_000_000, description: 'Alerts the web page keeps (the oldest are dropped first)' },
+  'ui.retention': {
+    type: 'duration',
+    default: 0,
+    description: 'Drop alerts this long after they arrived (e.g. 7d); 0: keep them until ui.max_alerts pushes them out',
+  },
+  'ui.db_path': { type: 'string', description: 'SQLite file that keeps the alerts across restarts (relative paths: from the config file); default: memory only' },
+  'ui.http_user': { type: 'string', description: 'Basic auth user for the web page and its API (with ui.http_passwd)' },
+  'ui.http_passwd': { type: 'string', description: 'Basic auth password (with ui.http_user)' },
+  'ui.bearer_token': { type: 'string', description: 'Bearer token accepted by the web page API (Authorization: Bearer TOKEN)' },
 } satisfies OptionTable;
+
+/**
+ * Checks across service options, and paths made absolute; `section` is the raw service section
+ * (positions, and the directory relative paths resolve against).
+ */
+export function checkService(service: ServiceConfig, section: RawSection): ConfigError[] {
+  const errors: ConfigError[] = [];
+  const at = (k: string) => {
+    const key = Object.keys(section.values).find((x) => x.toLowerCase() === k);
+    return (key === undefined ? undefined : (section.keyPos[key] ?? section.valuePos[key])) ?? section.pos;
+  };
+  if (service.ui && !service.http_server) {
+    errors.push(new ConfigError('the web page is served by the service HTTP server: set http_server: on', at('ui'), 'ui'));
+  }
+  if (!service.ui) {
+    for (const key of Object.keys(section.values)) {
+      if (key.toLowerCase().startsWith('ui.')) errors.push(new ConfigError('has no effect unless ui: on', at(key.toLowerCase()), key));
+    }
+  }
+  if ((service['ui.http_user'] === undefined) !== (service['ui.http_passwd'] === undefined)) {
+    const missing = service['ui.http_user'] === undefined ? 'ui.http_user' : 'ui.http_passwd';
+    const given = missing === 'ui.http_user' ? 'ui.http_passwd' : 'ui.http_user';
+    errors.push(new ConfigError(`set ${missing} too: basic auth needs both`, at(given), given));
+  }
+  for (const k of ['ui.http_user', 'ui.http_passwd', 'ui.bearer_token'] as const) {
+    if (service[k] === '') errors.push(new ConfigError('found an empty string, expected a non-empty credential', at(k), k));
+  }
+  if (service['ui.db_path']) service['ui.db_path'] = resolve(section.baseDir, service['ui.db_path']);
+  return errors;
+}
 
 export interface ServiceConfig {
   flush: number;
@@ -38,5 +85,12 @@ export interface ServiceConfig {
   'storage.path'?: string;
   parsers_file?: string[];
   memory_limit: number;
+  ui: boolean;
+  'ui.max_alerts': number;
+  'ui.retention': number;
+  'ui.db_path'?: string;
+  'ui.http_user'?: string;
+  'ui.http_passwd'?: string;
+  'ui.bearer_token'?: string;
   [key: string]: unknown;
 }

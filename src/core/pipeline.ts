@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { ConfigError, ConfigErrors } from '../config/errors.js';
 import type { LoadedConfig, PluginSection } from '../config/load.js';
 import { applySchema, type RawSection } from '../config/schema.js';
-import { serviceOptions, type ServiceConfig } from '../config/service.js';
+import { checkService, serviceOptions, type ServiceConfig } from '../config/service.js';
 import { commonOptionsFor, parseRetryLimit } from './common-options.js';
 import { Commit } from './commit.js';
 import { DeliveryEngine } from './delivery.js';
@@ -26,6 +26,7 @@ import type {
   PluginContext,
 } from './plugin.js';
 import { Metrics } from '../observe/metrics.js';
+import type { ServiceHttp } from '../observe/http.js';
 
 export interface Registry {
   find(kind: 'input' | 'filter' | 'output', name: string): AnyPlugin | undefined;
@@ -62,6 +63,7 @@ export function plan(loaded: LoadedConfig, registry: Registry): Plan {
   const errors: ConfigError[] = [];
   const service = applySchema(serviceOptions, loaded.service, 'service', errors) as ServiceConfig;
   if (service['storage.path']) service['storage.path'] = resolve(loaded.service.baseDir, service['storage.path']);
+  if (errors.length === 0) errors.push(...checkService(service, loaded.service));
   const parsers = registry.buildParsers ? registry.buildParsers(loaded.parsers, service, errors, loaded.service) : emptyParsers;
   if (!registry.buildParsers && loaded.parsers.length) {
     errors.push(new ConfigError('parsers are not supported by this build', loaded.parsers[0]!.pos, 'parsers'));
@@ -144,6 +146,8 @@ export interface PipelineOptions {
   metrics?: Metrics;
   /** Build only filters (replay): no inputs, no outputs. */
   filtersOnly?: boolean;
+  /** The service HTTP server, handed to plugins (PluginContext.http). */
+  http?: ServiceHttp;
 }
 
 export class Pipeline {
@@ -180,6 +184,7 @@ export class Pipeline {
       baseDir: p.raw.baseDir,
       section: p.raw,
       parsers: this.plan.parsers,
+      ...(this.opts.http ? { http: this.opts.http } : {}),
     };
   }
 

@@ -9,6 +9,7 @@ import type { EventTime, LogEvent, LogRecord } from './event.js';
 import type { FlowControl } from './flow.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ServiceConfig } from '../config/service.js';
+import type { ServiceHttp } from '../observe/http.js';
 
 export type PluginKind = 'input' | 'filter' | 'output';
 
@@ -25,6 +26,11 @@ export interface PluginContext {
   section: RawSection;
   /** Named parsers declared in `parsers:` / `parsers_file` (filled by the parser support). */
   parsers: ParserRegistry;
+  /**
+   * The service HTTP server, when `http_server` is on and the pipeline runs (absent for validate
+   * and replay): plugins that serve something mount their routes on it.
+   */
+  http?: ServiceHttp;
 }
 
 /** What a named parser returns for a text it matches. */

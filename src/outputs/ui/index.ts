@@ -1,0 +1,49 @@
+/**
+ * The `ui` output: alerts routed here (the detect filter's alert_tag, `match: falco`) are kept
+ * for the web page that `service.ui: on` serves, and pushed live to its viewers. Records that are
+ * no Falco alert (no `rule` string) are skipped, counted and logged: the page lists alerts only.
+ */
+import { ConfigError } from '../../config/errors.js';
+import type { OptionTable } from '../../config/schema.js';
+import type { LogEvent } from '../../core/event.js';
+import { DeliveryError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
+import { UiServer } from '../../ui/server.js';
+
+const options = {} satisfies OptionTable;
+
+export const uiOutput: OutputPlugin<Record<string, never>> = {
+  kind: 'output',
+  name: 'ui',
+  description: 'Shows alerts on the web page of service.ui (live list, filters, counts, full records); route the detect filter\'s alert_tag here',
+  options,
+  defaults: { batch_size: 500, batch_wait: 0, workers: 1 },
+  create(_c, ctx: PluginContext): OutputInstance {
+    if (!ctx.service.ui) {
+      throw new ConfigError('the ui output shows alerts on the web page: set ui: on (and http_server: on) in the service section', ctx.section.pos, 'name');
+    }
+    // Absent when the pipeline is only validated: nothing is sent then.
+    const page = ctx.http ? UiServer.of(ctx.http) : undefined;
+    const skipped = ctx.metrics.counter('logwarden_output_ui_skipped_records_total', 'Records a ui output skipped because they are no Falco alert', ['name']).labels(ctx.id);
+    let skippedCount = 0;
+    return {
+      async send(events: LogEvent[]) {
+        if (!page) throw new DeliveryError('no web page to show alerts on: the service HTTP server is not running', false, 'no_page');
+        let alerts = events;
+        if (events.some((e) => typeof e.record.rule !== 'string')) {
+          alerts = events.filter((e) => typeof e.record.rule === 'string');
+          const n = events.length - alerts.length;
+          skipped.inc(n);
+          if (skippedCount === 0 || Math.floor((skippedCount + n) / 1000) > Math.floor(skippedCount / 1000)) {
+            ctx.logger.warn({ tag: events.find((e) => typeof e.record.rule !== 'string')!.tag, skipped_total: skippedCount + n }, 'records without a rule are no alerts: not shown on the web page');
+          }
+          skippedCount += n;
+        }
+        try {
+          page.add(alerts);
+        } catch (e) {
+          throw new DeliveryError(`cannot store alerts: ${(e as Error).message}`, true, 'store');
+        }
+      },
+    };
+  },
+};
