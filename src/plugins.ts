@@ -4,6 +4,8 @@
  */
 import type { AnyPlugin } from './core/plugin.js';
 import { forwardInput } from './inputs/forward/index.js';
+import { httpInput } from './inputs/http/index.js';
+import { k8sAuditWebhookInput } from './inputs/k8s_audit_webhook/index.js';
 import { auditPolicy } from './filters/audit_policy/index.js';
 import { parserFilter } from './filters/parser/index.js';
 import { grepFilter } from './filters/grep/index.js';
@@ -25,6 +27,8 @@ import { buildParsers } from './parsers/index.js';
 export const plugins: AnyPlugin[] = [
   // inputs
   forwardInput,
+  httpInput,
+  k8sAuditWebhookInput,
   // filters
   auditPolicy,
   parserFilter,
