@@ -4,5 +4,6 @@ import { runCommand } from './run.js';
 import { validateCommand } from './validate.js';
 import { replayCommand } from './replay.js';
 import { sendCommand } from './send.js';
+import { detectCommand } from './detect.js';
 
-export const commands: Command[] = [runCommand, validateCommand, replayCommand, sendCommand];
+export const commands: Command[] = [runCommand, validateCommand, replayCommand, sendCommand, detectCommand];
