@@ -13,6 +13,7 @@ import selfsigned from 'selfsigned';
 import { Agent, getGlobalDispatcher, request, type Dispatcher } from 'undici';
 import { parse } from 'yaml';
 import { k8sAuditWebhookInput } from '../../src/inputs/k8s_audit_webhook/index.js';
+import { auditPolicy } from '../../src/filters/audit_policy/index.js';
 import { fileOutput } from '../../src/outputs/file/index.js';
 import { EventTime, type LogEvent } from '../../src/core/event.js';
 import { DeliveryError } from '../../src/core/plugin.js';
@@ -20,7 +21,7 @@ import { startPipeline, tempDir, type RunningPipeline } from '../support/output-
 import { gateOutput, gates, Gate } from '../support/gate-output.js';
 import { repoRoot, sharedDir } from '../support/paths.js';
 
-const plugins = [k8sAuditWebhookInput, fileOutput, gateOutput];
+const plugins = [k8sAuditWebhookInput, auditPolicy, fileOutput, gateOutput];
 const exec = promisify(execFile);
 const eventsDir = join(sharedDir, 'conformance', 'falco-k8saudit', 'events');
 
@@ -370,6 +371,52 @@ describe('k8s_audit_webhook: TLS with client certificates (the API server authen
     } finally {
       for (const a of agents) await a.close();
       await s.run.stop(1);
+    }
+  });
+});
+
+describe('k8s_audit_webhook: into the audit pipeline', () => {
+  test('webhook items reach audit_policy as audit Events (non_audit: drop keeps them) and get its levels', async () => {
+    const dir = tempDir();
+    const yaml = `
+service:
+  grace: 1
+pipeline:
+  inputs:
+    - name: k8s_audit_webhook
+      listen: 127.0.0.1
+      port: 0
+  filters:
+    - name: audit_policy
+      match: kube.audit
+      policy_file: ${join(repoRoot, 'examples', 'audit-policy.yaml')}
+      non_audit: drop
+  outputs:
+    - name: file
+      match: '*'
+      path: out
+      mkdir: on
+      format: json_lines
+      json_date_key: false
+`;
+    const r = await startPipeline(yaml, plugins, dir);
+    try {
+      const port = Number(r.pipeline.inputs[0]!.instance.addresses!()[0]!.split(':').pop());
+      const events = corpus().flatMap((f) => f.values.filter(isEvent));
+      const pods = events.filter((e) => (e.objectRef as Obj | undefined)?.resource === 'pods' && !(e.objectRef as Obj).subresource && e.stage !== 'RequestReceived');
+      assert.ok(pods.length > 0, 'the corpus has pod events');
+      const res = await post(`http://127.0.0.1:${port}/k8s-audit`, eventList(events.map(asItem)));
+      assert.equal(res.status, 200);
+      const out = readFileSync(join(dir, 'out', 'kube.audit'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Obj);
+      assert.ok(out.length >= pods.length, `events kept by the policy (${out.length})`);
+      for (const p of pods) {
+        const got = out.find((o) => o.auditID === p.auditID && o.stage === p.stage)!;
+        assert.ok(got, `pod event ${String(p.auditID)} kept`);
+        assert.equal(got.level, 'RequestResponse', 'the example policy logs pods in full');
+      }
+      assert.equal(await r.counter('logwarden_filter_records_total', { result: 'in' }), events.length);
+    } finally {
+      await r.stop(1);
     }
   });
 });
