@@ -6,7 +6,8 @@
  * Semantics from plugins/filter_modify/modify.c: rules work on top-level keys compared as exact
  * strings; set / add write string values; set moves the key to the end; rename keeps the key's
  * place; copy places the copy right after the source; copy and hard_copy do nothing when several
- * keys match. The conditions key_exists, key_does_not_exist, key_value_equals,
+ * keys match. A VALUE is the rest of the line (Fluent Bit needs it quoted when it holds spaces;
+ * both forms work here). The conditions key_exists, key_does_not_exist, key_value_equals,
  * key_value_does_not_equal, key_value_matches and key_value_does_not_match take a record
  * accessor (`$kubernetes['labels']['app']`); the others match top-level keys by regex. Values
  * compare as strings only (key_value_matches also matches booleans as true / false).
@@ -179,7 +180,7 @@ function compile(section: RawSection): { rules: Rule[]; conditions: Condition[] 
     }
 
     const arity = (RULES_1 as readonly string[]).includes(option) ? 1 : 2;
-    if (a.length !== arity) fail(arity === 1 ? 'expected KEY' : 'expected KEY VALUE (quote a value that holds spaces: KEY "a value")');
+    if (a.length !== arity) fail(arity === 1 ? 'expected KEY' : 'expected KEY VALUE');
     const [k, v] = a as [string, string];
     switch (option) {
       case 'set':
