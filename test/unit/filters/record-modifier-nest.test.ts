@@ -1,0 +1,90 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { nestFilter } from '../../../src/filters/nest/index.js';
+import { recordModifierFilter } from '../../../src/filters/record_modifier/index.js';
+import type { AnyPlugin, FilterInstance } from '../../../src/core/plugin.js';
+import { tempDir, writePipeline } from '../../support/filter-pipeline.js';
+import { buildWithParsers, ev, loadErrors, run } from '../../support/parsers-pipeline.js';
+
+async function one(plugin: AnyPlugin, options: Record<string, unknown>): Promise<FilterInstance> {
+  const file = writePipeline(tempDir(), { pipeline: { filters: [{ name: plugin.name, match: '*', ...options }] } });
+  return (await buildWithParsers(file, plugin)).filters[0]!;
+}
+const apply = (f: FilterInstance, r: Record<string, unknown>) => run(f, [ev(r)]).out[0]!.record;
+const MEM = () => ({ 'Mem.total': 1016024, 'Mem.used': 716672, 'Mem.free': 299352, 'Swap.total': 2064376, 'Swap.used': 32656, 'Swap.free': 2031720 });
+
+test('record_modifier: record appends (the value is the rest of the line), replacing a same-named key', async () => {
+  const f = await one(recordModifierFilter, { record: ['hostname ${HOSTNAME:-myhost}', 'product Awesome Tool', 'a replaced'] });
+  assert.deepEqual(Object.entries(apply(f, { a: 1, b: 2 })), [
+    ['b', 2],
+    ['hostname', 'myhost'],
+    ['product', 'Awesome Tool'],
+    ['a', 'replaced'],
+  ]);
+});
+
+test('record_modifier: remove_key and allowlist_key / whitelist_key (case-insensitive, trailing * for a prefix)', async () => {
+  const rm = await one(recordModifierFilter, { remove_key: ['swap.total', 'Mem.*'] });
+  assert.deepEqual(apply(rm, MEM()), { 'Swap.used': 32656, 'Swap.free': 2031720 });
+  const allow = await one(recordModifierFilter, { allowlist_key: ['mem.TOTAL', 'Swap*'] });
+  assert.deepEqual(apply(allow, MEM()), { 'Mem.total': 1016024, 'Swap.total': 2064376, 'Swap.used': 32656, 'Swap.free': 2031720 });
+  const white = await one(recordModifierFilter, { whitelist_key: 'Mem.free' });
+  assert.deepEqual(apply(white, MEM()), { 'Mem.free': 299352 });
+});
+
+test('record_modifier: uuid_key adds a v4 UUID per record', async () => {
+  const f = await one(recordModifierFilter, { uuid_key: 'uuid' });
+  const { out } = run(f, [ev({}), ev({})]);
+  assert.match(String(out[0]!.record.uuid), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.notEqual(out[0]!.record.uuid, out[1]!.record.uuid);
+});
+
+test('record_modifier: load-time errors', async () => {
+  const dir = tempDir();
+  const f1 = writePipeline(dir, 'pipeline:\n  filters:\n    - name: record_modifier\n      match: "*"\n      remove_key: a\n      allowlist_key: b\n');
+  assert.match(await loadErrors(f1, recordModifierFilter), /:6:22: allowlist_key: remove_key and allowlist_key exclude each other/);
+  const f2 = writePipeline(dir, 'pipeline:\n  filters:\n    - name: record_modifier\n      match: "*"\n      record: lonely\n');
+  assert.match(await loadErrors(f2, recordModifierFilter), /:5:15: record: 'lonely': expected KEY VALUE/);
+  const f3 = writePipeline(dir, 'pipeline:\n  filters:\n    - name: record_modifier\n      match: "*"\n');
+  assert.match(await loadErrors(f3, recordModifierFilter), /needs record, remove_key, allowlist_key or uuid_key/);
+});
+
+test('nest: the documented example (Mem.* under Memstats, prefix removed)', async () => {
+  const f = await one(nestFilter, { operation: 'nest', wildcard: 'Mem.*', nest_under: 'Memstats', remove_prefix: 'Mem.' });
+  assert.deepEqual(apply(f, MEM()), {
+    'Swap.total': 2064376,
+    'Swap.used': 32656,
+    'Swap.free': 2031720,
+    Memstats: { total: 1016024, used: 716672, free: 299352 },
+  });
+  assert.deepEqual(apply(f, { other: 1 }), { other: 1 }, 'nothing to nest: unchanged');
+});
+
+test('nest: several wildcards, exact names, add_prefix', async () => {
+  const f = await one(nestFilter, { operation: 'nest', wildcard: ['Swap.used', 'Mem.f*'], nest_under: 'sub', add_prefix: 'x_' });
+  assert.deepEqual(apply(f, MEM()), {
+    'Mem.total': 1016024,
+    'Mem.used': 716672,
+    'Swap.total': 2064376,
+    'Swap.free': 2031720,
+    sub: { 'x_Mem.free': 299352, 'x_Swap.used': 32656 },
+  });
+});
+
+test('lift: the nested map moves up with prefixes; a non-map is left alone', async () => {
+  const f = await one(nestFilter, { operation: 'lift', nested_under: 'Stats', add_prefix: 'Lifted_' });
+  assert.deepEqual(apply(f, { a: 1, Stats: { Mem: 2, Swap: 3 } }), { a: 1, Lifted_Mem: 2, Lifted_Swap: 3 });
+  assert.deepEqual(apply(f, { a: 1, Stats: 'text' }), { a: 1, Stats: 'text' });
+  const g = await one(nestFilter, { operation: 'lift', nested_under: 'kubernetes', remove_prefix: 'pod_' });
+  assert.deepEqual(apply(g, { kubernetes: { pod_name: 'p', namespace: 'n' } }), { name: 'p', namespace: 'n' });
+});
+
+test('nest: load-time errors', async () => {
+  const dir = tempDir();
+  const f1 = writePipeline(dir, 'pipeline:\n  filters:\n    - name: nest\n      match: "*"\n      operation: nest\n      wildcard: a*\n');
+  assert.match(await loadErrors(f1, nestFilter), /:5:18: nest_under: operation nest needs nest_under/);
+  const f2 = writePipeline(dir, 'pipeline:\n  filters:\n    - name: nest\n      match: "*"\n      operation: lift\n      nested_under: a\n      wildcard: b\n');
+  assert.match(await loadErrors(f2, nestFilter), /:7:17: wildcard: wildcard does not apply to operation lift/);
+  const f3 = writePipeline(dir, 'pipeline:\n  filters:\n    - name: nest\n      match: "*"\n      operation: squash\n');
+  assert.match(await loadErrors(f3, nestFilter), /operation: found "squash", expected one of nest, lift/);
+});
