@@ -19,6 +19,25 @@ export const serviceOptions = {
   'scheduler.base': { type: 'duration', default: 5, description: 'Base of the retry backoff in seconds (Fluent Bit: 5)' },
   'scheduler.cap': { type: 'duration', default: 2000, description: 'Cap of the retry backoff in seconds (Fluent Bit: 2000)' },
   'storage.path': { type: 'string', description: 'Directory for dead letters and (with storage.type filesystem) the chunk buffer' },
+  'storage.sync': {
+    type: 'enum',
+    values: ['normal', 'full'],
+    default: 'normal',
+    description: 'normal: a chunk is acked once written (survives a crash of logwarden, not of the machine); full: once fsynced with its directory (survives power loss)',
+  },
+  'storage.checksum': { type: 'bool', default: false, description: 'CRC32 over each buffered chunk, verified when it is read back (Fluent Bit default: off)' },
+  'storage.max_chunks_up': {
+    type: 'int',
+    default: 128,
+    min: 1,
+    description: 'Filesystem-buffered chunks held in memory and queued to outputs at once; the others wait on disk ("down")',
+  },
+  'storage.backlog.mem_limit': {
+    type: 'size',
+    default: '100M',
+    min: 1,
+    description: 'Bytes of buffered chunk files read back into memory at once (the backlog after a restart, and chunks that went down)',
+  },
   parsers_file: { type: 'multi', description: 'Parser files (YAML with a parsers: list, or Fluent Bit classic [PARSER] sections)' },
   memory_limit: {
     type: 'size',
@@ -83,6 +102,10 @@ export interface ServiceConfig {
   'scheduler.base': number;
   'scheduler.cap': number;
   'storage.path'?: string;
+  'storage.sync': string;
+  'storage.checksum': boolean;
+  'storage.max_chunks_up': number;
+  'storage.backlog.mem_limit': number;
   parsers_file?: string[];
   memory_limit: number;
   ui: boolean;

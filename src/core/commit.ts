@@ -5,12 +5,17 @@
  *
  * Reference counting: the input holds one reference while it routes the chunk; every output
  * that accepts events holds one more and releases it when its batch settles.
+ *
+ * Besides ok/failed, a release says whether its data is *safe*: delivered, or written to a dead
+ * letter. The filesystem buffer deletes a chunk only once every output's part is safe; a part that
+ * failed without a dead letter stays in the buffer.
  */
-export type CommitListener = (ok: boolean, reason?: string) => void;
+export type CommitListener = (ok: boolean, reason: string | undefined, safe: boolean) => void;
 
 export class Commit {
   private pending = 1;
   private failure: string | undefined;
+  private unsafe = false;
   private settled = false;
 
   constructor(private readonly onSettle?: CommitListener) {}
@@ -22,13 +27,17 @@ export class Commit {
     return this;
   }
 
-  /** Release a reference. `ok: false` makes the whole commit fail (the sender will resend). */
-  release(ok = true, reason?: string): void {
+  /**
+   * Release a reference. `ok: false` makes the whole commit fail (the sender will resend).
+   * `safe` (default: `ok`) tells whether the released data is delivered or dead-lettered.
+   */
+  release(ok = true, reason?: string, safe = ok): void {
     if (this.settled) return;
     if (!ok && this.failure === undefined) this.failure = reason ?? 'failed';
+    if (!safe) this.unsafe = true;
     if (--this.pending === 0) {
       this.settled = true;
-      this.onSettle?.(this.failure === undefined, this.failure);
+      this.onSettle?.(this.failure === undefined, this.failure, !this.unsafe);
     }
   }
 

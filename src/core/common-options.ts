@@ -21,9 +21,10 @@ export const commonInputOptions = {
   tag: { type: 'string', description: 'Tag of the events (forward: replaces the incoming tag)' },
   'storage.type': {
     type: 'enum',
-    values: ['memory'],
+    values: ['memory', 'filesystem'],
     default: 'memory',
-    description: 'Where chunks are buffered until committed: memory (acked after delivery)',
+    description:
+      'Where chunks are buffered until committed: memory (acked after every output delivered) or filesystem (written under service storage.path and acked once stored; survives a crash)',
   },
 } satisfies OptionTable;
 
@@ -46,6 +47,16 @@ export const commonOutputOptions = {
   'scheduler.cap': { type: 'duration', description: 'Retry backoff cap for this output (default: service scheduler.cap)' },
   queue_max_records: { type: 'int', min: 1, description: 'Bound of queued + in-flight records before inputs pause (default from service memory_limit)' },
   queue_max_bytes: { type: 'size', description: 'Bound of queued + in-flight bytes before inputs pause (default: share of service memory_limit)' },
+  'storage.total_limit_size': {
+    type: 'size',
+    description: 'Bound of the filesystem-buffered chunks (bytes on disk) still waiting for this output; see storage.overflow_action',
+  },
+  'storage.overflow_action': {
+    type: 'enum',
+    values: ['block', 'drop_oldest_chunk'],
+    description:
+      "At storage.total_limit_size: block (default; pause the filesystem inputs routed here, new chunks are acked only after delivery) or drop_oldest_chunk (Fluent Bit's behaviour: the oldest chunks leave this output's queue)",
+  },
   dead_letter_file: {
     type: 'string',
     description: 'JSON-lines file for records finally dropped, with the reason (default: <storage.path>/dead-letter/<id>.jsonl when storage.path is set)',

@@ -9,7 +9,9 @@
  * - rejected (non-retryable, e.g. Loki 400): written to the dead letter and released ok when that
  *   write succeeded (resending would be rejected again; the data is on disk);
  * - retries exhausted or not deliverable before shutdown: dead-lettered and released as failed,
- *   so the sender is not acked and resends.
+ *   so the sender is not acked and resends. A release also says whether the data is safe
+ *   (delivered or in the dead letter), which the filesystem buffer needs to delete a chunk.
+ * Backpressure is scoped to this output: only inputs whose chunks reached it pause.
  */
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -89,6 +91,11 @@ export class DeliveryEngine {
     };
   }
 
+  /** False while the queue is over its bound (until it drains below the low-water mark). */
+  get hasRoom(): boolean {
+    return !this.blocked;
+  }
+
   /** Records queued or in flight. */
   get depth(): { records: number; bytes: number } {
     return { records: this.pendingRecords, bytes: this.pendingBytes };
@@ -129,7 +136,7 @@ export class DeliveryEngine {
         { output: this.id, records: this.pendingRecords, bytes: this.pendingBytes },
         'output queue full: pausing inputs until it drains',
       );
-      this.flow.block(this.id, `queue full (${this.pendingRecords} records, ${this.pendingBytes} bytes)`);
+      this.flow.block(this.id, `queue full (${this.pendingRecords} records, ${this.pendingBytes} bytes)`, { output: this.id });
     } else if (
       this.blocked &&
       this.pendingRecords <= this.opts.queueRecords / 2 &&
@@ -254,12 +261,13 @@ export class DeliveryEngine {
     } else {
       this.log.error({ output: this.id, records: batch.records, reason: err.reason }, 'records dropped (no dead_letter_file / storage.path)');
     }
-    // A rejected batch is committed once it is on disk; otherwise the sender must resend.
-    this.settle(batch, rejected && written, err.message);
+    // A rejected batch is committed once it is on disk; otherwise the sender must resend. Either
+    // way a written dead letter makes the data safe (the filesystem buffer may let it go).
+    this.settle(batch, rejected && written, err.message, written);
   }
 
-  private settle(batch: Batch, ok: boolean, reason?: string): void {
-    for (const p of batch.parts) p.commit.release(ok, reason);
+  private settle(batch: Batch, ok: boolean, reason?: string, safe = ok): void {
+    for (const p of batch.parts) p.commit.release(ok, reason, safe);
     this.pendingRecords -= batch.records;
     this.pendingBytes -= batch.bytes;
     this.updateDepth();

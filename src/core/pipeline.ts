@@ -14,7 +14,8 @@ import { commonOptionsFor, parseRetryLimit } from './common-options.js';
 import { Commit } from './commit.js';
 import { DeliveryEngine } from './delivery.js';
 import type { LogEvent } from './event.js';
-import { FlowControl } from './flow.js';
+import { FlowControl, InputFlow, type BlockScope } from './flow.js';
+import { FilesystemStorage, type RoutedSegment } from './storage/buffer.js';
 import { compileMatch, type TagMatcher } from './match.js';
 import type {
   AnyPlugin,
@@ -115,8 +116,41 @@ export function plan(loaded: LoadedConfig, registry: Registry): Plan {
   const inputs = loaded.inputs.map(build).filter((x): x is PlannedPlugin => x !== null);
   const filters = loaded.filters.map(build).filter((x): x is PlannedPlugin => x !== null);
   const outputs = loaded.outputs.map(build).filter((x): x is PlannedPlugin => x !== null);
+  if (errors.length === 0) checkStorage(loaded, service, inputs, outputs, errors);
   if (errors.length) throw new ConfigErrors(errors);
   return { file: loaded.file, service, inputs, filters, outputs, parsers };
+}
+
+/** Storage options only mean something with a filesystem-buffered input; set without one, they are errors. */
+function checkStorage(loaded: LoadedConfig, service: ServiceConfig, inputs: PlannedPlugin[], outputs: PlannedPlugin[], errors: ConfigError[]): void {
+  const fs = inputs.filter((i) => i.config['storage.type'] === 'filesystem');
+  for (const i of fs) {
+    if (!service['storage.path']) {
+      errors.push(
+        new ConfigError(`storage.type filesystem needs service storage.path (the directory of the buffer)`, i.raw.valuePos['storage.type'] ?? i.raw.pos, 'storage.type'),
+      );
+    }
+  }
+  const svc = loaded.service;
+  if (fs.length === 0) {
+    for (const k of ['storage.sync', 'storage.checksum', 'storage.max_chunks_up', 'storage.backlog.mem_limit']) {
+      if (svc.values[k] !== undefined) {
+        errors.push(new ConfigError(`${k} has no effect: no input has storage.type filesystem`, svc.keyPos[k] ?? svc.pos, k));
+      }
+    }
+  }
+  for (const o of outputs) {
+    for (const k of ['storage.total_limit_size', 'storage.overflow_action']) {
+      if (o.config[k] !== undefined && fs.length === 0) {
+        errors.push(new ConfigError(`${k} has no effect: no input has storage.type filesystem`, o.raw.keyPos[k] ?? o.raw.pos, k));
+      }
+    }
+    if (fs.length && o.config['storage.overflow_action'] !== undefined && o.config['storage.total_limit_size'] === undefined) {
+      errors.push(
+        new ConfigError('storage.overflow_action needs storage.total_limit_size', o.raw.keyPos['storage.overflow_action'] ?? o.raw.pos, 'storage.overflow_action'),
+      );
+    }
+  }
 }
 
 interface FilterNode {
@@ -132,6 +166,19 @@ interface OutputNode {
   instance: OutputInstance;
   engine: DeliveryEngine;
 }
+
+interface InputNode {
+  id: string;
+  instance: InputInstance;
+  /** storage.type filesystem: chunks are buffered and acked once stored. */
+  filesystem: boolean;
+  /** Outputs this input's chunks have been routed to so far (which scoped blockers apply). */
+  reached: Set<string>;
+  flow: InputFlow;
+}
+
+/** Where routed events go: the outputs of one tag and the events that reach them. */
+type Deliver = (tag: string, outputs: OutputNode[], events: LogEvent[], bytes: number) => void;
 
 interface Route {
   filters: FilterNode[];
@@ -154,7 +201,8 @@ export class Pipeline {
   readonly flow = new FlowControl();
   readonly metrics: Metrics;
   readonly log: Logger;
-  inputs: Array<{ id: string; instance: InputInstance }> = [];
+  inputs: InputNode[] = [];
+  storage: FilesystemStorage | undefined;
   filters: FilterNode[] = [];
   outputs: OutputNode[] = [];
   private routes = new Map<string, Route>();
@@ -269,13 +317,50 @@ export class Pipeline {
       throw new ConfigErrors(errors);
     }
     if (this.opts.filtersOnly) return;
-    const ingest = (events: LogEvent[], commit: Commit, bytes: number) => this.ingest(events, commit, bytes);
+    const svc = this.plan.service;
+    if (this.plan.inputs.some((p) => p.config['storage.type'] === 'filesystem') && svc['storage.path']) {
+      this.storage = new FilesystemStorage(
+        {
+          path: svc['storage.path'],
+          sync: svc['storage.sync'] === 'full' ? 'full' : 'normal',
+          checksum: svc['storage.checksum'],
+          maxChunksUp: svc['storage.max_chunks_up'],
+          backlogMemLimit: svc['storage.backlog.mem_limit'],
+        },
+        this.outputs.map((o) => {
+          const c = this.plan.outputs.find((p) => p.id === o.id)!.config;
+          return {
+            id: o.id,
+            engine: o.engine,
+            limit: c['storage.total_limit_size'] as number | undefined,
+            action: c['storage.overflow_action'] === 'drop_oldest_chunk' ? 'drop_oldest_chunk' : 'block',
+          };
+        }),
+        this.flow,
+        this.metrics,
+        this.log.child({ component: 'storage' }),
+      );
+    }
     for (const p of this.plan.inputs) {
       const base = this.ctx(p);
-      const ctx: InputContext = { ...base, ingest, flow: this.flow };
+      const filesystem = p.config['storage.type'] === 'filesystem' && this.storage !== undefined;
+      const reached = new Set<string>();
+      const flow = new InputFlow(this.flow, (_who: string, scope: BlockScope | undefined) => {
+        if (!scope) return true;
+        // A filesystem input keeps buffering while an output's queue is full; only storage bounds stop it.
+        if (scope.storage) return filesystem && (scope.output === undefined || reached.has(scope.output));
+        return !filesystem && scope.output !== undefined && reached.has(scope.output);
+      });
+      const node: InputNode = { id: p.id, instance: undefined as unknown as InputInstance, filesystem, reached, flow };
+      const ingest = (events: LogEvent[], commit: Commit, bytes: number) => this.ingestFrom(node, events, commit, bytes);
+      const ctx: InputContext = { ...base, ingest, flow };
       const instance = await wrap(p, () => (p.plugin.create as (c: unknown, x: InputContext) => InputInstance | Promise<InputInstance>)(p.config, ctx));
-      if (!instance) continue;
-      this.inputs.push({ id: p.id, instance });
+      if (!instance) {
+        flow.detach();
+        continue;
+      }
+      node.instance = instance;
+      this.inputs.push(node);
     }
     if (errors.length) {
       await this.closeInstances();
@@ -283,11 +368,15 @@ export class Pipeline {
     }
   }
 
-  /** Builds (if needed), starts outputs, then inputs. */
+  /**
+   * Builds (if needed), starts outputs, loads the filesystem buffer left by a previous run (its
+   * chunks queue ahead of new data), then starts inputs.
+   */
   async start(): Promise<void> {
     await this.build();
     try {
       for (const o of this.outputs) await o.instance.start?.();
+      await this.storage?.open();
       for (const i of this.inputs) await i.instance.start();
     } catch (e) {
       await this.closeInstances();
@@ -309,6 +398,43 @@ export class Pipeline {
    * the commit and releases it after this returns.
    */
   ingest(events: LogEvent[], commit: Commit, bytes: number): void {
+    this.dispatch(events, bytes, (_tag, outputs, evs, share) => {
+      for (const o of outputs) o.engine.enqueue(evs, commit, share);
+    });
+  }
+
+  /**
+   * A chunk from an input. Memory storage: routed to the outputs' queues, the commit held until
+   * they deliver. Filesystem storage: filtered and routed, then handed to the buffer, which holds
+   * the commit until the chunk is written.
+   */
+  private ingestFrom(input: InputNode, events: LogEvent[], commit: Commit, bytes: number): void {
+    const reach = (outputs: OutputNode[]) => {
+      let grew = false;
+      for (const o of outputs) {
+        if (input.reached.has(o.id)) continue;
+        input.reached.add(o.id);
+        grew = true;
+      }
+      if (grew) input.flow.update();
+    };
+    if (!input.filesystem) {
+      this.dispatch(events, bytes, (_tag, outputs, evs, share) => {
+        for (const o of outputs) o.engine.enqueue(evs, commit, share);
+        reach(outputs);
+      });
+      return;
+    }
+    const routed: RoutedSegment[] = [];
+    this.dispatch(events, bytes, (tag, outputs, evs, share) => {
+      routed.push({ tag, outputs, events: evs, bytes: share });
+    });
+    if (routed.length === 0) return;
+    this.storage!.store(input.id, routed, commit);
+    for (const r of routed) reach(r.outputs as OutputNode[]);
+  }
+
+  private dispatch(events: LogEvent[], bytes: number, deliver: Deliver): void {
     if (events.length === 0) return;
     const tag = events[0]!.tag;
     let single = true;
@@ -319,7 +445,7 @@ export class Pipeline {
       }
     }
     if (single) {
-      this.run(tag, events, commit, bytes, 0);
+      this.run(tag, events, deliver, bytes, 0);
       return;
     }
     const byTag = new Map<string, LogEvent[]>();
@@ -328,10 +454,10 @@ export class Pipeline {
       if (list) list.push(ev);
       else byTag.set(ev.tag, [ev]);
     }
-    for (const [t, list] of byTag) this.run(t, list, commit, Math.round((bytes * list.length) / events.length), 0);
+    for (const [t, list] of byTag) this.run(t, list, deliver, Math.round((bytes * list.length) / events.length), 0);
   }
 
-  private run(tag: string, events: LogEvent[], commit: Commit, bytes: number, depth: number): void {
+  private run(tag: string, events: LogEvent[], deliver: Deliver, bytes: number, depth: number): void {
     const route = this.route(tag);
     let emitted: LogEvent[] | undefined;
     const call = {
@@ -362,7 +488,7 @@ export class Pipeline {
     if (events.length) {
       const share = inCount === events.length ? bytes : Math.round((bytes * events.length) / inCount);
       if (route.outputs.length === 0) this.unrouted.inc(events.length);
-      for (const o of route.outputs) o.engine.enqueue(events, commit, share);
+      else deliver(tag, route.outputs, events, share);
     }
     if (emitted) {
       if (depth >= MAX_EMIT_DEPTH) {
@@ -375,7 +501,7 @@ export class Pipeline {
         if (list) list.push(ev);
         else byTag.set(ev.tag, [ev]);
       }
-      for (const [t, list] of byTag) this.run(t, list, commit, Math.round((bytes * list.length) / Math.max(1, inCount)), depth + 1);
+      for (const [t, list] of byTag) this.run(t, list, deliver, Math.round((bytes * list.length) / Math.max(1, inCount)), depth + 1);
     }
   }
 
@@ -387,10 +513,14 @@ export class Pipeline {
     return c;
   }
 
-  /** Stop inputs, drain outputs within grace seconds, close everything. */
+  /**
+   * Stop inputs, drain outputs within grace seconds, close everything. Buffered chunks that are
+   * not delivered by then stay on disk for the next start.
+   */
   async stop(graceSeconds = this.plan.service.grace): Promise<boolean> {
     await Promise.allSettled(this.inputs.map((i) => i.instance.stop()));
     const drained = await Promise.all(this.outputs.map((o) => o.engine.drain(graceSeconds * 1000)));
+    await this.storage?.close();
     await this.closeInstances();
     return drained.every(Boolean);
   }
@@ -402,6 +532,7 @@ export class Pipeline {
 
   private async closeInstances(): Promise<void> {
     await Promise.allSettled(this.inputs.map((i) => i.instance.stop()));
+    for (const i of this.inputs) i.flow.detach();
     await Promise.allSettled(this.filters.map((f) => f.instance.close?.()));
     await Promise.allSettled(this.outputs.map((o) => o.instance.close?.()));
   }
