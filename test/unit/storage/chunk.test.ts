@@ -1,0 +1,83 @@
+/** The chunk file format and its CRC-32: round trips, and every way a file can be torn or corrupt. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import zlib from 'node:zlib';
+import { EventTime, type LogEvent } from '../../../src/core/event.js';
+import { crc32, crc32Table } from '../../../src/core/storage/crc32.js';
+import { CorruptChunk, decodeChunk, encodeChunk, readHeader, type Segment } from '../../../src/core/storage/chunk-file.js';
+
+test('CRC-32: the check value of the IEEE polynomial, and the table form equals zlib on random data', () => {
+  assert.equal(crc32Table(Buffer.from('123456789')), 0xcbf43926);
+  assert.equal(crc32(Buffer.from('123456789')), 0xcbf43926);
+  const native = (zlib as unknown as { crc32?: (b: Uint8Array, p?: number) => number }).crc32;
+  for (let i = 0; i < 20; i++) {
+    const b = randomBytes(1 + Math.floor(Math.random() * 5000));
+    const cut = Math.floor(b.length / 2);
+    assert.equal(crc32Table(b.subarray(cut), crc32Table(b.subarray(0, cut))), crc32Table(b), 'running checksum');
+    if (native) assert.equal(crc32Table(b), native(b) >>> 0);
+  }
+});
+
+function sample(): Segment[] {
+  const rec: Record<string, unknown> = { verb: 'create', big: 2n ** 60n, nested: { a: [1, 'x', null] }, bin: Buffer.from([0, 255]) };
+  Object.defineProperty(rec, '__proto__', { value: 'data', enumerable: true, writable: true, configurable: true });
+  const events: LogEvent[] = [
+    { tag: 'kube.audit', time: new EventTime(1_700_000_000, 123_456_789), record: rec },
+    { tag: 'kube.audit', time: new EventTime(1_700_000_001, 1), record: { n: 1 }, metadata: { m: 'x' } },
+  ];
+  return [
+    { tag: 'kube.audit', outputs: [0, 1], events },
+    { tag: 'falco', outputs: [1], events: [{ tag: 'falco', time: new EventTime(5, 6), record: { rule: 'r' } }] },
+  ];
+}
+
+test('a chunk round-trips: tags, nanosecond times, metadata, 64-bit integers, binary, a __proto__ key as data', () => {
+  for (const checksum of [true, false]) {
+    const { head, body } = encodeChunk({ input: 'forward.0', outputs: ['loki.0', 'am'], records: 3, created: 42 }, sample(), checksum);
+    const file = Buffer.concat([head, body]);
+    const { header, segments } = decodeChunk(file);
+    assert.deepEqual(header, { input: 'forward.0', outputs: ['loki.0', 'am'], records: 3, created: 42 });
+    assert.equal(segments.length, 2);
+    assert.deepEqual(segments[0]!.outputs, [0, 1]);
+    const [a, b] = segments[0]!.events;
+    assert.equal(a!.time.sec, 1_700_000_000);
+    assert.equal(a!.time.nsec, 123_456_789);
+    assert.equal(a!.record.big, 2n ** 60n);
+    assert.deepEqual(a!.record.bin, Buffer.from([0, 255]));
+    assert.equal(Object.getPrototypeOf(a!.record), Object.prototype);
+    assert.equal(Object.getOwnPropertyDescriptor(a!.record, '__proto__')?.value, 'data');
+    assert.deepEqual(b!.metadata, { m: 'x' });
+    assert.equal(segments[1]!.events[0]!.tag, 'falco');
+    assert.equal(readHeader(file.subarray(0, head.length), file.length).header.input, 'forward.0');
+  }
+});
+
+test('torn, bit-flipped and foreign files are told apart', () => {
+  const { head, body } = encodeChunk({ input: 'i', outputs: ['o'], records: 3, created: 1 }, sample().map((s) => ({ ...s, outputs: [0] })), true);
+  const file = Buffer.concat([head, body]);
+  const reason = (f: () => unknown) => {
+    try {
+      f();
+    } catch (e) {
+      assert.ok(e instanceof CorruptChunk, String(e));
+      return e.reason;
+    }
+    return 'accepted';
+  };
+  assert.equal(reason(() => decodeChunk(file.subarray(0, file.length - 1))), 'torn');
+  assert.equal(reason(() => decodeChunk(file.subarray(0, 10))), 'torn');
+  assert.equal(reason(() => decodeChunk(Buffer.concat([file, Buffer.from([0])]))), 'torn');
+  for (const at of [head.length - 2, head.length + 5, file.length - 1]) {
+    const flipped = Buffer.from(file);
+    flipped[at] ^= 0x10;
+    assert.equal(reason(() => decodeChunk(flipped)), 'checksum', `bit flipped at ${at}`);
+  }
+  const foreign = Buffer.from(file);
+  foreign.write('XXXX', 0);
+  assert.equal(reason(() => decodeChunk(foreign)), 'format');
+  // Without a checksum, a body that no longer decodes is still caught.
+  const plain = encodeChunk({ input: 'i', outputs: ['o'], records: 1, created: 1 }, [{ tag: 't', outputs: [0], events: [{ tag: 't', time: new EventTime(1, 2), record: { a: 1 } }] }], false);
+  const broken = Buffer.concat([plain.head, Buffer.alloc(plain.body.length, 0xc1)]);
+  assert.equal(reason(() => decodeChunk(broken)), 'format');
+});
