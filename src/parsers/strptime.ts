@@ -35,7 +35,11 @@ export interface TimeFormat {
   parse(text: string, now?: Date): ParsedTime | null;
 }
 
-type Step = { lit: string } | { ws: true } | { dir: string };
+/** kind 0: literal text, 1: white space, 2: directive. */
+interface Step {
+  kind: 0 | 1 | 2;
+  text: string;
+}
 
 const COMPOSITE: Record<string, string> = {
   D: '%m/%d/%y',
@@ -55,6 +59,16 @@ const DAYS = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 
 
 export class TimeFormatError extends Error {}
 
+function pushLit(out: Step[], c: string): void {
+  const last = out[out.length - 1];
+  if (last && last.kind === 0) last.text += c;
+  else out.push({ kind: 0, text: c });
+}
+
+function pushWs(out: Step[]): void {
+  if (out[out.length - 1]?.kind !== 1) out.push({ kind: 1, text: '' });
+}
+
 function compileSteps(fmt: string, out: Step[], depth = 0): void {
   for (let i = 0; i < fmt.length; i++) {
     const c = fmt[i]!;
@@ -67,18 +81,13 @@ function compileSteps(fmt: string, out: Step[], depth = 0): void {
         d = fmt[i + 1]!;
         i++;
       }
-      if (d === '%') out.push({ lit: '%' });
-      else if (d === 'n' || d === 't') out.push({ ws: true });
+      if (d === '%') pushLit(out, '%');
+      else if (d === 'n' || d === 't') pushWs(out);
       else if (COMPOSITE[d] && depth === 0) compileSteps(COMPOSITE[d]!, out, 1);
-      else if (SIMPLE.has(d)) out.push({ dir: d === 'h' ? 'b' : d === 'e' ? 'd' : d === 'k' ? 'H' : d === 'l' ? 'I' : d });
+      else if (SIMPLE.has(d)) out.push({ kind: 2, text: d === 'h' ? 'b' : d === 'e' ? 'd' : d === 'k' ? 'H' : d === 'l' ? 'I' : d });
       else throw new TimeFormatError(`unknown time_format directive %${d} in '${fmt}'`);
-    } else if (/\s/.test(c)) {
-      if (!(out[out.length - 1] && 'ws' in out[out.length - 1]!)) out.push({ ws: true });
-    } else {
-      const last = out[out.length - 1];
-      if (last && 'lit' in last) last.lit += c;
-      else out.push({ lit: c });
-    }
+    } else if (/\s/.test(c)) pushWs(out);
+    else pushLit(out, c);
   }
 }
 
@@ -104,14 +113,14 @@ const isDigit = (c: string | undefined) => c !== undefined && c >= '0' && c <= '
 export function compileTimeFormat(format: string, options: TimeFormatOptions = {}): TimeFormat {
   const steps: Step[] = [];
   compileSteps(format, steps);
-  if (!steps.some((s) => 'dir' in s)) throw new TimeFormatError(`time_format '${format}' has no % directive`);
+  if (!steps.some((s) => s.kind === 2)) throw new TimeFormatError(`time_format '${format}' has no % directive`);
   const strict = options.strict ?? true;
   const fixedOffset = options.offset ?? 0;
   const systemTz = options.systemTimezone ?? false;
-  const dirs = new Set(steps.flatMap((s) => ('dir' in s ? [s.dir] : [])));
+  const dirs = new Set(steps.filter((s) => s.kind === 2).map((s) => s.text));
   const hasYear = dirs.has('Y') || dirs.has('y') || dirs.has('s') || dirs.has('G');
 
-  const parse = (text: string, now: Date = new Date()): ParsedTime | null => {
+  const parse = (text: string, now?: Date): ParsedTime | null => {
     const f: Fields = { hour: 0, min: 0, sec: 0, frac: 0 };
     let p = 0;
     const num = (min: number, max: number, maxDigits: number): number | undefined => {
@@ -140,20 +149,20 @@ export function compileTimeFormat(format: string, options: TimeFormatOptions = {
     };
     let ok = true;
     for (const s of steps) {
-      if ('ws' in s) {
-        while (p < text.length && /\s/.test(text[p]!)) p++;
+      if (s.kind === 1) {
+        for (let c = text.charCodeAt(p); c === 32 || (c >= 9 && c <= 13); c = text.charCodeAt(++p));
         continue;
       }
-      if ('lit' in s) {
-        if (!text.startsWith(s.lit, p)) {
+      if (s.kind === 0) {
+        if (!text.startsWith(s.text, p)) {
           ok = false;
           break;
         }
-        p += s.lit.length;
+        p += s.text.length;
         continue;
       }
       let v: number | undefined;
-      switch (s.dir) {
+      switch (s.text) {
         case 'a':
         case 'A':
           v = name(DAYS);
@@ -291,13 +300,14 @@ export function compileTimeFormat(format: string, options: TimeFormatOptions = {
     if (hasYear) {
       if (f.year !== undefined) year = f.year;
       else if (f.yy !== undefined) year = f.century !== undefined ? f.century * 100 + f.yy : f.yy < 69 ? 2000 + f.yy : 1900 + f.yy;
-      else year = f.century !== undefined ? f.century * 100 : now.getUTCFullYear();
+      else year = f.century !== undefined ? f.century * 100 : (now ?? new Date()).getUTCFullYear();
       month = f.month ?? 1;
       day = f.day ?? 1;
     } else {
-      year = now.getUTCFullYear();
-      month = f.month ?? now.getUTCMonth() + 1;
-      day = f.day ?? now.getUTCDate();
+      const today = now ?? new Date();
+      year = today.getUTCFullYear();
+      month = f.month ?? today.getUTCMonth() + 1;
+      day = f.day ?? today.getUTCDate();
     }
     if (f.yday !== undefined && f.month === undefined && f.day === undefined) {
       month = 1;
@@ -314,11 +324,15 @@ export function compileTimeFormat(format: string, options: TimeFormatOptions = {
       d.setHours(hour, f.min, f.sec, 0);
       ms = d.getTime();
     } else {
-      // setUTCFullYear, unlike Date.UTC, keeps years 0-99 as they are.
-      const d = new Date(0);
-      d.setUTCFullYear(year, month - 1, day);
-      d.setUTCHours(hour, f.min, f.sec, 0);
-      ms = d.getTime() - (f.offset ?? fixedOffset) * 1000;
+      if (year >= 100) ms = Date.UTC(year, month - 1, day, hour, f.min, f.sec);
+      else {
+        // Date.UTC reads years 0-99 as 1900-1999; setUTCFullYear keeps them.
+        const d = new Date(0);
+        d.setUTCFullYear(year, month - 1, day);
+        d.setUTCHours(hour, f.min, f.sec, 0);
+        ms = d.getTime();
+      }
+      ms -= (f.offset ?? fixedOffset) * 1000;
     }
     if (!Number.isFinite(ms)) return null;
     return { sec: Math.floor(ms / 1000), nsec: f.frac };
