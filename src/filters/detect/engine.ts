@@ -9,10 +9,10 @@
  * skipped without evaluation. `rule_matching: first` stops at the first match in rule order,
  * as Falco does; `all` reports every match.
  */
-import { EventTime } from '../../core/event.js';
 import type { EvalContext, Pred } from './compile.js';
 import { NOT_AUDIT, parseEventsText, splitAuditEvents } from './events.js';
-import { eventTime, newAuditEvent, rawTime, timeOfDay, type AuditEvent } from './fields.js';
+import { eventTime, newAuditEvent, timeOfDay, type AuditEvent } from './fields.js';
+import { rawNanos } from './output.js';
 import type { CompiledRule, RuleSet } from './loader.js';
 import { SOURCE } from './loader.js';
 
@@ -41,6 +41,9 @@ export class Engine {
   private readonly cache = new Map<string, ActiveRule[]>();
   private readonly ctx: EvalContext;
   private readonly first: boolean;
+  private readonly fieldOrder = new Map<CompiledRule, string[]>();
+  private isoSec = NaN;
+  private isoPrefix = '';
 
   constructor(
     readonly ruleSet: RuleSet,
@@ -148,9 +151,17 @@ export class Engine {
     const rule = r.rule;
     eventTime(ev);
     const fields = rule.output.fields(c);
-    fields['evt.time'] = BigInt(rawTime(ev.sec, ev.nsec));
+    let keys = this.fieldOrder.get(rule);
+    if (!keys) {
+      keys = [...Object.keys(fields), 'evt.time'].sort();
+      this.fieldOrder.set(rule, keys);
+    }
     const sorted: Record<string, unknown> = {};
-    for (const k of Object.keys(fields).sort()) sorted[k] = fields[k];
+    for (const k of keys) sorted[k] = k === 'evt.time' ? rawNanos(ev.sec, ev.nsec) : fields[k];
+    if (ev.sec !== this.isoSec) {
+      this.isoSec = ev.sec;
+      this.isoPrefix = new Date(ev.sec * 1000).toISOString().slice(0, 19);
+    }
     return {
       hostname: this.opts.hostname,
       output: `${timeOfDay(ev.sec, ev.nsec)}: ${rule.priorityName} ${rule.output.text(c)}`,
@@ -159,7 +170,7 @@ export class Engine {
       rule: rule.name,
       source: SOURCE,
       tags: rule.tags,
-      time: new EventTime(ev.sec, ev.nsec).toISO(),
+      time: `${this.isoPrefix}.${String(ev.nsec).padStart(9, '0')}Z`,
     };
   }
 }

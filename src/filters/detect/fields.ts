@@ -36,6 +36,11 @@ export function newAuditEvent(obj: Record<string, unknown>, hostname: string): A
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9})\d*)?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
 
+// Audit events arrive in time order: the seconds part of consecutive stageTimestamps is mostly
+// the same, so the last one parsed is remembered and only the fraction is read.
+let lastPrefix = '';
+let lastSec = 0;
+
 /**
  * Parses the event's stageTimestamp (RFC 3339, as Go's time.RFC3339Nano) into sec/nsec once;
  * false when it is missing or invalid (the k8saudit plugin drops such events).
@@ -43,7 +48,35 @@ const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9
 export function eventTime(ev: AuditEvent): boolean {
   if (ev.timeState !== 0) return ev.timeState === 1;
   const ts = ev.obj.stageTimestamp;
-  const m = typeof ts === 'string' ? RFC3339.exec(ts) : null;
+  if (typeof ts !== 'string') {
+    ev.timeState = 2;
+    return false;
+  }
+  // Fast path: same second as the previous event, UTC, fraction of digits then 'Z'.
+  if (ts.length > 20 && ts.charCodeAt(ts.length - 1) === 90 /* Z */ && ts.charCodeAt(19) === 46 /* . */ && ts.startsWith(lastPrefix) && lastPrefix.length === 19) {
+    let nsec = 0;
+    let digits = 0;
+    let ok = true;
+    for (let i = 20; i < ts.length - 1; i++) {
+      const d = ts.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) {
+        ok = false;
+        break;
+      }
+      if (digits < 9) {
+        nsec = nsec * 10 + d;
+        digits++;
+      }
+    }
+    if (ok && ts.length > 21) {
+      for (; digits < 9; digits++) nsec *= 10;
+      ev.sec = lastSec;
+      ev.nsec = nsec;
+      ev.timeState = 1;
+      return true;
+    }
+  }
+  const m = RFC3339.exec(ts);
   if (!m) {
     ev.timeState = 2;
     return false;
@@ -53,6 +86,10 @@ export function eventTime(ev: AuditEvent): boolean {
   if (!Number.isFinite(sec)) {
     ev.timeState = 2;
     return false;
+  }
+  if (m[8]) {
+    lastPrefix = ts.slice(0, 19);
+    lastSec = sec;
   }
   ev.sec = sec;
   ev.nsec = m[7] ? Number(m[7].padEnd(9, '0')) : 0;
@@ -388,10 +425,17 @@ function indented(v: unknown): string {
 
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
 
+let todSec = NaN;
+let todText = '';
+
 /** Falco's evt.time: local time of day with nanoseconds, `HH:MM:SS.nnnnnnnnn`. */
 export function timeOfDay(sec: number, nsec: number): string {
-  const d = new Date(sec * 1000);
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(nsec, 9)}`;
+  if (sec !== todSec) {
+    const d = new Date(sec * 1000);
+    todText = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+    todSec = sec;
+  }
+  return `${todText}.${pad(nsec, 9)}`;
 }
 
 function localDate(sec: number): string {

@@ -8,7 +8,7 @@
  * tested is not extracted again for its alert.
  */
 import { CompileError, type EvalContext, type Program } from './compile.js';
-import { FIELDS, FIELD_NAMES_LONGEST_FIRST, checkFieldArg, rawTime, type FieldValue } from './fields.js';
+import { FIELDS, FIELD_NAMES_LONGEST_FIRST, checkFieldArg, type FieldValue } from './fields.js';
 
 type Part = string | { name: string; get: (c: EvalContext) => FieldValue; width: number; raw: 'time' | undefined };
 
@@ -19,6 +19,11 @@ export interface CompiledOutput {
   fields(c: EvalContext): Record<string, unknown>;
   /** Field names used (`name` or `name[arg]`), sorted. */
   readonly fieldNames: readonly string[];
+}
+
+/** Nanoseconds since the epoch, exact (beyond 2^53), as Falco writes time fields in JSON. */
+export function rawNanos(sec: number, nsec: number): bigint {
+  return BigInt(sec) * 1_000_000_000n + BigInt(nsec);
 }
 
 function render(v: FieldValue): string {
@@ -88,7 +93,7 @@ export function compileOutput(fmt: string, prog: Program): CompiledOutput {
       for (const p of ordered) {
         // Falco's JSON output gives time fields as the raw integer nanoseconds.
         if (p.raw === 'time') {
-          out[p.name] = BigInt(rawTime(c.ev.sec, c.ev.nsec));
+          out[p.name] = rawNanos(c.ev.sec, c.ev.nsec);
           continue;
         }
         const v = p.get(c);
