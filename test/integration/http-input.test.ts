@@ -376,6 +376,13 @@ describe('http input: bad requests get a clear 4xx, a log line and a metric; not
     await stillServes(s);
   });
 
+  test('headers above 16 KiB: 431 and close', async () => {
+    const r = await raw(s.port, [`POST /h HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`]);
+    assert.match(r.text, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+    assert.equal(r.closed, true);
+    assert.equal(await s.errors('headers_too_large'), 1);
+  });
+
   test('garbage instead of HTTP: 400 and close', async () => {
     const before = await s.errors('bad_request');
     const r = await raw(s.port, ['\x16\x03\x01 this is not http\r\n\r\n']);
