@@ -51,6 +51,7 @@ export interface HttpServerConfig {
   request_timeout: number;
   keepalive_timeout: number;
   retry_after: number;
+  inflight_max_size?: number;
 }
 
 /** The listener's options; each plugin picks its own defaults where they differ. */
@@ -91,6 +92,11 @@ export function httpServerOptions(d: { port: number; buffer_max_size: string; bu
       default: 120,
       description: 'Idle keep-alive connections are closed after this long (above Go\'s 90 s client idle timeout, so the sender closes first)',
     },
+    inflight_max_size: {
+      type: 'size',
+      description:
+        'Bytes of request bodies held at once, across requests, from their first byte until their events are routed; a request that would go past it gets 503 + Retry-After (default: 4 x buffer_max_size)',
+    },
     retry_after: {
       type: 'int',
       default: d.retry_after,
@@ -105,13 +111,13 @@ export function httpServerOptions(d: { port: number; buffer_max_size: string; bu
 export function validateHttpServer(c: HttpServerConfig, section: RawSection): void {
   const at = (k: string) => section.keyPos[k] ?? section.pos;
   if (c.tls && (!c['tls.crt_file'] || !c['tls.key_file'])) throw new ConfigError('tls on needs tls.crt_file and tls.key_file', at('tls'), 'tls');
-  if (c['tls.verify'] && !c['tls.ca_file']) {
-    throw new ConfigError('tls.verify on needs tls.ca_file to verify client certificates', at('tls.verify'), 'tls.verify');
-  }
   if (!c.tls) {
     for (const k of ['tls.crt_file', 'tls.key_file', 'tls.ca_file', 'tls.verify'] as const) {
       if (section.values[k] !== undefined) throw new ConfigError(`${k} has no effect without tls: on`, at(k), k);
     }
+  }
+  if (c['tls.verify'] && !c['tls.ca_file']) {
+    throw new ConfigError('tls.verify on needs tls.ca_file to verify client certificates', at('tls.verify'), 'tls.verify');
   }
   for (const k of ['tls.crt_file', 'tls.key_file', 'tls.ca_file'] as const) {
     const p = c[k];
@@ -122,6 +128,13 @@ export function validateHttpServer(c: HttpServerConfig, section: RawSection): vo
         throw new ConfigError(`cannot read ${p}: ${(e as Error).message}`, section.valuePos[k] ?? section.pos, k);
       }
     }
+  }
+  if (c.inflight_max_size !== undefined && c.inflight_max_size < c.buffer_max_size) {
+    throw new ConfigError(
+      `inflight_max_size (${c.inflight_max_size}) must not be below buffer_max_size (${c.buffer_max_size}): a largest request would never fit`,
+      at('inflight_max_size'),
+      'inflight_max_size',
+    );
   }
   if (c.headers_timeout <= 0) throw new ConfigError('must be above 0', section.valuePos.headers_timeout ?? at('headers_timeout'), 'headers_timeout');
   if (c.request_timeout < c.headers_timeout) {
@@ -190,6 +203,9 @@ export class HttpInput<S> implements InputInstance {
   /** Connections accepted beyond connection_limit: their request gets 503 and they are closed. */
   private readonly overLimit = new WeakSet<net.Socket>();
   private stopping = false;
+  /** Body bytes held by requests being received or decoded (bounded by inflight_max_size). */
+  private inflight = 0;
+  private readonly inflightMax: number;
   private readonly m;
   private readonly tlsOptions: tls.TlsOptions | undefined;
 
@@ -199,6 +215,7 @@ export class HttpInput<S> implements InputInstance {
     private readonly endpoint: HttpEndpoint<S>,
     private readonly what: string,
   ) {
+    this.inflightMax = c.inflight_max_size ?? 4 * c.buffer_max_size;
     const id = ctx.id;
     const mm = ctx.metrics;
     this.m = {
@@ -355,6 +372,11 @@ export class HttpInput<S> implements InputInstance {
       if (this.ctx.flow.paused) {
         throw new HttpError(503, 'backpressure: outputs are full, retry later', 'paused', { 'Retry-After': String(this.c.retry_after) });
       }
+      if (length !== undefined && this.inflight > 0 && this.inflight + length > this.inflightMax) {
+        throw new HttpError(503, `busy: ${this.inflight} bytes of other requests in flight (inflight_max_size ${this.inflightMax}), retry later`, 'busy', {
+          'Retry-After': String(this.c.retry_after),
+        });
+      }
       const enc = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
       if (!ENCODINGS.has(enc)) throw new HttpError(415, `Content-Encoding '${enc}' is not supported (gzip, deflate, identity)`, 'bad_encoding');
     } catch (e) {
@@ -376,12 +398,35 @@ export class HttpInput<S> implements InputInstance {
     let buf = Buffer.allocUnsafe(Math.min(cap, step));
     let len = 0;
     let refused = false;
+    // A declared length is held from the start; a chunked body as it arrives.
+    let held = length ?? 0;
+    this.inflight += held;
+    const release = () => {
+      this.inflight -= held;
+      held = 0;
+    };
     req.on('data', (chunk: Buffer) => {
       if (refused) return;
       if (len + chunk.length > max) {
         refused = true;
+        release();
         this.refuse(req, res, new HttpError(413, `body exceeds buffer_max_size (${max} bytes)`, 'too_large'), true);
         return;
+      }
+      if (length === undefined) {
+        held += chunk.length;
+        this.inflight += chunk.length;
+        if (this.inflight > this.inflightMax && this.inflight > held) {
+          refused = true;
+          release();
+          this.refuse(
+            req,
+            res,
+            new HttpError(503, `busy: inflight_max_size (${this.inflightMax} bytes) reached, retry later`, 'busy', { 'Retry-After': String(this.c.retry_after) }),
+            true,
+          );
+          return;
+        }
       }
       if (len + chunk.length > buf.length) {
         const grown = Buffer.allocUnsafe(Math.min(cap, Math.max(len + chunk.length, buf.length * 2, step)));
@@ -392,11 +437,16 @@ export class HttpInput<S> implements InputInstance {
       len += chunk.length;
     });
     req.on('end', () => {
-      if (!refused) void this.process(req, res, state, buf.subarray(0, len));
+      if (!refused) void this.process(req, res, state, buf.subarray(0, len)).finally(release);
+    });
+    // An aborted or timed-out request may end without 'error': its hold goes with the request.
+    req.on('close', () => {
+      if (!req.complete) release();
     });
     req.on('error', (err) => {
       if (refused) return;
       refused = true;
+      release();
       this.m.error('aborted').inc();
       this.ctx.logger.debug({ remote: req.socket.remoteAddress, err: err.message, received: len }, 'request aborted by the sender before its body was complete');
     });

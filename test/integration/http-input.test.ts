@@ -250,6 +250,8 @@ describe('http input: options', () => {
       ['buffer_chunk_size: 8M', /pipeline\.yaml:\d+:\d+: buffer_chunk_size: buffer_chunk_size must not exceed buffer_max_size/],
       ['http2: on', /HTTP\/2 is not supported/],
       ['tls: on', /tls on needs tls.crt_file and tls.key_file/],
+      ['buffer_max_size: 8M\ninflight_max_size: 4M', /inflight_max_size \(4194304\) must not be below buffer_max_size \(8388608\)/],
+      ['tls.verify: on', /tls.verify has no effect without tls: on/],
       ['headers_timeout: 30\nrequest_timeout: 10', /request_timeout \(10s\) must not be below headers_timeout \(30s\)/],
     ];
     for (const [opt, re] of cases) {
@@ -418,6 +420,32 @@ describe('http input: connections, commits and backpressure', () => {
       held.destroy();
       await new Promise((r) => setTimeout(r, 100));
       await stillServes(s);
+    } finally {
+      await s.run.stop(1);
+    }
+  });
+
+  test('inflight_max_size: a request that would hold too many body bytes at once gets 503 busy; holds are released on abort', async () => {
+    const s = await server('buffer_max_size: 4k\ninflight_max_size: 6k');
+    try {
+      const head = (n: number) => `POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${n}\r\n\r\n`;
+      // A sends its headers and part of a 4000-byte body, then stalls.
+      const a = net.connect(s.port, '127.0.0.1');
+      await new Promise((r) => a.once('connect', r));
+      a.write(head(4000) + '[');
+      await new Promise((r) => setTimeout(r, 100));
+      const body = `[${'{"k":1},'.repeat(370)}{"k":1}]`;
+      let r = await post(`${s.url}/b`, body, json);
+      assert.equal(r.status, 503);
+      assert.equal(r.headers['retry-after'], '1');
+      assert.match(r.text, /busy: 4000 bytes of other requests in flight \(inflight_max_size 6144\)/);
+      assert.equal(await s.errors('busy'), 1);
+      // A goes away mid-body: its hold is released and B fits again.
+      a.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+      r = await post(`${s.url}/b`, body, json);
+      assert.equal(r.status, 201);
+      assert.equal(s.seen.length, 371);
     } finally {
       await s.run.stop(1);
     }
