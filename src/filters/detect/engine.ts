@@ -30,6 +30,17 @@ export interface ActiveRule {
   cons: Array<ReadonlySet<string> | null>;
 }
 
+/**
+ * Rules with the same compiled condition (one rule set loaded twice under other names, rules
+ * differing only in output or priority) are evaluated once per event.
+ */
+interface RuleGroup {
+  pred: Pred;
+  /** In rule order. */
+  rules: ActiveRule[];
+  cons: Array<ReadonlySet<string> | null>;
+}
+
 /** At most this many index fields; each one costs a field read per event. */
 const MAX_INDEX_FIELDS = 4;
 const MAX_CACHED_KEYS = 8192;
@@ -38,7 +49,9 @@ export class Engine {
   readonly active: ActiveRule[];
   readonly indexFields: string[];
   private readonly getters: Array<(c: EvalContext) => unknown>;
-  private readonly cache = new Map<string, ActiveRule[]>();
+  private readonly groups: RuleGroup[];
+  private readonly cache = new Map<string, RuleGroup[]>();
+  private readonly matched: RuleGroup[] = [];
   private readonly ctx: EvalContext;
   private readonly first: boolean;
   private readonly fieldOrder = new Map<CompiledRule, string[]>();
@@ -68,6 +81,13 @@ export class Engine {
     this.indexFields = ranked.map((s) => s.key);
     this.getters = ranked.map((s) => prog.slotGetter(s.id));
     this.active = rules.map((rule, i) => ({ rule, pred: preds[i]!, cons: ranked.map((s) => s.cons[i]!) }));
+    const byNode = new Map<number, RuleGroup>();
+    for (const r of this.active) {
+      const g = byNode.get(r.rule.node.id);
+      if (g) g.rules.push(r);
+      else byNode.set(r.rule.node.id, { pred: r.pred, rules: [r], cons: r.cons });
+    }
+    this.groups = [...byNode.values()];
     this.ctx = prog.context();
     this.first = opts.ruleMatching === 'first';
   }
@@ -77,8 +97,8 @@ export class Engine {
     return this.ctx.runtimeErrors;
   }
 
-  private candidates(values: unknown[]): ActiveRule[] {
-    return this.active.filter((r) => {
+  private candidates(values: unknown[]): RuleGroup[] {
+    return this.groups.filter((r) => {
       for (let i = 0; i < values.length; i++) {
         const c = r.cons[i];
         if (c === null || c === undefined) continue;
@@ -109,16 +129,29 @@ export class Engine {
       if (this.cache.size >= MAX_CACHED_KEYS) this.cache.clear();
       this.cache.set(key, cands);
     }
-    let n = 0;
-    for (let i = 0; i < cands.length; i++) {
-      const r = cands[i]!;
-      if (r.pred(c)) {
-        n++;
-        onMatch(r);
-        if (this.first) break;
+    if (this.first) {
+      for (let i = 0; i < cands.length; i++) {
+        const grp = cands[i]!;
+        if (grp.pred(c)) {
+          onMatch(grp.rules[0]!);
+          return 1;
+        }
       }
+      return 0;
     }
-    return n;
+    const matched = this.matched;
+    matched.length = 0;
+    for (let i = 0; i < cands.length; i++) if (cands[i]!.pred(c)) matched.push(cands[i]!);
+    if (matched.length === 0) return 0;
+    if (matched.length === 1) {
+      const rules = matched[0]!.rules;
+      for (let i = 0; i < rules.length; i++) onMatch(rules[i]!);
+      return rules.length;
+    }
+    // Several groups: report their rules in rule order, as Falco does.
+    const all = matched.flatMap((grp) => grp.rules).sort((a, b) => a.rule.order - b.rule.order);
+    for (const r of all) onMatch(r);
+    return all.length;
   }
 
   /**
