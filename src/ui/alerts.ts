@@ -136,7 +136,9 @@ export function compileQuery(q: AlertQuery, text_of: (a: AlertSummary) => string
 export interface AlertStats {
   /** Matching alerts kept (in the whole store, not only the window). */
   total: number;
+  /** Alerts kept by priority, matching every filter but the priority filter (facet counts). */
   byPriority: Record<string, number>;
+  /** Alerts kept by rule, matching every filter but the rule filter. */
   byRule: Record<string, number>;
   /** Values seen in the store, for the filter choices. */
   values: { rules: string[]; tags: string[]; namespaces: string[]; users: string[] };

@@ -244,8 +244,13 @@ export class AlertStore {
     const end = Math.ceil((now + 1) / step) * step;
     const start = end - buckets * step;
     const m = this.matcher(q);
-    const byPriority: Record<string, number> = {};
-    const byRule = new Map<string, number>();
+    // Facet counts: each ignores its own filter, so the other choices keep their numbers.
+    const { priority: _p, ...noPriority } = q;
+    const { rule: _r, ...noRule } = q;
+    const mPriority = this.matcher(noPriority);
+    const mRule = this.matcher(noRule);
+    const byPriority: Record<string, number> = Object.create(null) as Record<string, number>;
+    const byRule: Record<string, number> = Object.create(null) as Record<string, number>;
     const seriesPriority = new Map<string, number[]>();
     const seriesRule = new Map<string, number[]>();
     const windowRule = new Map<string, number>();
@@ -265,10 +270,10 @@ export class AlertStore {
       for (const t of s.tags) if (tags.size < MAX_VALUES) tags.add(t);
       if (s.namespace !== undefined && namespaces.size < MAX_VALUES) namespaces.add(s.namespace);
       if (s.user !== undefined && users.size < MAX_VALUES) users.add(s.user);
+      if (mPriority(e)) byPriority[s.priority] = (byPriority[s.priority] ?? 0) + 1;
+      if (mRule(e)) byRule[s.rule] = (byRule[s.rule] ?? 0) + 1;
       if (!m(e)) continue;
       total++;
-      byPriority[s.priority] = (byPriority[s.priority] ?? 0) + 1;
-      byRule.set(s.rule, (byRule.get(s.rule) ?? 0) + 1);
       if (s.received >= start && s.received < end) {
         const i = Math.floor((s.received - start) / step);
         bump(seriesPriority, s.priority, i);
@@ -291,8 +296,8 @@ export class AlertStore {
     const sorted = (s: Set<string>) => [...s].sort();
     return {
       total,
-      byPriority: Object.assign(Object.create(null) as Record<string, number>, byPriority),
-      byRule: Object.assign(Object.create(null) as Record<string, number>, Object.fromEntries(byRule)),
+      byPriority,
+      byRule,
       values: { rules: sorted(rules), tags: sorted(tags), namespaces: sorted(namespaces), users: sorted(users) },
       series: { start, step, byPriority: prioSeries, byRule: ruleSeries },
     };
