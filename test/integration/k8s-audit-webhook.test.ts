@@ -301,6 +301,27 @@ describe('k8s_audit_webhook: commits and backpressure', () => {
   });
 });
 
+describe('k8s_audit_webhook: stopping', () => {
+  test('on stop the listener closes; a request waiting for its commit is still answered 200 when the output drains', async () => {
+    const gate = new Gate();
+    gates.set('wh-stop', gate);
+    const s = await server('', `    - name: gate\n      match: '*'\n      gate: wh-stop`);
+    gate.open = false;
+    const ev = asItem(corpus()[0]!.values.find(isEvent)!);
+    const pending = post(s.url, eventList([ev]));
+    await new Promise((r) => setTimeout(r, 150));
+    const stopped = s.run.stop(5);
+    await new Promise((r) => setTimeout(r, 150));
+    await assert.rejects(post(s.url, eventList([ev])), /ECONNREFUSED/, 'no new connections once stopping');
+    gate.release();
+    const r = await pending;
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.connection, 'close');
+    assert.equal(await stopped, true, 'drained');
+    assert.equal(gate.delivered.length, 1);
+  });
+});
+
 describe('k8s_audit_webhook: TLS with client certificates (the API server authenticates with its kubeconfig client cert)', () => {
   test('a client certificate signed by tls.ca_file is required; undici and curl', async (t) => {
     const ca = await selfsigned.generate([{ name: 'commonName', value: 'audit-ca' }], {
