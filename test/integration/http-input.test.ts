@@ -445,6 +445,7 @@ describe('http input: connections, commits and backpressure', () => {
       // A goes away mid-body: its hold is released and B fits again.
       a.destroy();
       await new Promise((r) => setTimeout(r, 100));
+      assert.equal(await s.errors('aborted'), 1, 'the abort is counted');
       r = await post(`${s.url}/b`, body, json);
       assert.equal(r.status, 201);
       assert.equal(s.seen.length, 371);
