@@ -301,6 +301,43 @@ describe('k8s_audit_webhook: commits and backpressure', () => {
   });
 });
 
+describe('k8s_audit_webhook: storage.type filesystem', () => {
+  test('200 once the events are stored, before the output delivered them', async () => {
+    const gate = new Gate();
+    gates.set('wh-fs', gate);
+    const dir = tempDir();
+    const yaml = `
+service:
+  grace: 1
+  storage.path: ${join(dir, 'buffer')}
+pipeline:
+  inputs:
+    - name: k8s_audit_webhook
+      listen: 127.0.0.1
+      port: 0
+      storage.type: filesystem
+  outputs:
+    - name: gate
+      match: '*'
+      gate: wh-fs
+`;
+    const r = await startPipeline(yaml, plugins, dir);
+    try {
+      gate.open = false;
+      const port = Number(r.pipeline.inputs[0]!.instance.addresses!()[0]!.split(':').pop());
+      const ev = asItem(corpus()[0]!.values.find(isEvent)!);
+      const res = await post(`http://127.0.0.1:${port}/k8s-audit`, eventList([ev, ev]));
+      assert.equal(res.status, 200, 'answered while the output still holds the batch');
+      assert.equal(gate.delivered.length, 0);
+      gate.release();
+      for (let i = 0; i < 50 && gate.delivered.length < 2; i++) await new Promise((x) => setTimeout(x, 20));
+      assert.equal(gate.delivered.length, 2);
+    } finally {
+      await r.stop(1);
+    }
+  });
+});
+
 describe('k8s_audit_webhook: stopping', () => {
   test('on stop the listener closes; a request waiting for its commit is still answered 200 when the output drains', async () => {
     const gate = new Gate();
