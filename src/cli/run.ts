@@ -3,7 +3,7 @@ import { loadPlan, loggerFor } from './common.js';
 import { Pipeline } from '../core/pipeline.js';
 import { Metrics } from '../observe/metrics.js';
 import { ServiceHttp } from '../observe/http.js';
-import { UiServer } from '../ui/server.js';
+import { UiServer, uiOptions } from '../ui/server.js';
 
 export const runCommand: Command = {
   name: 'run',
@@ -34,20 +34,7 @@ Example:
     let ui: UiServer | undefined;
     try {
       if (http && svc.ui) {
-        ui = await UiServer.attach(http, {
-          maxAlerts: svc['ui.max_alerts'],
-          retention: svc['ui.retention'],
-          ...(svc['ui.db_path'] ? { dbPath: svc['ui.db_path'] } : {}),
-          auth: {
-            ...(svc['ui.http_user'] !== undefined ? { user: svc['ui.http_user'] } : {}),
-            ...(svc['ui.http_passwd'] !== undefined ? { passwd: svc['ui.http_passwd'] } : {}),
-            ...(svc['ui.bearer_token'] !== undefined ? { bearerToken: svc['ui.bearer_token'] } : {}),
-          },
-          metrics,
-          pipeline,
-          memoryLimit: svc.memory_limit,
-          logger: log.child({ component: 'ui' }),
-        });
+        ui = await UiServer.attach(http, uiOptions(svc, metrics, pipeline, log.child({ component: 'ui' })));
       }
       if (http) await http.listen(svc.http_listen, svc.http_port);
       await pipeline.start();

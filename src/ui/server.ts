@@ -10,6 +10,7 @@ import type http from 'node:http';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import type { ServiceConfig } from '../config/service.js';
 import type { LogEvent } from '../core/event.js';
 import type { ServiceHttp } from '../observe/http.js';
 import type { Metrics } from '../observe/metrics.js';
@@ -37,6 +38,24 @@ export interface UiOptions {
   /** Where the built page is (default: dist/ui/ next to the compiled sources). */
   assetsDir?: string;
   now?: () => number;
+}
+
+/** The page's options from the service section (`ui.*`). */
+export function uiOptions(svc: ServiceConfig, metrics: Metrics, pipeline: PipelineView, logger: Logger): UiOptions {
+  const auth: UiAuth = {};
+  if (svc['ui.http_user'] !== undefined) auth.user = svc['ui.http_user'];
+  if (svc['ui.http_passwd'] !== undefined) auth.passwd = svc['ui.http_passwd'];
+  if (svc['ui.bearer_token'] !== undefined) auth.bearerToken = svc['ui.bearer_token'];
+  return {
+    maxAlerts: svc['ui.max_alerts'],
+    retention: svc['ui.retention'],
+    ...(svc['ui.db_path'] ? { dbPath: svc['ui.db_path'] } : {}),
+    auth,
+    metrics,
+    pipeline,
+    memoryLimit: svc.memory_limit,
+    logger,
+  };
 }
 
 /** The Content-Security-Policy of every UI response: nothing but the page's own files, no inline code, no HTML sinks. */
