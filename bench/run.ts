@@ -1,0 +1,203 @@
+/**
+ * `npm run bench`: end-to-end figures of a real `logwarden run` receiving from a load generator
+ * in another process. CPU seconds come from the OS (/proc/PID/stat utime + stime of the
+ * receiver), peak RSS from /proc/PID/status (VmHWM). Each scenario runs RUNS times (default 5);
+ * the median is reported. Results: a table on stdout and bench/results/latest.json.
+ *
+ *   npm run bench                      all scenarios
+ *   npm run bench -- relay-forward     one scenario (names below)
+ *   BENCH_RUNS=3 BENCH_RECORDS=100000 npm run bench
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const shared = process.env.LOGWARDEN_SHARED ?? join(root, '..', 'shared');
+const work = process.env.BENCH_DIR ?? '/tmp/logwarden-bench';
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const RECORDS = Number(process.env.BENCH_RECORDS ?? 200_000);
+const TICK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+export interface Scenario {
+  name: string;
+  what: string;
+  pipeline: string;
+  loadgen: string[];
+  env?: Record<string, string>;
+  nodeFlags?: string[];
+  /** Extra processes the scenario needs (test servers); returns a stop function. */
+  setup?: () => Promise<{ env: Record<string, string>; stop: () => Promise<void> }>;
+}
+
+export function eventsFile(n = RECORDS): string {
+  const file = join(work, `audit-events-${n}-42.jsonl`);
+  if (!existsSync(file)) {
+    mkdirSync(work, { recursive: true });
+    const tool = join(shared, 'tools', 'gen-audit-events.py');
+    if (!existsSync(tool)) throw new Error(`event generator not found at ${tool} (set LOGWARDEN_SHARED)`);
+    execFileSync('python3', [tool, file, String(n), '42'], { stdio: 'inherit' });
+  }
+  return file;
+}
+
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICK; // utime, stime (fields 14 and 15)
+}
+
+function peakRss(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, exited: () => number | null, log: () => string): Promise<void> {
+  const net = await import('node:net');
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (exited() !== null || Date.now() > deadline) throw new Error(`receiver did not start: ${log()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface RunResult {
+  records_per_s: number;
+  mb_per_s: number;
+  cpu_s: number;
+  cpu_us_per_record: number;
+  records_per_cpu_s: number;
+  peak_rss_mb: number;
+  ack_ms_p50: number;
+  ack_ms_p99: number;
+}
+
+async function runOnce(s: Scenario, events: string): Promise<RunResult> {
+  const port = await freePort();
+  const out = join(work, 'out');
+  rmSync(out, { recursive: true, force: true });
+  const extra = s.setup ? await s.setup() : undefined;
+  const receiver = spawn(process.execPath, [...(s.nodeFlags ?? []), join(root, 'bin', 'logwarden.js'), 'run', '-c', join(root, 'bench', 'pipelines', s.pipeline)], {
+    env: { ...process.env, BENCH_PORT: String(port), BENCH_OUT: out, LOGWARDEN_SHARED: shared, ...s.env, ...extra?.env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  receiver.stderr!.on('data', (d) => (log += d));
+  await waitForPort(port, () => receiver.exitCode, () => log);
+  const cpu0 = cpuSeconds(receiver.pid!);
+  const gen = execFileSync(process.execPath, [join(root, 'dist', 'bench', 'loadgen.js'), '--port', String(port), '--events', events, ...s.loadgen], {
+    maxBuffer: 1 << 20,
+  });
+  const cpu1 = cpuSeconds(receiver.pid!);
+  const rss = peakRss(receiver.pid!);
+  receiver.kill('SIGTERM');
+  await new Promise((r) => receiver.once('exit', r));
+  await extra?.stop();
+  const g = JSON.parse(gen.toString()) as { records: number; records_per_s: number; mb_per_s: number; ack_ms_p50: number; ack_ms_p99: number };
+  const cpu = cpu1 - cpu0;
+  return {
+    records_per_s: g.records_per_s,
+    mb_per_s: g.mb_per_s,
+    cpu_s: cpu,
+    cpu_us_per_record: (cpu / g.records) * 1e6,
+    records_per_cpu_s: g.records / cpu,
+    peak_rss_mb: rss / 1e6,
+    ack_ms_p50: g.ack_ms_p50,
+    ack_ms_p99: g.ack_ms_p99,
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+export const scenarios: Scenario[] = [
+  {
+    name: 'relay-forward',
+    what: 'forward (Forward mode, 2000/chunk, ack) -> file json_lines',
+    pipeline: 'relay-file.yaml',
+    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '2'],
+  },
+  {
+    name: 'relay-packed',
+    what: 'forward (PackedForward, 2000/chunk, ack) -> file json_lines',
+    pipeline: 'relay-file.yaml',
+    loadgen: ['--mode', 'packed', '--chunk', '2000', '--connections', '2'],
+  },
+  {
+    name: 'relay-forward-semi64',
+    what: 'relay-forward with node --max-semi-space-size=64',
+    pipeline: 'relay-file.yaml',
+    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '2'],
+    nodeFlags: ['--max-semi-space-size=64'],
+  },
+];
+
+async function main(): Promise<void> {
+  const only = process.argv.slice(2);
+  const events = eventsFile();
+  const results: Record<string, unknown> = {};
+  const commit = (() => {
+    try {
+      return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim();
+    } catch {
+      return 'unknown';
+    }
+  })();
+  const rows: string[] = [];
+  for (const s of scenarios) {
+    if (only.length && !only.includes(s.name)) continue;
+    const runs: RunResult[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const r = await runOnce(s, events);
+      runs.push(r);
+      process.stderr.write(`${s.name} run ${i + 1}/${RUNS}: ${Math.round(r.records_per_s)} rec/s, ${r.cpu_us_per_record.toFixed(2)} us CPU/rec, RSS ${r.peak_rss_mb.toFixed(0)} MB\n`);
+    }
+    const med = Object.fromEntries(
+      (Object.keys(runs[0]!) as Array<keyof RunResult>).map((k) => [k, Number(median(runs.map((r) => r[k])).toFixed(3))]),
+    ) as unknown as RunResult;
+    results[s.name] = { what: s.what, median: med, runs };
+    rows.push(
+      `| ${s.name} | ${Math.round(med.records_per_s).toLocaleString('en')} | ${med.mb_per_s.toFixed(1)} | ${med.cpu_us_per_record.toFixed(2)} | ${Math.round(med.records_per_cpu_s).toLocaleString('en')} | ${med.peak_rss_mb.toFixed(0)} | ${med.ack_ms_p50.toFixed(1)} / ${med.ack_ms_p99.toFixed(1)} |`,
+    );
+  }
+  const header = [
+    `commit ${commit}, node ${process.version}, ${RECORDS} records/run, median of ${RUNS} runs`,
+    '| scenario | records/s | MB/s (wire) | receiver CPU µs/record | records per CPU-second | peak RSS MB | ack ms p50 / p99 |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  process.stdout.write(`${[...header, ...rows].join('\n')}\n`);
+  mkdirSync(join(root, 'bench', 'results'), { recursive: true });
+  writeFileSync(
+    join(root, 'bench', 'results', 'latest.json'),
+    `${JSON.stringify({ commit, node: process.version, records: RECORDS, runs: RUNS, date: new Date().toISOString(), results }, null, 2)}\n`,
+  );
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((e) => {
+    process.stderr.write(`bench: ${(e as Error).stack}\n`);
+    process.exit(1);
+  });
+}
