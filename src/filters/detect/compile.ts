@@ -17,7 +17,7 @@
  */
 import { RE2JS } from 're2js';
 import { FIELDS, checkFieldArg, type AuditEvent, type FieldValue, type ValueType } from './fields.js';
-import { unescapeQuoted, type Expr, type FieldRef, type ListLiteral, type Operand, type Pos, type StringLiteral, type TransformerRef } from './parser.js';
+import { unescapeQuoted, type Expr, type FieldRef, type ListLiteral, type Operand, type Pos, type StringLiteral } from './parser.js';
 
 export class CompileError extends Error {
   constructor(
@@ -169,14 +169,13 @@ interface Slot {
 export interface PlanNode {
   id: number;
   key: string;
-  kind: 'and' | 'or' | 'not' | 'check' | 'const';
+  kind: 'and' | 'or' | 'not' | 'check';
   children: PlanNode[];
   refs: number;
   /** For checks: the predicate builder. */
   make?: () => Pred;
   /** For checks of the form `plain_field = v` / `in (...)`: the slot and accepted values. */
   constraint?: { slot: number; values: ReadonlySet<string> };
-  value?: boolean;
 }
 
 // ---- string operators ------------------------------------------------------------------------
@@ -425,10 +424,6 @@ export class Program {
     return this.ctx;
   }
 
-  slotCount(): number {
-    return this.slots.length;
-  }
-
   private addSlot(key: string, type: ValueType, plain: boolean, compute: (c: EvalContext) => FieldValue): Slot {
     const existing = this.slotByKey.get(key);
     if (existing) return existing;
@@ -518,10 +513,6 @@ export class Program {
       for (const c of n.children) c.refs++;
     }
     return n;
-  }
-
-  private constNode(v: boolean): PlanNode {
-    return this.node(v ? 'true' : 'false', { kind: 'const', children: [], value: v });
   }
 
   /** Plans a resolved condition (macros inlined, lists substituted) into the shared DAG. */
@@ -682,11 +673,6 @@ export class Program {
     };
   }
 
-  /** `(cond) and not (exc)` etc. are built by the caller; this exposes constants for them. */
-  constant(v: boolean): PlanNode {
-    return this.constNode(v);
-  }
-
   /**
    * For index building: the values of slot `slot` that `n` can possibly be true with, or null
    * when any value (or absence) may do.
@@ -696,7 +682,6 @@ export class Program {
     if (hit !== undefined) return hit;
     let res: ReadonlySet<string> | null = null;
     if (n.kind === 'check') res = n.constraint && n.constraint.slot === slot ? n.constraint.values : null;
-    else if (n.kind === 'const') res = n.value ? null : new Set();
     else if (n.kind === 'and') {
       for (const c of n.children) {
         const a = this.allowed(c, slot, memo);
@@ -736,11 +721,6 @@ export class Program {
     if (done) return done;
     let p: Pred;
     switch (n.kind) {
-      case 'const': {
-        const v = n.value!;
-        p = () => v;
-        break;
-      }
       case 'check':
         p = n.make!();
         break;
@@ -804,9 +784,4 @@ function orOf(cs: Pred[]): Pred {
     for (let i = 0; i < cs.length; i++) if (cs[i]!(c)) return true;
     return false;
   };
-}
-
-/** Text of an operand for messages. */
-export function describeOperand(o: Operand | TransformerRef): string {
-  return o.kind === 'field' ? (o.arg === undefined ? o.name : `${o.name}[${o.arg}]`) : o.kind === 'value' ? o.value : `${o.name}(...)`;
 }

@@ -1,11 +1,8 @@
 /**
  * Audit events as the k8saudit plugin accepts them (source.go parseAuditEventsJSON): an object
  * with `"kind":"Event"`, an `"kind":"EventList"` whose `items` are events, or a JSON array of
- * those; anything else is "data not recognized as a k8s audit event". Each event's time is its
- * `stageTimestamp` (RFC 3339); an event without a valid one is not evaluated, as upstream drops it.
+ * those; anything else is "data not recognized as a k8s audit event".
  */
-import { EventTime } from '../../core/event.js';
-
 export const NOT_AUDIT = 'data not recognized as a k8s audit event';
 
 /** The audit events in a decoded JSON value, or the reason it holds none. */
@@ -28,14 +25,6 @@ export function splitAuditEvents(value: unknown): Array<Record<string, unknown>>
     }
   }
   return NOT_AUDIT;
-}
-
-/** The event time from stageTimestamp, or the reason there is none. */
-export function stageTime(ev: Record<string, unknown>): EventTime | string {
-  const ts = ev.stageTimestamp;
-  if (ts === undefined) return 'audit event has no stageTimestamp';
-  if (typeof ts !== 'string') return 'audit event stageTimestamp is not a string';
-  return EventTime.fromISO(ts) ?? `audit event stageTimestamp ${JSON.stringify(ts)} is not RFC 3339`;
 }
 
 export interface EventsText {

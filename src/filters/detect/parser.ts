@@ -476,15 +476,3 @@ class Parser {
 export function parseCondition(text: string): Expr {
   return new Parser(text).parse();
 }
-
-/** Canonical text of an operand (used as a cache key and in messages). */
-export function operandText(o: Operand): string {
-  switch (o.kind) {
-    case 'field':
-      return o.arg === undefined ? o.name : `${o.name}[${o.arg}]`;
-    case 'transformer':
-      return `${o.name}(${o.args.map(operandText).join(', ')})`;
-    case 'value':
-      return JSON.stringify(o.value);
-  }
-}
