@@ -39,8 +39,8 @@ Example:
       if (http) await http.listen(svc.http_listen, svc.http_port);
       await pipeline.start();
     } catch (e) {
+      await ui?.close();
       await http?.close();
-      ui?.close();
       throw e;
     }
     for (const i of pipeline.inputs) log.info({ input: i.id, listen: i.instance.addresses?.() }, 'input started');
@@ -59,8 +59,8 @@ Example:
         pipeline
           .stop()
           .then(async (drained) => {
+            await ui?.close();
             await http?.close();
-            ui?.close();
             log.info({ drained }, 'stopped');
             log.flush?.();
             resolve(0);

@@ -326,11 +326,12 @@ export class UiServer {
     });
   }
 
-  /** Ends live streams and closes the store. */
-  close(): void {
+  /** Ends live streams (cleanly, so browsers reconnect without an error) and closes the store. */
+  async close(): Promise<void> {
     this.closed = true;
-    for (const s of this.streams) s.end();
+    const ended = [...this.streams].map((s) => new Promise<void>((resolve) => s.end(resolve)));
     this.streams.clear();
+    await Promise.race([Promise.all(ended), new Promise((r) => setTimeout(r, 1000).unref())]);
     this.store.close();
   }
 }

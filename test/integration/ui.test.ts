@@ -88,8 +88,8 @@ ${opts.outputs ?? '    - name: ui\n      match: falco'}
       }),
     async stop() {
       await pipeline.stop(1);
+      await ui.close();
       await http.close();
-      ui.close();
     },
   };
 }

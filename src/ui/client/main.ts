@@ -378,7 +378,12 @@ async function pollHealth(): Promise<void> {
   try {
     health.render(await api<Health>('/api/v1/health'));
   } catch (e) {
-    report(e);
+    if (!(e instanceof Unauthorized)) {
+      const ready = byId('ready');
+      ready.textContent = 'unreachable';
+      ready.className = 'badge bad';
+      ready.title = (e as Error).message;
+    }
   } finally {
     setTimeout(() => void pollHealth(), HEALTH_EVERY_MS);
   }
