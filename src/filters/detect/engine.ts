@@ -120,7 +120,8 @@ export class Engine {
     let key = '';
     for (let i = 0; i < g.length; i++) {
       const v = g[i]!(c);
-      key += v === undefined ? '\u0001\u0000' : `${v as string}\u0000`;
+      // Length-prefixed, so no value can make two combinations share a key.
+      key += v === undefined ? '-|' : `${(v as string).length}:${v as string}|`;
     }
     let cands = this.cache.get(key);
     if (cands === undefined) {
