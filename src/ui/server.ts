@@ -90,6 +90,7 @@ const MAX_STREAMS = 100;
 const CATCH_UP = 500;
 const HEARTBEAT_MS = 15_000;
 const LIST_LIMIT_MAX = 1000;
+const STATS_CACHE_MS = 1000;
 
 interface Asset {
   body: Buffer;
@@ -107,6 +108,7 @@ const same = (a: string, b: string) => timingSafeEqual(digest(a), digest(b));
 export class UiServer {
   private readonly assets = new Map<string, Asset>();
   private readonly streams = new Set<http.ServerResponse>();
+  private readonly statsCache = new Map<string, { at: number; newest: number; text: string }>();
   private readonly health: HealthSampler;
   private closed = false;
 
@@ -268,7 +270,16 @@ export class UiServer {
     const window = this.intParam(url, 'window', 3600, 60, 366 * 86400);
     const buckets = this.intParam(url, 'buckets', 60, 1, 1000);
     if (typeof window === 'string' || typeof buckets === 'string') return this.json(res, 400, { error: typeof window === 'string' ? window : buckets });
-    this.json(res, 200, this.store.stats(parseQuery(url.searchParams), window! * 1000, buckets!));
+    // Stats scan every kept alert; viewers refreshing the same view share one answer for a moment.
+    const key = url.search;
+    const now = Date.now();
+    let hit = this.statsCache.get(key);
+    if (!hit || now - hit.at > STATS_CACHE_MS || hit.newest !== this.store.newest) {
+      if (this.statsCache.size >= 100) this.statsCache.clear();
+      hit = { at: now, newest: this.store.newest, text: JSON.stringify(this.store.stats(parseQuery(url.searchParams), window! * 1000, buckets!)) };
+      this.statsCache.set(key, hit);
+    }
+    this.raw(res, 200, hit.text);
   }
 
   private one(res: http.ServerResponse, idText: string): void {

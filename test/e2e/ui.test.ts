@@ -139,6 +139,17 @@ after(async () => {
 
 const rowRules = () => page.locator('#rows tr td.rule').allTextContents();
 
+/** Polls `check` until it holds (the page updates asynchronously). */
+async function until(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const rowsAre = (n: number) => until(async () => (await page.locator('#rows tr').count()) === n, `${n} rows`);
+
 test('alerts appear live, newest first, as audit events are sent', async () => {
   await page.goto(lw.base);
   await page.locator('#live[data-state="live"]').waitFor({ timeout: 10_000 });
@@ -155,7 +166,7 @@ test('alerts appear live, newest first, as audit events are sent', async () => {
   }
   const stored = await lw.alerts();
   assert.ok(stored.length >= 5, `the bundled rules alert on each of these events: ${JSON.stringify(stored)}`);
-  await page.waitForFunction((n) => document.querySelectorAll('#rows tr').length === n, stored.length, { timeout: 10_000 });
+  await rowsAre(stored.length);
   assert.deepEqual(await rowRules(), stored.map((a) => a.rule), 'the page shows what the API holds, newest first, without a reload');
   assert.equal(await page.locator('#total').textContent(), `${stored.length} kept`);
 });
@@ -164,10 +175,8 @@ test('counts by priority and by rule match the alerts', async () => {
   const stored = await lw.alerts();
   const byPriority = new Map<string, number>();
   for (const a of stored) byPriority.set(a.priority, (byPriority.get(a.priority) ?? 0) + 1);
-  await page.waitForFunction(
-    (n) => document.querySelector('#legend')?.textContent?.includes(String(n)) ?? false,
-    byPriority.get('Warning') ?? 0,
-  );
+  const warnings = byPriority.get('Warning') ?? 0;
+  await until(async () => ((await page.locator('#legend').textContent()) ?? '').includes(String(warnings)), 'the legend');
   for (const [p, n] of byPriority) {
     assert.equal(await page.locator(`#priorities .chip[data-priority="${p}"] b`).textContent(), String(n), `chip ${p}`);
     const legend = page.locator('#legend .legend-item', { hasText: p });
@@ -188,20 +197,20 @@ test('filters: priority chip, free text, namespace; the URL keeps them', async (
   const notices = stored.filter((a) => a.priority === 'Notice').map((a) => a.rule);
   assert.ok(notices.length > 0, 'attach_pod raises a Notice');
   await page.locator('#priorities .chip[data-priority="Notice"]').click();
-  await page.waitForFunction((n) => document.querySelectorAll('#rows tr').length === n, notices.length);
+  await rowsAre(notices.length);
   assert.deepEqual(await rowRules(), notices);
   assert.match(page.url(), /\?priority=Notice$/);
   await page.locator('#f-clear').click();
-  await page.waitForFunction((n) => document.querySelectorAll('#rows tr').length === n, stored.length);
+  await rowsAre(stored.length);
 
   await page.locator('#f-q').fill('ANONYMOUS');
-  await page.waitForFunction(() => document.querySelectorAll('#rows tr').length === 1);
+  await rowsAre(1);
   assert.deepEqual(await rowRules(), ['Anonymous Request Allowed']);
   assert.match(page.url(), /q=ANONYMOUS/);
   await page.locator('#f-q').fill('');
   await page.locator('#f-namespace').fill('default');
   const inDefault = (await (await fetch(`${lw.base}/api/v1/alerts?namespace=default`)).json()) as { alerts: Array<{ rule: string }> };
-  await page.waitForFunction((n) => document.querySelectorAll('#rows tr').length === n, inDefault.alerts.length);
+  await rowsAre(inDefault.alerts.length);
   assert.deepEqual(await rowRules(), inDefault.alerts.map((a) => a.rule));
 
   // A new alert that does not match the filters does not appear; one that matches does.
@@ -210,10 +219,10 @@ test('filters: priority chip, free text, namespace; the URL keeps them', async (
   assert.equal(await page.locator('#f-namespace').inputValue(), 'default', 'filters come back from the URL');
   await lw.send(join(events, 'create_cluster_role_wildcard_resources.json'));
   await lw.send(join(events, 'create_nginx_pod_privileged.json'));
-  await page.waitForFunction((n) => document.querySelectorAll('#rows tr').length === n, inDefault.alerts.length + 1);
+  await rowsAre(inDefault.alerts.length + 1);
   assert.equal((await rowRules())[0], 'Create Privileged Pod');
   await page.locator('#f-clear').click();
-  await page.waitForFunction((n) => document.querySelectorAll('#rows tr').length === n, (await lw.alerts()).length);
+  await rowsAre((await lw.alerts()).length);
 });
 
 test('an alert opens with its full record and output fields', async () => {
@@ -248,7 +257,7 @@ test('attacker-controlled strings in audit events are shown as text, never run',
   await row.click();
   await page.locator('dialog#detail table.fields').waitFor();
   assert.equal(await page.locator('dialog#detail img, dialog#detail script').count(), 0);
-  assert.equal(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss), undefined);
+  assert.equal(await page.evaluate('typeof window.__xss'), 'undefined');
   await page.locator('#d-close').click();
 });
 
@@ -266,10 +275,10 @@ test('a restart keeps the history (SQLite) and the page reconnects live', async 
   assert.deepEqual(down.filter((p) => !p.includes('net::ERR_CONNECTION_REFUSED')), []);
   assert.deepEqual((await lw.alerts()).map((a) => a.id), before.map((a) => a.id));
   await lw.send(join(events, 'attach_pod.json'));
-  await page.waitForFunction((n) => document.querySelectorAll('#rows tr').length === n, before.length + 1, { timeout: 10_000 });
+  await rowsAre(before.length + 1);
   assert.equal((await rowRules())[0], 'Attach/Exec Pod');
   await page.reload();
-  await page.waitForFunction((n) => document.querySelectorAll('#rows tr').length === n, before.length + 1);
+  await rowsAre(before.length + 1);
 });
 
 test('the health panel shows the numbers of /metrics', async () => {
@@ -277,12 +286,11 @@ test('the health panel shows the numbers of /metrics', async () => {
   const value = (line: RegExp) => Number(line.exec(metrics)?.[1] ?? NaN);
   const delivered = value(/^logwarden_output_proc_records_total\{name="ui\.0"\} (\S+)$/m);
   const filterIn = value(/^logwarden_filter_records_total\{name="detect\.0",result="in"\} (\S+)$/m);
-  await page.waitForFunction(
-    ([d, f]) =>
-      document.querySelector('#outputs [data-name="ui.0"] dl')?.textContent?.includes(`delivered${d}`) &&
-      document.querySelector('#filters [data-name="detect.0"] dl')?.textContent?.includes(`in${f}`),
-    [delivered, filterIn] as const,
-    { timeout: 10_000 },
+  await until(
+    async () =>
+      ((await page.locator('#outputs [data-name="ui.0"] dl').textContent()) ?? '').includes(`delivered${delivered}`) &&
+      ((await page.locator('#filters [data-name="detect.0"] dl').textContent()) ?? '').includes(`in${filterIn}`),
+    'the health panel',
   );
   assert.equal(await page.locator('#ready').textContent(), 'ready');
   assert.equal(await page.locator('#inputs [data-name="forward.0"]').count(), 1);
@@ -292,7 +300,7 @@ test('sensible on a phone', async () => {
   await page.setViewportSize({ width: 390, height: 844 });
   await page.reload();
   await page.locator('#rows tr').first().waitFor();
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  const overflow = (await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth')) as number;
   assert.ok(overflow <= 0, `no horizontal scrolling (overflow ${overflow}px)`);
   assert.equal(await page.locator('#list td.output').first().isVisible(), false, 'the output column gives way to the rule');
   await page.screenshot({ path: join(artifacts, 'ui-phone.png'), fullPage: true });
