@@ -7,6 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
@@ -116,6 +117,14 @@ async function get(url: string, headers: Record<string, string> = {}) {
   const res = await request(url, { headers });
   const text = await res.body.text();
   return { status: res.statusCode, headers: res.headers, text };
+}
+
+async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
@@ -269,6 +278,35 @@ test('SSE: alerts arrive live as they are routed to the ui output, filtered, and
     viaQuery.body.destroy();
     await new Promise((res) => setTimeout(res, 50));
     assert.equal(r.ui.streamCount, 0, 'closed streams are forgotten');
+  } finally {
+    await r.stop();
+  }
+});
+
+test('a stream client that stops reading is disconnected once 1 MiB is buffered for it; the others are not', async () => {
+  const r = await start('  ui.max_alerts: 1000');
+  try {
+    const { port } = new URL(r.base);
+    const stalled = net.connect(Number(port), '127.0.0.1');
+    await new Promise((res) => stalled.once('connect', res));
+    stalled.write('GET /api/v1/alerts/stream HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    stalled.pause();
+    const reading = await request(`${r.base}/api/v1/alerts/stream?rule=last`);
+    await until(() => r.ui.streamCount === 2, 'two streams');
+    const big = (i: number): LogEvent => ({ ...alert(`bulk ${i}`, 'Notice'), record: { ...alert(`bulk ${i}`, 'Notice').record, output: 'x'.repeat(1000) } });
+    let sent = 0;
+    while (r.ui.streamCount === 2 && sent < 100_000) {
+      r.ui.add(Array.from({ length: 500 }, (_, i) => big(sent + i)));
+      sent += 500;
+      await new Promise((res) => setImmediate(res));
+    }
+    assert.equal(r.ui.streamCount, 1, `the stalled client is dropped (after ${sent} alerts)`);
+    assert.ok(r.logs.some((l) => l.msg === 'ui stream client too slow: disconnected'));
+    r.ui.add([alert('last', 'Warning')]);
+    const evs = await readEvents(reading.body, 1);
+    assert.deepEqual(evs.filter((e) => e.event === 'alert').map((e) => (JSON.parse(e.data) as { rule: string }).rule), ['last']);
+    reading.body.destroy();
+    stalled.destroy();
   } finally {
     await r.stop();
   }
