@@ -39,8 +39,12 @@ class Source {
   }
 }
 
-/** `${VAR}` and `${VAR:-default}`; the default applies when VAR is unset or empty (Fluent Bit). */
-const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+/**
+ * `${VAR}` and `${VAR:-default}`: the default applies when VAR is unset or empty (Fluent Bit).
+ * `${VAR:+word}` (as in the shell): word when VAR is set and not empty, else nothing — with an
+ * include it switches optional parts of a pipeline on (`includes: ['${LOKI_URL:+loki.yaml}']`).
+ */
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([-+])([^}]*))?\}/g;
 
 export function substituteEnv(
   text: string,
@@ -48,10 +52,12 @@ export function substituteEnv(
   onMissing: (name: string) => void,
 ): string {
   if (!text.includes('${')) return text;
-  return text.replace(ENV_REF, (_m, name: string, dflt: string | undefined) => {
+  return text.replace(ENV_REF, (_m, name: string, op: string | undefined, word: string | undefined) => {
     const v = env[name];
-    if (v !== undefined && v !== '') return v;
-    if (dflt !== undefined) return dflt;
+    const set = v !== undefined && v !== '';
+    if (op === '+') return set ? word! : '';
+    if (set) return v;
+    if (op === '-') return word!;
     onMissing(name);
     return '';
   });
@@ -176,6 +182,7 @@ function loadInto(file: string, out: LoadedConfig, ctx: Ctx, from?: SourcePos): 
         const list = isSeq(value) ? (value.items as Node[]) : value ? [value] : [];
         for (const item of list) {
           const p = toJS(item, src, ctx);
+          if (p === '') continue; // switched off, e.g. ${LOKI_URL:+loki.yaml} with LOKI_URL unset
           if (typeof p !== 'string') {
             ctx.errors.push(new ConfigError('expected a file path', src.pos(item), 'includes'));
             continue;

@@ -18,6 +18,7 @@ import { LabelSet, parseLabelEntry, sanitizeLabelName, splitList, StreamTracker,
 import { formatLine, type DropSingleKey, type LineFormat } from './line.js';
 
 const options = {
+  url: { type: 'string', description: 'Push URL, http(s)://host:port/path (instead of host, port, uri and tls)' },
   host: { type: 'string', default: '127.0.0.1', description: 'Loki host' },
   port: { type: 'int', default: 3100, min: 1, max: 65535, description: 'Loki port' },
   uri: { type: 'string', default: '/loki/api/v1/push', description: 'Push API path' },
@@ -71,6 +72,7 @@ const options = {
 } satisfies OptionTable;
 
 export interface LokiConfig extends HttpClientConfig {
+  url?: string;
   host: string;
   port: number;
   uri: string;
@@ -145,7 +147,32 @@ export function compile(c: LokiConfig, section: RawSection): Compiled {
   return { labels, remove, derived, meta, metaMaps, tenantKey };
 }
 
-function validate(c: LokiConfig, section: RawSection): void {
+/** `url` stands for host, port, uri and tls; it may not be mixed with them. */
+function withUrl(c: LokiConfig, section: RawSection): LokiConfig {
+  if (c.url === undefined) return c;
+  const at = section.valuePos.url ?? section.pos;
+  for (const k of ['host', 'port', 'uri', 'tls']) {
+    if (k in section.values) throw new ConfigError(`set url or ${k}, not both`, section.keyPos[k] ?? at, k);
+  }
+  let u: URL;
+  try {
+    u = new URL(c.url);
+  } catch {
+    throw new ConfigError(`found ${JSON.stringify(c.url)}, expected an http(s) URL`, at, 'url');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`found ${JSON.stringify(c.url)}, expected an http(s) URL`, at, 'url');
+  const tls = u.protocol === 'https:';
+  return {
+    ...c,
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port: u.port ? Number(u.port) : tls ? 443 : 80,
+    uri: u.pathname === '/' ? '/loki/api/v1/push' : u.pathname,
+    tls,
+  };
+}
+
+function validate(config: LokiConfig, section: RawSection): void {
+  const c = withUrl(config, section);
   validateHttpClient(c, section);
   if (c.compress === 'gzip' && c.encoding === 'protobuf') {
     throw new ConfigError(
@@ -348,6 +375,6 @@ export const lokiOutput: OutputPlugin<LokiConfig> = {
   options,
   defaults: { batch_size: 5000, batch_wait: 1, workers: 2 },
   validate,
-  create: (config, ctx) => new LokiOutput(config, ctx),
+  create: (config, ctx) => new LokiOutput(withUrl(config, ctx.section), ctx),
 };
 
