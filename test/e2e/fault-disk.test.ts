@@ -38,6 +38,7 @@ test('disk full: ENOSPC pauses the filesystem input with an error and a metric; 
   assert.equal(mountTmpfs(buf, '8m'), undefined);
   const loki = await new LokiServer().start();
   let lw: LogwardenProcess | undefined;
+  let sender: AckingSender | undefined;
   try {
     const filler = join(buf, 'filler');
     writeFileSync(filler, Buffer.alloc(6 * 1024 * 1024 + 512 * 1024));
@@ -72,8 +73,9 @@ pipeline:
     );
     lw = await LogwardenProcess.start(config);
     const t0 = Date.now();
-    const sender = new AckingSender(lw.port(), { tag: 'disk', chunk: 250, inFlight: 2000, ackTimeoutMs: 120_000 });
-    const sending = sender.send((function* () {
+    sender = new AckingSender(lw.port(), { tag: 'disk', chunk: 250, inFlight: 2000, ackTimeoutMs: 120_000 });
+    const s = sender;
+    const sending = s.send((function* () {
       for (let seq = 0; seq < TOTAL; seq++) yield [seq, { seq, pad: PAD }] as [number, Record<string, unknown>];
     })());
 
@@ -129,6 +131,7 @@ pipeline:
     assert.equal(sender.acked.size, TOTAL, 'every record acked in the end');
     assert.equal(seen.size, TOTAL);
   } finally {
+    await sender?.close();
     await lw?.stop();
     await loki.stop();
     try {
