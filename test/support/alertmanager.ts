@@ -1,0 +1,80 @@
+/**
+ * A real Alertmanager (Debian's prometheus-alertmanager, installed by test/e2e/setup.sh) on
+ * loopback for end-to-end tests: start, stop, restart on the same port and data directory, and
+ * read back alerts from GET /api/v2/alerts.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const ALERTMANAGER_BINARY = '/usr/bin/prometheus-alertmanager';
+
+export interface AmAlert {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  startsAt: string;
+  endsAt: string;
+  status: { state: string };
+}
+
+export class Alertmanager {
+  proc: ChildProcess | undefined;
+  log = '';
+  readonly dir = mkdtempSync(join(tmpdir(), 'logwarden-am-'));
+
+  constructor(readonly port: number) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts (or restarts) on the same port and data directory. */
+  async start(timeoutMs = 15_000): Promise<this> {
+    const config = join(this.dir, 'alertmanager.yml');
+    writeFileSync(config, 'route:\n  receiver: none\n  group_wait: 1h\nreceivers:\n  - name: none\n');
+    this.proc = spawn(
+      ALERTMANAGER_BINARY,
+      [`--config.file=${config}`, `--storage.path=${join(this.dir, 'data')}`, `--web.listen-address=127.0.0.1:${this.port}`, '--cluster.listen-address='],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.proc.stdout!.on('data', (d) => (this.log += String(d)));
+    this.proc.stderr!.on('data', (d) => (this.log += String(d)));
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const res = await fetch(`${this.url}/-/ready`);
+        if (res.ok) return this;
+      } catch {
+        // not listening yet
+      }
+      if (this.proc.exitCode !== null || Date.now() > deadline) throw new Error(`alertmanager did not start:\n${this.log}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return;
+    this.proc = undefined;
+    const exited = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill('SIGTERM');
+    await exited;
+  }
+
+  async alerts(): Promise<AmAlert[]> {
+    const res = await fetch(`${this.url}/api/v2/alerts`);
+    if (res.status !== 200) throw new Error(`GET /api/v2/alerts: ${res.status}`);
+    return (await res.json()) as AmAlert[];
+  }
+
+  async waitFor(pred: (a: AmAlert[]) => boolean, what: string, timeoutMs = 10_000): Promise<AmAlert[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const a = await this.alerts();
+      if (pred(a)) return a;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; ${a.length} alerts`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
