@@ -519,6 +519,7 @@ export class Pipeline {
    */
   async stop(graceSeconds = this.plan.service.grace): Promise<boolean> {
     await Promise.allSettled(this.inputs.map((i) => i.instance.stop()));
+    this.storage?.freeze();
     const drained = await Promise.all(this.outputs.map((o) => o.engine.drain(graceSeconds * 1000)));
     await this.storage?.close();
     await this.closeInstances();

@@ -769,6 +769,11 @@ export class FilesystemStorage {
     return { chunks: this.chunks.size, bytes, queued: this.queuedChunks, writing: this.writing };
   }
 
+  /** Stops queuing chunks to outputs (shutdown: what is queued drains, the rest stays on disk). */
+  freeze(): void {
+    this.closing = true;
+  }
+
   /** Stops queuing chunks and waits for pending file operations. What is not done stays on disk. */
   async close(): Promise<void> {
     this.closing = true;
