@@ -66,6 +66,8 @@ export interface LogEvent {
   record: LogRecord;
   /** Forward Protocol v1.5 / Fluent Bit metadata map, kept when the sender sent one. */
   metadata?: LogRecord;
+  /** The record's msgpack bytes, present only while the record was neither read nor replaced. */
+  readonly raw?: Uint8Array;
 }
 
 export function makeEvent(tag: string, time: EventTime, record: LogRecord, metadata?: LogRecord): LogEvent {

@@ -16,8 +16,9 @@ addExtension({
   // msgpackr refuses the number 0 as an extension type; the string form registers type 0.
   type: '0' as unknown as number,
   Class: EventTime,
-  unpack(buf: Buffer): EventTime {
-    if (buf.length !== 8) throw new Error(`EventTime must be 8 bytes, got ${buf.length}`);
+  unpack(buf: Buffer): EventTime | Buffer {
+    // Not an EventTime: keep the bytes, as for any other extension.
+    if (buf.length !== 8) return Buffer.from(buf);
     return new EventTime(buf.readUInt32BE(0), buf.readUInt32BE(4));
   },
   pack(t: EventTime): Buffer {
@@ -29,6 +30,12 @@ addExtension({
 });
 
 // copyBuffers: binary values must not be views into the connection's reusable frame buffer.
+// Extension types logwarden does not know arrive as their bytes (like bin) instead of failing the
+// whole record: a sender's application-specific ext must not make a chunk undeliverable.
+for (let type = 1; type <= 127; type++) {
+  addExtension({ type, unpack: (buf: Buffer) => Buffer.from(buf) } as unknown as Parameters<typeof addExtension>[0]);
+}
+
 const fast = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'auto' as 'bigint', copyBuffers: true });
 const exact = new Unpackr({ useRecords: false, mapsAsObjects: false, int64AsType: 'auto' as 'bigint', copyBuffers: true });
 const packr = new Packr({ useRecords: false, variableMapSize: true, encodeUndefinedAsNil: true, int64AsType: 'auto' as 'bigint' });

@@ -6,6 +6,7 @@
 import type { LogEvent } from '../core/event.js';
 import { toJSONLine } from '../core/json.js';
 import { encode } from '../core/msgpack.js';
+import { JsonWriter, writeRecordJSON } from '../core/msgpack-json.js';
 import type { OptionTable } from '../config/schema.js';
 
 export const dateFormats = ['double', 'epoch', 'epoch_ms', 'iso8601', 'java_sql_timestamp'] as const;
@@ -54,6 +55,8 @@ function dateValue(ev: LogEvent, fmt: string): string {
   }
 }
 
+const ARRAY2 = Buffer.from([0x92]);
+
 function scalarText(v: unknown): string {
   return typeof v === 'string' ? v : toJSONLine(v);
 }
@@ -65,24 +68,29 @@ export function compileFormat(o: FormatOptions): (events: LogEvent[]) => string 
     case 'json': {
       const key = o.json_date_key && o.json_date_key.toLowerCase() !== 'false' ? o.json_date_key : undefined;
       const fmt = o.json_date_format ?? 'double';
-      const line = key
-        ? (ev: LogEvent) => {
-            const body = toJSONLine(ev.record);
-            return `{${JSON.stringify(key)}:${dateValue(ev, fmt)}${body.length > 2 ? `,${body.slice(1)}` : '}'}`;
-          }
-        : (ev: LogEvent) => toJSONLine(ev.record);
-      if (o.format === 'json') return (events) => `[${events.map(line).join(',')}]\n`;
+      const keyJSON = key === undefined ? '' : JSON.stringify(key);
+      const array = o.format === 'json';
       return (events) => {
-        let s = '';
-        for (let i = 0; i < events.length; i++) s += `${line(events[i]!)}\n`;
-        return s;
+        const w = new JsonWriter(events.length * 1024 + 64);
+        if (array) w.byte(0x5b);
+        for (let i = 0; i < events.length; i++) {
+          const ev = events[i]!;
+          if (array && i) w.byte(0x2c);
+          appendRecord(w, ev, key === undefined ? undefined : `${keyJSON}:${dateValue(ev, fmt)}`);
+          if (!array) w.byte(0x0a);
+        }
+        if (array) w.text(']\n');
+        return w.view();
       };
     }
     case 'plain':
       return (events) => {
-        let s = '';
-        for (let i = 0; i < events.length; i++) s += `${toJSONLine(events[i]!.record)}\n`;
-        return s;
+        const w = new JsonWriter(events.length * 1024 + 64);
+        for (let i = 0; i < events.length; i++) {
+          appendRecord(w, events[i]!);
+          w.byte(0x0a);
+        }
+        return w.view();
       };
     case 'csv': {
       const d = delimiterOf(o.delimiter, ',');
@@ -123,12 +131,29 @@ export function compileFormat(o: FormatOptions): (events: LogEvent[]) => string 
       };
     }
     case 'msgpack':
-      return (events) => Buffer.concat(events.map((ev) => encode([ev.time, ev.record])));
+      // [time, record]; a record nobody read is written as the bytes it arrived as.
+      return (events) =>
+        Buffer.concat(events.map((ev) => (ev.raw ? Buffer.concat([ARRAY2, encode(ev.time), ev.raw]) : encode([ev.time, ev.record]))));
     default: // out_file: `tag: [sec.nsec, {record}]`
       return (events) => {
-        let s = '';
-        for (const ev of events) s += `${ev.tag}: [${ev.time.toFixed9()}, ${toJSONLine(ev.record)}]\n`;
-        return s;
+        const w = new JsonWriter(events.length * 1024 + 64);
+        for (const ev of events) {
+          w.text(`${ev.tag}: [${ev.time.toFixed9()}, `);
+          appendRecord(w, ev);
+          w.text(']\n');
+        }
+        return w.view();
       };
   }
+}
+
+/** The record as JSON: from its wire bytes when nothing read it, else from the object. */
+function appendRecord(w: JsonWriter, ev: LogEvent, prefix?: string): void {
+  const raw = ev.raw;
+  if (raw !== undefined) {
+    writeRecordJSON(w, raw, prefix);
+    return;
+  }
+  const s = toJSONLine(ev.record);
+  w.text(prefix === undefined ? s : `{${prefix}${s.length > 2 ? `,${s.slice(1)}` : '}'}`);
 }

@@ -8,7 +8,9 @@
  */
 import { gunzipSync } from 'node:zlib';
 import { EventTime, type LogEvent, type LogRecord } from '../../core/event.js';
-import { decode, decodeMultiple } from '../../core/msgpack.js';
+import { decode } from '../../core/msgpack.js';
+import { arrayHeader, isMapType, readEventTime, ScanError, skipValue } from '../../core/msgpack-scan.js';
+import { WireEvent } from '../../core/wire-event.js';
 
 export class ProtocolError extends Error {
   constructor(
@@ -138,6 +140,64 @@ function pushEntry(out: LogEvent[], tag: string, entry: unknown): void {
   out.push(ev);
 }
 
+/**
+ * Reads `count` entries (-1: until the end of `b`) starting at `pos` without decoding records:
+ * `[time, record]` or `[[time, {metadata}], record]`. Returns the offset after the last entry.
+ */
+function scanEntries(b: Buffer, pos: number, count: number, tag: string, out: LogEvent[]): number {
+  try {
+    for (let i = 0; count < 0 ? pos < b.length : i < count; i++) {
+      const h = arrayHeader(b, pos);
+      if (!h || h[0] < 2) throw new ProtocolError('entry is not an array [time, record]', 'bad_entry');
+      pos = h[1];
+      let metadata: LogRecord | undefined;
+      let timePos = pos;
+      let afterTime: number;
+      const meta = arrayHeader(b, pos);
+      if (meta) {
+        // Forward Protocol v1.5: Metadata ::= [EventTime, Hash*]
+        timePos = meta[1];
+        const timeEnd = skipValue(b, timePos);
+        afterTime = timeEnd;
+        for (let k = 1; k < meta[0]; k++) {
+          const end = skipValue(b, afterTime);
+          if (k === 1 && b[afterTime] !== 0x80) {
+            const m = decode(b.subarray(afterTime, end));
+            if (!isRecord(m)) throw new ProtocolError('entry metadata is not a map', 'bad_entry');
+            metadata = m;
+          }
+          afterTime = end;
+        }
+      } else afterTime = skipValue(b, pos);
+      let time: EventTime;
+      const et = readEventTime(b, timePos);
+      if (et) {
+        // -1 / -2 (group start / end) arrive as uint32 seconds 0xFFFFFFFF / 0xFFFFFFFE
+        if (et[0] === 0xffffffff || et[0] === 0xfffffffe) time = GROUP_MARKER;
+        else time = new EventTime(et[0], et[1]);
+      } else {
+        const t = decode(b.subarray(timePos, meta ? skipValue(b, timePos) : afterTime));
+        time = isGroupMarker(t) ? GROUP_MARKER : toTime(t);
+      }
+      const recStart = afterTime;
+      if (!isMapType(b[recStart]!)) {
+        if (recStart >= b.length) throw new ProtocolError('truncated entry', 'bad_entry');
+        throw new ProtocolError('record is not a map', 'bad_record');
+      }
+      const recEnd = skipValue(b, recStart);
+      pos = recEnd;
+      for (let k = 2; k < h[0]; k++) pos = skipValue(b, pos);
+      if (time !== GROUP_MARKER) out.push(new WireEvent(tag, time, b.subarray(recStart, recEnd), metadata));
+    }
+    return pos;
+  } catch (e) {
+    if (e instanceof ScanError) throw new ProtocolError(`malformed entry: ${e.message}`, 'malformed');
+    throw e;
+  }
+}
+
+const GROUP_MARKER = new EventTime(-1, 0);
+
 function optionsOf(v: unknown): { chunk?: string; compressed?: string } {
   if (v === undefined || v === null) return {};
   if (!isRecord(v)) throw new ProtocolError('option is not a map', 'bad_option');
@@ -180,11 +240,12 @@ export function decodeFrame(frame: Buffer): ForwardMessage {
   const second = frame[c.pos]!;
 
   if (isArrayType(second)) {
-    const all = decode(frame) as unknown[];
-    const entries = all[1] as unknown[];
-    const opts = optionsOf(all[2]);
-    const events: LogEvent[] = new Array();
-    for (let i = 0; i < entries.length; i++) pushEntry(events, tag, entries[i]);
+    // Keep the records as bytes: the frame is copied out of the connection buffer once.
+    const own = Buffer.from(frame);
+    const [count, first] = arrayHeader(own, c.pos)!;
+    const events: LogEvent[] = [];
+    const after = scanEntries(own, first, count, tag, events);
+    const opts = n > 2 ? optionsOf(decode(own.subarray(after))) : {};
     return { type: 'events', mode: 'forward', tag, events, ...(opts.chunk !== undefined ? { chunk: opts.chunk } : {}) };
   }
 
@@ -207,7 +268,9 @@ export function decodeFrame(frame: Buffer): ForwardMessage {
       throw new ProtocolError('option says gzip but the payload is not gzip', 'bad_gzip');
     }
     const events: LogEvent[] = [];
-    decodeMultiple(payload, (entry) => pushEntry(events, tag, entry));
+    // gunzip made a fresh buffer; an uncompressed payload still lives in the connection buffer.
+    const own = mode === 'compressed' ? payload : Buffer.from(payload);
+    scanEntries(own, 0, -1, tag, events);
     return { type: 'events', mode, tag, events, ...(opts.chunk !== undefined ? { chunk: opts.chunk } : {}) };
   }
 

@@ -1,0 +1,261 @@
+/**
+ * msgpack → JSON without building objects: a record received on the wire and never read is
+ * written as JSON straight from its bytes. Strings are copied byte for byte when they need no
+ * escaping (the common case), so the cost is one pass over the record and no garbage.
+ *
+ * The output is the same text `toJSONLine(decode(bytes))` gives. Records this path does not
+ * handle byte for byte (ext values, non-string map keys, invalid UTF-8) take that slow path.
+ */
+import { isUtf8 } from 'node:buffer';
+import { toJSONLine } from './json.js';
+import { decode } from './msgpack.js';
+import { readU32 } from './msgpack-scan.js';
+
+const HEX = '0123456789abcdef';
+/** For each byte < 0x80: 0 = copy, 1 = short escape, 2 = \u00XX. */
+const ESC = new Uint8Array(128);
+for (let i = 0; i < 0x20; i++) ESC[i] = 2;
+for (const c of [0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x22, 0x5c]) ESC[c] = 1;
+const SHORT: Record<number, number> = { 0x08: 0x62, 0x09: 0x74, 0x0a: 0x6e, 0x0c: 0x66, 0x0d: 0x72, 0x22: 0x22, 0x5c: 0x5c };
+
+class Unsupported extends Error {}
+const UNSUPPORTED = new Unsupported();
+
+/** A growing byte buffer for JSON text. */
+export class JsonWriter {
+  buf: Buffer;
+  len = 0;
+
+  constructor(initial = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(initial);
+  }
+
+  ensure(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.len + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.len);
+    this.buf = next;
+  }
+
+  /** Appends a string (ASCII or not). */
+  text(s: string): void {
+    this.ensure(s.length * 3);
+    this.len += this.buf.write(s, this.len, 'utf8');
+  }
+
+  byte(c: number): void {
+    this.ensure(1);
+    this.buf[this.len++] = c;
+  }
+
+  /** The bytes written so far (a view; copy before reusing the writer). */
+  view(): Buffer {
+    return this.buf.subarray(0, this.len);
+  }
+
+  reset(): void {
+    this.len = 0;
+  }
+}
+
+/** Per byte: 0 = copied as is, 1 = needs escaping, 2 = part of a multi-byte UTF-8 sequence. */
+const CLASS = new Uint8Array(256);
+for (let i = 0; i < 256; i++) CLASS[i] = i >= 0x80 ? 2 : ESC[i] !== 0 ? 1 : 0;
+
+function str(w: JsonWriter, b: Uint8Array, start: number, end: number): void {
+  let seen = 0;
+  for (let i = start; i < end; i++) seen |= CLASS[b[i]!]!;
+  if (seen & 2 && !isUtf8(b.subarray(start, end))) throw UNSUPPORTED;
+  const clean = (seen & 1) === 0;
+  w.ensure(2 + (clean ? end - start : (end - start) * 6));
+  const out = w.buf;
+  let p = w.len;
+  out[p++] = 0x22;
+  if (clean) {
+    // Buffer#copy has a fixed cost that dominates for the short strings records are made of.
+    if (end - start > 48) p += (b as Buffer).copy(out, p, start, end);
+    else for (let i = start; i < end; i++) out[p++] = b[i]!;
+  } else {
+    for (let i = start; i < end; i++) {
+      const c = b[i]!;
+      const e = c < 0x80 ? ESC[c]! : 0;
+      if (e === 0) out[p++] = c;
+      else if (e === 1) {
+        out[p++] = 0x5c;
+        out[p++] = SHORT[c]!;
+      } else {
+        out[p++] = 0x5c;
+        out[p++] = 0x75;
+        out[p++] = 0x30;
+        out[p++] = 0x30;
+        out[p++] = HEX.charCodeAt(c >> 4);
+        out[p++] = HEX.charCodeAt(c & 15);
+      }
+    }
+  }
+  out[p++] = 0x22;
+  w.len = p;
+}
+
+function num(w: JsonWriter, n: number | bigint): void {
+  w.text(typeof n === 'number' && !Number.isFinite(n) ? 'null' : String(n));
+}
+
+/** Writes the value at `pos` as JSON; returns the offset after it. Throws UNSUPPORTED. */
+function value(w: JsonWriter, b: Uint8Array, pos: number, dv: DataView): number {
+  const t = b[pos]!;
+  if (t <= 0x7f) {
+    num(w, t);
+    return pos + 1;
+  }
+  if (t >= 0xe0) {
+    num(w, t - 0x100);
+    return pos + 1;
+  }
+  if (t >= 0xa0 && t <= 0xbf) {
+    const end = pos + 1 + (t & 0x1f);
+    str(w, b, pos + 1, end);
+    return end;
+  }
+  if (t >= 0x80 && t <= 0x8f) return map(w, b, pos + 1, t & 0x0f, dv);
+  if (t >= 0x90 && t <= 0x9f) return array(w, b, pos + 1, t & 0x0f, dv);
+  switch (t) {
+    case 0xc0:
+      w.text('null');
+      return pos + 1;
+    case 0xc2:
+      w.text('false');
+      return pos + 1;
+    case 0xc3:
+      w.text('true');
+      return pos + 1;
+    case 0xd9:
+    case 0xc4: {
+      const s = pos + 2;
+      const end = s + b[pos + 1]!;
+      str(w, b, s, end);
+      return end;
+    }
+    case 0xda:
+    case 0xc5: {
+      const s = pos + 3;
+      const end = s + ((b[pos + 1]! << 8) | b[pos + 2]!);
+      str(w, b, s, end);
+      return end;
+    }
+    case 0xdb:
+    case 0xc6: {
+      const s = pos + 5;
+      const end = s + readU32(b, pos + 1);
+      str(w, b, s, end);
+      return end;
+    }
+    case 0xca:
+      num(w, dv.getFloat32(pos + 1));
+      return pos + 5;
+    case 0xcb:
+      num(w, dv.getFloat64(pos + 1));
+      return pos + 9;
+    case 0xcc:
+      num(w, b[pos + 1]!);
+      return pos + 2;
+    case 0xcd:
+      num(w, dv.getUint16(pos + 1));
+      return pos + 3;
+    case 0xce:
+      num(w, dv.getUint32(pos + 1));
+      return pos + 5;
+    case 0xcf: {
+      const v = dv.getBigUint64(pos + 1);
+      num(w, v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
+      return pos + 9;
+    }
+    case 0xd0:
+      num(w, dv.getInt8(pos + 1));
+      return pos + 2;
+    case 0xd1:
+      num(w, dv.getInt16(pos + 1));
+      return pos + 3;
+    case 0xd2:
+      num(w, dv.getInt32(pos + 1));
+      return pos + 5;
+    case 0xd3: {
+      const v = dv.getBigInt64(pos + 1);
+      num(w, v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v);
+      return pos + 9;
+    }
+    case 0xdc:
+      return array(w, b, pos + 3, (b[pos + 1]! << 8) | b[pos + 2]!, dv);
+    case 0xdd:
+      return array(w, b, pos + 5, readU32(b, pos + 1), dv);
+    case 0xde:
+      return map(w, b, pos + 3, (b[pos + 1]! << 8) | b[pos + 2]!, dv);
+    case 0xdf:
+      return map(w, b, pos + 5, readU32(b, pos + 1), dv);
+    default:
+      throw UNSUPPORTED; // ext types
+  }
+}
+
+function array(w: JsonWriter, b: Uint8Array, pos: number, n: number, dv: DataView): number {
+  w.byte(0x5b);
+  for (let i = 0; i < n; i++) {
+    if (i) w.byte(0x2c);
+    pos = value(w, b, pos, dv);
+  }
+  w.byte(0x5d);
+  return pos;
+}
+
+function pairs(w: JsonWriter, b: Uint8Array, pos: number, n: number, dv: DataView): number {
+  for (let i = 0; i < n; i++) {
+    if (i) w.byte(0x2c);
+    const t = b[pos]!;
+    // String keys only (the object path turns other keys into text in its own way).
+    if (!((t >= 0xa0 && t <= 0xbf) || t === 0xd9 || t === 0xda || t === 0xdb)) throw UNSUPPORTED;
+    pos = value(w, b, pos, dv);
+    w.byte(0x3a);
+    pos = value(w, b, pos, dv);
+  }
+  return pos;
+}
+
+function map(w: JsonWriter, b: Uint8Array, pos: number, n: number, dv: DataView): number {
+  w.byte(0x7b);
+  pos = pairs(w, b, pos, n, dv);
+  w.byte(0x7d);
+  return pos;
+}
+
+/**
+ * Appends the record (the msgpack bytes of a map) as JSON. `prefix` is written as the first
+ * member (e.g. `"date":1714564800.123456`), the way json_lines puts the time first.
+ */
+export function writeRecordJSON(w: JsonWriter, bytes: Uint8Array, prefix?: string): void {
+  const mark = w.len;
+  const raw = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  try {
+    const t = raw[0]!;
+    let n: number;
+    let pos: number;
+    if (t >= 0x80 && t <= 0x8f) [n, pos] = [t & 0x0f, 1];
+    else if (t === 0xde) [n, pos] = [(raw[1]! << 8) | raw[2]!, 3];
+    else if (t === 0xdf) [n, pos] = [readU32(raw, 1), 5];
+    else throw UNSUPPORTED;
+    const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    w.byte(0x7b);
+    if (prefix !== undefined) {
+      w.text(prefix);
+      if (n > 0) w.byte(0x2c);
+    }
+    pairs(w, raw, pos, n, dv);
+    w.byte(0x7d);
+  } catch (e) {
+    if (e !== UNSUPPORTED && !(e instanceof RangeError)) throw e;
+    w.len = mark;
+    const s = toJSONLine(decode(raw));
+    w.text(prefix === undefined ? s : `{${prefix}${s.length > 2 ? `,${s.slice(1)}` : '}'}`);
+  }
+}
