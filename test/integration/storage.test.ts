@@ -201,6 +201,38 @@ describe('filesystem buffer', () => {
     }
   });
 
+  test('storage.backlog.mem_limit bounds the chunk files read back at once; storage.sync full writes and replays', async () => {
+    const g = newGate(false);
+    const dir = tempDir();
+    const service = 'storage.sync: full\nstorage.backlog.mem_limit: 1k';
+    let s = await server({ service, outputs: gateOut(g.name), dir });
+    const c = await RawClient.connect(s.ports[0]!);
+    for (let i = 0; i < 8; i++) await c.write(frame('audit', `k${i}`, 10, i * 10));
+    await c.until(() => acks(c).length === 8, 5000, 'acks');
+    c.close();
+    await s.run.stop(0.2);
+    const size = statSync(join(dir, 'buf', 'forward.0', chunkFiles(dir)[0]!)).size;
+    assert.ok(size * 3 < 1024 && size * 4 > 1024, `chunk of ${size} bytes`);
+
+    const g2 = newGate(false);
+    s = await server({ service, outputs: gateOut(g2.name, 'batch_size: 1000'), dir });
+    try {
+      await until(() => s.run.pipeline.status().outputs['gate.0']!.records === 30, 'three chunks read back');
+      await new Promise((r) => setTimeout(r, 150));
+      assert.equal(s.run.pipeline.status().outputs['gate.0']!.records, 30, 'no more than 1k of chunk files in memory');
+      assert.equal(await s.run.counter('logwarden_storage_replayed_chunks_total'), 3);
+      g2.gate.release();
+      await until(() => g2.gate.delivered.length === 80, 'the rest follows as memory frees');
+      assert.deepEqual(
+        g2.gate.delivered.map((e) => e.record.k),
+        Array.from({ length: 80 }, (_, k) => k),
+      );
+      await until(() => chunkFiles(dir).length === 0, 'buffer empty');
+    } finally {
+      await s.run.stop(1);
+    }
+  });
+
   test('storage.total_limit_size with block: no ack past the limit until delivered, inputs routed there pause', async () => {
     const g = newGate(false);
     const s = await server({ outputs: gateOut(g.name, 'storage.total_limit_size: 700') });
