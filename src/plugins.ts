@@ -21,6 +21,7 @@ import { alertmanagerOutput } from './outputs/alertmanager/index.js';
 import { fileOutput } from './outputs/file/index.js';
 import { stdoutOutput } from './outputs/stdout/index.js';
 import { uiOutput } from './outputs/ui/index.js';
+import { forwardOutput } from './outputs/forward/index.js';
 import type { Registry } from './core/pipeline.js';
 import { buildParsers } from './parsers/index.js';
 
@@ -46,6 +47,7 @@ export const plugins: AnyPlugin[] = [
   alertmanagerOutput,
   stdoutOutput,
   uiOutput,
+  forwardOutput,
 ];
 
 export const registry: Registry = {

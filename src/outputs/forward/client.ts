@@ -1,0 +1,274 @@
+/**
+ * One connection to a forward server, client side of Forward Protocol v1:
+ * - connect over TCP, TLS or a Unix socket within net.connect_timeout;
+ * - with a shared key, the handshake: wait for HELO {nonce, auth, keepalive}, answer
+ *   PING [self_hostname, salt, hex(sha512(salt + self_hostname + nonce + shared_key)), username,
+ *   hex(sha512(auth + username + password))], then check PONG [auth_result, reason,
+ *   server_hostname, hex(sha512(salt + server_hostname + nonce + shared_key))] — a server that
+ *   does not know the key cannot compute that digest;
+ * - one request in flight: write a frame; with `chunk`, wait for `{ack: chunk}` within
+ *   net.io_timeout. Anything else from the server closes the connection.
+ * Every failure is a DeliveryError (retryable: the engine retries, the output fails over).
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import net from 'node:net';
+import tls from 'node:tls';
+import { DeliveryError } from '../../core/plugin.js';
+import { decode, encode } from '../../core/msgpack.js';
+import { Framer } from '../../inputs/forward/framer.js';
+
+export interface Endpoint {
+  /** For messages: `host:port` or the socket path. */
+  label: string;
+  host?: string;
+  port?: number;
+  path?: string;
+  tls?: tls.ConnectionOptions;
+}
+
+export interface Auth {
+  sharedKey: string;
+  selfHostname: string;
+  username: string;
+  password: string;
+}
+
+export interface ClientTimeouts {
+  connectMs: number;
+  ioMs: number;
+}
+
+/** Replies are tiny ({ack}, HELO, PONG); a server sending more than this is not a forward server. */
+const MAX_REPLY = 64 * 1024;
+
+function sha512hex(...parts: Array<Buffer | string>): string {
+  const h = createHash('sha512');
+  for (const p of parts) h.update(p);
+  return h.digest('hex');
+}
+
+function bytesOf(v: unknown): Buffer | undefined {
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
+  if (v instanceof Uint8Array) return Buffer.from(v);
+  return undefined;
+}
+
+function textOf(v: unknown): string | undefined {
+  return bytesOf(v)?.toString('utf8');
+}
+
+function describe(v: unknown): string {
+  try {
+    const s = JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? String(x) : x instanceof Uint8Array ? `<${x.length} bytes>` : x));
+    return s.length > 200 ? `${s.slice(0, 200)}...` : s;
+  } catch {
+    return typeof v;
+  }
+}
+
+export class ForwardConnection {
+  private readonly framer = new Framer(1024, MAX_REPLY);
+  private replies: unknown[] = [];
+  private waiter: ((err?: DeliveryError) => void) | undefined;
+  private failure: DeliveryError | undefined;
+  /** The server said keepalive false in HELO: use the connection for one request only. */
+  keepalive = true;
+  /** Requests sent on this connection (a reused connection may have been closed by the server). */
+  used = 0;
+
+  private constructor(
+    private readonly socket: net.Socket,
+    readonly endpoint: Endpoint,
+    private readonly timeouts: ClientTimeouts,
+    onUnsolicited: (err: DeliveryError) => void,
+  ) {
+    socket.on('data', (d: Buffer) => {
+      try {
+        this.framer.push(d, (frame) => {
+          this.replies.push(decode(Buffer.from(frame)));
+        });
+      } catch (e) {
+        this.fail(new DeliveryError(`${endpoint.label}: unreadable reply from server: ${(e as Error).message}`, true, 'protocol'));
+        return;
+      }
+      if (this.waiter) this.wake();
+      else if (this.replies.length) {
+        // Nobody asked: the server speaks out of turn (a HELO when no shared_key is set, a stray ack).
+        const err = new DeliveryError(`${endpoint.label}: unexpected message from server: ${describe(this.replies[0])}${unexpectedHint(this.replies[0])}`, true, 'protocol');
+        this.fail(err);
+        onUnsolicited(err);
+      }
+    });
+    socket.on('error', (e: NodeJS.ErrnoException) => this.fail(transportError(endpoint, e)));
+    socket.on('close', () => this.fail(new DeliveryError(`${endpoint.label}: connection closed by the server`, true, 'connection')));
+  }
+
+  get alive(): boolean {
+    return this.failure === undefined && !this.socket.destroyed;
+  }
+
+  private wake(err?: DeliveryError): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.(err);
+  }
+
+  private fail(err: DeliveryError): void {
+    if (this.failure) return;
+    this.failure = err;
+    this.socket.destroy();
+    this.wake(err);
+  }
+
+  destroy(): void {
+    this.fail(new DeliveryError(`${this.endpoint.label}: connection closed`, true, 'connection'));
+  }
+
+  /** Opens a connection and runs the handshake when `auth` is set. */
+  static async open(
+    endpoint: Endpoint,
+    auth: Auth | undefined,
+    timeouts: ClientTimeouts,
+    onUnsolicited: (err: DeliveryError) => void,
+  ): Promise<ForwardConnection> {
+    const socket = await connect(endpoint, timeouts.connectMs);
+    socket.setNoDelay(true);
+    const c = new ForwardConnection(socket, endpoint, timeouts, onUnsolicited);
+    if (auth) {
+      try {
+        await c.handshake(auth);
+      } catch (e) {
+        c.destroy();
+        throw e;
+      }
+    }
+    return c;
+  }
+
+  /** Next reply from the server, or a DeliveryError after `ms` / when the connection fails. */
+  private async next(ms: number, what: string, option: string): Promise<unknown> {
+    for (;;) {
+      if (this.replies.length) return this.replies.shift();
+      if (this.failure) throw this.failure;
+      const err = await new Promise<DeliveryError | undefined>((resolve) => {
+        const t = setTimeout(() => {
+          this.waiter = undefined;
+          resolve(new DeliveryError(`${this.endpoint.label}: no ${what} within ${option} (${ms / 1000}s)`, true, 'timeout'));
+        }, ms);
+        this.waiter = (e) => {
+          clearTimeout(t);
+          resolve(e);
+        };
+      });
+      if (err) {
+        if (err.reason === 'timeout') this.fail(err);
+        throw err;
+      }
+    }
+  }
+
+  private protocolError(message: string, reason = 'protocol'): DeliveryError {
+    const err = new DeliveryError(`${this.endpoint.label}: ${message}`, true, reason);
+    this.fail(err);
+    return err;
+  }
+
+  private async handshake(auth: Auth): Promise<void> {
+    // Forward Protocol v1: the server sends HELO as soon as it accepts the connection.
+    const helo = await this.next(this.timeouts.connectMs, 'HELO (the server may not require a shared key)', 'net.connect_timeout');
+    if (!Array.isArray(helo) || helo[0] !== 'HELO' || helo[1] === null || typeof helo[1] !== 'object') {
+      throw this.protocolError(`expected HELO, got ${describe(helo)}`);
+    }
+    const opts = helo[1] as Record<string, unknown>;
+    const nonce = bytesOf(opts.nonce);
+    if (!nonce) throw this.protocolError('HELO without a nonce');
+    const authSalt = bytesOf(opts.auth) ?? Buffer.alloc(0);
+    if (opts.keepalive === false) this.keepalive = false;
+    // A hex salt, as Fluentd's out_forward makes it: valid UTF-8 for any server's str decoding.
+    const salt = randomBytes(16).toString('hex');
+    const digest = sha512hex(salt, auth.selfHostname, nonce, auth.sharedKey);
+    const userAuth = authSalt.length > 0;
+    const passwordDigest = userAuth ? sha512hex(authSalt, auth.username, auth.password) : '';
+    this.socket.write(encode(['PING', auth.selfHostname, salt, digest, userAuth ? auth.username : '', passwordDigest]));
+    const pong = await this.next(this.timeouts.ioMs, 'PONG', 'net.io_timeout');
+    if (!Array.isArray(pong) || pong[0] !== 'PONG' || pong.length < 4) throw this.protocolError(`expected PONG, got ${describe(pong)}`);
+    if (pong[1] !== true) {
+      const reason = textOf(pong[2]) || 'no reason given';
+      const hint = userAuth && !auth.username ? ' (the server requires username and password)' : '';
+      throw this.protocolError(`authentication failed: ${reason}${hint}`, 'auth');
+    }
+    const serverHostname = textOf(pong[3]) ?? '';
+    const expected = sha512hex(salt, serverHostname, nonce, auth.sharedKey);
+    const got = Buffer.from((textOf(pong[4]) ?? '').toLowerCase());
+    const want = Buffer.from(expected);
+    if (got.length !== want.length || !timingSafeEqual(got, want)) {
+      throw this.protocolError(
+        `PONG digest mismatch from server '${serverHostname}': it does not hold the same shared_key (or is not the server it claims to be)`,
+        'auth',
+      );
+    }
+  }
+
+  /**
+   * Writes one frame (its parts corked into one segment train); with `chunk`, waits for the
+   * matching ack. Resolves once written (no chunk) or acked.
+   */
+  async request(parts: Buffer[], chunk: string | undefined): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.used++;
+    const written = new Promise<void>((resolve, reject) => {
+      this.socket.cork();
+      for (let i = 0; i < parts.length; i++) {
+        if (i === parts.length - 1) {
+          this.socket.write(parts[i]!, (e) => (e ? reject(transportError(this.endpoint, e as NodeJS.ErrnoException)) : resolve()));
+        } else this.socket.write(parts[i]!);
+      }
+      this.socket.uncork();
+    });
+    // A destroyed socket calls the write callback with an error, so this settles either way.
+    if (chunk === undefined) return written;
+    written.catch(() => undefined);
+    const reply = await this.next(this.timeouts.ioMs, `ack for chunk ${chunk}`, 'net.io_timeout');
+    const ack = reply !== null && typeof reply === 'object' && !Array.isArray(reply) ? textOf((reply as Record<string, unknown>).ack) : undefined;
+    if (ack === undefined) throw this.protocolError(`expected {ack: "${chunk}"}, got ${describe(reply)}${unexpectedHint(reply)}`, 'ack');
+    if (ack !== chunk) throw this.protocolError(`ack mismatch: sent chunk ${chunk}, got ack ${ack}`, 'ack');
+  }
+}
+
+function unexpectedHint(v: unknown): string {
+  if (Array.isArray(v) && v[0] === 'HELO') return ' — the server requires authentication: set shared_key (and username/password if it has users)';
+  return '';
+}
+
+function transportError(endpoint: Endpoint, e: NodeJS.ErrnoException): DeliveryError {
+  const code = e.code ?? '';
+  if (/CERT|SSL|TLS|SELF_SIGNED|HOSTNAME|UNABLE_TO_|VERIFY|EPROTO/.test(code) || e.message.includes('TLS')) {
+    return new DeliveryError(`${endpoint.label}: TLS error ${code}: ${e.message}`, true, 'tls');
+  }
+  return new DeliveryError(`${endpoint.label}: ${code ? `${code} ` : ''}${e.message}`, true, 'connection');
+}
+
+function connect(endpoint: Endpoint, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    let socket: net.Socket;
+    const event = endpoint.tls ? 'secureConnect' : 'connect';
+    if (endpoint.path !== undefined) socket = net.connect({ path: endpoint.path });
+    else if (endpoint.tls) socket = tls.connect({ host: endpoint.host, port: endpoint.port, ...endpoint.tls });
+    else socket = net.connect({ host: endpoint.host!, port: endpoint.port! });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new DeliveryError(`${endpoint.label}: connect timeout (net.connect_timeout ${timeoutMs / 1000}s)`, true, 'timeout'));
+    }, timeoutMs);
+    const onError = (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(transportError(endpoint, e));
+    };
+    socket.once('error', onError);
+    socket.once(event, () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      resolve(socket);
+    });
+  });
+}

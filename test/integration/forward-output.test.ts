@@ -1,0 +1,670 @@
+/**
+ * The forward output over real sockets: into logwarden's own forward input (two pipelines in one
+ * process, or `logwarden run` child processes for failover), and into a capture server that
+ * decodes the wire with @msgpack/msgpack (a decoder independent of the project's) to pin the
+ * frame shapes Fluent Bit's out_forward sends.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { Decoder } from '@msgpack/msgpack';
+import { forwardInput } from '../../src/inputs/forward/index.js';
+import { forwardOutput } from '../../src/outputs/forward/index.js';
+import { fileOutput } from '../../src/outputs/file/index.js';
+import { EventTime, type LogEvent } from '../../src/core/event.js';
+import { ConfigErrors } from '../../src/config/errors.js';
+import { events, startPipeline, tempDir, type RunningPipeline } from '../support/output-pipeline.js';
+import { pack, RawClient, WireTime } from '../support/forward-client.js';
+
+const plugins = [forwardInput, forwardOutput, fileOutput];
+
+interface Receiver {
+  run: RunningPipeline;
+  port: number;
+  seen: LogEvent[];
+  lines(tag: string): Array<Record<string, unknown>>;
+}
+
+/** A logwarden pipeline: forward input on a free port -> json_lines files per tag. */
+async function receiver(inputOptions = '', dir?: string): Promise<Receiver> {
+  const run = await startPipeline(
+    `
+service:
+  grace: 1
+pipeline:
+  inputs:
+    - name: forward
+      listen: 127.0.0.1
+      port: 0
+${inputOptions.replace(/^/gm, '      ')}
+  outputs:
+    - name: file
+      match: '*'
+      path: out
+      mkdir: on
+      format: json_lines
+      json_date_key: false
+`,
+    plugins,
+    dir,
+  );
+  const seen: LogEvent[] = [];
+  run.pipeline.onFiltered = (evs) => seen.push(...evs);
+  const port = Number(run.pipeline.inputs[0]!.instance.addresses!()[0]!.split(':').pop());
+  return {
+    run,
+    port,
+    seen,
+    lines(tag) {
+      const f = join(run.dir, 'out', tag);
+      return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+    },
+  };
+}
+
+/** A pipeline without inputs whose only output is `forward` with these options (tests ingest). */
+async function sender(outputOptions: string, dir?: string, service = ''): Promise<RunningPipeline> {
+  return startPipeline(
+    `
+service:
+  grace: 2
+${service.replace(/^/gm, '  ')}
+pipeline:
+  outputs:
+    - name: forward
+      match: '*'
+      batch_wait: 0.05
+      scheduler.base: 0.05
+      scheduler.cap: 0.2
+${outputOptions.replace(/^/gm, '      ')}
+`,
+    plugins,
+    dir,
+  );
+}
+
+/** A forward server that records decoded frames (independent decoder) and can ack them. */
+class CaptureServer {
+  readonly frames: unknown[][] = [];
+  readonly raw: Buffer[] = [];
+  connections = 0;
+  private readonly sockets = new Set<net.Socket>();
+  private server!: net.Server;
+  port = 0;
+  ack = true;
+
+  async start(onConnect?: (s: net.Socket) => void, onFrame?: (s: net.Socket, frame: unknown[]) => boolean): Promise<this> {
+    this.server = net.createServer((s) => {
+      this.connections++;
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+      onConnect?.(s);
+      const dec = new Decoder({ extensionCodec: undefined, useBigInt64: true });
+      let buf = Buffer.alloc(0);
+      s.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        // Decode as many complete values as the buffer holds.
+        for (;;) {
+          let consumed = 0;
+          let value: unknown;
+          try {
+            const r = decodeOne(dec, buf);
+            if (!r) break;
+            [value, consumed] = r;
+          } catch {
+            break;
+          }
+          this.raw.push(buf.subarray(0, consumed));
+          buf = buf.subarray(consumed);
+          const frame = value as unknown[];
+          if (onFrame?.(s, frame)) continue;
+          this.frames.push(frame);
+          const opts = frame[2] as { chunk?: string } | undefined;
+          if (this.ack && opts?.chunk !== undefined) s.write(pack({ ack: opts.chunk }));
+        }
+      });
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', () => r()));
+    this.port = (this.server.address() as net.AddressInfo).port;
+    return this;
+  }
+
+  dropAll(): void {
+    for (const c of this.sockets) c.destroy();
+  }
+
+  async stop(): Promise<void> {
+    this.dropAll();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+/** Decodes the first msgpack value of `buf`; returns it and its length, or null when incomplete. */
+function decodeOne(dec: Decoder, buf: Buffer): [unknown, number] | null {
+  if (buf.length === 0) return null;
+  // @msgpack/msgpack has no "bytes consumed": decode growing prefixes is quadratic, so use its
+  // stream API on the whole buffer and measure by re-encoding-free scanning of the first value.
+  const len = valueLength(buf, 0);
+  if (len < 0) return null;
+  return [dec.decode(buf.subarray(0, len)), len];
+}
+
+/** Length of the msgpack value at `p`, or -1 when the buffer ends first (test-side scanner). */
+function valueLength(b: Buffer, p: number): number {
+  const end = skip(b, p);
+  return end < 0 ? -1 : end - p;
+}
+
+function skip(b: Buffer, p: number): number {
+  if (p >= b.length) return -1;
+  const t = b[p]!;
+  const need = (n: number) => (p + n <= b.length ? p + n : -1);
+  const items = (start: number, n: number) => {
+    let q = start;
+    for (let i = 0; i < n; i++) {
+      if (q < 0) return -1;
+      q = skip(b, q);
+    }
+    return q;
+  };
+  if (t <= 0x7f || t >= 0xe0 || t === 0xc0 || t === 0xc2 || t === 0xc3) return need(1);
+  if (t >= 0x80 && t <= 0x8f) return items(p + 1, (t & 0x0f) * 2);
+  if (t >= 0x90 && t <= 0x9f) return items(p + 1, t & 0x0f);
+  if (t >= 0xa0 && t <= 0xbf) return need(1 + (t & 0x1f));
+  const len8 = () => (p + 2 <= b.length ? b[p + 1]! : -1);
+  const len16 = () => (p + 3 <= b.length ? b.readUInt16BE(p + 1) : -1);
+  const len32 = () => (p + 5 <= b.length ? b.readUInt32BE(p + 1) : -1);
+  switch (t) {
+    case 0xc4: case 0xd9: { const n = len8(); return n < 0 ? -1 : need(2 + n); }
+    case 0xc5: case 0xda: { const n = len16(); return n < 0 ? -1 : need(3 + n); }
+    case 0xc6: case 0xdb: { const n = len32(); return n < 0 ? -1 : need(5 + n); }
+    case 0xc7: { const n = len8(); return n < 0 ? -1 : need(3 + n); }
+    case 0xc8: { const n = len16(); return n < 0 ? -1 : need(4 + n); }
+    case 0xc9: { const n = len32(); return n < 0 ? -1 : need(6 + n); }
+    case 0xca: return need(5);
+    case 0xcb: return need(9);
+    case 0xcc: case 0xd0: return need(2);
+    case 0xcd: case 0xd1: return need(3);
+    case 0xce: case 0xd2: return need(5);
+    case 0xcf: case 0xd3: return need(9);
+    case 0xd4: return need(3);
+    case 0xd5: return need(4);
+    case 0xd6: return need(6);
+    case 0xd7: return need(10);
+    case 0xd8: return need(18);
+    case 0xdc: { const n = len16(); return n < 0 ? -1 : items(p + 3, n); }
+    case 0xdd: { const n = len32(); return n < 0 ? -1 : items(p + 5, n); }
+    case 0xde: { const n = len16(); return n < 0 ? -1 : items(p + 3, n * 2); }
+    case 0xdf: { const n = len32(); return n < 0 ? -1 : items(p + 5, n * 2); }
+  }
+  throw new Error(`bad type byte ${t}`);
+}
+
+const ids = (n: number, from = 0) => Array.from({ length: n }, (_, i) => ({ id: from + i, msg: `record ${from + i}` }));
+
+function sortedIds(lines: Array<Record<string, unknown>>): number[] {
+  return lines.map((l) => l.id as number).sort((a, b) => a - b);
+}
+
+async function waitFor(pred: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('forward output into the forward input', () => {
+  test('acks, shared key and users: every record arrives once, nanoseconds kept, one frame per tag', async () => {
+    const r = await receiver('shared_key: s3cret\nself_hostname: relay-b\nsecurity.users:\n  - alice wonder land');
+    const s = await sender(
+      `host: 127.0.0.1\nport: ${r.port}\nrequire_ack_response: on\nshared_key: s3cret\nself_hostname: relay-a\nusername: alice\npassword: wonder land`,
+    );
+    try {
+      const start = new EventTime(1_700_000_000, 123_456_789);
+      const batch = [...events('app.a', ids(300), start), ...events('app.b', ids(200, 300), start)];
+      const res = await s.ingest(batch);
+      assert.deepEqual(res, { ok: true });
+      assert.deepEqual(sortedIds(r.lines('app.a')), ids(300).map((x) => x.id));
+      assert.deepEqual(sortedIds(r.lines('app.b')), ids(200, 300).map((x) => x.id));
+      const ev = r.seen.find((e) => e.tag === 'app.a' && e.record.id === 7)!;
+      assert.equal(ev.time.sec, 1_700_000_000);
+      assert.equal(ev.time.nsec, 123_456_796);
+      assert.equal(await r.run.counter('logwarden_input_acks_total'), 2, 'one acked frame per tag');
+      assert.equal(await r.run.counter('logwarden_input_auth_failures_total'), 0);
+    } finally {
+      await s.stop(1);
+      await r.run.stop(1);
+    }
+  });
+
+  test('connections are kept between batches (keepalive)', async () => {
+    const r = await receiver();
+    const s = await sender(`port: ${r.port}\nrequire_ack_response: on\nworkers: 1`);
+    try {
+      for (let i = 0; i < 5; i++) assert.deepEqual(await s.ingest(events('keep', ids(10, i * 10))), { ok: true });
+      assert.equal(await r.run.counter('logwarden_input_connections'), 1, 'one connection, kept open');
+      assert.equal(r.lines('keep').length, 50);
+    } finally {
+      await s.stop(1);
+      await r.run.stop(1);
+    }
+  });
+
+  test('gzip: CompressedPackedForward frames decode on the receiver', async () => {
+    const r = await receiver();
+    const s = await sender(`port: ${r.port}\ncompress: gzip\nrequire_ack_response: on`);
+    try {
+      const records = ids(500).map((x) => ({ ...x, pad: 'x'.repeat(200) }));
+      assert.deepEqual(await s.ingest(events('gz', records)), { ok: true });
+      assert.deepEqual(sortedIds(r.lines('gz')), ids(500).map((x) => x.id));
+      const wire = await r.run.counter('logwarden_input_bytes_total');
+      assert.ok(wire < 500 * 200 / 5, `gzip frame is small (${wire} bytes)`);
+    } finally {
+      await s.stop(1);
+      await r.run.stop(1);
+    }
+  });
+
+  test('time_as_integer: seconds only', async () => {
+    const r = await receiver();
+    const s = await sender(`port: ${r.port}\ntime_as_integer: on\nrequire_ack_response: on`);
+    try {
+      assert.deepEqual(await s.ingest(events('tai', ids(3), new EventTime(1_700_000_005, 999_999_999))), { ok: true });
+      const evs = r.seen.filter((e) => e.tag === 'tai');
+      assert.equal(evs.length, 3);
+      for (const e of evs) assert.equal(e.time.nsec, 0);
+      assert.deepEqual(evs.map((e) => e.time.sec), [1_700_000_005, 1_700_000_006, 1_700_000_006]);
+    } finally {
+      await s.stop(1);
+      await r.run.stop(1);
+    }
+  });
+
+  test('metadata is retained by default and dropped with retain_metadata_in_forward_mode off', async () => {
+    const r = await receiver();
+    const on = await sender(`port: ${r.port}\nrequire_ack_response: on`);
+    const off = await sender(`port: ${r.port}\nrequire_ack_response: on\nretain_metadata_in_forward_mode: off`);
+    try {
+      const t = new EventTime(1_700_000_000, 5);
+      const mk = (tag: string): LogEvent[] => [
+        { tag, time: t, record: { n: 1 }, metadata: { otlp: { trace_id: 'abc' }, source: 'k8s' } },
+        { tag, time: t, record: { n: 2 } },
+      ];
+      assert.deepEqual(await on.ingest(mk('meta.on')), { ok: true });
+      assert.deepEqual(await off.ingest(mk('meta.off')), { ok: true });
+      const got = (tag: string) => r.seen.filter((e) => e.tag === tag).map((e) => ({ n: e.record.n, metadata: e.metadata }));
+      assert.deepEqual(got('meta.on'), [
+        { n: 1, metadata: { otlp: { trace_id: 'abc' }, source: 'k8s' } },
+        { n: 2, metadata: undefined },
+      ]);
+      assert.deepEqual(got('meta.off'), [
+        { n: 1, metadata: undefined },
+        { n: 2, metadata: undefined },
+      ]);
+    } finally {
+      await on.stop(1);
+      await off.stop(1);
+      await r.run.stop(1);
+    }
+  });
+
+  test('tag override: a static template and a record accessor template', async () => {
+    const r = await receiver();
+    const fixed = await sender(`port: ${r.port}\nrequire_ack_response: on\ntag: relay.$TAG[1]`);
+    const dynamic = await sender(`port: ${r.port}\nrequire_ack_response: on\ntag: kind.$kind`);
+    try {
+      assert.deepEqual(await fixed.ingest([...events('app.web', ids(2)), ...events('app.db', ids(3, 2))]), { ok: true });
+      assert.deepEqual(sortedIds(r.lines('relay.web')), [0, 1]);
+      assert.deepEqual(sortedIds(r.lines('relay.db')), [2, 3, 4]);
+      const recs = [{ id: 0, kind: 'audit' }, { id: 1, kind: 'app' }, { id: 2, kind: 'audit' }, { id: 3 }];
+      assert.deepEqual(await dynamic.ingest(events('dyn', recs)), { ok: true });
+      assert.deepEqual(sortedIds(r.lines('kind.audit')), [0, 2]);
+      assert.deepEqual(sortedIds(r.lines('kind.app')), [1]);
+      // A missing key renders as nothing: "kind." is still a tag (Fluent Bit's translation).
+      assert.deepEqual(sortedIds(r.lines('kind.')), [3]);
+    } finally {
+      await fixed.stop(1);
+      await dynamic.stop(1);
+      await r.run.stop(1);
+    }
+  });
+
+  test('TLS with a CA file and the host name checked', async () => {
+    const selfsigned = (await import('selfsigned')).default;
+    const ca = await selfsigned.generate([{ name: 'commonName', value: 'test-ca' }], {
+      keySize: 2048,
+      algorithm: 'sha256',
+      extensions: [{ name: 'basicConstraints', cA: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true }],
+    });
+    const srv = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
+      keySize: 2048,
+      algorithm: 'sha256',
+      ca: { key: ca.private, cert: ca.cert },
+      extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }] }],
+    });
+    const dir = tempDir();
+    writeFileSync(join(dir, 'ca.pem'), ca.cert);
+    writeFileSync(join(dir, 'server.pem'), srv.cert);
+    writeFileSync(join(dir, 'server.key'), srv.private);
+    const r = await receiver('tls: on\ntls.crt_file: server.pem\ntls.key_file: server.key', dir);
+    const sdir = tempDir();
+    writeFileSync(join(sdir, 'ca.pem'), ca.cert);
+    const good = await sender(`host: 127.0.0.1\nport: ${r.port}\ntls: on\ntls.ca_file: ca.pem\ntls.vhost: localhost\nrequire_ack_response: on`, sdir);
+    const wrongName = await sender(
+      `host: 127.0.0.1\nport: ${r.port}\ntls: on\ntls.ca_file: ca.pem\ntls.vhost: elsewhere\nrequire_ack_response: on\nretry_limit: no_retries`,
+      tempDirWith('ca.pem', ca.cert),
+    );
+    try {
+      assert.deepEqual(await good.ingest(events('tls.ok', ids(4))), { ok: true });
+      assert.deepEqual(sortedIds(r.lines('tls.ok')), [0, 1, 2, 3]);
+      const res = await wrongName.ingest(events('tls.bad', ids(1)));
+      assert.equal(res.ok, false);
+      assert.match(String(wrongName.logs.find((l) => l.msg === 'batch failed, retries exhausted')?.err), /TLS error|altnames|does not match/i);
+    } finally {
+      await good.stop(1);
+      await wrongName.stop(1);
+      await r.run.stop(1);
+    }
+  });
+
+  test('Unix socket', async () => {
+    const sock = join(tempDir(), 'fw.sock');
+    const r = await receiver(`unix_path: ${sock}`);
+    const s = await sender(`unix_path: ${sock}\nrequire_ack_response: on`);
+    try {
+      assert.deepEqual(await s.ingest(events('unix', ids(5))), { ok: true });
+      assert.deepEqual(sortedIds(r.lines('unix')), [0, 1, 2, 3, 4]);
+    } finally {
+      await s.stop(1);
+      await r.run.stop(1);
+    }
+  });
+});
+
+function tempDirWith(name: string, content: string): string {
+  const d = tempDir();
+  writeFileSync(join(d, name), content);
+  return d;
+}
+
+describe('forward output: what goes on the wire', () => {
+  let cap: CaptureServer;
+  before(async () => {
+    cap = await new CaptureServer().start();
+  });
+  after(async () => {
+    await cap.stop();
+  });
+
+  test('Forward mode with EventTime ext, chunk = Base64 of 16 bytes, size, add_option', async () => {
+    const s = await sender(`port: ${cap.port}\nrequire_ack_response: on\nadd_option:\n  - fluent_signal 0`);
+    try {
+      cap.frames.length = 0;
+      assert.deepEqual(await s.ingest(events('wire.fwd', ids(3), new EventTime(1_700_000_000, 42))), { ok: true });
+      assert.equal(cap.frames.length, 1);
+      const [tag, entries, opts] = cap.frames[0] as [string, Array<[unknown, Record<string, unknown>]>, Record<string, unknown>];
+      assert.equal(tag, 'wire.fwd');
+      assert.equal(entries.length, 3);
+      // With no extension codec, @msgpack/msgpack gives ExtData {type, data}.
+      const t0 = entries[0]![0] as { type: number; data: Uint8Array };
+      assert.equal(t0.type, 0);
+      const db = Buffer.from(t0.data);
+      assert.equal(db.readUInt32BE(0), 1_700_000_000);
+      assert.equal(db.readUInt32BE(4), 42);
+      assert.deepEqual(entries[2]![1], { id: 2, msg: 'record 2' });
+      assert.deepEqual(Object.keys(opts), ['chunk', 'size', 'fluent_signal']);
+      assert.equal(opts.size, 3);
+      assert.equal(opts.fluent_signal, '0');
+      assert.equal(Buffer.from(String(opts.chunk), 'base64').length, 16);
+      assert.equal(Buffer.from(String(opts.chunk), 'base64').toString('base64'), opts.chunk);
+    } finally {
+      await s.stop(1);
+    }
+  });
+
+  test('a kept connection the server closed is replaced by a new one', async () => {
+    const s = await sender(`port: ${cap.port}\nrequire_ack_response: on\nworkers: 1`);
+    try {
+      const before = cap.connections;
+      for (let i = 0; i < 3; i++) assert.deepEqual(await s.ingest(events('wire.keep', ids(2))), { ok: true });
+      assert.equal(cap.connections - before, 1);
+      cap.dropAll();
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(await s.ingest(events('wire.keep', ids(2))), { ok: true });
+      assert.equal(cap.connections - before, 2);
+      assert.equal(s.logs.filter((l) => l.msg === 'batch failed, will retry').length, 0);
+    } finally {
+      await s.stop(1);
+    }
+  });
+
+  test('no options map by default; send_options adds size only', async () => {
+    const plain = await sender(`port: ${cap.port}`);
+    const withSize = await sender(`port: ${cap.port}\nsend_options: on`);
+    try {
+      cap.frames.length = 0;
+      assert.deepEqual(await plain.ingest(events('wire.plain', ids(2))), { ok: true });
+      await waitFor(() => cap.frames.length === 1, 5000, 'plain frame');
+      assert.equal(cap.frames[0]!.length, 2);
+      assert.deepEqual(await withSize.ingest(events('wire.size', ids(2))), { ok: true });
+      await waitFor(() => cap.frames.length === 2, 5000, 'frame with size');
+      assert.deepEqual(cap.frames[1]![2], { size: 2 });
+    } finally {
+      await plain.stop(1);
+      await withSize.stop(1);
+    }
+  });
+
+  test('gzip: [tag, bin(gzip entries), {chunk, size, compressed: gzip}]', async () => {
+    const s = await sender(`port: ${cap.port}\ncompress: gzip\nrequire_ack_response: on`);
+    try {
+      cap.frames.length = 0;
+      assert.deepEqual(await s.ingest(events('wire.gz', ids(4))), { ok: true });
+      const [tag, payload, opts] = cap.frames[0] as [string, Uint8Array, Record<string, unknown>];
+      assert.equal(tag, 'wire.gz');
+      assert.ok(payload instanceof Uint8Array);
+      assert.deepEqual(Object.keys(opts), ['chunk', 'size', 'compressed']);
+      assert.equal(opts.compressed, 'gzip');
+      const entries = [...new Decoder().decodeMulti(gunzipSync(payload))] as Array<[unknown, Record<string, unknown>]>;
+      assert.deepEqual(entries.map((e) => e[1].id), [0, 1, 2, 3]);
+    } finally {
+      await s.stop(1);
+    }
+  });
+
+  test('time_as_integer entries are [uint seconds, record]; metadata entries are [[EventTime, meta], record]', async () => {
+    const tai = await sender(`port: ${cap.port}\ntime_as_integer: on`);
+    const meta = await sender(`port: ${cap.port}`);
+    try {
+      cap.frames.length = 0;
+      const t = new EventTime(1_700_000_001, 7);
+      await tai.ingest([{ tag: 'wire.tai', time: t, record: { a: 1 }, metadata: { m: 1 } }]);
+      await waitFor(() => cap.frames.length === 1);
+      assert.deepEqual((cap.frames[0]![1] as unknown[])[0], [1_700_000_001, { a: 1 }]);
+      await meta.ingest([{ tag: 'wire.meta', time: t, record: { a: 1 }, metadata: { m: 1 } }, { tag: 'wire.meta', time: t, record: { a: 2 } }]);
+      await waitFor(() => cap.frames.length === 2);
+      const [e1, e2] = cap.frames[1]![1] as unknown[][];
+      assert.ok(Array.isArray(e1![0]));
+      assert.deepEqual((e1![0] as unknown[])[1], { m: 1 });
+      assert.deepEqual(e1![1], { a: 1 });
+      assert.ok(!Array.isArray(e2![0]), 'an event without metadata is a plain [time, record] entry');
+    } finally {
+      await tai.stop(1);
+      await meta.stop(1);
+    }
+  });
+});
+
+describe('forward output: raw bytes relayed unchanged', () => {
+  test('a record with a 64-bit integer and a binary value crosses two hops byte for byte, never decoded by the relay', async () => {
+    // B: forward input -> msgpack file ([time, record] as received).
+    const bDir = tempDir();
+    const b = await startPipeline(
+      `
+pipeline:
+  inputs:
+    - name: forward
+      listen: 127.0.0.1
+      port: 0
+  outputs:
+    - name: file
+      match: '*'
+      path: out
+      mkdir: on
+      format: msgpack
+`,
+      plugins,
+      bDir,
+    );
+    const bPort = Number(b.pipeline.inputs[0]!.instance.addresses!()[0]!.split(':').pop());
+    // A: forward input -> forward output to B.
+    const a = await startPipeline(
+      `
+pipeline:
+  inputs:
+    - name: forward
+      listen: 127.0.0.1
+      port: 0
+  outputs:
+    - name: forward
+      match: '*'
+      port: ${bPort}
+      require_ack_response: on
+      batch_wait: 0.05
+`,
+      plugins,
+    );
+    const relayed: LogEvent[] = [];
+    a.pipeline.onFiltered = (evs) => relayed.push(...evs);
+    const aPort = Number(a.pipeline.inputs[0]!.instance.addresses!()[0]!.split(':').pop());
+    try {
+      // The record as the original sender encodes it: uint64 beyond 2^53, a bin value, a str
+      // encoded in str16 form although it is short (a choice a re-encoder would not repeat).
+      const record = Buffer.concat([
+        Buffer.from([0x83]),
+        pack('big'),
+        Buffer.from([0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]),
+        pack('blob'),
+        Buffer.from([0xc4, 0x04, 0x00, 0xff, 0x10, 0x80]),
+        pack('s'),
+        Buffer.from([0xda, 0x00, 0x02]),
+        Buffer.from('hi'),
+      ]);
+      const time = Buffer.from([0xd7, 0x00, 0x65, 0x53, 0xf1, 0x00, 0x00, 0x00, 0x00, 0x07]);
+      const frame = Buffer.concat([Buffer.from([0x93]), pack('raw.relay'), Buffer.from([0x91, 0x92]), time, record, pack({ chunk: 'c1' })]);
+      const c = await RawClient.connect(aPort);
+      await c.write(frame);
+      await c.until(() => c.replies.some((r) => (r as { ack?: string }).ack === 'c1'), 10_000, 'ack from A (after B acked A)');
+      c.close();
+      const written = readFileSync(join(bDir, 'out', 'raw.relay'));
+      assert.deepEqual(written, Buffer.concat([Buffer.from([0x92]), time, record]));
+      assert.equal(relayed.length, 1);
+      assert.ok(relayed[0]!.raw, 'the relay never decoded the record (its bytes are still attached)');
+      assert.equal(Buffer.compare(Buffer.from(relayed[0]!.raw!), record), 0);
+    } finally {
+      await a.stop(1);
+      await b.stop(1);
+    }
+  });
+});
+
+describe('forward output: handshake failures', () => {
+  test('wrong shared key: authentication error, retried, then dead-lettered', async () => {
+    const r = await receiver('shared_key: right');
+    const dl = join(tempDir(), 'dead.jsonl');
+    const s = await sender(`port: ${r.port}\nshared_key: wrong\nrequire_ack_response: on\nretry_limit: 2\ndead_letter_file: ${dl}`);
+    try {
+      const res = await s.ingest(events('auth.bad', ids(3)));
+      assert.equal(res.ok, false);
+      const retries = s.logs.filter((l) => l.msg === 'batch failed, will retry');
+      assert.equal(retries.length, 2);
+      assert.match(String(retries[0]!.err), /authentication failed: shared_key mismatch/);
+      assert.equal(await s.counter('logwarden_output_errors_total', { reason: 'auth' }), 3);
+      const dead = readFileSync(dl, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { record: { id: number }; error: string });
+      assert.deepEqual(dead.map((d) => d.record.id), [0, 1, 2]);
+      assert.match(dead[0]!.error, /shared_key mismatch/);
+      assert.equal(r.lines('auth.bad').length, 0);
+    } finally {
+      await s.stop(1);
+      await r.run.stop(1);
+    }
+  });
+
+  test('a server whose PONG digest is wrong is refused', async () => {
+    let pings = 0;
+    const fake = await new CaptureServer().start(
+      (sock) => sock.write(pack(['HELO', { nonce: Buffer.alloc(16, 1), auth: '', keepalive: true }])),
+      (sock, frame) => {
+        if (frame[0] !== 'PING') return false;
+        pings++;
+        // auth_result true, but a digest computed without the shared key.
+        const digest = createHash('sha512').update(String(frame[2])).update('impostor').update(Buffer.alloc(16, 1)).digest('hex');
+        sock.write(pack(['PONG', true, '', 'impostor', digest]));
+        return true;
+      },
+    );
+    const s = await sender(`port: ${fake.port}\nshared_key: k\nrequire_ack_response: on\nretry_limit: no_retries`);
+    try {
+      const res = await s.ingest(events('auth.fake', ids(2)));
+      assert.equal(res.ok, false);
+      assert.equal(pings, 1);
+      const err = String(s.logs.find((l) => l.msg === 'batch failed, retries exhausted')?.err);
+      assert.match(err, /PONG digest mismatch from server 'impostor'/);
+      assert.equal(fake.frames.length, 0, 'no data after a failed handshake');
+    } finally {
+      await s.stop(1);
+      await fake.stop();
+    }
+  });
+
+  test('a server that requires a handshake while no shared_key is set: clear error', async () => {
+    const r = await receiver('shared_key: k');
+    const s = await sender(`port: ${r.port}\nrequire_ack_response: on\nretry_limit: no_retries`);
+    try {
+      const res = await s.ingest(events('auth.none', ids(1)));
+      assert.equal(res.ok, false);
+      const err = String(s.logs.find((l) => l.msg === 'batch failed, retries exhausted')?.err);
+      assert.match(err, /HELO.*set shared_key/);
+    } finally {
+      await s.stop(1);
+      await r.run.stop(1);
+    }
+  });
+});
+
+describe('forward output: configuration errors', () => {
+  const load = async (opts: string, files: Record<string, string> = {}) => {
+    const dir = tempDir();
+    for (const [n, t] of Object.entries(files)) writeFileSync(join(dir, n), t);
+    try {
+      const s = await sender(opts, dir);
+      await s.stop(1);
+      return '';
+    } catch (e) {
+      assert.ok(e instanceof ConfigErrors || e instanceof Error);
+      return (e as Error).message;
+    }
+  };
+
+  test('gzip with time_as_integer, username without shared_key, upstream with host', async () => {
+    assert.match(await load('compress: gzip\ntime_as_integer: on'), /pipeline\.yaml:\d+:\d+: compress: compress gzip cannot be combined with time_as_integer/);
+    assert.match(await load('username: u\npassword: p'), /username: username is sent in the handshake, which needs shared_key/);
+    assert.match(await load('upstream: up.conf\nport: 1234', { 'up.conf': '[UPSTREAM]\n  name x\n[NODE]\n  name a\n  host 127.0.0.1\n  port 1\n' }), /port: set upstream or port, not both/);
+  });
+
+  test('errors inside the upstream file point at its line and column', async () => {
+    const bad = '[UPSTREAM]\n    name up\n\n[NODE]\n    name a\n    host 127.0.0.1\n    port 24224\n    tls.debug 4\n';
+    assert.match(await load('upstream: up.conf', { 'up.conf': bad }), /up\.conf:8:5: tls\.debug: unknown node option 'tls\.debug'/);
+    const badPort = 'upstream_servers:\n  - name: up\n    nodes:\n      - name: a\n        host: 127.0.0.1\n        port: eighty\n';
+    assert.match(await load('upstream: up.yaml', { 'up.yaml': badPort }), /up\.yaml:6:15: port: found "eighty", expected an integer/);
+    const mixed = '[UPSTREAM]\n    name up\n[NODE]\n    name a\n    host h\n    port 1\n    compress gzip\n';
+    assert.match(await load('upstream: up.conf\ntime_as_integer: on', { 'up.conf': mixed }), /up\.conf:7:14: compress: compress gzip cannot be combined/);
+    assert.match(await load('upstream: missing.conf'), /cannot read upstream file .*missing\.conf: ENOENT/);
+  });
+});
