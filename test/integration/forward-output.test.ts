@@ -18,7 +18,8 @@ import { fileOutput } from '../../src/outputs/file/index.js';
 import { EventTime, type LogEvent } from '../../src/core/event.js';
 import { ConfigErrors } from '../../src/config/errors.js';
 import { events, startPipeline, tempDir, type RunningPipeline } from '../support/output-pipeline.js';
-import { pack, RawClient, WireTime } from '../support/forward-client.js';
+import { pack, RawClient } from '../support/forward-client.js';
+import type { Daemon } from '../support/cli.js';
 
 const plugins = [forwardInput, forwardOutput, fileOutput];
 
@@ -444,6 +445,26 @@ describe('forward output: what goes on the wire', () => {
     }
   });
 
+  test('large frames: 70 000 entries (array32 header) under a 300-byte tag (str16)', async () => {
+    const s = await sender(`port: ${cap.port}\nrequire_ack_response: on\nbatch_size: 100000\nbatch_bytes: 100M`);
+    try {
+      cap.frames.length = 0;
+      const tag = `t.${'x'.repeat(298)}`;
+      assert.deepEqual(await s.ingest(events(tag, Array.from({ length: 70_000 }, (_, i) => ({ i })))), { ok: true });
+      assert.equal(cap.frames.length, 1);
+      const [t, entries, opts] = cap.frames[0] as [string, Array<[unknown, { i: number }]>, { size: number }];
+      assert.equal(t, tag);
+      assert.equal(entries.length, 70_000);
+      assert.equal(opts.size, 70_000);
+      assert.equal(entries[69_999]![1].i, 69_999);
+      const raw = cap.raw[cap.raw.length - 1]!;
+      assert.equal(raw[1], 0xda, 'tag as str16');
+      assert.equal(raw[4 + 300], 0xdd, 'entries behind an array32 header');
+    } finally {
+      await s.stop(1);
+    }
+  });
+
   test('no options map by default; send_options adds size only', async () => {
     const plain = await sender(`port: ${cap.port}`);
     const withSize = await sender(`port: ${cap.port}\nsend_options: on`);
@@ -666,5 +687,138 @@ describe('forward output: configuration errors', () => {
     const mixed = '[UPSTREAM]\n    name up\n[NODE]\n    name a\n    host h\n    port 1\n    compress gzip\n';
     assert.match(await load('upstream: up.conf\ntime_as_integer: on', { 'up.conf': mixed }), /up\.conf:7:14: compress: compress gzip cannot be combined/);
     assert.match(await load('upstream: missing.conf'), /cannot read upstream file .*missing\.conf: ENOENT/);
+  });
+});
+
+describe('forward output: upstream nodes', () => {
+  test('round robin over two nodes of a classic upstream file, each with its own shared key', async () => {
+    const r1 = await receiver('shared_key: one');
+    const r2 = await receiver('shared_key: two\nself_hostname: second');
+    const dir = tempDir();
+    writeFileSync(
+      join(dir, 'upstream.conf'),
+      `# two receivers
+[UPSTREAM]
+    name   pair
+
+[NODE]
+    name       first
+    host       127.0.0.1
+    port       ${r1.port}
+    shared_key one
+
+[NODE]
+    name       second
+    host       127.0.0.1
+    port       ${r2.port}
+    shared_key two
+`,
+    );
+    const s = await sender('upstream: upstream.conf\nrequire_ack_response: on\nworkers: 1', dir);
+    try {
+      for (let i = 0; i < 6; i++) assert.deepEqual(await s.ingest(events('rr', ids(10, i * 10))), { ok: true });
+      const a = sortedIds(r1.lines('rr'));
+      const b = sortedIds(r2.lines('rr'));
+      assert.equal(a.length, 30, 'three batches each');
+      assert.equal(b.length, 30, 'three batches each');
+      assert.deepEqual([...a, ...b].sort((x, y) => x - y), ids(60).map((x) => x.id));
+      // Batches alternate: 0-9 first, 10-19 second, ...
+      assert.deepEqual(a.slice(0, 10), ids(10).map((x) => x.id));
+      assert.equal(await s.counter('logwarden_output_errors_total'), 0);
+    } finally {
+      await s.stop(1);
+      await r1.run.stop(1);
+      await r2.run.stop(1);
+    }
+  });
+
+  test('failover: a killed receiver process loses no acked record; its node is skipped, retried after recover_wait, and back in rotation once restarted', async () => {
+    const { startDaemon, freePort } = await import('../support/cli.js');
+    const dir = tempDir();
+    const ports = [await freePort(), await freePort()];
+    const daemons: Daemon[] = [];
+    const confs: string[] = [];
+    for (const [i, port] of ports.entries()) {
+      const conf = join(dir, `receiver${i}.yaml`);
+      writeFileSync(
+        conf,
+        `
+service:
+  grace: 1
+pipeline:
+  inputs:
+    - name: forward
+      listen: 127.0.0.1
+      port: ${port}
+  outputs:
+    - name: file
+      match: '*'
+      path: out${i}
+      mkdir: on
+      format: json_lines
+      json_date_key: false
+      batch_wait: 0.02
+`,
+      );
+      confs.push(conf);
+      daemons.push(await startDaemon(conf));
+    }
+    writeFileSync(
+      join(dir, 'upstream.yaml'),
+      `upstream_servers:
+  - name: pair
+    nodes:
+      - name: r0
+        host: 127.0.0.1
+        port: ${ports[0]}
+      - name: r1
+        host: 127.0.0.1
+        port: ${ports[1]}
+`,
+    );
+    const s = await sender('upstream: upstream.yaml\nrequire_ack_response: on\nrecover_wait: 1\nnet.io_timeout: 3\nnet.connect_timeout: 2\nretry_limit: no_limits', dir);
+    const read = (i: number) => {
+      const f = join(dir, `out${i}`, 'fo');
+      return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: number }).id) : [];
+    };
+    try {
+      const batches = 30;
+      const results: Array<Promise<{ ok: boolean }>> = [];
+      for (let i = 0; i < batches; i++) {
+        results.push(s.ingest(events('fo', ids(20, i * 20))));
+        // Killed while batches are in flight: those not acked by r0 must go to r1.
+        if (i === 10) daemons[0]!.child.kill('SIGKILL');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const settled = await Promise.all(results);
+      assert.ok(settled.every((x) => x.ok), 'every batch acked');
+      const got = new Set([...read(0), ...read(1)]);
+      const missing = ids(batches * 20).map((x) => x.id).filter((id) => !got.has(id));
+      assert.deepEqual(missing, [], 'no record lost');
+      assert.ok(s.logs.some((l) => l.msg === 'forward node failed; skipping it and trying the next node'));
+      assert.ok(read(0).length > 0 && read(1).length > 0);
+      // While r0 is down (and its recover_wait over) the output keeps trying it and failing over.
+      const failed = await s.counter('logwarden_forward_node_failures_total', { node: 'r0' });
+      assert.ok(failed >= 1);
+      assert.equal(await s.counter('logwarden_forward_node_failures_total', { node: 'r1' }), 0);
+      assert.equal(await s.counter('logwarden_forward_node_up', { node: 'r0' }), 0);
+      // After recover_wait the dead node is back among the candidates: of two batches, one starts
+      // with it (round robin), fails and goes to r1.
+      await new Promise((r) => setTimeout(r, 1100));
+      assert.deepEqual(await s.ingest(events('fo', ids(20, 10_000))), { ok: true });
+      assert.deepEqual(await s.ingest(events('fo', ids(20, 10_020))), { ok: true });
+      assert.ok((await s.counter('logwarden_forward_node_failures_total', { node: 'r0' })) > failed);
+      // Restarted on the same port, it is back in rotation.
+      daemons[0] = await startDaemon(confs[0]!);
+      await new Promise((r) => setTimeout(r, 1100));
+      const before = read(0).length;
+      for (let i = 0; i < 4; i++) assert.deepEqual(await s.ingest(events('fo', ids(20, 20_000 + i * 20))), { ok: true });
+      assert.ok(read(0).length > before, 'records reach the restarted node');
+      assert.ok(s.logs.some((l) => l.msg === 'forward node recovered'));
+      assert.equal(await s.counter('logwarden_forward_node_up', { node: 'r0' }), 1);
+    } finally {
+      await s.stop(1);
+      for (const d of daemons) if (d.child.exitCode === null && d.child.signalCode === null) await d.stop();
+    }
   });
 });
