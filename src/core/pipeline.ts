@@ -538,10 +538,15 @@ export class Pipeline {
     await Promise.allSettled(this.outputs.map((o) => o.instance.close?.()));
   }
 
-  /** Readiness: inputs started and not paused. */
-  status(): { ready: boolean; paused: Record<string, string>; outputs: Record<string, { records: number; bytes: number; last_error?: string }> } {
+  /** Readiness: inputs started and not paused; queue depths; the filesystem buffer when there is one. */
+  status(): {
+    ready: boolean;
+    paused: Record<string, string>;
+    outputs: Record<string, { records: number; bytes: number; last_error?: string }>;
+    storage?: { chunks: number; bytes: number; queued: number; writing: number };
+  } {
     const outputs: Record<string, { records: number; bytes: number; last_error?: string }> = {};
     for (const o of this.outputs) outputs[o.id] = { ...o.engine.depth, ...(o.engine.lastError ? { last_error: o.engine.lastError } : {}) };
-    return { ready: !this.flow.paused, paused: this.flow.reasons(), outputs };
+    return { ready: !this.flow.paused, paused: this.flow.reasons(), outputs, ...(this.storage ? { storage: this.storage.depth } : {}) };
   }
 }
