@@ -659,6 +659,31 @@ describe('forward output: handshake failures', () => {
   });
 });
 
+describe('forward output: acks that do not come', () => {
+  test('no ack within net.io_timeout, or an ack for another chunk: retryable errors, the batch is not committed', async () => {
+    const silent = await new CaptureServer().start(undefined, () => true);
+    const liar = await new CaptureServer().start(undefined, (sock) => {
+      sock.write(pack({ ack: 'c29tZXRoaW5nIGVsc2U=' }));
+      return true;
+    });
+    const a = await sender(`port: ${silent.port}\nrequire_ack_response: on\nnet.io_timeout: 0.3\nretry_limit: no_retries`);
+    const b = await sender(`port: ${liar.port}\nrequire_ack_response: on\nretry_limit: no_retries`);
+    try {
+      assert.equal((await a.ingest(events('ack.none', ids(2)))).ok, false);
+      assert.match(String(a.logs.find((l) => l.msg === 'batch failed, retries exhausted')?.err), /no ack for chunk \S+ within net\.io_timeout \(0\.3s\)/);
+      assert.equal(await a.counter('logwarden_output_errors_total', { reason: 'timeout' }), 1);
+      assert.equal((await b.ingest(events('ack.wrong', ids(2)))).ok, false);
+      assert.match(String(b.logs.find((l) => l.msg === 'batch failed, retries exhausted')?.err), /ack mismatch: sent chunk \S+, got ack c29tZXRoaW5nIGVsc2U=/);
+      assert.equal(await b.counter('logwarden_output_errors_total', { reason: 'ack' }), 1);
+    } finally {
+      await a.stop(1);
+      await b.stop(1);
+      await silent.stop();
+      await liar.stop();
+    }
+  });
+});
+
 describe('forward output: configuration errors', () => {
   const load = async (opts: string, files: Record<string, string> = {}) => {
     const dir = tempDir();

@@ -120,6 +120,12 @@ export class ForwardConnection {
     this.wake(err);
   }
 
+  /** Calls `f` once the connection is closed (by either side). */
+  onClose(f: () => void): void {
+    if (this.socket.destroyed) f();
+    else this.socket.once('close', f);
+  }
+
   destroy(): void {
     this.fail(new DeliveryError(`${this.endpoint.label}: connection closed`, true, 'connection'));
   }
@@ -225,8 +231,22 @@ export class ForwardConnection {
       }
       this.socket.uncork();
     });
-    // A destroyed socket calls the write callback with an error, so this settles either way.
-    if (chunk === undefined) return written;
+    if (chunk === undefined) {
+      // A destroyed socket calls the write callback with an error; a server that stops reading
+      // would leave it pending, hence the timer.
+      const t = setTimeout(
+        () => this.fail(new DeliveryError(`${this.endpoint.label}: frame not written within net.io_timeout (${this.timeouts.ioMs / 1000}s): the server stopped reading`, true, 'timeout')),
+        this.timeouts.ioMs,
+      );
+      try {
+        await written;
+      } catch (e) {
+        throw this.failure ?? e;
+      } finally {
+        clearTimeout(t);
+      }
+      return;
+    }
     written.catch(() => undefined);
     const reply = await this.next(this.timeouts.ioMs, `ack for chunk ${chunk}`, 'net.io_timeout');
     const ack = reply !== null && typeof reply === 'object' && !Array.isArray(reply) ? textOf((reply as Record<string, unknown>).ack) : undefined;

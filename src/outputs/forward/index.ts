@@ -306,6 +306,9 @@ const newChunk = () => randomBytes(16).toString('base64');
 /** A node and its kept connections. */
 class Node {
   private readonly idle: ForwardConnection[] = [];
+  /** Every open connection, idle or in use (closed with the output). */
+  private readonly all = new Set<ForwardConnection>();
+  private closed = false;
   private readonly idleTimers = new Map<ForwardConnection, NodeJS.Timeout>();
   downUntil = 0;
   down = false;
@@ -330,12 +333,17 @@ class Node {
     return { conn: await this.open(), reused: false };
   }
 
-  open(): Promise<ForwardConnection> {
-    return ForwardConnection.open(this.spec.endpoint, this.spec.auth, this.timeouts, this.onUnsolicited);
+  async open(): Promise<ForwardConnection> {
+    if (this.closed) throw new DeliveryError(`${this.spec.endpoint.label}: output closed`, true, 'shutdown');
+    const conn = await ForwardConnection.open(this.spec.endpoint, this.spec.auth, this.timeouts, this.onUnsolicited);
+    this.all.add(conn);
+    conn.onClose(() => this.all.delete(conn));
+    if (this.closed) conn.destroy();
+    return conn;
   }
 
   release(conn: ForwardConnection): void {
-    if (!this.keepalive || !conn.keepalive || !conn.alive || this.idle.length >= this.maxIdle) {
+    if (this.closed || !this.keepalive || !conn.keepalive || !conn.alive || this.idle.length >= this.maxIdle) {
       conn.destroy();
       return;
     }
@@ -351,9 +359,11 @@ class Node {
   }
 
   close(): void {
+    this.closed = true;
     for (const t of this.idleTimers.values()) clearTimeout(t);
     this.idleTimers.clear();
-    for (const c of this.idle.splice(0)) c.destroy();
+    this.idle.length = 0;
+    for (const c of [...this.all]) c.destroy();
   }
 }
 
@@ -443,13 +453,20 @@ class ForwardOutput implements OutputInstance {
       }
       return p;
     };
-    // Frames already delivered (by tag) are not sent again to the next node.
+    // Frames already delivered are not sent again to the next node.
     const done = new Set<string>();
     const errors: string[] = [];
     let last: DeliveryError | undefined;
     for (const node of this.candidates()) {
+      let frames: PreparedFrame[];
       try {
-        await this.sendTo(node, await framesFor(node.spec), done);
+        frames = await framesFor(node.spec);
+      } catch (e) {
+        // Not the node's fault, and the same records would fail the same way on a retry.
+        throw new DeliveryError(`cannot encode the batch: ${(e as Error).message}`, false, 'encode');
+      }
+      try {
+        await this.sendTo(node, frames, done);
         if (node.down) {
           node.down = false;
           this.m.up(node.spec.name, 1);
@@ -481,8 +498,10 @@ class ForwardOutput implements OutputInstance {
   private async sendTo(node: Node, frames: PreparedFrame[], done: Set<string>): Promise<void> {
     let { conn, reused } = await node.acquire();
     try {
+      const tagKey = node.spec.tag?.pattern ?? '';
       for (const frame of frames) {
-        if (done.has(frame.tag)) continue;
+        const key = `${tagKey}\0${frame.tag}`;
+        if (done.has(key)) continue;
         const attempt = () => {
           const chunk = node.spec.format.requireAck ? newChunk() : undefined;
           const opts = optionsBytes(frame, node.spec.format, chunk);
@@ -500,7 +519,7 @@ class ForwardOutput implements OutputInstance {
           await attempt();
         }
         reused = false;
-        done.add(frame.tag);
+        done.add(key);
       }
     } catch (e) {
       conn.destroy();
