@@ -712,6 +712,7 @@ describe('forward output: configuration errors', () => {
     const mixed = '[UPSTREAM]\n    name up\n[NODE]\n    name a\n    host h\n    port 1\n    compress gzip\n';
     assert.match(await load('upstream: up.conf\ntime_as_integer: on', { 'up.conf': mixed }), /up\.conf:7:14: compress: compress gzip cannot be combined/);
     assert.match(await load('upstream: missing.conf'), /cannot read upstream file .*missing\.conf: ENOENT/);
+    assert.match(await load('fluentd_compat: on'), /fluentd_compat/);
   });
 });
 
@@ -735,11 +736,14 @@ describe('forward output: upstream nodes', () => {
 [NODE]
     name       second
     host       127.0.0.1
-    port       ${r2.port}
-    shared_key two
+    port       \${LW_TEST_SECOND_PORT}
+    shared_key \${LW_TEST_MISSING_KEY:-two}
 `,
     );
+    // Environment variables are substituted in upstream files, defaults included.
+    process.env.LW_TEST_SECOND_PORT = String(r2.port);
     const s = await sender('upstream: upstream.conf\nrequire_ack_response: on\nworkers: 1', dir);
+    delete process.env.LW_TEST_SECOND_PORT;
     try {
       for (let i = 0; i < 6; i++) assert.deepEqual(await s.ingest(events('rr', ids(10, i * 10))), { ok: true });
       const a = sortedIds(r1.lines('rr'));
