@@ -1,0 +1,108 @@
+/**
+ * The hand-written user docs stay in step with the code: docs/operations.md lists every metric
+ * the code registers (and names no metric that does not exist, in its tables or its alert
+ * rules), its PrometheusRule block is well-formed, and docs/inputs-forward.md explains every
+ * reason the forward input counts bad input under.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { Metrics } from '../../../src/observe/metrics.js';
+import { repoRoot } from '../../support/paths.js';
+
+function sources(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...sources(p));
+    else if (e.name.endsWith('.ts')) out.push(p);
+  }
+  return out;
+}
+
+const src = sources(join(repoRoot, 'src')).map((f) => ({ file: f, text: readFileSync(f, 'utf8') }));
+const doc = (name: string) => readFileSync(join(repoRoot, 'docs', name), 'utf8');
+
+/** Metric names the code registers: string literals `'logwarden_…'` passed to the registry. */
+function codeMetrics(): Set<string> {
+  const names = new Set<string>();
+  for (const { text } of src) {
+    for (const m of text.matchAll(/\.(?:counter|gauge|histogram)\(\s*'(logwarden_[a-z0-9_]+)'/g)) names.add(m[1]!);
+  }
+  return names;
+}
+
+/** prom-client's default metrics, as the running service registers them. */
+function processMetrics(): Set<string> {
+  const m = new Metrics(true);
+  return new Set(m.registry.getMetricsAsArray().map((x) => x.name).filter((n) => n.startsWith('logwarden_process_')));
+}
+
+test('docs/operations.md has a table row for every metric the code registers, and no other', () => {
+  const code = codeMetrics();
+  assert.ok(code.size > 40, `found ${code.size} metrics in src/`);
+  const ops = doc('operations.md');
+  const rows = new Set([...ops.matchAll(/^\| `(logwarden_[a-z0-9_]+)` \|/gm)].map((m) => m[1]!));
+  for (const name of code) assert.ok(rows.has(name), `${name} is registered in src/ but has no row in docs/operations.md`);
+  for (const name of rows) assert.ok(code.has(name), `docs/operations.md lists ${name}, which src/ does not register`);
+});
+
+test('every logwarden_* name in docs/operations.md (prose, tables, alert rules) is a real metric', () => {
+  const known = new Set([...codeMetrics(), ...processMetrics()]);
+  assert.ok(processMetrics().has('logwarden_process_process_cpu_seconds_total'));
+  const ops = doc('operations.md');
+  for (const m of ops.matchAll(/\blogwarden_[a-z0-9_]*[a-z0-9]\b/g)) {
+    const name = m[0];
+    if (name === 'logwarden_process' || name.endsWith('_bucket') || name.endsWith('_sum') || name.endsWith('_count')) {
+      const base = name.replace(/_(bucket|sum|count)$/, '');
+      assert.ok(name === 'logwarden_process' || known.has(base), `${name} in docs/operations.md`);
+      continue;
+    }
+    assert.ok(known.has(name), `docs/operations.md names ${name}, which is no metric`);
+  }
+});
+
+test('the PrometheusRule in docs/operations.md is well-formed', () => {
+  const ops = doc('operations.md');
+  const block = /```yaml\n(apiVersion: monitoring\.coreos\.com\/v1\nkind: PrometheusRule\n[\s\S]*?)```/.exec(ops);
+  assert.ok(block, 'no PrometheusRule block');
+  const rule = parse(block[1]!) as { spec: { groups: Array<{ name: string; rules: Array<Record<string, unknown>> }> } };
+  const rules = rule.spec.groups.flatMap((g) => g.rules);
+  assert.ok(rules.length >= 10);
+  const names = new Set<string>();
+  for (const r of rules) {
+    const alert = r.alert as string;
+    assert.match(alert, /^Logwarden[A-Za-z]+$/);
+    assert.ok(!names.has(alert), `duplicate alert ${alert}`);
+    names.add(alert);
+    const expr = r.expr as string;
+    assert.equal(typeof expr, 'string', alert);
+    let depth = 0;
+    for (const c of expr) {
+      if ('([{'.includes(c)) depth++;
+      if (')]}'.includes(c)) depth--;
+      assert.ok(depth >= 0, `${alert}: unbalanced brackets`);
+    }
+    assert.equal(depth, 0, `${alert}: unbalanced brackets`);
+    if (r.for !== undefined) assert.match(String(r.for), /^\d+[smh]$/, alert);
+    assert.match(String((r.labels as Record<string, string>).severity), /^(critical|warning|info)$/, alert);
+    assert.ok((r.annotations as Record<string, string>).summary, alert);
+  }
+  // The areas the runbooks cover each have a rule.
+  for (const m of ['input_errors', 'input_auth_failures', 'output_retries', 'output_dropped', 'input_paused', 'output_queue', 'detect_alerts', 'storage_write_errors', 'storage_quarantined']) {
+    assert.ok(rules.some((r) => String(r.expr).includes(`logwarden_${m}`)), `no rule on logwarden_${m}`);
+  }
+});
+
+test('docs/inputs-forward.md explains every reason the forward input counts', () => {
+  const code = ['protocol.ts', 'framer.ts', 'index.ts'].map((f) => readFileSync(join(repoRoot, 'src', 'inputs', 'forward', f), 'utf8')).join('\n');
+  const reasons = new Set<string>();
+  for (const m of code.matchAll(/new ProtocolError\([^;]*?,\s*'([a-z_]+)'\)/g)) reasons.add(m[1]!);
+  for (const m of code.matchAll(/\b(?:kill|m\.error)\('([a-z_]+)'/g)) reasons.add(m[1]!);
+  assert.ok(reasons.size >= 15, [...reasons].join(', '));
+  const fwd = doc('inputs-forward.md');
+  const table = fwd.slice(fwd.indexOf('## Bad input'), fwd.indexOf('## Metrics'));
+  for (const r of reasons) assert.match(table, new RegExp(`\`${r}\``), `reason ${r} is not explained under "Bad input"`);
+});
