@@ -157,7 +157,7 @@ const SHELL_LINES: Record<string, ShellCheck> = {
       assert.equal(typeof a.rule, 'string');
       assert.equal(a.source, 'k8s_audit');
       assert.match(String(a.output), new RegExp(String(a.priority)));
-      assert.ok(d.logs.some((l) => l.includes(`"rule":${JSON.stringify(a.rule)}`)), `alert ${String(a.rule)} not on stdout`);
+      await waitFor(`alert ${String(a.rule)} on npm start's stdout`, () => (d.logs.some((l) => l.includes(`"rule":${JSON.stringify(a.rule)}`)) ? true : undefined));
     }
   },
   // The kept events: JSON lines carrying the sent events, with the field the modify filter adds.
