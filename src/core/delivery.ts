@@ -193,7 +193,15 @@ export class DeliveryEngine {
   }
 
   private dispatch(batch: Batch): void {
-    void this.pq.add(() => this.attempt(batch));
+    // p-queue 9 leaves a started task in its array until it compacts, after 100 dequeues, unless the
+    // queue drains first (fixed in p-queue 10, which needs Node 22). A task that owned its batch
+    // would keep up to 100 batches of events reachable behind a busy output; this one lets go.
+    const slot: { batch: Batch | undefined } = { batch };
+    void this.pq.add(() => {
+      const b = slot.batch!;
+      slot.batch = undefined;
+      return this.attempt(b);
+    });
   }
 
   private async attempt(batch: Batch): Promise<void> {

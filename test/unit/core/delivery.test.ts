@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Commit } from '../../../src/core/commit.js';
@@ -233,4 +235,36 @@ test('drain gives up after the grace period and releases undelivered records as 
   await new Promise((r) => setTimeout(r, 80));
   assert.equal(await e.drain(150), false);
   assert.equal((await outcome).ok, false);
+});
+
+test('a delivered batch is not kept reachable while later batches still wait for a worker', async () => {
+  // p-queue 9 keeps started tasks in its array until it compacts; behind a busy output that held
+  // up to 100 delivered batches of events in memory.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const waiting: Array<() => void> = [];
+  const sink: OutputInstance = {
+    send: () => new Promise<void>((r) => waiting.push(r)),
+  };
+  const { e } = engine(sink as Sink, { batchSize: 1, workers: 1, queueRecords: 1_000_000 });
+  const refs: Array<WeakRef<object>> = [];
+  const done: Array<Promise<unknown>> = [];
+  for (let i = 0; i < 60; i++) {
+    const ev = evs(1, i);
+    refs.push(new WeakRef(ev[0]!.record));
+    done.push(push(e, ev));
+  }
+  const next = async () => {
+    while (waiting.length === 0) await new Promise((r) => setImmediate(r));
+    waiting.shift()!();
+  };
+  for (let i = 0; i < 50; i++) await next();
+  await new Promise((r) => setTimeout(r, 10));
+  gc();
+  const alive = refs.slice(0, 49).filter((r) => r.deref() !== undefined).length;
+  const queuedKept = refs[59]!.deref() !== undefined;
+  for (let i = 50; i < 60; i++) await next();
+  await Promise.all(done);
+  assert.equal(alive, 0, `${alive} of 49 delivered records still reachable`);
+  assert.ok(queuedKept, 'a queued record is kept');
 });
