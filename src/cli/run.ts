@@ -4,6 +4,8 @@ import { Pipeline } from '../core/pipeline.js';
 import { Metrics } from '../observe/metrics.js';
 import { ServiceHttp } from '../observe/http.js';
 import { UiServer, uiOptions } from '../ui/server.js';
+import { isPrimaryOf, runPrimary, serveWorker, workerIndex } from './workers.js';
+import { join } from 'node:path';
 
 export const runCommand: Command = {
   name: 'run',
@@ -25,9 +27,17 @@ Example:
     if (!file) throw new UsageError('missing -c PIPELINE.yaml');
     if (a.positionals.length) throw new UsageError(`unexpected argument ${a.positionals[0]}`);
     const p = loadPlan(file);
-    const log = loggerFor(p, a.flags.get('log-level')?.[0]);
+    const base = loggerFor(p, a.flags.get('log-level')?.[0]);
+    if (isPrimaryOf(p)) return runPrimary(p, base);
+    const worker = workerIndex();
+    const log = worker === undefined ? base : base.child({ worker });
     const metrics = new Metrics(true);
     const svc = p.service;
+    if (worker !== undefined) {
+      // The primary serves HTTP for all workers; each worker buffers in its own directory.
+      svc.http_server = false;
+      if (svc['storage.path']) svc['storage.path'] = join(svc['storage.path'], `worker-${worker}`);
+    }
     // The server exists before the pipeline is built so that plugins can mount routes on it.
     const http = svc.http_server ? new ServiceHttp(metrics, () => pipeline.status(), log) : undefined;
     const pipeline: Pipeline = new Pipeline(p, { logger: log, metrics, ...(http ? { http } : {}) });
@@ -43,6 +53,7 @@ Example:
       await http?.close();
       throw e;
     }
+    if (worker !== undefined) serveWorker(metrics, () => pipeline.status());
     for (const i of pipeline.inputs) log.info({ input: i.id, listen: i.instance.addresses?.() }, 'input started');
     log.info({ config: p.file, inputs: p.inputs.length, filters: p.filters.length, outputs: p.outputs.length }, 'logwarden running');
 
@@ -70,8 +81,22 @@ Example:
             resolve(1);
           });
       };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
+      if (worker === undefined) {
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      } else {
+        // A worker stops when the primary says so (a terminal's Ctrl-C reaches the whole
+        // process group; the primary decides), then lets go of the IPC channel to exit.
+        const ignore = () => undefined;
+        process.on('SIGTERM', ignore);
+        process.on('SIGINT', ignore);
+        process.on('message', (m: { type?: string; signal?: string }) => {
+          if (m?.type === 'logwarden:stop') stop(m.signal ?? 'SIGTERM');
+        });
+      }
+    }).then((code) => {
+      if (worker !== undefined) process.disconnect?.();
+      return code;
     });
   },
 };

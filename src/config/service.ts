@@ -59,6 +59,14 @@ export const serviceOptions = {
   'ui.http_user': { type: 'string', description: 'Basic auth user for the web page and its API (with ui.http_passwd)' },
   'ui.http_passwd': { type: 'string', description: 'Basic auth password (with ui.http_user)' },
   'ui.bearer_token': { type: 'string', description: 'Bearer token accepted by the web page API (Authorization: Bearer TOKEN)' },
+  workers: {
+    type: 'int',
+    default: 1,
+    min: 1,
+    max: 64,
+    description:
+      'Processes that run the pipeline side by side (one per core); connections are spread over them, each worker acks its own connections, and the service HTTP server aggregates their metrics',
+  },
 } satisfies OptionTable;
 
 /**
@@ -88,10 +96,14 @@ export function checkService(service: ServiceConfig, section: RawSection): Confi
     if (service[k] === '') errors.push(new ConfigError('found an empty string, expected a non-empty credential', at(k), k));
   }
   if (service['ui.db_path']) service['ui.db_path'] = resolve(section.baseDir, service['ui.db_path']);
+  if (service.workers > 1 && service.ui) {
+    errors.push(new ConfigError('the web page keeps its alerts in one process: set workers: 1 with ui: on', at('workers'), 'workers'));
+  }
   return errors;
 }
 
 export interface ServiceConfig {
+  workers: number;
   flush: number;
   grace: number;
   log_level: string;

@@ -34,11 +34,20 @@ export const DEFAULT_SEVERITY: Record<Priority, string> = {
  * `_` (one left-to-right pass, as Go's strings.ReplaceAll), then `_` is trimmed at both ends.
  */
 export function safeLabelName(name: string): string {
-  return name
-    .replace(/[^a-zA-Z0-9_]/g, '_')
-    .replaceAll('__', '_')
-    .replace(/^_+|_+$/g, '');
+  let safe = safeNames.get(name);
+  if (safe === undefined) {
+    safe = name
+      .replace(/[^a-zA-Z0-9_]/g, '_')
+      .replaceAll('__', '_')
+      .replace(/^_+|_+$/g, '');
+    // Output field names come from rule files: few, and repeated on every alert.
+    if (safeNames.size >= 4096) safeNames.clear();
+    safeNames.set(name, safe);
+  }
+  return safe;
 }
+
+const safeNames = new Map<string, string>();
 
 export interface PostableAlert {
   labels: Record<string, string>;
@@ -58,8 +67,9 @@ export interface AlertOptions {
 const hasOwn = Object.prototype.hasOwnProperty;
 
 function set(o: Record<string, string>, k: string, v: string): void {
-  // Output field names are data: store `__proto__` and friends as plain own properties.
-  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+  // Output field names are data: `__proto__` is stored as a plain own property.
+  if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else o[k] = v;
 }
 
 function capitalised(p: Priority): string {

@@ -1,0 +1,153 @@
+/**
+ * `service.workers: N` — N processes run the whole pipeline side by side (node:cluster). The
+ * primary process only supervises: it forks the workers, restarts one that dies, serves the
+ * service HTTP server with every worker's metrics merged (prom-client's AggregatorRegistry) and
+ * forwards SIGTERM/SIGINT. Listening sockets are shared: the primary accepts connections and
+ * hands them to the workers in turn, so each sender connection lives in one worker, which acks
+ * it — ordering and acks stay per connection.
+ *
+ * Trade-offs (docs/architecture.md): per-worker state (throttle windows, Loki stream limits,
+ * Alertmanager re-sends, output queues and memory_limit) is per worker; events of one tag from
+ * different connections may reach an output in a different order; the filesystem buffer of
+ * worker i lives under storage.path/worker-i.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+import { AggregatorRegistry } from 'prom-client';
+import type { Plan } from '../core/pipeline.js';
+import { ServiceHttp } from '../observe/http.js';
+import type { Metrics } from '../observe/metrics.js';
+
+interface StatusReply {
+  type: 'logwarden:status';
+  id: number;
+  status: { ready: boolean; paused: Record<string, string>; outputs: Record<string, { records: number; bytes: number; last_error?: string }> };
+}
+
+type Status = StatusReply['status'] & { workers: Record<string, boolean> };
+
+/** The primary process. Resolves with the exit code once every worker has stopped. */
+export async function runPrimary(p: Plan, log: Logger): Promise<number> {
+  const n = p.service.workers;
+  const workers = new Map<number, Worker>();
+  const online = new Map<number, boolean>();
+  let stopping = false;
+  const fork = (index: number) => {
+    const w = cluster.fork({ LOGWARDEN_WORKER: String(index) });
+    workers.set(index, w);
+    online.set(index, false);
+    w.on('listening', () => online.set(index, true));
+    w.on('exit', (code, signal) => {
+      online.set(index, false);
+      if (stopping) return;
+      log.error({ worker: index, code, signal }, 'worker exited; starting it again');
+      setTimeout(() => fork(index), 1000).unref();
+    });
+  };
+  for (let i = 0; i < n; i++) fork(i);
+
+  let seq = 0;
+  const status = async (): Promise<Status> => {
+    const id = ++seq;
+    const replies = await Promise.all(
+      [...workers.values()].map(
+        (w) =>
+          new Promise<StatusReply['status'] | undefined>((resolve) => {
+            if (!w.isConnected()) return resolve(undefined);
+            const timer = setTimeout(() => done(undefined), 2000);
+            const onMessage = (m: StatusReply) => {
+              if (m?.type === 'logwarden:status' && m.id === id) done(m.status);
+            };
+            const done = (s: StatusReply['status'] | undefined) => {
+              clearTimeout(timer);
+              w.off('message', onMessage);
+              resolve(s);
+            };
+            w.on('message', onMessage);
+            w.send({ type: 'logwarden:status?', id });
+          }),
+      ),
+    );
+    const merged: Status = { ready: true, paused: {}, outputs: {}, workers: {} };
+    replies.forEach((r, i) => {
+      merged.workers[`worker-${i}`] = r !== undefined;
+      if (!r) {
+        merged.ready = false;
+        return;
+      }
+      merged.ready &&= r.ready;
+      for (const [k, v] of Object.entries(r.paused)) merged.paused[`worker-${i}/${k}`] = v;
+      for (const [k, v] of Object.entries(r.outputs)) {
+        const o = (merged.outputs[k] ??= { records: 0, bytes: 0 });
+        o.records += v.records;
+        o.bytes += v.bytes;
+        if (v.last_error) o.last_error = v.last_error;
+      }
+    });
+    return merged;
+  };
+
+  let http: ServiceHttp | undefined;
+  if (p.service.http_server) {
+    const aggregator = new AggregatorRegistry();
+    const metricsView = {
+      registry: {
+        metrics: () => aggregator.clusterMetrics(),
+        contentType: aggregator.contentType,
+      },
+    } as unknown as Metrics;
+    let last: Status = { ready: false, paused: {}, outputs: {}, workers: {} };
+    const refresh = () => status().then((s) => (last = s));
+    const timer = setInterval(() => void refresh(), 200);
+    timer.unref();
+    http = new ServiceHttp(metricsView, () => last, log);
+    await http.listen(p.service.http_listen, p.service.http_port);
+  }
+  log.info({ config: p.file, workers: n }, 'logwarden running');
+
+  return new Promise<number>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: killing workers');
+        for (const w of workers.values()) w.process.kill('SIGKILL');
+        resolve(1);
+        return;
+      }
+      stopping = true;
+      log.info({ signal }, 'stopping workers');
+      let left = [...workers.values()].filter((w) => !w.isDead()).length;
+      if (left === 0) finish();
+      for (const w of workers.values()) {
+        if (w.isDead()) continue;
+        w.once('exit', () => {
+          if (--left === 0) finish();
+        });
+        w.send({ type: 'logwarden:stop', signal });
+      }
+    };
+    const finish = () => {
+      void (http?.close() ?? Promise.resolve()).then(() => {
+        log.info('stopped');
+        resolve(0);
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+/** In a worker: report metrics and status to the primary. */
+export function serveWorker(metrics: Metrics, status: () => StatusReply['status']): void {
+  // Constructing one installs prom-client's worker-side listener for the primary's requests.
+  new AggregatorRegistry();
+  AggregatorRegistry.setRegistries([metrics.registry]);
+  process.on('message', (m: { type?: string; id?: number }) => {
+    if (m?.type === 'logwarden:status?') process.send?.({ type: 'logwarden:status', id: m.id, status: status() });
+  });
+}
+
+export function workerIndex(): number | undefined {
+  return cluster.isWorker ? Number(process.env.LOGWARDEN_WORKER ?? cluster.worker?.id ?? 0) : undefined;
+}
+
+export const isPrimaryOf = (p: Plan): boolean => p.service.workers > 1 && cluster.isPrimary;
