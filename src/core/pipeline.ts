@@ -326,6 +326,7 @@ export class Pipeline {
           checksum: svc['storage.checksum'],
           maxChunksUp: svc['storage.max_chunks_up'],
           backlogMemLimit: svc['storage.backlog.mem_limit'],
+          memoryLimit: svc.memory_limit,
         },
         this.outputs.map((o) => {
           const c = this.plan.outputs.find((p) => p.id === o.id)!.config;
@@ -543,7 +544,7 @@ export class Pipeline {
     ready: boolean;
     paused: Record<string, string>;
     outputs: Record<string, { records: number; bytes: number; last_error?: string }>;
-    storage?: { chunks: number; bytes: number; queued: number; writing: number };
+    storage?: { chunks: number; bytes: number; queued: number; writing: number; memory: number };
   } {
     const outputs: Record<string, { records: number; bytes: number; last_error?: string }> = {};
     for (const o of this.outputs) outputs[o.id] = { ...o.engine.depth, ...(o.engine.lastError ? { last_error: o.engine.lastError } : {}) };

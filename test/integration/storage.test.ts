@@ -1,8 +1,8 @@
 /**
  * The filesystem buffer through real forward sockets and real files: acks once stored, replay
  * after a restart to the outputs that had not committed, quarantine of torn and corrupt chunks,
- * storage.total_limit_size (block and drop_oldest_chunk), storage.max_chunks_up, and backpressure
- * scoped by routing.
+ * storage.total_limit_size (block and drop_oldest_chunk), storage.max_chunks_up, memory_limit over
+ * the buffered events held in memory, and backpressure scoped by routing.
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +14,7 @@ import { ConfigErrors } from '../../src/config/errors.js';
 import { startPipeline, tempDir, type RunningPipeline } from '../support/output-pipeline.js';
 import { RawClient, pack, WireTime } from '../support/forward-client.js';
 import { gateOutput, gates, Gate } from '../support/gate-output.js';
+import { HEAP_FACTOR } from '../../src/core/storage/buffer.js';
 
 const plugins = [forwardInput, fileOutput, gateOutput];
 
@@ -57,6 +58,11 @@ ${o.outputs}
 }
 
 const gateOut = (name: string, extra = '') => `    - name: gate\n      match: '*'\n      gate: ${name}\n      retry_limit: no_limits\n${extra.replace(/^/gm, '      ')}`;
+
+/** A forward chunk of `n` records of ~250 bytes asking for an ack. */
+function bigFrame(tag: string, id: string, n: number, from = 0): Buffer {
+  return pack([tag, Array.from({ length: n }, (_, k) => [new WireTime(1_700_000_000, from + k), { id, k: from + k, pad: 'x'.repeat(200) }]), { chunk: id }]);
+}
 
 /** A forward chunk of `n` records asking for an ack. */
 function frame(tag: string, id: string, n: number, from = 0): Buffer {
@@ -336,6 +342,92 @@ describe('filesystem buffer', () => {
       await until(() => slow.gate.delivered.length === 80, 'everything reaches the slow output');
       for (const c of [cs, cf, cd]) c.close();
     } finally {
+      await s.run.stop(1);
+    }
+  });
+
+  test('memory_limit bounds the buffered events held in memory; the rest waits on disk, everything is acked and delivered', async () => {
+    const g = newGate(false);
+    const limit = 512 * 1024;
+    const s = await server({ service: `memory_limit: ${limit}`, outputs: gateOut(g.name) });
+    const storage = s.run.pipeline.storage!;
+    const engine = s.run.pipeline.outputs[0]!.engine;
+    let peakMemory = 0;
+    let peakQueued = 0;
+    const sample = setInterval(() => {
+      peakMemory = Math.max(peakMemory, storage.depth.memory);
+      peakQueued = Math.max(peakQueued, engine.depth.records);
+    }, 2);
+    try {
+      const c = await RawClient.connect(s.ports[0]!);
+      // As Fluent Bit's out_forward with require_ack_response: the next chunk once the last is acked.
+      for (let i = 0; i < 40; i++) {
+        await c.write(bigFrame('audit', `b${i}`, 50, i * 50));
+        await c.until(() => acks(c).length === i + 1, 5000, `ack of b${i} once stored, while the output is stopped`);
+      }
+      await until(() => storage.depth.writing === 0, 'writes done');
+      await new Promise((r) => setTimeout(r, 50));
+      clearInterval(sample);
+      peakMemory = Math.max(peakMemory, storage.depth.memory);
+      peakQueued = Math.max(peakQueued, engine.depth.records);
+      const cost = statSync(join(s.dir, 'buf', 'forward.0', chunkFiles(s.dir)[0]!)).size * HEAP_FACTOR;
+      // Half of memory_limit for chunks queued to outputs, an eighth for chunks waiting for their write.
+      const up = Math.floor(limit / 2 / cost) + 1;
+      assert.ok(up < 20, `test chunks too small for the limit (${cost} bytes each)`);
+      assert.ok(peakQueued <= up * 50, `${peakQueued} records queued to the stopped output; at most ${up} chunks of 50 fit`);
+      assert.ok(peakMemory <= limit * (1 / 2 + 1 / 8) + cost, `estimated memory ${peakMemory} over ${limit * (1 / 2 + 1 / 8)} + one chunk`);
+      assert.ok(peakQueued > 0 && peakMemory > 0);
+      assert.ok((await s.run.counter('logwarden_storage_chunks', { state: 'down' })) >= 40 - up, 'the rest is on disk only');
+      const gauge = await s.run.counter('logwarden_storage_memory_bytes');
+      assert.ok(gauge > 0 && gauge <= limit / 2 + cost, `gauge ${gauge}`);
+      g.gate.release();
+      await until(() => g.gate.delivered.length === 2000, 'everything delivered from disk once the output resumes', 20_000);
+      assert.deepEqual(
+        g.gate.delivered.map((e) => e.record.k),
+        Array.from({ length: 2000 }, (_, k) => k),
+      );
+      await until(() => chunkFiles(s.dir).length === 0, 'buffer empty');
+      assert.equal(storage.depth.memory, 0);
+      c.close();
+    } finally {
+      clearInterval(sample);
+      await s.run.stop(1);
+    }
+  });
+
+  test('a stopped output holds only its share of memory_limit; another output routed the same chunks keeps receiving them', async () => {
+    const stuck = newGate(false);
+    const live = newGate(true);
+    const limit = 512 * 1024;
+    const s = await server({ service: `memory_limit: ${limit}`, outputs: `${gateOut(stuck.name, 'alias: stuck')}\n${gateOut(live.name, 'alias: live')}` });
+    const storage = s.run.pipeline.storage!;
+    const engine = s.run.pipeline.outputs.find((o) => o.id === 'stuck')!.engine;
+    let peakQueued = 0;
+    const sample = setInterval(() => {
+      peakQueued = Math.max(peakQueued, engine.depth.records);
+    }, 2);
+    try {
+      const c = await RawClient.connect(s.ports[0]!);
+      for (let i = 0; i < 40; i++) await c.write(bigFrame('audit', `s${i}`, 50, i * 50));
+      await c.until(() => acks(c).length === 40, 10_000, 'acks');
+      await until(() => live.gate.delivered.length === 2000, 'the live output gets everything while the other is stopped', 20_000);
+      clearInterval(sample);
+      peakQueued = Math.max(peakQueued, engine.depth.records);
+      const cost = statSync(join(s.dir, 'buf', 'forward.0', chunkFiles(s.dir)[0]!)).size * HEAP_FACTOR;
+      const share = Math.floor(limit / 2 / 2 / cost) + 1;
+      assert.ok(peakQueued <= share * 50, `${peakQueued} records queued to the stopped output; its share holds ${share} chunks of 50`);
+      assert.ok(storage.depth.memory <= limit / 2 / 2 + cost, `estimated memory ${storage.depth.memory}`);
+      assert.equal(chunkFiles(s.dir).length, 40, 'every chunk still waits for the stopped output');
+      stuck.gate.release();
+      await until(() => stuck.gate.delivered.length === 2000, 'the stopped output catches up from disk', 20_000);
+      assert.deepEqual(
+        stuck.gate.delivered.map((e) => e.record.k),
+        Array.from({ length: 2000 }, (_, k) => k),
+      );
+      await until(() => chunkFiles(s.dir).length === 0, 'buffer empty');
+      c.close();
+    } finally {
+      clearInterval(sample);
       await s.run.stop(1);
     }
   });

@@ -9,11 +9,15 @@
  * `<chunk>.done` file naming the outputs that finished, so a replay after a crash sends a chunk
  * only to the outputs that had not.
  *
- * Memory: a chunk is "up" while its events are in memory. At most `storage.max_chunks_up` chunks
- * are queued to outputs at once, and never to an output whose queue is over its bound; the others
- * go "down" (on disk only) once written and come back up, oldest first per output, as room frees.
- * Chunk files read back from disk take at most `storage.backlog.mem_limit` bytes at once. A slow
- * output therefore holds its backlog on disk while the other outputs keep being fed.
+ * Memory: a chunk is "up" while its events are in memory. Decoded events take a few times the
+ * bytes of their chunk file, so memory is counted as an estimate, HEAP_FACTOR x file bytes, against
+ * service `memory_limit`: chunks queued to one output take at most its share of half of it (the
+ * other half is the garbage collector's headroom and the outputs' encoding buffers), chunks waiting
+ * for their write an eighth, beyond which filesystem inputs pause. On top of that at most
+ * `storage.max_chunks_up` chunks are queued at once, and none to an output whose queue is over its
+ * bound. The others go "down" (on disk only) once written and come back up, oldest first per
+ * output, as room frees; chunk files read back take at most `storage.backlog.mem_limit` bytes at
+ * once. A slow output therefore holds its backlog on disk while the other outputs keep being fed.
  *
  * Limits: an output's `storage.total_limit_size` bounds the bytes of chunks still waiting for it.
  * With `storage.overflow_action: block` (the default) a chunk that would exceed it is not buffered:
@@ -44,7 +48,20 @@ export interface StorageOptions {
   checksum: boolean;
   maxChunksUp: number;
   backlogMemLimit: number;
+  /** service memory_limit: the budget of buffered events held in memory (estimated, see HEAP_FACTOR). */
+  memoryLimit: number;
 }
+
+/**
+ * Heap bytes of decoded events per byte of their chunk file. Measured on Kubernetes audit events
+ * (Node 20, msgpackr): events read back from a chunk file take 2.8x its bytes; events parsed from
+ * JSON by the parser filter ~1.5x their file bytes. The larger one is used for every chunk.
+ */
+export const HEAP_FACTOR = 3;
+/** Share of memory_limit for chunks queued to outputs (split evenly between outputs). */
+const UP_SHARE = 1 / 2;
+/** Share of memory_limit for chunks whose events wait for their write. */
+const WRITE_SHARE = 1 / 8;
 
 export interface StorageOutput {
   id: string;
@@ -66,6 +83,8 @@ interface OutState extends StorageOutput {
   /** Bytes of buffered chunk files this output has not committed yet. */
   usage: number;
   blocked: boolean;
+  /** Estimated memory of the chunks queued to this output. */
+  held: number;
 }
 
 type ChunkState = 'writing' | 'stored' | 'memory' | 'gone';
@@ -86,6 +105,8 @@ class Chunk {
   failure: string | undefined;
   /** Wire bytes of each segment, for queue accounting. */
   segmentBytes: number[] | undefined;
+  /** Counted in the buffer's memory estimate (events in memory, or being read back). */
+  counted = false;
 
   constructor(
     readonly file: string,
@@ -101,6 +122,11 @@ class Chunk {
 
   get name(): string {
     return basename(this.file);
+  }
+
+  /** Estimated memory of the decoded events. */
+  get cost(): number {
+    return this.bytes * HEAP_FACTOR;
   }
 
   /** Outputs this chunk still has to be queued to. */
@@ -128,6 +154,13 @@ export class FilesystemStorage {
   private queuedChunks = 0;
   private loadingChunks = 0;
   private loadedBytes = 0;
+  /** Estimated memory of every chunk whose events are in memory or being read back. */
+  private memBytes = 0;
+  /** The part of memBytes held by chunks waiting for their write. */
+  private writingBytes = 0;
+  private readonly upLimit: number;
+  private readonly outLimit: number;
+  private readonly writeLimit: number;
   private writing = 0;
   private writesBlocked = false;
   private seq = 0;
@@ -150,9 +183,17 @@ export class FilesystemStorage {
     metrics: Metrics,
     private readonly log: Logger,
   ) {
-    for (const o of outputs) this.outs.set(o.id, { ...o, usage: 0, blocked: false });
+    for (const o of outputs) this.outs.set(o.id, { ...o, usage: 0, blocked: false, held: 0 });
+    this.upLimit = opts.memoryLimit * UP_SHARE;
+    this.outLimit = this.upLimit / Math.max(1, this.outs.size);
+    this.writeLimit = opts.memoryLimit * WRITE_SHARE;
     this.m = {
       chunks: metrics.gauge('logwarden_storage_chunks', 'Filesystem-buffered chunks by state: up (in memory), down (on disk only), writing', ['state']),
+      memory: metrics.gauge(
+        'logwarden_storage_memory_bytes',
+        'Estimated memory of buffered events (3x chunk file bytes): up (queued or being read back), writing (waiting for their write)',
+        ['state'],
+      ),
       bytes: metrics.gauge('logwarden_storage_bytes', 'Bytes of chunk files in the filesystem buffer', []),
       outputBytes: metrics.gauge('logwarden_storage_output_bytes', 'Bytes of buffered chunks an output has not committed (storage.total_limit_size counts this)', ['name']),
       written: metrics.counter('logwarden_storage_chunks_written_total', 'Chunks written to the filesystem buffer, by input', ['name']),
@@ -291,6 +332,7 @@ export class FilesystemStorage {
     c.segmentBytes = segmentBytes;
     const { head, body } = encodeChunk({ input, outputs: ids, records, created: Date.now() }, segments, this.opts.checksum);
     c.bytes = head.length + body.length;
+    this.count(c);
     inputCommit.hold();
 
     let reason: string | undefined;
@@ -315,15 +357,16 @@ export class FilesystemStorage {
     this.chunks.set(c.file, c);
     this.backlog.add(c);
     this.writing++;
-    if (!this.writesBlocked && this.writing > this.opts.maxChunksUp) {
+    this.writingBytes += c.cost;
+    if (!this.writesBlocked && (this.writing > this.opts.maxChunksUp || this.writingBytes > this.writeLimit)) {
       this.writesBlocked = true;
-      this.log.warn({ writing: this.writing }, 'filesystem buffer: writes are behind; pausing filesystem inputs');
-      this.flow.block('storage:writes', `${this.writing} chunks waiting to be written`, { storage: true });
+      this.log.warn({ writing: this.writing, memory: this.writingBytes }, 'filesystem buffer: writes are behind; pausing filesystem inputs');
+      this.flow.block('storage:writes', `${this.writing} chunks (~${this.writingBytes} bytes in memory) waiting to be written`, { storage: true });
     }
     this.gauges();
     c.io = this.track(this.write(c, head, body).then(
       () => {
-        this.wrote();
+        this.wrote(c);
         this.m.written.labels(input).inc();
         if (c.state === 'gone') {
           // Every output finished while the chunk was written; the unlink is chained after this.
@@ -337,7 +380,7 @@ export class FilesystemStorage {
         this.gauges();
       },
       (e: NodeJS.ErrnoException) => {
-        this.wrote();
+        this.wrote(c);
         for (const o of c.pending) this.unuse(o, c.bytes);
         this.chunks.delete(c.file);
         this.backlog.delete(c);
@@ -363,9 +406,10 @@ export class FilesystemStorage {
     this.pump();
   }
 
-  private wrote(): void {
+  private wrote(c: Chunk): void {
     this.writing--;
-    if (this.writesBlocked && this.writing <= this.opts.maxChunksUp / 2) {
+    this.writingBytes -= c.cost;
+    if (this.writesBlocked && this.writing <= this.opts.maxChunksUp / 2 && this.writingBytes <= this.writeLimit / 2) {
       this.writesBlocked = false;
       this.flow.unblock('storage:writes');
     }
@@ -431,6 +475,7 @@ export class FilesystemStorage {
     if (c.state !== 'memory' || c.queued.size > 0) return;
     c.state = 'gone';
     c.segments = undefined;
+    this.uncount(c);
     const commit = c.inputCommit!;
     c.inputCommit = undefined;
     commit.release(c.failure === undefined, c.failure);
@@ -440,6 +485,7 @@ export class FilesystemStorage {
     const st = this.outs.get(o)!;
     if (c.queued.size === 0) this.queuedChunks++;
     c.queued.add(o);
+    st.held += c.cost;
     const i = c.outputs.indexOf(o);
     const commit = new CommitClass((ok, reason, safe) => this.settled(c, o, ok, reason, safe));
     const segs = c.segments!;
@@ -455,6 +501,8 @@ export class FilesystemStorage {
   private settled(c: Chunk, o: string, ok: boolean, reason: string | undefined, safe: boolean): void {
     c.queued.delete(o);
     if (c.queued.size === 0) this.queuedChunks--;
+    const st = this.outs.get(o);
+    if (st) st.held -= c.cost;
     if (!ok) c.failure ??= reason ?? 'failed';
     if (c.state === 'memory') {
       c.pending.delete(o);
@@ -544,10 +592,23 @@ export class FilesystemStorage {
   private unload(c: Chunk): void {
     c.segments = undefined;
     c.segmentBytes = undefined;
+    this.uncount(c);
     if (c.fromDisk) {
       c.fromDisk = false;
       this.loadedBytes -= c.bytes;
     }
+  }
+
+  private count(c: Chunk): void {
+    if (c.counted) return;
+    c.counted = true;
+    this.memBytes += c.cost;
+  }
+
+  private uncount(c: Chunk): void {
+    if (!c.counted) return;
+    c.counted = false;
+    this.memBytes -= c.cost;
   }
 
   private use(o: string, bytes: number): void {
@@ -628,6 +689,9 @@ export class FilesystemStorage {
 
   private canLoad(c: Chunk): boolean {
     if (this.queuedChunks + this.loadingChunks >= this.opts.maxChunksUp) return false;
+    // Chunks waiting for their write have their own share; the rest of memory holds what is queued.
+    const up = this.memBytes - this.writingBytes;
+    if (up > 0 && up + c.cost > this.upLimit) return false;
     // One chunk larger than the limit still loads when nothing else is loaded, or it never would.
     return this.loadedBytes === 0 || this.loadedBytes + c.bytes <= this.opts.backlogMemLimit;
   }
@@ -637,6 +701,7 @@ export class FilesystemStorage {
     this.loadingChunks++;
     this.loadedBytes += c.bytes;
     c.fromDisk = true;
+    this.count(c);
     this.chain(c, async () => {
       let decoded;
       try {
@@ -646,6 +711,7 @@ export class FilesystemStorage {
         this.loadingChunks--;
         this.loadedBytes -= c.bytes;
         c.fromDisk = false;
+        this.uncount(c);
         const err = e instanceof CorruptChunk ? e : new CorruptChunk(`cannot read: ${(e as Error).message}`, 'torn');
         this.backlog.delete(c);
         this.chunks.delete(c.file);
@@ -661,6 +727,7 @@ export class FilesystemStorage {
       if (c.state === 'gone') {
         this.loadedBytes -= c.bytes;
         c.fromDisk = false;
+        this.uncount(c);
         return;
       }
       c.segments = decoded.segments;
@@ -714,7 +781,8 @@ export class FilesystemStorage {
       const want: string[] = [];
       for (const o of c.pending) {
         if (c.queued.has(o) || c.parked.has(o) || stalled.has(o)) continue;
-        if (!this.outs.get(o)!.engine.hasRoom) {
+        const st = this.outs.get(o)!;
+        if (!st.engine.hasRoom || (st.held > 0 && st.held + c.cost > this.outLimit)) {
           stalled.add(o);
           continue;
         }
@@ -760,13 +828,15 @@ export class FilesystemStorage {
     this.m.chunks.labels('down').set(down);
     this.m.chunks.labels('writing').set(this.writing);
     this.m.bytes.set(bytes);
+    this.m.memory.labels('up').set(this.memBytes - this.writingBytes);
+    this.m.memory.labels('writing').set(this.writingBytes);
   }
 
-  /** Chunks and bytes still buffered (status, tests). */
-  get depth(): { chunks: number; bytes: number; queued: number; writing: number } {
+  /** Chunks and bytes still buffered, and the estimated memory of the events held (status, tests). */
+  get depth(): { chunks: number; bytes: number; queued: number; writing: number; memory: number } {
     let bytes = 0;
     for (const c of this.chunks.values()) bytes += c.bytes;
-    return { chunks: this.chunks.size, bytes, queued: this.queuedChunks, writing: this.writing };
+    return { chunks: this.chunks.size, bytes, queued: this.queuedChunks, writing: this.writing, memory: this.memBytes };
   }
 
   /** Stops queuing chunks to outputs (shutdown: what is queued drains, the rest stays on disk). */
