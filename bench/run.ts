@@ -144,8 +144,14 @@ async function runOnce(s: Scenario, events: string): Promise<RunResult> {
   receiver.stderr!.on('data', (d) => (log += d));
   await waitForPort(port, () => receiver.exitCode, () => log);
   const cpu0 = cpuSeconds(receiver.pid!);
-  const gen = execFileSync(process.execPath, [join(root, 'dist', 'bench', 'loadgen.js'), '--port', String(port), '--events', events, ...s.loadgen], {
-    maxBuffer: 1 << 20,
+  // Async: the downstream test servers run in this process and must keep answering.
+  const gen = await new Promise<Buffer>((resolve, reject) => {
+    const child = spawn(process.execPath, [join(root, 'dist', 'bench', 'loadgen.js'), '--port', String(port), '--events', events, ...s.loadgen], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const out: Buffer[] = [];
+    child.stdout!.on('data', (d: Buffer) => out.push(d));
+    child.on('exit', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`loadgen exited ${code}`))));
   });
   // Sustained means delivered: wait until every output queue is empty before reading the CPU.
   // The load generator's clock starts with its first chunk (after it pre-encoded them all).
