@@ -90,12 +90,17 @@ describe('Containerfile', () => {
   const lines = text.split('\n').filter((l) => !l.startsWith('#'));
   const runtime = lines.slice(lines.findIndex((l) => /^FROM .* AS runtime/.test(l))).join('\n');
 
-  it('builds in one stage and runs production dependencies only in the other', () => {
-    assert.match(text, /^FROM \$\{NODE_IMAGE\} AS build$/m);
-    assert.match(text, /RUN npm ci --ignore-scripts/);
-    assert.match(text, /npx tsc -p \./);
-    assert.match(runtime, /npm ci --omit=dev/);
+  it('builds native addons, TypeScript and the web page in one stage; the runtime gets production dependencies only', () => {
+    assert.match(text, /^FROM node:20-bookworm AS build$/m);
+    // Install scripts must run: re2 and better-sqlite3 are built from source, `prepare` compiles.
+    assert.match(text, /RUN npm ci --no-audit --no-fund/);
+    assert.doesNotMatch(text, /--ignore-scripts/);
+    assert.match(text, /npm prune --omit=dev/);
+    assert.match(text, /test -d dist\/ui/);
+    assert.match(runtime, /COPY --from=build \/src\/node_modules \.\/node_modules/);
     assert.match(runtime, /COPY --from=build \/src\/dist\/src \.\/dist\/src/);
+    assert.match(runtime, /COPY --from=build \/src\/dist\/ui \.\/dist\/ui/);
+    assert.doesNotMatch(runtime, /npm ci/);
   });
 
   it('ships what the manifests reference: bin, rules, pipelines, the entrypoint and healthcheck', () => {
