@@ -1,10 +1,11 @@
-/** Fluent Bit tag routing: `match` with '*' wildcards, or `match_regex`. */
+/** Fluent Bit tag routing: `match` with '*' wildcards, or `match_regex` (RE2: linear time). */
+import { compileRegex } from './safe-regex.js';
 
 export type TagMatcher = (tag: string) => boolean;
 
 export function compileMatch(match: string | undefined, matchRegex: string | undefined): TagMatcher | null {
   if (matchRegex !== undefined) {
-    const re = new RegExp(matchRegex);
+    const re = compileRegex(matchRegex, { syntax: 'plain' });
     return (tag) => re.test(tag);
   }
   if (match === undefined) return null;

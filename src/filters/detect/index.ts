@@ -24,6 +24,7 @@ export interface DetectConfig {
   keep_events: boolean;
   hostname: string;
   key_name?: string;
+  include_event: boolean;
 }
 
 /** The rule file bundled with logwarden (rules/k8s_audit_rules.yaml). */
@@ -90,6 +91,11 @@ export const detect: FilterPlugin<DetectConfig> = {
       description: 'Pass the incoming records on (on) or drop them so only the alerts continue (off)',
     },
     hostname: { type: 'string', default: DEFAULT_HOSTNAME, description: 'hostname of the alert records (default: this host name)' },
+    include_event: {
+      type: 'bool',
+      default: false,
+      description: 'Add the audit event that triggered each alert under audit_event (the web page shows it); off keeps Falco\'s alert shape',
+    },
     key_name: {
       type: 'string',
       description: 'Key holding the audit event (a JSON string or a map); unset: the record is the event',
@@ -149,8 +155,10 @@ export const detect: FilterPlugin<DetectConfig> = {
     };
 
     let alerts: LogEvent[] = [];
-    const onAlert = (record: Record<string, unknown>, r: (typeof engine.active)[number], ev: { sec: number; nsec: number }) => {
+    const includeEvent = config.include_event;
+    const onAlert = (record: Record<string, unknown>, r: (typeof engine.active)[number], ev: { sec: number; nsec: number; obj: Record<string, unknown> }) => {
       perRule.get(r)?.inc();
+      if (includeEvent) record.audit_event = ev.obj;
       alerts.push({ tag, time: new EventTime(ev.sec, ev.nsec), record });
     };
 

@@ -36,6 +36,15 @@ async function run(filter: Record<string, unknown>, records: Array<Record<string
 }
 
 describe('detect filter in a pipeline', () => {
+  it('include_event adds the triggering audit event to the alert under audit_event', async () => {
+    const rules = join(repoRoot, 'rules', 'k8s_audit_rules.yaml');
+    const on = (await run({ rules_file: rules, include_event: 'on' }, [execPod])).out.filter((e) => e.tag === 'falco');
+    assert.equal(on.length, 1);
+    assert.deepEqual(on[0]!.record.audit_event, execPod);
+    const off = (await run({ rules_file: rules }, [execPod])).out.filter((e) => e.tag === 'falco');
+    assert.equal(off[0]!.record.audit_event, undefined, 'off by default: Falco\'s alert shape');
+  });
+
   it('emits alerts under alert_tag that re-enter routing, and keeps the events', async () => {
     const { out, chunks, metrics } = await run({ rules_file: join(repoRoot, 'rules', 'k8s_audit_rules.yaml') }, [execPod, createDeployment]);
     assert.equal(chunks.length, 2, 'the audit chunk, then the emitted alert chunk routed again');
