@@ -116,6 +116,14 @@ export class DeliveryEngine {
     else this.arm();
   }
 
+  /**
+   * Sends the open partial batch now instead of after batch_wait: the filesystem buffer calls this
+   * when it cannot queue more to this output until some of what it holds is delivered.
+   */
+  flush(): void {
+    if (this.open.length) this.cut(true);
+  }
+
   /** Starts the batch_wait timer of the open batch unless it runs already. */
   private arm(): void {
     if (this.timer || this.open.length === 0) return;

@@ -432,6 +432,35 @@ describe('filesystem buffer', () => {
     }
   });
 
+  test('an output at its memory share sends its partial batch at once instead of waiting for batch_wait', async () => {
+    const g = newGate(true);
+    const s = await server({ service: 'memory_limit: 128k', outputs: gateOut(g.name, 'batch_size: 10000\nbatch_wait: 30') });
+    let stopped = false;
+    try {
+      const c = await RawClient.connect(s.ports[0]!);
+      const t0 = Date.now();
+      for (let i = 0; i < 10; i++) {
+        await c.write(bigFrame('audit', `w${i}`, 50, i * 50));
+        await c.until(() => acks(c).length === i + 1, 5000, `ack of w${i}`);
+      }
+      // Each chunk but the last had a successor waiting for the output's share: sent at once.
+      await until(() => g.gate.delivered.length === 450, 'nine chunks delivered long before one batch_wait', 10_000);
+      assert.ok(Date.now() - t0 < 10_000);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(g.gate.delivered.length, 450, 'the last chunk, with nothing behind it, waits for batch_wait');
+      c.close();
+      stopped = true;
+      await s.run.stop(1);
+      assert.deepEqual(
+        g.gate.delivered.map((e) => e.record.k),
+        Array.from({ length: 500 }, (_, k) => k),
+        'the last one is sent when the pipeline drains',
+      );
+    } finally {
+      if (!stopped) await s.run.stop(1);
+    }
+  });
+
   test('configuration errors name the file, line and option', async () => {
     const dir = tempDir();
     const bad = async (yaml: string) => {

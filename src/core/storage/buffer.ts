@@ -65,7 +65,7 @@ const WRITE_SHARE = 1 / 8;
 
 export interface StorageOutput {
   id: string;
-  engine: Pick<DeliveryEngine, 'enqueue' | 'hasRoom'>;
+  engine: Pick<DeliveryEngine, 'enqueue' | 'hasRoom' | 'flush'>;
   /** storage.total_limit_size; undefined for no limit. */
   limit?: number;
   action: 'block' | 'drop_oldest_chunk';
@@ -776,14 +776,24 @@ export class FilesystemStorage {
   private pass(): void {
     const stalled = new Set<string>();
     const total = this.outs.size;
+    // An output that gets nothing more until it delivers must not sit on a partial batch for
+    // batch_wait: with a small memory share that would pace it at one share per batch_wait.
+    const starve = (o: string) => {
+      stalled.add(o);
+      this.outs.get(o)!.engine.flush();
+    };
     for (const c of this.backlog) {
       if (stalled.size >= total) break;
       const want: string[] = [];
       for (const o of c.pending) {
         if (c.queued.has(o) || c.parked.has(o) || stalled.has(o)) continue;
         const st = this.outs.get(o)!;
-        if (!st.engine.hasRoom || (st.held > 0 && st.held + c.cost > this.outLimit)) {
+        if (!st.engine.hasRoom) {
           stalled.add(o);
+          continue;
+        }
+        if (st.held > 0 && st.held + c.cost > this.outLimit) {
+          starve(o);
           continue;
         }
         want.push(o);
@@ -797,8 +807,11 @@ export class FilesystemStorage {
         this.maybeUnload(c);
       };
       if (!c.segments) {
-        if (!c.loading && this.canLoad(c)) this.load(c);
-        for (const o of want) stalled.add(o);
+        if (c.loading) for (const o of want) stalled.add(o);
+        else if (this.canLoad(c)) {
+          this.load(c);
+          for (const o of want) stalled.add(o);
+        } else for (const o of want) starve(o);
         continue;
       }
       if (c.loading) {
@@ -806,7 +819,8 @@ export class FilesystemStorage {
         continue;
       }
       if (c.queued.size === 0 && this.queuedChunks >= this.opts.maxChunksUp) {
-        stall();
+        for (const o of want) starve(o);
+        this.maybeUnload(c);
         continue;
       }
       for (const o of want) this.enqueue(c, o);
