@@ -30,7 +30,7 @@ export const serviceOptions = {
     type: 'int',
     default: 128,
     min: 1,
-    description: 'Filesystem-buffered chunks held in memory and queued to outputs at once; the others wait on disk ("down")',
+    description: 'Filesystem-buffered chunks held in memory and queued to outputs at once (within memory_limit); the others wait on disk ("down")',
   },
   'storage.backlog.mem_limit': {
     type: 'size',
@@ -42,7 +42,8 @@ export const serviceOptions = {
   memory_limit: {
     type: 'size',
     default: '256M',
-    description: 'Upper bound for queued records across outputs; each output queue gets its share unless it sets its own',
+    description:
+      'Memory for queued records: each output queue gets its share (wire bytes) unless it sets its own; filesystem-buffered events in memory get half of it, estimated at 3x their chunk file bytes, and chunks waiting for their write an eighth',
   },
   ui: {
     type: 'bool',
