@@ -256,6 +256,12 @@ export const scenarios: Scenario[] = [
     setup: downstreams,
   },
   {
+    name: 'relay-forward-half',
+    what: 'relay-forward paced at 50,000 records/s (about half the sustained rate): ack latency',
+    pipeline: 'relay-file.yaml',
+    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '2', '--rate', '50000'],
+  },
+  {
     name: 'relay-forward-w2',
     what: 'relay-forward with service.workers 2',
     pipeline: 'relay-file.yaml',
