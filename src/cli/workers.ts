@@ -21,7 +21,7 @@ import type { Metrics } from '../observe/metrics.js';
 interface StatusReply {
   type: 'logwarden:status';
   id: number;
-  status: { ready: boolean; paused: Record<string, string>; outputs: Record<string, { records: number; bytes: number; last_error?: string }> };
+  status: { ready: boolean; state: 'starting' | 'running' | 'stopping'; paused: Record<string, string>; outputs: Record<string, { records: number; bytes: number; last_error?: string }> };
 }
 
 type Status = StatusReply['status'] & { workers: Record<string, boolean> };
@@ -68,14 +68,18 @@ export async function runPrimary(p: Plan, log: Logger): Promise<number> {
           }),
       ),
     );
-    const merged: Status = { ready: true, paused: {}, outputs: {}, workers: {} };
+    // Not ready while any worker is not; `starting` until every worker runs, `stopping` once one is.
+    const merged: Status = { ready: !stopping, state: stopping ? 'stopping' : 'running', paused: {}, outputs: {}, workers: {} };
     replies.forEach((r, i) => {
       merged.workers[`worker-${i}`] = r !== undefined;
       if (!r) {
         merged.ready = false;
+        if (merged.state === 'running') merged.state = 'starting';
         return;
       }
       merged.ready &&= r.ready;
+      if (r.state === 'stopping') merged.state = 'stopping';
+      else if (r.state === 'starting' && merged.state === 'running') merged.state = 'starting';
       for (const [k, v] of Object.entries(r.paused)) merged.paused[`worker-${i}/${k}`] = v;
       for (const [k, v] of Object.entries(r.outputs)) {
         const o = (merged.outputs[k] ??= { records: 0, bytes: 0 });
@@ -96,11 +100,11 @@ export async function runPrimary(p: Plan, log: Logger): Promise<number> {
         contentType: aggregator.contentType,
       },
     } as unknown as Metrics;
-    let last: Status = { ready: false, paused: {}, outputs: {}, workers: {} };
+    let last: Status = { ready: false, state: 'starting', paused: {}, outputs: {}, workers: {} };
     const refresh = () => status().then((s) => (last = s));
     const timer = setInterval(() => void refresh(), 200);
     timer.unref();
-    http = new ServiceHttp(metricsView, () => last, log);
+    http = new ServiceHttp(metricsView, () => (stopping ? { ...last, ready: false, state: 'stopping' as const } : last), log);
     await http.listen(p.service.http_listen, p.service.http_port);
   }
   log.info({ config: p.file, workers: n }, 'logwarden running');

@@ -207,6 +207,11 @@ export class Pipeline {
   outputs: OutputNode[] = [];
   private routes = new Map<string, Route>();
   private readonly unrouted;
+  /**
+   * Readiness follows this: `starting` until the filesystem buffer is loaded and every input
+   * listens, `stopping` from the moment stop() is called (draining), `running` in between.
+   */
+  private phase: 'starting' | 'running' | 'stopping' = 'starting';
   /** Called with the events that leave the filters of each routed chunk (replay prints from here). */
   onFiltered?: (events: LogEvent[]) => void;
   /** Trace hook (replay --trace): each filter call with copies of its input, its output and what it emitted. */
@@ -383,6 +388,7 @@ export class Pipeline {
       await this.closeInstances();
       throw e;
     }
+    if (this.phase === 'starting') this.phase = 'running';
   }
 
   private route(tag: string): Route {
@@ -519,6 +525,7 @@ export class Pipeline {
    * not delivered by then stay on disk for the next start.
    */
   async stop(graceSeconds = this.plan.service.grace): Promise<boolean> {
+    this.phase = 'stopping';
     await Promise.allSettled(this.inputs.map((i) => i.instance.stop()));
     this.storage?.freeze();
     const drained = await Promise.all(this.outputs.map((o) => o.engine.drain(graceSeconds * 1000)));
@@ -539,15 +546,19 @@ export class Pipeline {
     await Promise.allSettled(this.outputs.map((o) => o.instance.close?.()));
   }
 
-  /** Readiness: inputs started and not paused; queue depths; the filesystem buffer when there is one. */
+  /**
+   * Readiness: every input listens (after the filesystem buffer was loaded), the pipeline is not
+   * stopping, and no backpressure is in effect; queue depths; the filesystem buffer when there is one.
+   */
   status(): {
     ready: boolean;
+    state: 'starting' | 'running' | 'stopping';
     paused: Record<string, string>;
     outputs: Record<string, { records: number; bytes: number; last_error?: string }>;
     storage?: { chunks: number; bytes: number; queued: number; writing: number; memory: number };
   } {
     const outputs: Record<string, { records: number; bytes: number; last_error?: string }> = {};
     for (const o of this.outputs) outputs[o.id] = { ...o.engine.depth, ...(o.engine.lastError ? { last_error: o.engine.lastError } : {}) };
-    return { ready: !this.flow.paused, paused: this.flow.reasons(), outputs, ...(this.storage ? { storage: this.storage.depth } : {}) };
+    return { ready: this.phase === 'running' && !this.flow.paused, state: this.phase, paused: this.flow.reasons(), outputs, ...(this.storage ? { storage: this.storage.depth } : {}) };
   }
 }

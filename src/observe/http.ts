@@ -1,7 +1,8 @@
 /**
  * The service HTTP server (`service.http_server`, `http_listen`, `http_port`): /metrics in
- * Prometheus text format, /healthz (the process serves), /readyz (inputs started and not paused
- * by backpressure: 503 with the reasons otherwise). Other components may mount routes.
+ * Prometheus text format, /healthz (the process serves), /readyz (every input listening, not
+ * draining for shutdown, not paused by backpressure: 503 with the state and reasons otherwise).
+ * Other components may mount routes.
  */
 import http from 'node:http';
 import type { Logger } from 'pino';
