@@ -89,6 +89,8 @@ export class DeliveryEngine {
       dropped: (reason: string) => metrics.outputDropped.labels(id, reason),
       errors: (reason: string) => metrics.outputErrors.labels(id, reason),
     };
+    metrics.outputQueueLimitRecords.labels(id).set(opts.queueRecords);
+    metrics.outputQueueLimitBytes.labels(id).set(opts.queueBytes);
   }
 
   /** False while the queue is over its bound (until it drains below the low-water mark). */

@@ -40,6 +40,16 @@ export class Metrics {
   readonly outputErrors = this.counter('logwarden_output_errors_total', 'Failed send attempts by reason', ['name', 'reason']);
   readonly outputQueueRecords = this.gauge('logwarden_output_queue_records', 'Records queued or in flight in an output', ['name']);
   readonly outputQueueBytes = this.gauge('logwarden_output_queue_bytes', 'Bytes queued or in flight in an output', ['name']);
+  readonly outputQueueLimitRecords = this.gauge(
+    'logwarden_output_queue_limit_records',
+    'Records an output holds (queued or in flight) before the inputs routed to it pause (queue_max_records)',
+    ['name'],
+  );
+  readonly outputQueueLimitBytes = this.gauge(
+    'logwarden_output_queue_limit_bytes',
+    'Bytes an output holds (queued or in flight) before the inputs routed to it pause (queue_max_bytes)',
+    ['name'],
+  );
   readonly outputLatency = this.histogram(
     'logwarden_output_request_duration_seconds',
     'Duration of one send attempt of an output',

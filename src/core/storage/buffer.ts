@@ -196,6 +196,12 @@ export class FilesystemStorage {
       ),
       bytes: metrics.gauge('logwarden_storage_bytes', 'Bytes of chunk files in the filesystem buffer', []),
       outputBytes: metrics.gauge('logwarden_storage_output_bytes', 'Bytes of buffered chunks an output has not committed (storage.total_limit_size counts this)', ['name']),
+      memoryLimit: metrics.gauge(
+        'logwarden_storage_memory_limit_bytes',
+        'Bound of logwarden_storage_memory_bytes by state: up (half of memory_limit, split evenly between outputs), writing (an eighth)',
+        ['state'],
+      ),
+      outputLimit: metrics.gauge('logwarden_storage_output_limit_bytes', "An output's storage.total_limit_size (only outputs that set it)", ['name']),
       written: metrics.counter('logwarden_storage_chunks_written_total', 'Chunks written to the filesystem buffer, by input', ['name']),
       writeErrors: metrics.counter('logwarden_storage_write_errors_total', 'Chunk writes that failed, by input and errno', ['name', 'reason']),
       unbuffered: metrics.counter(
@@ -207,7 +213,12 @@ export class FilesystemStorage {
       quarantined: metrics.counter('logwarden_storage_quarantined_chunks_total', 'Torn or corrupt chunk files moved to quarantine/, by reason', ['reason']),
       dropped: metrics.counter('logwarden_storage_dropped_records_total', 'Buffered records an output will never get, by reason', ['name', 'reason']),
     };
-    for (const o of this.outs.values()) this.m.outputBytes.labels(o.id).set(0);
+    for (const o of this.outs.values()) {
+      this.m.outputBytes.labels(o.id).set(0);
+      if (o.limit !== undefined) this.m.outputLimit.labels(o.id).set(o.limit);
+    }
+    this.m.memoryLimit.labels('up').set(this.upLimit);
+    this.m.memoryLimit.labels('writing').set(this.writeLimit);
     flow.on('change', this.onFlow);
   }
 
