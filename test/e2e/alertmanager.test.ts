@@ -5,100 +5,11 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { EventTime, type LogEvent } from '../../src/core/event.js';
 import { alertmanagerOutput } from '../../src/outputs/alertmanager/index.js';
+import { Alertmanager } from '../support/alertmanager.js';
+import { freePort } from '../support/cli.js';
 import { startPipeline, type RunningPipeline } from '../support/output-pipeline.js';
-
-const BINARY = '/usr/bin/prometheus-alertmanager';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-interface AmAlert {
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  startsAt: string;
-  endsAt: string;
-  status: { state: string };
-}
-
-class Alertmanager {
-  proc: ChildProcess | undefined;
-  log = '';
-  constructor(readonly port: number) {}
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** Starts with an empty storage directory (a restarted instance that lost its state). */
-  async start(): Promise<this> {
-    const dir = mkdtempSync(join(tmpdir(), 'logwarden-am-'));
-    const config = join(dir, 'alertmanager.yml');
-    writeFileSync(config, 'route:\n  receiver: none\n  group_wait: 1h\nreceivers:\n  - name: none\n');
-    this.proc = spawn(
-      BINARY,
-      [`--config.file=${config}`, `--storage.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${this.port}`, '--cluster.listen-address='],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    this.proc.stdout!.on('data', (d) => (this.log += String(d)));
-    this.proc.stderr!.on('data', (d) => (this.log += String(d)));
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      try {
-        const res = await fetch(`${this.url}/-/ready`);
-        if (res.ok) return this;
-      } catch {
-        // not listening yet
-      }
-      if (this.proc.exitCode !== null || Date.now() > deadline) throw new Error(`alertmanager did not start:\n${this.log}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
-  async stop(): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null) return;
-    this.proc = undefined;
-    const exited = new Promise<void>((r) => p.once('exit', () => r()));
-    p.kill('SIGTERM');
-    await exited;
-  }
-
-  async alerts(): Promise<AmAlert[]> {
-    const res = await fetch(`${this.url}/api/v2/alerts`);
-    assert.equal(res.status, 200);
-    return (await res.json()) as AmAlert[];
-  }
-
-  /** alertmanager_alerts_received_total summed over statuses. */
-  async received(): Promise<number> {
-    const text = await (await fetch(`${this.url}/metrics`)).text();
-    let n = 0;
-    for (const m of text.matchAll(/^alertmanager_alerts_received_total\{[^}]*\} (\S+)$/gm)) n += Number(m[1]);
-    return n;
-  }
-
-  async waitFor(pred: (a: AmAlert[]) => boolean, what: string, timeoutMs = 10_000): Promise<AmAlert[]> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const a = await this.alerts();
-      if (pred(a)) return a;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; alerts: ${JSON.stringify(a)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
 
 /** A Falco alert record as the detect filter emits it (Falco's JSON output shape). */
 function alertEvent(rule: string, priority: string, fields: Record<string, unknown> = {}, time = EventTime.now()): LogEvent {

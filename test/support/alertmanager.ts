@@ -1,7 +1,8 @@
 /**
  * A real Alertmanager (Debian's prometheus-alertmanager, installed by test/e2e/setup.sh) on
- * loopback for end-to-end tests: start, stop, restart on the same port and data directory, and
- * read back alerts from GET /api/v2/alerts.
+ * loopback for end-to-end tests: start, stop, restart on the same port and data directory (a new
+ * instance on the same port starts with an empty one: an Alertmanager that lost its state), read
+ * back alerts from GET /api/v2/alerts and count what it received.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -68,13 +69,21 @@ export class Alertmanager {
     return (await res.json()) as AmAlert[];
   }
 
+  /** alertmanager_alerts_received_total summed over statuses. */
+  async received(): Promise<number> {
+    const text = await (await fetch(`${this.url}/metrics`)).text();
+    let n = 0;
+    for (const m of text.matchAll(/^alertmanager_alerts_received_total\{[^}]*\} (\S+)$/gm)) n += Number(m[1]);
+    return n;
+  }
+
   async waitFor(pred: (a: AmAlert[]) => boolean, what: string, timeoutMs = 10_000): Promise<AmAlert[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const a = await this.alerts();
       if (pred(a)) return a;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; ${a.length} alerts`);
-      await new Promise((r) => setTimeout(r, 200));
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; alerts: ${JSON.stringify(a)}`);
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 }
