@@ -86,14 +86,4 @@ export function startDaemon(config: string, env: Record<string, string> = {}): P
   return daemon.waitLog(/logwarden running/).then(() => daemon);
 }
 
-/** A TCP port that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './harness.js';

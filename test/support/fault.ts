@@ -5,18 +5,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { FluentClient, EventTime as FluentEventTime } from '@fluent-org/logger';
 import { repoRoot } from './paths.js';
 
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export { freePort } from './harness.js';
 
 export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
 

@@ -3,28 +3,17 @@
  * (loadConfigFile), planned against a registry (plan) and started (new Pipeline(...).start()).
  * Tests feed events with `ingest` and watch commits, metrics and the pipeline's own logs.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { loadConfigFile } from '../../src/config/load.js';
 import { Commit } from '../../src/core/commit.js';
 import { EventTime, type LogEvent, type LogRecord } from '../../src/core/event.js';
 import type { AnyPlugin } from '../../src/core/plugin.js';
-import { Pipeline, plan, type Registry } from '../../src/core/pipeline.js';
+import { Pipeline, plan } from '../../src/core/pipeline.js';
 import { Metrics } from '../../src/observe/metrics.js';
+import { counterValue, jsonLogger, registryOf, tempDir } from './harness.js';
 
-export function registryOf(...plugins: AnyPlugin[]): Registry {
-  return {
-    find: (kind, name) => plugins.find((p) => p.kind === kind && p.name === name.toLowerCase()),
-    names: (kind) => plugins.filter((p) => p.kind === kind).map((p) => p.name),
-  };
-}
-
-export function tempDir(prefix = 'logwarden-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
+export { registryOf, tempDir };
 
 export interface RunningPipeline {
   pipeline: Pipeline;
@@ -42,15 +31,9 @@ export interface RunningPipeline {
 export async function startPipeline(yaml: string, plugins: AnyPlugin[], dir = tempDir()): Promise<RunningPipeline> {
   const file = join(dir, 'pipeline.yaml');
   writeFileSync(file, yaml);
-  const logs: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
+  const { logger, logs } = jsonLogger();
   const metrics = new Metrics();
-  const pipeline = new Pipeline(plan(loadConfigFile(file, {}), registryOf(...plugins)), { logger: pino({ level: 'debug' }, sink), metrics });
+  const pipeline = new Pipeline(plan(loadConfigFile(file, {}), registryOf(...plugins)), { logger, metrics });
   await pipeline.start();
   return {
     pipeline,
@@ -65,16 +48,7 @@ export async function startPipeline(yaml: string, plugins: AnyPlugin[], dir = te
         c.release();
       });
     },
-    async counter(name, labels = {}) {
-      const metric = metrics.registry.getSingleMetric(name);
-      if (!metric) return 0;
-      const { values } = await metric.get();
-      let sum = 0;
-      for (const v of values) {
-        if (Object.entries(labels).every(([k, x]) => (v.labels as Record<string, unknown>)[k] === x)) sum += v.value;
-      }
-      return sum;
-    },
+    counter: (name, labels) => counterValue(metrics, name, labels),
     stop: (grace) => pipeline.stop(grace),
   };
 }

@@ -3,16 +3,14 @@
  * does (src/plugins.ts registry + buildParsers), and reads load-time errors the way a user sees
  * them.
  */
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { ConfigErrors } from '../../src/config/errors.js';
 import { EventTime } from '../../src/core/event.js';
 import { loadConfigFile } from '../../src/config/load.js';
 import type { AnyPlugin } from '../../src/core/plugin.js';
-import { Pipeline, plan, type Plan, type Registry } from '../../src/core/pipeline.js';
-import { Metrics } from '../../src/observe/metrics.js';
+import { plan, type Plan, type Registry } from '../../src/core/pipeline.js';
 import { buildParsers } from '../../src/parsers/index.js';
-import { registryOf, type BuiltFilters } from './filter-pipeline.js';
+import { startFilters, type BuiltFilters } from './filter-pipeline.js';
+import { registryOf } from './harness.js';
 
 export function registryWithParsers(...plugins: AnyPlugin[]): Registry {
   return { ...registryOf(...plugins), buildParsers };
@@ -33,19 +31,8 @@ export async function loadErrors(file: string, ...plugins: AnyPlugin[]): Promise
   }
 }
 
-export async function buildWithParsers(file: string, ...plugins: AnyPlugin[]): Promise<BuiltFilters> {
-  const logs: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  const metrics = new Metrics();
-  const p = planFile(file, ...plugins);
-  const pipeline = new Pipeline(p, { logger: pino({ level: 'debug' }, sink), metrics, filtersOnly: true });
-  await pipeline.start();
-  return { pipeline, filters: pipeline.filters.map((f) => f.instance), metrics, logs };
+export function buildWithParsers(file: string, ...plugins: AnyPlugin[]): Promise<BuiltFilters> {
+  return startFilters(planFile(file, ...plugins));
 }
 
 /** An event at a fixed time, for filter tests. */
