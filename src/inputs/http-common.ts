@@ -1,7 +1,7 @@
 /**
- * What the HTTP inputs (`http`, `k8s_audit_webhook`) share: the listener (HTTP or TLS with
- * optional client-certificate verification), limits, timeouts, backpressure, and answering a
- * request only once its events are committed.
+ * What the HTTP inputs (`http`, `k8s_audit_webhook`) share: the HTTP(S) server on the listener of
+ * ./listener.ts, limits, timeouts, backpressure, and answering a request only once its events are
+ * committed.
  *
  * A request goes through these steps; a refusal answers only that request, with a log line and
  * `logwarden_input_errors_total{reason}`:
@@ -23,11 +23,9 @@
  * unable to take data; the sender did nothing wrong), is retried by generic HTTP clients and
  * proxies that do not retry a 429, and keeps 429 free for what RFC 6585 defines it as.
  */
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
-import { resolve } from 'node:path';
 import type tls from 'node:tls';
 import zlib from 'node:zlib';
 import { ConfigError } from '../config/errors.js';
@@ -35,16 +33,19 @@ import type { OptionTable, RawSection } from '../config/schema.js';
 import { Commit } from '../core/commit.js';
 import type { LogEvent } from '../core/event.js';
 import type { InputContext, InputInstance } from '../core/plugin.js';
+import {
+  addressesOf,
+  guardServer,
+  listen,
+  listenOptions,
+  serverTlsOptions,
+  tlsServerOptions,
+  validateTlsServer,
+  type ListenConfig,
+  type TlsServerConfig,
+} from './listener.js';
 
-export interface HttpServerConfig {
-  listen: string;
-  port: number;
-  tls: boolean;
-  'tls.crt_file'?: string;
-  'tls.key_file'?: string;
-  'tls.key_passwd'?: string;
-  'tls.ca_file'?: string;
-  'tls.verify': boolean;
+export interface HttpServerConfig extends ListenConfig, TlsServerConfig {
   buffer_max_size: number;
   connection_limit: number;
   headers_timeout: number;
@@ -57,14 +58,8 @@ export interface HttpServerConfig {
 /** The listener's options; each plugin picks its own defaults where they differ. */
 export function httpServerOptions(d: { port: number; buffer_max_size: string; buffer_max_size_note: string; retry_after: number }) {
   return {
-    listen: { type: 'string', default: '0.0.0.0', description: 'Address to listen on' },
-    port: { type: 'int', default: d.port, min: 0, max: 65535, description: 'TCP port to listen on (0: any free port)' },
-    tls: { type: 'bool', default: false, description: 'Serve HTTPS' },
-    'tls.crt_file': { type: 'string', description: 'Server certificate (PEM)' },
-    'tls.key_file': { type: 'string', description: 'Server private key (PEM)' },
-    'tls.key_passwd': { type: 'string', description: 'Password of the private key' },
-    'tls.ca_file': { type: 'string', description: 'CA bundle (PEM) to verify client certificates' },
-    'tls.verify': { type: 'bool', default: false, description: 'Require client certificates signed by tls.ca_file' },
+    ...listenOptions(d.port),
+    ...tlsServerOptions('HTTPS'),
     buffer_max_size: {
       type: 'size',
       default: d.buffer_max_size,
@@ -110,25 +105,12 @@ export function httpServerOptions(d: { port: number; buffer_max_size: string; bu
 /** Load-time checks of the listener options (positions for every error). */
 export function validateHttpServer(c: HttpServerConfig, section: RawSection): void {
   const at = (k: string) => section.keyPos[k] ?? section.pos;
-  if (c.tls && (!c['tls.crt_file'] || !c['tls.key_file'])) throw new ConfigError('tls on needs tls.crt_file and tls.key_file', at('tls'), 'tls');
   if (!c.tls) {
     for (const k of ['tls.crt_file', 'tls.key_file', 'tls.ca_file', 'tls.verify'] as const) {
       if (section.values[k] !== undefined) throw new ConfigError(`${k} has no effect without tls: on`, at(k), k);
     }
   }
-  if (c['tls.verify'] && !c['tls.ca_file']) {
-    throw new ConfigError('tls.verify on needs tls.ca_file to verify client certificates', at('tls.verify'), 'tls.verify');
-  }
-  for (const k of ['tls.crt_file', 'tls.key_file', 'tls.ca_file'] as const) {
-    const p = c[k];
-    if (p !== undefined) {
-      try {
-        readFileSync(resolve(section.baseDir, p));
-      } catch (e) {
-        throw new ConfigError(`cannot read ${p}: ${(e as Error).message}`, section.valuePos[k] ?? section.pos, k);
-      }
-    }
-  }
+  validateTlsServer(c, section);
   if (c.inflight_max_size !== undefined && c.inflight_max_size < c.buffer_max_size) {
     throw new ConfigError(
       `inflight_max_size (${c.inflight_max_size}) must not be below buffer_max_size (${c.buffer_max_size}): a largest request would never fit`,
@@ -146,11 +128,6 @@ export function validateHttpServer(c: HttpServerConfig, section: RawSection): vo
   }
 }
 
-/** TLS and other paths are relative to the config file. */
-export function resolveServerPaths<C extends HttpServerConfig>(c: C, baseDir: string): C {
-  const abs = (p: string | undefined) => (p === undefined ? undefined : resolve(baseDir, p));
-  return { ...c, 'tls.crt_file': abs(c['tls.crt_file']), 'tls.key_file': abs(c['tls.key_file']), 'tls.ca_file': abs(c['tls.ca_file']) };
-}
 
 /** A refused request: its status, the message the sender reads, the metric reason. */
 export class HttpError extends Error {
@@ -227,17 +204,8 @@ export class HttpInput<S> implements InputInstance {
       unacked: mm.inputUnacked.labels(id),
       error: (reason: string) => mm.inputErrors.labels(id, reason),
     };
-    if (c.tls) {
-      this.tlsOptions = {
-        cert: readFileSync(c['tls.crt_file']!),
-        key: readFileSync(c['tls.key_file']!),
-        ...(c['tls.key_passwd'] ? { passphrase: c['tls.key_passwd'] } : {}),
-        ...(c['tls.ca_file'] ? { ca: readFileSync(c['tls.ca_file']) } : {}),
-        requestCert: c['tls.verify'],
-        rejectUnauthorized: c['tls.verify'],
-        handshakeTimeout: c.headers_timeout * 1000,
-      };
-    }
+    const t = serverTlsOptions(c);
+    if (t) this.tlsOptions = { ...t, handshakeTimeout: c.headers_timeout * 1000 };
     ctx.flow.on('pause', this.onPause);
     ctx.flow.on('resume', this.onResume);
     if (ctx.flow.paused) this.m.paused.set(1);
@@ -268,33 +236,21 @@ export class HttpInput<S> implements InputInstance {
     server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => this.onRequest(req, res, true));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.onClientError(err, socket));
     server.on(this.tlsOptions ? 'secureConnection' : 'connection', (socket: net.Socket) => this.onConnection(socket));
-    if (this.tlsOptions) {
-      server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
-        this.m.error('tls').inc();
-        this.ctx.logger.warn({ remote: socket.remoteAddress, err: err.message }, 'TLS handshake failed');
-      });
-    }
-    server.maxConnections = c.connection_limit * 2;
-    server.on('drop', (d?: { remoteAddress?: string }) => {
-      this.m.error('connection_limit').inc();
-      this.ctx.logger.warn({ remote: d?.remoteAddress, limit: c.connection_limit }, 'connection closed at once: twice connection_limit reached');
+    guardServer(server, {
+      tls: this.tlsOptions !== undefined,
+      maxConnections: c.connection_limit * 2,
+      limit: c.connection_limit,
+      dropped: 'connection closed at once: twice connection_limit reached',
+      error: this.m.error,
+      logger: this.ctx.logger,
     });
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(c.port, c.listen, () => {
-        server.off('error', reject);
-        server.on('error', (e) => this.ctx.logger.error({ err: e.message }, 'listener error'));
-        resolve();
-      });
-    });
+    await listen(server, { host: c.listen, port: c.port }, this.ctx.logger);
     this.ctx.logger.info({ listen: this.addresses(), tls: c.tls, client_certs: c['tls.verify'] }, `${this.what} listening`);
   }
 
   addresses(): string[] {
-    const a = this.server?.address();
-    if (!a) return [];
-    return [typeof a === 'string' ? a : `${a.address}:${a.port}`];
+    return addressesOf(this.server);
   }
 
   async stop(): Promise<void> {

@@ -7,8 +7,6 @@
  * so the sender resends. Under backpressure the input stops reading its sockets (TCP flow control
  * reaches the sender) instead of closing them.
  */
-import { chmod, unlink } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { resolve } from 'node:path';
 import tls from 'node:tls';
@@ -20,10 +18,21 @@ import type { InputContext, InputInstance, InputPlugin } from '../../core/plugin
 import { FrameTooLarge, Framer, MalformedFrame } from './framer.js';
 import { answerPing, newHandshake, type AuthConfig, type HandshakeState } from './handshake.js';
 import { decodeFrame, ProtocolError } from './protocol.js';
+import {
+  addressesOf,
+  guardServer,
+  listen,
+  listenOptions,
+  resolveTlsPaths,
+  serverTlsOptions,
+  tlsServerOptions,
+  validateTlsServer,
+  type ListenConfig,
+  type TlsServerConfig,
+} from '../listener.js';
 
 const options = {
-  listen: { type: 'string', default: '0.0.0.0', description: 'Address to listen on' },
-  port: { type: 'int', default: 24224, min: 0, max: 65535, description: 'TCP port to listen on (0: any free port)' },
+  ...listenOptions(24224),
   unix_path: { type: 'string', description: 'Listen on this Unix socket instead of TCP' },
   unix_perm: { type: 'string', description: 'Permissions of the Unix socket, octal (e.g. 0660)', check: (v) => (/^0?[0-7]{3}$/.test(String(v)) ? undefined : 'expected an octal mode like 0660') },
   tag_prefix: { type: 'string', description: 'Prefix added to the incoming tag' },
@@ -33,12 +42,7 @@ const options = {
   empty_shared_key: { type: 'bool', default: false, description: 'Run the handshake with an empty shared key' },
   self_hostname: { type: 'string', default: 'localhost', description: 'Hostname this server announces in PONG (Fluent Bit default: localhost)' },
   'security.users': { type: 'multi', description: "Users for the handshake, each 'username password'" },
-  tls: { type: 'bool', default: false, description: 'Serve TLS' },
-  'tls.crt_file': { type: 'string', description: 'Server certificate (PEM)' },
-  'tls.key_file': { type: 'string', description: 'Server private key (PEM)' },
-  'tls.key_passwd': { type: 'string', description: 'Password of the private key' },
-  'tls.ca_file': { type: 'string', description: 'CA bundle (PEM) to verify client certificates' },
-  'tls.verify': { type: 'bool', default: false, description: 'Require client certificates signed by tls.ca_file' },
+  ...tlsServerOptions('TLS'),
   connection_limit: { type: 'int', default: 1024, min: 1, description: 'Connections accepted at once; more are closed with a log line' },
   receive_timeout: {
     type: 'duration',
@@ -47,9 +51,7 @@ const options = {
   },
 } satisfies OptionTable;
 
-interface ForwardConfig {
-  listen: string;
-  port: number;
+interface ForwardConfig extends ListenConfig, TlsServerConfig {
   unix_path?: string;
   unix_perm?: string;
   tag?: string;
@@ -60,12 +62,6 @@ interface ForwardConfig {
   empty_shared_key: boolean;
   self_hostname: string;
   'security.users'?: string[];
-  tls: boolean;
-  'tls.crt_file'?: string;
-  'tls.key_file'?: string;
-  'tls.key_passwd'?: string;
-  'tls.ca_file'?: string;
-  'tls.verify': boolean;
   connection_limit: number;
   receive_timeout: number;
 }
@@ -104,17 +100,7 @@ class ForwardInput implements InputInstance {
       error: (reason: string) => mm.inputErrors.labels(id, reason),
       authFail: (reason: string) => mm.inputAuthFailures.labels(id, reason),
     };
-    if (c.tls) {
-      const read = (p: string) => readFileSync(p);
-      this.tlsOptions = {
-        cert: read(c['tls.crt_file']!),
-        key: read(c['tls.key_file']!),
-        ...(c['tls.key_passwd'] ? { passphrase: c['tls.key_passwd'] } : {}),
-        ...(c['tls.ca_file'] ? { ca: read(c['tls.ca_file']) } : {}),
-        requestCert: c['tls.verify'],
-        rejectUnauthorized: c['tls.verify'],
-      };
-    }
+    this.tlsOptions = serverTlsOptions(c);
     ctx.flow.on('pause', this.onPause);
     ctx.flow.on('resume', this.onResume);
   }
@@ -134,32 +120,16 @@ class ForwardInput implements InputInstance {
   async start(): Promise<void> {
     const handler = (socket: net.Socket) => this.accept(socket);
     const server = this.tlsOptions ? tls.createServer(this.tlsOptions, handler) : net.createServer(handler);
-    if (this.tlsOptions) {
-      server.on('tlsClientError', (err, socket) => {
-        this.m.error('tls').inc();
-        this.ctx.logger.warn({ remote: socket.remoteAddress, err: err.message }, 'TLS handshake failed');
-      });
-    }
-    server.maxConnections = this.c.connection_limit;
-    server.on('drop', (d) => {
-      this.m.error('connection_limit').inc();
-      this.ctx.logger.warn({ remote: d?.remoteAddress, limit: this.c.connection_limit }, 'connection refused: connection_limit reached');
+    guardServer(server, {
+      tls: this.tlsOptions !== undefined,
+      maxConnections: this.c.connection_limit,
+      limit: this.c.connection_limit,
+      dropped: 'connection refused: connection_limit reached',
+      error: this.m.error,
+      logger: this.ctx.logger,
     });
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      const done = () => {
-        server.off('error', reject);
-        server.on('error', (e) => this.ctx.logger.error({ err: e.message }, 'listener error'));
-        resolve();
-      };
-      if (this.c.unix_path) {
-        unlink(this.c.unix_path)
-          .catch(() => undefined)
-          .then(() => server.listen(this.c.unix_path, done));
-      } else server.listen(this.c.port, this.c.listen, done);
-    });
-    if (this.c.unix_path && this.c.unix_perm) await chmod(this.c.unix_path, parseInt(this.c.unix_perm, 8));
+    await listen(server, { host: this.c.listen, port: this.c.port, unixPath: this.c.unix_path, unixPerm: this.c.unix_perm }, this.ctx.logger);
     this.ctx.logger.info(
       { listen: this.addresses(), tls: this.c.tls, auth: this.auth ? (this.auth.users.size ? 'shared_key+users' : 'shared_key') : 'none' },
       'forward input listening',
@@ -167,9 +137,7 @@ class ForwardInput implements InputInstance {
   }
 
   addresses(): string[] {
-    const a = this.server?.address();
-    if (!a) return [];
-    return [typeof a === 'string' ? a : `${a.address}:${a.port}`];
+    return addressesOf(this.server);
   }
 
   async stop(): Promise<void> {
@@ -299,22 +267,7 @@ export const forwardInput: InputPlugin<ForwardConfig> = {
   description: 'Receives Fluentd Forward Protocol v1 from Fluent Bit, Fluentd and forward clients (TCP, TLS, Unix socket)',
   options,
   validate(c, section) {
-    if (c.tls && (!c['tls.crt_file'] || !c['tls.key_file'])) {
-      throw new ConfigError('tls on needs tls.crt_file and tls.key_file', section.keyPos.tls ?? section.pos, 'tls');
-    }
-    if (c['tls.verify'] && !c['tls.ca_file']) {
-      throw new ConfigError('tls.verify on needs tls.ca_file to verify client certificates', section.keyPos['tls.verify'] ?? section.pos, 'tls.verify');
-    }
-    for (const k of ['tls.crt_file', 'tls.key_file', 'tls.ca_file'] as const) {
-      const p = c[k];
-      if (p !== undefined) {
-        try {
-          readFileSync(resolve(section.baseDir, p));
-        } catch (e) {
-          throw new ConfigError(`cannot read ${p}: ${(e as Error).message}`, section.valuePos[k] ?? section.pos, k);
-        }
-      }
-    }
+    validateTlsServer(c, section);
     if (c.shared_key !== undefined && c.empty_shared_key) {
       throw new ConfigError('set shared_key or empty_shared_key, not both', section.keyPos.empty_shared_key ?? section.pos, 'empty_shared_key');
     }
@@ -328,15 +281,8 @@ export const forwardInput: InputPlugin<ForwardConfig> = {
     }
   },
   create(c, ctx) {
-    // TLS and other paths are relative to the config file.
-    const abs = (p: string | undefined) => (p === undefined ? undefined : resolve(ctx.baseDir, p));
-    const resolved: ForwardConfig = {
-      ...c,
-      'tls.crt_file': abs(c['tls.crt_file']),
-      'tls.key_file': abs(c['tls.key_file']),
-      'tls.ca_file': abs(c['tls.ca_file']),
-      unix_path: abs(c.unix_path),
-    };
+    // The socket path, like the TLS files, is relative to the config file.
+    const resolved: ForwardConfig = { ...resolveTlsPaths(c, ctx.baseDir), unix_path: c.unix_path === undefined ? undefined : resolve(ctx.baseDir, c.unix_path) };
     return new ForwardInput(resolved, ctx);
   },
 };

@@ -15,12 +15,12 @@ import {
   HttpInput,
   httpServerOptions,
   mediaType,
-  resolveServerPaths,
   validateHttpServer,
   type HttpEndpoint,
   type HttpServerConfig,
   type RequestLog,
 } from '../http-common.js';
+import { resolveTlsPaths } from '../listener.js';
 import { MEDIA_TYPES, decodeJSON, decodeMsgpack, decodeNDJSON, decodeURLEncoded, sanitizeTag, tagFromPath, type BodyType } from './decode.js';
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -186,7 +186,7 @@ export const httpInput: InputPlugin<HttpConfig> = {
     }
   },
   create(c, ctx) {
-    const resolved = resolveServerPaths(c, ctx.baseDir);
+    const resolved = resolveTlsPaths(c, ctx.baseDir);
     return new HttpInput(resolved, ctx, new HttpEndpointImpl(resolved, c.tag ?? ctx.id), 'http input');
   },
 };

@@ -20,12 +20,12 @@ import {
   HttpInput,
   httpServerOptions,
   mediaType,
-  resolveServerPaths,
   validateHttpServer,
   type HttpEndpoint,
   type HttpServerConfig,
   type RequestLog,
 } from '../http-common.js';
+import { resolveTlsPaths } from '../listener.js';
 import { expandWebhookBody } from './events.js';
 
 export const DEFAULT_TAG = 'kube.audit';
@@ -128,7 +128,7 @@ export const k8sAuditWebhookInput: InputPlugin<WebhookConfig> = {
     validateHttpServer(c, section);
   },
   create(c, ctx) {
-    const resolved = resolveServerPaths(c, ctx.baseDir);
+    const resolved = resolveTlsPaths(c, ctx.baseDir);
     return new HttpInput(resolved, ctx, new WebhookEndpoint(c.path, c.tag ?? DEFAULT_TAG), 'audit webhook input');
   },
 };

@@ -1,0 +1,137 @@
+/**
+ * What every listening input shares (`forward`, `http`, `k8s_audit_webhook`): the listen and TLS
+ * options (Fluent Bit's names), their load-time checks, the server's TLS options with optional
+ * client-certificate verification, counting and logging of failed TLS handshakes and of
+ * connections beyond the limit, and binding to host:port or a Unix socket.
+ */
+import { readFileSync } from 'node:fs';
+import { chmod, unlink } from 'node:fs/promises';
+import type net from 'node:net';
+import { resolve } from 'node:path';
+import type tls from 'node:tls';
+import type { Logger } from 'pino';
+import { ConfigError } from '../config/errors.js';
+import type { OptionTable, RawSection } from '../config/schema.js';
+
+export interface ListenConfig {
+  listen: string;
+  port: number;
+}
+
+export interface TlsServerConfig {
+  tls: boolean;
+  'tls.crt_file'?: string;
+  'tls.key_file'?: string;
+  'tls.key_passwd'?: string;
+  'tls.ca_file'?: string;
+  'tls.verify': boolean;
+}
+
+export function listenOptions(defaultPort: number) {
+  return {
+    listen: { type: 'string', default: '0.0.0.0', description: 'Address to listen on' },
+    port: { type: 'int', default: defaultPort, min: 0, max: 65535, description: 'TCP port to listen on (0: any free port)' },
+  } satisfies OptionTable;
+}
+
+/** `serve`: what tls on serves, for its description (TLS, HTTPS). */
+export function tlsServerOptions(serve: string) {
+  return {
+    tls: { type: 'bool', default: false, description: `Serve ${serve}` },
+    'tls.crt_file': { type: 'string', description: 'Server certificate (PEM)' },
+    'tls.key_file': { type: 'string', description: 'Server private key (PEM)' },
+    'tls.key_passwd': { type: 'string', description: 'Password of the private key' },
+    'tls.ca_file': { type: 'string', description: 'CA bundle (PEM) to verify client certificates' },
+    'tls.verify': { type: 'bool', default: false, description: 'Require client certificates signed by tls.ca_file' },
+  } satisfies OptionTable;
+}
+
+/** Load-time checks of the TLS options: what tls on needs, and that the files can be read. */
+export function validateTlsServer(c: TlsServerConfig, section: RawSection): void {
+  if (c.tls && (!c['tls.crt_file'] || !c['tls.key_file'])) {
+    throw new ConfigError('tls on needs tls.crt_file and tls.key_file', section.keyPos.tls ?? section.pos, 'tls');
+  }
+  if (c['tls.verify'] && !c['tls.ca_file']) {
+    throw new ConfigError('tls.verify on needs tls.ca_file to verify client certificates', section.keyPos['tls.verify'] ?? section.pos, 'tls.verify');
+  }
+  for (const k of ['tls.crt_file', 'tls.key_file', 'tls.ca_file'] as const) {
+    const p = c[k];
+    if (p !== undefined) {
+      try {
+        readFileSync(resolve(section.baseDir, p));
+      } catch (e) {
+        throw new ConfigError(`cannot read ${p}: ${(e as Error).message}`, section.valuePos[k] ?? section.pos, k);
+      }
+    }
+  }
+}
+
+/** TLS paths are relative to the config file. */
+export function resolveTlsPaths<C extends TlsServerConfig>(c: C, baseDir: string): C {
+  const abs = (p: string | undefined) => (p === undefined ? undefined : resolve(baseDir, p));
+  return { ...c, 'tls.crt_file': abs(c['tls.crt_file']), 'tls.key_file': abs(c['tls.key_file']), 'tls.ca_file': abs(c['tls.ca_file']) };
+}
+
+/** The server's TLS options (certificate files read now), or undefined without tls. */
+export function serverTlsOptions(c: TlsServerConfig): tls.TlsOptions | undefined {
+  if (!c.tls) return undefined;
+  return {
+    cert: readFileSync(c['tls.crt_file']!),
+    key: readFileSync(c['tls.key_file']!),
+    ...(c['tls.key_passwd'] ? { passphrase: c['tls.key_passwd'] } : {}),
+    ...(c['tls.ca_file'] ? { ca: readFileSync(c['tls.ca_file']) } : {}),
+    requestCert: c['tls.verify'],
+    rejectUnauthorized: c['tls.verify'],
+  };
+}
+
+/**
+ * Counts (`logwarden_input_errors_total` reasons `tls`, `connection_limit`) and logs what the
+ * server refuses before the input sees a connection: failed TLS handshakes, and connections
+ * beyond `maxConnections`, which Node closes at once (`dropped` is that log line).
+ */
+export function guardServer(
+  server: net.Server,
+  o: { tls: boolean; maxConnections: number; limit: number; dropped: string; error: (reason: string) => { inc(): void }; logger: Logger },
+): void {
+  if (o.tls) {
+    server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+      o.error('tls').inc();
+      o.logger.warn({ remote: socket.remoteAddress, err: err.message }, 'TLS handshake failed');
+    });
+  }
+  server.maxConnections = o.maxConnections;
+  server.on('drop', (d?: { remoteAddress?: string }) => {
+    o.error('connection_limit').inc();
+    o.logger.warn({ remote: d?.remoteAddress, limit: o.limit }, o.dropped);
+  });
+}
+
+/**
+ * Binds `server` to host:port, or to a Unix socket (a stale socket file is removed first; `perm`
+ * is an octal mode such as 0660). Rejects when the bind fails; later errors are logged.
+ */
+export async function listen(server: net.Server, at: { host: string; port: number; unixPath?: string | undefined; unixPerm?: string | undefined }, logger: Logger): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    const done = () => {
+      server.off('error', reject);
+      server.on('error', (e) => logger.error({ err: e.message }, 'listener error'));
+      resolve();
+    };
+    if (at.unixPath) {
+      const path = at.unixPath;
+      unlink(path)
+        .catch(() => undefined)
+        .then(() => server.listen(path, done));
+    } else server.listen(at.port, at.host, done);
+  });
+  if (at.unixPath && at.unixPerm) await chmod(at.unixPath, parseInt(at.unixPerm, 8));
+}
+
+/** Where a server listens, as host:port or the socket path; [] before it listens. */
+export function addressesOf(server: net.Server | undefined): string[] {
+  const a = server?.address();
+  if (!a) return [];
+  return [typeof a === 'string' ? a : `${a.address}:${a.port}`];
+}
