@@ -193,17 +193,7 @@ export class HttpInput<S> implements InputInstance {
     private readonly what: string,
   ) {
     this.inflightMax = c.inflight_max_size ?? 4 * c.buffer_max_size;
-    const id = ctx.id;
-    const mm = ctx.metrics;
-    this.m = {
-      records: mm.inputRecords.labels(id),
-      bytes: mm.inputBytes.labels(id),
-      connections: mm.inputConnections.labels(id),
-      paused: mm.inputPaused.labels(id),
-      acks: mm.inputAcks.labels(id),
-      unacked: mm.inputUnacked.labels(id),
-      error: (reason: string) => mm.inputErrors.labels(id, reason),
-    };
+    this.m = ctx.metrics.inputSeries(ctx.id);
     const t = serverTlsOptions(c);
     if (t) this.tlsOptions = { ...t, handshakeTimeout: c.headers_timeout * 1000 };
     ctx.flow.on('pause', this.onPause);

@@ -57,6 +57,19 @@ export class Metrics {
     [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
   );
 
+  /** The series every input keeps, labelled with its id. */
+  inputSeries(id: string) {
+    return {
+      records: this.inputRecords.labels(id),
+      bytes: this.inputBytes.labels(id),
+      connections: this.inputConnections.labels(id),
+      paused: this.inputPaused.labels(id),
+      acks: this.inputAcks.labels(id),
+      unacked: this.inputUnacked.labels(id),
+      error: (reason: string) => this.inputErrors.labels(id, reason),
+    };
+  }
+
   constructor(defaults = false) {
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'logwarden_process_' });
   }

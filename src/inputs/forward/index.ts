@@ -88,18 +88,7 @@ class ForwardInput implements InputInstance {
     private readonly ctx: InputContext,
   ) {
     this.auth = authOf(c);
-    const id = ctx.id;
-    const mm = ctx.metrics;
-    this.m = {
-      records: mm.inputRecords.labels(id),
-      bytes: mm.inputBytes.labels(id),
-      connections: mm.inputConnections.labels(id),
-      paused: mm.inputPaused.labels(id),
-      acks: mm.inputAcks.labels(id),
-      unacked: mm.inputUnacked.labels(id),
-      error: (reason: string) => mm.inputErrors.labels(id, reason),
-      authFail: (reason: string) => mm.inputAuthFailures.labels(id, reason),
-    };
+    this.m = { ...ctx.metrics.inputSeries(ctx.id), authFail: (reason: string) => ctx.metrics.inputAuthFailures.labels(ctx.id, reason) };
     this.tlsOptions = serverTlsOptions(c);
     ctx.flow.on('pause', this.onPause);
     ctx.flow.on('resume', this.onResume);
