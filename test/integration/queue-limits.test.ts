@@ -5,11 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, runCli, startDaemon } from '../support/cli.js';
+import { runCli, startDaemon } from '../support/cli.js';
+import { freePort, silentServer, tempDir } from '../support/harness.js';
 
 /** The value of one sample in Prometheus text, or undefined when the series is absent. */
 function sample(text: string, name: string, labels: string): number | undefined {
@@ -18,15 +17,9 @@ function sample(text: string, name: string, labels: string): number | undefined 
 }
 
 test('/metrics exports every output queue bound and the filesystem buffer bounds; usage reaching the bound pauses the input', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'logwarden-limits-'));
+  const dir = tempDir('logwarden-limits-');
   // A Loki that takes requests and never answers: what reaches it stays in its queue.
-  const held = new Set<net.Socket>();
-  const loki = net.createServer((s) => {
-    held.add(s);
-    s.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => loki.listen(0, '127.0.0.1', r));
-  const lokiPort = (loki.address() as net.AddressInfo).port;
+  const loki = await silentServer();
   const [memPort, fsPort, httpPort] = [await freePort(), await freePort(), await freePort()];
   const file = join(dir, 'pipeline.yaml');
   writeFileSync(
@@ -51,7 +44,7 @@ pipeline:
     - name: loki
       match: q.*
       host: 127.0.0.1
-      port: ${lokiPort}
+      port: ${loki.port}
       batch_wait: 0.1
       queue_max_records: 50
       queue_max_bytes: 1M
@@ -103,8 +96,7 @@ pipeline:
     for (let i = 0; i < 50 && (await usage()).ratio < 1; i++) await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(await usage(), { ratio: 1, paused: true });
   } finally {
-    for (const s of held) s.destroy();
-    loki.close();
+    loki.release();
     assert.equal(await d.stop(), 0, d.logs.join('\n'));
   }
 });

@@ -8,13 +8,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventTime } from '../../src/core/event.js';
 import { encodeChunk } from '../../src/core/storage/chunk-file.js';
-import { bin, freePort } from '../support/cli.js';
+import { bin } from '../support/cli.js';
+import { freePort, silentServer, tempDir } from '../support/harness.js';
 import { repoRoot } from '../support/paths.js';
 
 /** Chunks left on disk: enough that loading them takes a while on any machine. */
@@ -51,7 +51,7 @@ async function readyz(httpPort: number): Promise<Answer | undefined> {
 }
 
 async function readiness(workers: number): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'logwarden-ready-'));
+  const dir = tempDir('logwarden-ready-');
   const storage = join(dir, 'buffer');
   // With service.workers, worker i buffers under storage.path/worker-i.
   const chunkDir = join(storage, ...(workers > 1 ? ['worker-0'] : []), 'forward.0');
@@ -63,13 +63,7 @@ async function readiness(workers: number): Promise<void> {
   }
   // A Loki that takes requests and does not answer: the replayed events stay in flight, so the
   // drain after SIGTERM lasts until the test lets go of them.
-  const held = new Set<net.Socket>();
-  const loki = net.createServer((s) => {
-    held.add(s);
-    s.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => loki.listen(0, '127.0.0.1', r));
-  const lokiPort = (loki.address() as net.AddressInfo).port;
+  const loki = await silentServer();
   const port = await freePort();
   const httpPort = await freePort();
   const file = join(dir, 'pipeline.yaml');
@@ -92,7 +86,7 @@ pipeline:
     - name: loki
       match: kube.*
       host: 127.0.0.1
-      port: ${lokiPort}
+      port: ${loki.port}
 `,
   );
   const child = spawn(process.execPath, [bin, 'run', '-c', file], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -139,8 +133,7 @@ pipeline:
       if (!a) break;
       after.push(a);
       if (after.filter((x) => x.state === 'stopping').length === 5) {
-        for (const s of held) s.destroy();
-        loki.close();
+        loki.release();
       }
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -153,8 +146,7 @@ pipeline:
     assert.equal(await exited, 0, logs);
   } finally {
     child.kill('SIGKILL');
-    for (const s of held) s.destroy();
-    loki.close();
+    loki.release();
   }
 }
 

@@ -4,7 +4,7 @@
  * and a metric's current value.
  */
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -56,4 +56,25 @@ export async function counterValue(metrics: Metrics, name: string, labels: Recor
     if (Object.entries(labels).every(([k, x]) => (v.labels as Record<string, unknown>)[k] === x)) sum += v.value;
   }
   return sum;
+}
+
+/**
+ * A TCP server on 127.0.0.1 that accepts connections and never answers (a Loki or Alertmanager
+ * that hangs): what an output sends there stays in flight until `release()` drops the
+ * connections and stops listening.
+ */
+export async function silentServer(): Promise<{ port: number; release(): void }> {
+  const held = new Set<Socket>();
+  const server = createServer((s) => {
+    held.add(s);
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (server.address() as AddressInfo).port,
+    release() {
+      for (const s of held) s.destroy();
+      if (server.listening) server.close();
+    },
+  };
 }
