@@ -30,7 +30,7 @@ export interface BuiltFilters {
 }
 
 /** Loads, plans and starts the filters of a pipeline file; throws ConfigError(s) as `run` would. */
-export function buildFilters(file: string, ...plugins: AnyPlugin[]): Promise<BuiltFilters> {
+export async function buildFilters(file: string, ...plugins: AnyPlugin[]): Promise<BuiltFilters> {
   return startFilters(plan(loadConfigFile(file, {}), registryOf(...plugins)));
 }
 

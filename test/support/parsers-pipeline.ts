@@ -31,7 +31,7 @@ export async function loadErrors(file: string, ...plugins: AnyPlugin[]): Promise
   }
 }
 
-export function buildWithParsers(file: string, ...plugins: AnyPlugin[]): Promise<BuiltFilters> {
+export async function buildWithParsers(file: string, ...plugins: AnyPlugin[]): Promise<BuiltFilters> {
   return startFilters(planFile(file, ...plugins));
 }
 
