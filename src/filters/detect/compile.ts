@@ -15,7 +15,7 @@
  * Missing fields behave as in libsinsp: every comparison on an absent field is false (`!=`
  * included), `exists` is false, and `not` simply negates.
  */
-import { RE2JS } from 're2js';
+import { compileRegex, type SafeRegex } from '../../core/safe-regex.js';
 import { FIELDS, checkFieldArg, type AuditEvent, type FieldValue, type ValueType } from './fields.js';
 import { unescapeQuoted, type Expr, type FieldRef, type ListLiteral, type Operand, type Pos, type StringLiteral } from './parser.js';
 
@@ -360,14 +360,17 @@ function stringTest(op: string, lit: string, pos: Pos): (v: string) => boolean {
       };
     }
     case 'regex': {
-      let re: ReturnType<typeof RE2JS.compile>;
+      // libsinsp compiles the value with RE2 and matches it with ANCHOR_BOTH: the whole value
+      // must match. The pattern is checked alone first, so that one like `a)|(b` is an error
+      // rather than a different regex once wrapped.
+      let re: SafeRegex;
       try {
-        re = RE2JS.compile(lit);
+        compileRegex(lit, { syntax: 'plain' });
+        re = compileRegex(`^(?:${lit})$`, { syntax: 'plain' });
       } catch (e) {
-        throw new CompileError(`invalid regular expression '${lit}': ${(e as Error).message}`, pos);
+        throw new CompileError(`invalid regular expression '${lit}': ${(e as Error).message.replace(/^invalid regular expression: /, '')}`, pos);
       }
-      // RE2 semantics (linear time, no backtracking: no ReDoS); libsinsp anchors at both ends.
-      return (v) => re.matcher(v).matches();
+      return (v) => re.test(v);
     }
     default:
       throw new CompileError(`operator '${op}' is not supported here`, pos);

@@ -109,6 +109,14 @@ describe('operators and missing fields (Falco semantics)', () => {
     assert.throws(() => load(ruleItem('R', 'ka.user.name regex "(?<=a)b"')), /invalid regular expression/);
   });
 
+  it('regex matches the whole value as RE2 ANCHOR_BOTH does: alternation, final newline, wrapped patterns', () => {
+    assert.equal(holds('ka.user.name regex "ali|alice"', ev), true, 'an alternative that covers the whole value is found');
+    assert.equal(holds('ka.user.name regex "(?i)ALICE"', ev), true);
+    assert.equal(holds('ka.user.name regex "alice"', auditEvent({ user: { username: 'alice\n' } })), false, '$ is the end of the value, not a final newline');
+    assert.equal(holds('ka.user.name regex "x*"', auditEvent({ user: { username: '' } })), true);
+    assert.throws(() => load(ruleItem('R', 'ka.user.name regex "a)|(alice"')), /invalid regular expression 'a\)\|\(alice': unexpected \)/, 'not read as ^(?:a)|(alice)$');
+  });
+
   it('in and intersects: membership for single values; all vs any for list fields', () => {
     assert.equal(holds('ka.verb in (get, create)', ev), true);
     assert.equal(holds('ka.verb intersects (create)', ev), true);
