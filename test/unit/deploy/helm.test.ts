@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { repoRoot } from '../../support/paths.js';
 import { helmTemplate } from '../../support/helm-template.js';
 import type { K8sObject } from '../../support/kustomize.js';
-import { container, find, mountedFiles, pod, portNumber, selects, type Obj } from '../../support/deploy.js';
+import { container, find, mountedFiles, mountFor, pod, portNumber, selects, type Obj } from '../../support/deploy.js';
 import {
   assertAuditTail,
   assertHardened,
@@ -190,6 +190,55 @@ describe('helm: values', () => {
   it('serviceMonitor, networkPolicy and pdb can be turned off', () => {
     const objects = render({ mode: 'aggregator', serviceMonitor: { enabled: false }, networkPolicy: { enabled: false }, pdb: { enabled: false } });
     for (const kind of ['ServiceMonitor', 'NetworkPolicy', 'PodDisruptionBudget']) assert.ok(!objects.some((o) => o.kind === kind), kind);
+  });
+
+  it('the web page is off by default: no ui options, no ui output, no ui Service', () => {
+    const objects = render();
+    const p = loadContainerPipeline(objects, find(objects, 'DaemonSet', 'audit-logwarden'));
+    assert.ok(!Object.keys(p.loaded.service.values).some((k) => k === 'ui' || k.startsWith('ui.')));
+    assert.ok(!p.loaded.outputs.some((o) => o.name === 'ui'));
+    assert.ok(!objects.some((o) => o.metadata.name.endsWith('-ui')));
+  });
+
+  it('ui.enabled: the page on http.port behind a ClientIP-affine Service, credentials from the Secret, alerts to a ui output', () => {
+    const ui = { enabled: true, servicePort: 8080, maxAlerts: 5000, retention: '3d', auth: { existingSecret: 'page-creds', tokenKey: 'token' } };
+    const objects = render({ mode: 'aggregator', ui, networkPolicy: { uiFrom: [{ namespaceSelector: { matchLabels: { team: 'security' } } }] } });
+    // The credentials Secret comes from outside the chart.
+    objects.push({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'page-creds' }, data: { username: 'YWRtaW4=', password: 'czNjcjN0', token: 'dDBr' } });
+    const dep = find(objects, 'Deployment', 'audit-logwarden');
+    const p = loadContainerPipeline(objects, dep);
+    const svc = p.loaded.service.values;
+    assert.equal(svc.ui, 'on');
+    assert.equal(Number(svc['ui.max_alerts']), 5000);
+    assert.equal(svc['ui.retention'], '3d');
+    assert.equal(svc['ui.db_path'], '/var/lib/logwarden/ui/alerts.db');
+    assert.deepEqual([svc['ui.http_user'], svc['ui.http_passwd'], svc['ui.bearer_token']], ['admin', 's3cr3t', 't0k'], 'read from the Secret through the environment');
+    assert.ok(mountFor(container(dep, 'logwarden'), String(svc['ui.db_path'])), 'the alert file is on a writable volume');
+    const out = p.loaded.outputs.find((o) => o.name === 'ui')!;
+    const detect = p.loaded.filters.find((f) => f.name === 'detect')!.raw.values;
+    assert.equal(out.raw.values.match, detect.alert_tag, 'the ui output takes the detect alerts');
+
+    const page = find(objects, 'Service', 'audit-logwarden-ui');
+    assert.equal(page.spec.sessionAffinity, 'ClientIP');
+    assert.ok(selects({ matchLabels: page.spec.selector }, dep.spec.template.metadata.labels));
+    const port = (page.spec.ports as Obj[])[0]!;
+    assert.equal(port.port, 8080);
+    assert.equal(portNumber(container(dep, 'logwarden'), port.targetPort), Number(svc.http_port));
+    const np = find(objects, 'NetworkPolicy', 'audit-logwarden');
+    const rule = (np.spec.ingress as Obj[]).find((r) => r.from[0].namespaceSelector?.matchLabels?.team === 'security')!;
+    assert.deepEqual((rule.ports as Obj[]).map((x) => x.port), [Number(svc.http_port)]);
+  });
+
+  it('ui.enabled refuses to render a page without credentials unless it is declared anonymous', () => {
+    assert.throws(() => render({ ui: { enabled: true } }), /ui\.enabled needs ui\.auth\.existingSecret/);
+    assert.throws(() => render({ ui: { enabled: true, auth: { existingSecret: 's', anonymous: true } } }), /not both/);
+    assert.throws(() => render({ ui: { enabled: true, auth: { existingSecret: 's', userKey: '', tokenKey: '' } } }), /needs ui\.auth\.userKey/);
+    const objects = render({ ui: { enabled: true, dbPath: '', auth: { anonymous: true } } });
+    const p = loadContainerPipeline(objects, find(objects, 'DaemonSet', 'audit-logwarden'));
+    const svc = p.loaded.service.values;
+    assert.equal(svc.ui, 'on');
+    for (const k of ['ui.http_user', 'ui.http_passwd', 'ui.bearer_token', 'ui.db_path']) assert.equal(svc[k], undefined, k);
+    assert.ok(!container(find(objects, 'DaemonSet', 'audit-logwarden'), 'logwarden').env.some((e: Obj) => String(e.name).startsWith('UI_')));
   });
 
   it('rejects an unknown mode', () => {

@@ -31,6 +31,15 @@ const cases: { name: string; objects: () => K8sObject[]; kind: string; workload:
     kind: 'Deployment',
     workload: 'logwarden',
   },
+  {
+    name: 'helm aggregator with the web page',
+    objects: () => [
+      ...helmTemplate(chart, { values: { ...helmValues, mode: 'aggregator', ui: { enabled: true, auth: { existingSecret: 'page-creds', tokenKey: 'token' } } } }).objects,
+      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'page-creds' }, data: { username: 'YWRtaW4=', password: 'czNjcjN0', token: 'dDBr' } },
+    ],
+    kind: 'Deployment',
+    workload: 'logwarden',
+  },
 ];
 
 describe('deployed pipelines validate against this build', () => {

@@ -40,6 +40,27 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if and .Values.forward.tls.enabled (not .Values.forward.tls.secretName) -}}
 {{- fail "forward.tls.enabled needs forward.tls.secretName (a kubernetes.io/tls Secret)" -}}
 {{- end -}}
+{{- if .Values.ui.enabled -}}
+{{- $auth := .Values.ui.auth -}}
+{{- if and (not $auth.existingSecret) (not $auth.anonymous) -}}
+{{- fail "ui.enabled needs ui.auth.existingSecret (a Secret with the page's credentials), or ui.auth.anonymous: true behind an authenticating proxy" -}}
+{{- end -}}
+{{- if and $auth.existingSecret $auth.anonymous -}}
+{{- fail "set ui.auth.existingSecret or ui.auth.anonymous, not both" -}}
+{{- end -}}
+{{- if and $auth.existingSecret (not (or (and $auth.userKey $auth.passwordKey) $auth.tokenKey)) -}}
+{{- fail "ui.auth.existingSecret needs ui.auth.userKey and ui.auth.passwordKey, or ui.auth.tokenKey" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Which credentials of the web page come from ui.auth.existingSecret. */}}
+{{- define "logwarden.uiBasicAuth" -}}
+{{- if and .Values.ui.enabled .Values.ui.auth.existingSecret .Values.ui.auth.userKey .Values.ui.auth.passwordKey -}}true{{- end -}}
+{{- end -}}
+
+{{- define "logwarden.uiToken" -}}
+{{- if and .Values.ui.enabled .Values.ui.auth.existingSecret .Values.ui.auth.tokenKey -}}true{{- end -}}
 {{- end -}}
 
 {{- define "logwarden.sharedKeySecretName" -}}
@@ -76,6 +97,21 @@ service:
   http_listen: 0.0.0.0
   http_port: {{ .Values.http.port }}
   storage.path: /var/lib/logwarden
+  {{- if .Values.ui.enabled }}
+  ui: on
+  ui.max_alerts: {{ .Values.ui.maxAlerts }}
+  ui.retention: {{ .Values.ui.retention }}
+  {{- if .Values.ui.dbPath }}
+  ui.db_path: {{ .Values.ui.dbPath }}
+  {{- end }}
+  {{- if include "logwarden.uiBasicAuth" . }}
+  ui.http_user: ${UI_HTTP_USER}
+  ui.http_passwd: ${UI_HTTP_PASSWD}
+  {{- end }}
+  {{- if include "logwarden.uiToken" . }}
+  ui.bearer_token: ${UI_BEARER_TOKEN}
+  {{- end }}
+  {{- end }}
 
 parsers:
   - name: k8s_audit_json
@@ -160,6 +196,11 @@ pipeline:
       url: {{ .Values.alertmanager.url }}
       extra_labels: cluster:${CLUSTER_NAME}
       retry_limit: no_limits
+    {{- end }}
+    {{- if .Values.ui.enabled }}
+
+    - name: ui
+      match: falco
     {{- end }}
     {{- if not (or .Values.loki.enabled .Values.alertmanager.enabled) }}
     - name: stdout
@@ -249,6 +290,25 @@ pipeline:
           fieldPath: metadata.name
     - name: CLUSTER_NAME
       value: {{ .Values.clusterName | quote }}
+    {{- if include "logwarden.uiBasicAuth" . }}
+    - name: UI_HTTP_USER
+      valueFrom:
+        secretKeyRef:
+          name: {{ .Values.ui.auth.existingSecret }}
+          key: {{ .Values.ui.auth.userKey }}
+    - name: UI_HTTP_PASSWD
+      valueFrom:
+        secretKeyRef:
+          name: {{ .Values.ui.auth.existingSecret }}
+          key: {{ .Values.ui.auth.passwordKey }}
+    {{- end }}
+    {{- if include "logwarden.uiToken" . }}
+    - name: UI_BEARER_TOKEN
+      valueFrom:
+        secretKeyRef:
+          name: {{ .Values.ui.auth.existingSecret }}
+          key: {{ .Values.ui.auth.tokenKey }}
+    {{- end }}
   ports:
     {{- if eq .Values.mode "aggregator" }}
     - name: forward
