@@ -13,7 +13,9 @@ export const runCommand: Command = {
   usage: `Usage: logwarden run -c PIPELINE.yaml [--log-level LEVEL]
 
 Runs the pipeline until SIGTERM or SIGINT, then stops accepting input, drains queued
-events within service.grace seconds, acks what was committed and exits 0.
+events within service.grace seconds, acks what was committed and exits 0. Requests still
+in flight when the grace period ends are aborted; their events are not committed (they
+stay in the filesystem buffer for the next start, or are not acked to their senders).
 
 Options:
   -c, --config FILE     pipeline file (Fluent Bit YAML schema)

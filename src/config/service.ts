@@ -5,7 +5,11 @@ import type { OptionTable, RawSection } from './schema.js';
 
 export const serviceOptions = {
   flush: { type: 'duration', default: 1, description: 'Default flush interval (seconds) of outputs that batch by age (batch_wait default)' },
-  grace: { type: 'duration', default: 5, description: 'Seconds to drain queued events on SIGTERM/SIGINT before exiting' },
+  grace: {
+    type: 'duration',
+    default: 5,
+    description: 'Seconds to drain queued events on SIGTERM/SIGINT before exiting; requests still in flight then are aborted and their events not committed',
+  },
   log_level: {
     type: 'enum',
     values: ['off', 'error', 'warn', 'warning', 'info', 'debug', 'trace'],

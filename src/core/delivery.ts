@@ -8,9 +8,12 @@
  * - delivered: released ok;
  * - rejected (non-retryable, e.g. Loki 400): written to the dead letter and released ok when that
  *   write succeeded (resending would be rejected again; the data is on disk);
- * - retries exhausted or not deliverable before shutdown: dead-lettered and released as failed,
- *   so the sender is not acked and resends. A release also says whether the data is safe
- *   (delivered or in the dead letter), which the filesystem buffer needs to delete a chunk.
+ * - retries exhausted: dead-lettered and released as failed, so the sender is not acked and
+ *   resends. A release also says whether the data is safe (delivered or in the dead letter),
+ *   which the filesystem buffer needs to delete a chunk;
+ * - not delivered when shutdown's grace period ends: the request is aborted and the batch released
+ *   as failed and not safe, without a dead letter (Fluent Bit's grace: what is not flushed by then
+ *   stays in the filesystem buffer for the next start, or is not acked to its sender).
  * Backpressure is scoped to this output: only inputs whose chunks reached it pause.
  */
 import { appendFile, mkdir } from 'node:fs/promises';
@@ -22,7 +25,7 @@ import type { LogEvent } from './event.js';
 import type { FlowControl } from './flow.js';
 import { DeliveryError, type OutputInstance } from './plugin.js';
 import type { Metrics } from '../observe/metrics.js';
-import { toJSONLine } from './json.js';
+import { recordJSON } from './json.js';
 
 export interface DeliveryOptions {
   batchSize: number;
@@ -51,6 +54,8 @@ interface Batch {
   records: number;
   bytes: number;
   attempts: number;
+  /** Released at the end of the grace period while queued, in flight or waiting to retry. */
+  abandoned?: boolean;
 }
 
 export class DeliveryEngine {
@@ -63,7 +68,12 @@ export class DeliveryEngine {
   private pendingBytes = 0;
   private blocked = false;
   private readonly retryTimers = new Map<NodeJS.Timeout, Batch>();
+  /** Batches cut and not settled yet: waiting for a worker, in flight, or waiting to retry. */
+  private readonly live = new Set<Batch>();
+  /** Aborts the requests in flight when the grace period is over. */
+  private readonly shutdown = new AbortController();
   private closing = false;
+  private closingHard = false;
   private readonly idleWaiters: Array<() => void> = [];
   lastError: string | undefined;
 
@@ -106,6 +116,11 @@ export class DeliveryEngine {
   /** Accept events of a chunk. Synchronous; holds the commit until the events settle. */
   enqueue(events: LogEvent[], commit: Commit, bytes: number): void {
     if (events.length === 0) return;
+    if (this.closingHard) {
+      // Past the grace period nothing more is sent: the chunk is not committed.
+      commit.hold().release(false, 'shutdown', false);
+      return;
+    }
     commit.hold();
     this.open.push({ events, commit, bytes });
     this.openRecords += events.length;
@@ -203,6 +218,7 @@ export class DeliveryEngine {
   }
 
   private dispatch(batch: Batch): void {
+    this.live.add(batch);
     // p-queue 9 leaves a started task in its array until it compacts, after 100 dequeues, unless the
     // queue drains first (fixed in p-queue 10, which needs Node 22). A task that owned its batch
     // would keep up to 100 batches of events reachable behind a busy output; this one lets go.
@@ -210,7 +226,7 @@ export class DeliveryEngine {
     void this.pq.add(() => {
       const b = slot.batch!;
       slot.batch = undefined;
-      return this.attempt(b);
+      return b.abandoned ? Promise.resolve() : this.attempt(b);
     });
   }
 
@@ -218,13 +234,16 @@ export class DeliveryEngine {
     const events = batch.parts.length === 1 ? batch.parts[0]!.events : batch.parts.flatMap((p) => p.events);
     const end = this.m.latency.startTimer();
     try {
-      await this.sink.send(events);
+      await this.sink.send(events, this.shutdown.signal);
       end();
+      // Released as undelivered when the grace period ended; an answer after that changes nothing.
+      if (batch.abandoned) return;
       this.m.records.inc(batch.records);
       this.m.batches.inc();
       this.settle(batch, true);
     } catch (e) {
       end();
+      if (batch.abandoned) return;
       const err = e instanceof DeliveryError ? e : new DeliveryError((e as Error)?.message ?? String(e), true, 'error');
       this.lastError = `${new Date().toISOString()} ${err.message}`;
       this.m.errors(err.reason).inc();
@@ -233,7 +252,7 @@ export class DeliveryEngine {
         await this.deadLetter(batch, events, err, true);
         return;
       }
-      if (batch.attempts < this.opts.retryLimit && !this.closingHard) {
+      if (batch.attempts < this.opts.retryLimit) {
         batch.attempts++;
         this.m.retries.inc();
         const wait = this.backoff(batch.attempts);
@@ -267,7 +286,7 @@ export class DeliveryEngine {
       const at = new Date().toISOString();
       let text = '';
       for (const ev of events) {
-        text += `{"dead_letter_time":"${at}","output":${JSON.stringify(this.id)},"reason":${JSON.stringify(err.reason)},"error":${JSON.stringify(err.message)},"attempts":${batch.attempts + 1},"tag":${JSON.stringify(ev.tag)},"time":"${ev.time.toISO()}","record":${toJSONLine(ev.record)}}\n`;
+        text += `{"dead_letter_time":"${at}","output":${JSON.stringify(this.id)},"reason":${JSON.stringify(err.reason)},"error":${JSON.stringify(err.message)},"attempts":${batch.attempts + 1},"tag":${JSON.stringify(ev.tag)},"time":"${ev.time.toISO()}","record":${recordJSON(ev.record)}}\n`;
       }
       try {
         await mkdir(dirname(this.opts.deadLetterFile), { recursive: true });
@@ -285,6 +304,8 @@ export class DeliveryEngine {
   }
 
   private settle(batch: Batch, ok: boolean, reason?: string, safe = ok): void {
+    // Once: a batch abandoned at the end of the grace period may still finish its dead letter.
+    if (!this.live.delete(batch)) return;
     for (const p of batch.parts) p.commit.release(ok, reason, safe);
     this.pendingRecords -= batch.records;
     this.pendingBytes -= batch.bytes;
@@ -292,13 +313,13 @@ export class DeliveryEngine {
     if (this.pendingRecords === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
-  private closingHard = false;
-
   /**
-   * Send what is queued now (retries are brought forward) and wait up to `graceMs`. What is still
-   * undelivered then is released as failed: its senders were not acked and will resend.
+   * Sends what is queued now (retries are brought forward) and waits up to `graceMs`. Resolves
+   * with the number of records still undelivered then (0: drained). Those batches are released as
+   * failed and not safe, and their requests aborted: their senders were not acked and resend, the
+   * filesystem buffer keeps their chunks for the next start.
    */
-  async drain(graceMs: number): Promise<boolean> {
+  async drain(graceMs: number): Promise<number> {
     this.closing = true;
     this.cut(true);
     for (const [t, batch] of this.retryTimers) {
@@ -306,7 +327,7 @@ export class DeliveryEngine {
       this.retryTimers.delete(t);
       this.dispatch(batch);
     }
-    if (this.pendingRecords === 0) return true;
+    if (this.pendingRecords === 0) return 0;
     const idle = new Promise<void>((r) => this.idleWaiters.push(r));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
@@ -316,16 +337,27 @@ export class DeliveryEngine {
       }),
     ]);
     clearTimeout(timer);
-    if (timedOut) {
-      this.closingHard = true;
-      this.log.warn({ output: this.id, records: this.pendingRecords }, 'grace period over: undelivered records are not acked');
-      for (const [t, batch] of this.retryTimers) {
-        clearTimeout(t);
-        this.retryTimers.delete(t);
-        this.settle(batch, false, 'shutdown');
-      }
-      return false;
+    if (!timedOut) return 0;
+    return this.abandon();
+  }
+
+  /** The grace period is over: releases every unsettled batch as undelivered and aborts the requests in flight. */
+  private abandon(): number {
+    this.closingHard = true;
+    const records = this.pendingRecords;
+    for (const t of this.retryTimers.keys()) clearTimeout(t);
+    this.retryTimers.clear();
+    this.pq.clear();
+    const batches = [...this.live];
+    for (const b of batches) {
+      b.abandoned = true;
+      this.settle(b, false, 'shutdown: grace period over', false);
     }
-    return true;
+    this.shutdown.abort(new DeliveryError('shutdown: grace period over', true, 'shutdown'));
+    this.log.warn(
+      { output: this.id, records, batches: batches.length },
+      `grace period over: ${records} records of this output left undelivered (requests aborted, not committed)`,
+    );
+    return records;
   }
 }

@@ -521,17 +521,43 @@ export class Pipeline {
   }
 
   /**
-   * Stop inputs, drain outputs within grace seconds, close everything. Buffered chunks that are
-   * not delivered by then stay on disk for the next start.
+   * Stop inputs, drain outputs within grace seconds, close everything (Fluent Bit's grace). What
+   * is not delivered by then is not committed: its requests are aborted, buffered chunks stay on
+   * disk for the next start, and senders of memory-buffered chunks are not acked. Resolves with
+   * whether everything was delivered.
    */
   async stop(graceSeconds = this.plan.service.grace): Promise<boolean> {
     this.phase = 'stopping';
     await Promise.allSettled(this.inputs.map((i) => i.instance.stop()));
     this.storage?.freeze();
-    const drained = await Promise.all(this.outputs.map((o) => o.engine.drain(graceSeconds * 1000)));
+    const left = await Promise.all(this.outputs.map((o) => o.engine.drain(graceSeconds * 1000)));
     await this.storage?.close();
     await this.closeInstances();
-    return drained.every(Boolean);
+    const undelivered: Record<string, number> = {};
+    let records = 0;
+    this.outputs.forEach((o, i) => {
+      if (left[i]! > 0) undelivered[o.id] = left[i]!;
+      records += left[i]!;
+    });
+    if (records > 0) this.reportUndelivered(undelivered, records, graceSeconds);
+    return records === 0;
+  }
+
+  private reportUndelivered(undelivered: Record<string, number>, records: number, graceSeconds: number): void {
+    const filesystem = this.inputs.filter((i) => i.filesystem).length;
+    const fate =
+      filesystem === this.inputs.length && filesystem > 0
+        ? 'they stay in the filesystem buffer and are sent after the next start'
+        : filesystem > 0
+          ? 'those of storage.type filesystem inputs stay in the buffer and are sent after the next start; the others were not acked to their senders'
+          : 'they were not acked to their senders: lost unless the sender resends them';
+    const per = Object.entries(undelivered)
+      .map(([id, n]) => `${id}: ${n}`)
+      .join(', ');
+    this.log.warn(
+      { undelivered, records, grace_s: graceSeconds, ...(this.storage ? { buffered_chunks: this.storage.depth.chunks } : {}) },
+      `grace period over: ${records} records left undelivered (${per}); ${fate}`,
+    );
   }
 
   /** Releases instances without draining (validate, failed starts). */

@@ -112,8 +112,12 @@ export class DeliveryError extends Error {
 /** An output only implements "send this batch" (and optionally start/close). */
 export interface OutputInstance {
   start?(): Promise<void>;
-  /** Deliver a batch. Resolve when committed; reject (preferably with DeliveryError) otherwise. */
-  send(events: LogEvent[]): Promise<void>;
+  /**
+   * Deliver a batch. Resolve when committed; reject (preferably with DeliveryError) otherwise.
+   * `signal` aborts when shutdown's grace period is over: stop the request and free its socket
+   * (the engine no longer waits for the batch; it is not committed and will be sent again).
+   */
+  send(events: LogEvent[], signal?: AbortSignal): Promise<void>;
   /** Flush and release resources (fsync files, close pools). */
   close?(): Promise<void>;
 }

@@ -108,22 +108,29 @@ export class HttpClient {
 
   /**
    * POSTs a body; resolves with the status and (text) body of any HTTP answer. Transport failures
-   * (refused, reset, timeouts, TLS) reject with a retryable DeliveryError.
+   * (refused, reset, timeouts, TLS) reject with a retryable DeliveryError. `signal` aborts the
+   * request (undici then destroys its connection).
    */
-  async post(url: string, body: Uint8Array | string, headers: Record<string, string>): Promise<HttpResponse> {
+  async post(url: string, body: Uint8Array | string, headers: Record<string, string>, signal?: AbortSignal): Promise<HttpResponse> {
     const h: Record<string, string> = { 'user-agent': 'logwarden', ...headers };
     if (this.auth) h.authorization = this.auth;
     try {
-      const res = await request(url, { method: 'POST', body, headers: h, dispatcher: this.dispatcher });
+      const res = await request(url, { method: 'POST', body, headers: h, dispatcher: this.dispatcher, ...(signal ? { signal } : {}) });
       const text = await res.body.text();
       return { status: res.statusCode, body: text };
     } catch (e) {
+      if (signal?.aborted) throw new DeliveryError(`${safeUrl(url)}: request aborted at shutdown`, true, 'shutdown');
       throw transportError(url, e);
     }
   }
 
+  /**
+   * Closes every connection at once. By then the delivery engine has delivered or abandoned
+   * every batch; what may still be in flight (an Alertmanager re-send) must not hold the
+   * shutdown until net.io_timeout.
+   */
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    await this.dispatcher.destroy();
   }
 }
 

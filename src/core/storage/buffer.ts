@@ -529,7 +529,9 @@ export class FilesystemStorage {
     if (safe) this.done(c, o);
     else if (c.pending.has(o)) {
       c.parked.add(o);
-      this.log.warn({ chunk: c.name, output: o, reason }, 'output did not commit its part of a buffered chunk: kept in the buffer, re-sent after a restart');
+      // At shutdown the pipeline reports the undelivered records once, not once per chunk.
+      const level = this.closing ? 'debug' : 'warn';
+      this.log[level]({ chunk: c.name, output: o, reason }, 'output did not commit its part of a buffered chunk: kept in the buffer, re-sent after a restart');
     }
     if (!c.waiting()) this.backlog.delete(c);
     this.pump();

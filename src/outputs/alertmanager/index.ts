@@ -221,8 +221,8 @@ class AlertmanagerOutput implements OutputInstance {
     return out;
   }
 
-  private async post(url: string, alerts: readonly PostableAlert[]): Promise<void> {
-    const res = await this.client.post(url, JSON.stringify(alerts), { 'content-type': 'application/json' });
+  private async post(url: string, alerts: readonly PostableAlert[], signal?: AbortSignal): Promise<void> {
+    const res = await this.client.post(url, JSON.stringify(alerts), { 'content-type': 'application/json' }, signal);
     const err = classifyStatus(res, `alertmanager ${safeUrl(url)}`);
     if (!err) return;
     if (res.status === 410) {
@@ -231,7 +231,7 @@ class AlertmanagerOutput implements OutputInstance {
     throw err;
   }
 
-  async send(events: LogEvent[]): Promise<void> {
+  async send(events: LogEvent[], signal?: AbortSignal): Promise<void> {
     const built = this.alerts(events);
     if (built.length === 0) return;
     const alerts = built.map((b) => b.alert);
@@ -244,7 +244,7 @@ class AlertmanagerOutput implements OutputInstance {
         .filter((u) => !done.has(u))
         .map(async (u) => {
           try {
-            await this.post(u, alerts);
+            await this.post(u, alerts, signal);
             done.add(u);
           } catch (e) {
             const err = e instanceof DeliveryError ? e : new DeliveryError((e as Error).message, true, 'error');
@@ -315,8 +315,9 @@ class AlertmanagerOutput implements OutputInstance {
 
   async close(): Promise<void> {
     if (this.resendTimer) clearInterval(this.resendTimer);
-    await this.resending;
+    // Closing the client first cuts a re-send in flight instead of waiting for its answer.
     await this.client.close();
+    await this.resending;
   }
 }
 

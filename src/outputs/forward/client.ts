@@ -130,22 +130,27 @@ export class ForwardConnection {
     this.fail(new DeliveryError(`${this.endpoint.label}: connection closed`, true, 'connection'));
   }
 
-  /** Opens a connection and runs the handshake when `auth` is set. */
+  /** Opens a connection and runs the handshake when `auth` is set; `signal` abandons both. */
   static async open(
     endpoint: Endpoint,
     auth: Auth | undefined,
     timeouts: ClientTimeouts,
     onUnsolicited: (err: DeliveryError) => void,
+    signal?: AbortSignal,
   ): Promise<ForwardConnection> {
-    const socket = await connect(endpoint, timeouts.connectMs);
+    const socket = await connect(endpoint, timeouts.connectMs, signal);
     socket.setNoDelay(true);
     const c = new ForwardConnection(socket, endpoint, timeouts, onUnsolicited);
     if (auth) {
+      const cut = () => c.destroy();
+      signal?.addEventListener('abort', cut, { once: true });
       try {
         await c.handshake(auth);
       } catch (e) {
         c.destroy();
         throw e;
+      } finally {
+        signal?.removeEventListener('abort', cut);
       }
     }
     return c;
@@ -268,25 +273,38 @@ function transportError(endpoint: Endpoint, e: NodeJS.ErrnoException): DeliveryE
   return new DeliveryError(`${endpoint.label}: ${code ? `${code} ` : ''}${e.message}`, true, 'connection');
 }
 
-function connect(endpoint: Endpoint, timeoutMs: number): Promise<net.Socket> {
+function connect(endpoint: Endpoint, timeoutMs: number, signal?: AbortSignal): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new DeliveryError(`${endpoint.label}: connect abandoned at shutdown`, true, 'shutdown'));
+      return;
+    }
     let socket: net.Socket;
     const event = endpoint.tls ? 'secureConnect' : 'connect';
     if (endpoint.path !== undefined) socket = net.connect({ path: endpoint.path });
     else if (endpoint.tls) socket = tls.connect({ host: endpoint.host, port: endpoint.port, ...endpoint.tls });
     else socket = net.connect({ host: endpoint.host!, port: endpoint.port! });
     const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
       socket.destroy();
       reject(new DeliveryError(`${endpoint.label}: connect timeout (net.connect_timeout ${timeoutMs / 1000}s)`, true, 'timeout'));
     }, timeoutMs);
+    const onAbort = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(new DeliveryError(`${endpoint.label}: connect abandoned at shutdown`, true, 'shutdown'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     const onError = (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       socket.destroy();
       reject(transportError(endpoint, e));
     };
     socket.once('error', onError);
     socket.once(event, () => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       socket.off('error', onError);
       resolve(socket);
     });

@@ -323,19 +323,19 @@ class Node {
   ) {}
 
   /** A kept connection when one is alive, else a new one (connect + handshake). */
-  async acquire(): Promise<{ conn: ForwardConnection; reused: boolean }> {
+  async acquire(signal?: AbortSignal): Promise<{ conn: ForwardConnection; reused: boolean }> {
     while (this.idle.length) {
       const conn = this.idle.pop()!;
       clearTimeout(this.idleTimers.get(conn));
       this.idleTimers.delete(conn);
       if (conn.alive) return { conn, reused: true };
     }
-    return { conn: await this.open(), reused: false };
+    return { conn: await this.open(signal), reused: false };
   }
 
-  async open(): Promise<ForwardConnection> {
+  async open(signal?: AbortSignal): Promise<ForwardConnection> {
     if (this.closed) throw new DeliveryError(`${this.spec.endpoint.label}: output closed`, true, 'shutdown');
-    const conn = await ForwardConnection.open(this.spec.endpoint, this.spec.auth, this.timeouts, this.onUnsolicited);
+    const conn = await ForwardConnection.open(this.spec.endpoint, this.spec.auth, this.timeouts, this.onUnsolicited, signal);
     this.all.add(conn);
     conn.onClose(() => this.all.delete(conn));
     if (this.closed) conn.destroy();
@@ -441,7 +441,7 @@ class ForwardOutput implements OutputInstance {
     return out;
   }
 
-  async send(events: LogEvent[]): Promise<void> {
+  async send(events: LogEvent[], signal?: AbortSignal): Promise<void> {
     // Frames depend on the node's tag and format options; nodes that share them share frames.
     const prepared = new Map<string, Promise<PreparedFrame[]>>();
     const framesFor = (spec: NodeSpec): Promise<PreparedFrame[]> => {
@@ -458,6 +458,8 @@ class ForwardOutput implements OutputInstance {
     const errors: string[] = [];
     let last: DeliveryError | undefined;
     for (const node of this.candidates()) {
+      // Past the grace period: the batch is abandoned, and no node is to blame.
+      if (signal?.aborted) throw new DeliveryError('send abandoned at shutdown', true, 'shutdown');
       let frames: PreparedFrame[];
       try {
         frames = await framesFor(node.spec);
@@ -466,7 +468,7 @@ class ForwardOutput implements OutputInstance {
         throw new DeliveryError(`cannot encode the batch: ${(e as Error).message}`, false, 'encode');
       }
       try {
-        await this.sendTo(node, frames, done);
+        await this.sendTo(node, frames, done, signal);
         if (node.down) {
           node.down = false;
           this.m.up(node.spec.name, 1);
@@ -474,6 +476,7 @@ class ForwardOutput implements OutputInstance {
         }
         return;
       } catch (e) {
+        if (signal?.aborted) throw new DeliveryError('send abandoned at shutdown', true, 'shutdown');
         const err = e instanceof DeliveryError ? e : new DeliveryError((e as Error).message, true, 'error');
         last = err;
         errors.push(err.message);
@@ -495,8 +498,11 @@ class ForwardOutput implements OutputInstance {
     throw new DeliveryError(`all ${this.nodes.length} upstream nodes failed: ${errors.join('; ')}`, true, last!.reason);
   }
 
-  private async sendTo(node: Node, frames: PreparedFrame[], done: Set<string>): Promise<void> {
-    let { conn, reused } = await node.acquire();
+  private async sendTo(node: Node, frames: PreparedFrame[], done: Set<string>, signal?: AbortSignal): Promise<void> {
+    let { conn, reused } = await node.acquire(signal);
+    // Aborted when shutdown's grace period is over: a frame waiting for its ack is cut.
+    const cut = () => conn.destroy();
+    signal?.addEventListener('abort', cut, { once: true });
     try {
       const tagKey = node.spec.tag?.pattern ?? '';
       for (const frame of frames) {
@@ -514,7 +520,7 @@ class ForwardOutput implements OutputInstance {
           // the error counts against the node.
           if (!reused || conn.used !== 1 || !(e instanceof DeliveryError) || e.reason !== 'connection') throw e;
           conn.destroy();
-          conn = await node.open();
+          conn = await node.open(signal);
           reused = false;
           await attempt();
         }
@@ -524,6 +530,8 @@ class ForwardOutput implements OutputInstance {
     } catch (e) {
       conn.destroy();
       throw e;
+    } finally {
+      signal?.removeEventListener('abort', cut);
     }
     node.release(conn);
   }

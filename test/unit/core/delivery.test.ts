@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
@@ -221,7 +221,7 @@ test('drain sends the open batch and pending retries at once on shutdown', async
   assert.equal(sink.attempts.length, 0, 'waiting for batch_wait');
   const t = Date.now();
   const drained = e.drain(2000);
-  assert.equal(await drained, true);
+  assert.equal(await drained, 0);
   assert.ok(Date.now() - t < 1000, 'the 30 s retry was brought forward');
   assert.deepEqual(await first, { ok: true, reason: undefined });
   assert.equal(sink.batches.length, 1);
@@ -233,8 +233,57 @@ test('drain gives up after the grace period and releases undelivered records as 
   const { e } = engine(sink, { retryLimit: Infinity, base: 0.01, cap: 0.02 });
   const outcome = push(e, evs(1));
   await new Promise((r) => setTimeout(r, 80));
-  assert.equal(await e.drain(150), false);
+  assert.equal(await e.drain(150), 1);
   assert.equal((await outcome).ok, false);
+});
+
+test('at the end of the grace period, requests in flight are aborted and their batches not committed, without a dead letter', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'logwarden-delivery-'));
+  const file = join(dir, 'dead.jsonl');
+  const signals: AbortSignal[] = [];
+  let answer!: () => void;
+  // Answers only when the test says so (a downstream that hangs), whatever the signal says.
+  const sink: OutputInstance = {
+    send: (_events, signal) => {
+      signals.push(signal!);
+      return new Promise<void>((r) => (answer = r));
+    },
+  };
+  const { e, counter } = engine(sink as Sink, { batchSize: 2, batchWait: 0, deadLetterFile: file });
+  const released: Array<{ ok: boolean; safe: boolean }> = [];
+  const settledAll = new Promise<void>((resolve) => {
+    for (let k = 0; k < 3; k++) {
+      const c = new Commit((ok, _reason, safe) => {
+        released.push({ ok, safe });
+        if (released.length === 3) resolve();
+      });
+      e.enqueue(evs(2, k * 2), c, 20);
+      c.release();
+    }
+  });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(signals.length, 1, 'one batch in flight (one worker), two waiting');
+  assert.equal(signals[0]!.aborted, false);
+  const t = Date.now();
+  assert.equal(await e.drain(100), 6, 'every record still held is undelivered');
+  assert.ok(Date.now() - t < 1000);
+  await settledAll;
+  assert.deepEqual(released, [
+    { ok: false, safe: false },
+    { ok: false, safe: false },
+    { ok: false, safe: false },
+  ]);
+  assert.equal(signals[0]!.aborted, true, 'the request in flight was told to stop');
+  assert.deepEqual(e.depth, { records: 0, bytes: 0 });
+  // A late answer to the abandoned request commits nothing, and the waiting batches never go out.
+  answer();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(signals.length, 1);
+  assert.equal(await counter('logwarden_output_proc_records_total'), 0);
+  assert.equal(existsSync(file), false, 'undelivered at shutdown is not a dead letter');
+  // Chunks arriving after that are not taken.
+  const late = await push(e, evs(1));
+  assert.equal(late.ok, false);
 });
 
 test('a delivered batch is not kept reachable while later batches still wait for a worker', async () => {
