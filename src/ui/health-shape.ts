@@ -39,10 +39,14 @@ export interface OutputHealth {
   last_error?: string;
 }
 
+/** Where the process is in its life (the `state` of /readyz). */
+export type LifeState = 'starting' | 'running' | 'stopping';
+
 export interface Health {
   /** When the sample was taken (ms since the epoch). */
   time: number;
   ready: boolean;
+  state: LifeState;
   /** Why inputs are paused (backpressure), by cause. */
   paused: Record<string, string>;
   inputs: InputHealth[];
@@ -53,4 +57,18 @@ export interface Health {
   /** Queued records and bytes over all outputs, against service.memory_limit. */
   buffer: { records: number; bytes: number; limit_bytes: number; usage: number };
   process: { uptime_s: number; rss_bytes: number; heap_used_bytes: number };
+}
+
+/**
+ * The page's readiness badge, as /readyz decides: `starting` while the buffer loads and inputs
+ * bind, `stopping` while draining after SIGTERM, and while running either `ready` or the
+ * backpressure that pauses inputs.
+ */
+export function readinessBadge(h: Pick<Health, 'ready' | 'state' | 'paused'>): { text: string; level: 'ok' | 'warn'; title: string } {
+  if (h.state === 'starting') return { text: 'starting', level: 'warn', title: 'loading the filesystem buffer and opening the inputs' };
+  if (h.state === 'stopping') return { text: 'stopping', level: 'warn', title: 'inputs closed; queued events drain for up to service.grace seconds' };
+  if (h.ready) return { text: 'ready', level: 'ok', title: '' };
+  const causes = Object.keys(h.paused);
+  if (causes.length === 0) return { text: 'not ready', level: 'warn', title: '' };
+  return { text: `paused: ${causes.map((k) => `${k} (${h.paused[k]})`).join(', ')}`, level: 'warn', title: 'backpressure: inputs routed there stop reading' };
 }

@@ -3,14 +3,19 @@
  * the page and Prometheus never disagree. Rates come from earlier samples kept here.
  */
 import type { Metrics } from '../observe/metrics.js';
-import type { FilterHealth, Health, InputHealth, OutputHealth } from './health-shape.js';
+import type { FilterHealth, Health, InputHealth, LifeState, OutputHealth } from './health-shape.js';
 
 /** What the health sampler needs of the running pipeline (a Pipeline satisfies it). */
 export interface PipelineView {
   inputs: ReadonlyArray<{ id: string }>;
   filters: ReadonlyArray<{ id: string }>;
   outputs: ReadonlyArray<{ id: string }>;
-  status(): { ready: boolean; paused: Record<string, string>; outputs: Record<string, { records: number; bytes: number; last_error?: string }> };
+  status(): {
+    ready: boolean;
+    state: LifeState;
+    paused: Record<string, string>;
+    outputs: Record<string, { records: number; bytes: number; last_error?: string }>;
+  };
 }
 
 type Values = Map<string, Array<{ labels: Record<string, string | number>; value: number }>>;
@@ -130,6 +135,7 @@ export class HealthSampler {
     return {
       time,
       ready: status.ready,
+      state: status.state,
       paused: status.paused,
       inputs,
       filters,

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { freePort } from '../support/harness.js';
+import { freePort, silentServer } from '../support/harness.js';
 import { repoRoot, sharedDir } from '../support/paths.js';
 
 const run = promisify(execFile);
@@ -300,4 +300,53 @@ test('sensible on a phone', async () => {
 
 test('no console errors, CSP violations or dialogs on the page', () => {
   assert.deepEqual(problems, []);
+});
+
+test('the badge says stopping while the pipeline drains after SIGTERM, then unreachable', async () => {
+  // Its own process, whose Loki takes the request and never answers: the drain lasts the grace period.
+  const loki = await silentServer();
+  const [httpPort, forwardPort] = [await freePort(), await freePort()];
+  const config = join(dir, 'draining.yaml');
+  writeFileSync(
+    config,
+    `service:
+  http_server: on
+  http_listen: 127.0.0.1
+  http_port: ${httpPort}
+  grace: 6
+  ui: on
+pipeline:
+  inputs:
+    - name: forward
+      listen: 127.0.0.1
+      port: ${forwardPort}
+  outputs:
+    - name: loki
+      match: kube.audit
+      host: 127.0.0.1
+      port: ${loki.port}
+      batch_wait: 0
+`,
+  );
+  const draining = new Logwarden(config, httpPort, forwardPort);
+  const tab = await browser.newPage();
+  try {
+    await draining.start();
+    await tab.goto(draining.base);
+    await tab.locator('#ready', { hasText: 'ready' }).waitFor({ timeout: 10_000 });
+    // Without --ack: with memory storage the ack would wait for Loki.
+    await run(process.execPath, [join(repoRoot, 'bin', 'logwarden.js'), 'send', '-p', String(forwardPort), '-t', 'kube.audit', join(events, 'attach_pod.json')], { cwd: repoRoot });
+    await until(async () => ((await tab.locator('#outputs [data-name="loki.0"] dl').textContent()) ?? '').includes('queued1'), 'the event queued for Loki');
+    const stopped = draining.stop();
+    await tab.locator('#ready', { hasText: 'stopping' }).waitFor({ timeout: 5_000 });
+    assert.equal(await tab.locator('#ready').getAttribute('class'), 'badge warn');
+    assert.doesNotMatch((await tab.locator('#ready').textContent()) ?? '', /paused/);
+    await stopped;
+    await tab.locator('#ready', { hasText: 'unreachable' }).waitFor({ timeout: 10_000 });
+    assert.match(draining.log, /grace period over: 1 records left undelivered/);
+  } finally {
+    await tab.close();
+    await draining.stop();
+    loki.release();
+  }
 });

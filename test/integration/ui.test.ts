@@ -20,7 +20,8 @@ import { ServiceHttp } from '../../src/observe/http.js';
 import { Metrics } from '../../src/observe/metrics.js';
 import { registry } from '../../src/plugins.js';
 import { CSP, UiServer, uiOptions } from '../../src/ui/server.js';
-import type { Health } from '../../src/ui/health-shape.js';
+import { readinessBadge, type Health } from '../../src/ui/health-shape.js';
+import { silentServer } from '../support/harness.js';
 import { tempDir } from '../support/output-pipeline.js';
 
 after(() => getGlobalDispatcher().close());
@@ -374,6 +375,7 @@ test('health JSON carries the same numbers as /metrics, per input, filter and ou
   try {
     const h0 = JSON.parse((await get(`${r.base}/api/v1/health`)).text) as Health;
     assert.equal(h0.ready, true);
+    assert.equal(h0.state, 'running');
     assert.deepEqual(h0.inputs.map((i) => i.name), ['forward.0']);
     assert.deepEqual(h0.outputs.map((o) => o.name), ['ui.0', 'file.0']);
     assert.equal(h0.outputs[0]!.records_per_s, null, 'no rate before a second sample');
@@ -402,6 +404,29 @@ test('health JSON carries the same numbers as /metrics, per input, filter and ou
     assert.ok(h.process.rss_bytes > 0);
   } finally {
     await r.stop();
+  }
+});
+
+test('health JSON says stopping while the pipeline drains, and the badge shows it (not an empty paused list)', async () => {
+  // A Loki that takes the request and never answers keeps the drain going for the grace period.
+  const loki = await silentServer();
+  const r = await start('  grace: 1', {
+    outputs: `    - name: ui\n      match: falco\n    - name: loki\n      match: falco\n      host: 127.0.0.1\n      port: ${loki.port}\n      batch_wait: 0`,
+  });
+  try {
+    const committed = r.ingest([alert('A', 'Warning')]);
+    await new Promise((res) => setTimeout(res, 100));
+    const stopped = r.pipeline.stop(1);
+    const h = JSON.parse((await get(`${r.base}/api/v1/health`)).text) as Health;
+    assert.equal(h.state, 'stopping');
+    assert.equal(h.ready, false);
+    assert.deepEqual(h.paused, {});
+    assert.equal(readinessBadge(h).text, 'stopping');
+    assert.equal(await stopped, false, 'the hung Loki left the alert undelivered');
+    assert.equal(await committed, false);
+  } finally {
+    await r.stop();
+    loki.release();
   }
 });
 

@@ -1,5 +1,5 @@
 /** The pipeline health panel: inputs → filters → outputs as cards, each with its numbers and a rate sparkline. */
-import type { Health } from '../health-shape.js';
+import { readinessBadge, type Health } from '../health-shape.js';
 import { byId, clear, fmtBytes, fmtDuration, fmtNum, fmtRate, h, svg } from './dom.js';
 
 const HISTORY = 60;
@@ -39,9 +39,10 @@ export class HealthView {
 
   render(hl: Health): void {
     const ready = byId('ready');
-    const paused = Object.keys(hl.paused);
-    ready.textContent = hl.ready ? 'ready' : `paused: ${paused.map((k) => `${k} (${hl.paused[k]})`).join(', ')}`;
-    ready.className = `badge ${hl.ready ? 'ok' : 'warn'}`;
+    const badge = readinessBadge(hl);
+    ready.textContent = badge.text;
+    ready.className = `badge ${badge.level}`;
+    ready.title = badge.title;
     byId('proc').textContent = `up ${fmtDuration(hl.process.uptime_s)} · RSS ${fmtBytes(hl.process.rss_bytes)}`;
 
     const inputs = byId('inputs');
