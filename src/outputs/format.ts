@@ -4,7 +4,7 @@
  * out_stdout / out_http: `json_lines`, `json` with `json_date_key` and `json_date_format`.
  */
 import type { LogEvent } from '../core/event.js';
-import { toJSONLine } from '../core/json.js';
+import { recordJSON, toJSONLine } from '../core/json.js';
 import { encode } from '../core/msgpack.js';
 import { JsonWriter, writeRecordJSON } from '../core/msgpack-json.js';
 import type { OptionTable } from '../config/schema.js';
@@ -57,6 +57,13 @@ function dateValue(ev: LogEvent, fmt: string): string {
 
 const ARRAY2 = Buffer.from([0x92]);
 
+/** Room for the batch's JSON: wire bytes plus a little where known, else 1 KB per record. */
+function sizeHint(events: readonly LogEvent[]): number {
+  let n = 64;
+  for (const ev of events) n += ev.raw ? ev.raw.length + (ev.raw.length >> 3) + 64 : 1024;
+  return n;
+}
+
 function scalarText(v: unknown): string {
   return typeof v === 'string' ? v : toJSONLine(v);
 }
@@ -71,7 +78,7 @@ export function compileFormat(o: FormatOptions): (events: LogEvent[]) => string 
       const keyJSON = key === undefined ? '' : JSON.stringify(key);
       const array = o.format === 'json';
       return (events) => {
-        const w = new JsonWriter(events.length * 1024 + 64);
+        const w = new JsonWriter(sizeHint(events));
         if (array) w.byte(0x5b);
         for (let i = 0; i < events.length; i++) {
           const ev = events[i]!;
@@ -85,7 +92,7 @@ export function compileFormat(o: FormatOptions): (events: LogEvent[]) => string 
     }
     case 'plain':
       return (events) => {
-        const w = new JsonWriter(events.length * 1024 + 64);
+        const w = new JsonWriter(sizeHint(events));
         for (let i = 0; i < events.length; i++) {
           appendRecord(w, events[i]!);
           w.byte(0x0a);
@@ -136,7 +143,7 @@ export function compileFormat(o: FormatOptions): (events: LogEvent[]) => string 
         Buffer.concat(events.map((ev) => (ev.raw ? Buffer.concat([ARRAY2, encode(ev.time), ev.raw]) : encode([ev.time, ev.record]))));
     default: // out_file: `tag: [sec.nsec, {record}]`
       return (events) => {
-        const w = new JsonWriter(events.length * 1024 + 64);
+        const w = new JsonWriter(sizeHint(events));
         for (const ev of events) {
           w.text(`${ev.tag}: [${ev.time.toFixed9()}, `);
           appendRecord(w, ev);
@@ -154,6 +161,6 @@ function appendRecord(w: JsonWriter, ev: LogEvent, prefix?: string): void {
     writeRecordJSON(w, raw, prefix);
     return;
   }
-  const s = toJSONLine(ev.record);
+  const s = recordJSON(ev.record);
   w.text(prefix === undefined ? s : `{${prefix}${s.length > 2 ? `,${s.slice(1)}` : '}'}`);
 }

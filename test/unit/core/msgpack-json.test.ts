@@ -53,6 +53,23 @@ test('escapes, unicode, numbers of every width, nesting, nil and booleans', () =
   same(enc.encode({}), 'empty map');
 });
 
+test('long strings (the native scan): each byte that needs escaping, anywhere, and non-ASCII text', () => {
+  const base = 'abcdefghij'.repeat(300);
+  const specials = ['"', '\\', '\n', '\u0000', '\u0001', '\u001f', '\t', '\u007f', 'é', '✓', '𝄞'];
+  for (const c of specials) {
+    for (const at of [0, 1500, base.length]) {
+      const s = base.slice(0, at) + c + base.slice(at);
+      same(enc.encode({ s }), `long string with ${JSON.stringify(c)} at ${at}`);
+    }
+  }
+  same(enc.encode({ s: base }), 'long clean string');
+  // invalid UTF-8 inside a long string: {"s": str8/str16 of 2000 bytes with 0xff in the middle}
+  const bytes = Buffer.alloc(2000, 0x61);
+  bytes[1000] = 0xff;
+  const raw = Buffer.concat([Buffer.from([0x81, 0xa1, 0x73, 0xda, 0x07, 0xd0]), bytes]);
+  same(raw, 'long string with invalid UTF-8');
+});
+
 test('values only the object path handles give the same text: ext, binary keys, invalid UTF-8, binary values', () => {
   // {"t": ext type 5 (4 bytes)}
   same(Buffer.from([0x81, 0xa1, 0x74, 0xd6, 0x05, 1, 2, 3, 4]), 'ext value');
