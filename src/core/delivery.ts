@@ -25,7 +25,7 @@ import type { LogEvent } from './event.js';
 import type { FlowControl } from './flow.js';
 import { DeliveryError, type OutputInstance } from './plugin.js';
 import type { Metrics } from '../observe/metrics.js';
-import { toJSONLine } from './json.js';
+import { recordJSON } from './json.js';
 
 export interface DeliveryOptions {
   batchSize: number;
@@ -286,7 +286,7 @@ export class DeliveryEngine {
       const at = new Date().toISOString();
       let text = '';
       for (const ev of events) {
-        text += `{"dead_letter_time":"${at}","output":${JSON.stringify(this.id)},"reason":${JSON.stringify(err.reason)},"error":${JSON.stringify(err.message)},"attempts":${batch.attempts + 1},"tag":${JSON.stringify(ev.tag)},"time":"${ev.time.toISO()}","record":${toJSONLine(ev.record)}}\n`;
+        text += `{"dead_letter_time":"${at}","output":${JSON.stringify(this.id)},"reason":${JSON.stringify(err.reason)},"error":${JSON.stringify(err.message)},"attempts":${batch.attempts + 1},"tag":${JSON.stringify(ev.tag)},"time":"${ev.time.toISO()}","record":${recordJSON(ev.record)}}\n`;
       }
       try {
         await mkdir(dirname(this.opts.deadLetterFile), { recursive: true });

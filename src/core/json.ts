@@ -48,3 +48,95 @@ export function toJSONLine(v: unknown): string {
   // Buffer#toJSON yields {"type":"Buffer","data":[...]}; write the bytes as text instead.
   return s.includes('"type":"Buffer"') ? slow(v) : s;
 }
+
+/**
+ * One serialisation per record for all outputs. A kept event usually goes to several outputs
+ * that each want it as JSON (the file line, the Loki line, the web page); records do not change
+ * once they reached the outputs, so the first output's text serves the others. The cache holds
+ * no record alive (weak keys) and at most JSON_CACHE_BYTES of text: two generations, the older
+ * dropped whole when the newer fills its half; a record whose text was dropped is serialised
+ * again. Callers must only pass records that reached the outputs (filters may still change
+ * records before that).
+ */
+export const JSON_CACHE_BYTES = 32 * 1024 * 1024;
+let young = new WeakMap<object, string>();
+let old = new WeakMap<object, string>();
+let youngBytes = 0;
+
+export function recordJSON(record: object): string {
+  let s = young.get(record);
+  if (s !== undefined) return s;
+  s = old.get(record);
+  if (s === undefined) s = toJSONLine(record);
+  if (youngBytes + s.length > JSON_CACHE_BYTES / 2) {
+    old = young;
+    young = new WeakMap();
+    youngBytes = 0;
+  }
+  young.set(record, s);
+  youngBytes += s.length;
+  return s;
+}
+
+/** Offset after the JSON string that starts at `i` (a `"`). */
+function skipString(s: string, i: number): number {
+  for (;;) {
+    const j = s.indexOf('"', i + 1);
+    if (j < 0) throw new SyntaxError('unterminated string');
+    let b = j - 1;
+    while (s.charCodeAt(b) === 0x5c) b--;
+    if ((j - 1 - b) % 2 === 0) return j + 1;
+    i = j;
+  }
+}
+
+/** Offset after the compact JSON value that starts at `i`. */
+function skipValue(s: string, i: number): number {
+  const c = s.charCodeAt(i);
+  if (c === 0x22) return skipString(s, i);
+  if (c === 0x7b || c === 0x5b) {
+    let depth = 0;
+    for (;;) {
+      const ch = s.charCodeAt(i);
+      if (ch === 0x22) {
+        i = skipString(s, i);
+        continue;
+      }
+      if (ch === 0x7b || ch === 0x5b) depth++;
+      else if (ch === 0x7d || ch === 0x5d) {
+        if (--depth === 0) return i + 1;
+      } else if (Number.isNaN(ch)) throw new SyntaxError('unterminated value');
+      i++;
+    }
+  }
+  for (;;) {
+    const ch = s.charCodeAt(i);
+    if (ch === 0x2c || ch === 0x7d || ch === 0x5d || Number.isNaN(ch)) return i;
+    i++;
+  }
+}
+
+/**
+ * The compact JSON object `json` (as toJSONLine writes it) without the top-level members whose
+ * keys are in `keys`, given as JSON text (`"verb"`). The same text as serialising the record
+ * without those keys, found by skipping over the values rather than by serialising again.
+ */
+export function withoutMembers(json: string, keys: readonly string[]): string {
+  if (json.charCodeAt(1) === 0x7d) return json;
+  let out = '{';
+  let first = true;
+  let i = 1;
+  let changed = false;
+  for (;;) {
+    const keyEnd = skipString(json, i);
+    const valueEnd = skipValue(json, keyEnd + 1);
+    if (keys.includes(json.slice(i, keyEnd))) changed = true;
+    else {
+      out += first ? json.slice(i, valueEnd) : `,${json.slice(i, valueEnd)}`;
+      first = false;
+    }
+    if (json.charCodeAt(valueEnd) !== 0x2c) break;
+    i = valueEnd + 1;
+  }
+  return changed ? `${out}}` : json;
+}

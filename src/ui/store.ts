@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { Database as SqliteDatabase, Statement } from 'better-sqlite3';
 import type { LogEvent } from '../core/event.js';
-import { toJSONLine } from '../core/json.js';
+import { recordJSON } from '../core/json.js';
 import {
   CHART_RULES,
   compileQuery,
@@ -150,7 +150,7 @@ export class AlertStore {
     for (const ev of events) {
       // The JSON text is the stored form; parsing it back gives a plain copy of the record
       // (BigInts and binary values already turned into JSON by toJSONLine).
-      const json = toJSONLine(ev.record);
+      const json = recordJSON(ev.record);
       const time = ev.time.toISO();
       added.push(entry(id, received, ev.tag, time, json, JSON.parse(json) as Record<string, unknown>));
       rows.push([id++, received, ev.tag, time, json]);

@@ -9,7 +9,7 @@ import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
 import { DeliveryError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
-import { toJSONLine } from '../../core/json.js';
+import { recordJSON, toJSONLine, withoutMembers } from '../../core/json.js';
 import { classifyStatus, HttpClient, httpClientOptions, validateHttpClient, type HttpClientConfig } from '../http-common.js';
 import { valueToText } from '../../core/record-accessor.js';
 import { compileAccessor, without, type Accessor, type PathPart } from './accessor.js';
@@ -203,6 +203,8 @@ class LokiOutput implements OutputInstance {
   private readonly constantLabels: Array<[string, string]> | undefined;
   private readonly constantKey: string | undefined;
   private readonly drop: DropSingleKey;
+  /** For each list of removed paths: their keys as JSON text when all are top-level keys. */
+  private readonly topLevelKeys = new Map<ReadonlyArray<readonly PathPart[]>, string[] | undefined>();
   private warnedOverflow = false;
   private warnedLabelNames = false;
   private readonly m;
@@ -215,6 +217,10 @@ class LokiOutput implements OutputInstance {
     const { remove, derived } = this.compiled;
     this.removeAll = [...remove, ...derived.filter((p) => !remove.some((r) => sameKeys(r, p)))];
     this.drop = c.drop_single_key === 'true' ? 'on' : c.drop_single_key === 'false' ? 'off' : (c.drop_single_key as DropSingleKey);
+    for (const paths of [this.removeAll, remove]) {
+      const top = paths.every((p) => p.length === 1 && typeof p[0] === 'string');
+      this.topLevelKeys.set(paths, top ? paths.map((p) => JSON.stringify(p[0])) : undefined);
+    }
     this.tracker = new StreamTracker(c.max_streams, c.stream_idle_timeout * 1000);
     this.constantLabels = this.compiled.labels.constant ? this.compiled.labels.evaluate({}).labels : undefined;
     this.constantKey = this.constantLabels && labelString(this.constantLabels);
@@ -276,7 +282,15 @@ class LokiOutput implements OutputInstance {
       if (!streams) tenants.set(tenant, (streams = new Map()));
       let st = streams.get(key);
       if (!st) streams.set(key, (st = { labels, entries: [] }));
-      let line = formatLine(strip.length ? without(rec, strip) : rec, this.c.line_format, this.drop);
+      // JSON lines start from the record's shared serialisation (the file output's line is the
+      // same text) with the label keys cut out, rather than a copy serialised again.
+      const keys = this.c.line_format === 'json' && this.drop === 'off' ? this.topLevelKeys.get(strip) : undefined;
+      let line =
+        keys !== undefined
+          ? keys.length
+            ? withoutMembers(recordJSON(rec), keys)
+            : recordJSON(rec)
+          : formatLine(strip.length ? without(rec, strip) : rec, this.c.line_format, this.drop);
       const cut = truncate(line, this.c.max_line_size);
       if (cut !== line) {
         this.m.truncated.inc();

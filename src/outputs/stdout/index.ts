@@ -5,7 +5,7 @@
  */
 import type { OptionTable } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
-import { toJSONLine } from '../../core/json.js';
+import { recordJSON } from '../../core/json.js';
 import type { OutputInstance, OutputPlugin } from '../../core/plugin.js';
 import { compileFormat, jsonDateOptions } from '../format.js';
 
@@ -38,7 +38,7 @@ export const stdoutOutput: OutputPlugin<StdoutConfig> = {
       return {
         send: (events: LogEvent[]) => {
           let s = '';
-          for (const ev of events) s += `[${n++}] ${ev.tag}: [${ev.time.toFixed9()}, ${toJSONLine(ev.record)}]\n`;
+          for (const ev of events) s += `[${n++}] ${ev.tag}: [${ev.time.toFixed9()}, ${recordJSON(ev.record)}]\n`;
           return write(s);
         },
       };

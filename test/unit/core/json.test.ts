@@ -1,0 +1,74 @@
+/** The shared record serialisation and cutting members out of it. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { JSON_CACHE_BYTES, recordJSON, toJSONLine, withoutMembers } from '../../../src/core/json.js';
+import { sharedDir } from '../../support/paths.js';
+
+function drop(rec: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(rec)) if (!keys.includes(k)) Object.defineProperty(out, k, { value: rec[k], enumerable: true, writable: true, configurable: true });
+  return out;
+}
+
+function check(rec: Record<string, unknown>, keys: string[], what: string): void {
+  assert.equal(withoutMembers(toJSONLine(rec), keys.map((k) => JSON.stringify(k))), toJSONLine(drop(rec, keys)), what);
+}
+
+test('withoutMembers gives the text of the record serialised without those keys: every conformance event, several key sets', () => {
+  const dir = join(sharedDir, 'conformance', 'falco-k8saudit', 'events');
+  let n = 0;
+  for (const f of readdirSync(dir)) {
+    for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) {
+      if (!line.trim()) continue;
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) continue;
+      const keys = Object.keys(rec);
+      check(rec, ['verb'], `${f}: verb`);
+      check(rec, [keys[0]!], `${f}: first key`);
+      check(rec, [keys[keys.length - 1]!], `${f}: last key`);
+      check(rec, keys, `${f}: every key`);
+      check(rec, keys.filter((_, i) => i % 2 === 0), `${f}: every other key`);
+      check(rec, ['absent'], `${f}: a key it does not have`);
+      n++;
+    }
+  }
+  assert.ok(n > 40);
+});
+
+test('withoutMembers: escapes in keys and values, nesting, numbers, literals, empty maps', () => {
+  const rec: Record<string, unknown> = {
+    'q"k': 'a "quoted" \\ value \\',
+    'back\\slash': ['x', { '"': '}' }, [']', '{']],
+    n: -1.5e-7,
+    t: true,
+    f: false,
+    z: null,
+    e: {},
+    a: [],
+    'uni ✓': 'café 𝄞',
+    ctrl: 'a\nb\u0001',
+  };
+  Object.defineProperty(rec, '__proto__', { value: { x: 1 }, enumerable: true, writable: true, configurable: true });
+  for (const k of Object.keys(rec)) check(rec, [k], `without ${k}`);
+  check(rec, ['q"k', 'back\\slash', '__proto__'], 'several');
+  check({}, ['a'], 'empty record');
+  check({ only: 1 }, ['only'], 'the only key');
+  assert.equal(withoutMembers('{"a":1}', ['"b"']), '{"a":1}');
+});
+
+test('recordJSON: one serialisation per record, the text of toJSONLine, bounded', () => {
+  const rec = { a: 1, big: 2n ** 63n - 1n, bin: Buffer.from('hi') };
+  const s = recordJSON(rec);
+  assert.equal(s, toJSONLine(rec));
+  assert.equal(recordJSON({ a: 1 }), '{"a":1}');
+  // The cache returns what it serialised first (records do not change in the outputs)...
+  rec.a = 2;
+  assert.equal(recordJSON(rec), s);
+  // ...until it has taken JSON_CACHE_BYTES of other records' text: then it serialises again.
+  const filler = 'x'.repeat(64 * 1024);
+  for (let i = 0; i < JSON_CACHE_BYTES / filler.length + 2; i++) recordJSON({ filler });
+  assert.equal(recordJSON(rec), toJSONLine(rec));
+  assert.notEqual(recordJSON(rec), s);
+});
