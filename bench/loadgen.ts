@@ -5,7 +5,12 @@
  * require_ack_response with W workers). Prints one JSON line of results.
  *
  *   node dist/bench/loadgen.js --port P --events FILE [--mode forward|packed] [--chunk 2000]
- *        [--connections 2] [--records N] [--wrap-log] [--rate R] [--tag kube.audit]
+ *        [--connections 2] [--records N] [--wrap-log] [--rate R] [--tag kube.audit] [--pad-to BYTES] [--warmup N]
+ *
+ * --warmup N first sends N records (acked, not measured), prints {"warm":true} and waits for a
+ * line on stdin before the measured run.
+ * --pad-to grows every event to about BYTES of JSON with an annotation of filler text (the
+ * record-size sweep); its CPU time (sending only, after pre-encoding) is part of the results.
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -22,6 +27,8 @@ interface Args {
   wrapLog: boolean;
   rate: number;
   tag: string;
+  padTo: number;
+  warmup: number;
 }
 
 function parse(argv: string[]): Args {
@@ -39,6 +46,8 @@ function parse(argv: string[]): Args {
     wrapLog: argv.includes('--wrap-log'),
     rate: Number(get('rate', '0')),
     tag: get('tag', 'kube.audit')!,
+    padTo: Number(get('pad-to', '0')),
+    warmup: Number(get('warmup', '0')),
   };
 }
 
@@ -64,7 +73,9 @@ const enc = new Encoder({ extensionCodec: codec });
 
 function encodeChunks(a: Args, records: Record<string, unknown>[]): Array<{ frame: Buffer; id: string; n: number }> {
   const chunks: Array<{ frame: Buffer; id: string; n: number }> = [];
-  const t0 = 1_714_564_800;
+  // Fluent Bit's tail stamps each line when it reads it: times end at "now", one millisecond
+  // apart, so Loki (which refuses entries older than a week) accepts them.
+  const t0 = Math.floor(Date.now() / 1000) - Math.ceil(records.length / 1000);
   for (let i = 0; i < records.length; i += a.chunk) {
     const part = records.slice(i, i + a.chunk);
     const id = randomBytes(16).toString('base64');
@@ -82,21 +93,21 @@ function encodeChunks(a: Args, records: Record<string, unknown>[]): Array<{ fram
   return chunks;
 }
 
-async function main(): Promise<void> {
-  const a = parse(process.argv.slice(2));
-  const lines = readFileSync(a.events, 'utf8').split('\n').filter(Boolean);
-  let records = lines.map((l) => (a.wrapLog ? { log: l, stream: 'stdout' } : (JSON.parse(l) as Record<string, unknown>)));
-  if (a.records > 0) {
-    while (records.length < a.records) records = records.concat(records.slice(0, a.records - records.length));
-    records = records.slice(0, a.records);
-  }
-  const chunks = encodeChunks(a, records);
-  const wireBytes = chunks.reduce((s, c) => s + c.frame.length, 0);
-  let next = 0;
-  const latencies: number[] = [];
-  const started = process.hrtime.bigint();
-  const interval = a.rate > 0 ? (a.chunk / a.rate) * 1000 * a.connections : 0;
+const FILLER = 'The quick brown fox jumps over the lazy dog; 0123456789 ABCDEFGHIJKLMNOPQRSTUVWXYZ. ';
 
+/** The event with an annotation that brings its JSON to about `size` bytes. */
+function pad(line: string, size: number): string {
+  const ev = JSON.parse(line) as { annotations?: Record<string, string> };
+  const missing = size - Buffer.byteLength(line) - 40;
+  if (missing <= 0) return line;
+  ev.annotations = { ...ev.annotations, 'bench.logwarden.io/padding': FILLER.repeat(Math.ceil(missing / FILLER.length)).slice(0, missing) };
+  return JSON.stringify(ev);
+}
+
+/** Sends the chunks over `a.connections` connections, each waiting for its ack. */
+async function send(a: Args, chunks: Array<{ frame: Buffer; id: string; n: number }>, rate: number, latencies: number[]): Promise<void> {
+  let next = 0;
+  const interval = rate > 0 ? (a.chunk / rate) * 1000 * a.connections : 0;
   const worker = (): Promise<void> =>
     new Promise((resolve, reject) => {
       const sock = net.connect(a.port, '127.0.0.1');
@@ -142,7 +153,38 @@ async function main(): Promise<void> {
     });
 
   await Promise.all(Array.from({ length: a.connections }, worker));
+}
+
+async function main(): Promise<void> {
+  const a = parse(process.argv.slice(2));
+  let lines = readFileSync(a.events, 'utf8').split('\n').filter(Boolean);
+  if (a.records > 0 && lines.length > a.records) lines = lines.slice(0, a.records);
+  if (a.padTo > 0) lines = lines.map((l) => pad(l, a.padTo));
+  let records = lines.map((l) => (a.wrapLog ? { log: l, stream: 'stdout' } : (JSON.parse(l) as Record<string, unknown>)));
+  if (a.records > 0) {
+    while (records.length < a.records) records = records.concat(records.slice(0, a.records - records.length));
+    records = records.slice(0, a.records);
+  }
+  const chunks = encodeChunks(a, records);
+  const wireBytes = chunks.reduce((s, c) => s + c.frame.length, 0);
+  if (a.warmup > 0) {
+    // Warm-up: the first records again (new chunk ids), acked but not measured; then tell the
+    // bench and wait for its go (it reads the receiver's CPU in between).
+    await send(a, encodeChunks(a, records.slice(0, a.warmup)), 0, []);
+    process.stdout.write('{"warm":true}\n');
+    await new Promise<void>((resolve) =>
+      process.stdin.once('data', () => {
+        process.stdin.destroy();
+        resolve();
+      }),
+    );
+  }
+  const latencies: number[] = [];
+  const started = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
+  await send(a, chunks, a.rate, latencies);
   const secs = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
   latencies.sort((x, y) => x - y);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
   process.stdout.write(
@@ -155,6 +197,8 @@ async function main(): Promise<void> {
       mb_per_s: wireBytes / 1e6 / secs,
       ack_ms_p50: pct(0.5),
       ack_ms_p99: pct(0.99),
+      cpu_s: (cpu.user + cpu.system) / 1e6,
+      json_bytes_per_record: Math.round(lines.reduce((n, l) => n + Buffer.byteLength(l), 0) / lines.length),
     })}\n`,
   );
 }

@@ -27,6 +27,8 @@ export interface Scenario {
   loadgen: string[];
   env?: Record<string, string>;
   nodeFlags?: string[];
+  /** Pins the receiver (all its threads and worker processes) to these CPUs (taskset -c). */
+  cpus?: string;
   /** Extra processes the scenario needs (test servers); returns a stop function. */
   setup?: () => Promise<{ env: Record<string, string>; stop: () => Promise<void> }>;
 }
@@ -128,6 +130,12 @@ interface RunResult {
   peak_rss_mb: number;
   ack_ms_p50: number;
   ack_ms_p99: number;
+  /** CPU of the load generator while sending, and of this process (the downstream test servers). */
+  loadgen_cpu_s: number;
+  downstream_cpu_s: number;
+  /** (receiver + load generator + downstream CPU) / wall time: how much of the machine was busy. */
+  cores_busy: number;
+  json_bytes_per_record: number;
 }
 
 async function runOnce(s: Scenario, events: string): Promise<RunResult> {
@@ -136,22 +144,37 @@ async function runOnce(s: Scenario, events: string): Promise<RunResult> {
   const out = join(work, 'out');
   rmSync(out, { recursive: true, force: true });
   const extra = s.setup ? await s.setup() : undefined;
-  const receiver = spawn(process.execPath, [...(s.nodeFlags ?? []), join(root, 'bin', 'logwarden.js'), 'run', '-c', join(root, 'bench', 'pipelines', s.pipeline)], {
+  const argv = [...(s.nodeFlags ?? []), ...nodeFlagsFromEnv(), join(root, 'bin', 'logwarden.js'), 'run', '-c', join(root, 'bench', 'pipelines', s.pipeline)];
+  // taskset execs node: the child's pid is the receiver's.
+  const receiver = spawn(s.cpus ? 'taskset' : process.execPath, s.cpus ? ['-c', s.cpus, process.execPath, ...argv] : argv, {
     env: { ...process.env, BENCH_PORT: String(port), BENCH_HTTP_PORT: String(httpPort), BENCH_OUT: out, LOGWARDEN_SHARED: shared, ...s.env, ...extra?.env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';
   receiver.stderr!.on('data', (d) => (log += d));
   await waitForPort(port, () => receiver.exitCode, () => log);
-  const cpu0 = cpuSeconds(receiver.pid!);
+  let cpu0 = cpuSeconds(receiver.pid!);
+  let own0 = process.cpuUsage();
   // Async: the downstream test servers run in this process and must keep answering.
-  const gen = await new Promise<Buffer>((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, 'dist', 'bench', 'loadgen.js'), '--port', String(port), '--events', events, ...s.loadgen], {
-      stdio: ['ignore', 'pipe', 'inherit'],
+  const gen = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [join(root, 'dist', 'bench', 'loadgen.js'), '--port', String(port), '--events', events, ...loadgenArgs(s)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
     });
-    const out: Buffer[] = [];
-    child.stdout!.on('data', (d: Buffer) => out.push(d));
-    child.on('exit', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`loadgen exited ${code}`))));
+    let out = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      out += d;
+      if (out.startsWith('{"warm":true}\n')) {
+        // --warmup: measure from here, once the warm-up records are delivered.
+        out = out.slice(out.indexOf('\n') + 1);
+        drained(httpPort).then(() => {
+          cpu0 = cpuSeconds(receiver.pid!);
+          own0 = process.cpuUsage();
+          child.stdin!.write('go\n');
+        }, reject);
+      }
+    });
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`loadgen exited ${code}`))));
   });
   // Sustained means delivered: wait until every output queue is empty before reading the CPU.
   // The load generator's clock starts with its first chunk (after it pre-encoded them all).
@@ -159,13 +182,25 @@ async function runOnce(s: Scenario, events: string): Promise<RunResult> {
   await drained(httpPort);
   const drainSeconds = Number(process.hrtime.bigint() - t1) / 1e9;
   const cpu1 = cpuSeconds(receiver.pid!);
+  const own = process.cpuUsage(own0);
   const rss = peakRss(receiver.pid!);
   receiver.kill('SIGTERM');
   await new Promise((r) => receiver.once('exit', r));
   await extra?.stop();
-  const g = JSON.parse(gen.toString()) as { records: number; seconds: number; records_per_s: number; mb_per_s: number; ack_ms_p50: number; ack_ms_p99: number };
+  const g = JSON.parse(gen) as {
+    records: number;
+    seconds: number;
+    records_per_s: number;
+    mb_per_s: number;
+    ack_ms_p50: number;
+    ack_ms_p99: number;
+    cpu_s: number;
+    json_bytes_per_record: number;
+  };
   const wall = g.seconds + drainSeconds;
   const cpu = cpu1 - cpu0;
+  // Includes the drain polling and the generator's pre-encoding wait: an upper bound.
+  const downstream = (own.user + own.system) / 1e6;
   return {
     records_per_s: g.records / wall,
     acked_per_s: g.records_per_s,
@@ -176,7 +211,25 @@ async function runOnce(s: Scenario, events: string): Promise<RunResult> {
     peak_rss_mb: rss / 1e6,
     ack_ms_p50: g.ack_ms_p50,
     ack_ms_p99: g.ack_ms_p99,
+    loadgen_cpu_s: g.cpu_s,
+    downstream_cpu_s: downstream,
+    cores_busy: (cpu + g.cpu_s + downstream) / wall,
+    json_bytes_per_record: g.json_bytes_per_record,
   };
+}
+
+/** BENCH_CONNECTIONS overrides the scenario's number of sender connections (chunks in flight). */
+function loadgenArgs(s: Scenario): string[] {
+  const args = [...s.loadgen];
+  const c = process.env.BENCH_CONNECTIONS;
+  const i = args.indexOf('--connections');
+  if (c && i >= 0) args[i + 1] = c;
+  return args;
+}
+
+/** BENCH_NODE_FLAGS: extra node flags for the receiver, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. */
+function nodeFlagsFromEnv(): string[] {
+  return (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 }
 
 function median(xs: number[]): number {
@@ -256,6 +309,23 @@ export const scenarios: Scenario[] = [
     setup: downstreams,
   },
   {
+    name: 'security-memory-1cpu',
+    what: 'security-memory with the receiver pinned to one CPU (taskset -c 1): the 1-core rate',
+    pipeline: 'security.yaml',
+    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '4', '--wrap-log'],
+    env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05' },
+    cpus: '1',
+    setup: downstreams,
+  },
+  {
+    name: 'security-memory-w2-c4',
+    what: 'security-memory with service.workers 2 and 4 sender connections (2 chunks in flight per worker)',
+    pipeline: 'security.yaml',
+    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '4', '--wrap-log'],
+    env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05', BENCH_WORKERS: '2' },
+    setup: downstreams,
+  },
+  {
     name: 'relay-forward-half',
     what: 'relay-forward paced at 50,000 records/s (about half the sustained rate): ack latency',
     pipeline: 'relay-file.yaml',
@@ -269,6 +339,35 @@ export const scenarios: Scenario[] = [
     env: { BENCH_WORKERS: '2' },
   },
 ];
+
+/**
+ * The record-size sweep: the same events grown to 1-16 KB of JSON (an annotation of filler
+ * text), about 200 MB per run, chunks of about 2 MB as Fluent Bit sends them. The first 5,000
+ * records are a warm-up (JIT, heap growth) outside the measurement, so that runs of 12,500 and
+ * of 100,000 records compare.
+ */
+const WARMUP = '5000';
+for (const kb of [1, 2, 4, 8, 16]) {
+  const size = kb * 1024;
+  const records = String(Math.min(100_000, Math.round(200e6 / size)));
+  const chunk = String(Math.max(16, Math.round(2e6 / size)));
+  scenarios.push(
+    {
+      name: `relay-size-${kb}k`,
+      what: `relay-forward with ${kb} KB records`,
+      pipeline: 'relay-file.yaml',
+      loadgen: ['--mode', 'forward', '--chunk', chunk, '--connections', '2', '--records', records, '--pad-to', String(size), '--warmup', WARMUP],
+    },
+    {
+      name: `security-size-${kb}k`,
+      what: `security-memory with ${kb} KB audit events`,
+      pipeline: 'security.yaml',
+      loadgen: ['--mode', 'forward', '--chunk', chunk, '--connections', '2', '--wrap-log', '--records', records, '--pad-to', String(size), '--warmup', WARMUP],
+      env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05' },
+      setup: downstreams,
+    },
+  );
+}
 
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
@@ -288,20 +387,22 @@ async function main(): Promise<void> {
     for (let i = 0; i < RUNS; i++) {
       const r = await runOnce(s, events);
       runs.push(r);
-      process.stderr.write(`${s.name} run ${i + 1}/${RUNS}: ${Math.round(r.records_per_s)} rec/s, ${r.cpu_us_per_record.toFixed(2)} us CPU/rec, RSS ${r.peak_rss_mb.toFixed(0)} MB\n`);
+      process.stderr.write(
+        `${s.name} run ${i + 1}/${RUNS}: ${Math.round(r.records_per_s)} rec/s, ${r.cpu_us_per_record.toFixed(2)} us CPU/rec, RSS ${r.peak_rss_mb.toFixed(0)} MB, cores busy ${r.cores_busy.toFixed(2)} (loadgen ${r.loadgen_cpu_s.toFixed(1)} s, downstream ${r.downstream_cpu_s.toFixed(1)} s)\n`,
+      );
     }
     const med = Object.fromEntries(
       (Object.keys(runs[0]!) as Array<keyof RunResult>).map((k) => [k, Number(median(runs.map((r) => r[k])).toFixed(3))]),
     ) as unknown as RunResult;
     results[s.name] = { what: s.what, median: med, runs };
     rows.push(
-      `| ${s.name} | ${Math.round(med.records_per_s).toLocaleString('en')} | ${Math.round(med.acked_per_s).toLocaleString('en')} | ${med.mb_per_s.toFixed(1)} | ${med.cpu_us_per_record.toFixed(2)} | ${Math.round(med.records_per_cpu_s).toLocaleString('en')} | ${med.peak_rss_mb.toFixed(0)} | ${med.ack_ms_p50.toFixed(1)} / ${med.ack_ms_p99.toFixed(1)} |`,
+      `| ${s.name} | ${Math.round(med.records_per_s).toLocaleString('en')} | ${Math.round(med.acked_per_s).toLocaleString('en')} | ${med.mb_per_s.toFixed(1)} | ${med.cpu_us_per_record.toFixed(2)} | ${Math.round(med.records_per_cpu_s).toLocaleString('en')} | ${med.peak_rss_mb.toFixed(0)} | ${med.ack_ms_p50.toFixed(1)} / ${med.ack_ms_p99.toFixed(1)} | ${med.json_bytes_per_record} | ${((med.cpu_us_per_record * 1024) / med.json_bytes_per_record).toFixed(2)} | ${med.cores_busy.toFixed(2)} (${med.loadgen_cpu_s.toFixed(1)} / ${med.downstream_cpu_s.toFixed(1)} s) |`,
     );
   }
   const header = [
     `commit ${commit}, node ${process.version}, ${RECORDS} records/run, median of ${RUNS} runs`,
-    '| scenario | records/s delivered | acked/s | MB/s (wire) | receiver CPU µs/record | records per CPU-second | peak RSS MB | ack ms p50 / p99 |',
-    '|---|---|---|---|---|---|---|---|',
+    '| scenario | records/s delivered | acked/s | MB/s (wire) | receiver CPU µs/record | records per CPU-second | peak RSS MB | ack ms p50 / p99 | JSON bytes/record | receiver CPU µs/KB | cores busy (load generator / downstream CPU) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   process.stdout.write(`${[...header, ...rows].join('\n')}\n`);
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
