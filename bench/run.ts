@@ -30,7 +30,14 @@ export interface Scenario {
   /** Pins the receiver (all its threads and worker processes) to these CPUs (taskset -c). */
   cpus?: string;
   /** Extra processes the scenario needs (test servers); returns a stop function. */
-  setup?: () => Promise<{ env: Record<string, string>; stop: () => Promise<void> }>;
+  setup?: () => Promise<Downstreams>;
+}
+
+interface Downstreams {
+  env: Record<string, string>;
+  stop: () => Promise<void>;
+  /** Called when the load generator has every ack (e.g. Loki comes back). */
+  afterSend?: () => void;
 }
 
 export function eventsFile(n = RECORDS): string {
@@ -76,6 +83,16 @@ function peakRss(pid: number): number {
   let sum = 0;
   for (const p of tree(pid)) {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+    sum += m ? Number(m[1]) * 1024 : 0;
+  }
+  return sum;
+}
+
+/** Current resident memory of the receiver's processes. */
+function rssNow(pid: number): number {
+  let sum = 0;
+  for (const p of tree(pid)) {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
     sum += m ? Number(m[1]) * 1024 : 0;
   }
   return sum;
@@ -128,6 +145,7 @@ interface RunResult {
   cpu_us_per_record: number;
   records_per_cpu_s: number;
   peak_rss_mb: number;
+  steady_rss_mb: number;
   ack_ms_p50: number;
   ack_ms_p99: number;
   /** CPU of the load generator while sending, and of this process (the downstream test servers). */
@@ -153,6 +171,15 @@ async function runOnce(s: Scenario, events: string): Promise<RunResult> {
   let log = '';
   receiver.stderr!.on('data', (d) => (log += d));
   await waitForPort(port, () => receiver.exitCode, () => log);
+  // Resident memory of the receiver's processes every 100 ms: the steady value is the median.
+  const rssSamples: number[] = [];
+  const sampler = setInterval(() => {
+    try {
+      rssSamples.push(rssNow(receiver.pid!));
+    } catch {
+      /* exiting */
+    }
+  }, 100);
   let cpu0 = cpuSeconds(receiver.pid!);
   let own0 = process.cpuUsage();
   // Async: the downstream test servers run in this process and must keep answering.
@@ -176,6 +203,7 @@ async function runOnce(s: Scenario, events: string): Promise<RunResult> {
     });
     child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`loadgen exited ${code}`))));
   });
+  extra?.afterSend?.();
   // Sustained means delivered: wait until every output queue is empty before reading the CPU.
   // The load generator's clock starts with its first chunk (after it pre-encoded them all).
   const t1 = process.hrtime.bigint();
@@ -184,6 +212,7 @@ async function runOnce(s: Scenario, events: string): Promise<RunResult> {
   const cpu1 = cpuSeconds(receiver.pid!);
   const own = process.cpuUsage(own0);
   const rss = peakRss(receiver.pid!);
+  clearInterval(sampler);
   receiver.kill('SIGTERM');
   await new Promise((r) => receiver.once('exit', r));
   await extra?.stop();
@@ -209,6 +238,7 @@ async function runOnce(s: Scenario, events: string): Promise<RunResult> {
     cpu_us_per_record: (cpu / g.records) * 1e6,
     records_per_cpu_s: g.records / cpu,
     peak_rss_mb: rss / 1e6,
+    steady_rss_mb: median(rssSamples) / 1e6,
     ack_ms_p50: g.ack_ms_p50,
     ack_ms_p99: g.ack_ms_p99,
     loadgen_cpu_s: g.cpu_s,
@@ -238,10 +268,11 @@ function median(xs: number[]): number {
 }
 
 /** A Loki push-API test server and an Alertmanager API stub, in this process. */
-async function downstreams(): Promise<{ env: Record<string, string>; stop: () => Promise<void> }> {
+async function downstreams(opts: { lokiDown?: boolean } = {}): Promise<Downstreams> {
   const { LokiServer } = await import('../test/support/loki-server.js');
   const http = await import('node:http');
   const loki = await new LokiServer().start();
+  if (opts.lokiDown) loki.failAlways(503);
   let alerts = 0;
   const am = http.createServer((req, res) => {
     let body = '';
@@ -257,6 +288,7 @@ async function downstreams(): Promise<{ env: Record<string, string>; stop: () =>
   const amPort = (am.address() as { port: number }).port;
   return {
     env: { BENCH_LOKI_URL: `${loki.url}/loki/api/v1/push`, BENCH_ALERTMANAGER_URL: `http://127.0.0.1:${amPort}` },
+    afterSend: () => loki.clearFailure(),
     stop: async () => {
       process.stderr.write(`  downstreams: loki ${loki.requests} requests, alertmanager ${alerts} alerts\n`);
       await loki.stop();
@@ -290,7 +322,7 @@ export const scenarios: Scenario[] = [
     what: 'forward ({log: JSON line}, 2000/chunk, ack) -> parser -> audit_policy -> modify -> detect -> file + loki + alertmanager',
     pipeline: 'security.yaml',
     loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '2', '--wrap-log'],
-    setup: downstreams,
+    setup: () => downstreams(),
   },
   {
     name: 'security-memory',
@@ -298,7 +330,7 @@ export const scenarios: Scenario[] = [
     pipeline: 'security.yaml',
     loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '2', '--wrap-log'],
     env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05' },
-    setup: downstreams,
+    setup: () => downstreams(),
   },
   {
     name: 'security-memory-w2',
@@ -306,7 +338,7 @@ export const scenarios: Scenario[] = [
     pipeline: 'security.yaml',
     loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '2', '--wrap-log'],
     env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05', BENCH_WORKERS: '2' },
-    setup: downstreams,
+    setup: () => downstreams(),
   },
   {
     name: 'security-memory-1cpu',
@@ -315,7 +347,7 @@ export const scenarios: Scenario[] = [
     loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '4', '--wrap-log'],
     env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05' },
     cpus: '1',
-    setup: downstreams,
+    setup: () => downstreams(),
   },
   {
     name: 'security-memory-w2-c4',
@@ -323,8 +355,33 @@ export const scenarios: Scenario[] = [
     pipeline: 'security.yaml',
     loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '4', '--wrap-log'],
     env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05', BENCH_WORKERS: '2' },
-    setup: downstreams,
+    setup: () => downstreams(),
   },
+  {
+    name: 'security-overload',
+    what: 'security with 20 sender connections (10x the chunks in flight of the 2 of the other scenarios)',
+    pipeline: 'security.yaml',
+    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '20', '--wrap-log'],
+    setup: () => downstreams(),
+  },
+  {
+    name: 'security-loki-down',
+    what: 'security while Loki answers 503 until the sender has every ack, then recovers (retry_limit no_limits)',
+    pipeline: 'security.yaml',
+    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '2', '--wrap-log'],
+    env: { BENCH_LOKI_RETRY_LIMIT: 'no_limits' },
+    setup: () => downstreams({ lokiDown: true }),
+  },
+  ...['security', 'security-overload', 'security-loki-down'].map((name) => ({
+    name: `${name}-bounded-heap`,
+    what: `${name} with V8's heap bounded (--max-semi-space-size=4 --max-old-space-size=160): peak RSS against CPU`,
+    pipeline: 'security.yaml',
+    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', name === 'security-overload' ? '20' : '2', '--wrap-log'],
+    nodeFlags: ['--max-semi-space-size=4', '--max-old-space-size=160'],
+    ...(name === 'security-loki-down'
+      ? { env: { BENCH_LOKI_RETRY_LIMIT: 'no_limits' }, setup: () => downstreams({ lokiDown: true }) }
+      : { setup: () => downstreams() }),
+  })),
   {
     name: 'relay-forward-half',
     what: 'relay-forward paced at 50,000 records/s (about half the sustained rate): ack latency',
@@ -364,7 +421,7 @@ for (const kb of [1, 2, 4, 8, 16]) {
       pipeline: 'security.yaml',
       loadgen: ['--mode', 'forward', '--chunk', chunk, '--connections', '2', '--wrap-log', '--records', records, '--pad-to', String(size), '--warmup', WARMUP],
       env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05' },
-      setup: downstreams,
+      setup: () => downstreams(),
     },
   );
 }
@@ -388,7 +445,7 @@ async function main(): Promise<void> {
       const r = await runOnce(s, events);
       runs.push(r);
       process.stderr.write(
-        `${s.name} run ${i + 1}/${RUNS}: ${Math.round(r.records_per_s)} rec/s, ${r.cpu_us_per_record.toFixed(2)} us CPU/rec, RSS ${r.peak_rss_mb.toFixed(0)} MB, cores busy ${r.cores_busy.toFixed(2)} (loadgen ${r.loadgen_cpu_s.toFixed(1)} s, downstream ${r.downstream_cpu_s.toFixed(1)} s)\n`,
+        `${s.name} run ${i + 1}/${RUNS}: ${Math.round(r.records_per_s)} rec/s, ${r.cpu_us_per_record.toFixed(2)} us CPU/rec, RSS ${r.steady_rss_mb.toFixed(0)} / ${r.peak_rss_mb.toFixed(0)} MB, cores busy ${r.cores_busy.toFixed(2)} (loadgen ${r.loadgen_cpu_s.toFixed(1)} s, downstream ${r.downstream_cpu_s.toFixed(1)} s)\n`,
       );
     }
     const med = Object.fromEntries(
@@ -396,12 +453,12 @@ async function main(): Promise<void> {
     ) as unknown as RunResult;
     results[s.name] = { what: s.what, median: med, runs };
     rows.push(
-      `| ${s.name} | ${Math.round(med.records_per_s).toLocaleString('en')} | ${Math.round(med.acked_per_s).toLocaleString('en')} | ${med.mb_per_s.toFixed(1)} | ${med.cpu_us_per_record.toFixed(2)} | ${Math.round(med.records_per_cpu_s).toLocaleString('en')} | ${med.peak_rss_mb.toFixed(0)} | ${med.ack_ms_p50.toFixed(1)} / ${med.ack_ms_p99.toFixed(1)} | ${med.json_bytes_per_record} | ${((med.cpu_us_per_record * 1024) / med.json_bytes_per_record).toFixed(2)} | ${med.cores_busy.toFixed(2)} (${med.loadgen_cpu_s.toFixed(1)} / ${med.downstream_cpu_s.toFixed(1)} s) |`,
+      `| ${s.name} | ${Math.round(med.records_per_s).toLocaleString('en')} | ${Math.round(med.acked_per_s).toLocaleString('en')} | ${med.mb_per_s.toFixed(1)} | ${med.cpu_us_per_record.toFixed(2)} | ${Math.round(med.records_per_cpu_s).toLocaleString('en')} | ${med.steady_rss_mb.toFixed(0)} / ${med.peak_rss_mb.toFixed(0)} | ${med.ack_ms_p50.toFixed(1)} / ${med.ack_ms_p99.toFixed(1)} | ${med.json_bytes_per_record} | ${((med.cpu_us_per_record * 1024) / med.json_bytes_per_record).toFixed(2)} | ${med.cores_busy.toFixed(2)} (${med.loadgen_cpu_s.toFixed(1)} / ${med.downstream_cpu_s.toFixed(1)} s) |`,
     );
   }
   const header = [
     `commit ${commit}, node ${process.version}, ${RECORDS} records/run, median of ${RUNS} runs`,
-    '| scenario | records/s delivered | acked/s | MB/s (wire) | receiver CPU µs/record | records per CPU-second | peak RSS MB | ack ms p50 / p99 | JSON bytes/record | receiver CPU µs/KB | cores busy (load generator / downstream CPU) |',
+    '| scenario | records/s delivered | acked/s | MB/s (wire) | receiver CPU µs/record | records per CPU-second | steady / peak RSS MB | ack ms p50 / p99 | JSON bytes/record | receiver CPU µs/KB | cores busy (load generator / downstream CPU) |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   process.stdout.write(`${[...header, ...rows].join('\n')}\n`);
