@@ -123,20 +123,24 @@ function skipValue(s: string, i: number): number {
  */
 export function withoutMembers(json: string, keys: readonly string[]): string {
   if (json.charCodeAt(1) === 0x7d) return json;
-  let out = '{';
-  let first = true;
+  // The text between removed members is copied in whole slices: one per removed member.
+  let out = '';
+  let from = 0;
   let i = 1;
-  let changed = false;
   for (;;) {
     const keyEnd = skipString(json, i);
     const valueEnd = skipValue(json, keyEnd + 1);
-    if (keys.includes(json.slice(i, keyEnd))) changed = true;
-    else {
-      out += first ? json.slice(i, valueEnd) : `,${json.slice(i, valueEnd)}`;
-      first = false;
+    const last = json.charCodeAt(valueEnd) !== 0x2c;
+    if (keys.includes(json.slice(i, keyEnd))) {
+      out += json.slice(from, i);
+      if (last) {
+        // The last member goes with the comma before it, if a member is left before it.
+        if (out.charCodeAt(out.length - 1) === 0x2c) out = out.slice(0, -1);
+        from = valueEnd;
+      } else from = valueEnd + 1;
     }
-    if (json.charCodeAt(valueEnd) !== 0x2c) break;
+    if (last) break;
     i = valueEnd + 1;
   }
-  return changed ? `${out}}` : json;
+  return from === 0 ? json : out + json.slice(from);
 }
