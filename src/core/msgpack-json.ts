@@ -79,35 +79,56 @@ function classOfLong(b: Uint8Array, start: number, end: number): number {
 }
 
 function str(w: JsonWriter, b: Uint8Array, start: number, end: number): void {
-  let seen = 0;
-  if (end - start >= LONG) seen = classOfLong(b, start, end);
-  else for (let i = start; i < end; i++) seen |= CLASS[b[i]!]!;
-  if (seen & 2 && !isUtf8(b.subarray(start, end))) throw UNSUPPORTED;
-  const clean = (seen & 1) === 0;
-  w.ensure(2 + (clean ? end - start : (end - start) * 6));
-  const out = w.buf;
-  let p = w.len;
-  out[p++] = 0x22;
-  if (clean) {
-    // Buffer#copy has a fixed cost that dominates for the short strings records are made of.
-    if (end - start > 48) p += (b as Buffer).copy(out, p, start, end);
-    else for (let i = start; i < end; i++) out[p++] = b[i]!;
+  const n = end - start;
+  let i = start;
+  let p: number;
+  let out: Buffer;
+  if (n >= LONG) {
+    const seen = classOfLong(b, start, end);
+    if (seen & 2 && !isUtf8(b.subarray(start, end))) throw UNSUPPORTED;
+    const clean = (seen & 1) === 0;
+    w.ensure(2 + (clean ? n : n * 6));
+    out = w.buf;
+    p = w.len;
+    out[p++] = 0x22;
+    if (clean) {
+      p += (b as Buffer).copy(out, p, start, end);
+      out[p++] = 0x22;
+      w.len = p;
+      return;
+    }
   } else {
-    for (let i = start; i < end; i++) {
+    // One pass for the common case, a short string of plain ASCII: copy while checking; the
+    // first byte that needs escaping or starts a multi-byte sequence leaves the loop.
+    w.ensure(2 + n * 6);
+    out = w.buf;
+    p = w.len;
+    out[p++] = 0x22;
+    for (; i < end; i++) {
       const c = b[i]!;
-      const e = c < 0x80 ? ESC[c]! : 0;
-      if (e === 0) out[p++] = c;
-      else if (e === 1) {
-        out[p++] = 0x5c;
-        out[p++] = SHORT[c]!;
-      } else {
-        out[p++] = 0x5c;
-        out[p++] = 0x75;
-        out[p++] = 0x30;
-        out[p++] = 0x30;
-        out[p++] = HEX.charCodeAt(c >> 4);
-        out[p++] = HEX.charCodeAt(c & 15);
-      }
+      if (CLASS[c] !== 0) break;
+      out[p++] = c;
+    }
+    if (i < end) {
+      let seen = 0;
+      for (let j = i; j < end; j++) seen |= CLASS[b[j]!]!;
+      if (seen & 2 && !isUtf8(b.subarray(start, end))) throw UNSUPPORTED;
+    }
+  }
+  for (; i < end; i++) {
+    const c = b[i]!;
+    const e = c < 0x80 ? ESC[c]! : 0;
+    if (e === 0) out[p++] = c;
+    else if (e === 1) {
+      out[p++] = 0x5c;
+      out[p++] = SHORT[c]!;
+    } else {
+      out[p++] = 0x5c;
+      out[p++] = 0x75;
+      out[p++] = 0x30;
+      out[p++] = 0x30;
+      out[p++] = HEX.charCodeAt(c >> 4);
+      out[p++] = HEX.charCodeAt(c & 15);
     }
   }
   out[p++] = 0x22;
