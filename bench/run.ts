@@ -404,6 +404,23 @@ export const scenarios: Scenario[] = [
     setup: () => downstreams(),
   },
   {
+    name: 'security-memory-1cpu-warm',
+    what: 'security-memory-1cpu measured after a 5,000-event warm-up',
+    pipeline: 'security.yaml',
+    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '4', '--wrap-log', '--warmup', '5000'],
+    env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05' },
+    cpus: '1',
+    setup: () => downstreams(),
+  },
+  {
+    name: 'security-memory-w2-c4-warm',
+    what: 'security-memory-w2-c4 measured after a 10,000-event warm-up (5 chunks to each worker)',
+    pipeline: 'security.yaml',
+    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '4', '--wrap-log', '--warmup', '10000'],
+    env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05', BENCH_WORKERS: '2' },
+    setup: () => downstreams(),
+  },
+  {
     name: 'relay-forward-half',
     what: 'relay-forward paced at 50,000 records/s (about half the sustained rate): ack latency',
     pipeline: 'relay-file.yaml',
