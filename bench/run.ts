@@ -78,21 +78,11 @@ function cpuSeconds(pid: number): number {
   return sum;
 }
 
-/** Sum of the peak RSS of the receiver's processes. */
-function peakRss(pid: number): number {
+/** Sum over the receiver's processes of a memory figure of /proc/PID/status (VmHWM, VmRSS). */
+function statusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   let sum = 0;
   for (const p of tree(pid)) {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
-    sum += m ? Number(m[1]) * 1024 : 0;
-  }
-  return sum;
-}
-
-/** Current resident memory of the receiver's processes. */
-function rssNow(pid: number): number {
-  let sum = 0;
-  for (const p of tree(pid)) {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${p}/status`, 'utf8'));
     sum += m ? Number(m[1]) * 1024 : 0;
   }
   return sum;
@@ -175,7 +165,7 @@ async function runOnce(s: Scenario, events: string): Promise<RunResult> {
   const rssSamples: number[] = [];
   const sampler = setInterval(() => {
     try {
-      rssSamples.push(rssNow(receiver.pid!));
+      rssSamples.push(statusBytes(receiver.pid!, 'VmRSS'));
     } catch {
       /* exiting */
     }
@@ -211,7 +201,7 @@ async function runOnce(s: Scenario, events: string): Promise<RunResult> {
   const drainSeconds = Number(process.hrtime.bigint() - t1) / 1e9;
   const cpu1 = cpuSeconds(receiver.pid!);
   const own = process.cpuUsage(own0);
-  const rss = peakRss(receiver.pid!);
+  const rss = statusBytes(receiver.pid!, 'VmHWM');
   clearInterval(sampler);
   receiver.kill('SIGTERM');
   await new Promise((r) => receiver.once('exit', r));
@@ -297,142 +287,93 @@ async function downstreams(opts: { lokiDown?: boolean } = {}): Promise<Downstrea
   };
 }
 
+/** How a scenario's load generator sends, and what the receiver runs with. */
+interface Load {
+  mode?: 'forward' | 'packed';
+  chunk?: number;
+  connections?: number;
+  /** Extra load generator arguments (--rate, --warmup, --records, --pad-to). */
+  args?: string[];
+  env?: Record<string, string>;
+  nodeFlags?: string[];
+  cpus?: string;
+}
+
+function loadgenFor(l: Load, extra: string[] = []): string[] {
+  return ['--mode', l.mode ?? 'forward', '--chunk', String(l.chunk ?? 2000), '--connections', String(l.connections ?? 2), ...extra, ...(l.args ?? [])];
+}
+
+function receiverOptions(l: Load): Pick<Scenario, 'nodeFlags' | 'cpus'> {
+  return { ...(l.nodeFlags ? { nodeFlags: l.nodeFlags } : {}), ...(l.cpus ? { cpus: l.cpus } : {}) };
+}
+
+/** forward (Forward mode or PackedForward, acks) -> file json_lines. */
+function relay(name: string, what: string, l: Load = {}): Scenario {
+  return { name, what, pipeline: 'relay-file.yaml', loadgen: loadgenFor(l), ...(l.env ? { env: l.env } : {}), ...receiverOptions(l) };
+}
+
+/** Memory storage (acked after delivery) with batch_wait 50 ms, instead of the filesystem buffer. */
+const MEMORY = { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05' };
+
+/** The security pipeline against the in-process Loki and Alertmanager test servers. */
+function security(name: string, what: string, l: Load & { lokiDown?: boolean } = {}): Scenario {
+  const env = { ...l.env, ...(l.lokiDown ? { BENCH_LOKI_RETRY_LIMIT: 'no_limits' } : {}) };
+  return {
+    name,
+    what,
+    pipeline: 'security.yaml',
+    loadgen: loadgenFor(l, ['--wrap-log']),
+    env,
+    ...receiverOptions(l),
+    setup: () => downstreams({ lokiDown: l.lokiDown }),
+  };
+}
+
+const warm = (n = 5000): string[] => ['--warmup', String(n)];
+
 export const scenarios: Scenario[] = [
-  {
-    name: 'relay-forward',
-    what: 'forward (Forward mode, 2000/chunk, ack) -> file json_lines',
-    pipeline: 'relay-file.yaml',
-    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '2'],
-  },
-  {
-    name: 'relay-packed',
-    what: 'forward (PackedForward, 2000/chunk, ack) -> file json_lines',
-    pipeline: 'relay-file.yaml',
-    loadgen: ['--mode', 'packed', '--chunk', '2000', '--connections', '2'],
-  },
-  {
-    name: 'relay-forward-semi64',
-    what: 'relay-forward with node --max-semi-space-size=64',
-    pipeline: 'relay-file.yaml',
-    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '2'],
-    nodeFlags: ['--max-semi-space-size=64'],
-  },
-  {
-    name: 'security',
-    what: 'forward ({log: JSON line}, 2000/chunk, ack) -> parser -> audit_policy -> modify -> detect -> file + loki + alertmanager',
-    pipeline: 'security.yaml',
-    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '2', '--wrap-log'],
-    setup: () => downstreams(),
-  },
-  {
-    name: 'security-memory',
-    what: 'security with memory storage (acked after delivery) and batch_wait 50 ms',
-    pipeline: 'security.yaml',
-    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '2', '--wrap-log'],
-    env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05' },
-    setup: () => downstreams(),
-  },
-  {
-    name: 'security-memory-w2',
-    what: 'security-memory with service.workers 2 (two processes)',
-    pipeline: 'security.yaml',
-    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '2', '--wrap-log'],
-    env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05', BENCH_WORKERS: '2' },
-    setup: () => downstreams(),
-  },
-  {
-    name: 'security-memory-1cpu',
-    what: 'security-memory with the receiver pinned to one CPU (taskset -c 1): the 1-core rate',
-    pipeline: 'security.yaml',
-    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '4', '--wrap-log'],
-    env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05' },
+  relay('relay-forward', 'forward (Forward mode, 2000/chunk, ack) -> file json_lines'),
+  relay('relay-packed', 'forward (PackedForward, 2000/chunk, ack) -> file json_lines', { mode: 'packed' }),
+  relay('relay-forward-semi64', 'relay-forward with node --max-semi-space-size=64', { nodeFlags: ['--max-semi-space-size=64'] }),
+  security('security', 'forward ({log: JSON line}, 2000/chunk, ack) -> parser -> audit_policy -> modify -> detect -> file + loki + alertmanager'),
+  security('security-memory', 'security with memory storage (acked after delivery) and batch_wait 50 ms', { env: MEMORY }),
+  security('security-memory-w2', 'security-memory with service.workers 2 (two processes)', { env: { ...MEMORY, BENCH_WORKERS: '2' } }),
+  security('security-memory-1cpu', 'security-memory with the receiver pinned to one CPU (taskset -c 1): the 1-core rate', {
+    env: MEMORY,
+    connections: 4,
     cpus: '1',
-    setup: () => downstreams(),
-  },
-  {
-    name: 'security-memory-w2-c4',
-    what: 'security-memory with service.workers 2 and 4 sender connections (2 chunks in flight per worker)',
-    pipeline: 'security.yaml',
-    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '4', '--wrap-log'],
-    env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05', BENCH_WORKERS: '2' },
-    setup: () => downstreams(),
-  },
-  {
-    name: 'security-overload',
-    what: 'security with 20 sender connections (10x the chunks in flight of the 2 of the other scenarios)',
-    pipeline: 'security.yaml',
-    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '20', '--wrap-log'],
-    setup: () => downstreams(),
-  },
-  {
-    name: 'security-loki-down',
-    what: 'security while Loki answers 503 until the sender has every ack, then recovers (retry_limit no_limits)',
-    pipeline: 'security.yaml',
-    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '2', '--wrap-log'],
-    env: { BENCH_LOKI_RETRY_LIMIT: 'no_limits' },
-    setup: () => downstreams({ lokiDown: true }),
-  },
+  }),
+  security('security-memory-w2-c4', 'security-memory with service.workers 2 and 4 sender connections (2 chunks in flight per worker)', {
+    env: { ...MEMORY, BENCH_WORKERS: '2' },
+    connections: 4,
+  }),
+  security('security-overload', 'security with 20 sender connections (10x the chunks in flight of the 2 of the other scenarios)', { connections: 20 }),
+  security('security-loki-down', 'security while Loki answers 503 until the sender has every ack, then recovers (retry_limit no_limits)', { lokiDown: true }),
   // The V8 flags deploy/container/entrypoint.sh derives for a 512 MiB container (the manifests'
   // limit), and a tighter heap (4 MiB semi-space, 160 MiB old space) that trades CPU for RSS.
   ...[
     ['container-512mi', ['--max-semi-space-size=32', '--max-old-space-size=262']] as const,
     ['bounded-heap', ['--max-semi-space-size=4', '--max-old-space-size=160']] as const,
-  ].flatMap(([suffix, flags]) =>
-    ['security', 'security-overload', 'security-loki-down'].map((name) => ({
-      name: `${name}-${suffix}`,
-      what: `${name} with node ${flags.join(' ')}`,
-      pipeline: 'security.yaml',
-      loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', name === 'security-overload' ? '20' : '2', '--wrap-log'],
-      nodeFlags: [...flags],
-      ...(name === 'security-loki-down'
-        ? { env: { BENCH_LOKI_RETRY_LIMIT: 'no_limits' }, setup: () => downstreams({ lokiDown: true }) }
-        : { setup: () => downstreams() }),
-    })),
-  ),
-  {
-    name: 'relay-forward-warm',
-    what: 'relay-forward measured after a 5,000-record warm-up (JIT, heap growth): the steady-state cost',
-    pipeline: 'relay-file.yaml',
-    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '2', '--warmup', '5000'],
-  },
-  {
-    name: 'security-memory-warm',
-    what: 'security-memory measured after a 5,000-record warm-up',
-    pipeline: 'security.yaml',
-    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '2', '--wrap-log', '--warmup', '5000'],
-    env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05' },
-    setup: () => downstreams(),
-  },
-  {
-    name: 'security-memory-1cpu-warm',
-    what: 'security-memory-1cpu measured after a 5,000-event warm-up',
-    pipeline: 'security.yaml',
-    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '4', '--wrap-log', '--warmup', '5000'],
-    env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05' },
+  ].flatMap(([suffix, flags]) => [
+    security(`security-${suffix}`, `security with node ${flags.join(' ')}`, { nodeFlags: [...flags] }),
+    security(`security-overload-${suffix}`, `security-overload with node ${flags.join(' ')}`, { nodeFlags: [...flags], connections: 20 }),
+    security(`security-loki-down-${suffix}`, `security-loki-down with node ${flags.join(' ')}`, { nodeFlags: [...flags], lokiDown: true }),
+  ]),
+  relay('relay-forward-warm', 'relay-forward measured after a 5,000-record warm-up (JIT, heap growth): the steady-state cost', { args: warm() }),
+  security('security-memory-warm', 'security-memory measured after a 5,000-record warm-up', { env: MEMORY, args: warm() }),
+  security('security-memory-1cpu-warm', 'security-memory-1cpu measured after a 5,000-event warm-up', {
+    env: MEMORY,
+    connections: 4,
     cpus: '1',
-    setup: () => downstreams(),
-  },
-  {
-    name: 'security-memory-w2-c4-warm',
-    what: 'security-memory-w2-c4 measured after a 10,000-event warm-up (5 chunks to each worker)',
-    pipeline: 'security.yaml',
-    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '4', '--wrap-log', '--warmup', '10000'],
-    env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05', BENCH_WORKERS: '2' },
-    setup: () => downstreams(),
-  },
-  {
-    name: 'relay-forward-half',
-    what: 'relay-forward paced at 50,000 records/s (about half the sustained rate): ack latency',
-    pipeline: 'relay-file.yaml',
-    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '2', '--rate', '50000'],
-  },
-  {
-    name: 'relay-forward-w2',
-    what: 'relay-forward with service.workers 2',
-    pipeline: 'relay-file.yaml',
-    loadgen: ['--mode', 'forward', '--chunk', '2000', '--connections', '2'],
-    env: { BENCH_WORKERS: '2' },
-  },
+    args: warm(),
+  }),
+  security('security-memory-w2-c4-warm', 'security-memory-w2-c4 measured after a 10,000-event warm-up (5 chunks to each worker)', {
+    env: { ...MEMORY, BENCH_WORKERS: '2' },
+    connections: 4,
+    args: warm(10_000),
+  }),
+  relay('relay-forward-half', 'relay-forward paced at 50,000 records/s (about half the sustained rate): ack latency', { args: ['--rate', '50000'] }),
+  relay('relay-forward-w2', 'relay-forward with service.workers 2', { env: { BENCH_WORKERS: '2' } }),
 ];
 
 /**
@@ -441,26 +382,15 @@ export const scenarios: Scenario[] = [
  * records are a warm-up (JIT, heap growth) outside the measurement, so that runs of 12,500 and
  * of 100,000 records compare.
  */
-const WARMUP = '5000';
 for (const kb of [1, 2, 4, 8, 16]) {
   const size = kb * 1024;
-  const records = String(Math.min(100_000, Math.round(200e6 / size)));
-  const chunk = String(Math.max(16, Math.round(2e6 / size)));
+  const sweep: Load = {
+    chunk: Math.max(16, Math.round(2e6 / size)),
+    args: ['--records', String(Math.min(100_000, Math.round(200e6 / size))), '--pad-to', String(size), ...warm()],
+  };
   scenarios.push(
-    {
-      name: `relay-size-${kb}k`,
-      what: `relay-forward with ${kb} KB records`,
-      pipeline: 'relay-file.yaml',
-      loadgen: ['--mode', 'forward', '--chunk', chunk, '--connections', '2', '--records', records, '--pad-to', String(size), '--warmup', WARMUP],
-    },
-    {
-      name: `security-size-${kb}k`,
-      what: `security-memory with ${kb} KB audit events`,
-      pipeline: 'security.yaml',
-      loadgen: ['--mode', 'forward', '--chunk', chunk, '--connections', '2', '--wrap-log', '--records', records, '--pad-to', String(size), '--warmup', WARMUP],
-      env: { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05' },
-      setup: () => downstreams(),
-    },
+    relay(`relay-size-${kb}k`, `relay-forward with ${kb} KB records`, sweep),
+    security(`security-size-${kb}k`, `security-memory with ${kb} KB audit events`, { ...sweep, env: MEMORY }),
   );
 }
 
