@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { freePort, silentServer } from '../support/harness.js';
+import { freePort, silentServer, until } from '../support/harness.js';
 import { repoRoot, sharedDir } from '../support/paths.js';
 
 const run = promisify(execFile);
@@ -132,15 +132,7 @@ after(async () => {
 const rowRules = () => page.locator('#rows tr td.rule').allTextContents();
 
 /** Polls `check` until it holds (the page updates asynchronously). */
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const rowsAre = (n: number) => until(async () => (await page.locator('#rows tr').count()) === n, `${n} rows`);
+const rowsAre = (n: number) => until(async () => (await page.locator('#rows tr').count()) === n, `${n} rows`, 10_000, 100);
 
 test('alerts appear live, newest first, as audit events are sent', async () => {
   await page.goto(lw.base);
@@ -168,7 +160,7 @@ test('counts by priority and by rule match the alerts', async () => {
   const byPriority = new Map<string, number>();
   for (const a of stored) byPriority.set(a.priority, (byPriority.get(a.priority) ?? 0) + 1);
   const warnings = byPriority.get('Warning') ?? 0;
-  await until(async () => ((await page.locator('#legend').textContent()) ?? '').includes(String(warnings)), 'the legend');
+  await until(async () => ((await page.locator('#legend').textContent()) ?? '').includes(String(warnings)), 'the legend', 10_000, 100);
   for (const [p, n] of byPriority) {
     assert.equal(await page.locator(`#priorities .chip[data-priority="${p}"] b`).textContent(), String(n), `chip ${p}`);
     const legend = page.locator('#legend .legend-item', { hasText: p });
@@ -283,6 +275,8 @@ test('the health panel shows the numbers of /metrics', async () => {
       ((await page.locator('#outputs [data-name="ui.0"] dl').textContent()) ?? '').includes(`delivered${delivered}`) &&
       ((await page.locator('#filters [data-name="detect.0"] dl').textContent()) ?? '').includes(`in${filterIn}`),
     'the health panel',
+    10_000,
+    100,
   );
   assert.equal(await page.locator('#ready').textContent(), 'ready');
   assert.equal(await page.locator('#inputs [data-name="forward.0"]').count(), 1);
@@ -336,7 +330,7 @@ pipeline:
     await tab.locator('#ready', { hasText: 'ready' }).waitFor({ timeout: 10_000 });
     // Without --ack: with memory storage the ack would wait for Loki.
     await run(process.execPath, [join(repoRoot, 'bin', 'logwarden.js'), 'send', '-p', String(forwardPort), '-t', 'kube.audit', join(events, 'attach_pod.json')], { cwd: repoRoot });
-    await until(async () => ((await tab.locator('#outputs [data-name="loki.0"] dl').textContent()) ?? '').includes('queued1'), 'the event queued for Loki');
+    await until(async () => ((await tab.locator('#outputs [data-name="loki.0"] dl').textContent()) ?? '').includes('queued1'), 'the event queued for Loki', 10_000, 100);
     const stopped = draining.stop();
     await tab.locator('#ready', { hasText: 'stopping' }).waitFor({ timeout: 5_000 });
     assert.equal(await tab.locator('#ready').getAttribute('class'), 'badge warn');

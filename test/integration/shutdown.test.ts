@@ -9,48 +9,15 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { runCli } from '../support/cli.js';
-import { countSeqs, LogwardenProcess, sleep, writeConfig, type LogLine } from '../support/fault.js';
-import { tempDir } from '../support/harness.js';
+import { countSeqs, LogwardenProcess, writeConfig, type LogLine } from '../support/fault.js';
+import { silentServer, tempDir, until } from '../support/harness.js';
 import { LokiServer } from '../support/loki-server.js';
 
 const GRACE = 2;
 /** What the exit may take beyond the grace period: the process's own shutdown on a busy machine. */
 const MARGIN_MS = 2500;
-
-/**
- * A TCP server that accepts connections, reads everything and never answers: a Loki, an
- * Alertmanager or a forward receiver that hangs after accepting the request.
- */
-async function hangingServer(): Promise<{ port: number; received(): number; close(): void }> {
-  const held = new Set<Socket>();
-  let bytes = 0;
-  const server = createServer((s) => {
-    held.add(s);
-    s.on('data', (d) => (bytes += d.length));
-    s.on('error', () => undefined);
-    s.on('close', () => held.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    port: (server.address() as AddressInfo).port,
-    received: () => bytes,
-    close() {
-      for (const s of held) s.destroy();
-      server.close();
-    },
-  };
-}
-
-async function until(what: string, f: () => boolean, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** `n` records {"seq":i,"pad":"x..."} as JSON lines. */
 function recordsFile(dir: string, n: number, from = 0): string {
@@ -103,9 +70,32 @@ function forwardInput(storageType: 'memory' | 'filesystem'): string {
 `;
 }
 
+/**
+ * With the filesystem buffer: starts logwarden on `pipeline(port)` against a downstream that
+ * never answers, sends `n` records (acked once stored), waits until the downstream has the first
+ * bytes, then SIGTERM: the exit is prompt, the log counts the `n` records of `output` as
+ * undelivered, and their chunk is still in the buffer.
+ */
+async function stopWhileHung(t: TestContext, dir: string, storage: string, pipeline: (port: number) => string, n: number, output: string): Promise<void> {
+  const hung = await silentServer();
+  const p = await LogwardenProcess.start(writeConfig(dir, pipeline(hung.port)));
+  try {
+    const sent = await send(p.port(), recordsFile(dir, n), 'kube.audit', 20);
+    assert.equal(sent.code, 0, `acked once stored: ${sent.stdout}${sent.stderr}`);
+    await until(() => hung.received() > 0, `the first bytes to reach ${output}`, 15_000);
+    const r = await terminate(p);
+    assertPromptExit(t, r, p.output);
+    assert.deepEqual(undelivered(p.logs), { [output]: n }, p.output);
+    assert.ok(bufferedChunks(storage).length > 0, 'the undelivered chunk stays in the filesystem buffer');
+  } finally {
+    await p.stop();
+    hung.release();
+  }
+}
+
 test('loki, memory storage: a hung Loki does not hold SIGTERM past grace; the records are reported lost and not acked', async (t) => {
   const dir = tempDir('logwarden-shutdown-');
-  const loki = await hangingServer();
+  const loki = await silentServer();
   const config = writeConfig(
     dir,
     `service:
@@ -123,7 +113,7 @@ ${forwardInput('memory')}  outputs:
   const p = await LogwardenProcess.start(config);
   try {
     const sender = send(p.port(), recordsFile(dir, 30), 'kube.audit', GRACE + 4);
-    await until('the push to reach Loki', () => loki.received() > 0);
+    await until(() => loki.received() > 0, 'the push to reach Loki', 15_000);
     const r = await terminate(p);
     assertPromptExit(t, r, p.output);
     assert.deepEqual(undelivered(p.logs), { 'loki.0': 30 }, p.output);
@@ -132,14 +122,13 @@ ${forwardInput('memory')}  outputs:
     assert.equal((JSON.parse(sent.stdout) as { sent: number }).sent, 0, sent.stdout);
   } finally {
     await p.stop();
-    loki.close();
+    loki.release();
   }
 });
 
 test('loki, filesystem storage: SIGTERM exits within grace; after a restart the buffered records reach Loki', async (t) => {
   const dir = tempDir('logwarden-shutdown-');
   const storage = join(dir, 'buffer');
-  const hung = await hangingServer();
   const pipeline = (port: number) => `service:
   grace: ${GRACE}
   storage.path: ${storage}
@@ -152,32 +141,21 @@ ${forwardInput('filesystem')}  outputs:
       batch_wait: 0
       retry_limit: no_limits
 `;
-  const p = await LogwardenProcess.start(writeConfig(dir, pipeline(hung.port)));
+  await stopWhileHung(t, dir, storage, pipeline, 40, 'loki.0');
   let loki: LokiServer | undefined;
   let again: LogwardenProcess | undefined;
   try {
-    const sent = await send(p.port(), recordsFile(dir, 40), 'kube.audit', 20);
-    assert.equal(sent.code, 0, `acked once stored: ${sent.stdout}${sent.stderr}`);
-    await until('the push to reach Loki', () => hung.received() > 0);
-    const r = await terminate(p);
-    assertPromptExit(t, r, p.output);
-    assert.deepEqual(undelivered(p.logs), { 'loki.0': 40 }, p.output);
-    assert.ok(bufferedChunks(storage).length > 0, 'the undelivered chunk stays in the filesystem buffer');
-    hung.close();
-
     loki = await new LokiServer().start();
     again = await LogwardenProcess.start(writeConfig(dir, pipeline(loki.port), 'restart.yaml'));
     await loki.waitForEntries(40);
     const seqs = countSeqs(loki.entries().map((e) => e.line).join('\n'));
     assert.deepEqual([...seqs.keys()].sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i));
-    await until('the delivered chunk to leave the buffer', () => bufferedChunks(storage).length === 0);
+    await until(() => bufferedChunks(storage).length === 0, 'the delivered chunk to leave the buffer', 15_000);
     const r2 = await terminate(again);
     assert.equal(r2.code, 0, again.output);
     assert.equal(undelivered(again.logs), undefined, 'nothing left undelivered once Loki answers');
   } finally {
-    await p.stop();
     await again?.stop();
-    hung.close();
     await loki?.stop();
   }
 });
@@ -185,7 +163,6 @@ ${forwardInput('filesystem')}  outputs:
 test('forward, filesystem storage: a receiver that never acks does not hold SIGTERM past grace; a restart delivers to a working receiver', async (t) => {
   const dir = tempDir('logwarden-shutdown-');
   const storage = join(dir, 'buffer');
-  const hung = await hangingServer();
   const pipeline = (port: number) => `service:
   grace: ${GRACE}
   storage.path: ${storage}
@@ -199,19 +176,10 @@ ${forwardInput('filesystem')}  outputs:
       batch_wait: 0
       retry_limit: no_limits
 `;
-  const p = await LogwardenProcess.start(writeConfig(dir, pipeline(hung.port)));
+  await stopWhileHung(t, dir, storage, pipeline, 25, 'forward.0');
   let receiver: LogwardenProcess | undefined;
   let again: LogwardenProcess | undefined;
   try {
-    const sent = await send(p.port(), recordsFile(dir, 25), 'kube.audit', 20);
-    assert.equal(sent.code, 0, `acked once stored: ${sent.stdout}${sent.stderr}`);
-    await until('the frame to reach the receiver', () => hung.received() > 0);
-    const r = await terminate(p);
-    assertPromptExit(t, r, p.output);
-    assert.deepEqual(undelivered(p.logs), { 'forward.0': 25 }, p.output);
-    assert.ok(bufferedChunks(storage).length > 0, 'the undelivered chunk stays in the filesystem buffer');
-    hung.close();
-
     // A working receiver: another logwarden writing what it receives to a file.
     const out = join(dir, 'received');
     receiver = await LogwardenProcess.start(
@@ -232,20 +200,18 @@ ${forwardInput('memory')}  outputs:
     );
     again = await LogwardenProcess.start(writeConfig(dir, pipeline(receiver.port()), 'restart.yaml'));
     const file = join(out, 'kube.audit');
-    await until('25 records at the receiver', () => existsSync(file) && countSeqs(readFileSync(file, 'utf8')).size === 25);
+    await until(() => existsSync(file) && countSeqs(readFileSync(file, 'utf8')).size === 25, '25 records at the receiver', 15_000);
     assert.deepEqual([...countSeqs(readFileSync(file, 'utf8')).keys()].sort((a, b) => a - b), Array.from({ length: 25 }, (_, i) => i));
-    await until('the delivered chunk to leave the buffer', () => bufferedChunks(storage).length === 0);
+    await until(() => bufferedChunks(storage).length === 0, 'the delivered chunk to leave the buffer', 15_000);
   } finally {
-    await p.stop();
     await again?.stop();
     await receiver?.stop();
-    hung.close();
   }
 });
 
 test('alertmanager: a hung Alertmanager does not hold SIGTERM past grace; the alerts are counted as undelivered', async (t) => {
   const dir = tempDir('logwarden-shutdown-');
-  const am = await hangingServer();
+  const am = await silentServer();
   const config = writeConfig(
     dir,
     `service:
@@ -268,13 +234,13 @@ ${forwardInput('memory')}  outputs:
     }
     writeFileSync(file, text);
     const sender = send(p.port(), file, 'falco');
-    await until('the alerts to reach Alertmanager', () => am.received() > 0);
+    await until(() => am.received() > 0, 'the alerts to reach Alertmanager', 15_000);
     const r = await terminate(p);
     assertPromptExit(t, r, p.output);
     assert.deepEqual(undelivered(p.logs), { 'alertmanager.0': 5 }, p.output);
     await sender;
   } finally {
     await p.stop();
-    am.close();
+    am.release();
   }
 });

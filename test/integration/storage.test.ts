@@ -14,6 +14,7 @@ import { ConfigErrors } from '../../src/config/errors.js';
 import { startPipeline, tempDir, type RunningPipeline } from '../support/output-pipeline.js';
 import { RawClient, pack, WireTime } from '../support/forward-client.js';
 import { gateOutput, gates, Gate } from '../support/gate-output.js';
+import { until } from '../support/harness.js';
 import { HEAP_FACTOR } from '../../src/core/storage/buffer.js';
 
 const plugins = [forwardInput, fileOutput, gateOutput];
@@ -76,14 +77,6 @@ function chunkFiles(dir: string, input = 'forward.0'): string[] {
 
 function acks(c: RawClient): string[] {
   return c.replies.map((r) => (r as { ack?: string }).ack).filter((x): x is string => x !== undefined);
-}
-
-async function until(pred: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('filesystem buffer', () => {

@@ -21,7 +21,7 @@ import { Metrics } from '../../src/observe/metrics.js';
 import { registry } from '../../src/plugins.js';
 import { CSP, UiServer, uiOptions } from '../../src/ui/server.js';
 import { readinessBadge, type Health } from '../../src/ui/health-shape.js';
-import { silentServer } from '../support/harness.js';
+import { silentServer, until } from '../support/harness.js';
 import { tempDir } from '../support/output-pipeline.js';
 
 after(() => getGlobalDispatcher().close());
@@ -118,14 +118,6 @@ async function get(url: string, headers: Record<string, string> = {}) {
   const res = await request(url, { headers });
   const text = await res.body.text();
   return { status: res.statusCode, headers: res.headers, text };
-}
-
-async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });

@@ -63,18 +63,32 @@ export async function counterValue(metrics: Metrics, name: string, labels: Recor
  * that hangs): what an output sends there stays in flight until `release()` drops the
  * connections and stops listening.
  */
-export async function silentServer(): Promise<{ port: number; release(): void }> {
+export async function silentServer(): Promise<{ port: number; received(): number; release(): void }> {
   const held = new Set<Socket>();
+  let bytes = 0;
   const server = createServer((s) => {
     held.add(s);
+    s.on('data', (d: Buffer) => (bytes += d.length));
     s.on('error', () => undefined);
+    s.on('close', () => held.delete(s));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   return {
     port: (server.address() as AddressInfo).port,
+    /** Bytes read from every connection so far. */
+    received: () => bytes,
     release() {
       for (const s of held) s.destroy();
       if (server.listening) server.close();
     },
   };
+}
+
+/** Polls `check` every `everyMs` until it holds; fails naming `what` after `ms`. */
+export async function until(check: () => boolean | Promise<boolean>, what: string, ms = 5000, everyMs = 20): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
 }

@@ -7,17 +7,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { EventTime, type LogEvent } from '../../../src/core/event.js';
 import { lookup } from '../../../src/filters/lookup/index.js';
 import { buildFilters, counterValue, tempDir, writePipeline } from '../../support/filter-pipeline.js';
+import { until } from '../../support/harness.js';
 
 const noEmit = { emit: () => assert.fail('lookup must not emit') };
 const ev = (u: string): LogEvent => ({ tag: 't', time: new EventTime(1, 0), record: { u } });
-
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 async function setup(csv: string) {
   const dir = tempDir();
@@ -37,7 +30,7 @@ test('the table is reloaded when its file changes, also when replaced by rename'
   assert.equal(s.team('alice'), 'payments');
   assert.equal(s.team('bob'), undefined);
   writeFileSync(s.table, 'user,team\nalice,search\nbob,infra\n');
-  await until('the reload', async () => (await s.reloads('ok')) === 1);
+  await until(async () => (await s.reloads('ok')) === 1, 'the reload');
   assert.equal(s.team('alice'), 'search');
   assert.equal(s.team('bob'), 'infra');
   assert.equal(await counterValue(s.metrics, 'logwarden_lookup_table_rows'), 2);
@@ -45,7 +38,7 @@ test('the table is reloaded when its file changes, also when replaced by rename'
   // An atomic replace (write elsewhere, rename over), as editors and config tools do.
   writeFileSync(join(s.dir, 'next.csv'), 'user,team\ncarol,security\n');
   renameSync(join(s.dir, 'next.csv'), s.table);
-  await until('the second reload', async () => (await s.reloads('ok')) === 2);
+  await until(async () => (await s.reloads('ok')) === 2, 'the second reload');
   assert.equal(s.team('carol'), 'security');
   assert.equal(s.team('alice'), undefined);
   assert.ok(s.logs.some((l) => l.msg === 'lookup table reloaded' && l.rows === 1));
@@ -55,14 +48,14 @@ test('a malformed rewrite keeps the previous table, logs where, counts it', asyn
   const s = await setup('user,team\nalice,payments\n');
   t.after(() => s.f.close?.());
   writeFileSync(s.table, 'user,team\nalice,search\nbob,"infra\n');
-  await until('the failed reload', async () => (await s.reloads('failed')) === 1);
+  await until(async () => (await s.reloads('failed')) === 1, 'the failed reload');
   assert.equal(s.team('alice'), 'payments');
   const warn = s.logs.find((l) => l.level === 40);
   assert.match(String(warn?.msg), /cannot reload lookup table .*teams\.csv:3: malformed CSV: Quote Not Closed.*; keeping the previous table/);
   assert.equal(await s.reloads('ok'), 0);
 
   writeFileSync(s.table, 'user,team\nalice,search\n');
-  await until('the reload after the fix', async () => (await s.reloads('ok')) === 1);
+  await until(async () => (await s.reloads('ok')) === 1, 'the reload after the fix');
   assert.equal(s.team('alice'), 'search');
 });
 
@@ -70,7 +63,7 @@ test('a table file that disappears at run time: events keep flowing with the pre
   const s = await setup('user,team\nalice,payments\n');
   t.after(() => s.f.close?.());
   rmSync(s.table);
-  await until('the failed reload', async () => (await s.reloads('failed')) >= 1);
+  await until(async () => (await s.reloads('failed')) >= 1, 'the failed reload');
   const out = s.f.filter([ev('alice'), ev('nobody')], noEmit);
   assert.equal(out.length, 2, 'no event is dropped');
   assert.equal(out[0]!.record.team, 'payments');
@@ -78,7 +71,7 @@ test('a table file that disappears at run time: events keep flowing with the pre
   assert.equal(await counterValue(s.metrics, 'logwarden_lookup_records_total', { result: 'found' }), 1);
 
   writeFileSync(s.table, 'user,team\nalice,back\n');
-  await until('the reload once the file is back', async () => (await s.reloads('ok')) === 1);
+  await until(async () => (await s.reloads('ok')) === 1, 'the reload once the file is back');
   assert.equal(s.team('alice'), 'back');
 });
 
@@ -90,7 +83,7 @@ test('a reload that changes the table shape against the options is refused', asy
   const f = filters[0]!;
   t.after(() => f.close?.());
   writeFileSync(join(dir, 'ns.yaml'), 'kube-system: platform\n');
-  await until('the failed reload', async () => (await counterValue(metrics, 'logwarden_lookup_reloads_total', { result: 'failed' })) === 1);
+  await until(async () => (await counterValue(metrics, 'logwarden_lookup_reloads_total', { result: 'failed' })) === 1, 'the failed reload');
   assert.match(String(logs.find((l) => l.level === 40)?.msg), /maps each key to one value, which has no field name: set result_key/);
   assert.equal(f.filter([ev('kube-system')], noEmit)[0]!.record.owner, 'platform');
 });
