@@ -95,3 +95,91 @@ export function readEventTime(b: Uint8Array, pos: number): [number, number, numb
   }
   return null;
 }
+
+/**
+ * A value read for what it is on the wire: str and bin both become the Buffer of their bytes
+ * (never UTF-8 text), maps become Maps keyed by the keys' bytes read as latin1 (one char per byte),
+ * ext values their data bytes. For the forward handshake, whose salts, nonces and hostnames are raw
+ * bytes that senders (Fluent Bit) put in msgpack str: decoding them as text would change every byte
+ * that is not valid UTF-8.
+ */
+export type RawValue = null | boolean | number | bigint | Buffer | RawValue[] | Map<string, RawValue>;
+
+/** Nesting deeper than this is refused (handshake messages are two levels deep). */
+const MAX_RAW_DEPTH = 32;
+
+/** Reads the value at `pos`: [value, offset after it]. Throws ScanError when malformed. */
+export function readRawValue(buf: Uint8Array, pos: number, depth = 0): [RawValue, number] {
+  if (depth > MAX_RAW_DEPTH) throw new ScanError(`msgpack value nested deeper than ${MAX_RAW_DEPTH} levels`);
+  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const bytes = (start: number, len: number): [Buffer, number] => {
+    need(b, start + len);
+    return [Buffer.from(b.subarray(start, start + len)), start + len];
+  };
+  const items = (n: number, at: number): [RawValue[], number] => {
+    const out: RawValue[] = [];
+    for (let i = 0; i < n; i++) {
+      const [v, next] = readRawValue(b, at, depth + 1);
+      out.push(v);
+      at = next;
+    }
+    return [out, at];
+  };
+  const entries = (n: number, at: number): [Map<string, RawValue>, number] => {
+    const m = new Map<string, RawValue>();
+    for (let i = 0; i < n; i++) {
+      const [k, afterKey] = readRawValue(b, at, depth + 1);
+      const [v, next] = readRawValue(b, afterKey, depth + 1);
+      m.set(Buffer.isBuffer(k) ? k.toString('latin1') : String(k), v);
+      at = next;
+    }
+    return [m, at];
+  };
+  if (pos >= b.length) throw new ScanError('truncated msgpack value');
+  const t = b[pos]!;
+  if (t <= 0x7f) return [t, pos + 1];
+  if (t >= 0xe0) return [t - 0x100, pos + 1];
+  if (t <= 0x8f) return entries(t & 0x0f, pos + 1);
+  if (t <= 0x9f) return items(t & 0x0f, pos + 1);
+  if (t <= 0xbf) return bytes(pos + 1, t & 0x1f);
+  need(b, pos + 1);
+  switch (t) {
+    case 0xc0: return [null, pos + 1];
+    case 0xc2: return [false, pos + 1];
+    case 0xc3: return [true, pos + 1];
+    case 0xc4: case 0xd9: need(b, pos + 2); return bytes(pos + 2, b[pos + 1]!);
+    case 0xc5: case 0xda: need(b, pos + 3); return bytes(pos + 3, b.readUInt16BE(pos + 1));
+    case 0xc6: case 0xdb: need(b, pos + 5); return bytes(pos + 5, b.readUInt32BE(pos + 1));
+    case 0xc7: need(b, pos + 3); return bytes(pos + 3, b[pos + 1]!);
+    case 0xc8: need(b, pos + 4); return bytes(pos + 4, b.readUInt16BE(pos + 1));
+    case 0xc9: need(b, pos + 6); return bytes(pos + 6, b.readUInt32BE(pos + 1));
+    case 0xca: need(b, pos + 5); return [b.readFloatBE(pos + 1), pos + 5];
+    case 0xcb: need(b, pos + 9); return [b.readDoubleBE(pos + 1), pos + 9];
+    case 0xcc: need(b, pos + 2); return [b[pos + 1]!, pos + 2];
+    case 0xcd: need(b, pos + 3); return [b.readUInt16BE(pos + 1), pos + 3];
+    case 0xce: need(b, pos + 5); return [b.readUInt32BE(pos + 1), pos + 5];
+    case 0xcf: need(b, pos + 9); return [b.readBigUInt64BE(pos + 1), pos + 9];
+    case 0xd0: need(b, pos + 2); return [b.readInt8(pos + 1), pos + 2];
+    case 0xd1: need(b, pos + 3); return [b.readInt16BE(pos + 1), pos + 3];
+    case 0xd2: need(b, pos + 5); return [b.readInt32BE(pos + 1), pos + 5];
+    case 0xd3: need(b, pos + 9); return [b.readBigInt64BE(pos + 1), pos + 9];
+    case 0xd4: return bytes(pos + 2, 1);
+    case 0xd5: return bytes(pos + 2, 2);
+    case 0xd6: return bytes(pos + 2, 4);
+    case 0xd7: return bytes(pos + 2, 8);
+    case 0xd8: return bytes(pos + 2, 16);
+    case 0xdc: need(b, pos + 3); return items(b.readUInt16BE(pos + 1), pos + 3);
+    case 0xdd: need(b, pos + 5); return items(b.readUInt32BE(pos + 1), pos + 5);
+    case 0xde: need(b, pos + 3); return entries(b.readUInt16BE(pos + 1), pos + 3);
+    case 0xdf: need(b, pos + 5); return entries(b.readUInt32BE(pos + 1), pos + 5);
+    default:
+      throw new ScanError(`invalid msgpack type byte 0x${t.toString(16)}`);
+  }
+}
+
+/** Reads one whole value (the entire buffer must be that value). */
+export function decodeRaw(buf: Uint8Array): RawValue {
+  const [v, end] = readRawValue(buf, 0);
+  if (end !== buf.length) throw new ScanError(`${buf.length - end} bytes after the msgpack value`);
+  return v;
+}

@@ -106,7 +106,7 @@ export function httpServerOptions(d: { port: number; buffer_max_size: string; bu
 export function validateHttpServer(c: HttpServerConfig, section: RawSection): void {
   const at = (k: string) => section.keyPos[k] ?? section.pos;
   if (!c.tls) {
-    for (const k of ['tls.crt_file', 'tls.key_file', 'tls.ca_file', 'tls.verify'] as const) {
+    for (const k of ['tls.crt_file', 'tls.key_file', 'tls.ca_file', 'tls.verify', 'tls.verify_client_cert'] as const) {
       if (section.values[k] !== undefined) throw new ConfigError(`${k} has no effect without tls: on`, at(k), k);
     }
   }
@@ -236,7 +236,7 @@ export class HttpInput<S> implements InputInstance {
     });
     this.server = server;
     await listen(server, { host: c.listen, port: c.port }, this.ctx.logger);
-    this.ctx.logger.info({ listen: this.addresses(), tls: c.tls, client_certs: c['tls.verify'] }, `${this.what} listening`);
+    this.ctx.logger.info({ listen: this.addresses(), tls: c.tls, client_certs: c.tls ? (c['tls.verify_client_cert'] ? 'required' : c['tls.verify'] ? 'verified if presented' : 'not verified') : undefined }, `${this.what} listening`);
   }
 
   addresses(): string[] {

@@ -25,6 +25,7 @@ export interface TlsServerConfig {
   'tls.key_passwd'?: string;
   'tls.ca_file'?: string;
   'tls.verify': boolean;
+  'tls.verify_client_cert': boolean;
 }
 
 export function listenOptions(defaultPort: number) {
@@ -41,8 +42,13 @@ export function tlsServerOptions(serve: string) {
     'tls.crt_file': { type: 'string', description: 'Server certificate (PEM)' },
     'tls.key_file': { type: 'string', description: 'Server private key (PEM)' },
     'tls.key_passwd': { type: 'string', description: 'Password of the private key' },
-    'tls.ca_file': { type: 'string', description: 'CA bundle (PEM) to verify client certificates' },
-    'tls.verify': { type: 'bool', default: false, description: 'Require client certificates signed by tls.ca_file' },
+    'tls.ca_file': { type: 'string', description: 'CA bundle (PEM) that client certificates are verified against (default: the system CAs)' },
+    'tls.verify': {
+      type: 'bool',
+      default: true,
+      description: 'Verify a client certificate when the client presents one (Fluent Bit semantics); clients without one are accepted',
+    },
+    'tls.verify_client_cert': { type: 'bool', default: false, description: 'Require a client certificate (mutual TLS); it is verified as tls.verify says' },
   } satisfies OptionTable;
 }
 
@@ -51,8 +57,12 @@ export function validateTlsServer(c: TlsServerConfig, section: RawSection): void
   if (c.tls && (!c['tls.crt_file'] || !c['tls.key_file'])) {
     throw new ConfigError('tls on needs tls.crt_file and tls.key_file', section.keyPos.tls ?? section.pos, 'tls');
   }
-  if (c['tls.verify'] && !c['tls.ca_file']) {
-    throw new ConfigError('tls.verify on needs tls.ca_file to verify client certificates', section.keyPos['tls.verify'] ?? section.pos, 'tls.verify');
+  if (c['tls.verify_client_cert'] && !c['tls.verify']) {
+    throw new ConfigError(
+      'tls.verify_client_cert on needs tls.verify on: a required client certificate that is not verified authenticates nobody',
+      section.keyPos['tls.verify_client_cert'] ?? section.pos,
+      'tls.verify_client_cert',
+    );
   }
   for (const k of ['tls.crt_file', 'tls.key_file', 'tls.ca_file'] as const) {
     const p = c[k];
@@ -80,9 +90,24 @@ export function serverTlsOptions(c: TlsServerConfig): tls.TlsOptions | undefined
     key: readFileSync(c['tls.key_file']!),
     ...(c['tls.key_passwd'] ? { passphrase: c['tls.key_passwd'] } : {}),
     ...(c['tls.ca_file'] ? { ca: readFileSync(c['tls.ca_file']) } : {}),
+    // Node's rejectUnauthorized also refuses clients without a certificate, which is
+    // tls.verify_client_cert; a presented certificate that fails verification under plain
+    // tls.verify is refused by guardServer (rejectPeer).
     requestCert: c['tls.verify'],
-    rejectUnauthorized: c['tls.verify'],
+    rejectUnauthorized: c['tls.verify'] && c['tls.verify_client_cert'],
   };
+}
+
+/**
+ * Under `tls.verify` without `tls.verify_client_cert`: the client certificate it presented did not
+ * verify (a client that presented none passes). Returns the reason, or undefined when the
+ * connection may go on.
+ */
+function rejectedPeer(socket: tls.TLSSocket): string | undefined {
+  if (socket.authorized) return undefined;
+  const cert = socket.getPeerCertificate();
+  if (!cert || Object.keys(cert).length === 0) return undefined;
+  return `client certificate rejected: ${String(socket.authorizationError ?? 'not verified')}`;
 }
 
 /**
@@ -98,6 +123,14 @@ export function guardServer(
     server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
       o.error('tls').inc();
       o.logger.warn({ remote: socket.remoteAddress, err: err.message }, 'TLS handshake failed');
+    });
+    // Before the input's own handler: a refused client never reaches it.
+    server.prependListener('secureConnection', (socket: tls.TLSSocket) => {
+      const why = rejectedPeer(socket);
+      if (why === undefined) return;
+      o.error('tls').inc();
+      o.logger.warn({ remote: socket.remoteAddress, err: why }, 'TLS handshake failed');
+      socket.destroy();
     });
   }
   server.maxConnections = o.maxConnections;

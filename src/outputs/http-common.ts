@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 import { ConfigError } from '../config/errors.js';
 import type { OptionTable, RawSection } from '../config/schema.js';
@@ -12,11 +13,12 @@ import { DeliveryError } from '../core/plugin.js';
 
 export const httpClientOptions = {
   tls: { type: 'bool', default: false, description: 'Use TLS (https)' },
-  'tls.verify': { type: 'bool', default: true, description: 'Verify the server certificate and host name' },
+  'tls.verify': { type: 'bool', default: true, description: 'Verify the server certificate chain against tls.ca_file (default: the system CAs)' },
+  'tls.verify_hostname': { type: 'bool', default: false, description: 'Also check that the certificate names the host (tls.vhost, else the URL host), as Fluent Bit (default off)' },
   'tls.ca_file': { type: 'string', description: 'PEM file of CA certificates to trust (default: the system CAs)' },
   'tls.crt_file': { type: 'string', description: 'PEM client certificate (mutual TLS)' },
   'tls.key_file': { type: 'string', description: 'PEM private key of tls.crt_file' },
-  'tls.vhost': { type: 'string', description: 'Host name for SNI and certificate verification (default: the host)' },
+  'tls.vhost': { type: 'string', description: 'Host name sent as SNI and checked by tls.verify_hostname (default: the host)' },
   http_user: { type: 'string', description: 'Basic authentication user' },
   http_passwd: { type: 'string', default: '', description: 'Basic authentication password' },
   bearer_token: { type: 'string', description: 'Bearer token sent as Authorization: Bearer <token>' },
@@ -32,6 +34,7 @@ export const httpClientOptions = {
 export interface HttpClientConfig {
   tls: boolean;
   'tls.verify': boolean;
+  'tls.verify_hostname': boolean;
   'tls.ca_file'?: string;
   'tls.crt_file'?: string;
   'tls.key_file'?: string;
@@ -96,6 +99,12 @@ export class HttpClient {
       pipelining: c['net.keepalive'] ? 1 : 0,
       connect: {
         rejectUnauthorized: c['tls.verify'],
+        // Fluent Bit checks the name only with tls.verify_hostname (the chain with tls.verify).
+        ...(c['tls.verify_hostname']
+          ? c['tls.vhost']
+            ? { checkServerIdentity: (_h: string, cert: PeerCertificate) => checkServerIdentity(c['tls.vhost']!, cert) }
+            : {}
+          : { checkServerIdentity: () => undefined }),
         ...(ca ? { ca } : {}),
         ...(cert ? { cert } : {}),
         ...(key ? { key } : {}),

@@ -357,19 +357,26 @@ describe('forward output into the forward input', () => {
     const sdir = tempDir();
     writeFileSync(join(sdir, 'ca.pem'), ca.cert);
     const good = await sender(`host: 127.0.0.1\nport: ${r.port}\ntls: on\ntls.ca_file: ca.pem\ntls.vhost: localhost\nrequire_ack_response: on`, sdir);
+    // As Fluent Bit: tls.verify checks the chain; the name only with tls.verify_hostname.
     const wrongName = await sender(
-      `host: 127.0.0.1\nport: ${r.port}\ntls: on\ntls.ca_file: ca.pem\ntls.vhost: elsewhere\nrequire_ack_response: on\nretry_limit: no_retries`,
+      `host: 127.0.0.1\nport: ${r.port}\ntls: on\ntls.ca_file: ca.pem\ntls.vhost: elsewhere\ntls.verify_hostname: on\nrequire_ack_response: on\nretry_limit: no_retries`,
       tempDirWith('ca.pem', ca.cert),
     );
+    const anyName = await sender(`host: 127.0.0.1\nport: ${r.port}\ntls: on\ntls.ca_file: ca.pem\ntls.vhost: elsewhere\nrequire_ack_response: on`, tempDirWith('ca.pem', ca.cert));
+    const rightName = await sender(`host: 127.0.0.1\nport: ${r.port}\ntls: on\ntls.ca_file: ca.pem\ntls.vhost: localhost\ntls.verify_hostname: on\nrequire_ack_response: on`, tempDirWith('ca.pem', ca.cert));
     try {
       assert.deepEqual(await good.ingest(events('tls.ok', ids(4))), { ok: true });
       assert.deepEqual(sortedIds(r.lines('tls.ok')), [0, 1, 2, 3]);
+      assert.deepEqual(await anyName.ingest(events('tls.any', ids(2))), { ok: true });
+      assert.deepEqual(await rightName.ingest(events('tls.right', ids(2))), { ok: true });
       const res = await wrongName.ingest(events('tls.bad', ids(1)));
       assert.equal(res.ok, false);
       assert.match(String(wrongName.logs.find((l) => l.msg === 'batch failed, retries exhausted')?.err), /TLS error|altnames|does not match/i);
     } finally {
       await good.stop(1);
       await wrongName.stop(1);
+      await anyName.stop(1);
+      await rightName.stop(1);
       await r.run.stop(1);
     }
   });

@@ -437,7 +437,7 @@ describe('acks follow commits', () => {
 });
 
 describe('forward transports', () => {
-  test('TLS with client-certificate verification', async () => {
+  test('TLS: tls.verify checks a presented client certificate, tls.verify_client_cert requires one', async () => {
     const ca = await selfsigned.generate([{ name: 'commonName', value: 'test-ca' }], {
       keySize: 2048,
       algorithm: 'sha256',
@@ -454,16 +454,47 @@ describe('forward transports', () => {
       algorithm: 'sha256',
       ca: { key: ca.private, cert: ca.cert },
     });
+    // A client certificate from a CA the server does not trust.
+    const stranger = await selfsigned.generate([{ name: 'commonName', value: 'stranger' }], { keySize: 2048, algorithm: 'sha256' });
     const dir = tempDir();
     writeFileSync(join(dir, 'ca.pem'), ca.cert);
     writeFileSync(join(dir, 'server.pem'), srv.cert);
     writeFileSync(join(dir, 'server.key'), srv.private);
-    // Relative paths in a pipeline resolve against the pipeline file's directory.
-    const s = await server('tls: on\ntls.crt_file: server.pem\ntls.key_file: server.key\ntls.ca_file: ca.pem\ntls.verify: on', undefined, dir);
-    const run = s.run;
-    const dir2 = dir;
+    const tls = await import('node:tls');
+    /** Sends one acked chunk; true when it was acked. */
+    const attempt = (port: number, tag: string, cert?: { cert: string; private: string }) =>
+      new Promise<boolean>((resolve) => {
+        const sock = tls.connect({ host: '127.0.0.1', port, ca: ca.cert, servername: 'localhost', ...(cert ? { cert: cert.cert, key: cert.private } : {}) }, () => {
+          sock.write(pack([tag, [[1, { a: 1 }]], { chunk: 'x' }]));
+        });
+        sock.on('data', () => {
+          resolve(true);
+          sock.destroy();
+        });
+        sock.on('error', () => resolve(false));
+        sock.on('close', () => resolve(false));
+      });
+    const portOf = (s: Server) => Number(s.run.pipeline.inputs[0]!.instance.addresses!()[0]!.split(':').pop());
+
+    // tls.verify on (the default): with or without a certificate of its CA, but not a stranger's.
+    const lax = await server('tls: on\ntls.crt_file: server.pem\ntls.key_file: server.key\ntls.ca_file: ca.pem', undefined, dir);
     try {
-      const port = Number(run.pipeline.inputs[0]!.instance.addresses!()[0]!.split(':').pop());
+      const port = portOf(lax);
+      assert.equal(await attempt(port, 'lax.nocert'), true);
+      assert.equal(await attempt(port, 'lax.cert', cli), true);
+      assert.equal(await attempt(port, 'lax.stranger', stranger), false);
+      assert.equal(existsSync(join(dir, 'out', 'lax.stranger')), false);
+      assert.ok(lax.run.logs.some((l) => l.msg === 'TLS handshake failed' && /client certificate rejected/.test(String(l.err))));
+    } finally {
+      await lax.run.stop(1);
+    }
+
+    // tls.verify_client_cert on: a certificate of the CA is required.
+    // Relative paths in a pipeline resolve against the pipeline file's directory.
+    const s = await server('tls: on\ntls.crt_file: server.pem\ntls.key_file: server.key\ntls.ca_file: ca.pem\ntls.verify_client_cert: on', undefined, dir);
+    const run = s.run;
+    try {
+      const port = portOf(s);
       const client = new FluentClient(undefined, {
         eventMode: 'Forward',
         socket: { host: '127.0.0.1', port, tls: { ca: ca.cert, cert: cli.cert, key: cli.private, servername: 'localhost' } },
@@ -471,22 +502,26 @@ describe('forward transports', () => {
       });
       await client.emit('tls.ok', { secure: true });
       await client.disconnect();
-      assert.equal(readFileSync(join(dir2, 'out', 'tls.ok'), 'utf8').trim(), '{"secure":true}');
-      // Without a client certificate the TLS handshake is refused.
-      const tls = await import('node:tls');
-      const refused = await new Promise<boolean>((resolve) => {
-        const sock = tls.connect({ host: '127.0.0.1', port, ca: ca.cert, servername: 'localhost' }, () => {
-          sock.write(pack(['tls.nocert', [[1, { a: 1 }]], { chunk: 'x' }]));
-        });
-        sock.on('data', () => resolve(false));
-        sock.on('error', () => resolve(true));
-        sock.on('close', () => resolve(true));
-      });
-      assert.equal(refused, true);
-      assert.equal(existsSync(join(dir2, 'out', 'tls.nocert')), false);
+      assert.equal(readFileSync(join(dir, 'out', 'tls.ok'), 'utf8').trim(), '{"secure":true}');
+      assert.equal(await attempt(port, 'tls.nocert'), false);
+      assert.equal(await attempt(port, 'tls.stranger', stranger), false);
+      assert.equal(existsSync(join(dir, 'out', 'tls.nocert')), false);
+      assert.equal(existsSync(join(dir, 'out', 'tls.stranger')), false);
     } finally {
       await run.stop(1);
     }
+
+    // tls.verify off: nothing is checked; verify_client_cert without verify is refused at load.
+    const off = await server('tls: on\ntls.crt_file: server.pem\ntls.key_file: server.key\ntls.verify: off', undefined, dir);
+    try {
+      assert.equal(await attempt(portOf(off), 'off.stranger', stranger), true);
+    } finally {
+      await off.run.stop(1);
+    }
+    await assert.rejects(
+      server('tls: on\ntls.crt_file: server.pem\ntls.key_file: server.key\ntls.verify: off\ntls.verify_client_cert: on', undefined, dir),
+      /tls.verify_client_cert on needs tls.verify on/,
+    );
   });
 
   test('Unix socket with unix_perm, tag_prefix', async () => {

@@ -382,7 +382,7 @@ describe('k8s_audit_webhook: TLS with client certificates (the API server authen
     for (const [f, v] of Object.entries({ 'ca.pem': ca.cert, 'server.pem': srv.cert, 'server.key': srv.private, 'client.pem': cli.cert, 'client.key': cli.private })) {
       writeFileSync(join(dir, f), v);
     }
-    const s = await server('tls: on\ntls.crt_file: server.pem\ntls.key_file: server.key\ntls.ca_file: ca.pem\ntls.verify: on', undefined, dir);
+    const s = await server('tls: on\ntls.crt_file: server.pem\ntls.key_file: server.key\ntls.ca_file: ca.pem\ntls.verify_client_cert: on', undefined, dir);
     const agents: Agent[] = [];
     const agent = (connect: Record<string, unknown>) => {
       const a = new Agent({ connect });

@@ -66,14 +66,19 @@ interface ForwardConfig extends ListenConfig, TlsServerConfig {
   receive_timeout: number;
 }
 
+/** `username password`: the name up to the first blank, the password the rest (Fluent Bit splits once). */
+function parseUser(entry: string): { name: string; password: string } | null {
+  const m = /^(\S+)\s+(.*\S)\s*$/.exec(entry.trim());
+  return m ? { name: m[1]!, password: m[2]! } : null;
+}
+
 function authOf(c: ForwardConfig): AuthConfig | null {
-  const users = new Map<string, string>();
-  for (const u of c['security.users'] ?? []) {
-    const [name, ...rest] = u.trim().split(/\s+/);
-    users.set(name!, rest.join(' '));
-  }
-  if (c.shared_key === undefined && !c.empty_shared_key && users.size === 0) return null;
-  return { sharedKey: c.empty_shared_key ? '' : (c.shared_key ?? ''), selfHostname: c.self_hostname, users };
+  const users = (c['security.users'] ?? []).map((u) => {
+    const { name, password } = parseUser(u)!;
+    return { name: Buffer.from(name), password: Buffer.from(password) };
+  });
+  if (c.shared_key === undefined && !c.empty_shared_key) return null;
+  return { sharedKey: c.empty_shared_key ? '' : c.shared_key!, selfHostname: c.self_hostname, users };
 }
 
 class ForwardInput implements InputInstance {
@@ -120,7 +125,7 @@ class ForwardInput implements InputInstance {
     this.server = server;
     await listen(server, { host: this.c.listen, port: this.c.port, unixPath: this.c.unix_path, unixPerm: this.c.unix_perm }, this.ctx.logger);
     this.ctx.logger.info(
-      { listen: this.addresses(), tls: this.c.tls, auth: this.auth ? (this.auth.users.size ? 'shared_key+users' : 'shared_key') : 'none' },
+      { listen: this.addresses(), tls: this.c.tls, auth: this.auth ? (this.auth.users.length ? 'shared_key+users' : 'shared_key') : 'none' },
       'forward input listening',
     );
   }
@@ -146,6 +151,8 @@ class ForwardInput implements InputInstance {
   }
 
   private accept(socket: net.Socket): void {
+    // A client certificate that failed tls.verify: guardServer has closed the connection.
+    if (socket.destroyed) return;
     const log = this.ctx.logger;
     const remote = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : (this.c.unix_path ?? 'unix');
     this.sockets.add(socket);
@@ -186,13 +193,13 @@ class ForwardInput implements InputInstance {
         if (!r.ok) {
           this.m.authFail(r.metric).inc();
           dead = true;
-          log.warn({ remote, client_hostname: msg.hostname, username: msg.username || undefined, reason: r.reason }, 'forward handshake failed');
+          log.warn({ remote, client_hostname: msg.hostname.toString('utf8'), username: msg.username.toString('utf8') || undefined, reason: r.reason }, 'forward handshake failed');
           socket.end();
           setTimeout(() => socket.destroy(), 1000).unref();
           return;
         }
         authed = true;
-        log.debug({ remote, client_hostname: msg.hostname, username: r.username || undefined }, 'forward handshake ok');
+        log.debug({ remote, client_hostname: msg.hostname.toString('utf8'), username: r.username || undefined }, 'forward handshake ok');
         return;
       }
       if (!authed) throw new ProtocolError('data before the handshake completed', 'bad_handshake');
@@ -261,9 +268,17 @@ export const forwardInput: InputPlugin<ForwardConfig> = {
       throw new ConfigError('set shared_key or empty_shared_key, not both', section.keyPos.empty_shared_key ?? section.pos, 'empty_shared_key');
     }
     for (const u of c['security.users'] ?? []) {
-      if (u.trim().split(/\s+/).length < 2) {
+      if (!parseUser(u)) {
         throw new ConfigError(`found '${u}', expected 'username password'`, section.valuePos['security.users'] ?? section.pos, 'security.users');
       }
+    }
+    if (c['security.users']?.length && c.shared_key === undefined && !c.empty_shared_key) {
+      // As Fluent Bit (fw.c): user authentication is part of the shared-key handshake.
+      throw new ConfigError(
+        'security.users is set but no shared_key or empty_shared_key (user authentication is part of the shared-key handshake)',
+        section.keyPos['security.users'] ?? section.pos,
+        'security.users',
+      );
     }
     if (c.buffer_chunk_size > c.buffer_max_size) {
       throw new ConfigError('buffer_chunk_size must not exceed buffer_max_size', section.keyPos.buffer_chunk_size ?? section.pos, 'buffer_chunk_size');

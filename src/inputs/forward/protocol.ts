@@ -9,7 +9,7 @@
 import { gunzipSync } from 'node:zlib';
 import { EventTime, type LogEvent, type LogRecord } from '../../core/event.js';
 import { decode } from '../../core/msgpack.js';
-import { arrayHeader, isMapType, readEventTime, ScanError, skipValue } from '../../core/msgpack-scan.js';
+import { arrayHeader, decodeRaw, isMapType, readEventTime, ScanError, skipValue, type RawValue } from '../../core/msgpack-scan.js';
 import { WireEvent } from '../../core/wire-event.js';
 
 export class ProtocolError extends Error {
@@ -22,13 +22,16 @@ export class ProtocolError extends Error {
   }
 }
 
+/** A PING, each field the bytes it was on the wire. */
 export interface PingMessage {
   type: 'ping';
-  hostname: string;
+  hostname: Buffer;
   sharedKeySalt: Buffer;
-  sharedKeyDigest: string;
-  username: string;
-  passwordDigest: string;
+  /** Hex text. */
+  sharedKeyDigest: Buffer;
+  username: Buffer;
+  /** Hex text, empty without user authentication. */
+  passwordDigest: Buffer;
 }
 
 export interface EventsMessage {
@@ -283,24 +286,24 @@ export function decodeFrame(frame: Buffer): ForwardMessage {
   return { type: 'events', mode: 'message', tag, events, ...(opts.chunk !== undefined ? { chunk: opts.chunk } : {}) };
 }
 
-function asBytes(v: unknown, what: string): Buffer {
-  if (typeof v === 'string') return Buffer.from(v, 'utf8');
-  if (v instanceof Uint8Array) return Buffer.from(v);
-  throw new ProtocolError(`PING ${what} is not a string`, 'bad_handshake');
-}
+const PING_FIELDS = ['hostname', 'shared_key_salt', 'shared_key_digest', 'username', 'password_digest'] as const;
 
-function asText(v: unknown, what: string): string {
-  return asBytes(v, what).toString('utf8');
-}
-
+/**
+ * PING [hostname, shared_key_salt, shared_key_digest, username, password_digest]: every field is
+ * kept as the bytes it is on the wire, str or bin. Fluent Bit's out_forward sends its 16 random
+ * salt bytes in a msgpack str; read as UTF-8 text they would change and no digest would match.
+ */
 function decodePing(frame: Buffer): PingMessage {
-  const all = decode(frame) as unknown[];
-  return {
-    type: 'ping',
-    hostname: asText(all[1], 'hostname'),
-    sharedKeySalt: asBytes(all[2], 'shared_key_salt'),
-    sharedKeyDigest: asText(all[3], 'shared_key_digest'),
-    username: asText(all[4] ?? '', 'username'),
-    passwordDigest: asText(all[5] ?? '', 'password_digest'),
-  };
+  let all: RawValue;
+  try {
+    all = decodeRaw(frame);
+  } catch (e) {
+    throw new ProtocolError(`malformed PING: ${(e as Error).message}`, 'bad_handshake');
+  }
+  const fields = (all as RawValue[]).slice(1).map((v, i) => {
+    if (!Buffer.isBuffer(v)) throw new ProtocolError(`PING ${PING_FIELDS[i]} is not a str or bin`, 'bad_handshake');
+    return v;
+  });
+  const [hostname, sharedKeySalt, sharedKeyDigest, username, passwordDigest] = fields as [Buffer, Buffer, Buffer, Buffer, Buffer];
+  return { type: 'ping', hostname, sharedKeySalt, sharedKeyDigest, username, passwordDigest };
 }

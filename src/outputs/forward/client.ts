@@ -1,21 +1,21 @@
 /**
  * One connection to a forward server, client side of Forward Protocol v1:
  * - connect over TCP, TLS or a Unix socket within net.connect_timeout;
- * - with a shared key, the handshake: wait for HELO {nonce, auth, keepalive}, answer
- *   PING [self_hostname, salt, hex(sha512(salt + self_hostname + nonce + shared_key)), username,
- *   hex(sha512(auth + username + password))], then check PONG [auth_result, reason,
- *   server_hostname, hex(sha512(salt + server_hostname + nonce + shared_key))] — a server that
- *   does not know the key cannot compute that digest;
+ * - with a shared key, the handshake of ./handshake.ts (HELO, PING, PONG with the server's
+ *   digest checked), every handshake value read as the bytes it is on the wire;
  * - one request in flight: write a frame; with `chunk`, wait for `{ack: chunk}` within
  *   net.io_timeout. Anything else from the server closes the connection.
  * Every failure is a DeliveryError (retryable: the engine retries, the output fails over).
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { DeliveryError } from '../../core/plugin.js';
-import { decode, encode } from '../../core/msgpack.js';
+import { decode } from '../../core/msgpack.js';
+import { decodeRaw } from '../../core/msgpack-scan.js';
 import { Framer } from '../../inputs/forward/framer.js';
+import { buildPing, checkPong, describeRaw, HandshakeError, readHelo, type Auth } from './handshake.js';
+
+export type { Auth } from './handshake.js';
 
 export interface Endpoint {
   /** For messages: `host:port` or the socket path. */
@@ -26,13 +26,6 @@ export interface Endpoint {
   tls?: tls.ConnectionOptions;
 }
 
-export interface Auth {
-  sharedKey: string;
-  selfHostname: string;
-  username: string;
-  password: string;
-}
-
 export interface ClientTimeouts {
   connectMs: number;
   ioMs: number;
@@ -41,23 +34,21 @@ export interface ClientTimeouts {
 /** Replies are tiny ({ack}, HELO, PONG); a server sending more than this is not a forward server. */
 const MAX_REPLY = 64 * 1024;
 
-function sha512hex(...parts: Array<Buffer | string>): string {
-  const h = createHash('sha512');
-  for (const p of parts) h.update(p);
-  return h.digest('hex');
-}
-
-function bytesOf(v: unknown): Buffer | undefined {
-  if (typeof v === 'string') return Buffer.from(v, 'utf8');
-  if (v instanceof Uint8Array) return Buffer.from(v);
-  return undefined;
+function describe(frame: Buffer): string {
+  try {
+    return describeRaw(decodeRaw(frame));
+  } catch {
+    return `<${frame.length} unreadable bytes>`;
+  }
 }
 
 function textOf(v: unknown): string | undefined {
-  return bytesOf(v)?.toString('utf8');
+  if (typeof v === 'string') return v;
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+  return undefined;
 }
 
-function describe(v: unknown): string {
+function describeValue(v: unknown): string {
   try {
     const s = JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? String(x) : x instanceof Uint8Array ? `<${x.length} bytes>` : x));
     return s.length > 200 ? `${s.slice(0, 200)}...` : s;
@@ -68,7 +59,8 @@ function describe(v: unknown): string {
 
 export class ForwardConnection {
   private readonly framer = new Framer(1024, MAX_REPLY);
-  private replies: unknown[] = [];
+  /** Whole frames from the server, not yet read. */
+  private replies: Buffer[] = [];
   private waiter: ((err?: DeliveryError) => void) | undefined;
   private failure: DeliveryError | undefined;
   /** The server said keepalive false in HELO: use the connection for one request only. */
@@ -85,7 +77,7 @@ export class ForwardConnection {
     socket.on('data', (d: Buffer) => {
       try {
         this.framer.push(d, (frame) => {
-          this.replies.push(decode(Buffer.from(frame)));
+          this.replies.push(Buffer.from(frame));
         });
       } catch (e) {
         this.fail(new DeliveryError(`${endpoint.label}: unreadable reply from server: ${(e as Error).message}`, true, 'protocol'));
@@ -94,7 +86,7 @@ export class ForwardConnection {
       if (this.waiter) this.wake();
       else if (this.replies.length) {
         // Nobody asked: the server speaks out of turn (a HELO when no shared_key is set, a stray ack).
-        const err = new DeliveryError(`${endpoint.label}: unexpected message from server: ${describe(this.replies[0])}${unexpectedHint(this.replies[0])}`, true, 'protocol');
+        const err = new DeliveryError(`${endpoint.label}: unexpected message from server: ${describe(this.replies[0]!)}${unexpectedHint(safeDecode(this.replies[0]!))}`, true, 'protocol');
         this.fail(err);
         onUnsolicited(err);
       }
@@ -157,9 +149,9 @@ export class ForwardConnection {
   }
 
   /** Next reply from the server, or a DeliveryError after `ms` / when the connection fails. */
-  private async next(ms: number, what: string, option: string): Promise<unknown> {
+  private async next(ms: number, what: string, option: string): Promise<Buffer> {
     for (;;) {
-      if (this.replies.length) return this.replies.shift();
+      if (this.replies.length) return this.replies.shift()!;
       if (this.failure) throw this.failure;
       const err = await new Promise<DeliveryError | undefined>((resolve) => {
         const t = setTimeout(() => {
@@ -185,38 +177,26 @@ export class ForwardConnection {
   }
 
   private async handshake(auth: Auth): Promise<void> {
-    // Forward Protocol v1: the server sends HELO as soon as it accepts the connection.
-    const helo = await this.next(this.timeouts.connectMs, 'HELO (the server may not require a shared key)', 'net.connect_timeout');
-    if (!Array.isArray(helo) || helo[0] !== 'HELO' || helo[1] === null || typeof helo[1] !== 'object') {
-      throw this.protocolError(`expected HELO, got ${describe(helo)}`);
-    }
-    const opts = helo[1] as Record<string, unknown>;
-    const nonce = bytesOf(opts.nonce);
-    if (!nonce) throw this.protocolError('HELO without a nonce');
-    const authSalt = bytesOf(opts.auth) ?? Buffer.alloc(0);
-    if (opts.keepalive === false) this.keepalive = false;
-    // A hex salt, as Fluentd's out_forward makes it: valid UTF-8 for any server's str decoding.
-    const salt = randomBytes(16).toString('hex');
-    const digest = sha512hex(salt, auth.selfHostname, nonce, auth.sharedKey);
-    const userAuth = authSalt.length > 0;
-    const passwordDigest = userAuth ? sha512hex(authSalt, auth.username, auth.password) : '';
-    this.socket.write(encode(['PING', auth.selfHostname, salt, digest, userAuth ? auth.username : '', passwordDigest]));
-    const pong = await this.next(this.timeouts.ioMs, 'PONG', 'net.io_timeout');
-    if (!Array.isArray(pong) || pong[0] !== 'PONG' || pong.length < 4) throw this.protocolError(`expected PONG, got ${describe(pong)}`);
-    if (pong[1] !== true) {
-      const reason = textOf(pong[2]) || 'no reason given';
-      const hint = userAuth && !auth.username ? ' (the server requires username and password)' : '';
-      throw this.protocolError(`authentication failed: ${reason}${hint}`, 'auth');
-    }
-    const serverHostname = textOf(pong[3]) ?? '';
-    const expected = sha512hex(salt, serverHostname, nonce, auth.sharedKey);
-    const got = Buffer.from((textOf(pong[4]) ?? '').toLowerCase());
-    const want = Buffer.from(expected);
-    if (got.length !== want.length || !timingSafeEqual(got, want)) {
-      throw this.protocolError(
-        `PONG digest mismatch from server '${serverHostname}': it does not hold the same shared_key (or is not the server it claims to be)`,
-        'auth',
-      );
+    try {
+      // Forward Protocol v1: the server sends HELO as soon as it accepts the connection.
+      const helo = readHelo(await this.next(this.timeouts.connectMs, 'HELO (the server may not require a shared key)', 'net.connect_timeout'));
+      if (!helo.keepalive) this.keepalive = false;
+      const { ping, salt } = buildPing(auth, helo);
+      this.socket.write(ping);
+      let pong: Buffer;
+      try {
+        pong = await this.next(this.timeouts.ioMs, 'PONG', 'net.io_timeout');
+      } catch (e) {
+        // Fluent Bit's in_forward closes without a PONG when the shared key does not match.
+        if (e instanceof DeliveryError && e.reason === 'connection') {
+          throw new HandshakeError(`the server closed the connection after PING: authentication failed (Fluent Bit does this on a shared_key mismatch)`, 'auth');
+        }
+        throw e;
+      }
+      checkPong(pong, auth, helo, salt);
+    } catch (e) {
+      if (e instanceof HandshakeError) throw this.protocolError(e.message, e.reason);
+      throw e;
     }
   }
 
@@ -253,10 +233,24 @@ export class ForwardConnection {
       return;
     }
     written.catch(() => undefined);
-    const reply = await this.next(this.timeouts.ioMs, `ack for chunk ${chunk}`, 'net.io_timeout');
+    const frame = await this.next(this.timeouts.ioMs, `ack for chunk ${chunk}`, 'net.io_timeout');
+    let reply: unknown;
+    try {
+      reply = decode(frame);
+    } catch (e) {
+      throw this.protocolError(`unreadable reply from server: ${(e as Error).message}`);
+    }
     const ack = reply !== null && typeof reply === 'object' && !Array.isArray(reply) ? textOf((reply as Record<string, unknown>).ack) : undefined;
-    if (ack === undefined) throw this.protocolError(`expected {ack: "${chunk}"}, got ${describe(reply)}${unexpectedHint(reply)}`, 'ack');
+    if (ack === undefined) throw this.protocolError(`expected {ack: "${chunk}"}, got ${describeValue(reply)}${unexpectedHint(reply)}`, 'ack');
     if (ack !== chunk) throw this.protocolError(`ack mismatch: sent chunk ${chunk}, got ack ${ack}`, 'ack');
+  }
+}
+
+function safeDecode(frame: Buffer): unknown {
+  try {
+    return decode(frame);
+  } catch {
+    return undefined;
   }
 }
 

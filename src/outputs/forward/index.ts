@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
-import type { ConnectionOptions } from 'node:tls';
+import { checkServerIdentity, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import { ConfigError, type SourcePos } from '../../config/errors.js';
 import { coerceOption, type OptionTable, type RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
@@ -68,12 +68,13 @@ const options = {
   username: { type: 'string', description: 'User for servers with user authentication (needs shared_key)' },
   password: { type: 'string', description: 'Password of username' },
   tls: { type: 'bool', default: false, description: 'Use TLS' },
-  'tls.verify': { type: 'bool', default: true, description: 'Verify the server certificate and host name' },
+  'tls.verify': { type: 'bool', default: true, description: 'Verify the server certificate chain against tls.ca_file (default: the system CAs)' },
+  'tls.verify_hostname': { type: 'bool', default: false, description: 'Also check that the certificate names the host (tls.vhost, else host), as Fluent Bit (default off)' },
   'tls.ca_file': { type: 'string', description: 'PEM file of CA certificates to trust (default: the system CAs)' },
   'tls.crt_file': { type: 'string', description: 'PEM client certificate (mutual TLS)' },
   'tls.key_file': { type: 'string', description: 'PEM private key of tls.crt_file' },
   'tls.key_passwd': { type: 'string', description: 'Password of tls.key_file' },
-  'tls.vhost': { type: 'string', description: 'Host name for SNI and certificate verification (default: the host)' },
+  'tls.vhost': { type: 'string', description: 'Host name sent as SNI and checked by tls.verify_hostname (default: the host)' },
   'net.connect_timeout': { type: 'duration', default: 10, description: 'Seconds to connect, including TLS and waiting for HELO (Fluent Bit default 10)' },
   'net.io_timeout': { type: 'duration', default: 60, description: 'Seconds to wait for PONG and for each ack before the attempt fails' },
   'net.keepalive': { type: 'bool', default: true, description: 'Keep connections open between batches' },
@@ -100,6 +101,7 @@ interface ForwardConfig {
   password?: string;
   tls: boolean;
   'tls.verify': boolean;
+  'tls.verify_hostname': boolean;
   'tls.ca_file'?: string;
   'tls.crt_file'?: string;
   'tls.key_file'?: string;
@@ -122,6 +124,7 @@ const NODE_KEYS = [
   'port',
   'tls',
   'tls.verify',
+  'tls.verify_hostname',
   'tls.vhost',
   'tls.ca_file',
   'tls.crt_file',
@@ -218,6 +221,8 @@ function specOf(c: ForwardConfig, name: string, endpointBase: Omit<Endpoint, 'tl
     const key = readPem(c['tls.key_file'], baseDir, 'tls.key_file', posOf);
     tlsOptions = {
       rejectUnauthorized: c['tls.verify'],
+      // Fluent Bit checks the name only with tls.verify_hostname (the chain with tls.verify).
+      ...(c['tls.verify_hostname'] ? { checkServerIdentity: (_h: string, cert: PeerCertificate) => checkServerIdentity(c['tls.vhost'] ?? host, cert) } : { checkServerIdentity: () => undefined }),
       ...(servername ? { servername } : {}),
       ...(ca ? { ca } : {}),
       ...(cert ? { cert } : {}),

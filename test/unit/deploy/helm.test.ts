@@ -138,7 +138,8 @@ describe('helm: aggregator mode', () => {
     const d = find(tlsObjects, 'Deployment', 'audit-logwarden');
     const tp = loadContainerPipeline(tlsObjects, d);
     assert.equal(tp.input.tls, 'on');
-    assert.equal(tp.input['tls.verify'], 'on');
+    assert.equal(tp.input['tls.verify_client_cert'], 'on');
+    assert.equal(tp.input['tls.verify'], undefined, 'tls.verify stays at its default, on');
     const files = mountedFiles(tlsObjects, d, container(d, 'logwarden'));
     for (const opt of ['tls.crt_file', 'tls.key_file', 'tls.ca_file']) {
       assert.ok(files.has(String(tp.input[opt])), `${opt} ${String(tp.input[opt])} is mounted`);

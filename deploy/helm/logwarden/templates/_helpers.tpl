@@ -138,8 +138,10 @@ pipeline:
       tls.crt_file: /etc/logwarden/tls/tls.crt
       tls.key_file: /etc/logwarden/tls/tls.key
       {{- if .Values.forward.tls.verifyClients }}
-      tls.verify: on
+      tls.verify_client_cert: on
       tls.ca_file: /etc/logwarden/tls/ca.crt
+      {{- else }}
+      tls.verify: off
       {{- end }}
       {{- end }}
 
