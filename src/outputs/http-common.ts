@@ -29,6 +29,10 @@ export const httpClientOptions = {
     description: 'Seconds to wait for response headers and between body bytes before the attempt fails and is retried',
   },
   'net.keepalive': { type: 'bool', default: true, description: 'Reuse connections between requests' },
+  header: {
+    type: 'multi',
+    description: "Extra HTTP header as 'Name value' (Fluent Bit's header); repeat it or give a list for several",
+  },
 } satisfies OptionTable;
 
 export interface HttpClientConfig {
@@ -45,6 +49,43 @@ export interface HttpClientConfig {
   'net.connect_timeout': number;
   'net.io_timeout': number;
   'net.keepalive': boolean;
+  header?: string[];
+}
+
+/** Headers the client sets itself from the body and the connection; a `header` entry may not replace them. */
+const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'content-encoding', 'transfer-encoding', 'host', 'connection']);
+
+/** RFC 9110 token: what a header name may be made of. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * Parses Fluent Bit's `header` entries (`Name value`: the name, then whitespace, then the value,
+ * which may hold spaces) into lower-case names and values. A malformed entry, a reserved header,
+ * a name given twice, or `Authorization` together with http_user / bearer_token is a ConfigError
+ * at the option's position. `forbidden` names headers an output sets from its own options
+ * (name -> the option to use instead).
+ */
+export function parseHeaders(c: HttpClientConfig, section: RawSection, forbidden: Record<string, string> = {}): Record<string, string> {
+  const at = section.valuePos.header ?? section.keyPos.header ?? section.pos;
+  const out: Record<string, string> = {};
+  for (const raw of c.header ?? []) {
+    const entry = String(raw).trim();
+    const m = /^(\S+)\s+(.*)$/s.exec(entry);
+    if (!m) throw new ConfigError(`invalid header ${JSON.stringify(entry)}: expected 'Name value'`, at, 'header');
+    const name = m[1]!.replace(/:$/, '');
+    const value = m[2]!.trim();
+    if (!HEADER_NAME.test(name)) throw new ConfigError(`invalid header name ${JSON.stringify(name)}`, at, 'header');
+    if (/[\r\n\0]/.test(value)) throw new ConfigError(`invalid value for header ${name}: control characters`, at, 'header');
+    const lower = name.toLowerCase();
+    if (RESERVED_HEADERS.has(lower)) throw new ConfigError(`header ${name} is set by the output itself and cannot be replaced`, at, 'header');
+    if (forbidden[lower]) throw new ConfigError(`header ${name}: use ${forbidden[lower]} instead`, at, 'header');
+    if (lower === 'authorization' && (c.http_user !== undefined || c.bearer_token !== undefined)) {
+      throw new ConfigError('set header Authorization or http_user/bearer_token, not both', at, 'header');
+    }
+    if (lower in out) throw new ConfigError(`header ${name} is given twice`, at, 'header');
+    out[lower] = value;
+  }
+  return out;
 }
 
 /** Cross-option checks shared by the HTTP outputs. */
@@ -57,6 +98,7 @@ export function validateHttpClient(c: HttpClientConfig, section: RawSection): vo
     const k = c['tls.crt_file'] === undefined ? 'tls.key_file' : 'tls.crt_file';
     throw new ConfigError('tls.crt_file and tls.key_file go together (client certificate and its key)', at(k), k);
   }
+  parseHeaders(c, section);
 }
 
 function readPem(section: RawSection, baseDir: string, key: string, file: string | undefined): Buffer | undefined {
@@ -85,6 +127,8 @@ export class HttpClient {
   readonly dispatcher: Dispatcher;
   private readonly auth: string | undefined;
   private readonly ioTimeoutMs: number;
+  /** The `header` entries, sent with every request. */
+  readonly extraHeaders: Record<string, string>;
 
   constructor(c: HttpClientConfig, section: RawSection, connections: number) {
     const ca = readPem(section, section.baseDir, 'tls.ca_file', c['tls.ca_file']);
@@ -111,6 +155,7 @@ export class HttpClient {
         ...(c['tls.vhost'] ? { servername: c['tls.vhost'] } : {}),
       },
     });
+    this.extraHeaders = parseHeaders(c, section);
     if (c.bearer_token !== undefined) this.auth = `Bearer ${c.bearer_token}`;
     else if (c.http_user !== undefined) this.auth = `Basic ${Buffer.from(`${c.http_user}:${c.http_passwd}`).toString('base64')}`;
   }
@@ -121,7 +166,8 @@ export class HttpClient {
    * request (undici then destroys its connection).
    */
   async post(url: string, body: Uint8Array | string, headers: Record<string, string>, signal?: AbortSignal): Promise<HttpResponse> {
-    const h: Record<string, string> = { 'user-agent': 'logwarden', ...headers };
+    // The output's own headers (content type, tenant) win over `header` entries.
+    const h: Record<string, string> = { 'user-agent': 'logwarden', ...this.extraHeaders, ...headers };
     if (this.auth) h.authorization = this.auth;
     try {
       const res = await request(url, { method: 'POST', body, headers: h, dispatcher: this.dispatcher, ...(signal ? { signal } : {}) });
