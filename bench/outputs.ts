@@ -17,7 +17,7 @@ import { alertmanagerOutput } from '../src/outputs/alertmanager/index.js';
 import { lokiOutput } from '../src/outputs/loki/index.js';
 import { LokiServer } from '../test/support/loki-server.js';
 import { startPipeline } from '../test/support/output-pipeline.js';
-import { sharedDir } from '../test/support/paths.js';
+import { falcoCorpus } from '../test/support/paths.js';
 
 const CHUNK = 500;
 
@@ -45,7 +45,7 @@ interface ServerStats {
 }
 
 function auditRecords(n: number): LogRecord[] {
-  const dir = join(sharedDir, 'conformance', 'falco-k8saudit', 'events');
+  const dir = join(falcoCorpus, 'events');
   const samples = readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .sort()

@@ -14,12 +14,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { freePort, silentServer, until } from '../support/harness.js';
-import { repoRoot, sharedDir } from '../support/paths.js';
+import { repoRoot, falcoCorpus } from '../support/paths.js';
 
 const run = promisify(execFile);
 const CHROMIUM = '/usr/bin/chromium';
 const artifacts = join(repoRoot, 'test-artifacts');
-const events = join(sharedDir, 'conformance', 'falco-k8saudit', 'events');
+const events = join(falcoCorpus, 'events');
 
 class Logwarden {
   proc: ChildProcess | undefined;

@@ -5,9 +5,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, runCli, startDaemon } from '../support/cli.js';
-import { sharedDir } from '../support/paths.js';
+import { falcoCorpus } from '../support/paths.js';
 
-const events = (name: string) => join(sharedDir, 'conformance', 'falco-k8saudit', 'events', name);
+const events = (name: string) => join(falcoCorpus, 'events', name);
 
 function pipeline(dir: string, port: number, httpPort: number): string {
   const file = join(dir, 'pipeline.yaml');

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { repoRoot, sharedDir } from '../support/paths.js';
+import { repoRoot, falcoCorpus } from '../support/paths.js';
 
-const corpus = join(sharedDir, 'conformance', 'falco-k8saudit');
+const corpus = join(falcoCorpus);
 const rules = (f: string) => join(corpus, 'rules', f);
 const events = (f: string) => join(corpus, 'events', f);
 

@@ -1,6 +1,6 @@
 /**
  * The `k8s_audit_webhook` input over real sockets, fed the Falco k8s-audit corpus
- * (../shared/conformance/falco-k8saudit/events) the way the API server's webhook backend sends
+ * (test/fixtures/conformance/falco-k8saudit/events) the way the API server's webhook backend sends
  * it: EventLists whose items carry no kind/apiVersion, as application/json.
  */
 import { test, describe, before, after } from 'node:test';
@@ -19,11 +19,11 @@ import { EventTime, type LogEvent } from '../../src/core/event.js';
 import { DeliveryError } from '../../src/core/plugin.js';
 import { startPipeline, tempDir, type RunningPipeline } from '../support/output-pipeline.js';
 import { gateOutput, gates, Gate } from '../support/gate-output.js';
-import { repoRoot, sharedDir } from '../support/paths.js';
+import { repoRoot, falcoCorpus } from '../support/paths.js';
 
 const plugins = [k8sAuditWebhookInput, auditPolicy, fileOutput, gateOutput];
 const exec = promisify(execFile);
-const eventsDir = join(sharedDir, 'conformance', 'falco-k8saudit', 'events');
+const eventsDir = join(falcoCorpus, 'events');
 
 type Obj = Record<string, unknown>;
 

@@ -1,5 +1,5 @@
 /**
- * Every case of shared/conformance/k8s-audit-policy/cases.yaml through the real audit_policy
+ * Every case of test/fixtures/conformance/k8s-audit-policy/cases.yaml through the real audit_policy
  * filter, built from a pipeline file: once with the case's policy inline (as YAML text), once
  * from a policy_file.
  */
@@ -12,7 +12,7 @@ import { auditPolicy } from '../../../src/filters/audit_policy/index.js';
 import { CompiledPolicy } from '../../../src/filters/audit_policy/checker.js';
 import { parsePolicyText } from '../../../src/filters/audit_policy/policy.js';
 import { EventTime, type LogEvent } from '../../../src/core/event.js';
-import { sharedDir } from '../../support/paths.js';
+import { conformanceDir } from '../../support/paths.js';
 import { buildFilters, counterValue, tempDir, writePipeline } from '../../support/filter-pipeline.js';
 
 interface Case {
@@ -23,7 +23,7 @@ interface Case {
   expect: { keep: boolean; level: string; dropped_fields: string[]; matched_rule: number | null };
 }
 
-const cases = parse(readFileSync(join(sharedDir, 'conformance/k8s-audit-policy/cases.yaml'), 'utf8')) as Case[];
+const cases = parse(readFileSync(join(conformanceDir, 'k8s-audit-policy', 'cases.yaml'), 'utf8')) as Case[];
 
 /** Splits `a.b[1].c` into ['a', 'b', 1, 'c']. */
 function pathParts(path: string): Array<string | number> {

@@ -7,7 +7,7 @@ import { parse } from 'yaml';
 import { auditPolicy } from '../../../src/filters/audit_policy/index.js';
 import { EventTime, type LogEvent } from '../../../src/core/event.js';
 import type { FilterInstance } from '../../../src/core/plugin.js';
-import { repoRoot, sharedDir } from '../../support/paths.js';
+import { repoRoot, falcoCorpus, conformanceDir, fixturesDir } from '../../support/paths.js';
 import { buildFilters, counterValue, tempDir, writePipeline, type BuiltFilters } from '../../support/filter-pipeline.js';
 
 const noEmit = { emit: () => assert.fail('audit_policy must not emit') };
@@ -218,8 +218,8 @@ test('without key_name, a record that is not an event is non-audit', async () =>
 
 test('the example policy file is the policy of the example-* conformance cases', async () => {
   const examplePolicy = parse(readFileSync(join(repoRoot, 'examples/audit-policy.yaml'), 'utf8'));
-  assert.deepEqual(examplePolicy, parse(readFileSync(join(sharedDir, 'reference/example-audit-policy.yaml'), 'utf8')));
-  const cases = (parse(readFileSync(join(sharedDir, 'conformance/k8s-audit-policy/cases.yaml'), 'utf8')) as Array<{
+  assert.deepEqual(examplePolicy, parse(readFileSync(join(fixturesDir, 'reference', 'example-audit-policy.yaml'), 'utf8')));
+  const cases = (parse(readFileSync(join(conformanceDir, 'k8s-audit-policy', 'cases.yaml'), 'utf8')) as Array<{
     name: string;
     policy: string;
     event: Record<string, unknown>;
@@ -237,7 +237,7 @@ test('the example policy file is the policy of the example-* conformance cases',
 
 test('the example policy over the Falco k8s_audit sample events never adds data', async () => {
   const { f } = await build({ policy_file: join(repoRoot, 'examples/audit-policy.yaml') });
-  const dir = join(sharedDir, 'conformance/falco-k8saudit/events');
+  const dir = join(falcoCorpus, 'events');
   const rank: Record<string, number> = { None: 0, Metadata: 1, Request: 2, RequestResponse: 3 };
   let kept = 0;
   for (const name of readdirSync(dir).filter((n) => n.endsWith('.json'))) {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { auditPolicy } from '../../../src/filters/audit_policy/index.js';
 import { lookup } from '../../../src/filters/lookup/index.js';
 import { EventTime, type LogEvent } from '../../../src/core/event.js';
-import { repoRoot, sharedDir } from '../../support/paths.js';
+import { repoRoot, falcoCorpus } from '../../support/paths.js';
 import { buildFilters, counterValue, tempDir, writePipeline } from '../../support/filter-pipeline.js';
 
 test('tail-like records: audit_policy (key_name log) then lookup on the parsed event', async () => {
@@ -36,7 +36,7 @@ test('tail-like records: audit_policy (key_name log) then lookup on the parsed e
   const events = ['create_secret.json', 'create_nginx_pod_privileged.json'].map((name) => ({
     tag: 'kube.audit',
     time: new EventTime(1700000000, 0),
-    record: { log: readFileSync(join(sharedDir, 'conformance/falco-k8saudit/events', name), 'utf8').trim(), stream: 'stdout' },
+    record: { log: readFileSync(join(falcoCorpus, 'events', name), 'utf8').trim(), stream: 'stdout' },
   }));
   const other = { tag: 'app.log', time: new EventTime(1700000000, 0), record: { log: 'not audit' } };
   pipeline.inject([...events, other]);

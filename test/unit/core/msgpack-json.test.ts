@@ -7,7 +7,7 @@ import { Encoder } from '@msgpack/msgpack';
 import { JsonWriter, writeRecordJSON } from '../../../src/core/msgpack-json.js';
 import { decode } from '../../../src/core/msgpack.js';
 import { toJSONLine } from '../../../src/core/json.js';
-import { sharedDir } from '../../support/paths.js';
+import { falcoCorpus } from '../../support/paths.js';
 
 const enc = new Encoder({ useBigInt64: true });
 
@@ -22,7 +22,7 @@ function same(raw: Uint8Array, what: string): void {
 }
 
 test('every conformance audit event: bytes path equals the object path', () => {
-  const dir = join(sharedDir, 'conformance', 'falco-k8saudit', 'events');
+  const dir = join(falcoCorpus, 'events');
   let n = 0;
   for (const f of readdirSync(dir)) {
     for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) {

@@ -3,13 +3,13 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { repoRoot, sharedDir } from '../../support/paths.js';
+import { repoRoot, falcoCorpus } from '../../support/paths.js';
 import { parseClassic, type Obj } from '../../support/deploy.js';
 import { loadRuleFiles } from '../../../src/filters/detect/loader.js';
 
 const ex = (...p: string[]) => join(repoRoot, 'examples', ...p);
 const read = (...p: string[]) => readFileSync(ex(...p), 'utf8');
-const upstreamRules = join(sharedDir, 'conformance', 'falco-k8saudit', 'rules', 'k8s_audit_rules.yaml');
+const upstreamRules = join(falcoCorpus, 'rules', 'k8s_audit_rules.yaml');
 
 describe('examples/fluent-bit', () => {
   const yaml = parse(read('fluent-bit', 'sender.yaml')) as Obj;
@@ -114,7 +114,7 @@ describe('examples/events', () => {
     const notice = read('events', 'NOTICE');
     for (const f of files) {
       assert.ok(notice.includes(f), `NOTICE names ${f}`);
-      const original = join(sharedDir, 'conformance', 'falco-k8saudit', 'events', f);
+      const original = join(falcoCorpus, 'events', f);
       if (existsSync(original)) assert.equal(read('events', f), readFileSync(original, 'utf8'), `${f} is an unmodified copy`);
       for (const line of read('events', f).split('\n').filter((l) => l.trim())) {
         const ev = JSON.parse(line) as Obj;

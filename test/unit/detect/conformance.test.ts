@@ -1,5 +1,5 @@
 /**
- * The Falco k8s_audit regression suite (../shared/conformance/falco-k8saudit/cases.yaml), run as
+ * The Falco k8s_audit regression suite (test/fixtures/conformance/falco-k8saudit/cases.yaml), run as
  * its README says: the shared-lists file first when a case also loaded the syscall rules, then
  * the case's rule files in order; rule_matching and minimum priority from harness_defaults; the
  * events file read as the k8saudit plugin reads it. One subtest per case.
@@ -12,7 +12,7 @@ import { parse } from 'yaml';
 import { Engine, detectEventsText } from '../../../src/filters/detect/engine.js';
 import { RuleLoader } from '../../../src/filters/detect/loader.js';
 import { parsePriority } from '../../../src/filters/detect/priority.js';
-import { sharedDir } from '../../support/paths.js';
+import { falcoCorpus } from '../../support/paths.js';
 
 interface Case {
   name: string;
@@ -29,7 +29,7 @@ interface Suite {
   cases: Case[];
 }
 
-const dir = join(sharedDir, 'conformance', 'falco-k8saudit');
+const dir = join(falcoCorpus);
 const suite = parse(readFileSync(join(dir, 'cases.yaml'), 'utf8')) as Suite;
 
 describe('falco k8s_audit conformance (cases.yaml)', () => {

@@ -1,5 +1,5 @@
 /**
- * The field table against ../shared/conformance/falco-k8saudit/FIELDS.md (every field, its list
+ * The field table against test/fixtures/conformance/falco-k8saudit/FIELDS.md (every field, its list
  * type and argument), and extraction as the k8saudit and json plugins do it, including the
  * places where logwarden fixes an upstream extraction bug.
  */
@@ -8,10 +8,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FIELDS, imageRepository, newAuditEvent, type FieldValue } from '../../../src/filters/detect/fields.js';
-import { sharedDir } from '../../support/paths.js';
+import { falcoCorpus } from '../../support/paths.js';
 import { auditEvent } from './helpers.js';
 
-const corpus = join(sharedDir, 'conformance', 'falco-k8saudit');
+const corpus = join(falcoCorpus);
 
 function extract(name: string, event: Record<string, unknown>, arg?: string): FieldValue {
   const f = FIELDS.get(name);

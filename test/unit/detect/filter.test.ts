@@ -11,9 +11,9 @@ import { ConfigErrors } from '../../../src/config/errors.js';
 import { EventTime, type LogEvent } from '../../../src/core/event.js';
 import { detect } from '../../../src/filters/detect/index.js';
 import { buildFilters, counterValue, tempDir, writePipeline } from '../../support/filter-pipeline.js';
-import { repoRoot, sharedDir } from '../../support/paths.js';
+import { repoRoot, falcoCorpus } from '../../support/paths.js';
 
-const events = join(sharedDir, 'conformance', 'falco-k8saudit', 'events');
+const events = join(falcoCorpus, 'events');
 const execPod = JSON.parse(readFileSync(join(events, 'exec_pod.json'), 'utf8').trim()) as Record<string, unknown>;
 const createDeployment = JSON.parse(readFileSync(join(events, 'create_deployment.json'), 'utf8').trim()) as Record<string, unknown>;
 

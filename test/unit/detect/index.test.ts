@@ -11,9 +11,9 @@ import { Engine } from '../../../src/filters/detect/engine.js';
 import { splitAuditEvents } from '../../../src/filters/detect/events.js';
 import { newAuditEvent } from '../../../src/filters/detect/fields.js';
 import { RuleLoader, type RuleSet } from '../../../src/filters/detect/loader.js';
-import { sharedDir } from '../../support/paths.js';
+import { falcoCorpus } from '../../support/paths.js';
 
-const corpus = join(sharedDir, 'conformance', 'falco-k8saudit');
+const corpus = join(falcoCorpus);
 
 function events(): Array<Record<string, unknown>> {
   const out: Array<Record<string, unknown>> = [];

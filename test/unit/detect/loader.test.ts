@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { RuleLoadError, RuleLoader, formatMessage } from '../../../src/filters/detect/loader.js';
-import { repoRoot, sharedDir } from '../../support/paths.js';
+import { repoRoot, falcoCorpus } from '../../support/paths.js';
 import { auditEvent, load, matches, ruleItem } from './helpers.js';
 
 const ev = auditEvent();
-const rulesDir = join(sharedDir, 'conformance', 'falco-k8saudit', 'rules');
+const rulesDir = join(falcoCorpus, 'rules');
 
 function loadError(...texts: string[]): string {
   try {
