@@ -5,7 +5,8 @@
  *
  * From plugins/filter_parser/filter_parser.c:
  * - reserve_data keeps the record's other fields next to the parsed ones (parsed fields first;
- *   on a name clash the original value wins, as Fluent Bit's readers take the last duplicate);
+ *   on a name clash the original value wins, in the original field's place, as Fluent Bit's
+ *   JSON shows the duplicate it writes);
  *   preserve_key also keeps key_name itself.
  * - key_name may be a record accessor (`$kubernetes['annotations']['x']`); then reserve_data
  *   keeps the original record, minus the parsed field unless preserve_key.
@@ -92,6 +93,14 @@ export const parserFilter: FilterPlugin<ParserFilterConfig> = {
     const warnNoMatch = new WarnLimiter(ctx.logger);
     const warnField = new WarnLimiter(ctx.logger);
 
+    // A kept field whose name the parser also produced replaces the parsed one, in the kept
+    // field's place: Fluent Bit appends the record's fields after the parsed ones, and its JSON
+    // (out_file, Loki, HTTP...) writes a duplicate key once, with the last value, where it last
+    // occurs.
+    const keep = (out: LogRecord, k: string, v: unknown) => {
+      if (hasField(out, k)) delete out[k];
+      setField(out, k, v);
+    };
     const build = (record: LogRecord, parsed: ParsedRecord): LogRecord => {
       let out: LogRecord = parsed.record;
       if (nestUnder !== undefined) {
@@ -102,13 +111,13 @@ export const parserFilter: FilterPlugin<ParserFilterConfig> = {
         if (reserve) {
           const original = structuredClone(record);
           if (!preserve) accessor.delete(original);
-          for (const k of Object.keys(original)) setField(out, k, original[k]);
-        } else if (preserve && hasField(record, accessor.key)) setField(out, accessor.key, record[accessor.key]);
+          for (const k of Object.keys(original)) keep(out, k, original[k]);
+        } else if (preserve && hasField(record, accessor.key)) keep(out, accessor.key, record[accessor.key]);
         return out;
       }
       if (reserve) {
-        for (const k of Object.keys(record)) if (k !== key || preserve) setField(out, k, record[k]);
-      } else if (preserve) setField(out, key, record[key]);
+        for (const k of Object.keys(record)) if (k !== key || preserve) keep(out, k, record[k]);
+      } else if (preserve) keep(out, key, record[key]);
       return out;
     };
 

@@ -29,10 +29,21 @@ test('reserve_data keeps the other fields; preserve_key keeps key_name too', asy
   assert.deepEqual(run(filters[0]!, [input()]).out[0]!.record, { ...parsed, data: '100 0.5 true This is example' });
 });
 
-test('on a name clash with reserve_data the original field wins (Fluent Bit readers take the last duplicate)', async () => {
-  const { filters } = await filterOf({ key_name: 'log', parser: 'json', reserve_data: true }, []);
-  const { out } = run(filters[0]!, [ev({ log: '{"level":"info","msg":"hi"}', level: 'from-record' })]);
-  assert.deepEqual(out[0]!.record, { level: 'from-record', msg: 'hi' });
+test('on a name clash with reserve_data the original field wins, in its place (as Fluent Bit writes the duplicate out)', async () => {
+  let { filters } = await filterOf({ key_name: 'log', parser: 'json', reserve_data: true }, []);
+  let { out } = run(filters[0]!, [ev({ log: '{"level":"info","msg":"hi"}', level: 'from-record', z: 1 })]);
+  assert.deepEqual(Object.entries(out[0]!.record), [
+    ['msg', 'hi'],
+    ['level', 'from-record'],
+    ['z', 1],
+  ]);
+  // preserve_key without reserve_data: a parsed field named like key_name gives way to it.
+  ({ filters } = await filterOf({ key_name: 'log', parser: 'json', preserve_key: true }, []));
+  ({ out } = run(filters[0]!, [ev({ log: '{"log":"inner","a":1}' })]));
+  assert.deepEqual(Object.entries(out[0]!.record), [
+    ['a', 1],
+    ['log', '{"log":"inner","a":1}'],
+  ]);
 });
 
 test('several parsers: the first that matches wins; the parsed time becomes the event time', async () => {
