@@ -172,6 +172,9 @@ class Parser implements LogParser {
     if (this.time && key === this.timeKey && typeof value === 'string' && value !== '' && out.time === undefined) {
       if (this.readTime(value, out) && !this.timeKeep) return;
     }
+    // A key written twice (logfmt `a=1 b=2 a=3`, LTSV) keeps its last value where it last
+    // occurs, as Fluent Bit's JSON shows the duplicate it packs.
+    if (hasField(out.record, key)) delete out.record[key];
     const type = this.types?.get(key);
     if (type && typeof value === 'string') {
       const cast = castValue(type, value);

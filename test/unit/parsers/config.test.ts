@@ -65,6 +65,25 @@ test('inline parsers: regex (the documented Apache example with types), json, lo
   });
 });
 
+test('logfmt and LTSV: a key written twice keeps its last value where it last occurs (as Fluent Bit writes it out)', () => {
+  const file = writePipeline(tempDir(), {
+    parsers: [
+      { name: 'lf', format: 'logfmt' },
+      { name: 'lt', format: 'ltsv' },
+    ],
+  });
+  const { parsers } = planFile(file);
+  assert.deepEqual(Object.entries(parsers.get('lf')!.parse('a=1 b=2 a=3')!.record), [
+    ['b', '2'],
+    ['a', '3'],
+  ]);
+  assert.deepEqual(Object.entries(parsers.get('lt')!.parse('a:1\tb:2\ta:3\tc:4')!.record), [
+    ['b', '2'],
+    ['a', '3'],
+    ['c', '4'],
+  ]);
+});
+
 test('regex parser options: skip_empty_values, time_keep, unmatched lines, cast and time errors reported', () => {
   const dir = tempDir();
   const file = writePipeline(dir, {
