@@ -6,7 +6,8 @@
  * From plugins/filter_record_modifier/filter_modifier.c: keys compare case-insensitively and a
  * trailing `*` matches every key with that prefix; remove_key and allowlist_key exclude each
  * other; appended fields go to the end of the record. Where Fluent Bit would append a second
- * key of the same name, the appended value replaces the existing one.
+ * key of the same name, the appended value replaces the existing one. A record left without any
+ * field (every key removed, nothing appended) is dropped, as Fluent Bit drops it.
  */
 import { randomUUID } from 'node:crypto';
 import { ConfigError } from '../../config/errors.js';
@@ -99,8 +100,22 @@ export const recordModifierFilter: FilterPlugin<RecordModifierConfig> = {
     };
     return {
       filter(events) {
-        for (const e of events) apply(e.record);
-        return events;
+        let out: typeof events | undefined;
+        for (let i = 0; i < events.length; i++) {
+          const e = events[i]!;
+          apply(e.record);
+          // A record left without any field is dropped, as Fluent Bit does.
+          let empty = true;
+          for (const k in e.record) {
+            if (hasField(e.record, k)) {
+              empty = false;
+              break;
+            }
+          }
+          if (empty) out ??= events.slice(0, i);
+          else out?.push(e);
+        }
+        return out ?? events;
       },
     };
   },

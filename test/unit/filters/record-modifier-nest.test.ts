@@ -32,6 +32,17 @@ test('record_modifier: remove_key and allowlist_key / whitelist_key (case-insens
   assert.deepEqual(apply(white, MEM()), { 'Mem.free': 299352 });
 });
 
+test('record_modifier: a record left without any field is dropped, as Fluent Bit drops it', async () => {
+  const allow = await one(recordModifierFilter, { allowlist_key: 'keep' });
+  const { out } = run(allow, [ev({ keep: 1, other: 2 }), ev({ other: 3 }), ev({}), ev({ KEEP: 4 })]);
+  assert.deepEqual(
+    out.map((e) => e.record),
+    [{ keep: 1 }, { KEEP: 4 }],
+  );
+  const rm = await one(recordModifierFilter, { remove_key: 'a', record: 'b 1' });
+  assert.deepEqual(run(rm, [ev({ a: 1 })]).out.map((e) => e.record), [{ b: '1' }], 'appended fields keep the record');
+});
+
 test('record_modifier: uuid_key adds a v4 UUID per record', async () => {
   const f = await one(recordModifierFilter, { uuid_key: 'uuid' });
   const { out } = run(f, [ev({}), ev({})]);
