@@ -598,6 +598,113 @@ const cases: Case[] = [
     filters: [{ name: 'record_modifier', match: '*', record: 'note "with spaces"', uuid_key: 'id' }],
     lines: [w({ a: 1 }), w({ id: 'old', b: 2 })],
   },
+  {
+    name: 'time that does not match time_format: regex',
+    tag: 'app.badtime.regex',
+    tailParser: 'r',
+    parsers: [{ name: 'r', format: 'regex', regex: '^(?<time>\\S+) (?<m>.*)$', time_key: 'time', time_format: '%Y-%m-%d' }],
+    filters: [],
+    lines: ['2024-01-02 good', 'yesterday bad'],
+    differs: [{ fluentBit: `read time ${w({ m: 'bad' })}`, logwarden: `read time ${w({ time: 'yesterday', m: 'bad' })}`, doc: ['docs/parsers.md', 'Fluent Bit drops the field for regex and fails the whole line for\n  logfmt and ltsv'] }],
+  },
+  {
+    name: 'time that does not match time_format: logfmt',
+    tag: 'app.badtime.logfmt',
+    tailParser: 'lf',
+    parsers: [{ name: 'lf', format: 'logfmt', time_key: 'ts', time_format: '%Y-%m-%d' }],
+    filters: [],
+    lines: ['ts=2024-01-02 m=good', 'ts=yesterday m=bad'],
+    differs: [{ fluentBit: `read time ${w({ log: 'ts=yesterday m=bad' })}`, logwarden: `read time ${w({ ts: 'yesterday', m: 'bad' })}`, doc: ['docs/parsers.md', 'Fluent Bit drops the field for regex and fails the whole line for\n  logfmt and ltsv'] }],
+  },
+  {
+    name: 'time that does not match time_format: ltsv',
+    tag: 'app.badtime.ltsv',
+    tailParser: 'lt',
+    parsers: [{ name: 'lt', format: 'ltsv', time_key: 'ts', time_format: '%Y-%m-%d' }],
+    filters: [],
+    lines: ['ts:2024-01-02\tm:good', 'ts:yesterday\tm:bad'],
+    differs: [{ fluentBit: `read time ${w({ log: 'ts:yesterday\tm:bad' })}`, logwarden: `read time ${w({ ts: 'yesterday', m: 'bad' })}`, doc: ['docs/parsers.md', 'Fluent Bit drops the field for regex and fails the whole line for\n  logfmt and ltsv'] }],
+  },
+  {
+    name: 'regex parser: Unicode text, classes, case-insensitive options',
+    tag: 'app.regex.unicode',
+    parsers: [
+      { name: 'word', format: 'regex', regex: '^W (?<first>.)(?<word>\\w*) (?<rest>.*)$' },
+      { name: 'ci', format: 'regex', regex: '/^ci (?<v>HELLO) (?<n>\\d+)$/i' },
+      { name: 'cls', format: 'regex', regex: '^C (?<alpha>[[:alpha:]]+) (?<hex>\\h+) (?<sp>\\s+)(?<end>\\S+)$' },
+    ],
+    filters: [{ name: 'parser', match: '*', key_name: 'log', parser: ['word', 'ci', 'cls'] }],
+    lines: ['W ébc déf ghi', 'W abc_9 x', 'W 😀x y', 'ci hello 42', 'ci HeLLo 7', 'C abc 0aF  end', 'C ab9 ff x'],
+  },
+  {
+    name: 'json parser: a numeric time with %s, a time that is not a string',
+    tag: 'app.json.numtime',
+    tailParser: 'js',
+    parsers: [{ name: 'js', format: 'json', time_key: 'time', time_format: '%s' }],
+    filters: [],
+    lines: [w({ time: 1700000000, a: 1 }), w({ time: '1700000001', a: 2 }), w({ time: 1700000002.5, a: 3 }), w({ time: true, a: 4 })],
+    differs: [
+      { fluentBit: `read time ${w({ time: 1700000000, a: 1 })}`, logwarden: `1700000000000000000 ${w({ a: 1 })}`, doc: ['docs/parsers.md', 'A numeric `time_key` is read'] },
+      { fluentBit: `read time ${w({ time: 1700000002.5, a: 3 })}`, logwarden: `1700000002500000000 ${w({ a: 3 })}`, doc: ['docs/parsers.md', 'A numeric `time_key` is read'] },
+    ],
+  },
+  {
+    name: 'parser filter: record accessor key_name with preserve_key, without reserve_data',
+    tag: 'app.pfra2',
+    tailParser: 'j',
+    parsers: [
+      { name: 'j', format: 'json' },
+      { name: 'lf', format: 'logfmt' },
+    ],
+    filters: [{ name: 'parser', match: 'app.pfra2', key_name: "$k['raw']", parser: 'lf', preserve_key: true }],
+    lines: [w({ a: 1, k: { raw: 'x=1 y=2', other: 3 } })],
+    differs: [
+      {
+        fluentBit: `read time ${w({ x: '1', y: '2' })}`,
+        logwarden: `read time ${w({ x: '1', y: '2', k: { raw: 'x=1 y=2', other: 3 } })}`,
+        doc: ['docs/filters.md', 'dropping it without'],
+      },
+    ],
+  },
+  {
+    name: 'modify: remove_wildcard with a star',
+    tag: 'app.modify3',
+    tailParser: 'j',
+    parsers: [{ name: 'j', format: 'json' }],
+    filters: [{ name: 'modify', match: '*', remove_wildcard: 'Mem*' }],
+    lines: [w({ Mem_a: 1, 'Mem*x': 2, Memory: 3, keep: 4 })],
+    differs: [
+      {
+        fluentBit: `read time ${w({ Mem_a: 1, Memory: 3, keep: 4 })}`,
+        logwarden: `read time ${w({ keep: 4 })}`,
+        doc: ['docs/filters.md', '`remove_wildcard Mem*` strips the `*` (Fluent Bit compares it literally)'],
+      },
+    ],
+  },
+  {
+    name: 'rewrite_tag: a record re-tagged into the filter\'s own match is not rewritten again',
+    tag: 'app.loop',
+    tailParser: 'j',
+    parsers: [{ name: 'j', format: 'json' }],
+    filters: [
+      { name: 'rewrite_tag', match: 'app.*', rule: '$n ^\\d+$ app.again.$TAG[1] false' },
+      { name: 'modify', match: 'app.again.*', add: 'seen yes' },
+    ],
+    lines: [w({ n: '1' }), w({ n: 'x' }), w({ n: '22' })],
+  },
+  {
+    name: 'common options: match_regex, and filters in order over several tags',
+    tag: 'svc.a.log',
+    tailParser: 'j',
+    parsers: [{ name: 'j', format: 'json' }],
+    filters: [
+      { name: 'rewrite_tag', match: 'svc.*', rule: '$to ^(\\w+)$ svc.$1.log false' },
+      { name: 'modify', match_regex: '^svc\\.(b|c)\\.log$', add: 'bc yes' },
+      { name: 'grep', match_regex: '^svc\\.c\\.', exclude: 'drop ^y' },
+      { name: 'nest', match: 'svc.b.*', operation: 'nest', wildcard: 'x*', nest_under: 'xs' },
+    ],
+    lines: [w({ to: 'b', x1: 1, x2: 2 }), w({ to: 'c', drop: 'yes' }), w({ to: 'c', drop: 'no' }), w({ to: '', x1: 1 }), w({ to: 'd d' })],
+  },
 ];
 
 for (const c of cases) {
