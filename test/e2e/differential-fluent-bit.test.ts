@@ -705,8 +705,69 @@ const cases: Case[] = [
     ],
     lines: [w({ to: 'b', x1: 1, x2: 2 }), w({ to: 'c', drop: 'yes' }), w({ to: 'c', drop: 'no' }), w({ to: '', x1: 1 }), w({ to: 'd d' })],
   },
+  {
+    name: 'rewrite_tag: NEW_TAG from numbers, booleans, maps, missing keys and tag parts',
+    tag: 'app.tpl.x',
+    tailParser: 'j',
+    parsers: [{ name: 'j', format: 'json' }],
+    filters: [{ name: 'rewrite_tag', match: 'app.tpl.x', rule: "$kind ^(\\w)(\\w*)$ t.$2.$1.$v.$TAG[2].$TAG[0] false" }],
+    lines: [
+      w({ kind: 'int', v: 42 }),
+      w({ kind: 'float', v: 1.5 }),
+      w({ kind: 'bool', v: true }),
+      w({ kind: 'str', v: 'text' }),
+      w({ kind: 'missing' }),
+      w({ kind: 'neg', v: -7 }),
+    ],
+  },
 ];
 
 for (const c of cases) {
   test(c.name, { timeout: 60_000 }, () => differential(c));
+}
+
+/**
+ * Sections Fluent Bit 5.1.1 refuses to start with and logwarden runs (documented): Fluent Bit's
+ * log must say why, and logwarden's output is checked as written here.
+ */
+const refused: Array<Case & { fluentBitSays: RegExp; doc: [string, string]; logwarden: string[] }> = [
+  {
+    name: 'modify: a VALUE with unquoted spaces',
+    tag: 'app.refused.modify',
+    tailParser: 'j',
+    parsers: [{ name: 'j', format: 'json' }],
+    filters: [{ name: 'modify', match: '*', set: 'msg a value with spaces' }],
+    lines: [w({ a: 1 })],
+    fluentBitSays: /Invalid config for set/,
+    doc: ['docs/filters.md', 'a VALUE with unquoted spaces is taken whole (Fluent Bit rejects it)'],
+    logwarden: [`read time ${w({ a: 1, msg: 'a value with spaces' })}`],
+  },
+  {
+    name: 'parser filter: unescape_key',
+    tag: 'app.refused.unescape',
+    tailParser: 'j',
+    parsers: [
+      { name: 'j', format: 'json' },
+      { name: 'inner', format: 'json' },
+    ],
+    filters: [{ name: 'parser', match: 'app.refused.unescape', key_name: 'raw', parser: 'inner', unescape_key: true }],
+    lines: [w({ raw: '{\\"a\\":2}' })],
+    fluentBitSays: /cannot parse list of values 'true'/,
+    doc: ['docs/filters.md', 'Fluent Bit 5.1.1 refuses a\nconfiguration that sets `unescape_key`'],
+    logwarden: [`read time ${w({ a: 2 })}`],
+  },
+];
+
+for (const c of refused) {
+  test(`Fluent Bit refuses, logwarden runs: ${c.name}`, { timeout: 60_000 }, async () => {
+    const dir = join(root, `refused-${c.name.replace(/[^a-z0-9]+/gi, '-')}`);
+    await assert.rejects(runFluentBit(join(dir, 'fb'), c), (e: Error) => {
+      assert.match(e.message, /fluent-bit exited [1-9]/);
+      assert.match(e.message, c.fluentBitSays);
+      return true;
+    });
+    const lw = await runLogwarden(join(dir, 'lw'), c);
+    assert.deepEqual(byTag(lw).get(c.tag), c.logwarden);
+    assert.ok(readFileSync(join(repoRoot, c.doc[0]), 'utf8').includes(c.doc[1]), `${c.doc[0]} does not say "${c.doc[1]}"`);
+  });
 }

@@ -13,7 +13,7 @@
  * - nest_under puts the parsed fields under that key.
  * - A record whose value is missing, not a string, or matched by no parser passes unchanged
  *   (counted in logwarden_parser_filter_records_total{result}).
- * - unescape_key (deprecated and ignored by current Fluent Bit) unescapes backslash sequences of
+ * - unescape_key (deprecated in Fluent Bit; 5.1.1 refuses to load it) unescapes backslash sequences of
  *   the value before parsing, as Fluent Bit 1.x did.
  */
 import { ConfigError } from '../../config/errors.js';
