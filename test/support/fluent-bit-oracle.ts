@@ -13,7 +13,7 @@ import { runCli } from './cli.js';
 import { peerBinary } from './peers.js';
 
 /** A JSON value with objects as ordered [key, value] lists (duplicate keys kept). */
-export type Ordered = null | boolean | number | string | Ordered[] | { pairs: Array<[string, Ordered]> };
+export type Ordered = null | boolean | number | string | Ordered[] | { pairs: Array<[string, Ordered]> } | { float: number };
 
 /**
  * Parses JSON text keeping key order and duplicate keys (JSON.parse keeps neither: the last
@@ -92,7 +92,12 @@ export function parseOrdered(text: string): Ordered {
     const m = /^(?:true|false|null|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/.exec(text.slice(i, i + 400));
     if (!m) return fail('value');
     i += m[0].length;
-    return m[0] === 'true' ? true : m[0] === 'false' ? false : m[0] === 'null' ? null : Number(m[0]);
+    if (m[0] === 'true') return true;
+    if (m[0] === 'false') return false;
+    if (m[0] === 'null') return null;
+    const n = Number(m[0]);
+    // Fluent Bit writes a float with an integral value as `1.0`: keep it apart from the integer 1.
+    return /[.eE]/.test(m[0]) && Number.isInteger(n) ? { float: n } : n;
   };
   const v = value();
   ws();
@@ -102,14 +107,15 @@ export function parseOrdered(text: string): Ordered {
 
 /**
  * A canonical text of an ordered value: key order and duplicates kept; numbers as the shortest
- * text of their double, rounded to 16 significant digits (Fluent Bit prints floats with %.16g,
- * integral floats as `3.0`: both sides then read the same).
+ * text of their double, rounded to 16 significant digits (Fluent Bit prints floats with %.16g);
+ * a float with an integral value, which Fluent Bit prints as `3.0`, as `3.0`.
  */
 export function canonical(v: Ordered): string {
   if (v === null || typeof v === 'boolean') return String(v);
   if (typeof v === 'number') return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(16)));
   if (typeof v === 'string') return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if ('float' in v) return `${v.float}.0`;
   return `{${v.pairs.map(([k, x]) => `${JSON.stringify(k)}:${canonical(x)}`).join(',')}}`;
 }
 
@@ -153,7 +159,8 @@ export async function runFluentBit(dir: string, c: DiffCase): Promise<RunResult>
   const outDir = join(dir, 'fb-out');
   mkdirSync(outDir, { recursive: true });
   const config = {
-    service: { flush: 0.2, grace: 1, log_level: 'info' },
+    // grace: Fluent Bit stops as soon as nothing is pending; a loaded machine may need seconds.
+    service: { flush: 0.2, grace: 10, log_level: 'info' },
     ...(c.parsers ? { parsers: c.parsers } : {}),
     pipeline: {
       inputs: [
