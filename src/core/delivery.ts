@@ -23,7 +23,7 @@ import type { Logger } from 'pino';
 import type { Commit } from './commit.js';
 import type { LogEvent } from './event.js';
 import type { FlowControl } from './flow.js';
-import { DeliveryError, type OutputInstance } from './plugin.js';
+import { DeliveryError, EncodeError, RecordsFailed, type OutputInstance } from './plugin.js';
 import type { Metrics } from '../observe/metrics.js';
 import { recordJSON } from './json.js';
 
@@ -226,7 +226,12 @@ export class DeliveryEngine {
     void this.pq.add(() => {
       const b = slot.batch!;
       slot.batch = undefined;
-      return b.abandoned ? Promise.resolve() : this.attempt(b);
+      if (b.abandoned) return Promise.resolve();
+      // Whatever throws under one batch fails that batch, never the process.
+      return this.attempt(b).catch((e: unknown) => {
+        this.log.error({ output: this.id, records: b.records, err: (e as Error)?.message ?? String(e) }, 'batch failed unexpectedly; not committed');
+        this.settle(b, false, `internal error: ${(e as Error)?.message ?? String(e)}`, false);
+      });
     });
   }
 
@@ -238,39 +243,136 @@ export class DeliveryEngine {
       end();
       // Released as undelivered when the grace period ended; an answer after that changes nothing.
       if (batch.abandoned) return;
-      this.m.records.inc(batch.records);
+      this.m.records.inc(events.length);
       this.m.batches.inc();
       this.settle(batch, true);
     } catch (e) {
       end();
       if (batch.abandoned) return;
-      const err = e instanceof DeliveryError ? e : new DeliveryError((e as Error)?.message ?? String(e), true, 'error');
-      this.lastError = `${new Date().toISOString()} ${err.message}`;
-      this.m.errors(err.reason).inc();
-      if (!err.retryable) {
-        this.log.error({ output: this.id, records: batch.records, reason: err.reason, err: err.message }, 'batch rejected, not retryable');
-        await this.deadLetter(batch, events, err, true);
+      if (e instanceof RecordsFailed) {
+        await this.partial(batch, events, e);
         return;
       }
-      if (batch.attempts < this.opts.retryLimit) {
-        batch.attempts++;
-        this.m.retries.inc();
-        const wait = this.backoff(batch.attempts);
-        this.log.warn(
-          { output: this.id, records: batch.records, attempt: batch.attempts, retry_in_s: Number(wait.toFixed(3)), err: err.message },
-          'batch failed, will retry',
-        );
-        const t = setTimeout(() => {
-          this.retryTimers.delete(t);
-          this.dispatch(batch);
-        }, (this.closing ? Math.min(wait, 0.25) : wait) * 1000);
-        this.retryTimers.set(t, batch);
+      if (!(e instanceof DeliveryError) || e instanceof EncodeError) {
+        // The records are at fault, not the destination: find them (each alone) and deliver the rest.
+        const err = e instanceof EncodeError ? e : new EncodeError(`cannot encode: ${(e as Error)?.message ?? String(e)}`);
+        if (events.length > 1) this.split(batch);
+        else await this.poison(batch, [{ event: events[0]!, error: err }]);
         return;
       }
-      this.m.retriesFailed.inc();
-      this.log.error({ output: this.id, records: batch.records, attempts: batch.attempts + 1, err: err.message }, 'batch failed, retries exhausted');
-      await this.deadLetter(batch, events, err, false);
+      await this.failed(batch, events, e);
     }
+  }
+
+  /** A batch failed as a whole: retried with backoff when it may heal, else dead-lettered. */
+  private async failed(batch: Batch, events: LogEvent[], err: DeliveryError): Promise<void> {
+    this.lastError = `${new Date().toISOString()} ${err.message}`;
+    this.m.errors(err.reason).inc();
+    if (!err.retryable) {
+      this.log.error({ output: this.id, records: events.length, reason: err.reason, err: err.message }, 'batch rejected, not retryable');
+      await this.deadLetter(batch, events, err, true);
+      return;
+    }
+    if (batch.attempts < this.opts.retryLimit) {
+      batch.attempts++;
+      this.m.retries.inc();
+      const wait = this.backoff(batch.attempts);
+      this.log.warn(
+        { output: this.id, records: events.length, attempt: batch.attempts, retry_in_s: Number(wait.toFixed(3)), err: err.message },
+        'batch failed, will retry',
+      );
+      const t = setTimeout(() => {
+        this.retryTimers.delete(t);
+        this.dispatch(batch);
+      }, (this.closing ? Math.min(wait, 0.25) : wait) * 1000);
+      this.retryTimers.set(t, batch);
+      return;
+    }
+    this.m.retriesFailed.inc();
+    this.log.error({ output: this.id, records: events.length, attempts: batch.attempts + 1, err: err.message }, 'batch failed, retries exhausted');
+    await this.deadLetter(batch, events, err, false);
+  }
+
+  /**
+   * Splits a batch whose encoding failed in two halves, each sent on its own at once: halving
+   * again finds every record at fault in about 2·log2(n) sends, and each record is sent once.
+   */
+  private split(batch: Batch): void {
+    if (!this.live.delete(batch)) return;
+    // Records already settled by a partial failure stay counted in the first half.
+    const total = batch.parts.reduce((s, p) => s + p.events.length, 0);
+    const half = Math.ceil(total / 2);
+    const a: Part[] = [];
+    const b: Part[] = [];
+    let n = 0;
+    for (const p of batch.parts) {
+      if (n >= half) b.push(p);
+      else if (n + p.events.length <= half) a.push(p);
+      else {
+        // The part is cut in two; the second half takes a reference of its own on the commit.
+        const k = half - n;
+        const share = Math.round((p.bytes * k) / p.events.length);
+        a.push({ events: p.events.slice(0, k), commit: p.commit, bytes: share });
+        b.push({ events: p.events.slice(k), commit: p.commit.hold(), bytes: p.bytes - share });
+      }
+      n += p.events.length;
+    }
+    const bytesA = a.reduce((s, p) => s + p.bytes, 0);
+    this.log.debug({ output: this.id, records: batch.records }, 'batch cannot be encoded: sending it in halves to find the records at fault');
+    this.dispatch({ parts: a, records: batch.records - (total - half), bytes: bytesA, attempts: batch.attempts });
+    this.dispatch({ parts: b, records: total - half, bytes: batch.bytes - bytesA, attempts: batch.attempts });
+  }
+
+  /**
+   * Some records failed for reasons of their own and will never be delivered here: each goes to
+   * the dead letter (dropped with a log line and a metric without one). Their chunks are still
+   * committed: everything else was delivered (or is still pending below), and resending the same
+   * records would only fail again and deliver the others twice.
+   */
+  private async poison(batch: Batch, failed: ReadonlyArray<{ event: LogEvent; error: DeliveryError }>): Promise<void> {
+    for (const f of failed) {
+      this.m.errors(f.error.reason).inc();
+      this.m.dropped(f.error.reason).inc();
+      this.lastError = `${new Date().toISOString()} ${f.error.message}`;
+    }
+    const written = await this.writeDeadLetter(
+      failed.map((f) => ({ ev: f.event, err: f.error })),
+      batch.attempts + 1,
+    );
+    for (const f of failed) {
+      this.log.error(
+        { output: this.id, tag: f.event.tag, reason: f.error.reason, err: f.error.message, ...(written ? { dead_letter: this.opts.deadLetterFile } : {}) },
+        written ? 'record cannot be delivered by this output: written to the dead letter' : 'record cannot be delivered by this output: dropped',
+      );
+    }
+    this.settle(batch, true);
+  }
+
+  private async partial(batch: Batch, events: LogEvent[], e: RecordsFailed): Promise<void> {
+    const delivered = events.length - e.failed.length - e.pending.length;
+    if (delivered > 0) this.m.records.inc(delivered);
+    if (e.pending.length === 0) {
+      this.m.batches.inc();
+      await this.poison(batch, e.failed);
+      return;
+    }
+    if (e.failed.length) {
+      // Taken out of the batch: only the pending records are sent again.
+      for (const f of e.failed) {
+        this.m.errors(f.error.reason).inc();
+        this.m.dropped(f.error.reason).inc();
+      }
+      const written = await this.writeDeadLetter(e.failed.map((f) => ({ ev: f.event, err: f.error })), batch.attempts + 1);
+      for (const f of e.failed) {
+        this.log.error(
+          { output: this.id, tag: f.event.tag, reason: f.error.reason, err: f.error.message },
+          written ? 'record cannot be delivered by this output: written to the dead letter' : 'record cannot be delivered by this output: dropped',
+        );
+      }
+    }
+    const keep = new Set(e.pending);
+    for (const p of batch.parts) p.events = p.events.filter((ev) => keep.has(ev));
+    await this.failed(batch, [...e.pending], e.pendingError ?? new DeliveryError(e.message, true, e.reason));
   }
 
   /** Full jitter between base and min(cap, base * 2^n), as Fluent Bit's scheduler. */
@@ -280,27 +382,43 @@ export class DeliveryEngine {
   }
 
   private async deadLetter(batch: Batch, events: LogEvent[], err: DeliveryError, rejected: boolean): Promise<void> {
-    this.m.dropped(err.reason).inc(batch.records);
+    this.m.dropped(err.reason).inc(events.length);
     let written = false;
-    if (this.opts.deadLetterFile) {
-      const at = new Date().toISOString();
-      let text = '';
-      for (const ev of events) {
-        text += `{"dead_letter_time":"${at}","output":${JSON.stringify(this.id)},"reason":${JSON.stringify(err.reason)},"error":${JSON.stringify(err.message)},"attempts":${batch.attempts + 1},"tag":${JSON.stringify(ev.tag)},"time":"${ev.time.toISO()}","record":${recordJSON(ev.record)}}\n`;
-      }
-      try {
-        await mkdir(dirname(this.opts.deadLetterFile), { recursive: true });
-        await appendFile(this.opts.deadLetterFile, text);
-        written = true;
-      } catch (e) {
-        this.log.error({ output: this.id, file: this.opts.deadLetterFile, err: (e as Error).message }, 'cannot write dead letter');
-      }
-    } else {
-      this.log.error({ output: this.id, records: batch.records, reason: err.reason }, 'records dropped (no dead_letter_file / storage.path)');
-    }
+    if (this.opts.deadLetterFile) written = await this.writeDeadLetter(events.map((ev) => ({ ev, err })), batch.attempts + 1);
+    else this.log.error({ output: this.id, records: events.length, reason: err.reason }, 'records dropped (no dead_letter_file / storage.path)');
     // A rejected batch is committed once it is on disk; otherwise the sender must resend. Either
     // way a written dead letter makes the data safe (the filesystem buffer may let it go).
     this.settle(batch, rejected && written, err.message, written);
+  }
+
+  /**
+   * Appends one line per record to the dead-letter file; false when there is none or the write
+   * failed (logged). Never throws: a record that cannot be serialised is written without it,
+   * with the error instead.
+   */
+  private async writeDeadLetter(items: ReadonlyArray<{ ev: LogEvent; err: DeliveryError }>, attempts: number): Promise<boolean> {
+    const file = this.opts.deadLetterFile;
+    if (!file) return false;
+    try {
+      const at = new Date().toISOString();
+      let text = '';
+      for (const { ev, err } of items) {
+        const head = `{"dead_letter_time":"${at}","output":${JSON.stringify(this.id)},"reason":${JSON.stringify(err.reason)},"error":${JSON.stringify(err.message)},"attempts":${attempts},"tag":${JSON.stringify(ev.tag)},"time":${JSON.stringify(ev.time.toISO())}`;
+        let record: string;
+        try {
+          record = `"record":${recordJSON(ev.record)}`;
+        } catch (e) {
+          record = `"record_error":${JSON.stringify(`cannot serialise the record: ${(e as Error)?.message ?? String(e)}`)}`;
+        }
+        text += `${head},${record}}\n`;
+      }
+      await mkdir(dirname(file), { recursive: true });
+      await appendFile(file, text);
+      return true;
+    } catch (e) {
+      this.log.error({ output: this.id, file, err: (e as Error)?.message ?? String(e) }, 'cannot write dead letter');
+      return false;
+    }
   }
 
   private settle(batch: Batch, ok: boolean, reason?: string, safe = ok): void {

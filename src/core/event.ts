@@ -42,10 +42,11 @@ export class EventTime {
     return this.sec === 0 ? String(this.nsec) : `${this.sec}${String(this.nsec).padStart(9, '0')}`;
   }
 
-  /** RFC 3339 in UTC with nine fractional digits. */
+  /** RFC 3339 in UTC with nine fractional digits; `sec.nnnnnnnnn` for seconds no Date can hold. */
   toISO(): string {
-    const d = new Date(this.sec * 1000).toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z
-    return `${d.slice(0, 19)}.${String(this.nsec).padStart(9, '0')}Z`;
+    const d = new Date(this.sec * 1000);
+    if (Number.isNaN(d.getTime())) return this.toFixed9();
+    return `${d.toISOString().slice(0, 19)}.${String(this.nsec).padStart(9, '0')}Z`; // from YYYY-MM-DDTHH:MM:SS.000Z
   }
 
   /** `sec.nnnnnnnnn`, the form Fluent Bit's out_file and stdout print. */

@@ -18,7 +18,7 @@ function slow(v: unknown): string {
     case 'object': {
       if (v instanceof Uint8Array) return JSON.stringify(Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8'));
       if (Array.isArray(v)) return `[${v.map((x) => (x === undefined || typeof x === 'function' ? 'null' : slow(x))).join(',')}]`;
-      if (v instanceof Date) return JSON.stringify(v.toISOString());
+      if (v instanceof Date) return Number.isNaN(v.getTime()) ? 'null' : JSON.stringify(v.toISOString());
       if (typeof (v as { toJSON?: unknown }).toJSON === 'function' && !(v instanceof Uint8Array)) {
         return slow((v as { toJSON: () => unknown }).toJSON());
       }
@@ -143,4 +143,37 @@ export function withoutMembers(json: string, keys: readonly string[]): string {
     i = valueEnd + 1;
   }
   return from === 0 ? json : out + json.slice(from);
+}
+
+/**
+ * Whether a parsed value nests deeper than `max` arrays and objects. JSON.parse builds any depth
+ * without recursing, but serialising and evaluating such a value recurse per level and would
+ * overflow the stack far from the input; the inputs refuse it instead. Iterative.
+ */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  const stack: unknown[] = [value];
+  const depths: number[] = [1];
+  while (stack.length) {
+    const v = stack.pop() as object;
+    const d = depths.pop()!;
+    if (d > max) return true;
+    if (Array.isArray(v)) {
+      for (const x of v) {
+        if (x !== null && typeof x === 'object') {
+          stack.push(x);
+          depths.push(d + 1);
+        }
+      }
+    } else {
+      for (const k in v) {
+        const x = (v as Record<string, unknown>)[k];
+        if (x !== null && typeof x === 'object') {
+          stack.push(x);
+          depths.push(d + 1);
+        }
+      }
+    }
+  }
+  return false;
 }

@@ -4,7 +4,21 @@
  * never turned into objects (decode once — or not at all).
  */
 
-export class ScanError extends Error {}
+export class ScanError extends Error {
+  constructor(
+    message: string,
+    /** Metric label: `malformed`, `too_deep` (nesting limit) or `bad_ext` (an invalid extension value). */
+    readonly reason: 'malformed' | 'too_deep' | 'bad_ext' = 'malformed',
+  ) {
+    super(message);
+  }
+}
+
+/** Nesting accepted in one value, as the forward framer accepts in one frame. */
+export const MAX_DEPTH = 256;
+
+/** Largest seconds value a JavaScript Date holds (8.64e15 ms). */
+export const MAX_DATE_SECONDS = 8_640_000_000_000;
 
 function need(buf: Uint8Array, end: number): void {
   if (end > buf.length) throw new ScanError('truncated msgpack value');
@@ -182,4 +196,99 @@ export function decodeRaw(buf: Uint8Array): RawValue {
   const [v, end] = readRawValue(buf, 0);
   if (end !== buf.length) throw new ScanError(`${buf.length - end} bytes after the msgpack value`);
   return v;
+}
+
+/**
+ * Why the extension value at `data` (`len` bytes of type `type`, signed) would not decode to a
+ * sound value, or undefined when it is sound. Type -1 is msgpack's timestamp: 4, 8 or 12 bytes,
+ * nanoseconds below 10^9, seconds that a Date can hold. Types -2 to -128 are reserved by the
+ * msgpack specification and have no meaning. Types 0 to 127 are the application's (EventTime
+ * and others are kept as their bytes when they do not fit).
+ */
+export function badExt(b: Uint8Array, type: number, data: number, len: number): string | undefined {
+  if (type >= 0) return undefined;
+  if (type !== -1) return `reserved msgpack extension type ${type}`;
+  if (len === 4) return undefined;
+  if (len === 8) return readU32(b, data) >>> 2 < 1e9 ? undefined : 'msgpack timestamp with nanoseconds past 999999999';
+  if (len === 12) {
+    if (readU32(b, data) >= 1e9) return 'msgpack timestamp with nanoseconds past 999999999';
+    const hi = (b[data + 4]! << 24) | (b[data + 5]! << 16) | (b[data + 6]! << 8) | b[data + 7]!; // signed
+    const sec = hi * 0x100000000 + readU32(b, data + 8);
+    return Math.abs(sec) < MAX_DATE_SECONDS ? undefined : `msgpack timestamp ${sec} s is out of range`;
+  }
+  return `msgpack timestamp extension of ${len} bytes (expected 4, 8 or 12)`;
+}
+
+/**
+ * Like skipValue, and checks what decoding would choke on: nesting deeper than `maxDepth`
+ * containers (the decoder recurses per level) and, with `exts`, extension values that are
+ * invalid (badExt).
+ * Iterative: hostile depth costs an array of counters, never the call stack.
+ */
+export function checkValue(buf: Uint8Array, pos: number, maxDepth = MAX_DEPTH, exts = true): number {
+  const b = buf;
+  const open: number[] = []; // items left in each enclosing container
+  let left = 1; // items left at the current level
+  for (;;) {
+    if (left === 0) {
+      if (open.length === 0) break;
+      left = open.pop()!;
+      continue;
+    }
+    if (pos >= b.length) throw new ScanError('truncated msgpack value');
+    const t = b[pos]!;
+    left--;
+    let items = 0;
+    if (t <= 0x7f || t >= 0xe0 || t === 0xc0 || t === 0xc2 || t === 0xc3) pos += 1;
+    else if (t >= 0x80 && t <= 0x8f) {
+      items = (t & 0x0f) * 2;
+      pos += 1;
+    } else if (t >= 0x90 && t <= 0x9f) {
+      items = t & 0x0f;
+      pos += 1;
+    } else if (t >= 0xa0 && t <= 0xbf) pos += 1 + (t & 0x1f);
+    else {
+      let extLen = -1;
+      let extAt = 0;
+      switch (t) {
+        case 0xc4: case 0xd9: need(b, pos + 2); pos += 2 + b[pos + 1]!; break;
+        case 0xc5: case 0xda: need(b, pos + 3); pos += 3 + ((b[pos + 1]! << 8) | b[pos + 2]!); break;
+        case 0xc6: case 0xdb: need(b, pos + 5); pos += 5 + readU32(b, pos + 1); break;
+        case 0xc7: need(b, pos + 3); extLen = b[pos + 1]!; extAt = pos + 2; break;
+        case 0xc8: need(b, pos + 4); extLen = (b[pos + 1]! << 8) | b[pos + 2]!; extAt = pos + 3; break;
+        case 0xc9: need(b, pos + 6); extLen = readU32(b, pos + 1); extAt = pos + 5; break;
+        case 0xca: pos += 5; break;
+        case 0xcb: pos += 9; break;
+        case 0xcc: case 0xd0: pos += 2; break;
+        case 0xcd: case 0xd1: pos += 3; break;
+        case 0xce: case 0xd2: pos += 5; break;
+        case 0xcf: case 0xd3: pos += 9; break;
+        case 0xd4: extLen = 1; extAt = pos + 1; break;
+        case 0xd5: extLen = 2; extAt = pos + 1; break;
+        case 0xd6: extLen = 4; extAt = pos + 1; break;
+        case 0xd7: extLen = 8; extAt = pos + 1; break;
+        case 0xd8: extLen = 16; extAt = pos + 1; break;
+        case 0xdc: need(b, pos + 3); items = (b[pos + 1]! << 8) | b[pos + 2]!; pos += 3; break;
+        case 0xdd: need(b, pos + 5); items = readU32(b, pos + 1); pos += 5; break;
+        case 0xde: need(b, pos + 3); items = ((b[pos + 1]! << 8) | b[pos + 2]!) * 2; pos += 3; break;
+        case 0xdf: need(b, pos + 5); items = readU32(b, pos + 1) * 2; pos += 5; break;
+        default:
+          throw new ScanError(`invalid msgpack type byte 0x${t.toString(16)}`);
+      }
+      if (extLen >= 0) {
+        // extAt is the type byte; the data follows it
+        need(b, extAt + 1 + extLen);
+        const why = exts ? badExt(b, (b[extAt]! << 24) >> 24, extAt + 1, extLen) : undefined;
+        if (why) throw new ScanError(why, 'bad_ext');
+        pos = extAt + 1 + extLen;
+      }
+    }
+    if (items > 0) {
+      if (open.length >= maxDepth) throw new ScanError(`msgpack nesting deeper than ${maxDepth} levels`, 'too_deep');
+      open.push(left);
+      left = items;
+    }
+  }
+  if (pos > b.length) throw new ScanError('truncated msgpack value');
+  return pos;
 }

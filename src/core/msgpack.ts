@@ -11,6 +11,7 @@
  */
 import { Packr, Unpackr, addExtension, isNativeAccelerationEnabled } from 'msgpackr';
 import { EventTime } from './event.js';
+import { badExt } from './msgpack-scan.js';
 
 addExtension({
   // msgpackr refuses the number 0 as an extension type; the string form registers type 0.
@@ -35,6 +36,25 @@ addExtension({
 for (let type = 1; type <= 127; type++) {
   addExtension({ type, unpack: (buf: Buffer) => Buffer.from(buf) } as unknown as Parameters<typeof addExtension>[0]);
 }
+// msgpackr keys its decoders by the unsigned type byte: 0x80-0xfe are the reserved types -128 to
+// -2 (it would throw on them), 0xff is the timestamp (-1), which it decodes to an Invalid Date when
+// its length or value is wrong. The inputs refuse such values (msgpack-scan checkValue); a value
+// that still arrives (a chunk stored before) decodes as its bytes, so it can never throw later.
+for (let type = 0x80; type <= 0xfe; type++) {
+  addExtension({ type, unpack: (buf: Buffer) => Buffer.from(buf) } as unknown as Parameters<typeof addExtension>[0]);
+}
+addExtension({
+  type: 0xff,
+  unpack(buf: Buffer): Date | Buffer {
+    if (badExt(buf, -1, 0, buf.length) !== undefined) return Buffer.from(buf);
+    let ms: number;
+    if (buf.length === 4) ms = buf.readUInt32BE(0) * 1000;
+    else if (buf.length === 8) ms = ((buf.readUInt32BE(0) & 3) * 0x100000000 + buf.readUInt32BE(4)) * 1000 + (buf.readUInt32BE(0) >>> 2) / 1e6;
+    else ms = (buf.readInt32BE(4) * 0x100000000 + buf.readUInt32BE(8)) * 1000 + buf.readUInt32BE(0) / 1e6;
+    const d = new Date(ms);
+    return Number.isNaN(d.getTime()) ? Buffer.from(buf) : d;
+  },
+} as unknown as Parameters<typeof addExtension>[0]);
 
 const fast = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'auto' as 'bigint', copyBuffers: true });
 const exact = new Unpackr({ useRecords: false, mapsAsObjects: false, int64AsType: 'auto' as 'bigint', copyBuffers: true });

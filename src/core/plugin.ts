@@ -109,6 +109,35 @@ export class DeliveryError extends Error {
   }
 }
 
+/**
+ * A batch could not be encoded because of what some record holds; nothing of it was sent. The
+ * engine splits the batch until the records at fault are alone: each goes to the dead letter,
+ * the others are delivered. (Any error that is not a DeliveryError is taken the same way: the
+ * outputs classify their transport errors, so an unclassified throw comes from the records.)
+ */
+export class EncodeError extends DeliveryError {
+  constructor(message: string, reason = 'encode') {
+    super(message, false, reason);
+    this.name = 'EncodeError';
+  }
+}
+
+/**
+ * Part of a batch failed for reasons of its own records (a tag that cannot be a file name): the
+ * `failed` records will never be delivered by this output, `pending` ones were not sent yet (they
+ * are retried or rejected as `pendingError` says), and every other record of the batch was delivered.
+ */
+export class RecordsFailed extends DeliveryError {
+  constructor(
+    readonly failed: ReadonlyArray<{ event: LogEvent; error: DeliveryError }>,
+    readonly pending: readonly LogEvent[] = [],
+    readonly pendingError?: DeliveryError,
+  ) {
+    super(pendingError?.message ?? failed[0]?.error.message ?? 'records failed', pendingError?.retryable ?? false, pendingError?.reason ?? failed[0]?.error.reason ?? 'rejected');
+    this.name = 'RecordsFailed';
+  }
+}
+
 /** An output only implements "send this batch" (and optionally start/close). */
 export interface OutputInstance {
   start?(): Promise<void>;

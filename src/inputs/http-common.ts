@@ -445,9 +445,13 @@ export class HttpInput<S> implements InputInstance {
     });
     try {
       this.ctx.ingest(events, commit, wire.length);
-    } finally {
-      commit.release();
+    } catch (e) {
+      // Whatever throws under one request fails that request (503: the sender resends).
+      this.ctx.logger.error({ remote, err: (e as Error)?.message ?? String(e) }, 'request failed while routing its events; not committed');
+      commit.release(false, `internal error: ${(e as Error)?.message ?? String(e)}`, false);
+      return;
     }
+    commit.release();
   }
 
   private succeed(res: http.ServerResponse): void {

@@ -216,7 +216,7 @@ export class UiServer {
       this.unauthorized(res);
       return true;
     }
-    if (page) this.serveAsset(req, res, path === '/' ? 'index.html' : /^\/ui\/[A-Za-z0-9_.-]+$/.test(path) ? path.slice(4) : '');
+    if (page) this.serveAsset(req, res, path === '/' || path === '/index.html' ? 'index.html' : /^\/ui\/[A-Za-z0-9_.-]+$/.test(path) ? path.slice(4) : '');
     else if (path === '/api/v1/health') this.json(res, 200, await this.health.snapshot());
     else if (path === '/api/v1/alerts') this.list(res, url);
     else if (path === '/api/v1/alerts/stats') this.stats(res, url);

@@ -164,6 +164,11 @@ test('serves the page files with the CSP and security headers; read-only; unknow
     assert.match(CSP, /require-trusted-types-for 'script'/);
     assert.equal(page.headers['x-content-type-options'], 'nosniff');
     assert.equal(page.headers['x-frame-options'], 'DENY');
+    // /index.html is the same page (docs/ui.md names the file).
+    const index = await get(`${r.base}/index.html`);
+    assert.equal(index.status, 200);
+    assert.equal(index.headers['content-type'], 'text/html; charset=utf-8');
+    assert.equal(index.text, page.text);
     const js = await get(`${r.base}/ui/app.js`);
     assert.equal(js.status, 200);
     assert.equal(js.headers['content-type'], 'text/javascript; charset=utf-8');

@@ -31,7 +31,7 @@
  * and a metric and never stops the start; the others queue ahead of new data.
  */
 import { constants as fsc } from 'node:fs';
-import { appendFile, mkdir, open, readdir, readFile, rename, stat, statfs, unlink } from 'node:fs/promises';
+import { appendFile, mkdir, open, readdir, readFile, rename, statfs, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Commit } from '../commit.js';
@@ -137,6 +137,14 @@ class Chunk {
 }
 
 const CHUNK_EXT = '.lwc';
+
+/** A file under a chunk's name that is no regular file. */
+class NotAChunk extends Error {
+  readonly reason = 'not_a_file';
+  constructor(file: string, st: { isFIFO(): boolean; isSocket(): boolean; isDirectory(): boolean }) {
+    super(`${file} is ${st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isDirectory() ? 'a directory' : 'not a regular file'}`);
+  }
+}
 const DONE_EXT = '.done';
 /** Directories under storage.path that hold no input's chunks. */
 const RESERVED_DIRS = new Set(['quarantine', 'dead-letter']);
@@ -211,6 +219,11 @@ export class FilesystemStorage {
       ),
       replayed: metrics.counter('logwarden_storage_replayed_chunks_total', 'Chunks read back from the filesystem buffer', []),
       quarantined: metrics.counter('logwarden_storage_quarantined_chunks_total', 'Torn or corrupt chunk files moved to quarantine/, by reason', ['reason']),
+      skipped: metrics.counter(
+        'logwarden_storage_skipped_files_total',
+        'Files named like chunks that were left alone at start: not_a_file (FIFO, socket, device, directory) or unreadable',
+        ['reason'],
+      ),
       dropped: metrics.counter('logwarden_storage_dropped_records_total', 'Buffered records an output will never get, by reason', ['name', 'reason']),
     };
     for (const o of this.outs.values()) {
@@ -253,7 +266,19 @@ export class FilesystemStorage {
         found++;
         records += c.records;
       } catch (e) {
-        if (!(e instanceof CorruptChunk)) throw e;
+        if (e instanceof NotAChunk) {
+          // A FIFO, socket, device or directory under a chunk's name: reading it could block the
+          // start forever (a FIFO with no writer), and it holds no chunk. Left where it is.
+          this.m.skipped.labels(e.reason).inc();
+          this.log.warn({ file, reason: e.reason, err: e.message }, 'filesystem buffer: not a chunk file, skipped');
+          continue;
+        }
+        if (!(e instanceof CorruptChunk)) {
+          // Unreadable (permissions, I/O error): the start goes on without it.
+          this.m.skipped.labels('unreadable').inc();
+          this.log.error({ file, err: (e as Error).message }, 'filesystem buffer: chunk file cannot be read, skipped');
+          continue;
+        }
         quarantined++;
         await this.quarantine(file, e);
       }
@@ -267,10 +292,14 @@ export class FilesystemStorage {
   }
 
   private async scan(file: string): Promise<Chunk | undefined> {
-    const size = (await stat(file)).size;
-    const fh = await open(file, 'r');
+    // Non-blocking: opening a FIFO for reading would wait for a writer.
+    const fh = await open(file, fsc.O_RDONLY | fsc.O_NONBLOCK);
     let header;
+    let size: number;
     try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new NotAChunk(file, st);
+      size = st.size;
       let len = Math.min(size, 64 * 1024);
       for (;;) {
         const buf = Buffer.alloc(len);

@@ -18,7 +18,11 @@
  */
 import { EventTime, type LogEvent } from '../event.js';
 import { decode, encode } from '../msgpack.js';
+import { checkValue, MAX_DEPTH, ScanError } from '../msgpack-scan.js';
 import { crc32 } from './crc32.js';
+
+/** Nesting accepted in a chunk body: segments, events and records (inputs accept MAX_DEPTH), and room for filters. */
+const CHUNK_MAX_DEPTH = MAX_DEPTH * 4;
 
 export const MAGIC = Buffer.from('LWC1');
 export const PREAMBLE = 20;
@@ -41,8 +45,8 @@ export interface Segment {
 export class CorruptChunk extends Error {
   constructor(
     message: string,
-    /** Metric label: torn, checksum, format. */
-    readonly reason: 'torn' | 'checksum' | 'format',
+    /** Metric label: torn, checksum, format, too_deep. */
+    readonly reason: 'torn' | 'checksum' | 'format' | 'too_deep',
   ) {
     super(message);
     this.name = 'CorruptChunk';
@@ -113,6 +117,14 @@ export function decodeChunk(buf: Buffer): { header: ChunkHeader; segments: Segme
   }
   const header = parseHeader(h);
   let raw: unknown;
+  try {
+    // The decoder recurses per level: a body nested past any record an input accepts (and what
+    // filters may add to it) is refused here rather than overflowing the stack on every start.
+    checkValue(body, 0, CHUNK_MAX_DEPTH, false);
+  } catch (e) {
+    if (e instanceof ScanError && e.reason === 'too_deep') throw new CorruptChunk(`body ${e.message}`, 'too_deep');
+    throw new CorruptChunk(`undecodable body: ${(e as Error).message}`, 'format');
+  }
   try {
     raw = decode(body);
   } catch (e) {

@@ -228,7 +228,13 @@ class ForwardInput implements InputInstance {
               }
             },
       );
-      this.ctx.ingest(events, commit, frame.length);
+      try {
+        this.ctx.ingest(events, commit, frame.length);
+      } catch (e) {
+        // Whatever throws under one chunk fails that chunk (not acked: the sender resends).
+        commit.release(false, `internal error: ${(e as Error)?.message ?? String(e)}`, false);
+        throw e;
+      }
       commit.release();
     };
 

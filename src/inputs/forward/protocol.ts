@@ -9,7 +9,7 @@
 import { gunzipSync } from 'node:zlib';
 import { EventTime, type LogEvent, type LogRecord } from '../../core/event.js';
 import { decode } from '../../core/msgpack.js';
-import { arrayHeader, decodeRaw, isMapType, readEventTime, ScanError, skipValue, type RawValue } from '../../core/msgpack-scan.js';
+import { arrayHeader, checkValue, decodeRaw, isMapType, MAX_DATE_SECONDS, MAX_DEPTH, readEventTime, ScanError, type RawValue } from '../../core/msgpack-scan.js';
 import { WireEvent } from '../../core/wire-event.js';
 
 export class ProtocolError extends Error {
@@ -116,7 +116,7 @@ function isGroupMarker(t: unknown): boolean {
 
 function toTime(t: unknown): EventTime {
   if (t instanceof EventTime) return t;
-  if (typeof t === 'number' && Number.isFinite(t) && t >= 0) return Number.isInteger(t) ? new EventTime(t, 0) : EventTime.fromSeconds(t);
+  if (typeof t === 'number' && Number.isFinite(t) && t >= 0 && t < MAX_DATE_SECONDS) return Number.isInteger(t) ? new EventTime(t, 0) : EventTime.fromSeconds(t);
   throw new ProtocolError(`invalid event time ${typeof t === 'bigint' ? String(t) : JSON.stringify(t) ?? typeof t}`, 'bad_time');
 }
 
@@ -146,8 +146,14 @@ function pushEntry(out: LogEvent[], tag: string, entry: unknown): void {
 /**
  * Reads `count` entries (-1: until the end of `b`) starting at `pos` without decoding records:
  * `[time, record]` or `[[time, {metadata}], record]`. Returns the offset after the last entry.
+ * Every value is checked as it is skipped (checkValue): an entry nested deeper than MAX_DEPTH
+ * levels (counted from the entry itself) or holding an invalid extension value refuses the frame
+ * here, before anything decodes it. `depth` is how deep the entries sit in what was framed.
  */
-function scanEntries(b: Buffer, pos: number, count: number, tag: string, out: LogEvent[]): number {
+function scanEntries(b: Buffer, pos: number, count: number, tag: string, out: LogEvent[], depth = 0): number {
+  // Levels left below an entry's array, and below its [time, metadata] array.
+  const inEntry = MAX_DEPTH - depth - 1;
+  const skipValue = (buf: Buffer, at: number, levels = inEntry) => checkValue(buf, at, levels);
   try {
     for (let i = 0; count < 0 ? pos < b.length : i < count; i++) {
       const h = arrayHeader(b, pos);
@@ -160,10 +166,10 @@ function scanEntries(b: Buffer, pos: number, count: number, tag: string, out: Lo
       if (meta) {
         // Forward Protocol v1.5: Metadata ::= [EventTime, Hash*]
         timePos = meta[1];
-        const timeEnd = skipValue(b, timePos);
+        const timeEnd = skipValue(b, timePos, inEntry - 1);
         afterTime = timeEnd;
         for (let k = 1; k < meta[0]; k++) {
-          const end = skipValue(b, afterTime);
+          const end = skipValue(b, afterTime, inEntry - 1);
           if (k === 1 && b[afterTime] !== 0x80) {
             const m = decode(b.subarray(afterTime, end));
             if (!isRecord(m)) throw new ProtocolError('entry metadata is not a map', 'bad_entry');
@@ -179,7 +185,7 @@ function scanEntries(b: Buffer, pos: number, count: number, tag: string, out: Lo
         if (et[0] === 0xffffffff || et[0] === 0xfffffffe) time = GROUP_MARKER;
         else time = new EventTime(et[0], et[1]);
       } else {
-        const t = decode(b.subarray(timePos, meta ? skipValue(b, timePos) : afterTime));
+        const t = decode(b.subarray(timePos, meta ? skipValue(b, timePos, inEntry - 1) : afterTime));
         time = isGroupMarker(t) ? GROUP_MARKER : toTime(t);
       }
       const recStart = afterTime;
@@ -194,12 +200,22 @@ function scanEntries(b: Buffer, pos: number, count: number, tag: string, out: Lo
     }
     return pos;
   } catch (e) {
-    if (e instanceof ScanError) throw new ProtocolError(`malformed entry: ${e.message}`, 'malformed');
+    if (e instanceof ScanError) throw new ProtocolError(`${e.reason === 'malformed' ? 'malformed' : 'refused'} entry: ${e.message}`, e.reason);
     throw e;
   }
 }
 
 const GROUP_MARKER = new EventTime(-1, 0);
+
+/** Checks a whole frame before it is decoded at once (invalid extension values, nesting). */
+function checked(frame: Buffer): void {
+  try {
+    checkValue(frame, 0);
+  } catch (e) {
+    if (e instanceof ScanError) throw new ProtocolError(`refused message: ${e.message}`, e.reason);
+    throw e;
+  }
+}
 
 function optionsOf(v: unknown): { chunk?: string; compressed?: string } {
   if (v === undefined || v === null) return {};
@@ -247,7 +263,7 @@ export function decodeFrame(frame: Buffer): ForwardMessage {
     const own = Buffer.from(frame);
     const [count, first] = arrayHeader(own, c.pos)!;
     const events: LogEvent[] = [];
-    const after = scanEntries(own, first, count, tag, events);
+    const after = scanEntries(own, first, count, tag, events, 2);
     const opts = n > 2 ? optionsOf(decode(own.subarray(after))) : {};
     return { type: 'events', mode: 'forward', tag, events, ...(opts.chunk !== undefined ? { chunk: opts.chunk } : {}) };
   }
@@ -278,6 +294,7 @@ export function decodeFrame(frame: Buffer): ForwardMessage {
   }
 
   // Message mode: [tag, time, record, option?]
+  checked(frame);
   const all = decode(frame) as unknown[];
   if (n < 3) throw new ProtocolError('message mode needs [tag, time, record]', 'bad_message');
   const events: LogEvent[] = [];

@@ -7,7 +7,9 @@
  * JSON.parse and the msgpack codec keep a `__proto__` key as an own data property, so a record
  * can never reach a prototype.
  */
+import { nestedDeeperThan } from '../../core/json.js';
 import { decodeMultiple } from '../../core/msgpack.js';
+import { checkValue, MAX_DEPTH, ScanError } from '../../core/msgpack-scan.js';
 import { setField } from '../../core/record-accessor.js';
 import { HttpError } from '../http-common.js';
 
@@ -48,6 +50,7 @@ function recordsOf(values: unknown[], where: (i: number) => string): Rec[] {
   const out: Rec[] = [];
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
+    if (nestedDeeperThan(v, MAX_DEPTH)) throw new HttpError(400, `${where(i)}nested deeper than ${MAX_DEPTH} levels`, 'too_deep');
     if (isRecord(v)) out.push(v);
     else if (Array.isArray(v)) {
       for (let k = 0; k < v.length; k++) {
@@ -110,6 +113,16 @@ export function decodeNDJSON(text: string): Rec[] {
 /** msgpack: one or more values, each an object or an array of objects. */
 export function decodeMsgpack(body: Buffer): Rec[] {
   const values: unknown[] = [];
+  // Checked before decoding: the decoder recurses per nesting level and takes extension values
+  // as they come (an invalid timestamp would become an Invalid Date).
+  for (let pos = 0, i = 1; pos < body.length; i++) {
+    try {
+      pos = checkValue(body, pos);
+    } catch (e) {
+      if (!(e instanceof ScanError)) throw e;
+      throw new HttpError(400, `${e.reason === 'malformed' ? 'invalid msgpack' : 'refused msgpack'}: value ${i}: ${e.message}`, e.reason);
+    }
+  }
   try {
     decodeMultiple(body, (v) => values.push(v));
   } catch (e) {

@@ -13,6 +13,8 @@
 import type http from 'node:http';
 import type { OptionTable } from '../../config/schema.js';
 import { auditEventTime } from '../../core/audit-event.js';
+import { nestedDeeperThan } from '../../core/json.js';
+import { MAX_DEPTH } from '../../core/msgpack-scan.js';
 import { EventTime, type LogEvent } from '../../core/event.js';
 import type { InputPlugin } from '../../core/plugin.js';
 import {
@@ -90,6 +92,8 @@ class WebhookEndpoint implements HttpEndpoint<null> {
     } catch (e) {
       throw new HttpError(400, `invalid JSON: ${(e as Error).message}`, 'malformed');
     }
+    // Serialising or evaluating a deeper value would recurse past the stack, far from here.
+    if (nestedDeeperThan(value, MAX_DEPTH)) throw new HttpError(400, `refused: JSON nested deeper than ${MAX_DEPTH} levels`, 'too_deep');
     const found = expandWebhookBody(value);
     if (found === null || (found.events.length === 0 && found.skipped > 0)) {
       throw new HttpError(

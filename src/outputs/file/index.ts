@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
-import { DeliveryError, type OutputInstance, type OutputPlugin } from '../../core/plugin.js';
+import { DeliveryError, EncodeError, RecordsFailed, type OutputInstance, type OutputPlugin } from '../../core/plugin.js';
 import { compileFormat, jsonDateOptions } from '../format.js';
 
 const options = {
@@ -48,6 +48,9 @@ export function safeFileName(tag: string): string {
   return s === '' || s === '.' || s === '..' ? `_${s}` : s;
 }
 
+/** Write errors that say the file name (the tag) is unusable, not the output. */
+const BAD_NAME = new Set(['ENAMETOOLONG', 'EINVAL', 'EILSEQ', 'EISDIR']);
+
 class FileOutput implements OutputInstance {
   private readonly handles = new Map<string, FileHandle>();
   private readonly format;
@@ -80,9 +83,16 @@ class FileOutput implements OutputInstance {
     return h;
   }
 
+  /**
+   * One write per file. A record that cannot be formatted, or whose tag cannot be a file name
+   * (ENAMETOOLONG, EINVAL, EILSEQ, EISDIR), fails alone; the other files are still written. A
+   * write error that may heal (a full disk) stops the batch there: the files written so far are
+   * not written again, the rest is retried.
+   */
   async send(events: LogEvent[]): Promise<void> {
     const byFile = new Map<string, LogEvent[]>();
-    if (this.c.file !== undefined) byFile.set(this.c.file, events);
+    const fromTag = this.c.file === undefined;
+    if (!fromTag) byFile.set(this.c.file!, events);
     else {
       for (const ev of events) {
         const name = safeFileName(ev.tag);
@@ -91,8 +101,12 @@ class FileOutput implements OutputInstance {
         else byFile.set(name, [ev]);
       }
     }
-    for (const [name, list] of byFile) {
-      const data = this.format(list);
+    const failed: Array<{ event: LogEvent; error: DeliveryError }> = [];
+    const files = [...byFile];
+    for (let i = 0; i < files.length; i++) {
+      const [name, all] = files[i]!;
+      const { data, list } = this.formatEach(all, failed);
+      if (list.length === 0) continue;
       try {
         const h = await this.handle(name);
         await (typeof data === 'string' ? h.write(data) : h.write(data));
@@ -102,9 +116,38 @@ class FileOutput implements OutputInstance {
         this.handles.delete(name);
         await h?.close().catch(() => undefined);
         // A full disk or a vanished directory may heal; a path that is not a directory will not.
-        const retryable = err.code !== 'EISDIR' && err.code !== 'ENOTDIR' && err.code !== 'EACCES' && err.code !== 'EROFS';
-        throw new DeliveryError(`cannot write ${join(this.dir, name)}: ${err.message}`, retryable, `fs_${(err.code ?? 'error').toLowerCase()}`);
+        const retryable = err.code !== 'EISDIR' && err.code !== 'ENOTDIR' && err.code !== 'EACCES' && err.code !== 'EROFS' && !BAD_NAME.has(err.code ?? '');
+        const error = new DeliveryError(`cannot write ${join(this.dir, name)}: ${err.message}`, retryable, `fs_${(err.code ?? 'error').toLowerCase()}`);
+        if (fromTag && BAD_NAME.has(err.code ?? '')) {
+          // The tag is at fault, not the output: only its records fail.
+          for (const event of list) failed.push({ event, error });
+          continue;
+        }
+        const pending = list.concat(...files.slice(i + 1).map(([, l]) => l));
+        if (failed.length === 0 && pending.length === events.length) throw error; // nothing written
+        throw new RecordsFailed(failed, pending, error);
       }
+    }
+    if (failed.length) throw new RecordsFailed(failed);
+  }
+
+  /** The file's text; when formatting fails, each record is formatted alone and those at fault are left out. */
+  private formatEach(list: LogEvent[], failed: Array<{ event: LogEvent; error: DeliveryError }>): { data: string | Buffer; list: LogEvent[] } {
+    try {
+      return { data: this.format(list), list };
+    } catch {
+      const ok: LogEvent[] = [];
+      const parts: Buffer[] = [];
+      for (const ev of list) {
+        try {
+          const d = this.format([ev]);
+          parts.push(typeof d === 'string' ? Buffer.from(d) : Buffer.from(d));
+          ok.push(ev);
+        } catch (e) {
+          failed.push({ event: ev, error: new EncodeError(`cannot format the record: ${(e as Error)?.message ?? String(e)}`) });
+        }
+      }
+      return { data: Buffer.concat(parts), list: ok };
     }
   }
 

@@ -24,7 +24,7 @@ import { checkServerIdentity, type ConnectionOptions, type PeerCertificate } fro
 import { ConfigError, type SourcePos } from '../../config/errors.js';
 import { coerceOption, type OptionTable, type RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
-import { DeliveryError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
+import { DeliveryError, EncodeError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
 import { compileTemplate, type Template } from '../../core/record-accessor.js';
 import { ForwardConnection, type Auth, type ClientTimeouts, type Endpoint } from './client.js';
 import { formatKey, optionsBytes, prepareFrame, type FrameFormat, type PreparedFrame } from './frame.js';
@@ -470,7 +470,7 @@ class ForwardOutput implements OutputInstance {
         frames = await framesFor(node.spec);
       } catch (e) {
         // Not the node's fault, and the same records would fail the same way on a retry.
-        throw new DeliveryError(`cannot encode the batch: ${(e as Error).message}`, false, 'encode');
+        throw new EncodeError(`cannot encode the batch: ${(e as Error).message}`);
       }
       try {
         await this.sendTo(node, frames, done, signal);
