@@ -185,6 +185,12 @@ interface Route {
   outputs: OutputNode[];
 }
 
+/**
+ * Thrown out of ingest when a chunk cannot be routed (a filter threw on it): the input fails the
+ * chunk's commit, so nothing of it is acked, and goes on with the next one.
+ */
+export class ChunkRefused extends Error {}
+
 /** Emitted events re-enter routing; deeper than this is a loop in the configuration. */
 const MAX_EMIT_DEPTH = 8;
 
@@ -402,7 +408,7 @@ export class Pipeline {
 
   /**
    * Routes one chunk: filters, then outputs. Synchronous. The caller keeps its own reference on
-   * the commit and releases it after this returns.
+   * the commit and releases it after this returns (as failed when this throws ChunkRefused).
    */
   ingest(events: LogEvent[], commit: Commit, bytes: number): void {
     this.dispatch(events, bytes, (_tag, outputs, evs, share) => {
@@ -482,8 +488,12 @@ export class Pipeline {
       try {
         events = f.instance.filter(events, call);
       } catch (e) {
+        // Fail closed: events that skipped a filter (a redaction, a policy) must not reach an
+        // output. The chunk is refused as a whole; its sender is not acked and may resend.
         f.m.errors.inc();
-        this.log.error({ filter: f.id, tag, records: n, err: (e as Error).message }, 'filter failed on a chunk; events passed on unchanged');
+        const msg = (e as Error)?.message ?? String(e);
+        this.log.error({ filter: f.id, tag, records: n, err: msg }, 'filter failed on a chunk; the chunk is refused');
+        throw new ChunkRefused(`filter ${f.id} failed: ${msg}`);
       }
       f.m.out.inc(events.length);
       if (events.length < n) f.m.dropped.inc(n - events.length);
@@ -515,7 +525,12 @@ export class Pipeline {
   /** Routes events that come from no sender (replay, internal sources). */
   inject(events: LogEvent[]): Commit {
     const c = new Commit();
-    this.ingest(events, c, 0);
+    try {
+      this.ingest(events, c, 0);
+    } catch (e) {
+      c.release(false, (e as Error)?.message ?? String(e), false);
+      return c;
+    }
     c.release();
     return c;
   }

@@ -25,7 +25,7 @@ export class Metrics {
     'Records through a filter by result: in, out, dropped, emitted',
     ['name', 'result'],
   );
-  readonly filterErrors = this.counter('logwarden_filter_errors_total', 'Chunks on which a filter threw (events passed on unchanged)', [
+  readonly filterErrors = this.counter('logwarden_filter_errors_total', 'Chunks on which a filter threw (the chunk was refused, not acked)', [
     'name',
   ]);
 

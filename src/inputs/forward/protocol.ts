@@ -200,7 +200,10 @@ function scanEntries(b: Buffer, pos: number, count: number, tag: string, out: Lo
     }
     return pos;
   } catch (e) {
-    if (e instanceof ScanError) throw new ProtocolError(`${e.reason === 'malformed' ? 'malformed' : 'refused'} entry: ${e.message}`, e.reason);
+    if (e instanceof ScanError) {
+      if (e.reason === 'too_deep') throw new ProtocolError(`refused entry: nested deeper than ${MAX_DEPTH} levels`, e.reason);
+      throw new ProtocolError(`${e.reason === 'malformed' ? 'malformed' : 'refused'} entry: ${e.message}`, e.reason);
+    }
     throw e;
   }
 }

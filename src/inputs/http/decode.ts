@@ -115,12 +115,15 @@ export function decodeMsgpack(body: Buffer): Rec[] {
   const values: unknown[] = [];
   // Checked before decoding: the decoder recurses per nesting level and takes extension values
   // as they come (an invalid timestamp would become an Invalid Date).
+  // Malformed bytes are left to the decoder, which says what it found (nothing before them nests
+  // past the limit).
   for (let pos = 0, i = 1; pos < body.length; i++) {
     try {
       pos = checkValue(body, pos);
     } catch (e) {
       if (!(e instanceof ScanError)) throw e;
-      throw new HttpError(400, `${e.reason === 'malformed' ? 'invalid msgpack' : 'refused msgpack'}: value ${i}: ${e.message}`, e.reason);
+      if (e.reason === 'malformed') break;
+      throw new HttpError(400, `refused msgpack: value ${i}: ${e.message}`, e.reason);
     }
   }
   try {
