@@ -307,6 +307,7 @@ test('file output without a dead letter: the record is dropped with a log line a
 });
 
 test('every acked bystander record is in the output exactly once', async () => {
+  env.bystander.close();
   await env.p.stop();
   assert.equal(await env.p.exited, 0);
   const seen = new Map<number, number>();

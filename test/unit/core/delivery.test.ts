@@ -317,3 +317,64 @@ test('a delivered batch is not kept reachable while later batches still wait for
   assert.equal(alive, 0, `${alive} of 49 delivered records still reachable`);
   assert.ok(queuedKept, 'a queued record is kept');
 });
+
+/** A sink whose encoder throws (a plain Error, as a bug or a record it cannot take would) on records in `poison`. */
+class PoisonSink extends Sink {
+  constructor(readonly poison: Set<number>) {
+    super();
+  }
+  override async send(events: LogEvent[]): Promise<void> {
+    this.attempts.push(Date.now());
+    for (const ev of events) if (this.poison.has(ev.record.i as number)) throw new TypeError(`cannot encode ${ev.record.i as number}`);
+    this.batches.push(events);
+  }
+}
+
+test('records an encoder throws on go alone to the dead letter; the rest of the batch is delivered once', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'logwarden-delivery-'));
+  const file = join(dir, 'dead.jsonl');
+  const sink = new PoisonSink(new Set([3, 41, 42, 99]));
+  const { e, counter } = engine(sink, { deadLetterFile: file, batchWait: 0.05 });
+  // Three chunks in one batch of 100; one chunk holds three of the four records at fault.
+  const outcomes = await Promise.all([push(e, evs(30)), push(e, evs(40, 30)), push(e, evs(30, 70))]);
+  assert.deepEqual(outcomes.map((o) => o.ok), [true, true, true]);
+  const delivered = sink.batches.flat().map((ev) => ev.record.i as number).sort((a, b) => a - b);
+  assert.deepEqual(delivered, Array.from({ length: 100 }, (_, i) => i).filter((i) => ![3, 41, 42, 99].includes(i)));
+  const dead = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { reason: string; record: { i: number }; error: string });
+  assert.deepEqual(dead.map((d) => d.record.i).sort((a, b) => a - b), [3, 41, 42, 99]);
+  assert.ok(dead.every((d) => d.reason === 'encode' && /cannot encode/.test(d.error)));
+  assert.equal(await counter('logwarden_output_dropped_records_total'), 4);
+  assert.equal(await counter('logwarden_output_retries_total'), 0, 'not retried as if transient');
+  // Halving: far fewer sends than one per record.
+  assert.ok(sink.attempts.length <= 4 * 2 * Math.ceil(Math.log2(100)), `${sink.attempts.length} sends`);
+  assert.deepEqual(e.depth, { records: 0, bytes: 0 });
+});
+
+test('a record that cannot be serialised is dead-lettered with the error instead of it; the writer never throws', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'logwarden-delivery-'));
+  const file = join(dir, 'dead.jsonl');
+  const sink = new Sink();
+  sink.failures = [new DeliveryError('rejected', false, 'http_400')];
+  const { e } = engine(sink, { deadLetterFile: file });
+  // A value JSON cannot write (a cycle) and an Invalid Date; a time past what a Date holds.
+  const cyclic: Record<string, unknown> = { i: 0 };
+  cyclic.self = cyclic;
+  const batch: LogEvent[] = [
+    { tag: 't', time: new EventTime(1_700_000_000, 0), record: cyclic },
+    { tag: 't', time: new EventTime(9e15, 0), record: { i: 1, d: new Date(Number.NaN) } },
+  ];
+  assert.deepEqual(await push(e, batch), { ok: true, reason: undefined });
+  const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.match(String(lines[0]!.record_error), /cannot serialise the record/);
+  assert.deepEqual(lines[1]!.record, { i: 1, d: null });
+  assert.equal(lines[1]!.time, '9000000000000000.000000000');
+});
+
+test('an unwritable dead letter is logged, never thrown', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'logwarden-delivery-'));
+  const sink = new Sink();
+  sink.failures = [new DeliveryError('rejected', false, 'http_400')];
+  // A directory where the file should be: appendFile fails with EISDIR.
+  const { e } = engine(sink, { deadLetterFile: dir });
+  assert.deepEqual(await push(e, evs(2)), { ok: false, reason: 'rejected' });
+});

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { JSON_CACHE_BYTES, recordJSON, toJSONLine, withoutMembers } from '../../../src/core/json.js';
+import { JSON_CACHE_BYTES, nestedDeeperThan, recordJSON, toJSONLine, withoutMembers } from '../../../src/core/json.js';
 import { falcoCorpus } from '../../support/paths.js';
 
 function drop(rec: Record<string, unknown>, keys: string[]): Record<string, unknown> {
@@ -71,4 +71,20 @@ test('recordJSON: one serialisation per record, the text of toJSONLine, bounded'
   for (let i = 0; i < JSON_CACHE_BYTES / filler.length + 2; i++) recordJSON({ filler });
   assert.equal(recordJSON(rec), toJSONLine(rec));
   assert.notEqual(recordJSON(rec), s);
+});
+
+test('an Invalid Date is written as null on the fast and the exact path', () => {
+  assert.equal(toJSONLine({ d: new Date(Number.NaN) }), '{"d":null}');
+  // A BigInt takes the exact path.
+  assert.equal(toJSONLine({ d: new Date(Number.NaN), n: 2n ** 64n }), '{"d":null,"n":18446744073709551616}');
+  assert.equal(toJSONLine({ d: new Date(0), n: 2n ** 64n }), '{"d":"1970-01-01T00:00:00.000Z","n":18446744073709551616}');
+});
+
+test('nestedDeeperThan counts arrays and objects, iteratively', () => {
+  let v: unknown = null;
+  for (let i = 0; i < 100_000; i++) v = [v];
+  assert.equal(nestedDeeperThan(v, 256), true);
+  assert.equal(nestedDeeperThan({ a: [{ b: [1] }] }, 4), false);
+  assert.equal(nestedDeeperThan({ a: [{ b: [1] }] }, 3), true);
+  assert.equal(nestedDeeperThan('text', 0), false);
 });
