@@ -75,6 +75,7 @@ export class ForwardConnection {
     onUnsolicited: (err: DeliveryError) => void,
   ) {
     socket.on('data', (d: Buffer) => {
+      if (this.failure) return;
       try {
         this.framer.push(d, (frame) => {
           this.replies.push(Buffer.from(frame));
@@ -116,6 +117,18 @@ export class ForwardConnection {
   onClose(f: () => void): void {
     if (this.socket.destroyed) f();
     else this.socket.once('close', f);
+  }
+
+  /**
+   * Closes an idle connection cleanly: TCP FIN, and TLS close_notify first (Fluent Bit logs an
+   * error for a TLS connection that just disappears). Destroyed if still open after a second.
+   */
+  end(): void {
+    if (this.failure) return;
+    this.failure = new DeliveryError(`${this.endpoint.label}: connection closed`, true, 'connection');
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+    this.wake(this.failure);
   }
 
   destroy(): void {

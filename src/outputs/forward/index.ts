@@ -348,8 +348,12 @@ class Node {
   }
 
   release(conn: ForwardConnection): void {
-    if (this.closed || !this.keepalive || !conn.keepalive || !conn.alive || this.idle.length >= this.maxIdle) {
+    if (!conn.alive) {
       conn.destroy();
+      return;
+    }
+    if (this.closed || !this.keepalive || !conn.keepalive || this.idle.length >= this.maxIdle) {
+      conn.end();
       return;
     }
     this.idle.push(conn);
@@ -357,7 +361,7 @@ class Node {
       this.idleTimers.delete(conn);
       const i = this.idle.indexOf(conn);
       if (i >= 0) this.idle.splice(i, 1);
-      conn.destroy();
+      conn.end();
     }, this.idleMs);
     t.unref();
     this.idleTimers.set(conn, t);
@@ -367,7 +371,8 @@ class Node {
     this.closed = true;
     for (const t of this.idleTimers.values()) clearTimeout(t);
     this.idleTimers.clear();
-    this.idle.length = 0;
+    // Idle connections are closed cleanly; one still in a request is abandoned.
+    for (const c of this.idle.splice(0)) c.end();
     for (const c of [...this.all]) c.destroy();
   }
 }
