@@ -6,6 +6,8 @@
  * webhook backend (and `kubectl get --raw` dumps) produce an EventList whose `items` are Events.
  * These helpers take any of those shapes and return the Events, without copying them.
  */
+import { nestedDeeperThan } from './json.js';
+import { MAX_DEPTH } from './msgpack-scan.js';
 import { EventTime } from './event.js';
 
 export type AuditEvent = Record<string, unknown>;
@@ -66,7 +68,7 @@ export interface AuditValue {
   source: AuditSource;
 }
 
-export type ReadAuditResult = AuditValue | { error: 'missing_key' | 'not_json' | 'wrong_type'; detail?: string };
+export type ReadAuditResult = AuditValue | { error: 'missing_key' | 'not_json' | 'wrong_type' | 'too_deep'; detail?: string };
 
 /**
  * The value that should hold audit data: the record itself when `keyName` is unset, else the
@@ -83,11 +85,15 @@ export function readAuditValue(record: Record<string, unknown>, keyName?: string
   if (typeof raw === 'string') text = raw;
   else if (raw instanceof Uint8Array) text = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8');
   else return { error: 'wrong_type', detail: raw === null ? 'null' : typeof raw };
+  let value: unknown;
   try {
-    return { value: JSON.parse(text), source: 'string' };
+    value = JSON.parse(text);
   } catch (e) {
     return { error: 'not_json', detail: (e as Error).message };
   }
+  // As the inputs refuse: evaluating or serialising a deeper value would overflow the stack.
+  if (nestedDeeperThan(value, MAX_DEPTH)) return { error: 'too_deep', detail: `nested deeper than ${MAX_DEPTH} levels` };
+  return { value, source: 'string' };
 }
 
 /**

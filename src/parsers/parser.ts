@@ -3,6 +3,8 @@
  * json, regex, logfmt and ltsv formats (flb_parser_json.c, flb_parser_regex.c,
  * flb_parser_logfmt.c, flb_parser_ltsv.c).
  */
+import { nestedDeeperThan } from '../core/json.js';
+import { MAX_DEPTH } from '../core/msgpack-scan.js';
 import { ConfigError, type SourcePos } from '../config/errors.js';
 import type { OptionTable, RawSection } from '../config/schema.js';
 import { EventTime, type LogRecord } from '../core/event.js';
@@ -211,7 +213,9 @@ class Parser implements LogParser {
     } catch {
       return null;
     }
-    if (!isMap(v)) return null;
+    // Kept as the text it is: a value nested deeper than the inputs accept could not be
+    // serialised or evaluated without overflowing the stack.
+    if (!isMap(v) || nestedDeeperThan(v, MAX_DEPTH)) return null;
     const out: ParsedRecord = { record: v as LogRecord };
     if (!this.time || !hasField(v, this.timeKey)) return out;
     const t = v[this.timeKey];

@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
@@ -22,7 +22,8 @@ import { Commit } from '../../src/core/commit.js';
 import { ChunkRefused } from '../../src/core/pipeline.js';
 import { LogwardenProcess, writeConfig, type LogLine } from '../support/fault.js';
 import { RawClient, WireTime, pack } from '../support/forward-client.js';
-import { tempDir } from '../support/harness.js';
+import { freePort, tempDir } from '../support/harness.js';
+import { repoRoot } from '../support/paths.js';
 import { events, startPipeline } from '../support/output-pipeline.js';
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -503,4 +504,65 @@ test('a throwing filter fails its chunk only; a throwing output encoder fails it
     process.off('unhandledRejection', onCrash);
     process.off('uncaughtException', onCrash);
   }
+});
+
+test('the shipped default pipeline: the deep audit Event, the bad timestamp and a deep JSON line are refused or kept as text; it stays up', async () => {
+  const dir = tempDir('logwarden-hostile-default-');
+  mkdirSync(join(dir, 'pipelines'));
+  writeFileSync(join(dir, 'pipelines', 'default.yaml'), readFileSync(join(repoRoot, 'pipelines', 'default.yaml')));
+  for (const d of ['examples', 'rules']) symlinkSync(join(repoRoot, d), join(dir, d));
+  const ports = { HTTP_PORT: await freePort(), FORWARD_PORT: await freePort(), WEBHOOK_PORT: await freePort() };
+  const saved = { ...process.env };
+  Object.assign(process.env, Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])));
+  delete process.env.LOKI_URL;
+  delete process.env.ALERTMANAGER_URL;
+  let p: LogwardenProcess;
+  try {
+    p = await LogwardenProcess.start(join(dir, 'pipelines', 'default.yaml'));
+  } finally {
+    process.env = saved;
+  }
+  const webhook = `127.0.0.1:${ports.WEBHOOK_PORT}`;
+  const event = (requestObject: string, id: string) =>
+    `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"${id}","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/configmaps","verb":"create","user":{"username":"alice"},"objectRef":{"resource":"configmaps","namespace":"default","name":"c","apiVersion":"v1"},"responseStatus":{"code":201},"requestObject":${requestObject},"requestReceivedTimestamp":"2026-01-01T00:00:00.000000Z","stageTimestamp":"2026-01-01T00:00:00.000000Z"}`;
+  const nested = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+  const bystander = async (i: number) => {
+    const t0 = Date.now();
+    await post(webhook, '/k8s-audit', 'application/json', event('{"data":{"k":"v"}}', `ok-${i}`), 200);
+    return Date.now() - t0;
+  };
+  const served: number[] = [];
+  try {
+    // The 20 KB Event nesting 10,000 arrays: 400, before any filter or the page's store sees it.
+    await post(webhook, '/k8s-audit', 'application/json', event(nested(10_000), 'deep'), 400);
+    served.push(await bystander(1));
+    // Under the limit, through audit_policy, detect, the files and the page's store.
+    await post(webhook, '/k8s-audit', 'application/json', event(nested(240), 'deep-240'), 200);
+    served.push(await bystander(2));
+    // A forward record with the 1-byte timestamp: refused, the connection closed.
+    const c = await RawClient.connect(ports.FORWARD_PORT);
+    await c.write(Buffer.concat([Buffer.from([0x94]), pack('x'), pack(new WireTime(now(), 0)), map1('t', BAD_TIMESTAMP), pack({ chunk: 'b' })]));
+    await c.until(() => c.closed, 5000, 'the close');
+    assert.deepEqual(c.replies, []);
+    served.push(await bystander(3));
+    // A JSON line (audit_policy reads key_name log) nesting 10,000 arrays: not parsed into a value
+    // deeper than the inputs accept; the record goes on with the line as text.
+    const line = await RawClient.connect(ports.FORWARD_PORT);
+    await line.write(pack(['x', [[new WireTime(now(), 0), { log: event(nested(10_000), 'deep-line') }]], { chunk: 'l' }]));
+    await line.until(() => line.replies.length === 1, 5000, 'the ack');
+    assert.deepEqual(line.replies, [{ ack: 'l' }]);
+    line.close();
+    served.push(await bystander(4));
+    assert.ok(served.every((ms) => ms < 1000), JSON.stringify(served));
+    assert.equal(p.proc.exitCode, null);
+    assert.equal(await p.metric('logwarden_input_errors_total', { reason: 'too_deep' }), 1);
+    assert.equal(await p.metric('logwarden_input_errors_total', { reason: 'bad_ext' }), 1);
+    const kept = readFileSync(join(dir, 'data', 'kube.audit'), 'utf8');
+    assert.ok(kept.includes('"auditID":"deep-240"'));
+    assert.ok(kept.includes('deep-line'), 'the deep line is kept as text');
+    figures.push({ case: 'default pipeline', bystander_ms: served, rss_mib: Math.round(p.rss() / 2 ** 20) });
+  } finally {
+    await p.stop();
+  }
+  assert.equal(await p.exited, 0);
 });

@@ -130,7 +130,7 @@ export const detect: FilterPlugin<DetectConfig> = {
     const eventsMetric = ctx.metrics.counter('logwarden_detect_events_total', 'Audit events a detect filter evaluated', ['name']).labels({ name: ctx.id });
     const skipped = ctx.metrics.counter(
       'logwarden_detect_skipped_records_total',
-      'Records or events a detect filter could not evaluate, by reason (not_audit, missing_key, not_json, wrong_type, invalid_stage_timestamp, error)',
+      'Records or events a detect filter could not evaluate, by reason (not_audit, missing_key, not_json, wrong_type, too_deep, invalid_stage_timestamp, error)',
       ['name', 'reason'],
     );
     const ruleErrors = ctx.metrics
