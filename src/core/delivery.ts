@@ -26,6 +26,7 @@ import type { FlowControl } from './flow.js';
 import { DeliveryError, EncodeError, RecordsFailed, type OutputInstance } from './plugin.js';
 import type { Metrics } from '../observe/metrics.js';
 import { recordJSON } from './json.js';
+import { clip } from '../observe/log.js';
 
 export interface DeliveryOptions {
   batchSize: number;
@@ -266,7 +267,7 @@ export class DeliveryEngine {
 
   /** A batch failed as a whole: retried with backoff when it may heal, else dead-lettered. */
   private async failed(batch: Batch, events: LogEvent[], err: DeliveryError): Promise<void> {
-    this.lastError = `${new Date().toISOString()} ${err.message}`;
+    this.lastError = `${new Date().toISOString()} ${clip(err.message)}`;
     this.m.errors(err.reason).inc();
     if (!err.retryable) {
       this.log.error({ output: this.id, records: events.length, reason: err.reason, err: err.message }, 'batch rejected, not retryable');
@@ -333,7 +334,7 @@ export class DeliveryEngine {
     for (const f of failed) {
       this.m.errors(f.error.reason).inc();
       this.m.dropped(f.error.reason).inc();
-      this.lastError = `${new Date().toISOString()} ${f.error.message}`;
+      this.lastError = `${new Date().toISOString()} ${clip(f.error.message)}`;
     }
     const written = await this.writeDeadLetter(
       failed.map((f) => ({ ev: f.event, err: f.error })),

@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/errors.js';
+import { clip } from '../observe/log.js';
 import type { OptionTable, RawSection } from '../config/schema.js';
 
 export interface ListenConfig {
@@ -99,6 +100,49 @@ export function serverTlsOptions(c: TlsServerConfig): tls.TlsOptions | undefined
 }
 
 /**
+ * Warnings that many connections may cause at once (refusals, timeouts): the first of each key is
+ * logged at once, the others of the next `intervalMs` are counted and logged as one line. The key
+ * defaults to the message with its numbers left out.
+ */
+export class SummarizedLog {
+  private readonly pending = new Map<string, { count: number; fields: Record<string, unknown>; message: string; timer: NodeJS.Timeout | undefined }>();
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly intervalMs = 10_000,
+  ) {}
+
+  warn(key: string | undefined, fields: Record<string, unknown>, message: string): void {
+    key ??= message.replace(/[0-9.]+/g, '#').slice(0, 80);
+    const p = this.pending.get(key);
+    if (p) {
+      p.count++;
+      p.fields = fields;
+      p.message = message;
+      return;
+    }
+    this.logger.warn(fields, message);
+    const entry = { count: 0, fields, message, timer: undefined as NodeJS.Timeout | undefined };
+    entry.timer = setTimeout(() => this.report(key), this.intervalMs).unref();
+    this.pending.set(key, entry);
+  }
+
+  private report(key: string): void {
+    const p = this.pending.get(key);
+    if (!p) return;
+    this.pending.delete(key);
+    clearTimeout(p.timer);
+    if (p.count === 0) return;
+    this.logger.warn({ ...p.fields, count: p.count, interval_s: this.intervalMs / 1000 }, `${p.message} (and ${p.count} more like it in the last ${this.intervalMs / 1000}s; last one shown)`);
+  }
+
+  /** Logs what is counted now (at stop). */
+  flush(): void {
+    for (const key of [...this.pending.keys()]) this.report(key);
+  }
+}
+
+/**
  * Under `tls.verify` without `tls.verify_client_cert`: the client certificate it presented did not
  * verify (a client that presented none passes). Returns the reason, or undefined when the
  * connection may go on.
@@ -112,17 +156,29 @@ function rejectedPeer(socket: tls.TLSSocket): string | undefined {
 
 /**
  * Counts (`logwarden_input_errors_total` reasons `tls`, `connection_limit`) and logs what the
- * server refuses before the input sees a connection: failed TLS handshakes, and connections
- * beyond `maxConnections`, which Node closes at once (`dropped` is that log line).
+ * server refuses before the input sees a connection: failed or timed-out TLS handshakes (the
+ * socket is closed: Node only reports a handshake timeout), and connections beyond
+ * `maxConnections`, which Node closes at once (`dropped` is that log line). Both are logged
+ * through `summarized`: many at once make one line per interval.
  */
 export function guardServer(
   server: net.Server,
-  o: { tls: boolean; maxConnections: number; limit: number; dropped: string; error: (reason: string) => { inc(): void }; logger: Logger },
+  o: {
+    tls: boolean;
+    maxConnections: number;
+    limit: number;
+    dropped: string;
+    error: (reason: string) => { inc(): void };
+    logger: Logger;
+    summarized?: SummarizedLog;
+  },
 ): void {
+  const summarized = o.summarized ?? new SummarizedLog(o.logger);
   if (o.tls) {
-    server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
       o.error('tls').inc();
-      o.logger.warn({ remote: socket.remoteAddress, err: err.message }, 'TLS handshake failed');
+      summarized.warn(`tls:${err.code ?? err.message}`, { remote: socket.remoteAddress, err: clip(err.message) }, 'TLS handshake failed');
+      socket.destroy();
     });
     // Before the input's own handler: a refused client never reaches it.
     server.prependListener('secureConnection', (socket: tls.TLSSocket) => {
@@ -136,7 +192,7 @@ export function guardServer(
   server.maxConnections = o.maxConnections;
   server.on('drop', (d?: { remoteAddress?: string }) => {
     o.error('connection_limit').inc();
-    o.logger.warn({ remote: d?.remoteAddress, limit: o.limit }, o.dropped);
+    summarized.warn('drop', { remote: d?.remoteAddress, limit: o.limit }, o.dropped);
   });
 }
 

@@ -8,6 +8,9 @@
  *
  * The buffer grows by doubling from `buffer_chunk_size` up to `buffer_max_size` (Fluent Bit's
  * in_forward grows in chunk-size steps to the same cap); a frame larger than the cap is an error.
+ * It is allocated on the first byte (as large as that segment, up to `buffer_chunk_size`), shrinks
+ * back to `buffer_chunk_size` once a larger frame is done, and every byte of it is taken from a budget shared by all connections of the input, so
+ * the partial frames of many connections together stay within their share of memory_limit.
  */
 
 export class FrameTooLarge extends Error {
@@ -21,24 +24,78 @@ export class FrameTooLarge extends Error {
 
 export class MalformedFrame extends Error {}
 
+/** The shared budget of partial-frame buffers refused to grow this connection's buffer. */
+export class BudgetExhausted extends Error {
+  constructor(
+    readonly wanted: number,
+    readonly used: number,
+    readonly max: number,
+  ) {
+    super(`partial frames of all connections hold ${used} of ${max} bytes; ${wanted} more do not fit`);
+  }
+}
+
+/** Bytes of connection buffers, shared by the connections of one input. */
+export class BufferBudget {
+  used = 0;
+  constructor(readonly max: number) {}
+  take(n: number): boolean {
+    if (this.used + n > this.max) return false;
+    this.used += n;
+    return true;
+  }
+  give(n: number): void {
+    this.used -= n;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
 export class Framer {
-  private buf: Buffer;
+  private buf: Buffer = EMPTY;
   private start = 0; // first byte of the frame being scanned
   private end = 0; // end of valid data
   private pos = 0; // scan position
   private stack: number[] = []; // items left in each open container
   private minNeeded = 0; // do not rescan before `end` reaches this
+  /** Complete frames so far. */
+  frames = 0;
 
+  /** `maxSize` may be changed later (raised once a connection is authenticated). */
   constructor(
     private readonly chunkSize: number,
-    private readonly maxSize: number,
-  ) {
-    this.buf = Buffer.allocUnsafe(Math.min(chunkSize, maxSize));
-  }
+    public maxSize: number,
+    private readonly budget: BufferBudget = new BufferBudget(Infinity),
+  ) {}
 
   /** Bytes held for an incomplete frame. */
   get buffered(): number {
     return this.end - this.start;
+  }
+
+  /** Bytes allocated for this connection (taken from the budget). */
+  get capacity(): number {
+    return this.buf.length;
+  }
+
+  private released = false;
+
+  /** Gives the buffer back to the budget (the connection is closed); push() then ignores data. */
+  release(): void {
+    this.released = true;
+    this.budget.give(this.buf.length);
+    this.buf = EMPTY;
+    this.start = this.end = this.pos = this.minNeeded = 0;
+    this.stack = [];
+  }
+
+  private resize(size: number, keepFrom: number, keepTo: number): void {
+    const grow = size - this.buf.length;
+    if (grow > 0 && !this.budget.take(grow)) throw new BudgetExhausted(grow, this.budget.used, this.budget.max);
+    if (grow < 0) this.budget.give(-grow);
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, keepFrom, keepTo);
+    this.buf = next;
   }
 
   /**
@@ -47,7 +104,11 @@ export class Framer {
    */
   push(data: Buffer, onFrame: (frame: Buffer) => void): void {
     let offset = 0;
-    while (offset < data.length) {
+    if (this.released) return;
+    // Memory follows the bytes that arrive: a first segment gets what it needs (at least 4 KiB),
+    // not buffer_chunk_size, so silent or dripping connections hold little of the budget.
+    if (this.buf.length === 0 && data.length > 0) this.resize(Math.min(this.chunkSize, this.maxSize, Math.max(4096, data.length)), 0, 0);
+    while (offset < data.length && !this.released) {
       // Copy as much as fits; compact or grow when full.
       if (this.end === this.buf.length) this.makeRoom(data.length - offset);
       const n = Math.min(data.length - offset, this.buf.length - this.end);
@@ -67,9 +128,7 @@ export class Framer {
       while (size < held + Math.min(incoming, this.chunkSize)) size *= 2;
       if (held >= this.maxSize) throw new FrameTooLarge(held + incoming, this.maxSize);
       size = Math.min(Math.max(size, held + 1), this.maxSize);
-      const next = Buffer.allocUnsafe(size);
-      this.buf.copy(next, 0, this.start, this.end);
-      this.buf = next;
+      this.resize(size, this.start, this.end);
     }
     this.pos -= this.start;
     this.minNeeded = Math.max(0, this.minNeeded - this.start);
@@ -159,9 +218,13 @@ export class Framer {
       if (done) {
         const frame = b.subarray(this.start, this.pos);
         this.start = this.pos;
+        this.frames++;
         onFrame(frame);
+        if (this.buf !== b) return; // released by onFrame (connection closed)
         if (this.start === this.end) {
           this.start = this.end = this.pos = this.minNeeded = 0;
+          // A large frame is done: give its memory back.
+          if (this.buf.length > this.chunkSize) this.resize(Math.min(this.chunkSize, this.maxSize), 0, 0);
           return;
         }
       }

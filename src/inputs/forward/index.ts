@@ -14,13 +14,15 @@ import { ConfigError } from '../../config/errors.js';
 import type { OptionTable } from '../../config/schema.js';
 import { Commit } from '../../core/commit.js';
 import { encode } from '../../core/msgpack.js';
+import { clip } from '../../observe/log.js';
 import type { InputContext, InputInstance, InputPlugin } from '../../core/plugin.js';
-import { FrameTooLarge, Framer, MalformedFrame } from './framer.js';
+import { BudgetExhausted, BufferBudget, FrameTooLarge, Framer, MalformedFrame } from './framer.js';
 import { answerPing, newHandshake, type AuthConfig, type HandshakeState } from './handshake.js';
-import { decodeFrame, ProtocolError } from './protocol.js';
+import { decodeFrame, FrameOverBudget, ProtocolError } from './protocol.js';
 import {
   addressesOf,
   guardServer,
+  SummarizedLog,
   listen,
   listenOptions,
   resolveTlsPaths,
@@ -43,13 +45,29 @@ const options = {
   self_hostname: { type: 'string', default: 'localhost', description: 'Hostname this server announces in PONG (Fluent Bit default: localhost)' },
   'security.users': { type: 'multi', description: "Users for the handshake, each 'username password'" },
   ...tlsServerOptions('TLS'),
-  connection_limit: { type: 'int', default: 1024, min: 1, description: 'Connections accepted at once; more are closed with a log line' },
+  connection_limit: {
+    type: 'int',
+    default: 1024,
+    min: 1,
+    description:
+      'Connections that sent a complete message, at once; connections still in the TLS handshake, and connections that have not sent a complete message yet, each have as many slots of their own (when those are full the oldest is closed)',
+  },
   receive_timeout: {
     type: 'duration',
     default: 60,
-    description: 'A connection that holds a partial frame (or has not finished the handshake) this long without new bytes is closed',
+    description: 'A frame must be complete this long after its first byte, and a new connection must send a complete message within it; else the connection is closed',
+  },
+  'net.accept_timeout': {
+    type: 'duration',
+    default: 10,
+    description: 'A connection must finish its TLS handshake and, with shared_key, its HELO/PING/PONG handshake this long after it was accepted (Fluent Bit: 10s)',
   },
 } satisfies OptionTable;
+
+const SUMMARIZED = new Set(['timeout', 'idle', 'connection_limit', 'memory_budget']);
+
+/** Largest frame read before the handshake completes: a PING is a few hundred bytes. */
+export const PING_MAX_SIZE = 4096;
 
 interface ForwardConfig extends ListenConfig, TlsServerConfig {
   unix_path?: string;
@@ -64,6 +82,20 @@ interface ForwardConfig extends ListenConfig, TlsServerConfig {
   'security.users'?: string[];
   connection_limit: number;
   receive_timeout: number;
+  'net.accept_timeout': number;
+}
+
+/** One connection's phase and clocks (ms since epoch), checked by ForwardInput.sweep. */
+interface Conn {
+  /** Accepted, or (TLS) handshake done. */
+  since: number;
+  /** First byte of the frame being received; 0 between frames. */
+  frameStart: number;
+  authed: boolean;
+  /** Has sent a complete message (holds one of connection_limit's slots). */
+  established: boolean;
+  /** Closes the connection with a log line (`summarize`: folded into one line per interval). */
+  kill(reason: string, message: string, extra?: Record<string, unknown>, summarize?: boolean): void;
 }
 
 /** `username password`: the name up to the first blank, the password the rest (Fluent Bit splits once). */
@@ -87,6 +119,20 @@ class ForwardInput implements InputInstance {
   private readonly auth: AuthConfig | null;
   private readonly m;
   private readonly tlsOptions: tls.TlsOptions | undefined;
+  /** Every open connection (insertion order: oldest first). */
+  private readonly conns = new Map<net.Socket, Conn>();
+  /** Connections without a complete message yet, oldest first. */
+  private readonly fresh = new Set<net.Socket>();
+  private established = 0;
+  /** TCP connections of the TLS server still in their handshake, by remote address:port, oldest first. */
+  private readonly handshaking = new Map<string, net.Socket>();
+  /** Partial frames of all connections share a quarter of service.memory_limit. */
+  private readonly budget: BufferBudget;
+  /** What one frame's decoded events may take in memory: a quarter of service.memory_limit. */
+  private readonly frameHeap: number;
+  private readonly summarized: SummarizedLog;
+  private sweeper: NodeJS.Timeout | undefined;
+  private pausedAt = 0;
 
   constructor(
     private readonly c: ForwardConfig,
@@ -94,7 +140,11 @@ class ForwardInput implements InputInstance {
   ) {
     this.auth = authOf(c);
     this.m = { ...ctx.metrics.inputSeries(ctx.id), authFail: (reason: string) => ctx.metrics.inputAuthFailures.labels(ctx.id, reason) };
-    this.tlsOptions = serverTlsOptions(c);
+    const t = serverTlsOptions(c);
+    if (t) this.tlsOptions = { ...t, handshakeTimeout: c['net.accept_timeout'] * 1000 };
+    this.budget = new BufferBudget(Math.max(c.buffer_max_size, Math.floor(ctx.service.memory_limit / 4)));
+    this.frameHeap = Math.floor(ctx.service.memory_limit / 4);
+    this.summarized = new SummarizedLog(ctx.logger);
     ctx.flow.on('pause', this.onPause);
     ctx.flow.on('resume', this.onResume);
   }
@@ -102,26 +152,79 @@ class ForwardInput implements InputInstance {
   private readonly onPause = (who: string, why: string): void => {
     this.ctx.logger.warn({ by: who, why }, 'backpressure: pausing reads from senders');
     this.m.paused.set(1);
+    this.pausedAt = Date.now();
     for (const s of this.sockets) s.pause();
   };
 
   private readonly onResume = (): void => {
     this.ctx.logger.info('backpressure released: resuming reads');
     this.m.paused.set(0);
+    // Time spent paused does not count against a sender's frame or first message.
+    if (this.pausedAt) {
+      const shift = Date.now() - this.pausedAt;
+      this.pausedAt = 0;
+      for (const conn of this.conns.values()) {
+        if (conn.frameStart) conn.frameStart += shift;
+        if (!conn.established) conn.since += shift;
+      }
+    }
     for (const s of this.sockets) s.resume();
   };
+
+  /** Closes connections past their deadlines (see receive_timeout and net.accept_timeout). */
+  private sweep(): void {
+    const now = Date.now();
+    const frameMs = this.c.receive_timeout * 1000;
+    const acceptMs = this.c['net.accept_timeout'] * 1000;
+    const paused = this.ctx.flow.paused;
+    for (const conn of [...this.conns.values()]) {
+      if (!conn.authed && now - conn.since > acceptMs) {
+        conn.kill('timeout', `no handshake within net.accept_timeout (${this.c['net.accept_timeout']}s)`);
+      } else if (paused) {
+        continue; // not reading: frames cannot progress
+      } else if (conn.frameStart && now - conn.frameStart > frameMs) {
+        conn.kill('timeout', `frame not complete within receive_timeout (${this.c.receive_timeout}s) of its first byte`);
+      } else if (!conn.established && conn.frameStart === 0 && now - conn.since > frameMs) {
+        conn.kill('idle', `no message within receive_timeout (${this.c.receive_timeout}s) of connecting`);
+      }
+    }
+  }
 
   async start(): Promise<void> {
     const handler = (socket: net.Socket) => this.accept(socket);
     const server = this.tlsOptions ? tls.createServer(this.tlsOptions, handler) : net.createServer(handler);
+    const limit = this.c.connection_limit;
+    if (this.tlsOptions) {
+      // Sockets still in the TLS handshake have slots of their own: silent clients cannot take
+      // those of working senders, and each is closed after net.accept_timeout (guardServer).
+      // When they are full the oldest is closed: a real client's handshake takes milliseconds.
+      server.on('connection', (raw: net.Socket) => {
+        if (raw.remoteAddress === undefined) return; // Unix socket: bounded by maxConnections only
+        if (this.handshaking.size >= limit) {
+          const [oldestKey, oldest] = this.handshaking.entries().next().value as [string, net.Socket];
+          this.handshaking.delete(oldestKey);
+          this.m.error('connection_limit').inc();
+          this.summarized.warn('tls_pending', { remote: oldest.remoteAddress, limit }, 'closing connection: connection_limit connections are in their TLS handshake; closing the oldest');
+          oldest.destroy();
+        }
+        const key = `${raw.remoteAddress}:${raw.remotePort}`;
+        this.handshaking.set(key, raw);
+        raw.once('close', () => {
+          if (this.handshaking.get(key) === raw) this.handshaking.delete(key);
+        });
+      });
+    }
     guardServer(server, {
       tls: this.tlsOptions !== undefined,
-      maxConnections: this.c.connection_limit,
-      limit: this.c.connection_limit,
+      maxConnections: (this.tlsOptions ? 3 : 2) * limit,
+      limit,
       dropped: 'connection refused: connection_limit reached',
       error: this.m.error,
       logger: this.ctx.logger,
+      summarized: this.summarized,
     });
+    const tick = Math.min(1000, Math.max(20, (Math.min(this.c.receive_timeout, this.c['net.accept_timeout']) * 1000) / 4));
+    this.sweeper = setInterval(() => this.sweep(), tick).unref();
     this.server = server;
     await listen(server, { host: this.c.listen, port: this.c.port, unixPath: this.c.unix_path, unixPerm: this.c.unix_perm }, this.ctx.logger);
     this.ctx.logger.info(
@@ -140,6 +243,8 @@ class ForwardInput implements InputInstance {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
+    clearInterval(this.sweeper);
+    this.summarized.flush();
     const closed = new Promise<void>((r) => server.close(() => r()));
     // Connections stay open while their chunks drain so acks can still be written; they are
     // ended once the engine has settled them (or at exit). Stop reading new data now.
@@ -155,54 +260,81 @@ class ForwardInput implements InputInstance {
     if (socket.destroyed) return;
     const log = this.ctx.logger;
     const remote = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : (this.c.unix_path ?? 'unix');
+    const isTls = this.tlsOptions !== undefined;
+    if (isTls) this.handshaking.delete(`${socket.remoteAddress}:${socket.remotePort}`);
+    // Slots of connections without a complete message: the oldest goes when they are full.
+    if (this.fresh.size >= this.c.connection_limit) {
+      const oldest = this.fresh.values().next().value as net.Socket;
+      this.conns.get(oldest)?.kill('idle', 'no message yet and connection_limit new connections are waiting: closing the oldest', {}, true);
+    }
     this.sockets.add(socket);
+    this.fresh.add(socket);
     this.m.connections.inc();
     if (this.ctx.flow.paused) socket.pause();
-    const framer = new Framer(this.c.buffer_chunk_size, this.c.buffer_max_size);
+    // Before the handshake completes only a PING is read.
+    const framer = new Framer(this.c.buffer_chunk_size, this.auth ? Math.min(PING_MAX_SIZE, this.c.buffer_max_size) : this.c.buffer_max_size, this.budget);
     let hs: HandshakeState | null = null;
     if (this.auth) {
       const h = newHandshake(this.auth);
       hs = h.state;
       socket.write(h.helo);
     }
-    let authed = this.auth === null;
     let dead = false;
-    const kill = (reason: string, message: string, extra: Record<string, unknown> = {}) => {
-      if (dead) return;
-      dead = true;
-      this.m.error(reason).inc();
-      log.warn({ remote, reason, ...extra }, `closing connection: ${message}`);
-      socket.destroy();
+    const conn: Conn = {
+      since: Date.now(),
+      frameStart: 0,
+      authed: this.auth === null,
+      established: false,
+      // Connections that never sent a complete message, timeouts and refusals come in floods:
+      // those are summarized (the first line at once, then one per interval).
+      kill: (reason, message, extra = {}, summarize = !conn.established || SUMMARIZED.has(reason)) => {
+        if (dead) return;
+        dead = true;
+        this.m.error(reason).inc();
+        if (summarize) this.summarized.warn(undefined, { remote, reason, ...extra }, `closing connection: ${message}`);
+        else log.warn({ remote, reason, ...extra }, `closing connection: ${message}`);
+        socket.destroy();
+        framer.release();
+      },
     };
+    const kill = conn.kill;
+    this.conns.set(socket, conn);
 
-    const timeoutMs = this.c.receive_timeout * 1000;
-    socket.setTimeout(timeoutMs);
-    socket.on('timeout', () => {
-      if (!authed) kill('timeout', `no handshake within ${this.c.receive_timeout}s`);
-      else if (framer.buffered > 0) kill('timeout', `partial frame stalled for ${this.c.receive_timeout}s`, { buffered: framer.buffered });
-    });
+    const establish = (): boolean => {
+      if (conn.established) return true;
+      if (this.established >= this.c.connection_limit) {
+        kill('connection_limit', 'connection_limit reached', { limit: this.c.connection_limit });
+        return false;
+      }
+      conn.established = true;
+      this.established++;
+      this.fresh.delete(socket);
+      return true;
+    };
 
     const onFrame = (frame: Buffer): void => {
       if (dead) return;
-      const msg = decodeFrame(frame);
+      const msg = decodeFrame(frame, this.frameHeap);
       if (msg.type === 'heartbeat') return;
+      if (!establish()) return;
       if (msg.type === 'ping') {
-        if (!this.auth || !hs || authed) throw new ProtocolError('unexpected PING', 'bad_handshake');
+        if (!this.auth || !hs || conn.authed) throw new ProtocolError('unexpected PING', 'bad_handshake');
         const r = answerPing(this.auth, hs, msg);
         socket.write(r.pong);
         if (!r.ok) {
           this.m.authFail(r.metric).inc();
           dead = true;
-          log.warn({ remote, client_hostname: msg.hostname.toString('utf8'), username: msg.username.toString('utf8') || undefined, reason: r.reason }, 'forward handshake failed');
+          log.warn({ remote, client_hostname: clip(msg.hostname.toString('utf8')), username: clip(msg.username.toString('utf8')) || undefined, reason: r.reason }, 'forward handshake failed');
           socket.end();
           setTimeout(() => socket.destroy(), 1000).unref();
           return;
         }
-        authed = true;
-        log.debug({ remote, client_hostname: msg.hostname.toString('utf8'), username: r.username || undefined }, 'forward handshake ok');
+        conn.authed = true;
+        framer.maxSize = this.c.buffer_max_size;
+        log.debug({ remote, client_hostname: clip(msg.hostname.toString('utf8')), username: clip(r.username) || undefined }, 'forward handshake ok');
         return;
       }
-      if (!authed) throw new ProtocolError('data before the handshake completed', 'bad_handshake');
+      if (!conn.authed) throw new ProtocolError('data before the handshake completed', 'bad_handshake');
       const events = msg.events;
       this.m.bytes.inc(frame.length);
       if (events.length === 0) {
@@ -224,12 +356,13 @@ class ForwardInput implements InputInstance {
                 }
               } else {
                 this.m.unacked.inc();
-                if (!socket.destroyed) kill('commit_failed', `chunk not committed (${reason}); not acked, the sender will resend`, { chunk });
+                if (!socket.destroyed) kill('commit_failed', `chunk not committed (${reason}); not acked, the sender will resend`, { chunk: clip(chunk) });
               }
             },
       );
       try {
-        this.ctx.ingest(events, commit, frame.length);
+        // Queues count the decoded bytes (an inflated CompressedPackedForward), not the wire bytes.
+        this.ctx.ingest(events, commit, msg.size);
       } catch (e) {
         // Whatever throws under one chunk fails that chunk (not acked: the sender resends).
         commit.release(false, `internal error: ${(e as Error)?.message ?? String(e)}`, false);
@@ -240,25 +373,39 @@ class ForwardInput implements InputInstance {
 
     socket.on('data', (data: Buffer) => {
       if (dead) return;
+      const frames = framer.frames;
       try {
         framer.push(data, onFrame);
       } catch (e) {
-        if (e instanceof FrameTooLarge) kill('too_large', `incoming data exceed limit: ${e.message}`, { buffer_max_size: this.c.buffer_max_size });
-        else if (e instanceof ProtocolError) kill(e.reason, `malformed message: ${e.message}`);
+        if (e instanceof FrameTooLarge) {
+          if (!conn.authed) kill('too_large', `more than ${framer.maxSize} bytes before the handshake completed: ${e.message}`);
+          else kill('too_large', `incoming data exceed limit: ${e.message}`, { buffer_max_size: this.c.buffer_max_size });
+        } else if (e instanceof BudgetExhausted) {
+          kill('memory_budget', `no memory for this frame: ${e.message} (a quarter of service.memory_limit)`);
+        } else if (e instanceof FrameOverBudget) kill(e.reason, `frame refused: ${e.message}`);
+        else if (e instanceof ProtocolError) kill(e.reason, `malformed message: ${clip(e.message)}`);
         else if (e instanceof MalformedFrame) kill('malformed', `malformed msgpack: ${e.message}`);
-        else kill('malformed', `cannot decode message: ${(e as Error).message}`);
+        else kill('malformed', `cannot decode message: ${clip((e as Error).message)}`);
+        return;
       }
+      // A frame's clock starts at its first byte: here, when this segment began a new one.
+      if (framer.buffered === 0) conn.frameStart = 0;
+      else if (conn.frameStart === 0 || framer.frames !== frames) conn.frameStart = Date.now();
     });
     socket.on('error', (e) => {
       if (!dead) log.debug({ remote, err: e.message }, 'connection error');
     });
     socket.on('close', () => {
       this.sockets.delete(socket);
+      this.conns.delete(socket);
+      this.fresh.delete(socket);
+      if (conn.established) this.established--;
       this.m.connections.dec();
       if (framer.buffered > 0 && !dead) {
         this.m.error('truncated').inc();
         log.warn({ remote, buffered: framer.buffered }, 'connection closed in the middle of a frame; partial frame discarded');
       }
+      framer.release();
     });
   }
 }
