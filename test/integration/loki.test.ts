@@ -5,7 +5,7 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigErrors } from '../../src/config/errors.js';
 import { EventTime } from '../../src/core/event.js';
@@ -200,7 +200,7 @@ describe('loki output', () => {
   });
 
   test('400 is not retried: logged with Loki message, counted, dead-lettered, and the chunk is committed', async () => {
-    const fresh = await new LokiServer().start();
+    const fresh = await new LokiServer({ maxLineSize: 256 * 1024 }).start();
     try {
       const dir = tempDir();
       const dead = join(dir, 'dead.jsonl');
@@ -221,20 +221,6 @@ describe('loki output', () => {
       assert.equal(lines[1].record.msg, 'small');
       const logged = p.logs.find((l) => l.msg === 'batch rejected, not retryable');
       assert.ok(logged && String(logged.err).includes('Max entry size'), 'the 400 is logged with Loki message');
-    } finally {
-      await done();
-      await fresh.stop();
-    }
-  });
-
-  test('lines over max_line_size are truncated and accepted', async () => {
-    const fresh = await new LokiServer().start();
-    try {
-      const p = await run({ labels: 'job=t', drop_single_key: 'raw' }, '', fresh);
-      assert.deepEqual(await p.ingest(events('t', [{ log: 'é'.repeat(200 * 1024) }])), { ok: true });
-      const [e] = fresh.entries();
-      assert.equal(Buffer.byteLength(e!.line), 256 * 1024);
-      assert.equal(await p.counter('logwarden_loki_truncated_lines_total'), 1);
     } finally {
       await done();
       await fresh.stop();
@@ -304,14 +290,103 @@ describe('loki output', () => {
     }
   });
 
-  test('tenant_id and tenant_id_key: one request per tenant with X-Scope-OrgID', async () => {
+  test('a retry after a partial failure resends only the tenants Loki did not accept', async () => {
     const fresh = await new LokiServer().start();
     try {
-      const p = await run({ labels: 'job=t', tenant_id: 'default', tenant_id_key: "$meta['tenant']" }, '', fresh);
+      const p = await run({ labels: 'job=t', tenant_id: 'default', tenant_id_key: "$meta['tenant']", retry_limit: 3 }, '', fresh);
+      fresh.failTenant('b', 503, 2);
       assert.deepEqual(await p.ingest(events('t', [{ meta: { tenant: 'a' }, n: 1 }, { n: 2 }, { meta: { tenant: 'b' }, n: 3 }])), { ok: true });
-      assert.deepEqual(fresh.pushes.map((x) => x.tenant).sort(), ['a', 'b', 'default']);
+      assert.deepEqual(
+        fresh.pushes.map((x) => `${x.tenant}:${x.status}`).sort(),
+        ['a:204', 'b:204', 'b:503', 'b:503', 'default:204'],
+      );
       assert.equal(fresh.entries('a').length, 1);
-      assert.equal(fresh.entries('default').length, 1);
+      assert.equal(fresh.entries('b').length, 1);
+      assert.equal(fresh.ignoredDuplicates + fresh.duplicates, 0);
+    } finally {
+      await done();
+      await fresh.stop();
+    }
+  });
+
+  test("header: extra headers on every push, X-Scope-OrgID as the default tenant; conflicts are load-time errors", async () => {
+    const fresh = await new LokiServer().start();
+    try {
+      const p = await run({ labels: 'job=h', header: 'X-Scope-OrgID team-h', tenant_id_key: 'tenant' }, '', fresh);
+      assert.deepEqual(await p.ingest(events('t', [{ n: 1 }, { tenant: 'other', n: 2 }])), { ok: true });
+      assert.deepEqual(fresh.pushes.map((x) => x.tenant).sort(), ['other', 'team-h']);
+      await done();
+      const yaml = pipelineYaml(fresh.port, { labels: 'job=h2' }).replace('      labels: job=h2', "      labels: job=h2\n      header:\n        - X-Request-Source audit pipeline\n        - 'User-Agent: custom'");
+      running = await startPipeline(yaml, [lokiOutput]);
+      assert.deepEqual(await running.ingest(events('t', [{ n: 3 }])), { ok: true });
+      const last = fresh.pushes.at(-1)!;
+      assert.equal(last.headers['x-request-source'], 'audit pipeline');
+      assert.equal(last.headers['user-agent'], 'custom');
+      assert.equal(last.headers['content-type'], 'application/x-protobuf');
+    } finally {
+      await done();
+      await fresh.stop();
+    }
+    for (const [extra, msg] of [
+      [{ header: 'X-Scope-OrgID a', tenant_id: 'b' }, /header: set tenant_id or header X-Scope-OrgID, not both/],
+      [{ header: 'Content-Type text/plain' }, /header: header Content-Type is set by the output itself/],
+      [{ header: 'X-Lonely' }, /expected 'Name value'/],
+    ] as Array<[Record<string, string>, RegExp]>) {
+      await assert.rejects(startPipeline(pipelineYaml(1, extra), [lokiOutput]), (e: unknown) => {
+        assert.ok(e instanceof ConfigErrors);
+        assert.match(e.message, /pipeline\.yaml:\d+:\d+/);
+        assert.match(e.message, msg);
+        return true;
+      });
+    }
+  });
+
+  test('label_map_path: a JSON file next to the configuration maps record keys to labels; a bad file is a load-time error', async () => {
+    const fresh = await new LokiServer().start();
+    try {
+      const dir = tempDir();
+      writeFileSync(join(dir, 'labelmap.json'), JSON.stringify({ kubernetes: { pod_name: 'pod', labels: { team: 'team' } }, verb: 'verb' }));
+      running = await startPipeline(pipelineYaml(fresh.port, { labels: 'job=lm', label_map_path: 'labelmap.json' }), [lokiOutput], dir);
+      const rec = { kubernetes: { pod_name: 'api-1', labels: { team: 'core', other: 'x' } }, verb: 'get', msg: 'm' };
+      assert.deepEqual(await running.ingest(events('t', [rec])), { ok: true });
+      const [st] = fresh.streams();
+      assert.deepEqual(st!.labels, { job: 'lm', pod: 'api-1', team: 'core', verb: 'get' });
+      assert.deepEqual(JSON.parse(st!.entries[0]!.line), { kubernetes: { labels: { other: 'x' } }, msg: 'm' });
+      await done();
+      for (const [text, msg] of [
+        [undefined, /label_map_path: cannot read .*missing\.json: ENOENT/],
+        ['{"a": ', /not valid JSON/],
+        ['{"a": {"b": "bad-name"}}', /at a\.b: invalid label name 'bad-name'/],
+        ['{"job": "job"}', /label 'job' is declared twice/],
+      ] as Array<[string | undefined, RegExp]>) {
+        const d = tempDir();
+        if (text !== undefined) writeFileSync(join(d, 'missing.json'), text);
+        await assert.rejects(startPipeline(pipelineYaml(1, { labels: 'job=lm', label_map_path: 'missing.json' }), [lokiOutput], d), (e: unknown) => {
+          assert.ok(e instanceof ConfigErrors);
+          assert.match(e.message, /pipeline\.yaml:\d+:\d+/);
+          assert.match(e.message, msg);
+          return true;
+        });
+      }
+    } finally {
+      await done();
+      await fresh.stop();
+    }
+  });
+
+  test('list values become labels joined with commas; unrenderable values and reserved Kubernetes label names are left out, counted and warned about once', async () => {
+    const fresh = await new LokiServer().start();
+    try {
+      const p = await run({ labels: 'job=l, $tags, $deep', auto_kubernetes_labels: 'on' }, '', fresh);
+      const rec = JSON.parse('{"tags":["k8s","T1059","container"],"kubernetes":{"labels":{"__proto__":"x","app":"api"}}}') as Record<string, unknown>;
+      const evs = [rec, { ...rec, deep: [['x']] }, { ...rec, deep: [{ k: 'v' }] }];
+      assert.deepEqual(await p.ingest(events('t', evs)), { ok: true });
+      assert.deepEqual(fresh.streams().map((s) => s.labels), [{ app: 'api', job: 'l', tags: 'T1059,container,k8s' }]);
+      assert.equal(fresh.entries().length, 3);
+      assert.equal(await p.counter('logwarden_loki_labels_skipped_total', { reason: 'reserved' }), 3);
+      assert.equal(await p.counter('logwarden_loki_labels_skipped_total', { reason: 'unrenderable' }), 2);
+      const warnings = p.logs.filter((l) => l.level === 40).map((l) => [l.label, l.key ?? l.value_type]);
+      assert.deepEqual(warnings, [['__proto__', '__proto__'], ['deep', 'list of maps or lists']]);
     } finally {
       await done();
       await fresh.stop();

@@ -1,14 +1,19 @@
 /**
  * A Loki push endpoint for tests: a real HTTP server on 127.0.0.1 that decodes what Loki's
  * distributor decodes (snappy-compressed protobuf per pkg/push/push.proto, JSON with or without
- * gzip), validates as Loki does with its default limits, answers 204, and records everything it
- * accepted. A control API makes it fail (400/429/500/503...), slow down, or go down.
+ * gzip), validates as Loki 2.8.0 does with its default limits, answers 204, and records everything
+ * it accepted. A control API makes it fail (400/429/500/503...), slow down, or go down: what the
+ * real Loki cannot be made to do on demand. Everything else is tested against the real Loki
+ * (test/e2e/loki-real.test.ts), which also checks that this server answers the same requests
+ * with the same status, body and content headers.
  *
- * Validation follows Loki's pkg/validation messages: invalid or missing labels, more than 15 label
- * names, lines over 256KB, timestamps more than 10m in the future or older than 168h, and (when
- * unorderedWrites is false) entries older than the newest of their stream. Like Loki, it keeps the
- * valid entries of a push with invalid ones and answers 400 naming the first errors; identical
- * entries (same stream, time and line) are stored once.
+ * As Loki 2.8.0 (seen): invalid or missing labels, more than 30 label names, label values over
+ * 2048 characters, lines over `maxLineSize` (no limit by default), timestamps more than 10m in the
+ * future, and entries more than 1h behind their stream's newest (or any older entry when
+ * unorderedWrites is false) are refused; the valid entries of the same push are stored anyway and
+ * the answer is a 400 naming only the last refused entry (ingester refusals list up to 10 and
+ * count them). An entry identical (stream, time, line) to one in its stream's head block is
+ * stored once; once the block is cut (after 256 KiB), a resent entry is stored again.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTLSServer } from 'node:https';
@@ -46,8 +51,18 @@ export interface ReceivedPush {
 export interface LokiServerOptions {
   /** Loki's unordered_writes (true by default since 2.4). */
   unorderedWrites?: boolean;
+  /** Loki's limits_config.max_line_size in bytes (0, the 2.8 default: no limit; Loki 3: 256 KiB). */
+  maxLineSize?: number;
+  /** Loki's max_label_names_per_series (30 in 2.8, 15 in Loki 3). */
+  maxLabelNames?: number;
+  /** Loki's auth_enabled: a push without X-Scope-OrgID is a 401 `no org id`. */
+  authEnabled?: boolean;
+  /** Loki's ingester chunk_block_size: identical entries are stored once within a block. */
+  blockSize?: number;
   /** Require this Authorization header value (401 otherwise). */
   authorization?: string;
+  /** Loki's reject_old_samples (default true: entries older than 168h are refused). */
+  rejectOldSamples?: boolean;
   /** Serve HTTPS with this key and certificate; with `ca`, require a client certificate it signed. */
   tls?: { key: Buffer; cert: Buffer; ca?: Buffer };
 }
@@ -55,13 +70,17 @@ export interface LokiServerOptions {
 interface Scripted {
   status: number;
   body: string;
+  /** Only pushes of this tenant ('' : none) are answered so. */
+  tenant?: string;
 }
 
 const pushProto = new protobuf.Root().loadSync(join(repoRoot, 'test', 'support', 'loki-push.proto'));
 const PushRequest = pushProto.lookupType('logproto.PushRequest');
 
-const MAX_LINE_SIZE = 256 * 1024;
-const MAX_LABEL_NAMES = 15;
+const MAX_LABEL_NAMES = 30;
+const MAX_LABEL_NAME_LENGTH = 1024;
+const MAX_LABEL_VALUE_LENGTH = 2048;
+const BLOCK_SIZE = 262144;
 const CREATION_GRACE_NS = 10n * 60n * 1_000_000_000n;
 const MAX_AGE_NS = 168n * 3600n * 1_000_000_000n;
 const TOO_FAR_BEHIND_NS = 3600n * 1_000_000_000n;
@@ -82,11 +101,11 @@ export function parseLabelString(s: string): Record<string, string> {
   i++;
   ws();
   while (s[i] !== '}') {
-    const m = /^[^\s=!~,{}"]+/.exec(s.slice(i));
+    const m = /^[a-zA-Z_][a-zA-Z0-9_]*/.exec(s.slice(i));
     if (!m) fail(`unexpected character inside braces: '${s[i] ?? 'end of input'}'`);
     const name = m![0];
     i += name.length;
-    if (!LABEL_NAME.test(name)) fail(`invalid label name "${name}"`);
+    if (i < s.length && !/[\s=!~,{}"]/.test(s[i]!)) fail(`unexpected character inside braces: '${s[i]}'`);
     ws();
     if (s[i] !== '=') fail(`unexpected '${s[i] ?? 'end of input'}' in label matching, expected '='`);
     i++;
@@ -116,6 +135,19 @@ export function parseLabelString(s: string): Record<string, string> {
   return Object.fromEntries(out);
 }
 
+/** Go's strconv.Quote for the label values Loki prints. */
+function goQuote(v: string): string {
+  return JSON.stringify(v);
+}
+
+/** The labels as Loki's LabelSet.String() writes them (JSON pushes are parsed from this text). */
+function labelText(labels: Record<string, string>): string {
+  return `{${Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${goQuote(labels[k]!)}`)
+    .join(', ')}}`;
+}
+
 function canonical(labels: Record<string, string>): string {
   return Object.keys(labels)
     .sort()
@@ -126,7 +158,7 @@ function canonical(labels: Record<string, string>): string {
 export class LokiServer {
   readonly pushes: ReceivedPush[] = [];
   /** Accepted entries per tenant and stream (canonical label string). */
-  private readonly store = new Map<string, { labels: Record<string, string>; entries: ReceivedEntry[]; max: bigint; seen: Set<string> }>();
+  private readonly store = new Map<string, { labels: Record<string, string>; entries: ReceivedEntry[]; max: bigint; seen: Set<string>; headBytes: number; byTime: Map<bigint, string[]> }>();
   private readonly script: Scripted[] = [];
   private sticky: Scripted | undefined;
   private delayMs = 0;
@@ -134,7 +166,10 @@ export class LokiServer {
   private server: Server | undefined;
   port = 0;
   requests = 0;
+  /** Entries stored a second time (resent after their block was cut). */
   duplicates = 0;
+  /** Identical entries Loki ignored (resent while their block was still the head block). */
+  ignoredDuplicates = 0;
   /** Called for every request after its status is decided (tests await specific counts). */
   onRequest?: (push: ReceivedPush) => void;
 
@@ -173,12 +208,17 @@ export class LokiServer {
   }
 
   /** The next `times` pushes are answered with `status` (and `body`) without being stored. */
-  failNext(status: number, times = 1, body = `scripted ${status}`): void {
+  failNext(status: number, times = 1, body = defaultBody(status)): void {
     for (let k = 0; k < times; k++) this.script.push({ status, body });
   }
 
+  /** The next `times` pushes of `tenant` ('' for none) are answered with `status` (and `body`). */
+  failTenant(tenant: string, status: number, times = 1, body = defaultBody(status)): void {
+    for (let k = 0; k < times; k++) this.script.push({ status, body, tenant });
+  }
+
   /** Every push is answered with `status` until `clearFailure()`. */
-  failAlways(status: number, body = `scripted ${status}`): void {
+  failAlways(status: number, body = defaultBody(status)): void {
     this.sticky = { status, body };
   }
 
@@ -235,10 +275,13 @@ export class LokiServer {
         this.pushes.push(push);
         this.onRequest?.(push);
       }
-      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(status === 204 ? undefined : `${body}\n`);
+      // Go's http.Error: text/plain, nosniff, the message and a newline. 204 and 405 have no body.
+      if (status === 204 || status === 405) res.writeHead(status, { 'content-length': '0' });
+      else res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' });
+      res.end(status === 204 || status === 405 ? undefined : `${body}\n`);
     };
-    if (req.method !== 'POST' || req.url !== '/loki/api/v1/push') return answer(404, '404 page not found');
+    if (req.url !== '/loki/api/v1/push') return answer(404, '404 page not found');
+    if (req.method !== 'POST') return answer(405, '');
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
     const gzip = req.headers['content-encoding'] === 'gzip';
     const tenant = req.headers['x-scope-orgid'] as string | undefined;
@@ -254,90 +297,141 @@ export class LokiServer {
     if (this.opts.authorization !== undefined && req.headers.authorization !== this.opts.authorization) {
       return answer(401, 'unauthorized', push);
     }
-    const scripted = this.script.shift() ?? this.sticky;
+    if (this.opts.authEnabled && !tenant) return answer(401, 'no org id', push);
+    const at = this.script.findIndex((x) => x.tenant === undefined || x.tenant === (tenant ?? ''));
+    const scripted = (at >= 0 ? this.script.splice(at, 1)[0] : undefined) ?? this.sticky;
     if (scripted) return answer(scripted.status, scripted.body, push);
     let decoded: Array<{ labelText: string | undefined; labels?: Record<string, string>; entries: Array<{ ts: bigint; line: string; meta: Record<string, string> }> }>;
     try {
-      const body = gzip ? gunzipSync(raw) : raw;
+      let body = raw;
+      if (gzip) {
+        // Go's gzip reader: a body shorter than the 10-byte header is an unexpected EOF.
+        if (raw.length < 10) throw new Error('unexpected EOF');
+        try {
+          body = gunzipSync(raw);
+        } catch {
+          throw new Error('gzip: invalid header');
+        }
+      }
       decoded = type === 'application/x-protobuf' ? decodeProtobuf(body) : decodeJSON(body);
     } catch (e) {
       return answer(400, (e as Error).message, push);
     }
-    const errors: string[] = [];
+    // The distributor validates every entry and keeps the last refusal; the ingester then stores
+    // the valid entries and reports its own refusals per stream (the last stream's wins).
+    let validationError: string | undefined;
+    let ingesterError: string | undefined;
     const now = BigInt(Date.now()) * 1_000_000n;
+    const maxLine = this.opts.maxLineSize ?? 0;
+    const maxNames = this.opts.maxLabelNames ?? MAX_LABEL_NAMES;
+    const blockSize = this.opts.blockSize ?? BLOCK_SIZE;
     for (const st of decoded) {
       let labels: Record<string, string>;
       try {
-        labels = st.labels ?? parseLabelString(st.labelText ?? '');
-        if (st.labels) for (const k of Object.keys(labels)) if (!LABEL_NAME.test(k)) throw new Error(`invalid label name "${k}"`);
+        labels = parseLabelString(st.labelText ?? labelText(st.labels ?? {}));
       } catch (e) {
-        errors.push(`error parsing labels '${st.labelText ?? JSON.stringify(st.labels)}' with error: ${(e as Error).message}`);
+        validationError = (e as Error).message;
         continue;
       }
       const names = Object.keys(labels);
-      const streamText = `{${canonical(labels)}}`;
+      const streamText = labelText(labels);
       if (names.length === 0) {
-        errors.push('error at least one label pair is required per stream');
+        validationError = 'error at least one label pair is required per stream';
         continue;
       }
-      if (names.length > MAX_LABEL_NAMES) {
-        errors.push(`entry for stream '${streamText}' has ${names.length} label names; limit ${MAX_LABEL_NAMES}`);
+      if (names.length > maxNames) {
+        validationError = `entry for stream '${streamText}' has ${names.length} label names; limit ${maxNames}`;
         continue;
       }
-      const key = `${tenant ?? ''}\0${canonical(labels)}`;
-      let stored = this.store.get(key);
-      const accepted: ReceivedEntry[] = [];
+      const longName = names.find((n) => n.length > MAX_LABEL_NAME_LENGTH);
+      if (longName) {
+        validationError = `stream '${streamText}' has label name too long: '${longName}'`;
+        continue;
+      }
+      const longValue = names.map((n) => labels[n]!).find((v) => v.length > MAX_LABEL_VALUE_LENGTH);
+      if (longValue !== undefined) {
+        validationError = `stream '${streamText}' has label value too long: '${longValue}'`;
+        continue;
+      }
+      const valid: ReceivedEntry[] = [];
       for (const e of st.entries) {
-        if (Buffer.byteLength(e.line) > MAX_LINE_SIZE) {
-          errors.push(`Max entry size '${MAX_LINE_SIZE}' bytes exceeded for stream '${streamText}' while adding an entry with length '${Buffer.byteLength(e.line)}' bytes`);
+        const size = Buffer.byteLength(e.line);
+        if (maxLine > 0 && size > maxLine) {
+          validationError = `Max entry size '${maxLine}' bytes exceeded for stream '${streamText}' while adding an entry with length '${size}' bytes`;
           continue;
         }
         if (e.ts > now + CREATION_GRACE_NS) {
-          errors.push(`entry for stream '${streamText}' has timestamp too new: ${nsToISO(e.ts)}`);
+          validationError = `entry for stream '${streamText}' has timestamp too new: ${rfc3339(e.ts)}`;
           continue;
         }
-        if (e.ts < now - MAX_AGE_NS) {
-          errors.push(`entry for stream '${streamText}' has timestamp too old: ${nsToISO(e.ts)}, oldest acceptable timestamp is: ${nsToISO(now - MAX_AGE_NS)}`);
+        if (e.ts < now - MAX_AGE_NS && this.opts.rejectOldSamples !== false) {
+          validationError = `entry for stream '${streamText}' has timestamp too old: ${rfc3339(e.ts)}, oldest acceptable timestamp is: ${rfc3339(now - MAX_AGE_NS)}`;
           continue;
         }
-        const max = stored?.max ?? 0n;
-        if (this.opts.unorderedWrites === false ? e.ts < max : e.ts < max - TOO_FAR_BEHIND_NS) {
-          errors.push(
-            this.opts.unorderedWrites === false
-              ? `entry with timestamp ${nsToISO(e.ts)} ignored, reason: 'entry out of order' for stream: ${streamText}`
-              : `entry too far behind, entry timestamp is: ${nsToISO(e.ts)}, oldest acceptable timestamp is: ${nsToISO(max - TOO_FAR_BEHIND_NS)}`,
-          );
+        valid.push(e);
+      }
+      if (valid.length === 0) continue;
+      const key = `${tenant ?? ''}\0${canonical(labels)}`;
+      let stored = this.store.get(key);
+      if (!stored) this.store.set(key, (stored = { labels, entries: [], max: 0n, seen: new Set(), headBytes: 0, byTime: new Map() }));
+      const accepted: ReceivedEntry[] = [];
+      const refused: string[] = [];
+      for (const e of valid) {
+        const max = stored.max;
+        if (this.opts.unorderedWrites === false ? e.ts < max : max > 0n && e.ts < max - TOO_FAR_BEHIND_NS) {
+          const reason =
+            this.opts.unorderedWrites === false ? 'entry out of order' : `entry too far behind, oldest acceptable timestamp is: ${rfc3339(max - TOO_FAR_BEHIND_NS)}`;
+          refused.push(`entry with timestamp ${goTime(e.ts)} ignored, reason: '${reason}' for stream: ${streamText},\n`);
           continue;
         }
-        if (!stored) this.store.set(key, (stored = { labels, entries: [], max: 0n, seen: new Set() }));
         const id = `${e.ts}\0${e.line}`;
         if (stored.seen.has(id)) {
-          this.duplicates++;
+          this.ignoredDuplicates++;
           continue;
         }
+        const same = stored.byTime.get(e.ts);
+        if (same?.includes(e.line)) this.duplicates++;
+        if (same) same.push(e.line);
+        else stored.byTime.set(e.ts, [e.line]);
         stored.seen.add(id);
+        stored.headBytes += Buffer.byteLength(e.line);
+        if (stored.headBytes >= blockSize) {
+          stored.seen.clear();
+          stored.headBytes = 0;
+        }
         stored.entries.push(e);
         if (e.ts > stored.max) stored.max = e.ts;
         accepted.push(e);
       }
+      if (refused.length) ingesterError = `${refused.slice(0, 10).join('')}user '${tenant ?? 'fake'}', total ignored: ${refused.length} out of ${valid.length}`;
       push.streams.push({ labels, entries: accepted });
     }
-    if (errors.length) {
-      // Loki lists the first errors and counts the rest.
-      const shown = errors.slice(0, 10).join('\n');
-      return answer(400, errors.length > 10 ? `${shown}\nuser 'fake': total ignored: ${errors.length} out of ${countEntries(decoded)}` : shown, push);
-    }
+    const error = ingesterError ?? validationError;
+    if (error !== undefined) return answer(400, error, push);
     answer(204, '', push);
   }
 }
 
-function countEntries(d: Array<{ entries: unknown[] }>): number {
-  return d.reduce((n, s) => n + s.entries.length, 0);
+/** What Loki answers on its own for a status scripted without a body. */
+function defaultBody(status: number): string {
+  if (status === 429) {
+    return "Ingestion rate limit exceeded for user fake (limit: 4194304 bytes/sec) while attempting to ingest '1' lines totaling '100' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased";
+  }
+  if (status === 503) return 'at least 1 live replicas required, could only find 0';
+  return `scripted ${status}`;
 }
 
-function nsToISO(ns: bigint): string {
-  const ms = Number(ns / 1_000_000n);
-  return new Date(ms).toISOString();
+/** Go's time.RFC3339 in UTC: whole seconds. */
+function rfc3339(ns: bigint): string {
+  return new Date(Number(ns / 1_000_000_000n) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** Go's Time.String() in UTC: `2006-01-02 15:04:05.999999999 +0000 UTC`, trailing zeros trimmed. */
+function goTime(ns: bigint): string {
+  const sec = ns / 1_000_000_000n;
+  const frac = (ns % 1_000_000_000n).toString().padStart(9, '0').replace(/0+$/, '');
+  const base = new Date(Number(sec) * 1000).toISOString().slice(0, 19).replace('T', ' ');
+  return `${base}${frac ? `.${frac}` : ''} +0000 UTC`;
 }
 
 interface PbTimestamp {
@@ -349,8 +443,8 @@ function decodeProtobuf(body: Buffer) {
   let raw: Buffer;
   try {
     raw = uncompressSync(body) as Buffer;
-  } catch (e) {
-    throw new Error(`snappy: corrupt input (${(e as Error).message})`);
+  } catch {
+    throw new Error('snappy: corrupt input');
   }
   const msg = PushRequest.toObject(PushRequest.decode(raw), { defaults: true }) as {
     streams: Array<{ labels: string; entries: Array<{ timestamp?: PbTimestamp; line: string; structuredMetadata: Array<{ name: string; value: string }> }> }>;

@@ -5,16 +5,28 @@
  * batches and retries. 2xx is success; 408, 429 and 5xx except 501 are retried; other statuses
  * (400: invalid labels, too old, too long...) are not: the batch goes to the dead letter.
  */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
 import { DeliveryError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
 import { recordJSON, toJSONLine, withoutMembers } from '../../core/json.js';
-import { classifyStatus, HttpClient, httpClientOptions, validateHttpClient, type HttpClientConfig } from '../http-common.js';
+import { classifyStatus, HttpClient, httpClientOptions, parseHeaders, validateHttpClient, type HttpClientConfig } from '../http-common.js';
 import { valueToText } from '../../core/record-accessor.js';
 import { compileAccessor, without, type Accessor, type PathPart } from './accessor.js';
 import { encodeBody, labelString, type Encoding, type Entry, type Stream } from './encode.js';
-import { LabelSet, parseLabelEntry, sanitizeLabelName, splitList, StreamTracker, type LabelTemplate } from './labels.js';
+import {
+  LabelSet,
+  LabelWarnings,
+  labelMapTemplates,
+  parseLabelEntry,
+  sanitizeLabelName,
+  splitList,
+  StreamTracker,
+  type LabelTemplate,
+  type SkippedLabel,
+} from './labels.js';
 import { formatLine, type DropSingleKey, type LineFormat } from './line.js';
 
 const options = {
@@ -33,6 +45,10 @@ const options = {
     description: "Stream labels: name=value, name=$record['accessor'] or $accessor (named after its keys joined with _); comma-separated or a list. Default job=logwarden",
   },
   label_keys: { type: 'multi', description: 'Record accessors ($key) whose values become labels named after the keys' },
+  label_map_path: {
+    type: 'string',
+    description: 'JSON file mapping record keys to label names: {"kubernetes": {"pod_name": "pod"}} is the label pod=$kubernetes[\'pod_name\']',
+  },
   remove_keys: { type: 'multi', description: 'Record keys (or $accessors) left out of the line' },
   auto_kubernetes_labels: { type: 'bool', default: false, description: "Add every string in $kubernetes['labels'] as a label" },
   drop_single_key: {
@@ -80,6 +96,7 @@ export interface LokiConfig extends HttpClientConfig {
   tenant_id_key?: string;
   labels?: string[];
   label_keys?: string[];
+  label_map_path?: string;
   remove_keys?: string[];
   auto_kubernetes_labels: boolean;
   drop_single_key: string;
@@ -104,6 +121,29 @@ interface Compiled {
   meta: LabelTemplate[];
   metaMaps: Accessor[];
   tenantKey: Accessor | undefined;
+  /** tenant_id, or the value of a `header X-Scope-OrgID ...` entry; '' when none. */
+  tenant: string;
+}
+
+/** Reads Fluent Bit's label_map_path file (relative to the configuration file's directory). */
+function readLabelMap(file: string, section: RawSection): LabelTemplate[] {
+  const at = section.valuePos.label_map_path ?? section.pos;
+  const path = resolve(section.baseDir, file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, at, 'label_map_path');
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${path}: not valid JSON (${(e as Error).message})`, at, 'label_map_path');
+  }
+  const t = labelMapTemplates(doc);
+  if (typeof t === 'string') throw new ConfigError(`${path}: ${t}`, at, 'label_map_path');
+  return t;
 }
 
 /** Compiles label, metadata and key options; throws ConfigError with the option's position. */
@@ -129,6 +169,7 @@ export function compile(c: LokiConfig, section: RawSection): Compiled {
     if (!e.startsWith('$')) fail('label_keys', `invalid label key '${e}': the name must start with '$'`);
     addLabel('label_keys', parseLabelEntry(e));
   }
+  if (c.label_map_path !== undefined) for (const t of readLabelMap(c.label_map_path, section)) addLabel('label_map_path', t);
   const meta: LabelTemplate[] = [];
   for (const e of splitList(c.structured_metadata)) {
     const t = parseLabelEntry(e);
@@ -144,7 +185,11 @@ export function compile(c: LokiConfig, section: RawSection): Compiled {
     ...metaMaps.map((a) => a.path),
   ];
   const tenantKey = c.tenant_id_key !== undefined ? accessor('tenant_id_key', c.tenant_id_key) : undefined;
-  return { labels, remove, derived, meta, metaMaps, tenantKey };
+  const headerTenant = parseHeaders(c, section)['x-scope-orgid'];
+  if (headerTenant !== undefined && c.tenant_id !== undefined) {
+    fail('header', 'set tenant_id or header X-Scope-OrgID, not both (they are the same header)');
+  }
+  return { labels, remove, derived, meta, metaMaps, tenantKey, tenant: c.tenant_id ?? headerTenant ?? '' };
 }
 
 /** `url` stands for host, port, uri and tls; it may not be mixed with them. */
@@ -202,11 +247,21 @@ class LokiOutput implements OutputInstance {
   private readonly tracker: StreamTracker;
   private readonly constantLabels: Array<[string, string]> | undefined;
   private readonly constantKey: string | undefined;
+  /** Static labels beyond the 15th, left out of every record. */
+  private readonly constantDropped: number;
   private readonly drop: DropSingleKey;
   /** For each list of removed paths: their keys as JSON text when all are top-level keys. */
   private readonly topLevelKeys = new Map<ReadonlyArray<readonly PathPart[]>, string[] | undefined>();
   private warnedOverflow = false;
   private warnedLabelNames = false;
+  private readonly labelWarnings = new LabelWarnings();
+  /**
+   * Tenants whose request of a batch Loki already accepted, keyed by the batch's first event (the
+   * same objects come back on a retry): a retry after a partial failure resends only the others.
+   * Loki keeps identical entries once only while they are in the stream's head block; resending
+   * an accepted request later stores its entries twice.
+   */
+  private readonly delivered = new WeakMap<LogEvent, { length: number; tenants: Set<string> }>();
   private readonly m;
 
   constructor(
@@ -222,7 +277,9 @@ class LokiOutput implements OutputInstance {
       this.topLevelKeys.set(paths, top ? paths.map((p) => JSON.stringify(p[0])) : undefined);
     }
     this.tracker = new StreamTracker(c.max_streams, c.stream_idle_timeout * 1000);
-    this.constantLabels = this.compiled.labels.constant ? this.compiled.labels.evaluate({}).labels : undefined;
+    const constant = this.compiled.labels.constant ? this.compiled.labels.evaluate({}) : undefined;
+    this.constantLabels = constant?.labels;
+    this.constantDropped = constant?.dropped ?? 0;
     this.constantKey = this.constantLabels && labelString(this.constantLabels);
     const host = c.host.includes(':') && !c.host.startsWith('[') ? `[${c.host}]` : c.host;
     this.url = `${c.tls ? 'https' : 'http'}://${host}:${c.port}${c.uri}`;
@@ -242,7 +299,13 @@ class LokiOutput implements OutputInstance {
         ['name'],
       ).labels(id),
       truncated: ctx.metrics.counter('logwarden_loki_truncated_lines_total', 'Lines truncated to max_line_size', ['name']).labels(id),
+      skipped: ctx.metrics.counter(
+        'logwarden_loki_labels_skipped_total',
+        "Labels left out of a record's stream: a value that cannot be rendered (unrenderable) or a name Loki reserves (reserved)",
+        ['name', 'reason'],
+      ),
     };
+    for (const r of ['unrenderable', 'reserved']) this.m.skipped.labels(id, r);
   }
 
   /** Groups a batch into per-tenant streams; exported behaviour is pinned by the tests. */
@@ -254,7 +317,7 @@ class LokiOutput implements OutputInstance {
     let labelsDropped = 0;
     for (const ev of events) {
       const rec = ev.record;
-      let tenant = this.c.tenant_id ?? '';
+      let tenant = this.compiled.tenant;
       if (tenantKey) {
         const t = valueToText(tenantKey.get(rec));
         if (t) tenant = t;
@@ -265,11 +328,13 @@ class LokiOutput implements OutputInstance {
       if (this.constantLabels) {
         labels = this.constantLabels;
         key = this.constantKey!;
+        labelsDropped += this.constantDropped;
       } else {
         const r = labelSet.evaluate(rec);
         labels = r.labels;
         key = labelString(labels);
         labelsDropped += r.dropped;
+        if (r.skipped) this.skippedLabels(r.skipped, now);
         if (r.dynamic && !this.tracker.admit(`${tenant}\0${key}`, now)) {
           labels = labelSet.fallback();
           key = labelString(labels);
@@ -329,6 +394,24 @@ class LokiOutput implements OutputInstance {
     return out;
   }
 
+  private skippedLabels(skipped: readonly SkippedLabel[], now: number): void {
+    for (const s of skipped) {
+      this.m.skipped.labels(this.ctx.id, s.reason).inc();
+      if (!this.labelWarnings.shouldWarn(s.name, s.reason, now)) continue;
+      if (s.reason === 'reserved') {
+        this.ctx.logger.warn(
+          { label: s.name, key: s.detail },
+          "Kubernetes label left out: its name starts with '__', which Loki reserves; see logwarden_loki_labels_skipped_total",
+        );
+      } else {
+        this.ctx.logger.warn(
+          { label: s.name, value_type: s.detail },
+          'label left out: its value cannot be rendered as a label value (a list holding maps or lists); see logwarden_loki_labels_skipped_total',
+        );
+      }
+    }
+  }
+
   private metadata(rec: Record<string, unknown>): Array<[string, string]> | undefined {
     const out: Array<[string, string]> = [];
     const text = (v: unknown) => valueToText(v) ?? (Array.isArray(v) ? toJSONLine(v) : undefined);
@@ -353,11 +436,15 @@ class LokiOutput implements OutputInstance {
   async send(events: LogEvent[], signal?: AbortSignal): Promise<void> {
     const byTenant = this.build(events);
     const gzip = this.c.compress === 'gzip';
+    const first = events[0];
+    let done = first ? this.delivered.get(first) : undefined;
+    if (done && done.length !== events.length) done = undefined;
+    if (done) for (const t of done.tenants) byTenant.delete(t);
     let retryable: DeliveryError | undefined;
     let rejected: DeliveryError | undefined;
-    // One request per tenant. After a partial failure the whole batch is retried; Loki ignores an
-    // entry identical (same stream, time and line) to one it already has, so resent tenants do
-    // not duplicate.
+    // One request per tenant. After a partial failure the batch is retried without the tenants
+    // that were accepted (see `delivered`).
+    const accepted: string[] = [];
     await Promise.all(
       [...byTenant].map(async ([tenant, streams]) => {
         const { body, headers } = await encodeBody(streams, this.c.encoding, gzip);
@@ -366,6 +453,7 @@ class LokiOutput implements OutputInstance {
           const res = await this.client.post(this.url, body, headers, signal);
           const err = classifyStatus(res, tenant ? `${this.where} tenant ${tenant}` : this.where);
           if (err) throw err;
+          accepted.push(tenant);
         } catch (e) {
           const err = e instanceof DeliveryError ? e : new DeliveryError((e as Error).message, true, 'error');
           if (err.retryable) retryable ??= err;
@@ -373,6 +461,10 @@ class LokiOutput implements OutputInstance {
         }
       }),
     );
+    if ((retryable || rejected) && first && accepted.length) {
+      if (!done) this.delivered.set(first, (done = { length: events.length, tenants: new Set() }));
+      for (const t of accepted) done.tenants.add(t);
+    }
     if (retryable) throw retryable;
     if (rejected) throw rejected;
   }

@@ -3,7 +3,7 @@
  * Bit's out_loki semantics), evaluated per event, made valid for Loki, and kept within Loki's
  * limits (15 label names per series; a bounded number of distinct streams per output).
  */
-import { compileAccessor as compileRecordAccessor, valueToText } from '../../core/record-accessor.js';
+import { compileAccessor as compileRecordAccessor, isMap, valueToText } from '../../core/record-accessor.js';
 import { compileAccessor, type Accessor, type PathPart } from './accessor.js';
 
 export interface StaticLabel {
@@ -35,6 +35,46 @@ export const MAX_LABEL_VALUE_LENGTH = 2048;
 export function sanitizeLabelName(name: string): string {
   const s = name.replace(/[^A-Za-z0-9_]/g, '_');
   return /^[0-9]/.test(s) ? `_${s}` : s;
+}
+
+/** Names starting with `__` are reserved by Loki (and Prometheus) for internal labels. */
+export function isReservedLabelName(name: string): boolean {
+  return name.startsWith('__');
+}
+
+/** A scalar as Fluent Bit 5's record accessor translates it; binary data as lowercase hex. */
+function scalarText(v: unknown): string | undefined {
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex');
+  return valueToText(v);
+}
+
+/**
+ * A record value as a label value. Strings, numbers, booleans, null, maps and binary data are
+ * translated as Fluent Bit 5's record accessor translates them; a list of scalars is sorted and
+ * joined with `,`, as falcosidekick sends Falco's `tags` (`tags="T1059,container,mitre_execution"`).
+ * Returns `''` for an empty list, undefined when there is no value, and null for a value that
+ * cannot be rendered (a list holding maps or lists).
+ */
+export function renderLabelValue(v: unknown): string | undefined | null {
+  if (v === undefined) return undefined;
+  if (Array.isArray(v)) {
+    const parts: string[] = [];
+    for (const x of v) {
+      if (Array.isArray(x) || isMap(x)) return null;
+      const t = scalarText(x);
+      if (t === undefined) return null;
+      parts.push(t);
+    }
+    return parts.sort().join(',');
+  }
+  const t = scalarText(v);
+  return t === undefined ? null : t;
+}
+
+/** What kind of value `v` is, for a warning about a label that cannot be rendered. */
+export function valueKind(v: unknown): string {
+  if (Array.isArray(v)) return 'list of maps or lists';
+  return typeof v;
 }
 
 /** Valid UTF-8 (lone surrogates replaced) within Loki's value length. */
@@ -79,20 +119,61 @@ export function parseLabelEntry(entry: string): LabelTemplate | string {
   if (entry.startsWith('$')) {
     const a = compileAccessor(entry);
     if (typeof a === 'string') return a;
-    return { kind: 'dynamic', name: sanitizeLabelName(a.name), accessor: a };
+    const name = sanitizeLabelName(a.name);
+    if (isReservedLabelName(name)) return `invalid label '${entry}': its name '${name}' starts with '__', which Loki reserves`;
+    return { kind: 'dynamic', name, accessor: a };
   }
   const eq = entry.indexOf('=');
   if (eq <= 0) return `invalid key value pair '${entry}': expected name=value or $record_accessor`;
   const name = entry.slice(0, eq).trim();
   const value = entry.slice(eq + 1).trim();
   if (value === '') return `invalid key value pair '${entry}': empty value`;
-  if (!LABEL_NAME.test(name)) return `invalid label name '${name}': Loki label names must match [a-zA-Z_][a-zA-Z0-9_]*`;
+  return labelTemplate(name, value);
+}
+
+/** A label named `name` whose value is `value` (static) or `$accessor`; an error message when invalid. */
+export function labelTemplate(name: string, value: string): LabelTemplate | string {
+  const bad = checkLabelName(name);
+  if (bad) return bad;
   if (value.startsWith('$')) {
     const a = compileAccessor(value);
     if (typeof a === 'string') return a;
     return { kind: 'dynamic', name, accessor: a };
   }
   return { kind: 'static', name, value: sanitizeLabelValue(value) };
+}
+
+/** Why `name` cannot be a label name written in the configuration, or undefined. */
+export function checkLabelName(name: string): string | undefined {
+  if (!LABEL_NAME.test(name)) return `invalid label name '${name}': Loki label names must match [a-zA-Z_][a-zA-Z0-9_]*`;
+  if (isReservedLabelName(name)) return `invalid label name '${name}': names starting with '__' are reserved by Loki`;
+  return undefined;
+}
+
+/**
+ * Fluent Bit's `label_map_path` document: a JSON map whose leaves are label names and whose key
+ * paths are where the values are in the record. `{"kubernetes": {"pod_name": "pod"}}` is the label
+ * `pod=$kubernetes['pod_name']`. Returns the labels in document order, or an error message.
+ */
+export function labelMapTemplates(doc: unknown): LabelTemplate[] | string {
+  if (!isMap(doc)) return 'the label map must be a JSON object';
+  const out: LabelTemplate[] = [];
+  const walk = (node: Record<string, unknown>, path: string[]): string | undefined => {
+    for (const [k, v] of Object.entries(node)) {
+      const p = [...path, k];
+      if (k.includes("'")) return `key ${JSON.stringify(k)}: a quote cannot be part of a record accessor key`;
+      if (typeof v === 'string') {
+        const t = labelTemplate(v, `$${p[0]}${p.slice(1).map((x) => `['${x}']`).join('')}`);
+        if (typeof t === 'string') return `at ${p.join('.')}: ${t}`;
+        out.push(t);
+      } else if (isMap(v)) {
+        const bad = walk(v, p);
+        if (bad) return bad;
+      } else return `at ${p.join('.')}: expected a label name (string) or a map, found ${Array.isArray(v) ? 'a list' : JSON.stringify(v)}`;
+    }
+    return undefined;
+  };
+  return walk(doc, []) ?? out;
 }
 
 const KUBERNETES_LABELS = compileRecordAccessor("$kubernetes['labels']");
@@ -103,6 +184,15 @@ export interface LabelResult {
   dynamic: boolean;
   /** Label names beyond MAX_LABEL_NAMES that were left out. */
   dropped: number;
+  /** Labels left out because their value could not be rendered or their name is reserved. */
+  skipped?: SkippedLabel[];
+}
+
+export interface SkippedLabel {
+  name: string;
+  reason: 'unrenderable' | 'reserved';
+  /** What the value was (unrenderable) or the name as found in the record (reserved). */
+  detail: string;
 }
 
 export class LabelSet {
@@ -132,6 +222,7 @@ export class LabelSet {
     const labels: Array<[string, string]> = [];
     let dynamic = false;
     let dropped = 0;
+    let skipped: SkippedLabel[] | undefined;
     const add = (name: string, value: string, fromRecord: boolean) => {
       if (name === '' || value === '' || seen.has(name)) return;
       if (seen.size >= MAX_LABEL_NAMES) {
@@ -145,27 +236,56 @@ export class LabelSet {
     for (const t of this.templates) {
       if (t.kind === 'static') add(t.name, t.value, false);
       else {
-        const v = valueToText(t.accessor.get(record));
-        if (v !== undefined) add(t.name, v, true);
+        const raw = t.accessor.get(record);
+        const v = renderLabelValue(raw);
+        if (v === null) (skipped ??= []).push({ name: t.name, reason: 'unrenderable', detail: valueKind(raw) });
+        else if (v !== undefined) add(t.name, v, true);
       }
     }
     if (this.autoKubernetes) {
       const map = KUBERNETES_LABELS.get(record);
-      if (map && typeof map === 'object' && !Array.isArray(map)) {
-        for (const [k, v] of Object.entries(map as Record<string, unknown>)) {
-          if (typeof v === 'string') add(sanitizeLabelName(k), v, true);
+      if (isMap(map)) {
+        for (const [k, v] of Object.entries(map)) {
+          if (typeof v !== 'string') continue;
+          const name = sanitizeLabelName(k);
+          // `__proto__`, `__name__`...: Loki reserves double-underscore names.
+          if (isReservedLabelName(name)) (skipped ??= []).push({ name, reason: 'reserved', detail: k });
+          else add(name, v, true);
         }
       }
     }
     if (labels.length === 0) labels.push(this.defaultLabel);
     labels.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    return { labels, dynamic, dropped };
+    return skipped ? { labels, dynamic, dropped, skipped } : { labels, dynamic, dropped };
   }
 
   /** Labels of an event whose stream overflowed: the static ones (or the default). */
   fallback(): Array<[string, string]> {
     const l = this.staticLabels.length ? this.staticLabels.slice() : [this.defaultLabel];
     return l.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  }
+}
+
+/**
+ * Rate-limits warnings about labels left out: at most one per label name and reason every
+ * `everyMs`, for a bounded number of names (names come from records with auto_kubernetes_labels).
+ */
+export class LabelWarnings {
+  private readonly last = new Map<string, number>();
+
+  constructor(
+    readonly everyMs = 60_000,
+    readonly maxNames = 1000,
+  ) {}
+
+  /** True when a warning about `name` / `reason` should be logged now. */
+  shouldWarn(name: string, reason: string, now: number): boolean {
+    let key = `${reason}\0${name}`;
+    if (!this.last.has(key) && this.last.size >= this.maxNames) key = `${reason}\0*`;
+    const t = this.last.get(key);
+    if (t !== undefined && now - t < this.everyMs) return false;
+    this.last.set(key, now);
+    return true;
   }
 }
 

@@ -10,7 +10,18 @@ import protobuf from 'protobufjs';
 import { EventTime } from '../../../src/core/event.js';
 import { compileAccessor, without, type Accessor } from '../../../src/outputs/loki/accessor.js';
 import { encodeJSON, encodeProtobuf, labelString, type Stream } from '../../../src/outputs/loki/encode.js';
-import { LabelSet, parseLabelEntry, sanitizeLabelName, sanitizeLabelValue, splitList, StreamTracker, MAX_LABEL_NAMES } from '../../../src/outputs/loki/labels.js';
+import {
+  LabelSet,
+  LabelWarnings,
+  labelMapTemplates,
+  parseLabelEntry,
+  renderLabelValue,
+  sanitizeLabelName,
+  sanitizeLabelValue,
+  splitList,
+  StreamTracker,
+  MAX_LABEL_NAMES,
+} from '../../../src/outputs/loki/labels.js';
 import { formatLine } from '../../../src/outputs/loki/line.js';
 import { parseLabelString } from '../../support/loki-server.js';
 import { repoRoot } from '../../support/paths.js';
@@ -87,6 +98,75 @@ test('a label set: first writer wins, at most 15 names, default job label when e
   assert.deepEqual(none, { labels: [['job', 'logwarden']], dynamic: false, dropped: 0 });
   const k8s = new LabelSet([], true, ['job', 'logwarden']).evaluate({ kubernetes: { labels: { 'app.kubernetes.io/name': 'api', n: 1 } } });
   assert.deepEqual(k8s.labels, [['app_kubernetes_io_name', 'api']]);
+});
+
+test("label values: lists are sorted and joined with ',' as falcosidekick sends tags, binary as hex (Fluent Bit 5); nested lists cannot be rendered", () => {
+  assert.equal(renderLabelValue(['mitre_execution', 'container', 'T1059']), 'T1059,container,mitre_execution');
+  assert.equal(renderLabelValue(['b', 2, true, 'a']), '2,a,b,true');
+  assert.equal(renderLabelValue([]), '');
+  assert.equal(renderLabelValue('text'), 'text');
+  assert.equal(renderLabelValue(1.5), '1.500000');
+  assert.equal(renderLabelValue({ k: 'v' }), '{"k":"v"}');
+  assert.equal(renderLabelValue(undefined), undefined);
+  assert.equal(renderLabelValue([['nested']]), null);
+  assert.equal(renderLabelValue([{ k: 'v' }]), null);
+  assert.equal(renderLabelValue(new Uint8Array([1, 0xab])), '01ab');
+  assert.equal(renderLabelValue([new Uint8Array([0xff]), 'a']), 'a,ff');
+});
+
+test("names starting with '__' are reserved: a config error when written, skipped (and reported) from auto_kubernetes_labels", () => {
+  assert.match(parseLabelEntry('__name__=x') as string, /reserved by Loki/);
+  assert.match(parseLabelEntry('$__meta') as string, /starts with '__', which Loki reserves/);
+  const rec = JSON.parse('{"kubernetes":{"labels":{"__proto__":"p","__name__":"n","app":"api","_ok":"y"}}}') as Record<string, unknown>;
+  const r = new LabelSet([], true, ['job', 'logwarden']).evaluate(rec);
+  assert.deepEqual(r.labels, [['_ok', 'y'], ['app', 'api']]);
+  assert.deepEqual(r.skipped, [
+    { name: '__proto__', reason: 'reserved', detail: '__proto__' },
+    { name: '__name__', reason: 'reserved', detail: '__name__' },
+  ]);
+  const l = new LabelSet([parseLabelEntry('$tags') as never, parseLabelEntry('$deep') as never], false, ['job', 'logwarden']).evaluate({ tags: ['b', 'a'], deep: [{ k: 1 }] });
+  assert.deepEqual(l.labels, [['tags', 'a,b']]);
+  assert.deepEqual(l.skipped, [{ name: 'deep', reason: 'unrenderable', detail: 'list of maps or lists' }]);
+  const empty = new LabelSet([parseLabelEntry('$tags') as never], false, ['job', 'logwarden']).evaluate({ tags: [] });
+  assert.deepEqual(empty, { labels: [['job', 'logwarden']], dynamic: false, dropped: 0 });
+});
+
+test('label warnings: once per label and reason per period, a bounded number of names', () => {
+  const w = new LabelWarnings(1000, 2);
+  assert.equal(w.shouldWarn('a', 'reserved', 0), true);
+  assert.equal(w.shouldWarn('a', 'reserved', 500), false);
+  assert.equal(w.shouldWarn('a', 'unrenderable', 500), true);
+  assert.equal(w.shouldWarn('a', 'reserved', 1500), true);
+  // Two names and reasons known: further names share one warning per period.
+  assert.equal(w.shouldWarn('b', 'reserved', 1500), true);
+  assert.equal(w.shouldWarn('c', 'reserved', 1500), false);
+  assert.equal(w.shouldWarn('a', 'unrenderable', 1600), true);
+});
+
+test("label_map_path documents: leaves are label names, key paths are accessors (Fluent Bit's labelmap.json)", () => {
+  const t = labelMapTemplates({ kubernetes: { container_name: 'container', pod_name: 'pod', namespace_name: 'namespace', labels: { team: 'team' } } });
+  assert.ok(Array.isArray(t));
+  assert.deepEqual(
+    (t as Array<{ name: string; kind: string; accessor: Accessor }>).map((x) => [x.name, x.kind, x.accessor.pattern]),
+    [
+      ['container', 'dynamic', "$kubernetes['container_name']"],
+      ['pod', 'dynamic', "$kubernetes['pod_name']"],
+      ['namespace', 'dynamic', "$kubernetes['namespace_name']"],
+      ['team', 'dynamic', "$kubernetes['labels']['team']"],
+    ],
+  );
+  const set = new LabelSet(t as never, false, ['job', 'logwarden']);
+  assert.deepEqual(set.evaluate({ kubernetes: { container_name: 'promtail', pod_name: 'promtail-xxx', namespace_name: 'prod', labels: { team: 'lalala' } } }).labels, [
+    ['container', 'promtail'],
+    ['namespace', 'prod'],
+    ['pod', 'promtail-xxx'],
+    ['team', 'lalala'],
+  ]);
+  assert.match(labelMapTemplates([]) as string, /must be a JSON object/);
+  assert.match(labelMapTemplates({ a: 1 }) as string, /at a: expected a label name/);
+  assert.match(labelMapTemplates({ a: { b: 'bad-name' } }) as string, /at a\.b: invalid label name 'bad-name'/);
+  assert.match(labelMapTemplates({ a: '__x' }) as string, /reserved/);
+  assert.match(labelMapTemplates({ "it's": 'x' }) as string, /quote/);
 });
 
 test('line formats: json, key_value, drop_single_key on and raw', () => {
