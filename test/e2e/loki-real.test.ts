@@ -244,16 +244,31 @@ describe('loki output against the real Loki 2.8.0', { timeout: 240_000 }, () => 
     assert.equal(await none.counter('logwarden_output_retries_total'), 0);
   });
 
+  test('structured metadata: Loki 2.8 ignores it in protobuf and refuses it in JSON; the JSON push is sent again without it', async () => {
+    const p = await run(plain, { labels: 'job=sm_pb', structured_metadata: 'trace=$trace' });
+    assert.deepEqual(await p.ingest(events('t', [{ trace: 'abc', msg: 'a' }])), { ok: true });
+    assert.deepEqual((await plain.waitForEntries('{job="sm_pb"}', 1)).map((e) => JSON.parse(e.line)), [{ msg: 'a' }]);
+
+    const q = await run(plain, { labels: 'job=sm_json', encoding: 'json', structured_metadata: 'trace=$trace', retry_limit: 'no_retries' });
+    assert.deepEqual(await q.ingest(events('t', [{ trace: 'abc', msg: 'a' }])), { ok: true });
+    assert.deepEqual(await q.ingest(events('t', [{ trace: 'def', msg: 'b' }])), { ok: true });
+    assert.deepEqual((await plain.waitForEntries('{job="sm_json"}', 2)).map((e) => JSON.parse(e.line)), [{ trace: 'abc', msg: 'a' }, { trace: 'def', msg: 'b' }]);
+    assert.equal(q.logs.filter((l) => String(l.msg).startsWith('Loki refused structured metadata')).length, 1);
+  });
+
   describe('the Loki test server answers as the real Loki does', () => {
     let server: LokiServer;
     let authServer: LokiServer;
+    let oldServer: LokiServer;
     before(async () => {
       server = await new LokiServer({ maxLineSize: LINE_LIMIT }).start();
       authServer = await new LokiServer({ authEnabled: true }).start();
+      oldServer = await new LokiServer({ structuredMetadata: false }).start();
     });
     after(async () => {
       await server.stop();
       await authServer.stop();
+      await oldServer.stop();
     });
 
     const json = (streams: unknown) => ({ body: JSON.stringify({ streams }), headers: { 'content-type': 'application/json' } });
@@ -298,6 +313,11 @@ describe('loki output against the real Loki 2.8.0', { timeout: 240_000 }, () => 
         ['corrupt snappy', { body: 'garbage', headers: { 'content-type': 'application/x-protobuf' } }],
         ['short gzip', { body: 'garbage', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } }],
       ];
+      const meta = json([{ stream: { job: 'cmp_meta' }, values: [[String(ns(t)), 'a', { trace: 'x' }]] }]);
+      const [real, old] = [await answer(plain.url, meta), await answer(oldServer.url, meta)];
+      assert.equal(real.status, 400);
+      assert.equal(old.status, 400);
+      assert.ok(real.body.startsWith(old.body.trim()), `${real.body} / ${old.body}`);
       for (const [what, req] of cases) {
         const a = await same(what, req);
         assert.equal(a.status, 400, what);

@@ -393,6 +393,22 @@ describe('loki output', () => {
     }
   });
 
+  test('structured metadata refused in JSON (Loki 2.x): the push is sent again without it, keys kept in the line, warned once', async () => {
+    const old = await new LokiServer({ structuredMetadata: false }).start();
+    try {
+      const p = await run({ labels: 'job=sm', encoding: 'json', structured_metadata: '$trace', retry_limit: 'no_retries' }, '', old);
+      assert.deepEqual(await p.ingest(events('t', [{ trace: 'abc', msg: 'a' }])), { ok: true });
+      assert.deepEqual(await p.ingest(events('t', [{ trace: 'def', msg: 'b' }])), { ok: true });
+      assert.deepEqual(old.pushes.map((x) => x.status), [400, 204, 204]);
+      assert.deepEqual(old.entries().map((e) => JSON.parse(e.line)), [{ trace: 'abc', msg: 'a' }, { trace: 'def', msg: 'b' }]);
+      assert.equal(p.logs.filter((l) => String(l.msg).startsWith('Loki refused structured metadata')).length, 1);
+      assert.equal(await p.counter('logwarden_output_errors_total'), 0);
+    } finally {
+      await done();
+      await old.stop();
+    }
+  });
+
   test('basic auth and bearer token headers', async () => {
     const basic = await new LokiServer({ authorization: `Basic ${Buffer.from('u:p').toString('base64')}` }).start();
     try {

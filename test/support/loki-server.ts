@@ -57,6 +57,12 @@ export interface LokiServerOptions {
   maxLabelNames?: number;
   /** Loki's auth_enabled: a push without X-Scope-OrgID is a 401 `no org id`. */
   authEnabled?: boolean;
+  /**
+   * Whether Loki knows structured metadata (3.0 and later; the default here). false is Loki 2.x:
+   * a JSON value with a third element is a 400 parse error for the whole push, and protobuf
+   * metadata is ignored.
+   */
+  structuredMetadata?: boolean;
   /** Loki's ingester chunk_block_size: identical entries are stored once within a block. */
   blockSize?: number;
   /** Require this Authorization header value (401 otherwise). */
@@ -313,7 +319,8 @@ export class LokiServer {
           throw new Error('gzip: invalid header');
         }
       }
-      decoded = type === 'application/x-protobuf' ? decodeProtobuf(body) : decodeJSON(body);
+      decoded = type === 'application/x-protobuf' ? decodeProtobuf(body) : decodeJSON(body, this.opts.structuredMetadata !== false);
+      if (this.opts.structuredMetadata === false) for (const st of decoded) for (const e of st.entries) e.meta = {};
     } catch (e) {
       return answer(400, (e as Error).message, push);
     }
@@ -459,7 +466,7 @@ function decodeProtobuf(body: Buffer) {
   }));
 }
 
-function decodeJSON(body: Buffer) {
+function decodeJSON(body: Buffer, metadata: boolean) {
   let doc: unknown;
   try {
     doc = JSON.parse(body.toString('utf8'));
@@ -476,6 +483,10 @@ function decodeJSON(body: Buffer) {
       labelText: undefined,
       labels: { ...(s.stream as Record<string, string>) },
       entries: s.values.map((v: unknown) => {
+        if (!metadata && Array.isArray(v) && v.length === 3) {
+          // Loki 2.x's decoder expects [ts, line] and stops at the third element.
+          throw new Error(`loghttp.PushRequest.Streams: []*loghttp.Stream: unmarshalerDecoder: Value is string, but can't find closing '"' symbol`);
+        }
         if (!Array.isArray(v) || v.length < 2 || v.length > 3) throw new Error('Value must be an array of 2 or 3 elements');
         if (typeof v[0] !== 'string') throw new Error('Value timestamp must be a string of unix nanoseconds');
         if (!/^\d+$/.test(v[0])) throw new Error(`Value timestamp '${v[0]}' is not an integer`);

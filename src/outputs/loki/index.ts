@@ -244,6 +244,8 @@ class LokiOutput implements OutputInstance {
   private readonly where: string;
   private readonly compiled: Compiled;
   private readonly removeAll: Array<readonly PathPart[]>;
+  /** removeAll without the structured metadata keys (kept in the line when metadata is not sent). */
+  private readonly removeNoMeta: Array<readonly PathPart[]>;
   private readonly tracker: StreamTracker;
   private readonly constantLabels: Array<[string, string]> | undefined;
   private readonly constantKey: string | undefined;
@@ -255,6 +257,8 @@ class LokiOutput implements OutputInstance {
   private warnedOverflow = false;
   private warnedLabelNames = false;
   private readonly labelWarnings = new LabelWarnings();
+  /** Loki refused structured metadata in JSON pushes (Loki 2.x); entries are built without it. */
+  private jsonMetadataRefused = false;
   /**
    * Tenants whose request of a batch Loki already accepted, keyed by the batch's first event (the
    * same objects come back on a retry): a retry after a partial failure resends only the others.
@@ -271,8 +275,10 @@ class LokiOutput implements OutputInstance {
     this.compiled = compile(c, ctx.section);
     const { remove, derived } = this.compiled;
     this.removeAll = [...remove, ...derived.filter((p) => !remove.some((r) => sameKeys(r, p)))];
+    const labelPaths = this.compiled.labels.paths;
+    this.removeNoMeta = [...remove, ...labelPaths.filter((p) => !remove.some((r) => sameKeys(r, p)))];
     this.drop = c.drop_single_key === 'true' ? 'on' : c.drop_single_key === 'false' ? 'off' : (c.drop_single_key as DropSingleKey);
-    for (const paths of [this.removeAll, remove]) {
+    for (const paths of [this.removeAll, this.removeNoMeta, remove]) {
       const top = paths.every((p) => p.length === 1 && typeof p[0] === 'string');
       this.topLevelKeys.set(paths, top ? paths.map((p) => JSON.stringify(p[0])) : undefined);
     }
@@ -324,7 +330,7 @@ class LokiOutput implements OutputInstance {
       }
       let labels: Array<[string, string]>;
       let key: string;
-      let strip = this.removeAll;
+      let strip = this.jsonMetadataRefused ? this.removeNoMeta : this.removeAll;
       if (this.constantLabels) {
         labels = this.constantLabels;
         key = this.constantKey!;
@@ -362,7 +368,7 @@ class LokiOutput implements OutputInstance {
         line = cut;
       }
       const entry: Entry = { time: ev.time, line, meta: undefined };
-      if (meta.length || metaMaps.length) entry.meta = this.metadata(rec);
+      if ((meta.length || metaMaps.length) && !this.jsonMetadataRefused) entry.meta = this.metadata(rec);
       st.entries.push(entry);
     }
     if (overflowed) {
@@ -447,10 +453,21 @@ class LokiOutput implements OutputInstance {
     const accepted: string[] = [];
     await Promise.all(
       [...byTenant].map(async ([tenant, streams]) => {
-        const { body, headers } = await encodeBody(streams, this.c.encoding, gzip);
-        if (tenant) headers['x-scope-orgid'] = tenant;
+        const post = async (st: Stream[]) => {
+          const { body, headers } = await encodeBody(st, this.c.encoding, gzip);
+          if (tenant) headers['x-scope-orgid'] = tenant;
+          return this.client.post(this.url, body, headers, signal);
+        };
         try {
-          const res = await this.client.post(this.url, body, headers, signal);
+          const withMeta = this.c.encoding === 'json' && streams.some((st) => st.entries.some((e) => e.meta));
+          let res = await post(streams);
+          if (withMeta && res.status === 400 && res.body.startsWith('loghttp.PushRequest.Streams:')) {
+            // Loki before 3.0 cannot parse the third element of a JSON value (structured
+            // metadata) and refuses the whole push unparsed, so nothing of it was stored.
+            // From now on the output sends none, and the keys that fed it stay in the line.
+            this.noJsonMetadata();
+            res = await post(this.build(events).get(tenant) ?? []);
+          }
           const err = classifyStatus(res, tenant ? `${this.where} tenant ${tenant}` : this.where);
           if (err) throw err;
           accepted.push(tenant);
@@ -467,6 +484,16 @@ class LokiOutput implements OutputInstance {
     }
     if (retryable) throw retryable;
     if (rejected) throw rejected;
+  }
+
+  /** Loki refused JSON structured metadata (Loki 2.x): from now on none is sent; said once. */
+  private noJsonMetadata(): void {
+    if (this.jsonMetadataRefused) return;
+    this.jsonMetadataRefused = true;
+    this.ctx.logger.warn(
+      { url: this.url },
+      'Loki refused structured metadata in a JSON push (Loki before 3.0 cannot parse it): sending without structured_metadata from now on; Loki 2.x ignores it in protobuf pushes (encoding protobuf)',
+    );
   }
 
   async close(): Promise<void> {
