@@ -20,6 +20,8 @@ export interface OptionSpec {
   type: OptionType;
   description: string;
   default?: unknown;
+  /** How the reference shows the default when it depends on where the process runs. */
+  docDefault?: string;
   required?: boolean;
   /** For `enum`: accepted values (compared case-insensitively). */
   values?: readonly string[];

@@ -24,7 +24,7 @@ function cell(v: unknown): string {
 function table(t: OptionTable, skip: ReadonlySet<string> = new Set()): string {
   const rows = Object.entries(t)
     .filter(([k]) => !skip.has(k))
-    .map(([k, s]) => `| \`${k}\` | ${typeOf(s)} | ${s.required ? 'required' : cell(s.default)} | ${s.description.replace(/\|/g, '\\|').replace(/\n/g, ' ')} |`);
+    .map(([k, s]) => `| \`${k}\` | ${typeOf(s)} | ${s.required ? 'required' : s.docDefault ?? cell(s.default)} | ${s.description.replace(/\|/g, '\\|').replace(/\n/g, ' ')} |`);
   return ['| option | type | default | description |', '|---|---|---|---|', ...rows].join('\n');
 }
 

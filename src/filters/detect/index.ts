@@ -90,7 +90,12 @@ export const detect: FilterPlugin<DetectConfig> = {
       default: true,
       description: 'Pass the incoming records on (on) or drop them so only the alerts continue (off)',
     },
-    hostname: { type: 'string', default: DEFAULT_HOSTNAME, description: 'hostname of the alert records (default: this host name)' },
+    hostname: {
+      type: 'string',
+      default: DEFAULT_HOSTNAME,
+      docDefault: 'the host name of the machine logwarden runs on',
+      description: 'hostname field of the alert records (Falco evt.hostname; the Alertmanager output makes it the `hostname` label)',
+    },
     include_event: {
       type: 'bool',
       default: false,

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { repoRoot } from '../../support/paths.js';
 
@@ -121,4 +121,83 @@ describe('Containerfile', () => {
     assert.ok(!/curl|wget/.test(runtime), 'no curl or wget in the runtime stage');
     assert.match(runtime, /^VOLUME \["\/var\/lib\/logwarden"\]$/m);
   });
+
+  // The build context is the repository minus Containerfile.dockerignore; a COPY of an
+  // excluded path fails the build ("not found").
+  const ignore = readFileSync(join(repoRoot, 'deploy', 'Containerfile.dockerignore'), 'utf8');
+  const copies = lines
+    .filter((l) => /^COPY\s/.test(l) && !/--from=/.test(l))
+    .map((l) => l.trim().split(/\s+/).slice(1).filter((w) => !w.startsWith('--')))
+    .map((words) => ({ sources: words.slice(0, -1), dest: words.at(-1)! }));
+
+  it('every COPY source is in the build context: present, and not excluded by Containerfile.dockerignore', () => {
+    assert.ok(copies.length >= 8);
+    const excluded = dockerignore(ignore);
+    for (const { sources } of copies) {
+      for (const src of sources) {
+        assert.ok(existsSync(join(repoRoot, src)), `COPY ${src}: missing`);
+        for (const f of filesUnder(src)) assert.ok(!excluded(f), `COPY ${src}: ${f} is excluded by Containerfile.dockerignore`);
+      }
+    }
+    // The matcher itself, on the patterns that matter.
+    assert.ok(excluded('test/unit/x.ts') && excluded('bench/run.ts') && excluded('node_modules/re2/x') && excluded('a/b.cpuprofile'));
+    assert.ok(!excluded('src/cli/main.ts') && !excluded('package-lock.json') && !excluded('deploy/container/entrypoint.sh'));
+  });
+
+  it('the build stage compiles with only what it copies (tsc -p . as npm ci runs it)', () => {
+    const build = lines.slice(0, lines.findIndex((l) => /^FROM .* AS runtime/.test(l)));
+    const ctx = mkdtempSync(join(tmpdir(), 'lw-build-'));
+    try {
+      for (const l of build.filter((x) => /^COPY\s/.test(x))) {
+        const words = l.trim().split(/\s+/).slice(1);
+        for (const src of words.slice(0, -1)) {
+          const dest = words.at(-1)!.endsWith('/') || words.length > 3 ? join(ctx, words.at(-1)!, src.split('/').at(-1)!) : join(ctx, words.at(-1)!);
+          mkdirSync(dirname(dest), { recursive: true });
+          cpSync(join(repoRoot, src), dest, { recursive: true });
+        }
+      }
+      symlinkSync(join(repoRoot, 'node_modules'), join(ctx, 'node_modules'));
+      execFileSync(join(repoRoot, 'node_modules', '.bin', 'tsc'), ['-p', '.'], { cwd: ctx, stdio: 'pipe' });
+      assert.ok(existsSync(join(ctx, 'dist', 'src', 'cli', 'main.js')));
+    } finally {
+      rmSync(ctx, { recursive: true, force: true });
+    }
+  });
 });
+
+/** Repository-relative files under a path (the path itself for a file), without dependencies or build output. */
+function filesUnder(rel: string): string[] {
+  const abs = join(repoRoot, rel);
+  if (!statSync(abs).isDirectory()) return [rel];
+  return readdirSync(abs)
+    .filter((n) => n !== 'node_modules' && n !== 'dist')
+    .flatMap((n) => filesUnder(`${rel}/${n}`));
+}
+
+/**
+ * The .dockerignore rules: one pattern a line, `#` comments, `!` re-includes, `*` and `?` within
+ * a path element, `**` across elements; a pattern that matches a folder excludes what is in it;
+ * the last matching line wins.
+ */
+function dockerignore(text: string): (path: string) => boolean {
+  const rules = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => {
+      const negate = l.startsWith('!');
+      const pat = (negate ? l.slice(1) : l).replace(/^\/+|\/+$/g, '');
+      const re = pat
+        .split('/')
+        .map((part) => (part === '**' ? '.*' : part.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')))
+        .join('/')
+        .replace(/\.\*\//g, '(?:.*/)?');
+      return { negate, re: new RegExp(`^${re}(?:/.*)?$`) };
+    });
+  return (path) => {
+    let out = false;
+    for (const r of rules) if (r.re.test(path)) out = !r.negate;
+    return out;
+  };
+}
+

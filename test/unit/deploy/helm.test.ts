@@ -45,7 +45,6 @@ describe('helm: sidecar mode (default)', () => {
       'Secret/audit-logwarden-forward',
       'Service/audit-logwarden-metrics',
       'ServiceAccount/audit-logwarden',
-      'ServiceMonitor/audit-logwarden',
     ]);
   });
 
@@ -186,6 +185,37 @@ describe('helm: values', () => {
     const objects = render({ loki: { enabled: false }, alertmanager: { enabled: false } });
     const p = loadContainerPipeline(objects, find(objects, 'DaemonSet', 'audit-logwarden'));
     assert.deepEqual(p.loaded.outputs.map((o) => o.name), ['stdout']);
+  });
+
+  it('the audit log folder is mounted where Fluent Bit tails it, for any auditLogDir', () => {
+    for (const dir of ['/var/log/kube-audit', '/var/log/kubernetes/audit']) {
+      const objects = render({ sidecar: { fluentBit: { auditLogDir: dir, auditLogFile: 'kube-apiserver-audit.log' } } });
+      const ds = find(objects, 'DaemonSet', 'audit-logwarden');
+      const fb = fluentBitConfig(objects, ds);
+      const tail = assertAuditTail(ds, fb);
+      assert.equal(tail.path, `${dir}/kube-apiserver-audit.log`);
+      const m = mountFor(fb.c, tail.path)!;
+      const vol = (pod(ds).volumes as Obj[]).find((v) => v.name === m.name)!;
+      // The file Fluent Bit opens is the node's file the API server writes.
+      assert.equal(`${vol.hostPath.path}${tail.path.slice(m.mountPath.length)}`, `${dir}/kube-apiserver-audit.log`);
+    }
+  });
+
+  it('the ServiceMonitor is off by default (an install must not need the Prometheus Operator CRDs) and renders when enabled', () => {
+    assert.ok(!render().some((o) => o.kind === 'ServiceMonitor'));
+    assert.ok(!render({ mode: 'aggregator' }).some((o) => o.kind === 'ServiceMonitor'));
+    const sm = find(render({ serviceMonitor: { enabled: true } }), 'ServiceMonitor', 'audit-logwarden');
+    assert.equal(sm.apiVersion, 'monitoring.coreos.com/v1');
+    assert.deepEqual((sm.spec.endpoints as Obj[]).map((e) => e.port), ['http', 'fb-http']);
+  });
+
+  it('alert hostname: the node name in sidecar mode, the pod (the process host name) in aggregator mode', () => {
+    const side = render();
+    const sp = loadContainerPipeline(side, find(side, 'DaemonSet', 'audit-logwarden'));
+    assert.equal(sp.loaded.filters.find((f) => f.name === 'detect')!.raw.values.hostname, '<spec.nodeName>');
+    const agg = render({ mode: 'aggregator' });
+    const ap = loadContainerPipeline(agg, find(agg, 'Deployment', 'audit-logwarden'));
+    assert.equal(ap.loaded.filters.find((f) => f.name === 'detect')!.raw.values.hostname, undefined);
   });
 
   it('serviceMonitor, networkPolicy and pdb can be turned off', () => {

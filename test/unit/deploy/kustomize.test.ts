@@ -91,6 +91,10 @@ describe('kustomize: sidecar overlay', () => {
     assert.ok(mountFor(container(ds, 'logwarden'), '/tmp'), '/tmp is writable for a read-only root');
   });
 
+  it('alerts name the node (spec.nodeName), not the pod that changes on every rollout', () => {
+    assert.equal(p.loaded.filters.find((f) => f.name === 'detect')!.raw.values.hostname, '<spec.nodeName>');
+  });
+
   it('scrapes both HTTP servers through the ServiceMonitor', () => {
     const svc = find(sidecar, 'Service', 'logwarden-metrics', 'logwarden');
     const sm = find(sidecar, 'ServiceMonitor', 'logwarden', 'logwarden');
@@ -108,6 +112,10 @@ describe('kustomize: aggregator overlay', () => {
   const p = loadContainerPipeline(aggregator, dep);
   const fb = fluentBitConfig(aggregator, shipper);
   const podLabels = (dep.spec as Obj).template.metadata.labels as Record<string, string>;
+
+  it('alerts name the replica that evaluated them (the pod name)', () => {
+    assert.equal(p.loaded.filters.find((f) => f.name === 'detect')!.raw.values.hostname, '<metadata.name>');
+  });
 
   it('runs several replicas, restricted, behind a Service on the forward port', () => {
     assert.ok(Number((dep.spec as Obj).replicas) >= 2);

@@ -172,6 +172,11 @@ pipeline:
         - /etc/logwarden/rules/custom_rules.yaml
         {{- end }}
       alert_tag: falco
+      {{- if eq .Values.mode "sidecar" }}
+      # The control-plane node whose audit log this pod reads (downward API spec.nodeName):
+      # stable across rollouts, unlike the pod name.
+      hostname: ${NODE_NAME}
+      {{- end }}
 
   outputs:
     {{- if .Values.loki.enabled }}
@@ -290,6 +295,10 @@ pipeline:
       valueFrom:
         fieldRef:
           fieldPath: metadata.name
+    - name: NODE_NAME
+      valueFrom:
+        fieldRef:
+          fieldPath: spec.nodeName
     - name: CLUSTER_NAME
       value: {{ .Values.clusterName | quote }}
     {{- if include "logwarden.uiBasicAuth" . }}
