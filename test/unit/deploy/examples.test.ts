@@ -6,6 +6,9 @@ import { parse } from 'yaml';
 import { repoRoot, falcoCorpus } from '../../support/paths.js';
 import { parseClassic, type Obj } from '../../support/deploy.js';
 import { loadRuleFiles } from '../../../src/filters/detect/loader.js';
+import { auditPolicy } from '../../../src/filters/audit_policy/index.js';
+import { EventTime } from '../../../src/core/event.js';
+import { buildFilters, counterValue, tempDir, writePipeline } from '../../support/filter-pipeline.js';
 
 const ex = (...p: string[]) => join(repoRoot, 'examples', ...p);
 const read = (...p: string[]) => readFileSync(ex(...p), 'utf8');
@@ -114,17 +117,51 @@ describe('examples/events', () => {
     const notice = read('events', 'NOTICE');
     for (const f of files) {
       assert.ok(notice.includes(f), `NOTICE names ${f}`);
+      // Copies of Falco's trace files but for the apiVersion they omit on some events (NOTICE).
       const original = join(falcoCorpus, 'events', f);
-      if (existsSync(original)) assert.equal(read('events', f), readFileSync(original, 'utf8'), `${f} is an unmodified copy`);
-      for (const line of read('events', f).split('\n').filter((l) => l.trim())) {
+      const added = ',"apiVersion":"audit.k8s.io/v1beta1"';
+      const text = read('events', f);
+      if (existsSync(original)) {
+        const had = readFileSync(original, 'utf8');
+        const ours = text.split('\n');
+        const theirs = had.split('\n');
+        assert.equal(ours.length, theirs.length, f);
+        ours.forEach((l, i) => {
+          if (l === theirs[i]) return;
+          assert.ok(!('apiVersion' in (JSON.parse(theirs[i]!) as Obj)), `${f}:${i + 1} had an apiVersion`);
+          assert.equal(l.replace(added, ''), theirs[i], `${f}:${i + 1} differs from Falco's only by the added apiVersion`);
+        });
+        if (text !== had) assert.ok(notice.includes(f), `NOTICE says ${f} was changed`);
+      }
+      for (const line of text.split('\n').filter((l) => l.trim())) {
         const ev = JSON.parse(line) as Obj;
         assert.equal(ev.kind, 'Event');
-        // Falco's trace files omit apiVersion on some events; kind, auditID and verb are always there.
+        assert.match(ev.apiVersion, /^audit\.k8s\.io\/v1(beta1)?$/, `${f}: apiVersion, as the API server writes it`);
         assert.equal(typeof ev.auditID, 'string');
         assert.equal(typeof ev.verb, 'string');
       }
     }
     assert.match(notice, /Apache License/);
+  });
+
+  it('the default pipeline\'s audit policy treats every one as an audit event (the README tour)', async () => {
+    // As pipelines/default.yaml configures it, on records as `send` and `replay` produce them.
+    const file = writePipeline(tempDir(), {
+      pipeline: { filters: [{ name: 'audit_policy', match: '*', key_name: 'log', policy_file: ex('audit-policy.yaml') }] },
+    });
+    const { filters, metrics, pipeline } = await buildFilters(file, auditPolicy);
+    let n = 0;
+    for (const f of readdirSync(ex('events')).filter((x) => x.endsWith('.json'))) {
+      for (const line of read('events', f).split('\n').filter((l) => l.trim())) {
+        n++;
+        filters[0]!.filter([{ tag: 'kube.audit', time: new EventTime(1700000000, 0), record: JSON.parse(line) }], { emit: () => assert.fail('no emit') });
+      }
+    }
+    assert.ok(n >= 10);
+    assert.equal(await counterValue(metrics, 'logwarden_audit_policy_non_audit_records_total'), 0);
+    const kept = await counterValue(metrics, 'logwarden_audit_policy_events_total', { result: 'kept' });
+    assert.ok(kept >= 6, `kept ${kept} of ${n}`);
+    await pipeline.stop(0);
   });
 });
 
