@@ -1,8 +1,24 @@
 /**
  * Prometheus metrics (prom-client), named after Fluent Bit's own (`fluentbit_input_records_total`
  * becomes `logwarden_input_records_total`), labelled by plugin instance id.
+ *
+ * As in Fluent Bit, a series exists from the moment its plugin (or rule) is set up, at 0: a
+ * component's `labels(...)` call creates it, so `rate()` and absence-based alerts work on a
+ * process that has not received anything yet. Process metrics keep prom-client's standard
+ * `process_*` / `nodejs_*` names; `logwarden_build_info` and `logwarden_uptime_seconds` say
+ * which version runs and since when.
  */
+import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The version in package.json (dist/src/observe/ -> the package root). */
+export const LOGWARDEN_VERSION: string = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+})();
 
 export class Metrics {
   readonly registry = new Registry();
@@ -70,25 +86,71 @@ export class Metrics {
     };
   }
 
+  /** `defaults`: the process metrics, build info and uptime of a running process. */
   constructor(defaults = false) {
-    if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'logwarden_process_' });
+    if (!defaults) return;
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'logwarden_build_info',
+      help: 'Always 1; the labels say which logwarden and Node.js versions run',
+      labelNames: ['version', 'nodejs_version'],
+      registers: [this.registry],
+      aggregator: 'first',
+    }).set({ version: LOGWARDEN_VERSION, nodejs_version: process.version }, 1);
+    new Gauge({
+      name: 'logwarden_uptime_seconds',
+      help: 'Seconds since the process started',
+      registers: [this.registry],
+      aggregator: 'max',
+      collect() {
+        this.set(Math.floor(process.uptime()));
+      },
+    });
   }
 
   counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
     const existing = this.registry.getSingleMetric(name);
     if (existing) return existing as Counter<L>;
-    return new Counter({ name, help, labelNames, registers: [this.registry] });
+    const c = new Counter({ name, help, labelNames, registers: [this.registry] });
+    const labels = c.labels.bind(c);
+    // A series exists at 0 as soon as someone asks for it, before its first increment.
+    c.labels = ((...values: never[]) => {
+      const child = (labels as (...v: never[]) => ReturnType<typeof c.labels>)(...values);
+      child.inc(0);
+      return child;
+    }) as typeof c.labels;
+    return c;
   }
 
   gauge<L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> {
     const existing = this.registry.getSingleMetric(name);
     if (existing) return existing as Gauge<L>;
-    return new Gauge({ name, help, labelNames, registers: [this.registry] });
+    const g = new Gauge({ name, help, labelNames, registers: [this.registry] });
+    const labels = g.labels.bind(g);
+    g.labels = ((...values: never[]) => {
+      const child = (labels as (...v: never[]) => ReturnType<typeof g.labels>)(...values);
+      child.inc(0);
+      return child;
+    }) as typeof g.labels;
+    return g;
   }
 
   histogram<L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]): Histogram<L> {
     const existing = this.registry.getSingleMetric(name);
     if (existing) return existing as Histogram<L>;
-    return new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
+    const h = new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
+    const labels = h.labels.bind(h);
+    const seen = new Set<string>();
+    h.labels = ((...values: never[]) => {
+      const obj: Record<string, string> =
+        typeof values[0] === 'object' ? (values[0] as Record<string, string>) : Object.fromEntries(labelNames.map((n, i) => [n, String(values[i])]));
+      const key = labelNames.map((n) => obj[n]).join('\u0000');
+      if (!seen.has(key)) {
+        seen.add(key);
+        h.zero(obj as Partial<Record<L, string>>);
+      }
+      return (labels as (...v: never[]) => ReturnType<typeof h.labels>)(...values);
+    }) as typeof h.labels;
+    return h;
   }
 }

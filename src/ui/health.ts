@@ -131,7 +131,7 @@ export class HealthSampler {
       return o;
     });
     this.remember({ time, totals });
-    const started = sum('logwarden_process_process_start_time_seconds', {});
+    const started = sum('process_start_time_seconds', {});
     return {
       time,
       ready: status.ready,
@@ -149,8 +149,8 @@ export class HealthSampler {
       },
       process: {
         uptime_s: started > 0 ? Math.max(0, Math.round(time / 1000 - started)) : Math.round(process.uptime()),
-        rss_bytes: sum('logwarden_process_process_resident_memory_bytes', {}) || process.memoryUsage.rss(),
-        heap_used_bytes: sum('logwarden_process_nodejs_heap_size_used_bytes', {}) || process.memoryUsage().heapUsed,
+        rss_bytes: sum('process_resident_memory_bytes', {}) || process.memoryUsage.rss(),
+        heap_used_bytes: sum('nodejs_heap_size_used_bytes', {}) || process.memoryUsage().heapUsed,
       },
     };
   }
