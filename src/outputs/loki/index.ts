@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
-import { DeliveryError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
+import { DeliveryError, EncodeError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
 import { recordJSON, toJSONLine, withoutMembers } from '../../core/json.js';
 import { classifyStatus, HttpClient, httpClientOptions, parseHeaders, validateHttpClient, type HttpClientConfig } from '../http-common.js';
 import { valueToText } from '../../core/record-accessor.js';
@@ -448,6 +448,7 @@ class LokiOutput implements OutputInstance {
     if (done) for (const t of done.tenants) byTenant.delete(t);
     let retryable: DeliveryError | undefined;
     let rejected: DeliveryError | undefined;
+    let unexpected: unknown;
     // One request per tenant. After a partial failure the batch is retried without the tenants
     // that were accepted (see `delivered`).
     const accepted: string[] = [];
@@ -472,16 +473,18 @@ class LokiOutput implements OutputInstance {
           if (err) throw err;
           accepted.push(tenant);
         } catch (e) {
-          const err = e instanceof DeliveryError ? e : new DeliveryError((e as Error).message, true, 'error');
-          if (err.retryable) retryable ??= err;
-          else rejected ??= err;
+          // Not an answer from Loki (an encoding failure): the engine finds the records at fault.
+          if (!(e instanceof DeliveryError) || e instanceof EncodeError) unexpected ??= e;
+          else if (e.retryable) retryable ??= e;
+          else rejected ??= e;
         }
       }),
     );
-    if ((retryable || rejected) && first && accepted.length) {
+    if ((retryable || rejected || unexpected !== undefined) && first && accepted.length) {
       if (!done) this.delivered.set(first, (done = { length: events.length, tenants: new Set() }));
       for (const t of accepted) done.tenants.add(t);
     }
+    if (unexpected !== undefined) throw unexpected;
     if (retryable) throw retryable;
     if (rejected) throw rejected;
   }
