@@ -1,7 +1,7 @@
 /**
- * Condition compiler: resolves macros and lists in a parsed condition, type-checks every check
- * against the field table, and compiles the result ONCE into plain closures (no eval, no
- * Function constructor).
+ * Condition compiler: type-checks every check of a resolved condition (resolve.ts inlines
+ * macros and substitutes lists) against the field table, and compiles the result ONCE into
+ * plain closures (no eval, no Function constructor).
  *
  * All rules of a rule set share one Program:
  *  - every distinct (field, argument, transformer) is a slot, extracted at most once per event
@@ -12,12 +12,15 @@
  *  - for the rule index, each node reports which values of a cheap single-valued field
  *    (ka.verb, ka.target.resource, the stage...) it can possibly match.
  *
+ * Planning and building walk the DAG with explicit stacks; evaluation recurses through its
+ * and/or/not nesting, which resolve.ts bounds (LIMITS.depth).
+ *
  * Missing fields behave as in libsinsp: every comparison on an absent field is false (`!=`
  * included), `exists` is false, and `not` simply negates.
  */
 import { compileRegex, type SafeRegex } from '../../core/safe-regex.js';
 import { FIELDS, checkFieldArg, type AuditEvent, type FieldValue, type ValueType } from './fields.js';
-import { unescapeQuoted, type Expr, type FieldRef, type ListLiteral, type Operand, type Pos, type StringLiteral } from './parser.js';
+import type { Expr, FieldRef, Operand, Pos } from './parser.js';
 
 export class CompileError extends Error {
   constructor(
@@ -32,93 +35,6 @@ export class CompileError extends Error {
 export interface CompileWarning {
   message: string;
   pos?: Pos;
-}
-
-/** What macro and list names mean while resolving one condition. */
-export interface ResolveEnv {
-  /** The parsed body of a visible macro, or undefined when no such macro is visible. */
-  macro(name: string): Expr | undefined;
-  /** The expanded literal items of a list, or undefined when there is no such list. */
-  list(name: string): readonly string[] | undefined;
-  /** Called with each macro and list name a condition uses. */
-  used?(kind: 'macro' | 'list', name: string): void;
-}
-
-const LIST_OPS = new Set(['in', 'intersects', 'pmatch']);
-
-/**
- * Inlines macros and substitutes lists. A bare word inside `( ... )` that names a list is replaced
- * by the list's items (Falco substitutes list names textually; a name that is no list stays a
- * literal); quoted words are always literals.
- */
-export function resolve(e: Expr, env: ResolveEnv, stack: string[] = []): Expr {
-  switch (e.kind) {
-    case 'and':
-    case 'or':
-      return { ...e, children: e.children.map((c) => resolve(c, env, stack)) };
-    case 'not':
-      return { ...e, child: resolve(e.child, env, stack) };
-    case 'ident': {
-      const body = env.macro(e.name);
-      if (!body) throw new CompileError(`Undefined macro '${e.name}' used in filter.`, e.pos);
-      if (stack.includes(e.name)) throw new CompileError(`Reference loop in macro '${e.name}'`, e.pos);
-      env.used?.('macro', e.name);
-      return resolve(body, env, [...stack, e.name]);
-    }
-    case 'unary':
-      return e;
-    case 'binary': {
-      const r = e.right;
-      if (r.kind === 'list') {
-        const items: StringLiteral[] = [];
-        for (const it of r.items) {
-          const l = it.quoted ? undefined : env.list(it.value);
-          if (l) {
-            env.used?.('list', it.value);
-            for (const v of l) items.push({ kind: 'value', value: v, quoted: true, pos: it.pos });
-          } else items.push(it);
-        }
-        return { ...e, right: { ...r, items } };
-      }
-      if (r.kind === 'value' && !r.quoted) {
-        const l = env.list(r.value);
-        if (!l) return e;
-        env.used?.('list', r.value);
-        if (LIST_OPS.has(e.op)) {
-          const list: ListLiteral = { kind: 'list', items: l.map((v) => ({ kind: 'value', value: v, quoted: true, pos: r.pos })), pos: r.pos };
-          return { ...e, right: list };
-        }
-        if (l.length !== 1) {
-          throw new CompileError(`list '${r.value}' has ${l.length} items and cannot be used with operator '${e.op}'`, r.pos);
-        }
-        return { ...e, right: { kind: 'value', value: l[0]!, quoted: true, pos: r.pos } };
-      }
-      return e;
-    }
-  }
-}
-
-/**
- * Expands the raw items of a list as Falco does: a bare item naming another list is replaced by
- * that list's items; a quoted item is unquoted; anything else is literal text.
- */
-export function expandListItems(raw: readonly string[], lookup: (name: string) => readonly string[] | undefined, seen: string[] = []): string[] {
-  const out: string[] = [];
-  for (const item of raw) {
-    const q = item[0];
-    if ((q === '"' || q === "'") && item.length >= 2 && item.endsWith(q)) {
-      try {
-        out.push(unescapeQuoted(item));
-      } catch {
-        out.push(item);
-      }
-      continue;
-    }
-    const nested = seen.includes(item) ? undefined : lookup(item);
-    if (nested) out.push(...expandListItems(nested, lookup, [...seen, item]));
-    else out.push(item);
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -410,6 +326,20 @@ const LIST_FIELD_OK = new Set(['in', 'intersects', 'exists']);
 
 // ---- the program ----------------------------------------------------------------------------
 
+/** A planned condition and the warnings of the checks in it. */
+export interface Planned {
+  node: PlanNode;
+  warnings: readonly CompileWarning[];
+}
+
+const NO_WARNINGS: readonly CompileWarning[] = [];
+
+function exprChildren(e: Expr): readonly Expr[] {
+  if (e.kind === 'and' || e.kind === 'or') return e.children;
+  if (e.kind === 'not') return [e.child];
+  return [];
+}
+
 /** Compiles conditions of one rule set into shared closures. */
 export class Program {
   private readonly slots: Slot[] = [];
@@ -418,8 +348,15 @@ export class Program {
   private nextNode = 0;
   private memoCount = 0;
   private readonly built = new Map<number, Pred>();
+  private readonly planned = new WeakMap<Expr, Planned>();
+  private readonly failed = new WeakMap<Expr, CompileError>();
   private ctx?: EvalContext;
   readonly warnings: CompileWarning[] = [];
+
+  /** Distinct nodes of the condition DAG. */
+  get nodeCount(): number {
+    return this.nodes.size;
+  }
 
   /** The context to evaluate with; valid once every condition has been planned. */
   context(): EvalContext {
@@ -518,28 +455,78 @@ export class Program {
     return n;
   }
 
-  /** Plans a resolved condition (macros inlined, lists substituted) into the shared DAG. */
-  plan(e: Expr): PlanNode {
+  /**
+   * Plans a resolved condition (macros inlined, lists substituted) into the shared DAG, with the
+   * warnings of every check in it. A resolved expression shared by several conditions (a macro's
+   * body) is planned once; the walk uses an explicit stack.
+   */
+  plan(root: Expr): Planned {
+    const memo = this.planned;
+    const hit = memo.get(root);
+    if (hit) return hit;
+    const failed = this.failed;
+    const stack: Array<{ e: Expr; kids: readonly Expr[]; i: number }> = [{ e: root, kids: exprChildren(root), i: 0 }];
+    try {
+      const bad = failed.get(root);
+      if (bad) throw bad;
+      while (stack.length > 0) {
+        const f = stack[stack.length - 1]!;
+        if (f.i < f.kids.length) {
+          const c = f.kids[f.i++]!;
+          if (memo.has(c)) continue;
+          const err = failed.get(c);
+          if (err) throw err;
+          stack.push({ e: c, kids: exprChildren(c), i: 0 });
+          continue;
+        }
+        if (!memo.has(f.e)) memo.set(f.e, this.planOne(f.e, f.kids.map((k) => memo.get(k)!)));
+        stack.pop();
+      }
+    } catch (e) {
+      // Every condition containing a failed expression fails the same way: remember it, so
+      // that rules sharing it (skip-if-unknown-filter) do not walk it again.
+      if (e instanceof CompileError) for (const f of stack) failed.set(f.e, e);
+      throw e;
+    }
+    return memo.get(root)!;
+  }
+
+  /** One expression whose children are planned. */
+  private planOne(e: Expr, kids: Planned[]): Planned {
+    let warnings: readonly CompileWarning[] = NO_WARNINGS;
+    let merged: Set<CompileWarning> | undefined;
+    for (const k of kids) {
+      if (k.warnings.length === 0 || k.warnings === warnings) continue;
+      if (warnings.length === 0) warnings = k.warnings;
+      else {
+        merged ??= new Set(warnings);
+        for (const w of k.warnings) merged.add(w);
+      }
+    }
+    if (merged) warnings = [...merged];
     switch (e.kind) {
       case 'and':
       case 'or': {
-        const children = e.children.map((c) => this.plan(c));
-        return this.node(`${e.kind}(${children.map((c) => c.id).join(',')})`, { kind: e.kind, children });
+        const children = kids.map((k) => k.node);
+        return { node: this.node(`${e.kind}(${children.map((c) => c.id).join(',')})`, { kind: e.kind, children }), warnings };
       }
       case 'not': {
-        const child = this.plan(e.child);
-        if (child.kind === 'not') return child.children[0]!;
-        return this.node(`not(${child.id})`, { kind: 'not', children: [child] });
+        const child = kids[0]!.node;
+        if (child.kind === 'not') return { node: child.children[0]!, warnings };
+        return { node: this.node(`not(${child.id})`, { kind: 'not', children: [child] }), warnings };
       }
       case 'ident':
         throw new CompileError(`Undefined macro '${e.name}' used in filter.`, e.pos);
       case 'unary': {
         const s = this.operandSlot(e.left);
         const g = s.get;
-        return this.node(`exists(${s.key})`, { kind: 'check', children: [], make: () => (c) => g(c) !== undefined });
+        return { node: this.node(`exists(${s.key})`, { kind: 'check', children: [], make: () => (c) => g(c) !== undefined }), warnings };
       }
-      case 'binary':
-        return this.planBinary(e);
+      case 'binary': {
+        const before = this.warnings.length;
+        const node = this.planBinary(e);
+        return { node, warnings: this.warnings.length > before ? this.warnings.slice(before) : NO_WARNINGS };
+      }
     }
   }
 
@@ -680,31 +667,44 @@ export class Program {
    * For index building: the values of slot `slot` that `n` can possibly be true with, or null
    * when any value (or absence) may do.
    */
-  allowed(n: PlanNode, slot: number, memo = new Map<number, ReadonlySet<string> | null>()): ReadonlySet<string> | null {
-    const hit = memo.get(n.id);
-    if (hit !== undefined) return hit;
-    let res: ReadonlySet<string> | null = null;
-    if (n.kind === 'check') res = n.constraint && n.constraint.slot === slot ? n.constraint.values : null;
-    else if (n.kind === 'and') {
-      for (const c of n.children) {
-        const a = this.allowed(c, slot, memo);
-        if (a === null) continue;
-        res = intersect(res as ReadonlySet<string> | null, a);
+  allowed(root: PlanNode, slot: number, memo = new Map<number, ReadonlySet<string> | null>()): ReadonlySet<string> | null {
+    const stack: Array<{ n: PlanNode; i: number }> = [{ n: root, i: 0 }];
+    while (stack.length > 0) {
+      const f = stack[stack.length - 1]!;
+      const n = f.n;
+      if (memo.has(n.id)) {
+        stack.pop();
+        continue;
       }
-    } else if (n.kind === 'or') {
-      const u = new Set<string>();
-      res = u;
-      for (const c of n.children) {
-        const a = this.allowed(c, slot, memo);
-        if (a === null) {
-          res = null;
-          break;
+      if (f.i < n.children.length) {
+        const c = n.children[f.i++]!;
+        if (!memo.has(c.id)) stack.push({ n: c, i: 0 });
+        continue;
+      }
+      stack.pop();
+      let res: ReadonlySet<string> | null = null;
+      if (n.kind === 'check') res = n.constraint && n.constraint.slot === slot ? n.constraint.values : null;
+      else if (n.kind === 'and') {
+        for (const c of n.children) {
+          const a = memo.get(c.id)!;
+          if (a === null) continue;
+          res = intersect(res as ReadonlySet<string> | null, a);
         }
-        for (const x of a) u.add(x);
+      } else if (n.kind === 'or') {
+        const u = new Set<string>();
+        res = u;
+        for (const c of n.children) {
+          const a = memo.get(c.id)!;
+          if (a === null) {
+            res = null;
+            break;
+          }
+          for (const x of a) u.add(x);
+        }
       }
+      memo.set(n.id, res);
     }
-    memo.set(n.id, res);
-    return res;
+    return memo.get(root.id)!;
   }
 
   /** Slots that constrain at least one check (candidates for the rule index), by id. */
@@ -719,29 +719,42 @@ export class Program {
   }
 
   /** Builds the closure of a planned node; shared composite nodes memoise per event. */
-  build(n: PlanNode): Pred {
-    const done = this.built.get(n.id);
+  build(root: PlanNode): Pred {
+    const built = this.built;
+    const done = built.get(root.id);
     if (done) return done;
-    let p: Pred;
-    switch (n.kind) {
-      case 'check':
-        p = n.make!();
-        break;
-      case 'not': {
-        const c0 = this.build(n.children[0]!);
-        p = (c) => !c0(c);
-        break;
+    const stack: Array<{ n: PlanNode; i: number }> = [{ n: root, i: 0 }];
+    while (stack.length > 0) {
+      const f = stack[stack.length - 1]!;
+      if (f.i < f.n.children.length) {
+        const c = f.n.children[f.i++]!;
+        if (!built.has(c.id)) stack.push({ n: c, i: 0 });
+        continue;
       }
-      case 'and':
-      case 'or': {
-        const cs = n.children.map((x) => this.build(x));
-        p = n.kind === 'and' ? andOf(cs) : orOf(cs);
-        break;
+      stack.pop();
+      const n = f.n;
+      if (built.has(n.id)) continue;
+      let p: Pred;
+      switch (n.kind) {
+        case 'check':
+          p = n.make!();
+          break;
+        case 'not': {
+          const c0 = built.get(n.children[0]!.id)!;
+          p = (c) => !c0(c);
+          break;
+        }
+        case 'and':
+        case 'or': {
+          const cs = n.children.map((x) => built.get(x.id)!);
+          p = n.kind === 'and' ? andOf(cs) : orOf(cs);
+          break;
+        }
       }
+      if (n.refs > 1 && (n.kind === 'and' || n.kind === 'or' || n.kind === 'not')) p = this.memo(p);
+      built.set(n.id, p);
     }
-    if (n.refs > 1 && (n.kind === 'and' || n.kind === 'or' || n.kind === 'not')) p = this.memo(p);
-    this.built.set(n.id, p);
-    return p;
+    return built.get(root.id)!;
   }
 
   private memo(p: Pred): Pred {

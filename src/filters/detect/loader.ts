@@ -15,17 +15,20 @@
  */
 import { readFileSync } from 'node:fs';
 import { LineCounter, isMap, isScalar, isSeq, parseAllDocuments, type Node, type YAMLMap } from 'yaml';
-import { CompileError, Program, expandListItems, resolve, type PlanNode, type ResolveEnv } from './compile.js';
+import { CompileError, Program, type PlanNode, type Planned } from './compile.js';
 import { FIELDS } from './fields.js';
 import { compileOutput, type CompiledOutput } from './output.js';
 import { ALL_OPS, ConditionSyntaxError, parseCondition, type Expr, type Pos } from './parser.js';
 import { parsePriority, priorityName } from './priority.js';
+import { ResolveError, Resolver, type MacroDef } from './resolve.js';
 
 /** The Falco engine version whose rule language this implements (falco_engine_version.h). */
 export const ENGINE_VERSION = '0.45.0';
 /** Plugin field sets this engine provides, and the plugin versions they correspond to. */
 export const PLUGIN_VERSIONS: Readonly<Record<string, string>> = { k8saudit: '0.18.0', json: '0.7.0' };
 export const SOURCE = 'k8s_audit';
+/** Warnings reported per load; past this, one LOAD_TOO_MANY_WARNINGS warning says the rest are left out. */
+export const MAX_WARNINGS = 1000;
 
 export interface Where {
   file: string;
@@ -161,6 +164,8 @@ export interface RuleSet {
   otherSources: Map<string, number>;
   messages: LoadMessage[];
   files: string[];
+  /** Compilation work: macros resolved, lists expanded and list items produced (each macro and list once), condition DAG nodes. */
+  stats: { macros: number; lists: number; listItems: number; nodes: number };
 }
 
 // ---- YAML helpers ---------------------------------------------------------------------------
@@ -219,6 +224,7 @@ export class RuleLoader {
   private index = 0;
   readonly messages: LoadMessage[] = [];
   private readonly seenWarnings = new Set<string>();
+  private warningsCapped = false;
   private readonly files: string[] = [];
   private last?: RuleSet;
 
@@ -243,7 +249,10 @@ export class RuleLoader {
       const err = doc.errors[0];
       if (err) {
         const { line, col } = src.lines.linePos(err.pos[0]);
-        this.fail({ severity: 'error', code: 'LOAD_ERR_YAML_PARSE', message: err.message.split('\n')[0]!, where: { file: name, line, col } });
+        // The YAML parser recurses per nesting level; past what the stack allows it stops with
+        // RESOURCE_EXHAUSTION (at the position it reached).
+        const message = err.code === 'RESOURCE_EXHAUSTION' ? `YAML nesting too deep to parse (${err.message.split(' at line')[0]})` : err.message.split('\n')[0]!;
+        this.fail({ severity: 'error', code: 'LOAD_ERR_YAML_PARSE', message, where: { file: name, line, col } });
       }
     }
     try {
@@ -280,6 +289,13 @@ export class RuleLoader {
   }
 
   private warn(code: string, message: string, ctx: Ctx, textPos?: LoadMessage['textPos']): void {
+    if (this.seenWarnings.size >= MAX_WARNINGS) {
+      if (!this.warningsCapped) {
+        this.warningsCapped = true;
+        this.messages.push({ severity: 'warning', code: 'LOAD_TOO_MANY_WARNINGS', message: `more than ${MAX_WARNINGS} warnings; further warnings are not reported`, where: ctx.where, item: ctx.item });
+      }
+      return;
+    }
     const m: LoadMessage = { severity: 'warning', code, message, where: ctx.where, item: ctx.item, textPos };
     const key = formatMessage(m);
     if (this.seenWarnings.has(key)) return;
@@ -699,28 +715,6 @@ export class RuleLoader {
 
   private compile(final: boolean): RuleSet {
     const prog = new Program();
-    const usedMacros = new Set<string>();
-    const usedLists = new Set<string>();
-    const expanded = new Map<string, string[]>();
-    const rawList = (n: string) => this.lists.get(n)?.items;
-    const listItems = (n: string): string[] | undefined => {
-      let l = expanded.get(n);
-      if (l) return l;
-      const info = this.lists.get(n);
-      if (!info) return undefined;
-      // Falco expands references to lists defined before this one (by position).
-      l = expandListItems(info.items, (m) => {
-        const ref = this.lists.get(m);
-        if (ref && ref.index < info.visibility) {
-          usedLists.add(m);
-          return rawList(m);
-        }
-        return undefined;
-      });
-      expanded.set(n, l);
-      return l;
-    };
-    const parsed = new Map<string, Expr>();
     const parse = (text: string, ctx: Ctx, where: Where): Expr => {
       try {
         return parseCondition(text);
@@ -729,25 +723,29 @@ export class RuleLoader {
         throw e;
       }
     };
+    /** A resolution error, placed at the macro or list it names, else at the condition `ctx`/`where`. */
+    const placed = (e: ResolveError, ctx: Ctx, where: Where): ItemError => {
+      const textPos = e.pos ? { what: 'condition' as const, pos: e.pos } : undefined;
+      if (e.at?.kind === 'macro') {
+        const m = this.macros.get(e.at.name)!;
+        return new ItemError('LOAD_ERR_COMPILE_CONDITION', e.message, { ...m.ctx, where: m.condWhere }, textPos);
+      }
+      if (e.at?.kind === 'list') return new ItemError('LOAD_ERR_VALIDATE', e.message, this.lists.get(e.at.name)!.ctx);
+      return new ItemError('LOAD_ERR_COMPILE_CONDITION', e.message, { ...ctx, where }, textPos);
+    };
     try {
-      for (const m of this.macros.values()) parsed.set(m.name, parse(m.cond, m.ctx, m.condWhere));
-      const env = (visibility: number): ResolveEnv => ({
-        macro: (n) => {
-          const m = this.macros.get(n);
-          return m && m.index < visibility ? parsed.get(n) : undefined;
-        },
-        list: listItems,
-        used: (kind, n) => (kind === 'macro' ? usedMacros : usedLists).add(n),
-      });
+      const macroDefs = new Map<string, MacroDef>();
+      for (const m of this.macros.values()) macroDefs.set(m.name, { body: parse(m.cond, m.ctx, m.condWhere), index: m.index, visibility: m.visibility });
+      const resolver = new Resolver(macroDefs, this.lists);
       for (const m of this.macros.values()) {
         try {
-          resolve(parsed.get(m.name)!, env(m.visibility));
+          resolver.macro(m.name);
         } catch (e) {
-          if (e instanceof CompileError) throw new ItemError('LOAD_ERR_COMPILE_CONDITION', e.message, { ...m.ctx, where: m.condWhere }, e.pos ? { what: 'condition', pos: e.pos } : undefined);
+          if (e instanceof ResolveError) throw placed(e, m.ctx, m.condWhere);
           throw e;
         }
       }
-      const all = env(Number.MAX_SAFE_INTEGER);
+
       const rules: CompiledRule[] = [];
       const summary: RuleSummary[] = [];
       const otherSources = new Map<string, number>();
@@ -758,9 +756,9 @@ export class RuleLoader {
         const ast = parse(text, r.ctx, r.condWhere);
         let resolved: Expr;
         try {
-          resolved = resolve(ast, all);
+          resolved = resolver.condition(ast);
         } catch (e) {
-          if (e instanceof CompileError) throw new ItemError('LOAD_ERR_COMPILE_CONDITION', e.message, { ...r.ctx, where: r.condWhere }, e.pos ? { what: 'condition', pos: e.pos } : undefined);
+          if (e instanceof ResolveError) throw placed(e, r.ctx, r.condWhere);
           throw e;
         }
         if (r.source !== SOURCE) {
@@ -768,10 +766,9 @@ export class RuleLoader {
           summary.push({ ...base, skipped: `source ${r.source}` });
           continue;
         }
-        let node: PlanNode;
-        const before = prog.warnings.length;
+        let planned: Planned;
         try {
-          node = prog.plan(resolved);
+          planned = prog.plan(resolved);
         } catch (e) {
           if (!(e instanceof CompileError)) throw e;
           const unknownField = /nonexistent field/.test(e.message);
@@ -782,7 +779,9 @@ export class RuleLoader {
           }
           throw new ItemError('LOAD_ERR_COMPILE_CONDITION', e.message, { ...r.ctx, where: r.condWhere }, e.pos ? { what: 'condition', pos: e.pos } : undefined);
         }
-        for (const w of prog.warnings.slice(before)) {
+        const node = planned.node;
+        for (const w of planned.warnings) {
+          if (this.warningsCapped) break;
           this.warn('LOAD_COMPILE_CONDITION', w.message, { ...r.ctx, where: r.condWhere }, w.pos ? { what: 'condition', pos: w.pos } : undefined);
         }
         let output: CompiledOutput;
@@ -807,9 +806,10 @@ export class RuleLoader {
         });
         summary.push(base);
       }
-      if (final) for (const m of this.macros.values()) if (!usedMacros.has(m.name)) this.warn('LOAD_UNUSED_MACRO', 'Macro not referred to by any other rule/macro', m.ctx);
-      if (final) for (const l of this.lists.values()) if (!usedLists.has(l.name)) this.warn('LOAD_UNUSED_LIST', 'List not referred to by any other rule/macro', l.ctx);
-      return { program: prog, rules, summary, otherSources, messages: this.messages, files: [...this.files] };
+      if (final) for (const m of this.macros.values()) if (!resolver.usedMacros.has(m.name)) this.warn('LOAD_UNUSED_MACRO', 'Macro not referred to by any other rule/macro', m.ctx);
+      if (final) for (const l of this.lists.values()) if (!resolver.usedLists.has(l.name)) this.warn('LOAD_UNUSED_LIST', 'List not referred to by any other rule/macro', l.ctx);
+      const stats = { ...resolver.stats, nodes: prog.nodeCount };
+      return { program: prog, rules, summary, otherSources, messages: this.messages, files: [...this.files], stats };
     } catch (e) {
       if (e instanceof ItemError) this.fail({ severity: 'error', code: e.code, message: e.message, where: e.ctx.where, item: e.ctx.item, textPos: e.textPos });
       throw e;
