@@ -440,7 +440,7 @@ export class RuleLoader {
       if (append || ov.append.has('items')) {
         const prev = this.lists.get(name);
         if (!prev) throw new ItemError('LOAD_ERR_VALIDATE', "List uses 'append' or 'override.items: append' but no list by that name already exists", ctx);
-        prev.items.push(...items);
+        for (const it of items) prev.items.push(it);
         prev.visibility = this.index++;
       } else this.define(this.lists, { name, items, index: 0, visibility: 0, ctx });
       return;
@@ -595,6 +595,7 @@ export class RuleLoader {
     const exsCtx: Ctx = { where: src.where(exs), item: parent.item };
     if (!isSeq(exs)) throw new ItemError('LOAD_ERR_YAML_VALIDATE', 'Rule exceptions must be a sequence', exsCtx);
     const out: ExceptionInfo[] = [];
+    const names = new Set<string>();
     const entry = (n: Node | undefined, c: Ctx): ExEntry => {
       if (isScalar(n) && n.value !== null) {
         const item = scalarText(n);
@@ -612,7 +613,7 @@ export class RuleLoader {
       if (isNullNode(nameNode) || !isScalar(nameNode) || scalarText(nameNode) === '') throw new ItemError('LOAD_ERR_YAML_VALIDATE', "Mapping for key 'name' is empty", tmp);
       const name = scalarText(nameNode);
       const ctx: Ctx = { where: tmp.where, item: `${parent.item} exception '${name}'` };
-      if (out.some((o) => o.name === name)) this.warn('LOAD_EXCEPTION_NAME_NOT_UNIQUE', `Multiple definitions of exception '${name}' in the same rule`, ctx);
+      if (names.has(name)) this.warn('LOAD_EXCEPTION_NAME_NOT_UNIQUE', `Multiple definitions of exception '${name}' in the same rule`, ctx);
       const info: ExceptionInfo = { name, values: [], ctx };
       const f = ex.get('fields', true) as Node | undefined;
       if (f !== undefined) info.fields = entry(f, { where: src.where(f), item: ctx.item });
@@ -625,6 +626,7 @@ export class RuleLoader {
         for (const x of v.items) info.values.push(entry(x as Node, { where: src.where(x as Node), item: ctx.item }));
       } else if (append) this.warn('LOAD_APPEND_NO_VALUES', 'Overriding/appending exception with no values', ctx);
       out.push(info);
+      names.add(name);
     }
     return out;
   }
@@ -650,17 +652,20 @@ export class RuleLoader {
   }
 
   private appendExceptions(prev: RuleInfo, exs: ExceptionInfo[]): void {
+    const byName = new Map<string, ExceptionInfo>();
+    for (const e of prev.exceptions) if (!byName.has(e.name)) byName.set(e.name, e);
     for (const ex of exs) {
-      const old = prev.exceptions.find((e) => e.name === ex.name);
+      const old = byName.get(ex.name);
       if (!old) {
         if (!ex.fields) throw new ItemError('LOAD_ERR_VALIDATE', 'Rule exception must have fields property with a list of fields', ex.ctx);
         if (ex.values.length === 0) throw new ItemError('LOAD_ERR_VALIDATE', 'Rule exception must have values property with a list of values', ex.ctx);
         this.validateException(ex, prev.source);
         prev.exceptions.push(ex);
+        byName.set(ex.name, ex);
       } else {
         if (ex.fields) throw new ItemError('LOAD_ERR_VALIDATE', 'Can not append exception fields to existing exception, only values', ex.ctx);
         if (ex.comps) throw new ItemError('LOAD_ERR_VALIDATE', 'Can not append exception comps to existing exception, only values', ex.ctx);
-        old.values.push(...ex.values);
+        for (const v of ex.values) old.values.push(v);
       }
     }
   }
