@@ -226,7 +226,8 @@ export class RuleLoader {
   private readonly seenWarnings = new Set<string>();
   private warningsCapped = false;
   private readonly files: string[] = [];
-  private last?: RuleSet;
+  /** The set compiled after the last file, and whether the unused macro/list warnings were added. */
+  private last?: { set: RuleSet; resolver: Resolver; final: boolean };
 
   /** Loads one rule file from disk; throws RuleLoadError at the first error. */
   loadFile(path: string, displayName = path): void {
@@ -241,6 +242,7 @@ export class RuleLoader {
 
   /** Loads rule file content; throws RuleLoadError at the first error. */
   loadText(text: string, name: string): void {
+    this.last = undefined;
     this.files.push(name);
     const src = new Source(name);
     const docs = parseAllDocuments(text, { lineCounter: src.lines, prettyErrors: false });
@@ -273,14 +275,19 @@ export class RuleLoader {
       throw e;
     }
     // Compile the whole set after each file, so errors surface at the file Falco reports them for.
-    this.compile(false);
-    this.last = undefined;
+    this.last = { ...this.compile(), final: false };
   }
 
   /** The compiled rule set after the last file (with the unused macro/list warnings). */
   result(): RuleSet {
-    if (!this.last) this.last = this.compile(true);
-    return this.last;
+    this.last ??= { ...this.compile(), final: false };
+    if (!this.last.final) {
+      const { resolver } = this.last;
+      for (const m of this.macros.values()) if (!resolver.usedMacros.has(m.name)) this.warn('LOAD_UNUSED_MACRO', 'Macro not referred to by any other rule/macro', m.ctx);
+      for (const l of this.lists.values()) if (!resolver.usedLists.has(l.name)) this.warn('LOAD_UNUSED_LIST', 'List not referred to by any other rule/macro', l.ctx);
+      this.last.final = true;
+    }
+    return this.last.set;
   }
 
   private fail(m: LoadMessage): never {
@@ -718,7 +725,7 @@ export class RuleLoader {
 
   // ---- compiling ----
 
-  private compile(final: boolean): RuleSet {
+  private compile(): { set: RuleSet; resolver: Resolver } {
     const prog = new Program();
     const parse = (text: string, ctx: Ctx, where: Where): Expr => {
       try {
@@ -811,10 +818,8 @@ export class RuleLoader {
         });
         summary.push(base);
       }
-      if (final) for (const m of this.macros.values()) if (!resolver.usedMacros.has(m.name)) this.warn('LOAD_UNUSED_MACRO', 'Macro not referred to by any other rule/macro', m.ctx);
-      if (final) for (const l of this.lists.values()) if (!resolver.usedLists.has(l.name)) this.warn('LOAD_UNUSED_LIST', 'List not referred to by any other rule/macro', l.ctx);
       const stats = { ...resolver.stats, nodes: prog.nodeCount };
-      return { program: prog, rules, summary, otherSources, messages: this.messages, files: [...this.files], stats };
+      return { set: { program: prog, rules, summary, otherSources, messages: this.messages, files: [...this.files], stats }, resolver };
     } catch (e) {
       if (e instanceof ItemError) this.fail({ severity: 'error', code: e.code, message: e.message, where: e.ctx.where, item: e.ctx.item, textPos: e.textPos });
       throw e;
