@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { freePort, runCli } from '../support/cli.js';
-import { sharedDir } from '../support/paths.js';
+import { falcoCorpus } from '../support/paths.js';
 
-const events = join(sharedDir, 'conformance', 'falco-k8saudit', 'events', 'create_nginx_pod_privileged.json');
+const events = join(falcoCorpus, 'events', 'create_nginx_pod_privileged.json');
 
 function rule(condition: string): string {
   return `- rule: Hostile\n  desc: d\n  condition: ${JSON.stringify(condition)}\n  output: "hostile (user=%ka.user.name)"\n  priority: WARNING\n  source: k8s_audit\n`;
