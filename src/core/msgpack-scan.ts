@@ -219,6 +219,8 @@ export function badExt(b: Uint8Array, type: number, data: number, len: number): 
   return `msgpack timestamp extension of ${len} bytes (expected 4, 8 or 12)`;
 }
 
+let openStack = new Float64Array(MAX_DEPTH * 4 + 1);
+
 /**
  * Like skipValue, and checks what decoding would choke on: nesting deeper than `maxDepth`
  * containers (the decoder recurses per level) and, with `exts`, extension values that are
@@ -227,12 +229,15 @@ export function badExt(b: Uint8Array, type: number, data: number, len: number): 
  */
 export function checkValue(buf: Uint8Array, pos: number, maxDepth = MAX_DEPTH, exts = true): number {
   const b = buf;
-  const open: number[] = []; // items left in each enclosing container
+  // Items left in each enclosing container: a shared stack (checkValue is synchronous).
+  if (openStack.length < maxDepth + 1) openStack = new Float64Array(maxDepth + 1);
+  const open = openStack;
+  let depth = 0;
   let left = 1; // items left at the current level
   for (;;) {
     if (left === 0) {
-      if (open.length === 0) break;
-      left = open.pop()!;
+      if (depth === 0) break;
+      left = open[--depth]!;
       continue;
     }
     if (pos >= b.length) throw new ScanError('truncated msgpack value');
@@ -284,8 +289,8 @@ export function checkValue(buf: Uint8Array, pos: number, maxDepth = MAX_DEPTH, e
       }
     }
     if (items > 0) {
-      if (open.length >= maxDepth) throw new ScanError(`msgpack nesting deeper than ${maxDepth} levels`, 'too_deep');
-      open.push(left);
+      if (depth >= maxDepth) throw new ScanError(`msgpack nesting deeper than ${maxDepth} levels`, 'too_deep');
+      open[depth++] = left;
       left = items;
     }
   }

@@ -372,6 +372,7 @@ pipeline:
       match: 'fs.*'
       path: ${out}
       format: json_lines
+      batch_wait: 1
 `,
   );
   const starts: number[] = [];
@@ -399,6 +400,25 @@ pipeline:
     await c.write(Buffer.concat([Buffer.from([0x94]), pack('fs.new'), pack(new WireTime(now(), 0)), map1('t', BAD_TIMESTAMP), pack({ chunk: 'x' })]));
     await c.until(() => c.closed, 5000, 'the close');
     assert.deepEqual(readdirSync(chunks), [name(0)]);
+    // With filesystem storage too, a 300-byte tag in one batch with 20 records of another
+    // connection fails alone: the 20 reach the file once, never the dead letter.
+    const innocent = await RawClient.connect(p.port('in'));
+    const evil = await RawClient.connect(p.port('in'));
+    await innocent.write(pack(['fs.live', Array.from({ length: 10 }, (_, i) => [new WireTime(now(), i), { n: i }]), { chunk: 'i1' }]));
+    await evil.write(pack([`fs.${'z'.repeat(297)}`, [[new WireTime(now(), 0), { evil: true }]], { chunk: 'e1' }]));
+    await innocent.write(pack(['fs.live', Array.from({ length: 10 }, (_, i) => [new WireTime(now(), 10 + i), { n: 10 + i }]), { chunk: 'i2' }]));
+    await innocent.until(() => innocent.replies.length === 2, 5000, 'the acks (stored)');
+    await evil.until(() => evil.replies.length === 1, 5000, 'the ack (stored)');
+    innocent.close();
+    evil.close();
+    await p.waitLog((l) => l.msg === 'record cannot be delivered by this output: written to the dead letter' && p.logs.filter((x) => x.msg === l.msg).length === 2, 'the second dead letter', 5000);
+    const deadline2 = Date.now() + 5000;
+    while (readdirSync(chunks).length > 1 && Date.now() < deadline2) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(readdirSync(chunks), [name(0)], 'every chunk committed and deleted');
+    const live = readFileSync(join(out, 'fs.live'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { n: number }).n);
+    assert.deepEqual(live, Array.from({ length: 20 }, (_, i) => i));
+    const deadNow = readFileSync(join(storage, 'dead-letter', 'file.0.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { record: unknown });
+    assert.deepEqual(deadNow.map((d) => d.record), [{ poison: true }, { evil: true }]);
   } finally {
     await p.stop();
   }
@@ -417,6 +437,7 @@ pipeline:
     assert.equal(await p.exited, 0);
   }
   assert.deepEqual(readFileSync(join(out, 'fs.ok'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { n: number }).n), [1, 2], 'nothing delivered twice');
+  assert.equal(readFileSync(join(out, 'fs.live'), 'utf8').trim().split('\n').length, 20, 'nothing delivered twice');
   figures.push({ case: 'filesystem buffer: FIFO + too-deep chunk + poison-tag chunk', start_ms: starts });
 });
 
