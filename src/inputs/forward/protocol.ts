@@ -168,7 +168,7 @@ function pushEntry(out: LogEvent[], tag: string, entry: unknown): void {
  * levels (counted from the entry itself) or holding an invalid extension value refuses the frame
  * here, before anything decodes it. `depth` is how deep the entries sit in what was framed.
  */
-function scanEntries(b: Buffer, pos: number, count: number, tag: string, out: LogEvent[], depth = 0, maxHeap = Infinity): number {
+function scanEntries(b: Buffer, pos: number, count: number, tag: string, out: LogEvent[], depth = 0, maxHeap = Infinity, mode = 'PackedForward'): number {
   // Levels left below an entry's array, and below its [time, metadata] array.
   const inEntry = MAX_DEPTH - depth - 1;
   const skipValue = (buf: Buffer, at: number, levels = inEntry) => checkValue(buf, at, levels);
@@ -222,8 +222,8 @@ function scanEntries(b: Buffer, pos: number, count: number, tag: string, out: Lo
     return pos;
   } catch (e) {
     if (e instanceof ScanError) {
-      if (e.reason === 'too_deep') throw new ProtocolError(`refused entry: nested deeper than ${MAX_DEPTH} levels`, e.reason);
-      throw new ProtocolError(`${e.reason === 'malformed' ? 'malformed' : 'refused'} entry: ${e.message}`, e.reason);
+      if (e.reason === 'too_deep') throw new ProtocolError(`refused ${mode} entry: nested deeper than ${MAX_DEPTH} levels`, e.reason);
+      throw new ProtocolError(`${e.reason === 'malformed' ? 'malformed' : 'refused'} ${mode} entry: ${e.message}`, e.reason);
     }
     throw e;
   }
@@ -318,7 +318,7 @@ export function decodeFrame(frame: Buffer, maxHeap = Infinity): ForwardMessage {
     const own = Buffer.from(frame);
     const [count, first] = arrayHeader(own, c.pos)!;
     const events: LogEvent[] = [];
-    const after = scanEntries(own, first, count, tag, events, 2, maxHeap);
+    const after = scanEntries(own, first, count, tag, events, 2, maxHeap, 'Forward');
     const opts = n > 2 ? optionsOf(decode(own.subarray(after))) : {};
     return { type: 'events', mode: 'forward', tag, events, size: frame.length, ...(opts.chunk !== undefined ? { chunk: opts.chunk } : {}) };
   }
@@ -346,7 +346,7 @@ export function decodeFrame(frame: Buffer, maxHeap = Infinity): ForwardMessage {
     if (mode === 'packed') countEntries(payload, Math.floor((maxHeap - payload.length) / EVENT_HEAP_BYTES), maxHeap);
     // gunzip made a fresh buffer; an uncompressed payload still lives in the connection buffer.
     const own = mode === 'compressed' ? payload : Buffer.from(payload);
-    scanEntries(own, 0, -1, tag, events, 0, maxHeap);
+    scanEntries(own, 0, -1, tag, events, 0, maxHeap, mode === 'compressed' ? 'CompressedPackedForward' : 'PackedForward');
     return { type: 'events', mode, tag, events, size: own.length, ...(opts.chunk !== undefined ? { chunk: opts.chunk } : {}) };
   }
 
