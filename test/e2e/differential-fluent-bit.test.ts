@@ -1,7 +1,8 @@
 /**
  * Fluent Bit 5.1.1 as the oracle: each case feeds the same lines through the real Fluent Bit
  * (tail -> filters -> file output) and through `logwarden replay` with the same parser and
- * filter sections, and compares the outputs record by record: tag, time (the parsed time to the
+ * filter sections (cases marked `wire` also through Fluent Bit tail -> forward -> `logwarden
+ * run` -> file output, the path logwarden runs in), and compares the outputs record by record: tag, time (the parsed time to the
  * nanosecond, or "read time" on both sides when no time was parsed) and the record with its key
  * order and any duplicate keys, numbers by value (a float with an integral value apart).
  *
@@ -14,7 +15,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../support/paths.js';
-import { describe, runFluentBit, runLogwarden, timeClass, type DiffCase, type RunResult } from '../support/fluent-bit-oracle.js';
+import { describe, runFluentBit, runLogwarden, runLogwardenForward, timeClass, type DiffCase, type RunResult } from '../support/fluent-bit-oracle.js';
 
 const root = mkdtempSync(join(tmpdir(), 'logwarden-fbdiff-'));
 
@@ -34,6 +35,8 @@ interface Case extends DiffCase {
   differs?: Differs[];
   /** Replacements in both outputs before comparing (values that are random on both sides). */
   normalize?: Array<[RegExp, string]>;
+  /** Also run the wire path: Fluent Bit tails and forwards the raw lines to `logwarden run`. */
+  wire?: boolean;
 }
 
 function byTag(run: RunResult, normalize: Array<[RegExp, string]> = []): Map<string, string[]> {
@@ -50,9 +53,12 @@ function byTag(run: RunResult, normalize: Array<[RegExp, string]> = []): Map<str
 
 async function differential(c: Case): Promise<void> {
   const dir = join(root, c.name.replace(/[^a-z0-9]+/gi, '-'));
-  const [fb, lw] = await Promise.all([runFluentBit(join(dir, 'fb'), c), runLogwarden(join(dir, 'lw'), c)]);
+  const [fb, lw, wire] = await Promise.all([
+    runFluentBit(join(dir, 'fb'), c),
+    runLogwarden(join(dir, 'lw'), c),
+    c.wire ? runLogwardenForward(join(dir, 'wire'), c) : undefined,
+  ]);
   const want = byTag(fb, c.normalize);
-  const got = byTag(lw, c.normalize);
   for (const d of c.differs ?? []) {
     const list = want.get(d.tag ?? c.tag) ?? [];
     const at = list.indexOf(d.fluentBit);
@@ -60,15 +66,23 @@ async function differential(c: Case): Promise<void> {
     list[at] = d.logwarden;
     assert.ok(readFileSync(join(repoRoot, d.doc[0]), 'utf8').includes(d.doc[1]), `${d.doc[0]} does not say "${d.doc[1]}"`);
   }
-  const show = () =>
-    `\n--- Fluent Bit\n${describe(fb).join('\n')}\n--- logwarden\n${describe(lw).join('\n')}\n--- Fluent Bit log\n${fb.log
-      .split('\n')
-      .filter((l) => /\[(error|warn)\]/.test(l))
-      .join('\n')}`;
-  if (process.env.FBDIFF_SHOW) process.stderr.write(`\n=== ${c.name}${show()}\n`);
-  assert.ok(fb.records.length > 0, `Fluent Bit wrote nothing${show()}`);
-  assert.deepEqual([...got.keys()], [...want.keys()], `tags differ${show()}`);
-  for (const [tag, records] of want) assert.deepEqual(got.get(tag), records, `records of ${tag} differ${show()}`);
+  assert.ok(fb.records.length > 0, `Fluent Bit wrote nothing\n${fb.log}`);
+  for (const [label, run] of [
+    ['logwarden replay', lw],
+    ['Fluent Bit -> forward -> logwarden run', wire],
+  ] as const) {
+    if (!run) continue;
+    const show = () =>
+      `\n--- Fluent Bit\n${describe(fb).join('\n')}\n--- ${label}\n${describe(run).join('\n')}\n--- logs\n${[fb.log, run.log]
+        .join('\n')
+        .split('\n')
+        .filter((l) => /\[(error|warn)\]|"level":(40|50)/.test(l))
+        .join('\n')}`;
+    if (process.env.FBDIFF_SHOW) process.stderr.write(`\n=== ${c.name}${show()}\n`);
+    const got = byTag(run, c.normalize);
+    assert.deepEqual([...got.keys()], [...want.keys()], `${label}: tags differ${show()}`);
+    for (const [tag, records] of want) assert.deepEqual(got.get(tag), records, `${label}: records of ${tag} differ${show()}`);
+  }
 }
 
 const w = (o: Record<string, unknown>) => JSON.stringify(o);
@@ -76,6 +90,7 @@ const w = (o: Record<string, unknown>) => JSON.stringify(o);
 const cases: Case[] = [
   {
     name: 'json parser: types, escapes, unicode, nesting, lines that are not objects',
+    wire: true,
     tag: 'app.json',
     differs: [
       {
@@ -126,6 +141,7 @@ const cases: Case[] = [
   },
   {
     name: 'regex parser: named groups, types, empty groups, lines that do not match',
+    wire: true,
     tag: 'app.regex',
     differs: [
       {
@@ -235,6 +251,7 @@ const cases: Case[] = [
   },
   {
     name: 'ltsv parser: labels, time, types, odd fields',
+    wire: true,
     tag: 'app.ltsv',
     differs: [
       {
@@ -257,6 +274,7 @@ const cases: Case[] = [
   },
   {
     name: 'parser filter: reserve_data, preserve_key, several parsers, missing and non-string keys',
+    wire: true,
     tag: 'app.pf',
     tailParser: 'j',
     parsers: [
@@ -291,6 +309,7 @@ const cases: Case[] = [
   },
   {
     name: 'grep: legacy rules, record accessor, numbers and missing keys',
+    wire: true,
     tag: 'app.grep',
     tailParser: 'j',
     parsers: [{ name: 'j', format: 'json' }],
@@ -327,6 +346,7 @@ const cases: Case[] = [
   },
   {
     name: 'modify: every rule in order',
+    wire: true,
     tag: 'app.modify',
     tailParser: 'j',
     parsers: [{ name: 'j', format: 'json' }],
@@ -394,6 +414,7 @@ const cases: Case[] = [
   },
   {
     name: 'record_modifier: allowlist_key',
+    wire: true,
     tag: 'app.rm2',
     tailParser: 'j',
     parsers: [{ name: 'j', format: 'json' }],
@@ -402,6 +423,7 @@ const cases: Case[] = [
   },
   {
     name: 'nest: nest with wildcards and add_prefix, lift with remove_prefix',
+    wire: true,
     tag: 'app.nest',
     tailParser: 'j',
     parsers: [{ name: 'j', format: 'json' }],
@@ -418,6 +440,7 @@ const cases: Case[] = [
   },
   {
     name: 'rewrite_tag: captures, $TAG parts, record values, keep',
+    wire: true,
     tag: 'app.rt',
     tailParser: 'j',
     parsers: [{ name: 'j', format: 'json' }],
@@ -440,6 +463,7 @@ const cases: Case[] = [
   },
   {
     name: 'throttle: rate 3 over a window of 5 one-hour intervals passes the first 15 records',
+    wire: true,
     tag: 'app.throttle',
     tailParser: 'j',
     parsers: [{ name: 'j', format: 'json' }],
@@ -456,6 +480,7 @@ const cases: Case[] = [
   },
   {
     name: 'time formats: no year, epoch, %L after a comma, %p, time_offset, %Z, nanoseconds, %j, compact, composites',
+    wire: true,
     tag: 'app.times',
     parsers: [
       ['A', '%b %d %H:%M:%S'],
@@ -498,6 +523,7 @@ const cases: Case[] = [
   },
   {
     name: 'logfmt parser without types: escapes, bare keys, repeated keys',
+    wire: true,
     tag: 'app.logfmt.plain',
     tailParser: 'lf',
     parsers: [{ name: 'lf', format: 'logfmt' }],

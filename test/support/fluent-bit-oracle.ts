@@ -1,15 +1,17 @@
 /**
  * Differential runs with the real Fluent Bit as the oracle: the same lines go through Fluent
- * Bit (`tail` -> filters -> `file` output) and through `logwarden replay` (the same filter
- * sections after a parser filter that stands for tail's `parser`), and both outputs are read
- * back as ordered records: tag, time (seconds and nanoseconds) and the record with its keys in
- * the order written, duplicates included.
+ * Bit (`tail` -> filters -> `file` output) and through logwarden with the same filter sections
+ * after a parser filter that stands for tail's `parser`: `logwarden replay` on the lines, and
+ * (the wire path) a Fluent Bit that only tails and forwards them to `logwarden run` (forward
+ * input -> filters -> file output). All outputs are read back as ordered records: tag, time
+ * (seconds and nanoseconds) and the record with its keys in the order written, duplicates
+ * included.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { runCli } from './cli.js';
+import { freePort, runCli, startDaemon } from './cli.js';
 import { peerBinary } from './peers.js';
 
 /** A JSON value with objects as ordered [key, value] lists (duplicate keys kept). */
@@ -177,10 +179,38 @@ export async function runFluentBit(dir: string, c: DiffCase): Promise<RunResult>
       outputs: [{ name: 'file', match: '*', path: outDir, file: 'out.txt' }],
     },
   };
-  const file = join(dir, 'fluent-bit.yaml');
-  writeFileSync(file, stringify(config));
   const started = nowNs();
-  const log = await new Promise<string>((resolve, reject) => {
+  const log = await fluentBit(join(dir, 'fluent-bit.yaml'), config);
+  const ended = nowNs();
+  const text = readIfAny(join(outDir, 'out.txt'));
+  return { records: readOutFile(text), started, ended, log };
+}
+
+/** Records of out_file's default format, `TAG: [SEC.NSEC, {record}]` a line (both programs write it). */
+function readOutFile(text: string): OutRecord[] {
+  const records: OutRecord[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const m = /^(.*?): \[(\d+)\.(\d{9}), (.*)\]$/.exec(line);
+    if (!m) throw new Error(`unexpected out_file line: ${line}`);
+    const record = parseOrdered(m[4]!);
+    records.push({ tag: m[1]!, time: BigInt(m[2]!) * 1_000_000_000n + BigInt(m[3]!), record, text: canonical(record) });
+  }
+  return records;
+}
+
+function readIfAny(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Runs Fluent Bit with `config` until it exits; its log, or an error when it failed or left chunks. */
+function fluentBit(file: string, config: object): Promise<string> {
+  writeFileSync(file, stringify(config));
+  return new Promise<string>((resolve, reject) => {
     const child = spawn(peerBinary('fluent-bit'), ['-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
@@ -192,27 +222,57 @@ export async function runFluentBit(dir: string, c: DiffCase): Promise<RunResult>
     child.on('close', (code) => {
       clearTimeout(timer);
       if (code !== 0) reject(new Error(`fluent-bit exited ${code}:\n${out}`));
+      else if (!/service has stopped \(0 pending tasks\)/.test(out)) reject(new Error(`fluent-bit did not flush everything:\n${out}`));
       else resolve(out);
     });
   });
-  const ended = nowNs();
-  if (!/service has stopped \(0 pending tasks\)/.test(log)) throw new Error(`fluent-bit did not flush everything:\n${log}`);
-  let text = '';
+}
+
+function logwardenFilters(c: DiffCase): Array<Record<string, unknown>> {
+  return [...(c.tailParser ? [{ name: 'parser', match: c.tag, key_name: 'log', parser: c.tailParser }] : []), ...c.filters];
+}
+
+/**
+ * The wire path: a Fluent Bit that only tails the lines (no parser) sends them with
+ * `require_ack_response` to `logwarden run` (forward input -> the filters -> file output in
+ * out_file format). Fluent Bit's exit means logwarden acknowledged, so committed, every chunk.
+ */
+export async function runLogwardenForward(dir: string, c: DiffCase): Promise<RunResult> {
+  mkdirSync(dir, { recursive: true });
+  const input = join(dir, 'input.log');
+  writeFileSync(input, c.lines.map((l) => `${l}\n`).join(''));
+  const outDir = join(dir, 'lw-out');
+  const port = await freePort();
+  const file = join(dir, 'logwarden.yaml');
+  writeFileSync(
+    file,
+    stringify({
+      service: { log_level: 'info', log_format: 'json' },
+      ...(c.parsers ? { parsers: c.parsers } : {}),
+      pipeline: {
+        inputs: [{ name: 'forward', listen: '127.0.0.1', port }],
+        filters: logwardenFilters(c),
+        outputs: [{ name: 'file', match: '*', path: outDir, mkdir: true, file: 'out.txt', format: 'out_file' }],
+      },
+    }),
+  );
+  const started = nowNs();
+  const daemon = await startDaemon(file);
+  let log = '';
   try {
-    text = readFileSync(join(outDir, 'out.txt'), 'utf8');
-  } catch {
-    text = '';
+    log = await fluentBit(join(dir, 'sender.yaml'), {
+      service: { flush: 0.2, grace: 10, log_level: 'info' },
+      pipeline: {
+        inputs: [{ name: 'tail', path: input, tag: c.tag, read_from_head: true, exit_on_eof: true }],
+        outputs: [{ name: 'forward', match: '*', host: '127.0.0.1', port, require_ack_response: true, retry_limit: false }],
+      },
+    });
+  } finally {
+    const code = await daemon.stop('SIGTERM');
+    log += `\n--- logwarden run (exit ${code})\n${daemon.logs.join('\n')}`;
   }
-  const records: OutRecord[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    // out_file's default format: `TAG: [SEC.NSEC, {record}]`
-    const m = /^(.*?): \[(\d+)\.(\d{9}), (.*)\]$/.exec(line);
-    if (!m) throw new Error(`unexpected out_file line: ${line}`);
-    const record = parseOrdered(m[4]!);
-    records.push({ tag: m[1]!, time: BigInt(m[2]!) * 1_000_000_000n + BigInt(m[3]!), record, text: canonical(record) });
-  }
-  return { records, started, ended, log };
+  const ended = nowNs();
+  return { records: readOutFile(readIfAny(join(outDir, 'out.txt'))), started, ended, log };
 }
 
 function isoToNs(iso: string): bigint {
@@ -231,14 +291,10 @@ export async function runLogwarden(dir: string, c: DiffCase): Promise<RunResult>
   mkdirSync(dir, { recursive: true });
   const input = join(dir, 'input.jsonl');
   writeFileSync(input, c.lines.map((l) => `${JSON.stringify({ log: l })}\n`).join(''));
-  const filters = [
-    ...(c.tailParser ? [{ name: 'parser', match: c.tag, key_name: 'log', parser: c.tailParser }] : []),
-    ...c.filters,
-  ];
   const config = {
     service: { log_level: 'warn' },
     ...(c.parsers ? { parsers: c.parsers } : {}),
-    pipeline: { filters },
+    pipeline: { filters: logwardenFilters(c) },
   };
   const file = join(dir, 'logwarden.yaml');
   writeFileSync(file, stringify(config));
