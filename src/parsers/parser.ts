@@ -171,7 +171,9 @@ class Parser implements LogParser {
   }
 
   private put(out: ParsedRecord, key: string, value: string | true): void {
-    if (this.time && key === this.timeKey && typeof value === 'string' && value !== '' && out.time === undefined) {
+    // Every occurrence of time_key is read (a logfmt or LTSV line may repeat it): the last
+    // readable one is the time, as in Fluent Bit.
+    if (this.time && key === this.timeKey && typeof value === 'string' && value !== '') {
       if (this.readTime(value, out) && !this.timeKeep) return;
     }
     // A key written twice (logfmt `a=1 b=2 a=3`, LTSV) keeps its last value where it last

@@ -658,7 +658,7 @@ const cases: Case[] = [
     tailParser: 'lf',
     parsers: [{ name: 'lf', format: 'logfmt', time_key: 'ts', time_format: '%Y-%m-%d' }],
     filters: [],
-    lines: ['ts=2024-01-02 m=good', 'ts=yesterday m=bad'],
+    lines: ['ts=2024-01-02 m=good', 'ts=yesterday m=bad', 'ts=2024-01-01 m=twice ts=2024-01-03'],
     differs: [{ fluentBit: `read time ${w({ log: 'ts=yesterday m=bad' })}`, logwarden: `read time ${w({ ts: 'yesterday', m: 'bad' })}`, doc: ['docs/parsers.md', 'Fluent Bit drops the field for regex and fails the whole line for\n  logfmt and ltsv'] }],
   },
   {

@@ -65,7 +65,7 @@ test('inline parsers: regex (the documented Apache example with types), json, lo
   });
 });
 
-test('logfmt and LTSV: a key written twice keeps its last value where it last occurs (as Fluent Bit writes it out)', () => {
+test('logfmt and LTSV: a key written twice keeps its last value where it last occurs (as Fluent Bit writes it out); the last time_key is the time', () => {
   const file = writePipeline(tempDir(), {
     parsers: [
       { name: 'lf', format: 'logfmt' },
@@ -77,6 +77,12 @@ test('logfmt and LTSV: a key written twice keeps its last value where it last oc
     ['b', '2'],
     ['a', '3'],
   ]);
+  const timed = planFile(
+    writePipeline(tempDir(), { parsers: [{ name: 'lft', format: 'logfmt', time_key: 'ts', time_format: '%Y-%m-%d' }] }),
+  ).parsers.get('lft')!;
+  const twice = timed.parse('ts=2024-01-01 a=1 ts=2024-01-02')!;
+  assert.equal(twice.time!.toISO(), '2024-01-02T00:00:00.000000000Z', 'the last time_key is the time');
+  assert.deepEqual(twice.record, { a: '1' });
   assert.deepEqual(Object.entries(parsers.get('lt')!.parse('a:1\tb:2\ta:3\tc:4')!.record), [
     ['b', '2'],
     ['a', '3'],
