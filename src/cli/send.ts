@@ -1,10 +1,37 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { FluentClient, EventTime as FluentEventTime, type EventModes } from '@fluent-org/logger';
+import { promisify } from 'node:util';
+import { gzip as gzipCb } from 'node:zlib';
 import { parseArgs, UsageError, type Command } from './command.js';
 import { readRecords } from './replay.js';
-import { EventTime } from '../core/event.js';
+import { EventTime, type LogEvent } from '../core/event.js';
+import { encode } from '../core/msgpack.js';
+import { DeliveryError } from '../core/plugin.js';
+import { ForwardConnection, type Auth, type Endpoint } from '../outputs/forward/client.js';
 
-const MODES: Record<string, EventModes> = { message: 'Message', forward: 'Forward', packed: 'PackedForward' };
+const gzip = promisify(gzipCb);
+
+type EventMode = 'Message' | 'Forward' | 'PackedForward' | 'CompressedPackedForward';
+const MODES: Record<string, EventMode> = { message: 'Message', forward: 'Forward', packed: 'PackedForward' };
+
+/** One frame in `mode`; with `chunk`, the options ask for an ack. */
+async function frameOf(mode: EventMode, tag: string, events: LogEvent[], chunk: string | undefined): Promise<Buffer> {
+  if (mode === 'Message') {
+    const e = events[0]!;
+    return encode(chunk === undefined ? [tag, e.time, e.record] : [tag, e.time, e.record, { chunk }]);
+  }
+  if (mode === 'Forward') {
+    const entries = events.map((e) => [e.time, e.record]);
+    return encode(chunk === undefined ? [tag, entries] : [tag, entries, { chunk }]);
+  }
+  let stream: Buffer = Buffer.concat(events.map((e) => encode([e.time, e.record])));
+  const options: Record<string, unknown> = { size: events.length, ...(chunk === undefined ? {} : { chunk }) };
+  if (mode === 'CompressedPackedForward') {
+    stream = await gzip(stream);
+    options.compressed = 'gzip';
+  }
+  return encode([tag, stream, options]);
+}
 
 export const sendCommand: Command = {
   name: 'send',
@@ -12,8 +39,9 @@ export const sendCommand: Command = {
   usage: `Usage: logwarden send -H HOST -p PORT -t TAG FILE [options]
 
 Reads JSON lines, a JSON array or a Kubernetes EventList from FILE ('-' for stdin) and sends the
-records with the Forward protocol (built on @fluent-org/logger). Prints a summary; on a
-terminal, a progress line.
+records with the Forward protocol (logwarden's own forward client, the one of the forward
+output: the same handshake and acks). Chunks go one at a time over one connection. Prints a
+summary; on a terminal, a progress line.
 
 Options:
   -H, --host HOST          receiver host (default 127.0.0.1)
@@ -30,7 +58,7 @@ Options:
   --ca FILE                CA bundle to verify the server (with --tls)
   --insecure               do not verify the server certificate (with --tls)
   --batch N                records per chunk (default 1000)
-  --timeout SECONDS        ack timeout (default 30)
+  --timeout SECONDS        connect, handshake and ack timeout (default 30)
 
 Example:
   logwarden send -H 127.0.0.1 -p 24224 -t kube.audit --ack examples/events/audit.jsonl`,
@@ -52,7 +80,7 @@ Example:
     if (compress !== undefined && compress !== 'gzip') throw new UsageError(`--compress takes gzip, found ${compress}`);
     const modeName = get('mode') ?? (compress ? 'packed' : 'forward');
     if (!MODES[modeName]) throw new UsageError(`--mode takes message, forward or packed, found ${modeName}`);
-    const mode: EventModes = compress ? 'CompressedPackedForward' : MODES[modeName]!;
+    const mode: EventMode = compress ? 'CompressedPackedForward' : MODES[modeName]!;
     const batch = Number(get('batch') ?? 1000);
     if (!Number.isInteger(batch) || batch < 1) throw new UsageError(`invalid --batch ${get('batch')}`);
     const ack = a.flags.has('ack');
@@ -60,67 +88,57 @@ Example:
 
     const records = readRecords(readFileSync(file === '-' ? 0 : file, 'utf8'), file);
     const sharedKey = get('shared-key');
-    const client = new FluentClient(undefined, {
-      eventMode: mode,
-      socket: {
-        host: get('host') ?? '127.0.0.1',
-        port,
-        timeout: timeoutMs,
-        ...(a.flags.has('tls')
-          ? { tls: { ...(get('ca') ? { ca: readFileSync(get('ca')!) } : {}), rejectUnauthorized: !a.flags.has('insecure') } }
-          : {}),
-      },
-      ...(sharedKey !== undefined || get('username') !== undefined
-        ? {
-            security: {
-              clientHostname: get('hostname') ?? 'logwarden-send',
-              sharedKey: sharedKey ?? '',
-              ...(get('username') !== undefined ? { username: get('username')!, password: get('password') ?? '' } : {}),
-            },
-          }
-        : {}),
-      ...(ack ? { ack: { ackTimeout: timeoutMs } } : {}),
-      flushInterval: 0,
-      sendQueueSyncFlushLimit: { length: batch },
-      sendQueueIntervalFlushLimit: { length: batch },
-      disconnect: { waitForPending: true, waitForPendingDelay: timeoutMs, socketDisconnectDelay: ack ? 100 : 0 },
-    });
+    const host = get('host') ?? '127.0.0.1';
+    const endpoint: Endpoint = {
+      label: `${host}:${port}`,
+      host,
+      port,
+      ...(a.flags.has('tls') ? { tls: { ...(get('ca') ? { ca: readFileSync(get('ca')!) } : {}), rejectUnauthorized: !a.flags.has('insecure') } } : {}),
+    };
+    const auth: Auth | undefined =
+      sharedKey !== undefined || get('username') !== undefined
+        ? { sharedKey: sharedKey ?? '', selfHostname: get('hostname') ?? 'logwarden-send', username: get('username') ?? '', password: get('password') ?? '' }
+        : undefined;
+    const timeouts = { connectMs: timeoutMs, ioMs: timeoutMs };
+
     const tty = process.stderr.isTTY;
     const started = Date.now();
     let sent = 0;
     let failed = 0;
     let firstError: string | undefined;
-    const pending: Promise<void>[] = [];
-    for (const r of records) {
-      const t = r.time ?? EventTime.now();
-      const p = client
-        .emit(r.tag ?? get('tag') ?? 'send', r.record, new FluentEventTime(t.sec, t.nsec))
-        .then(() => {
-          sent++;
-          if (tty && sent % 1000 === 0) process.stderr.write(`\rsent ${sent}/${records.length}`);
-        })
-        .catch((e: Error) => {
-          failed++;
-          firstError ??= e.message;
-        });
-      pending.push(p);
-      // Bound the records in flight, so a large file does not sit in memory twice.
-      if (pending.length >= batch * 4) await Promise.all(pending.splice(0, batch));
+    let conn: ForwardConnection | undefined;
+    // Consecutive records of one tag, at most `batch` per chunk (Message mode: one per frame).
+    for (let i = 0; i < records.length; ) {
+      const tag = records[i]!.tag ?? get('tag') ?? 'send';
+      const chunk: LogEvent[] = [];
+      const limit = mode === 'Message' ? 1 : batch;
+      while (i < records.length && chunk.length < limit && (records[i]!.tag ?? get('tag') ?? 'send') === tag) {
+        const r = records[i++]!;
+        chunk.push({ tag, time: r.time ?? EventTime.now(), record: r.record });
+      }
+      const id = ack ? randomBytes(16).toString('base64') : undefined;
+      try {
+        if (!conn?.alive || !conn.keepalive) {
+          conn?.destroy();
+          conn = await ForwardConnection.open(endpoint, auth, timeouts, () => undefined);
+        }
+        await conn.request([await frameOf(mode, tag, chunk, id)], id);
+        sent += chunk.length;
+        if (tty && sent % 1000 < chunk.length) process.stderr.write(`\rsent ${sent}/${records.length}`);
+      } catch (e) {
+        failed += chunk.length;
+        firstError ??= (e as Error).message;
+        conn?.destroy();
+        conn = undefined;
+        // A receiver that does not answer within the timeout would hold every further chunk as
+        // long: give up on the rest.
+        if (e instanceof DeliveryError && e.reason === 'timeout') {
+          failed += records.length - i;
+          break;
+        }
+      }
     }
-    // A receiver that never answers must not hang the command: give up after the timeout.
-    let timer: NodeJS.Timeout | undefined;
-    const finished = await Promise.race([
-      Promise.all(pending).then(() => true),
-      new Promise<boolean>((r) => {
-        timer = setTimeout(() => r(false), timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (!finished) {
-      firstError ??= `no answer from ${get('host') ?? '127.0.0.1'}:${port} within ${timeoutMs / 1000}s`;
-      failed = records.length - sent;
-    }
-    await Promise.race([client.disconnect().catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
+    conn?.end();
     const secs = (Date.now() - started) / 1000;
     if (tty) process.stderr.write('\r');
     const summary = {
