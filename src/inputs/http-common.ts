@@ -33,12 +33,14 @@ import type { OptionTable, RawSection } from '../config/schema.js';
 import { Commit } from '../core/commit.js';
 import type { LogEvent } from '../core/event.js';
 import type { InputContext, InputInstance } from '../core/plugin.js';
+import { arrayHeader, skipValue } from '../core/msgpack-scan.js';
 import {
   addressesOf,
   guardServer,
   listen,
   listenOptions,
   serverTlsOptions,
+  SummarizedLog,
   tlsServerOptions,
   validateTlsServer,
   type ListenConfig,
@@ -90,7 +92,7 @@ export function httpServerOptions(d: { port: number; buffer_max_size: string; bu
     inflight_max_size: {
       type: 'size',
       description:
-        'Bytes of request bodies held at once, across requests, from their first byte until their events are routed; a request that would go past it gets 503 + Retry-After (default: 4 x buffer_max_size)',
+        'Bytes of request bodies held at once, across requests, as they arrive (inflated size once inflated) until their events are routed; a request that would go past it gets 503 + Retry-After, after the slowest upload older than headers_timeout is closed to make room (default: 4 x buffer_max_size)',
     },
     retry_after: {
       type: 'int',
@@ -171,6 +173,37 @@ export interface RequestLog {
 
 const ENCODINGS = new Set(['identity', 'gzip', 'x-gzip', 'deflate']);
 
+/**
+ * What one request's events may take in memory once decoded: a quarter of service.memory_limit,
+ * estimated before decoding as 2 x the body's bytes + 128 bytes per object it may hold (every `{`
+ * of a JSON body; every record of a msgpack body counts 256). An empty JSON object is ~56 bytes
+ * on the heap and its event ~93 (measured on Node 20).
+ */
+export function estimateHeap(body: Buffer, msgpack: boolean): number {
+  if (msgpack) return 2 * body.length + 256 * countMsgpackRecords(body);
+  let braces = 0;
+  for (let i = body.indexOf(0x7b); i !== -1; i = body.indexOf(0x7b, i + 1)) braces++;
+  return 2 * body.length + 128 * braces;
+}
+
+/** Top-level values of a msgpack body, an array counting its elements (what become records). */
+function countMsgpackRecords(b: Buffer): number {
+  let n = 0;
+  let pos = 0;
+  try {
+    while (pos < b.length) {
+      const h = arrayHeader(b, pos);
+      n += h ? h[0] : 1;
+      pos = skipValue(b, pos);
+    }
+  } catch {
+    // malformed: the decoder says what is wrong
+  }
+  return n;
+}
+
+const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+
 const inflate = (fn: typeof zlib.gunzip, buf: Buffer, max: number) =>
   new Promise<Buffer>((resolve, reject) => fn(buf, { maxOutputLength: max }, (err, out) => (err ? reject(err) : resolve(out))));
 
@@ -183,6 +216,11 @@ export class HttpInput<S> implements InputInstance {
   /** Body bytes held by requests being received or decoded (bounded by inflight_max_size). */
   private inflight = 0;
   private readonly inflightMax: number;
+  /** Bodies being received: when inflight_max_size is reached, the slowest old one makes room. */
+  private readonly uploads = new Set<{ started: number; received: number; evict(): void }>();
+  /** What one request's decoded events may take in memory (a quarter of service.memory_limit). */
+  private readonly requestHeap: number;
+  private readonly summarized: SummarizedLog;
   private readonly m;
   private readonly tlsOptions: tls.TlsOptions | undefined;
 
@@ -193,6 +231,8 @@ export class HttpInput<S> implements InputInstance {
     private readonly what: string,
   ) {
     this.inflightMax = c.inflight_max_size ?? 4 * c.buffer_max_size;
+    this.requestHeap = Math.floor(ctx.service.memory_limit / 4);
+    this.summarized = new SummarizedLog(ctx.logger);
     this.m = ctx.metrics.inputSeries(ctx.id);
     const t = serverTlsOptions(c);
     if (t) this.tlsOptions = { ...t, handshakeTimeout: c.headers_timeout * 1000 };
@@ -233,6 +273,7 @@ export class HttpInput<S> implements InputInstance {
       dropped: 'connection closed at once: twice connection_limit reached',
       error: this.m.error,
       logger: this.ctx.logger,
+      summarized: this.summarized,
     });
     this.server = server;
     await listen(server, { host: c.listen, port: c.port }, this.ctx.logger);
@@ -318,7 +359,7 @@ export class HttpInput<S> implements InputInstance {
       if (this.ctx.flow.paused) {
         throw new HttpError(503, 'backpressure: outputs are full, retry later', 'paused', { 'Retry-After': String(this.c.retry_after) });
       }
-      if (length !== undefined && this.inflight > 0 && this.inflight + length > this.inflightMax) {
+      if (length !== undefined && this.inflight > 0 && this.inflight + length > this.inflightMax && !this.makeRoom(length)) {
         throw new HttpError(503, `busy: ${this.inflight} bytes of other requests in flight (inflight_max_size ${this.inflightMax}), retry later`, 'busy', {
           'Retry-After': String(this.c.retry_after),
         });
@@ -344,12 +385,28 @@ export class HttpInput<S> implements InputInstance {
     let buf = Buffer.allocUnsafe(Math.min(cap, step));
     let len = 0;
     let refused = false;
-    // A declared length is held from the start; a chunked body as it arrives.
-    let held = length ?? 0;
-    this.inflight += held;
+    // Bytes are held as they arrive (a declared length that never comes holds nothing), and the
+    // inflated body replaces them once inflated.
+    let held = 0;
+    const hold = (n: number) => {
+      held += n;
+      this.inflight += n;
+    };
+    const upload = {
+      started: Date.now(),
+      received: 0,
+      evict: () => {
+        if (refused) return;
+        refused = true;
+        release();
+        this.refuse(req, res, new HttpError(408, `upload too slow: ${upload.received} bytes in ${((Date.now() - upload.started) / 1000).toFixed(1)} s while inflight_max_size is reached`, 'slow'), true, true);
+      },
+    };
+    this.uploads.add(upload);
     const release = () => {
       this.inflight -= held;
       held = 0;
+      this.uploads.delete(upload);
     };
     req.on('data', (chunk: Buffer) => {
       if (refused) return;
@@ -359,20 +416,18 @@ export class HttpInput<S> implements InputInstance {
         this.refuse(req, res, new HttpError(413, `body exceeds buffer_max_size (${max} bytes)`, 'too_large'), true);
         return;
       }
-      if (length === undefined) {
-        held += chunk.length;
-        this.inflight += chunk.length;
-        if (this.inflight > this.inflightMax && this.inflight > held) {
-          refused = true;
-          release();
-          this.refuse(
-            req,
-            res,
-            new HttpError(503, `busy: inflight_max_size (${this.inflightMax} bytes) reached, retry later`, 'busy', { 'Retry-After': String(this.c.retry_after) }),
-            true,
-          );
-          return;
-        }
+      hold(chunk.length);
+      upload.received += chunk.length;
+      if (this.inflight > this.inflightMax && this.inflight > held && !this.makeRoom(0, upload)) {
+        refused = true;
+        release();
+        this.refuse(
+          req,
+          res,
+          new HttpError(503, `busy: inflight_max_size (${this.inflightMax} bytes) reached, retry later`, 'busy', { 'Retry-After': String(this.c.retry_after) }),
+          true,
+        );
+        return;
       }
       if (len + chunk.length > buf.length) {
         const grown = Buffer.allocUnsafe(Math.min(cap, Math.max(len + chunk.length, buf.length * 2, step)));
@@ -383,7 +438,8 @@ export class HttpInput<S> implements InputInstance {
       len += chunk.length;
     });
     req.on('end', () => {
-      if (!refused) void this.process(req, res, state, buf.subarray(0, len)).finally(release);
+      this.uploads.delete(upload);
+      if (!refused) void this.process(req, res, state, buf.subarray(0, len), hold).finally(release);
     });
     // An aborted or timed-out request may end without 'error': its hold goes with the request.
     req.on('close', () => {
@@ -398,7 +454,24 @@ export class HttpInput<S> implements InputInstance {
     });
   }
 
-  private async process(req: http.IncomingMessage, res: http.ServerResponse, state: S, wire: Buffer): Promise<void> {
+  /**
+   * Closes the slowest uploads (lowest bytes per second) that have been receiving longer than
+   * headers_timeout until `need` more bytes fit under inflight_max_size; `except` is the caller's.
+   * True when they fit now: slow senders cannot hold the budget while everyone else gets 503.
+   */
+  private makeRoom(need: number, except?: object): boolean {
+    const now = Date.now();
+    const old = [...this.uploads]
+      .filter((u) => u !== except && now - u.started > this.c.headers_timeout * 1000)
+      .sort((a, b) => a.received / (now - a.started) - b.received / (now - b.started));
+    for (const u of old) {
+      if (this.inflight + need <= this.inflightMax) break;
+      u.evict();
+    }
+    return this.inflight + need <= this.inflightMax;
+  }
+
+  private async process(req: http.IncomingMessage, res: http.ServerResponse, state: S, wire: Buffer, hold: (n: number) => void): Promise<void> {
     this.m.bytes.inc(wire.length);
     let events: LogEvent[];
     try {
@@ -414,8 +487,23 @@ export class HttpInput<S> implements InputInstance {
           }
           throw new HttpError(400, `cannot inflate ${enc} body: ${err.message}`, 'bad_encoding');
         }
+        // inflight_max_size counts the inflated body (the wire bytes are dropped with it).
+        hold(body.length);
+        if (this.inflight > this.inflightMax && !this.makeRoom(0)) {
+          throw new HttpError(503, `busy: inflight_max_size (${this.inflightMax} bytes) reached by inflated bodies, retry later`, 'busy', {
+            'Retry-After': String(this.c.retry_after),
+          });
+        }
       }
       if (body.length === 0) throw new HttpError(400, 'no payload found', 'empty');
+      const heap = estimateHeap(body, (mediaType(req) ?? '').includes('msgpack'));
+      if (heap > this.requestHeap) {
+        throw new HttpError(
+          413,
+          `body of ${mib(body.length)} would take about ${mib(heap)} in memory once decoded, above the ${mib(this.requestHeap)} a request may take (a quarter of service.memory_limit); send smaller batches`,
+          'memory_limit',
+        );
+      }
       events = this.endpoint.decode(body, state, req, this.requestLog(req));
     } catch (e) {
       this.refuse(req, res, e, false);
@@ -481,10 +569,10 @@ export class HttpInput<S> implements InputInstance {
     const err = e instanceof HttpError ? e : new HttpError(500, `internal error: ${(e as Error).message}`, 'internal');
     this.m.error(err.reason).inc();
     const quiet = err.reason === 'paused' || err.reason === 'shutdown';
-    this.ctx.logger[quiet ? 'debug' : 'warn'](
-      { remote: req.socket.remoteAddress, method: req.method, path: req.url, status: err.status, reason: err.reason },
-      `request refused: ${err.message}`,
-    );
+    const fields = { remote: req.socket.remoteAddress, method: req.method, path: req.url, status: err.status, reason: err.reason };
+    // Refusals that many senders meet at once (a full budget, the connection limit) are summarized.
+    if (!quiet && (err.reason === 'busy' || err.reason === 'slow' || err.reason === 'connection_limit')) this.summarized.warn(err.reason, fields, `request refused: ${err.message}`);
+    else this.ctx.logger[quiet ? 'debug' : 'warn'](fields, `request refused: ${err.message}`);
     if (res.headersSent || res.destroyed) return;
     const length = bodyLength(req);
     const close = mustClose || err.headers.Connection === 'close' || (bodyUnread && !req.complete && (length === undefined || length > this.c.buffer_max_size));

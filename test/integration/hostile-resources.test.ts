@@ -101,7 +101,8 @@ class Target {
   idle = 0;
   readonly acked: number[] = [];
 
-  async start(forward: string, service = ''): Promise<this> {
+  /** `forward`: the forward input's options; `input`: a whole input section instead. */
+  async start(forward: string, service = '', input?: string): Promise<this> {
     const config = writeConfig(
       this.dir,
       `service:
@@ -114,10 +115,13 @@ class Target {
   memory_limit: ${MEMORY_LIMIT}
 ${service}pipeline:
   inputs:
-    - name: forward
+${
+  input ??
+  `    - name: forward
       listen: 127.0.0.1
       port: 0
-${forward}
+${forward}`
+}
   outputs:
     - name: file
       match: '*'
@@ -145,6 +149,7 @@ ${forward}
       metric: Record<string, string>;
       maxLines?: number;
       bystander?: (port: number) => Promise<number>;
+      input?: string;
     },
   ): Promise<Figures> {
     const lw = this.lw;
@@ -154,7 +159,7 @@ ${forward}
     const t0 = Date.now();
     const attack = o.attack();
     await (o.bystanderWhen ?? sleep(50));
-    const bystanderMs = await (o.bystander ?? ((p) => served(p, 'bystander', this.acked)))(lw.port());
+    const bystanderMs = await (o.bystander ?? ((p) => served(p, 'bystander', this.acked)))(lw.port(o.input));
     await attack;
     const attackMs = Date.now() - t0;
     await until(async () => (await lw.metric('logwarden_input_errors_total', o.metric)) > before, 10_000, `metric ${JSON.stringify(o.metric)}`);
@@ -458,6 +463,139 @@ describe('hostile input: silent TLS clients (forward with tls)', { timeout: 120_
       metric: { reason: 'connection_limit' },
       maxLines: 6,
     });
+    await t.checkAcked();
+  });
+});
+
+describe('hostile input: HTTP bodies that decode to millions of records, slow uploads', { timeout: 120_000 }, () => {
+  const t = new Target();
+  before(() =>
+    t.start(
+      '',
+      '',
+      `    - name: http
+      listen: 127.0.0.1
+      port: 0
+      headers_timeout: 1
+      request_timeout: 30`,
+    ),
+  );
+  after(() => t.stop());
+
+  /** POSTs a small JSON body to /bystander and resolves with the ms until its 201. */
+  async function httpServed(port: number): Promise<number> {
+    const seqs = [++seq, ++seq];
+    const t0 = Date.now();
+    const r = await fetch(`http://127.0.0.1:${port}/bystander`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(seqs.map((s) => ({ seq: s, by: 'stander' }))),
+    });
+    assert.equal(r.status, 201, await r.text());
+    t.acked.push(...seqs);
+    return Date.now() - t0;
+  }
+
+  /** Sends raw HTTP requests at once and resolves with their status lines. */
+  function rawPosts(port: number, requests: Buffer[]): Promise<string[]> {
+    return Promise.all(
+      requests.map(
+        (req) =>
+          new Promise<string>((resolve) => {
+            const sock = net.connect(port, '127.0.0.1', () => sock.write(req));
+            let answer = '';
+            sock.on('data', (d) => (answer += d.toString('latin1')));
+            sock.on('error', () => undefined);
+            sock.on('close', () => resolve(answer.split('\r\n', 1)[0] ?? ''));
+          }),
+      ),
+    );
+  }
+
+  const post = (path: string, body: Buffer, headers: Record<string, string> = {}) =>
+    Buffer.concat([
+      Buffer.from(
+        `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n${Object.entries(headers)
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join('')}\r\n`,
+      ),
+      body,
+    ]);
+
+  const emptyObjects = (bytes: number) => {
+    const n = Math.floor((bytes - 2) / 3);
+    return Buffer.from(`[${'{},'.repeat(n - 1)}{}]`);
+  };
+
+  test('four 4 MB JSON arrays of 1.4 M {} at once are refused before they are parsed', async () => {
+    const body = emptyObjects(4_000_000);
+    let statuses: string[] = [];
+    await t.run('4 x 4 MB JSON array of {}', {
+      input: 'http.0',
+      attack: async () => {
+        statuses = await rawPosts(t.lw.port('http.0'), [0, 1, 2, 3].map(() => post('/many', body)));
+      },
+      bystander: httpServed,
+      log: /would take about .* in memory once decoded/,
+      metric: { reason: 'memory_limit' },
+      maxLines: 4, // one per request
+    });
+    assert.deepEqual(statuses, Array(4).fill('HTTP/1.1 413 Payload Too Large'));
+    await t.checkAcked();
+  });
+
+  test('four 4 KB gzip bodies inflating to 1.4 M records each count their inflated size', async () => {
+    const gz = gzipSync(emptyObjects(4_000_000), { level: 9 });
+    assert.ok(gz.length < 20_000, `gzip ${gz.length}`);
+    let statuses: string[] = [];
+    await t.run('4 x gzip inflating to 4 MB of {}', {
+      input: 'http.0',
+      attack: async () => {
+        statuses = await rawPosts(t.lw.port('http.0'), [0, 1, 2, 3].map(() => post('/many', gz, { 'Content-Encoding': 'gzip' })));
+      },
+      bystander: httpServed,
+      log: /would take about .* in memory once decoded/,
+      metric: { reason: 'memory_limit' },
+      maxLines: 4, // one per request
+    });
+    assert.deepEqual(statuses, Array(4).fill('HTTP/1.1 413 Payload Too Large'));
+    await t.checkAcked();
+  });
+
+  test('four slow uploads of 4 MB holding inflight_max_size: the slowest makes room for a new request', async () => {
+    const port = t.lw.port('http.0');
+    const sockets: net.Socket[] = [];
+    let answers: string[] = [];
+    await t.run('4 slow 4 MB uploads (inflight_max_size 16 MB)', {
+      input: 'http.0',
+      attack: async () => {
+        const done: Array<Promise<string>> = [];
+        for (let i = 0; i < 4; i++) {
+          const s = await connect(port);
+          sockets.push(s);
+          let answer = '';
+          s.on('data', (d) => (answer += d.toString('latin1')));
+          s.on('error', () => undefined);
+          done.push(new Promise((r) => s.on('close', () => r(answer.split('\r\n', 1)[0] ?? ''))));
+          // 4 MB declared, 4.1 MB sent at once (16.4 of the 16.8 MB inflight_max_size), then one byte a second.
+          s.write(`POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4190000\r\n\r\n[` + ' '.repeat(4_100_000));
+        }
+        const drip = setInterval(() => sockets.forEach((s) => !s.destroyed && s.write(' ')), 1000);
+        await sleep(1500); // past headers_timeout: the uploads are old and slow now
+        // A 1 MB request needs room: the slowest upload is closed with 408.
+        const big = Buffer.from(JSON.stringify(Array.from({ length: 10_000 }, (_, i) => ({ i, pad: 'p'.repeat(80) }))));
+        const [bigStatus] = await rawPosts(port, [post('/bigger', big)]);
+        assert.equal(bigStatus, 'HTTP/1.1 201 Created');
+        clearInterval(drip);
+        for (const s of sockets) s.destroy();
+        answers = await Promise.all(done);
+      },
+      bystanderWhen: sleep(1600),
+      bystander: httpServed,
+      log: /upload too slow/,
+      metric: { reason: 'slow' },
+    });
+    assert.ok(answers.includes('HTTP/1.1 408 Request Timeout'), JSON.stringify(answers));
     await t.checkAcked();
   });
 });
