@@ -227,6 +227,23 @@ describe('loki output', () => {
     }
   });
 
+  test('a connection closed in the middle of the answer is retried; the entries Loki stored meanwhile are not lost', async () => {
+    const fresh = await new LokiServer().start();
+    try {
+      const p = await run({ retry_limit: 3, labels: 'job=cut' }, '', fresh);
+      fresh.closeMidResponse(1);
+      assert.deepEqual(await p.ingest(events('t', [{ a: 1 }, { a: 2 }])), { ok: true });
+      assert.equal(await p.counter('logwarden_output_retries_total'), 1);
+      assert.equal(await p.counter('logwarden_output_errors_total', { reason: 'connection' }), 1);
+      // Stored by the first push, ignored as identical (same head block) on the retry.
+      assert.equal(fresh.entries().length, 2);
+      assert.equal(fresh.ignoredDuplicates, 2);
+    } finally {
+      await done();
+      await fresh.stop();
+    }
+  });
+
   test('retries exhausted: dead letter, commit failed (the sender must resend)', async () => {
     const fresh = await new LokiServer().start();
     try {

@@ -168,6 +168,7 @@ export class LokiServer {
   private readonly script: Scripted[] = [];
   private sticky: Scripted | undefined;
   private delayMs = 0;
+  private cutNext = 0;
   private readonly sockets = new Set<Socket>();
   private server: Server | undefined;
   port = 0;
@@ -233,6 +234,14 @@ export class LokiServer {
     this.script.length = 0;
   }
 
+  /**
+   * The next `times` pushes are stored (as Loki would), then their connection is closed in the
+   * middle of the answer: the client sees the headers and part of a body, never the end.
+   */
+  closeMidResponse(times = 1): void {
+    this.cutNext += times;
+  }
+
   /** Delays every answer by `ms`. */
   setDelay(ms: number): void {
     this.delayMs = ms;
@@ -280,6 +289,14 @@ export class LokiServer {
         if (status >= 300) push.error = body;
         this.pushes.push(push);
         this.onRequest?.(push);
+      }
+      if (this.cutNext > 0 && push) {
+        this.cutNext--;
+        // A 200 with a declared body that never completes: the socket closes mid-response.
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': '100' });
+        res.write('partial');
+        setImmediate(() => res.socket?.destroy());
+        return;
       }
       // Go's http.Error: text/plain, nosniff, the message and a newline. 204 and 405 have no body.
       if (status === 204 || status === 405) res.writeHead(status, { 'content-length': '0' });
