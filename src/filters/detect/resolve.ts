@@ -20,7 +20,7 @@
 import { CompileError } from './compile.js';
 import { unescapeQuoted, type Expr, type ListLiteral, type Pos, type StringLiteral } from './parser.js';
 
-export const LIMITS = {
+export const LIMITS = Object.freeze({
   /**
    * Nesting of and/or/not in a condition once its macros are expanded. Evaluation recurses
    * through this nesting, so it is bounded; the upstream rules need 4.
@@ -30,7 +30,7 @@ export const LIMITS = {
   listItems: 100_000,
   /** List items produced in total while expanding lists and substituting them into the conditions of one rule set. */
   totalListItems: 1_000_000,
-};
+});
 
 export type Limits = typeof LIMITS;
 
