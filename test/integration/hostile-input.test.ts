@@ -29,6 +29,8 @@ import { events, startPipeline } from '../support/output-pipeline.js';
 const now = () => Math.floor(Date.now() / 1000);
 /** A msgpack timestamp (ext type -1) of one byte: msgpackr decodes it to an Invalid Date. */
 const BAD_TIMESTAMP = Buffer.from([0xd4, 0xff, 0x00]);
+/** A msgpack timestamp of 8 bytes whose nanoseconds field holds 2^30-1. */
+const BAD_NANOSECONDS = Buffer.from([0xd7, 0xff, 0xff, 0xff, 0xff, 0xfc, 0x65, 0x53, 0xf1, 0x00]);
 /** `n` nested arrays around a nil. */
 const deep = (n: number) => Buffer.concat([Buffer.alloc(n, 0x91), Buffer.from([0xc0])]);
 /** A map of one key whose value is the given msgpack bytes. */
@@ -183,7 +185,7 @@ const inputError = (reason: string, name = 'forward.0') => ({ name: 'logwarden_i
 
 test('forward Message mode: a timestamp ext of a wrong length is refused at the input', async () => {
   const frame = Buffer.concat([Buffer.from([0x94]), pack('by.hostile'), pack(new WireTime(now(), 0)), map1('t', BAD_TIMESTAMP), pack({ chunk: 'h1' })]);
-  await hostile('forward message, timestamp ext of 1 byte', inputError('bad_ext'), /closing connection: malformed message: refused message: msgpack timestamp/, () =>
+  await hostile('forward message, timestamp ext of 1 byte', inputError('bad_ext'), /closing connection: refused message: msgpack timestamp extension of 1 bytes/, () =>
     forwardRefused(frame),
   );
 });
@@ -194,16 +196,16 @@ test('forward Forward mode: one record with a bad timestamp next to innocent one
     pack('by.hostile'),
     Buffer.from([0x93]),
     entry(pack({ ok: 1 })),
-    entry(map1('t', BAD_TIMESTAMP)),
+    entry(map1('t', BAD_NANOSECONDS)),
     entry(pack({ ok: 2 })),
     pack({ chunk: 'h2' }),
   ]);
-  await hostile('forward mode, bad timestamp in the 2nd of 3 records', inputError('bad_ext'), /refused Forward entry: msgpack timestamp/, () => forwardRefused(frame));
+  await hostile('forward mode, timestamp (8 bytes) with 2^30-1 ns in the 2nd of 3 records', inputError('bad_ext'), /closing connection: refused message: msgpack timestamp with nanoseconds past 999999999/, () => forwardRefused(frame));
 });
 
 test('forward: a reserved extension type (-2) in a record is refused', async () => {
   const frame = Buffer.concat([Buffer.from([0x93]), pack('by.hostile'), Buffer.from([0x91]), entry(map1('x', Buffer.from([0xd4, 0xfe, 0x01]))), pack({ chunk: 'h3' })]);
-  await hostile('forward mode, ext type -2', inputError('bad_ext'), /refused Forward entry: reserved msgpack extension type -2/, () => forwardRefused(frame));
+  await hostile('forward mode, ext type -2', inputError('bad_ext'), /closing connection: refused message: reserved msgpack extension type -2/, () => forwardRefused(frame));
 });
 
 test('forward PackedForward: an entry nested 100,000 levels deep is refused at the input', async () => {

@@ -13,6 +13,8 @@
  * the partial frames of many connections together stay within their share of memory_limit.
  */
 
+import { badExt } from '../../core/msgpack-scan.js';
+
 export class FrameTooLarge extends Error {
   constructor(
     readonly size: number,
@@ -22,7 +24,15 @@ export class FrameTooLarge extends Error {
   }
 }
 
-export class MalformedFrame extends Error {}
+export class MalformedFrame extends Error {
+  constructor(
+    message: string,
+    /** Metric label: `malformed`, or `bad_ext` for an extension value that would not decode soundly. */
+    readonly reason: 'malformed' | 'bad_ext' = 'malformed',
+  ) {
+    super(message);
+  }
+}
 
 /** The shared budget of partial-frame buffers refused to grow this connection's buffer. */
 export class BudgetExhausted extends Error {
@@ -207,6 +217,14 @@ export class Framer {
         return;
       }
       this.pos = next;
+      if ((t >= 0xc7 && t <= 0xc9) || (t >= 0xd4 && t <= 0xd8)) {
+        // An extension value, complete: type byte last in the header (ext8/16/32) or first of
+        // fixext's payload. An invalid timestamp or a reserved type refuses the frame here, so
+        // what is framed needs no second check (entries of PackedForward payloads are not framed).
+        const typeAt = t <= 0xc9 ? p + hdr - 1 : p + 1;
+        const why = badExt(b, (b[typeAt]! << 24) >> 24, typeAt + 1, next - typeAt - 1);
+        if (why) throw new MalformedFrame(why, 'bad_ext');
+      }
       // One value completed: unwind finished containers.
       let done = this.stack.length === 0;
       while (!done) {

@@ -314,7 +314,7 @@ class ForwardInput implements InputInstance {
 
     const onFrame = (frame: Buffer): void => {
       if (dead) return;
-      const msg = decodeFrame(frame, this.frameHeap);
+      const msg = decodeFrame(frame, this.frameHeap, true);
       if (msg.type === 'heartbeat') return;
       if (!establish()) return;
       if (msg.type === 'ping') {
@@ -384,7 +384,7 @@ class ForwardInput implements InputInstance {
           kill('memory_budget', `no memory for this frame: ${e.message} (a quarter of service.memory_limit)`);
         } else if (e instanceof FrameOverBudget) kill(e.reason, `frame refused: ${e.message}`);
         else if (e instanceof ProtocolError) kill(e.reason, `malformed message: ${clip(e.message)}`);
-        else if (e instanceof MalformedFrame) kill('malformed', `malformed msgpack: ${e.message}`);
+        else if (e instanceof MalformedFrame) kill(e.reason, `${e.reason === 'malformed' ? 'malformed msgpack' : 'refused message'}: ${e.message}`);
         else kill('malformed', `cannot decode message: ${clip((e as Error).message)}`);
         return;
       }

@@ -9,7 +9,7 @@
 import { gunzipSync } from 'node:zlib';
 import { EventTime, type LogEvent, type LogRecord } from '../../core/event.js';
 import { decode } from '../../core/msgpack.js';
-import { arrayHeader, checkValue, decodeRaw, isMapType, MAX_DATE_SECONDS, MAX_DEPTH, readEventTime, ScanError, skipValue, type RawValue } from '../../core/msgpack-scan.js';
+import { arrayHeader, checkValue, decodeRaw, isMapType, MAX_DATE_SECONDS, MAX_DEPTH, readEventTime, ScanError, skipValue, skipValue as rawSkip, type RawValue } from '../../core/msgpack-scan.js';
 import { WireEvent } from '../../core/wire-event.js';
 
 export class ProtocolError extends Error {
@@ -168,10 +168,21 @@ function pushEntry(out: LogEvent[], tag: string, entry: unknown): void {
  * levels (counted from the entry itself) or holding an invalid extension value refuses the frame
  * here, before anything decodes it. `depth` is how deep the entries sit in what was framed.
  */
-function scanEntries(b: Buffer, pos: number, count: number, tag: string, out: LogEvent[], depth = 0, maxHeap = Infinity, mode = 'PackedForward'): number {
+function scanEntries(
+  b: Buffer,
+  pos: number,
+  count: number,
+  tag: string,
+  out: LogEvent[],
+  depth = 0,
+  maxHeap = Infinity,
+  mode = 'PackedForward',
+  /** The framer has checked these bytes already (a Forward-mode frame it framed). */
+  framed = false,
+): number {
   // Levels left below an entry's array, and below its [time, metadata] array.
   const inEntry = MAX_DEPTH - depth - 1;
-  const skipValue = (buf: Buffer, at: number, levels = inEntry) => checkValue(buf, at, levels);
+  const skipValue = framed ? (buf: Buffer, at: number, _levels?: number) => rawSkip(buf, at) : (buf: Buffer, at: number, levels = inEntry) => checkValue(buf, at, levels);
   // Refused as soon as the events seen so far would not fit, before the rest are built.
   const maxEvents = Math.floor((maxHeap - b.length) / EVENT_HEAP_BYTES);
   try {
@@ -298,8 +309,10 @@ function gunzip(payload: Buffer, maxHeap: number): Buffer {
 /**
  * Decodes one complete frame. Throws ProtocolError (or a decoder error) on malformed input, and
  * FrameOverBudget when its events would take more than `maxHeap` bytes of memory (estimated).
+ * `framed`: the frame comes from the Framer, which refused nesting past 256 levels and invalid
+ * extension values in it, so only what it could not see (PackedForward payloads) is checked here.
  */
-export function decodeFrame(frame: Buffer, maxHeap = Infinity): ForwardMessage {
+export function decodeFrame(frame: Buffer, maxHeap = Infinity, framed = false): ForwardMessage {
   const first = frame[0]!;
   if (first === 0xc0) return { type: 'heartbeat' };
   const c: Cursor = { buf: frame, pos: 0 };
@@ -318,7 +331,7 @@ export function decodeFrame(frame: Buffer, maxHeap = Infinity): ForwardMessage {
     const own = Buffer.from(frame);
     const [count, first] = arrayHeader(own, c.pos)!;
     const events: LogEvent[] = [];
-    const after = scanEntries(own, first, count, tag, events, 2, maxHeap, 'Forward');
+    const after = scanEntries(own, first, count, tag, events, 2, maxHeap, 'Forward', framed);
     const opts = n > 2 ? optionsOf(decode(own.subarray(after))) : {};
     return { type: 'events', mode: 'forward', tag, events, size: frame.length, ...(opts.chunk !== undefined ? { chunk: opts.chunk } : {}) };
   }
@@ -351,7 +364,7 @@ export function decodeFrame(frame: Buffer, maxHeap = Infinity): ForwardMessage {
   }
 
   // Message mode: [tag, time, record, option?]
-  checked(frame);
+  if (!framed) checked(frame);
   const all = decode(frame) as unknown[];
   if (n < 3) throw new ProtocolError('message mode needs [tag, time, record]', 'bad_message');
   const events: LogEvent[] = [];
