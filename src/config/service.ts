@@ -47,7 +47,7 @@ export const serviceOptions = {
     type: 'size',
     default: '256M',
     description:
-      'Memory for queued records: each output queue gets its share (wire bytes) unless it sets its own; filesystem-buffered events in memory get half of it, estimated at 3x their chunk file bytes, and chunks waiting for their write an eighth',
+      'Memory for queued records: each output queue gets its share (wire bytes) unless it sets its own; filesystem-buffered events in memory get half of it, estimated at 3x their chunk file bytes, and chunks waiting for their write an eighth. One received frame or request may take a quarter of it once decoded, and the partial frames of a forward input a quarter',
   },
   ui: {
     type: 'bool',

@@ -163,6 +163,7 @@ ${forward}`
     await attack;
     const attackMs = Date.now() - t0;
     await until(async () => (await lw.metric('logwarden_input_errors_total', o.metric)) > before, 10_000, `metric ${JSON.stringify(o.metric)}`);
+    await sleep(300); // the child's last lines of this case are still in the pipe
     const peak = rss.stop();
     assert.equal(lw.proc.exitCode, null, `${name}: logwarden is alive`);
     assert.ok(bystanderMs < BYSTANDER_MS, `${name}: bystander acked in ${bystanderMs} ms`);
