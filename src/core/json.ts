@@ -148,32 +148,35 @@ export function withoutMembers(json: string, keys: readonly string[]): string {
 /**
  * Whether a parsed value nests deeper than `max` arrays and objects. JSON.parse builds any depth
  * without recursing, but serialising and evaluating such a value recurse per level and would
- * overflow the stack far from the input; the inputs refuse it instead. Iterative.
+ * overflow the stack far from the input; the inputs refuse it instead. Iterative, depth-first:
+ * it holds one list per open level, never all the siblings of a wide value at once.
  */
 export function nestedDeeperThan(value: unknown, max: number): boolean {
-  if (value === null || typeof value !== 'object') return false;
-  const stack: unknown[] = [value];
-  const depths: number[] = [1];
-  while (stack.length) {
-    const v = stack.pop() as object;
-    const d = depths.pop()!;
-    if (d > max) return true;
-    if (Array.isArray(v)) {
-      for (const x of v) {
-        if (x !== null && typeof x === 'object') {
-          stack.push(x);
-          depths.push(d + 1);
-        }
-      }
-    } else {
-      for (const k in v) {
-        const x = (v as Record<string, unknown>)[k];
-        if (x !== null && typeof x === 'object') {
-          stack.push(x);
-          depths.push(d + 1);
-        }
-      }
+  if (!isContainer(value)) return false;
+  if (max < 1) return true;
+  const lists: unknown[][] = [childrenOf(value)];
+  const next: number[] = [0];
+  while (lists.length) {
+    const top = lists.length - 1;
+    const list = lists[top]!;
+    if (next[top]! >= list.length) {
+      lists.pop();
+      next.pop();
+      continue;
     }
+    const x = list[next[top]!++];
+    if (!isContainer(x)) continue;
+    if (lists.length >= max) return true;
+    lists.push(childrenOf(x));
+    next.push(0);
   }
   return false;
+}
+
+function isContainer(v: unknown): v is object {
+  return v !== null && typeof v === 'object' && !ArrayBuffer.isView(v) && !(v instanceof Date);
+}
+
+function childrenOf(v: object): unknown[] {
+  return Array.isArray(v) ? v : Object.values(v);
 }

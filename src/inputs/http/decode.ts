@@ -46,11 +46,11 @@ function kindOf(v: unknown): string {
  * The records of decoded top-level values: an object is one record, an array gives one record
  * per element. Anything else (or an array element that is no object) refuses the whole request.
  */
-function recordsOf(values: unknown[], where: (i: number) => string): Rec[] {
+function recordsOf(values: unknown[], where: (i: number) => string, depthChecked = false): Rec[] {
   const out: Rec[] = [];
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
-    if (nestedDeeperThan(v, MAX_DEPTH)) throw new HttpError(400, `${where(i)}nested deeper than ${MAX_DEPTH} levels`, 'too_deep');
+    if (!depthChecked && nestedDeeperThan(v, MAX_DEPTH)) throw new HttpError(400, `${where(i)}nested deeper than ${MAX_DEPTH} levels`, 'too_deep');
     if (isRecord(v)) out.push(v);
     else if (Array.isArray(v)) {
       for (let k = 0; k < v.length; k++) {
@@ -116,14 +116,16 @@ export function decodeMsgpack(body: Buffer): Rec[] {
   // Checked before decoding: the decoder recurses per nesting level and takes extension values
   // as they come (an invalid timestamp would become an Invalid Date).
   // Malformed bytes are left to the decoder, which says what it found (nothing before them nests
-  // past the limit).
+  // past the limit); should it take them (the reserved byte 0xC1), the values are walked for depth.
+  let malformed: string | undefined;
   for (let pos = 0, i = 1; pos < body.length; i++) {
     try {
       pos = checkValue(body, pos);
     } catch (e) {
       if (!(e instanceof ScanError)) throw e;
-      if (e.reason === 'malformed') break;
-      throw new HttpError(400, `refused msgpack: value ${i}: ${e.message}`, e.reason);
+      if (e.reason !== 'malformed') throw new HttpError(400, `refused msgpack: value ${i}: ${e.message}`, e.reason);
+      malformed = `value ${i}: ${e.message}`;
+      break;
     }
   }
   try {
@@ -131,7 +133,7 @@ export function decodeMsgpack(body: Buffer): Rec[] {
   } catch (e) {
     throw new HttpError(400, `invalid msgpack: ${(e as Error).message}`, 'malformed');
   }
-  return recordsOf(values, (i) => `value ${i + 1}: `);
+  return recordsOf(values, (i) => `value ${i + 1}: `, malformed === undefined);
 }
 
 const HEX = /^[0-9A-Fa-f]{2}$/;
