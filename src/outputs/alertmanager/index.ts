@@ -16,8 +16,9 @@ const PRIORITY_VALUES = [...PRIORITIES, 'info'];
 
 const options = {
   url: {
-    type: 'multi',
-    description: 'Alertmanager URL(s), e.g. http://alertmanager:9093 (path /api/v2/alerts when none is given); every URL gets every alert',
+    type: 'list',
+    description:
+      'Alertmanager URL(s), a YAML list or separated by commas, e.g. http://am-0:9093,http://am-1:9093 (path /api/v2/alerts when none is given); every URL gets every alert',
   },
   host: { type: 'string', description: 'Alertmanager host (instead of url)' },
   port: { type: 'int', default: 9093, min: 1, max: 65535, description: 'Alertmanager port (with host)' },

@@ -11,6 +11,11 @@ import { buildAlert, DEFAULT_SEVERITY, fingerprint, priorityRank, safeLabelName,
 import { alertmanagerOutput } from '../../../src/outputs/alertmanager/index.js';
 import { lokiOutput } from '../../../src/outputs/loki/index.js';
 import { startPipeline } from '../../support/output-pipeline.js';
+import { repoRoot } from '../../support/paths.js';
+import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 
 const opts: AlertOptions = { severity: DEFAULT_SEVERITY, expiresAfter: 0, extraLabels: [], extraAnnotations: [] };
 
@@ -132,4 +137,40 @@ test('configuration errors name the file, line, column and option', async () => 
   assert.match(await configError(loki("      label_keys: level"), lokiOutput), /must start with '\$'/);
   assert.match(await configError(loki("      labels: job=a, job=b"), lokiOutput), /label 'job' is declared twice/);
   assert.match(await configError(loki("      tls.ca_file: /nonexistent/ca.pem"), lokiOutput), /cannot read \/nonexistent\/ca\.pem: ENOENT/);
+});
+
+test('url separated by commas (as ALERTMANAGER_URL is documented): every Alertmanager gets every alert', async () => {
+  const got: string[][] = [[], []];
+  const servers = got.map((bodies) =>
+    createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        bodies.push(`${req.method} ${req.url} ${body}`);
+        res.writeHead(200).end();
+      });
+    }),
+  );
+  await Promise.all(servers.map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
+  const [a, b] = servers.map((s) => (s.address() as AddressInfo).port);
+  const p = await startPipeline(amYaml(`      url: http://127.0.0.1:${a}, http://127.0.0.1:${b}/api/v2/alerts\n      retry_limit: 1`), [alertmanagerOutput]);
+  try {
+    const alert = { output: 'x', priority: 'Warning', rule: 'Test Rule', source: 'k8s_audit', time: new Date().toISOString(), output_fields: {}, hostname: 'h', tags: [] };
+    assert.deepEqual(await p.ingest([ev(alert)]), { ok: true });
+    for (const bodies of got) {
+      assert.equal(bodies.length, 1);
+      assert.match(bodies[0]!, /^POST \/api\/v2\/alerts \[.*"rule":"Test Rule"/);
+    }
+  } finally {
+    await p.stop(0);
+    for (const s of servers) s.close();
+  }
+});
+
+test('pipelines/default.yaml validates with a comma-separated ALERTMANAGER_URL', () => {
+  const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'logwarden.js'), 'validate', '-c', join(repoRoot, 'pipelines', 'default.yaml')], {
+    encoding: 'utf8',
+    env: { ...process.env, ALERTMANAGER_URL: 'http://am-0:9093,http://am-1:9093' },
+  });
+  assert.equal(r.status, 0, r.stderr + r.stdout);
 });
