@@ -139,27 +139,27 @@ test('configuration errors name the file, line, column and option', async () => 
   assert.match(await configError(loki("      tls.ca_file: /nonexistent/ca.pem"), lokiOutput), /cannot read \/nonexistent\/ca\.pem: ENOENT/);
 });
 
-test('url separated by commas (as ALERTMANAGER_URL is documented): every Alertmanager gets every alert', async () => {
+test('url separated by commas (as ALERTMANAGER_URL is documented): every Alertmanager gets every alert, with the header option', async () => {
   const got: string[][] = [[], []];
   const servers = got.map((bodies) =>
     createServer((req, res) => {
       let body = '';
       req.on('data', (d) => (body += d));
       req.on('end', () => {
-        bodies.push(`${req.method} ${req.url} ${body}`);
+        bodies.push(`${req.method} ${req.url} ${String(req.headers['x-scope-orgid'])} ${body}`);
         res.writeHead(200).end();
       });
     }),
   );
   await Promise.all(servers.map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
   const [a, b] = servers.map((s) => (s.address() as AddressInfo).port);
-  const p = await startPipeline(amYaml(`      url: http://127.0.0.1:${a}, http://127.0.0.1:${b}/api/v2/alerts\n      retry_limit: 1`), [alertmanagerOutput]);
+  const p = await startPipeline(amYaml(`      url: http://127.0.0.1:${a}, http://127.0.0.1:${b}/api/v2/alerts\n      header: X-Scope-OrgID tenant-a\n      retry_limit: 1`), [alertmanagerOutput]);
   try {
     const alert = { output: 'x', priority: 'Warning', rule: 'Test Rule', source: 'k8s_audit', time: new Date().toISOString(), output_fields: {}, hostname: 'h', tags: [] };
     assert.deepEqual(await p.ingest([ev(alert)]), { ok: true });
     for (const bodies of got) {
       assert.equal(bodies.length, 1);
-      assert.match(bodies[0]!, /^POST \/api\/v2\/alerts \[.*"rule":"Test Rule"/);
+      assert.match(bodies[0]!, /^POST \/api\/v2\/alerts tenant-a \[.*"rule":"Test Rule"/);
     }
   } finally {
     await p.stop(0);
