@@ -3,10 +3,12 @@
  * rule files, runs events files through them and prints one alert per line in Falco's JSON
  * output shape on stdout; the summary goes to stderr.
  */
-import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { parseArgs, UsageError, type Command } from './command.js';
 import { toJSONLine } from '../core/json.js';
-import { Engine, detectEventsText } from '../filters/detect/engine.js';
+import { Engine, newStats } from '../filters/detect/engine.js';
+import { NOT_AUDIT } from '../filters/detect/events.js';
+import { jsonItems, Progress } from './stream-json.js';
 import { DEFAULT_HOSTNAME } from '../filters/detect/fields.js';
 import { BUNDLED_RULES } from '../filters/detect/index.js';
 import { RuleLoadError, RuleLoader, formatMessage } from '../filters/detect/loader.js';
@@ -16,7 +18,8 @@ const usage = `Usage: logwarden detect [-r RULES.yaml ...] -e EVENTS [-e EVENTS 
 
 Evaluates Falco rules (source k8s_audit) on Kubernetes audit events, as falco -r ... -e ...
 with the k8saudit and json plugins does. EVENTS holds JSON lines, a JSON array, or EventLists
-('-' reads stdin). Alerts are printed on stdout, one JSON object per line (Falco's JSON output);
+('-' reads stdin), read as a stream: memory stays bounded for any file size; on a terminal a
+progress line shows for runs longer than a second. Alerts are printed on stdout, one JSON object per line (Falco's JSON output);
 warnings and the summary go to stderr.
 
 Options:
@@ -94,26 +97,41 @@ export const detectCommand: Command = {
     const byRule = new Map<string, number>();
     const byPriority = new Map<number, number>();
     let out = '';
+    const onAlert = (record: Record<string, unknown>, r: { rule: { name: string; priority: number } }) => {
+      out += `${toJSONLine(record)}\n`;
+      byRule.set(r.rule.name, (byRule.get(r.rule.name) ?? 0) + 1);
+      byPriority.set(r.rule.priority, (byPriority.get(r.rule.priority) ?? 0) + 1);
+    };
+    const progress = new Progress('detect');
     for (const file of eventFiles) {
-      let text: string;
+      const stats = newStats();
       try {
-        text = readFileSync(file === '-' ? 0 : file, 'utf8');
+        for await (const item of jsonItems(file)) {
+          if ('error' in item) {
+            process.stderr.write(`${file}: line ${item.line}: ${item.error}\n`);
+            continue;
+          }
+          const before = { ...stats };
+          engine.detect(item.value, onAlert, stats);
+          if (stats.notAudit > before.notAudit) process.stderr.write(`${file}: line ${item.line}: ${NOT_AUDIT}\n`);
+          if (stats.invalidTime > before.invalidTime) process.stderr.write(`${file}: line ${item.line}: audit event without a valid RFC 3339 stageTimestamp: dropped\n`);
+          progress.update(events + stats.events);
+          if (out.length > 1 << 16) {
+            process.stdout.write(out);
+            out = '';
+            // Bounded memory: wait while stdout has not taken the alerts.
+            if (process.stdout.writableNeedDrain) await once(process.stdout, 'drain');
+          }
+        }
       } catch (e) {
+        progress.done();
+        process.stdout.write(out);
         process.stderr.write(`logwarden detect: cannot read events file ${file}: ${(e as Error).message}\n`);
         return 1;
       }
-      const res = detectEventsText(engine, text, (record, r) => {
-        out += `${toJSONLine(record)}\n`;
-        byRule.set(r.rule.name, (byRule.get(r.rule.name) ?? 0) + 1);
-        byPriority.set(r.rule.priority, (byPriority.get(r.rule.priority) ?? 0) + 1);
-        if (out.length > 1 << 16) {
-          process.stdout.write(out);
-          out = '';
-        }
-      });
-      events += res.stats.events;
-      for (const m of res.messages) process.stderr.write(`${file}: ${m}\n`);
+      events += stats.events;
     }
+    progress.done();
     process.stdout.write(out);
 
     const alerts = [...byRule.values()].reduce((a, b) => a + b, 0);

@@ -1,54 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { parseArgs, UsageError, type Command } from './command.js';
 import { loadPlan } from './common.js';
 import { Pipeline } from '../core/pipeline.js';
 import { EventTime, type LogEvent, type LogRecord } from '../core/event.js';
 import { toJSONLine } from '../core/json.js';
 import { createLogger } from '../observe/log.js';
-
-/**
- * Reads JSON lines, a JSON array, or a Kubernetes list (`items`) into records. A line in replay's
- * own output shape {"tag","time","record"} keeps its tag and time, so outputs can be replayed.
- */
-export function readRecords(text: string, file: string): Array<{ record: LogRecord; tag?: string; time?: EventTime }> {
-  const out: Array<{ record: LogRecord; tag?: string; time?: EventTime }> = [];
-  const add = (v: unknown, where: string) => {
-    if (Array.isArray(v)) {
-      for (const x of v) add(x, where);
-      return;
-    }
-    if (v === null || typeof v !== 'object') throw new Error(`${where}: expected a JSON object, found ${JSON.stringify(v)}`);
-    const o = v as LogRecord;
-    if (Array.isArray(o.items) && typeof o.kind === 'string' && o.kind.endsWith('List')) {
-      for (const x of o.items) add(x, where);
-      return;
-    }
-    if (typeof o.tag === 'string' && typeof o.time === 'string' && o.record && typeof o.record === 'object' && Object.keys(o).length === 3) {
-      const t = EventTime.fromISO(o.time);
-      out.push({ record: o.record as LogRecord, tag: o.tag, ...(t ? { time: t } : {}) });
-      return;
-    }
-    out.push({ record: o });
-  };
-  const trimmed = text.trimStart();
-  if (trimmed.startsWith('[')) {
-    add(JSON.parse(trimmed), file);
-    return out;
-  }
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
-    if (line === '') continue;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch (e) {
-      throw new Error(`${file}:${i + 1}: invalid JSON: ${(e as Error).message}`);
-    }
-    add(v, `${file}:${i + 1}`);
-  }
-  return out;
-}
+import { fileRecords, Progress } from './stream-json.js';
 
 /** Time of a replayed record: an audit event's stageTimestamp / requestReceivedTimestamp, else now. */
 function timeOf(r: LogRecord): EventTime {
@@ -94,7 +51,7 @@ Options:
                       dropped it, or emitted from it
 
 Example:
-  logwarden replay -c pipelines/default.yaml -i examples/events/audit.jsonl --tag kube.audit`,
+  logwarden replay -c pipelines/default.yaml -i examples/events/exec_pod.json --tag kube.audit`,
   async run(args) {
     const a = parseArgs(args, {
       values: { '-c': 'config', '--config': 'config', '-i': 'input', '--input': 'input', '--tag': 'tag', '-t': 'tag' },
@@ -107,20 +64,6 @@ Example:
     const trace = a.flags.has('trace');
     const p = loadPlan(file);
     const tag = a.flags.get('tag')?.[0] ?? (p.inputs[0]?.config.tag as string | undefined) ?? 'replay';
-    let text: string;
-    try {
-      text = readFileSync(input === '-' ? 0 : input, 'utf8');
-    } catch (e) {
-      process.stderr.write(`logwarden replay: cannot read ${input}: ${(e as Error).message}\n`);
-      return 1;
-    }
-    let records;
-    try {
-      records = readRecords(text, input);
-    } catch (e) {
-      process.stderr.write(`logwarden replay: ${(e as Error).message}\n`);
-      return 1;
-    }
     const pipeline = new Pipeline(p, { logger: createLogger(p.service.log_level === 'info' ? 'warn' : p.service.log_level, 'json'), filtersOnly: true });
     await pipeline.build();
     let out = '';
@@ -148,15 +91,39 @@ Example:
         process.stderr.write(`trace ${b.tag} ${filter}: ${notes.join('; ')}\n`);
       };
     }
-    const events: LogEvent[] = records.map((r) => ({ tag: r.tag ?? tag, time: r.time ?? timeOf(r.record), record: r.record }));
-    if (trace) {
-      for (let i = 0; i < events.length; i++) {
-        process.stderr.write(`trace event ${i + 1}\n`);
-        pipeline.inject([events[i]!]);
+    // Streamed: the file is read as it is replayed, a batch at a time.
+    const progress = new Progress('replay');
+    let n = 0;
+    let batch: LogEvent[] = [];
+    try {
+      for await (const r of fileRecords(input)) {
+        const ev: LogEvent = { tag: r.tag ?? tag, time: r.time ?? timeOf(r.record), record: r.record };
+        n++;
+        if (trace) {
+          process.stderr.write(`trace event ${n}\n`);
+          pipeline.inject([ev]);
+          continue;
+        }
+        batch.push(ev);
+        if (batch.length >= 2000) {
+          pipeline.inject(batch);
+          batch = [];
+          progress.update(n);
+          // Bounded memory: wait while stdout (a pipe, a slow terminal) has not taken the output.
+          if (process.stdout.writableNeedDrain) await once(process.stdout, 'drain');
+        }
       }
-    } else {
-      for (let i = 0; i < events.length; i += 2000) pipeline.inject(events.slice(i, i + 2000));
+    } catch (e) {
+      if (batch.length) pipeline.inject(batch);
+      process.stdout.write(out);
+      progress.done();
+      await pipeline.close();
+      const err = e as NodeJS.ErrnoException;
+      process.stderr.write(`logwarden replay: ${err.code === 'ENOENT' || err.code === 'EACCES' || err.code === 'EISDIR' ? `cannot read ${input}: ${err.message}` : err.message}\n`);
+      return 1;
     }
+    if (batch.length) pipeline.inject(batch);
+    progress.done();
     process.stdout.write(out);
     await pipeline.close();
     return 0;
