@@ -48,7 +48,7 @@ Example:
       if (http && svc.ui) {
         ui = await UiServer.attach(http, uiOptions(svc, metrics, pipeline, log.child({ component: 'ui' })));
       }
-      if (http) await http.listen(svc.http_listen, svc.http_port);
+      if (http) await http.listen(svc.http_listen, svc.http_port, p.serviceSection);
       await pipeline.start();
     } catch (e) {
       await ui?.close();

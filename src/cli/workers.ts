@@ -105,7 +105,7 @@ export async function runPrimary(p: Plan, log: Logger): Promise<number> {
     const timer = setInterval(() => void refresh(), 200);
     timer.unref();
     http = new ServiceHttp(metricsView, () => (stopping ? { ...last, ready: false, state: 'stopping' as const } : last), log);
-    await http.listen(p.service.http_listen, p.service.http_port);
+    await http.listen(p.service.http_listen, p.service.http_port, p.serviceSection);
   }
   log.info({ config: p.file, workers: n }, 'logwarden running');
 

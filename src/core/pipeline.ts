@@ -55,6 +55,8 @@ export interface Plan {
   filters: PlannedPlugin[];
   outputs: PlannedPlugin[];
   parsers: ParserRegistry;
+  /** The raw service section, for positions in errors found when the service starts. */
+  serviceSection?: RawSection;
 }
 
 const emptyParsers: ParserRegistry = { get: () => undefined, has: () => false, names: () => [] };
@@ -118,7 +120,7 @@ export function plan(loaded: LoadedConfig, registry: Registry): Plan {
   const outputs = loaded.outputs.map(build).filter((x): x is PlannedPlugin => x !== null);
   if (errors.length === 0) checkStorage(loaded, service, inputs, outputs, errors);
   if (errors.length) throw new ConfigErrors(errors);
-  return { file: loaded.file, service, inputs, filters, outputs, parsers };
+  return { file: loaded.file, service, inputs, filters, outputs, parsers, serviceSection: loaded.service };
 }
 
 /** Storage options only mean something with a filesystem-buffered input; set without one, they are errors. */

@@ -276,7 +276,7 @@ export class HttpInput<S> implements InputInstance {
       summarized: this.summarized,
     });
     this.server = server;
-    await listen(server, { host: c.listen, port: c.port }, this.ctx.logger);
+    await listen(server, { host: c.listen, port: c.port }, this.ctx.logger, this.ctx.section);
     this.ctx.logger.info({ listen: this.addresses(), tls: c.tls, client_certs: c.tls ? (c['tls.verify_client_cert'] ? 'required' : c['tls.verify'] ? 'verified if presented' : 'not verified') : undefined }, `${this.what} listening`);
   }
 

@@ -200,11 +200,18 @@ export function guardServer(
  * Binds `server` to host:port, or to a Unix socket (a stale socket file is removed first; `perm`
  * is an octal mode such as 0660). Rejects when the bind fails; later errors are logged.
  */
-export async function listen(server: net.Server, at: { host: string; port: number; unixPath?: string | undefined; unixPerm?: string | undefined }, logger: Logger): Promise<void> {
+export async function listen(
+  server: net.Server,
+  at: { host: string; port: number; unixPath?: string | undefined; unixPerm?: string | undefined },
+  logger: Logger,
+  section?: RawSection,
+): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(section ? bindError(e, section, at.unixPath ? { path: at.unixPath, key: 'unix_path' } : { host: at.host, port: at.port, hostKey: 'listen', portKey: 'port' }) : e),
+    );
     const done = () => {
-      server.off('error', reject);
+      server.removeAllListeners('error');
       server.on('error', (e) => logger.error({ err: e.message }, 'listener error'));
       resolve();
     };
@@ -216,6 +223,33 @@ export async function listen(server: net.Server, at: { host: string; port: numbe
     } else server.listen(at.port, at.host, done);
   });
   if (at.unixPath && at.unixPerm) await chmod(at.unixPath, parseInt(at.unixPerm, 8));
+}
+
+/**
+ * A failed bind as one configuration error at the option that chose the address (or at its
+ * section when the address is a default): `file:line:col: port: 127.0.0.1:24224 is already in use
+ * (EADDRINUSE)...` instead of a stack trace.
+ */
+export function bindError(
+  e: NodeJS.ErrnoException,
+  section: RawSection,
+  at: { host: string; port: number; hostKey: string; portKey: string } | { path: string; key: string },
+): Error {
+  const code = e.code ?? '';
+  const isPath = 'path' in at;
+  const key = isPath ? at.key : code === 'EADDRNOTAVAIL' ? at.hostKey : at.portKey;
+  const where = isPath ? at.path : `${at.host.includes(':') ? `[${at.host}]` : at.host}:${at.port}`;
+  const set = key in section.valuePos || key in section.keyPos;
+  const pos = section.valuePos[key] ?? section.keyPos[key] ?? section.pos;
+  const why =
+    code === 'EADDRINUSE'
+      ? `${where} is already in use (EADDRINUSE): another process listens there; stop it or choose another ${key}`
+      : code === 'EACCES'
+        ? `permission denied to listen on ${where} (EACCES)${!isPath && at.port < 1024 ? ': ports below 1024 need privileges' : ''}`
+        : code === 'EADDRNOTAVAIL'
+          ? `${where}: the address is not on this machine (EADDRNOTAVAIL)`
+          : `cannot listen on ${where}: ${e.message}`;
+  return new ConfigError(`${why}${set ? '' : ` (${key} not set: the default)`}`, pos, key);
 }
 
 /** Where a server listens, as host:port or the socket path; [] before it listens. */

@@ -7,6 +7,8 @@
 import http from 'node:http';
 import type { Logger } from 'pino';
 import type { Metrics } from './metrics.js';
+import type { RawSection } from '../config/schema.js';
+import { bindError } from '../inputs/listener.js';
 
 export type Route = (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean | Promise<boolean>;
 
@@ -25,7 +27,8 @@ export class ServiceHttp {
     this.routes.push(route);
   }
 
-  async listen(host: string, port: number): Promise<string> {
+  /** `section`: the service section, so that a failed bind names http_port / http_listen and where they are set. */
+  async listen(host: string, port: number, section?: RawSection): Promise<string> {
     const server = http.createServer((req, res) => {
       this.handle(req, res).catch((e) => {
         this.log.error({ err: (e as Error).message, url: req.url }, 'http handler failed');
@@ -35,9 +38,10 @@ export class ServiceHttp {
     });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      const onError = (e: NodeJS.ErrnoException) => reject(section ? bindError(e, section, { host, port, hostKey: 'http_listen', portKey: 'http_port' }) : e);
+      server.once('error', onError);
       server.listen(port, host, () => {
-        server.off('error', reject);
+        server.off('error', onError);
         resolve();
       });
     });

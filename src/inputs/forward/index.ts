@@ -226,7 +226,7 @@ class ForwardInput implements InputInstance {
     const tick = Math.min(1000, Math.max(20, (Math.min(this.c.receive_timeout, this.c['net.accept_timeout']) * 1000) / 4));
     this.sweeper = setInterval(() => this.sweep(), tick).unref();
     this.server = server;
-    await listen(server, { host: this.c.listen, port: this.c.port, unixPath: this.c.unix_path, unixPerm: this.c.unix_perm }, this.ctx.logger);
+    await listen(server, { host: this.c.listen, port: this.c.port, unixPath: this.c.unix_path, unixPerm: this.c.unix_perm }, this.ctx.logger, this.ctx.section);
     this.ctx.logger.info(
       { listen: this.addresses(), tls: this.c.tls, auth: this.auth ? (this.auth.users.length ? 'shared_key+users' : 'shared_key') : 'none' },
       'forward input listening',
