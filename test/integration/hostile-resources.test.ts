@@ -284,6 +284,29 @@ describe('hostile input: memory and connections (forward)', { timeout: 180_000 }
     await t.checkAcked();
   });
 
+  test('40 connections that sent one message and then idle do not lock a new sender out', async () => {
+    const sockets: RawClient[] = [];
+    for (let i = 0; i < 40; i++) {
+      const c = await RawClient.connect(t.lw.port());
+      const { frame, chunk, seqs } = bystanderFrame('bystander');
+      await c.write(frame);
+      await c.until(() => c.replies.some((r) => (r as { ack?: string }).ack === chunk), 10_000, `ack of ${chunk}`);
+      t.acked.push(...seqs);
+      sockets.push(c);
+    }
+    await t.run('40 established idle connections (connection_limit 40)', {
+      attack: async () => {
+        await sleep(2500); // idle past receive_timeout
+      },
+      bystanderWhen: sleep(2500),
+      log: /while connection_limit is reached: closing it for a new sender/,
+      metric: { reason: 'idle' },
+    });
+    assert.equal(sockets.filter((c) => c.closed).length, 1, 'one idle connection made room');
+    for (const c of sockets) c.close();
+    await t.checkAcked();
+  });
+
   test('partial frames of many connections share a quarter of memory_limit', async () => {
     const sockets = await Promise.all(Array.from({ length: 12 }, () => connect(t.lw.port())));
     // Each sends 5 MB of a 6 MB frame and stops: 60 MB held without a budget.

@@ -91,6 +91,8 @@ interface Conn {
   since: number;
   /** First byte of the frame being received; 0 between frames. */
   frameStart: number;
+  /** Last bytes received. */
+  last: number;
   authed: boolean;
   /** Has sent a complete message (holds one of connection_limit's slots). */
   established: boolean;
@@ -170,6 +172,24 @@ class ForwardInput implements InputInstance {
     }
     for (const s of this.sockets) s.resume();
   };
+
+  /**
+   * connection_limit is reached and a new sender has a message: the established connection idle
+   * the longest (between frames, for more than receive_timeout) is closed to make room. A sender
+   * that keeps a connection open without using it reconnects when it has data again.
+   */
+  private evictIdle(): boolean {
+    const now = Date.now();
+    let victim: Conn | undefined;
+    for (const conn of this.conns.values()) {
+      if (conn.established && conn.frameStart === 0 && now - conn.last > this.c.receive_timeout * 1000 && (!victim || conn.last < victim.last)) victim = conn;
+    }
+    if (!victim) return false;
+    victim.established = false;
+    this.established--;
+    victim.kill('idle', `idle for ${((now - victim.last) / 1000).toFixed(0)}s while connection_limit is reached: closing it for a new sender`, { limit: this.c.connection_limit }, true);
+    return true;
+  }
 
   /** Closes connections past their deadlines (see receive_timeout and net.accept_timeout). */
   private sweep(): void {
@@ -283,6 +303,7 @@ class ForwardInput implements InputInstance {
     const conn: Conn = {
       since: Date.now(),
       frameStart: 0,
+      last: Date.now(),
       authed: this.auth === null,
       established: false,
       // Connections that never sent a complete message, timeouts and refusals come in floods:
@@ -302,7 +323,7 @@ class ForwardInput implements InputInstance {
 
     const establish = (): boolean => {
       if (conn.established) return true;
-      if (this.established >= this.c.connection_limit) {
+      if (this.established >= this.c.connection_limit && !this.evictIdle()) {
         kill('connection_limit', 'connection_limit reached', { limit: this.c.connection_limit });
         return false;
       }
@@ -373,6 +394,7 @@ class ForwardInput implements InputInstance {
 
     socket.on('data', (data: Buffer) => {
       if (dead) return;
+      conn.last = Date.now();
       const frames = framer.frames;
       try {
         framer.push(data, onFrame);
