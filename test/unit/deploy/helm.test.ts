@@ -248,6 +248,7 @@ describe('helm: values', () => {
     const out = p.loaded.outputs.find((o) => o.name === 'ui')!;
     const detect = p.loaded.filters.find((f) => f.name === 'detect')!.raw.values;
     assert.equal(out.raw.values.match, detect.alert_tag, 'the ui output takes the detect alerts');
+    assert.equal(detect.include_event, 'on', 'alerts carry their audit event for the page');
 
     const page = find(objects, 'Service', 'audit-logwarden-ui');
     assert.equal(page.spec.sessionAffinity, 'ClientIP');

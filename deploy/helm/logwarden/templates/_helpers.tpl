@@ -177,6 +177,10 @@ pipeline:
       # stable across rollouts, unlike the pod name.
       hostname: ${NODE_NAME}
       {{- end }}
+      {{- if .Values.ui.enabled }}
+      # The web page shows the audit event behind each alert.
+      include_event: on
+      {{- end }}
 
   outputs:
     {{- if .Values.loki.enabled }}
