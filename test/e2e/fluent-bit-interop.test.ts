@@ -16,6 +16,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -296,6 +297,9 @@ ${tlsFiles}      tls.ca_file: ${pem['ca.pem']}
         `service:
   log_format: json
   grace: 2
+  http_server: on
+  http_listen: 127.0.0.1
+  http_port: 0
 pipeline:
   inputs:
     - name: forward
@@ -313,6 +317,7 @@ pipeline:
       );
     const a = await LogwardenProcess.start(nodeConfig('a'));
     const b = await LogwardenProcess.start(nodeConfig('b'));
+    const aPort = a.port();
     const upstream = join(dir, 'upstream.conf');
     writeFileSync(
       upstream,
@@ -345,8 +350,21 @@ pipeline:
       assert.ok(killedAt > 0, `node a was killed mid-stream (it had stored ${stored(files[0]!).unique})`);
       const atA = stored(files[0]!).unique;
       const s = await settle(N, 60_000, ...files);
+      const holder = s.unique === N ? '' : (() => {
+        try {
+          return execFileSync('ss', ['-tlnp', `sport = :${aPort}`], { encoding: 'utf8' });
+        } catch (e) {
+          return String(e);
+        }
+      })();
+      const bMetrics = s.unique === N ? '' : JSON.stringify({
+        input_records: await b.metric('logwarden_input_records_total'),
+        output_records: await b.metric('logwarden_output_proc_records_total'),
+        unrouted: await b.metric('logwarden_router_unrouted_records_total'),
+        bytes: await b.metric('logwarden_input_bytes_total'),
+      });
       matrix.push({ direction: 'fluent-bit → logwarden', case: `upstream of 2 logwarden nodes, node a killed -9 mid-stream (a kept ${atA})`, expected: N, delivered: s.unique, duplicates: s.duplicates });
-      assert.equal(s.unique, N, `stored ${s.unique} of ${N} (node a ${atA} before the kill)\n${fb.log.split('\n').filter((l) => /\[(error| warn|debug)\]|retry|succeeded/.test(l)).slice(-40).join('\n')}\nnode b: ${JSON.stringify(b.logs.filter((l) => (l.level ?? 0) >= 40))}`);
+      assert.equal(s.unique, N, `stored ${s.unique} of ${N} (node a ${atA} before the kill)\n${fb.log.split('\n').filter((l) => /\[(error| warn)\]|retry|succeeded|upstream|ACK|ack/.test(l)).slice(-60).join('\n')}\nnode a's port ${aPort} now: ${holder}\nnode b: ${bMetrics} ${JSON.stringify(b.logs.filter((l) => (l.level ?? 0) >= 40))}`);
       assert.ok(stored(files[1]!).unique > 0, 'node b took part');
     } finally {
       await fb.stop();
