@@ -47,6 +47,10 @@ export async function runPrimary(p: Plan, log: Logger): Promise<number> {
   for (let i = 0; i < n; i++) fork(i);
 
   let seq = 0;
+  // Each worker's latest answer. A worker busy past the 2 s reply timeout (replaying its buffer,
+  // a large frame) is still up: its last answer stands, so readiness does not flap back to
+  // `starting`. A worker that exited is a new Worker object when forked again: no answer yet.
+  const lastReply = new WeakMap<Worker, StatusReply['status']>();
   const status = async (): Promise<Status> => {
     const id = ++seq;
     const replies = await Promise.all(
@@ -61,7 +65,8 @@ export async function runPrimary(p: Plan, log: Logger): Promise<number> {
             const done = (s: StatusReply['status'] | undefined) => {
               clearTimeout(timer);
               w.off('message', onMessage);
-              resolve(s);
+              if (s) lastReply.set(w, s);
+              resolve(s ?? (w.isConnected() ? lastReply.get(w) : undefined));
             };
             w.on('message', onMessage);
             w.send({ type: 'logwarden:status?', id });
@@ -101,8 +106,16 @@ export async function runPrimary(p: Plan, log: Logger): Promise<number> {
       },
     } as unknown as Metrics;
     let last: Status = { ready: false, state: 'starting', paused: {}, outputs: {}, workers: {} };
-    const refresh = () => status().then((s) => (last = s));
-    const timer = setInterval(() => void refresh(), 200);
+    let refreshing = false;
+    // One refresh at a time: a slow one must not be overwritten by, or overwrite, a newer one.
+    const refresh = () => {
+      if (refreshing) return;
+      refreshing = true;
+      void status()
+        .then((s) => (last = s))
+        .finally(() => (refreshing = false));
+    };
+    const timer = setInterval(refresh, 200);
     timer.unref();
     http = new ServiceHttp(metricsView, () => (stopping ? { ...last, ready: false, state: 'stopping' as const } : last), log);
     await http.listen(p.service.http_listen, p.service.http_port, p.serviceSection);
