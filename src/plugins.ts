@@ -22,6 +22,7 @@ import { fileOutput } from './outputs/file/index.js';
 import { stdoutOutput } from './outputs/stdout/index.js';
 import { uiOutput } from './outputs/ui/index.js';
 import { forwardOutput } from './outputs/forward/index.js';
+import { nullOutput } from './outputs/null/index.js';
 import type { Registry } from './core/pipeline.js';
 import { buildParsers } from './parsers/index.js';
 
@@ -48,6 +49,7 @@ export const plugins: AnyPlugin[] = [
   stdoutOutput,
   uiOutput,
   forwardOutput,
+  nullOutput,
 ];
 
 export const registry: Registry = {

@@ -252,6 +252,9 @@ function loadInto(file: string, out: LoadedConfig, ctx: Ctx, from?: SourcePos): 
               continue;
             }
             const raw = sectionOf(item, src, ctx);
+            // Plugins are named by text, as in Fluent Bit: `name: null` (out_null) is not YAML's null.
+            const nameNode = item.get('name', true);
+            if (isScalar(nameNode) && nameNode.value === null && nameNode.source) raw.values.name = nameNode.source;
             const name = raw.values.name;
             if (typeof name !== 'string' || name === '') {
               ctx.errors.push(new ConfigError(`missing 'name' of the ${kind} plugin`, raw.pos, 'name'));

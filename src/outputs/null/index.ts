@@ -1,0 +1,44 @@
+/**
+ * The `null` output (Fluent Bit out_null): discards every record and reports it delivered. As in
+ * Fluent Bit, `format` json, json_lines (or json_stream, its alias) serialises each batch first
+ * and then discards the text, so that the cost of formatting can be measured alone; the default
+ * (msgpack) does no work at all.
+ */
+import type { OptionTable } from '../../config/schema.js';
+import type { LogEvent } from '../../core/event.js';
+import type { OutputInstance, OutputPlugin } from '../../core/plugin.js';
+import { compileFormat, jsonDateOptions } from '../format.js';
+
+const options = {
+  format: {
+    type: 'enum',
+    values: ['msgpack', 'json', 'json_lines', 'json_stream'],
+    default: 'msgpack',
+    description: 'msgpack discards the records as they are; json, json_lines and json_stream serialise them first',
+  },
+  ...jsonDateOptions,
+} satisfies OptionTable;
+
+interface NullConfig {
+  format: string;
+  json_date_key: string;
+  json_date_format: string;
+}
+
+export const nullOutput: OutputPlugin<NullConfig> = {
+  kind: 'output',
+  name: 'null',
+  description: 'Discards records (Fluent Bit out_null); with a json format it serialises them first',
+  options,
+  defaults: { batch_size: 5000, batch_wait: 0, workers: 1 },
+  create(c): OutputInstance {
+    if (c.format === 'msgpack') return { send: () => Promise.resolve() };
+    const fmt = compileFormat({ ...c, format: c.format === 'json' ? 'json' : 'json_lines' });
+    return {
+      send: (events: LogEvent[]) => {
+        fmt(events);
+        return Promise.resolve();
+      },
+    };
+  },
+};
