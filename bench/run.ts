@@ -52,7 +52,7 @@ export function eventsFile(n = RECORDS): string {
 }
 
 /** The receiver and its worker processes (service.workers). */
-function tree(pid: number): number[] {
+export function tree(pid: number): number[] {
   const parent = new Map<number, number>();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
@@ -68,7 +68,7 @@ function tree(pid: number): number[] {
   return out;
 }
 
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   let sum = 0;
   for (const p of tree(pid)) {
     const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
@@ -79,7 +79,7 @@ function cpuSeconds(pid: number): number {
 }
 
 /** Sum over the receiver's processes of a memory figure of /proc/PID/status (VmHWM, VmRSS). */
-function statusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+export function statusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   let sum = 0;
   for (const p of tree(pid)) {
     const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${p}/status`, 'utf8'));
@@ -88,7 +88,7 @@ function statusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   return sum;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const net = await import('node:net');
   return new Promise((resolve) => {
     const s = net.createServer();
@@ -127,7 +127,7 @@ async function waitForPort(port: number, exited: () => number | null, log: () =>
   }
 }
 
-interface RunResult {
+export interface RunResult {
   records_per_s: number;
   acked_per_s: number;
   mb_per_s: number;
@@ -146,7 +146,7 @@ interface RunResult {
   json_bytes_per_record: number;
 }
 
-async function runOnce(s: Scenario, events: string): Promise<RunResult> {
+export async function runOnce(s: Scenario, events: string): Promise<RunResult> {
   const port = await freePort();
   const httpPort = await freePort();
   const out = join(work, 'out');
@@ -252,13 +252,13 @@ function nodeFlagsFromEnv(): string[] {
   return (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 /** A Loki push-API test server and an Alertmanager API stub, in this process. */
-async function downstreams(opts: { lokiDown?: boolean } = {}): Promise<Downstreams> {
+export async function downstreams(opts: { lokiDown?: boolean } = {}): Promise<Downstreams> {
   const { LokiServer } = await import('../test/support/loki-server.js');
   const http = await import('node:http');
   const loki = await new LokiServer().start();
@@ -308,24 +308,24 @@ function receiverOptions(l: Load): Pick<Scenario, 'nodeFlags' | 'cpus'> {
 }
 
 /** forward (Forward mode or PackedForward, acks) -> file json_lines. */
-function relay(name: string, what: string, l: Load = {}): Scenario {
-  return { name, what, pipeline: 'relay-file.yaml', loadgen: loadgenFor(l), ...(l.env ? { env: l.env } : {}), ...receiverOptions(l) };
+function relay(name: string, what: string, l: Load & { pipeline?: string } = {}): Scenario {
+  return { name, what, pipeline: l.pipeline ?? 'relay-file.yaml', loadgen: loadgenFor(l), ...(l.env ? { env: l.env } : {}), ...receiverOptions(l) };
 }
 
 /** Memory storage (acked after delivery) with batch_wait 50 ms, instead of the filesystem buffer. */
 const MEMORY = { BENCH_STORAGE: 'memory', BENCH_BATCH_WAIT: '0.05' };
 
 /** The security pipeline against the in-process Loki and Alertmanager test servers. */
-function security(name: string, what: string, l: Load & { lokiDown?: boolean } = {}): Scenario {
+function security(name: string, what: string, l: Load & { lokiDown?: boolean; pipeline?: string; parsed?: boolean } = {}): Scenario {
   const env = { ...l.env, ...(l.lokiDown ? { BENCH_LOKI_RETRY_LIMIT: 'no_limits' } : {}) };
   return {
     name,
     what,
-    pipeline: 'security.yaml',
-    loadgen: loadgenFor(l, ['--wrap-log']),
+    pipeline: l.pipeline ?? 'security.yaml',
+    loadgen: loadgenFor(l, l.parsed ? [] : ['--wrap-log']),
     env,
     ...receiverOptions(l),
-    setup: () => downstreams({ lokiDown: l.lokiDown }),
+    ...(l.pipeline ? {} : { setup: () => downstreams({ lokiDown: l.lokiDown }) }),
   };
 }
 
@@ -333,9 +333,14 @@ const warm = (n = 5000): string[] => ['--warmup', String(n)];
 
 export const scenarios: Scenario[] = [
   relay('relay-forward', 'forward (Forward mode, 2000/chunk, ack) -> file json_lines'),
+  relay('relay-null', 'forward (Forward mode, 2000/chunk, ack) -> null: the input and routing alone', { pipeline: 'relay-null.yaml' }),
   relay('relay-packed', 'forward (PackedForward, 2000/chunk, ack) -> file json_lines', { mode: 'packed' }),
   relay('relay-forward-semi64', 'relay-forward with node --max-semi-space-size=64', { nodeFlags: ['--max-semi-space-size=64'] }),
   security('security', 'forward ({log: JSON line}, 2000/chunk, ack) -> parser -> audit_policy -> modify -> detect -> file + loki + alertmanager'),
+  security('security-file', 'forward (records as Fluent Bit parsed them, 2000/chunk, ack) -> audit_policy -> modify -> detect -> file (events and alerts)', {
+    pipeline: 'security-file.yaml',
+    parsed: true,
+  }),
   security('security-memory', 'security with memory storage (acked after delivery) and batch_wait 50 ms', { env: MEMORY }),
   security('security-memory-w2', 'security-memory with service.workers 2 (two processes)', { env: { ...MEMORY, BENCH_WORKERS: '2' } }),
   security('security-memory-1cpu', 'security-memory with the receiver pinned to one CPU (taskset -c 1): the 1-core rate', {
