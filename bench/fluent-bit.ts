@@ -304,12 +304,12 @@ async function logwardenCounters(httpPort: number): Promise<{ received: number; 
   return { received, delivered };
 }
 
-async function logwardenReceiver(pipeline: string, dir: string, env: Record<string, string>): Promise<Receiver> {
+async function logwardenReceiver(pipeline: string, dir: string, env: Record<string, string>, flags: string[] = []): Promise<Receiver> {
   const port = await freePort();
   const httpPort = await freePort();
   const out = join(dir, 'out');
   const log = join(dir, 'receiver.log');
-  const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const nodeFlags = [...flags, ...(process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean)];
   const child = spawnLogged(process.execPath, [...nodeFlags, join(root, 'bin', 'logwarden.js'), 'run', '-c', join(root, 'bench', 'pipelines', pipeline)], log, {
     ...process.env,
     BENCH_PORT: String(port),
@@ -378,6 +378,15 @@ const real: RealScenario[] = [
     },
   },
   {
+    name: 'lw-security-512mi',
+    what: 'lw-security with the V8 flags deploy/container/entrypoint.sh derives for the 512 MiB container (--max-semi-space-size=32 --max-old-space-size=262)',
+    parse: true,
+    async start(d) {
+      const extra = await downstreams();
+      return { ...(await logwardenReceiver('security.yaml', d, extra.env, ['--max-semi-space-size=32', '--max-old-space-size=262'])), extra };
+    },
+  },
+  {
     name: 'lw-security-raw',
     what: 'lw-security with lines sent unparsed ({"log": line}) and parsed by logwarden, as the load generator sends them',
     parse: false,
@@ -388,7 +397,7 @@ const real: RealScenario[] = [
   },
 ];
 
-/** The load generator's scenarios of the same receivers, run in the same rounds. */
+/** The load generator's scenarios of the same receivers, run in the same rounds (any of bench/run.ts when named). */
 const LOADGEN = ['relay-null', 'relay-forward', 'security-file', 'security'];
 
 interface RealResult {
@@ -502,7 +511,6 @@ interface Capture {
   connections: number;
   frames: number;
   wall_s: number;
-  records_per_s: number;
   frame_bytes: { min: number; p50: number; max: number };
   records_per_frame: { min: number; p50: number; max: number };
   wire_bytes_per_record: number;
@@ -539,7 +547,6 @@ export async function capture(events: string, n: number, parse = true): Promise<
     connections: 0,
     frames: 0,
     wall_s: 0,
-    records_per_s: 0,
     frame_bytes: { min: 0, p50: 0, max: 0 },
     records_per_frame: { min: 0, p50: 0, max: 0 },
     wire_bytes_per_record: 0,
@@ -634,7 +641,6 @@ export async function capture(events: string, n: number, parse = true): Promise<
   if (code !== 0) throw new Error(`the sender exited ${code}: ${tail(slog)}`);
   if (c.records !== n) throw new Error(`capture: ${c.records} records arrived, ${n} sent (${slog})`);
   c.wall_s = (last - first!) / 1000;
-  c.records_per_s = c.records / c.wall_s;
   c.frame_bytes = { min: Math.min(...sizes), p50: pct(sizes, 0.5), max: Math.max(...sizes) };
   c.records_per_frame = { min: Math.min(...counts), p50: pct(counts, 0.5), max: Math.max(...counts) };
   c.wire_bytes_per_record = wire / c.records;
@@ -687,7 +693,7 @@ async function main(): Promise<void> {
   }
 
   const reals = real.filter((s) => !only.length || only.includes(s.name));
-  const gens = loadgenScenarios.filter((s) => LOADGEN.includes(s.name) && (!only.length || only.includes(s.name)));
+  const gens = loadgenScenarios.filter((s) => (only.length ? only.includes(s.name) : LOADGEN.includes(s.name)));
   const realRuns = new Map<string, RealResult[]>(reals.map((s) => [s.name, []]));
   const genRuns = new Map<string, RunResult[]>(gens.map((s) => [s.name, []]));
   for (let i = 0; i < RUNS; i++) {
@@ -738,7 +744,7 @@ async function main(): Promise<void> {
     const cpu = med(r.map((x) => x.cpu_us_per_record));
     const rate = med(r.map((x) => x.records_per_s));
     rows.push(
-      `| ${s.name}: ${s.what} | load generator | **${cpu.toFixed(2)}** (${range(r.map((x) => x.cpu_us_per_record))}) | ${fmt(rate)} | ${fmt(med(r.map((x) => x.acked_per_s)))} | ${med(r.map((x) => x.peak_rss_mb)).toFixed(0)} | ${s.loadgen[s.loadgen.indexOf('--connections') + 1]} | ${ratio(cpu, fbNull)} | ${ratio(cpu, fbFile)} | ${fbNullRate ? (rate / fbNullRate).toFixed(2) : '–'} |`,
+      `| ${s.name}: ${s.what} | load generator | **${cpu.toFixed(2)}** (${range(r.map((x) => x.cpu_us_per_record))}) | ${fmt(rate)} | ${fmt(med(r.map((x) => x.acked_per_s)))} | ${med(r.map((x) => x.peak_rss_mb)).toFixed(0)} | ${s.loadgen[s.loadgen.indexOf('--connections') + 1]} | ${ratio(cpu, fbNull)} | ${ratio(cpu, fbFile)} | – (another sender) |`,
     );
   }
   const header = [

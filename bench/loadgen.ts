@@ -6,9 +6,11 @@
  *
  *   node dist/bench/loadgen.js --port P --events FILE [--mode forward|packed] [--chunk 2000]
  *        [--connections 2] [--records N] [--wrap-log] [--rate R] [--tag kube.audit] [--pad-to BYTES] [--warmup N]
+ *        [--metadata]
  *
  * --warmup N first sends N records (acked, not measured), prints {"warm":true} and waits for a
  * line on stdin before the measured run.
+ * --metadata sends Fluent Bit 5.x's entries, [[time, {}], record], instead of [time, record].
  * --pad-to grows every event to about BYTES of JSON with an annotation of filler text (the
  * record-size sweep); its CPU time (sending only, after pre-encoding) is part of the results.
  */
@@ -29,6 +31,7 @@ interface Args {
   tag: string;
   padTo: number;
   warmup: number;
+  metadata: boolean;
 }
 
 function parse(argv: string[]): Args {
@@ -48,6 +51,7 @@ function parse(argv: string[]): Args {
     tag: get('tag', 'kube.audit')!,
     padTo: Number(get('pad-to', '0')),
     warmup: Number(get('warmup', '0')),
+    metadata: argv.includes('--metadata'),
   };
 }
 
@@ -79,7 +83,11 @@ function encodeChunks(a: Args, records: Record<string, unknown>[]): Array<{ fram
   for (let i = 0; i < records.length; i += a.chunk) {
     const part = records.slice(i, i + a.chunk);
     const id = randomBytes(16).toString('base64');
-    const entries = part.map((r, k) => [new EventTime(t0 + Math.floor((i + k) / 1000), ((i + k) % 1000) * 1_000_000 + 123), r]);
+    const entries = part.map((r, k) => {
+      const t = new EventTime(t0 + Math.floor((i + k) / 1000), ((i + k) % 1000) * 1_000_000 + 123);
+      // --metadata: Fluent Bit 5.x's entry form, [[time, {metadata}], record], with the empty map it sends.
+      return a.metadata ? [[t, {}], r] : [t, r];
+    });
     let frame: Buffer;
     if (a.mode === 'packed') {
       const blob = Buffer.concat(entries.map((e) => Buffer.from(enc.encode(e))));

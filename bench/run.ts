@@ -334,6 +334,19 @@ const warm = (n = 5000): string[] => ['--warmup', String(n)];
 export const scenarios: Scenario[] = [
   relay('relay-forward', 'forward (Forward mode, 2000/chunk, ack) -> file json_lines'),
   relay('relay-null', 'forward (Forward mode, 2000/chunk, ack) -> null: the input and routing alone', { pipeline: 'relay-null.yaml' }),
+  // relay-null with one difference of the real Fluent Bit sender at a time, then all of them
+  // (bench/fluent-bit.ts measures what it sends: metadata entries, ~2,600 records per chunk,
+  // several chunks in flight on their own connections, 10-30k records/s).
+  relay('relay-null-metadata', 'relay-null with [[time, {}], record] entries (Fluent Bit 5.x)', { pipeline: 'relay-null.yaml', args: ['--metadata'] }),
+  relay('relay-null-2600', 'relay-null with 2,600 records per chunk (~2 MB, as Fluent Bit fills them)', { pipeline: 'relay-null.yaml', chunk: 2600 }),
+  relay('relay-null-c8', 'relay-null over 8 connections (8 chunks in flight)', { pipeline: 'relay-null.yaml', connections: 8 }),
+  relay('relay-null-12k', 'relay-null paced at 12,000 records/s', { pipeline: 'relay-null.yaml', args: ['--rate', '12000'] }),
+  relay('relay-null-as-fluent-bit', 'relay-null with all four: metadata entries, 2,600 per chunk, 8 connections, 12,000 records/s', {
+    pipeline: 'relay-null.yaml',
+    chunk: 2600,
+    connections: 8,
+    args: ['--metadata', '--rate', '12000'],
+  }),
   relay('relay-packed', 'forward (PackedForward, 2000/chunk, ack) -> file json_lines', { mode: 'packed' }),
   relay('relay-forward-semi64', 'relay-forward with node --max-semi-space-size=64', { nodeFlags: ['--max-semi-space-size=64'] }),
   security('security', 'forward ({log: JSON line}, 2000/chunk, ack) -> parser -> audit_policy -> modify -> detect -> file + loki + alertmanager'),
