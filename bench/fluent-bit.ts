@@ -13,6 +13,7 @@
  *   npm run build && node dist/bench/fluent-bit.js                 every scenario
  *   node dist/bench/fluent-bit.js fb-null lw-null                   some of them
  *   node dist/bench/fluent-bit.js --capture                         only what Fluent Bit sends
+ *   node dist/bench/fluent-bit.js --capture fb-null                  the capture, then fb-null
  *   BENCH_RUNS=5 BENCH_RECORDS=100000 node dist/bench/fluent-bit.js
  *   BENCH_NODE_FLAGS='--max-old-space-size=262' ...   node flags for the logwarden receivers
  *
@@ -687,7 +688,7 @@ async function main(): Promise<void> {
     cap = await capture(events, n);
     process.stderr.write(`capture: ${JSON.stringify({ ...cap, options: Object.keys(cap.options).length })}\n`);
   }
-  if (args.includes('--capture')) {
+  if (args.includes('--capture') && !only.length) {
     process.stdout.write(`${JSON.stringify(cap, null, 2)}\n`);
     return;
   }
