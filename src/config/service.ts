@@ -129,6 +129,7 @@ export interface ServiceConfig {
   'ui.max_alerts': number;
   'ui.retention': number;
   'ui.db_path'?: string;
+  'ui.store'?: string;
   'ui.http_user'?: string;
   'ui.http_passwd'?: string;
   'ui.bearer_token'?: string;

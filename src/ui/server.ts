@@ -16,7 +16,7 @@ import type { ServiceHttp } from '../observe/http.js';
 import type { Metrics } from '../observe/metrics.js';
 import { compileQuery, parseQuery } from './alerts.js';
 import { HealthSampler, type PipelineView } from './health.js';
-import { AlertStore, type StoredAlert } from './store.js';
+import { openAlertStore, StoreUnavailable, type AlertStore, type StoredAlert } from './store.js';
 
 export interface UiAuth {
   user?: string;
@@ -29,6 +29,8 @@ export interface UiOptions {
   /** Seconds; 0: no age limit. */
   retention: number;
   dbPath?: string;
+  /** `ui.store`: absent or `memory`, or a postgres:// URL. */
+  store?: string;
   auth: UiAuth;
   metrics: Metrics;
   pipeline: PipelineView;
@@ -50,6 +52,7 @@ export function uiOptions(svc: ServiceConfig, metrics: Metrics, pipeline: Pipeli
     maxAlerts: svc['ui.max_alerts'],
     retention: svc['ui.retention'],
     ...(svc['ui.db_path'] ? { dbPath: svc['ui.db_path'] } : {}),
+    ...(svc['ui.store'] ? { store: svc['ui.store'] } : {}),
     auth,
     metrics,
     pipeline,
@@ -123,10 +126,11 @@ export class UiServer {
   /** Opens the alert store and mounts the page and its API on the service HTTP server. */
   static async attach(server: ServiceHttp, opts: UiOptions): Promise<UiServer> {
     if (attached.has(server)) throw new Error('the web page is already mounted on this server');
-    const store = await AlertStore.open({
+    const store = await openAlertStore({
       maxAlerts: opts.maxAlerts,
       retention: opts.retention,
       ...(opts.dbPath ? { dbPath: opts.dbPath } : {}),
+      ...(opts.store ? { store: opts.store } : {}),
       logger: opts.logger,
       ...(opts.now ? { now: opts.now } : {}),
     });
@@ -141,8 +145,8 @@ export class UiServer {
     return attached.get(server);
   }
 
-  /** Stores alerts and pushes them to the live streams. */
-  add(events: LogEvent[]): StoredAlert[] {
+  /** Stores alerts; the store pushes them to the live streams once they are visible. */
+  add(events: LogEvent[]): Promise<StoredAlert[]> {
     return this.store.add(events);
   }
 
@@ -217,12 +221,38 @@ export class UiServer {
       return true;
     }
     if (page) this.serveAsset(req, res, path === '/' || path === '/index.html' ? 'index.html' : /^\/ui\/[A-Za-z0-9_.-]+$/.test(path) ? path.slice(4) : '');
-    else if (path === '/api/v1/health') this.json(res, 200, await this.health.snapshot());
-    else if (path === '/api/v1/alerts') this.list(res, url);
-    else if (path === '/api/v1/alerts/stats') this.stats(res, url);
-    else if (path === '/api/v1/alerts/stream') this.stream(req, res, url);
-    else this.one(res, path.slice('/api/v1/alerts/'.length));
+    else if (path === '/api/v1/health') this.json(res, 200, { ...(await this.health.snapshot()), store: this.store.status() });
+    else {
+      try {
+        if (path === '/api/v1/alerts') await this.list(res, url);
+        else if (path === '/api/v1/alerts/stats') await this.stats(res, url);
+        else if (path === '/api/v1/alerts/stream') await this.stream(req, res, url);
+        else await this.one(res, path.slice('/api/v1/alerts/'.length));
+      } catch (e) {
+        this.storeError(res, e);
+      }
+    }
     return true;
+  }
+
+  /** A store that cannot answer: 503 with the reason (the page shows it), anything else 500. */
+  private storeError(res: http.ServerResponse, e: unknown): void {
+    const unavailable = e instanceof StoreUnavailable;
+    if (!unavailable) this.opts.logger.error({ err: (e as Error).message }, 'ui alert store query failed');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const body = unavailable
+      ? { error: `alert store unreachable: ${(e as Error).message}`, store: this.store.status() }
+      : { error: `alert store query failed: ${(e as Error).message}` };
+    res.writeHead(unavailable ? 503 : 500, {
+      ...SECURITY_HEADERS,
+      'content-type': 'application/json',
+      'cache-control': 'no-store',
+      ...(unavailable ? { 'retry-after': '5' } : {}),
+    });
+    res.end(`${JSON.stringify(body)}\n`);
   }
 
   private serveAsset(req: http.IncomingMessage, res: http.ServerResponse, name: string): void {
@@ -259,31 +289,34 @@ export class UiServer {
     return Number(v);
   }
 
-  private list(res: http.ServerResponse, url: URL): void {
+  private async list(res: http.ServerResponse, url: URL): Promise<void> {
     const limit = this.intParam(url, 'limit', 100, 1, LIST_LIMIT_MAX);
     const before = this.intParam(url, 'before', undefined, 1, Number.MAX_SAFE_INTEGER);
     if (typeof limit === 'string' || typeof before === 'string') return this.json(res, 400, { error: typeof limit === 'string' ? limit : before });
-    this.json(res, 200, { ...this.store.list(parseQuery(url.searchParams), limit!, before), total: this.store.size });
+    const page = await this.store.query(parseQuery(url.searchParams), { limit: limit!, ...(before !== undefined ? { before } : {}) });
+    this.json(res, 200, page);
   }
 
-  private stats(res: http.ServerResponse, url: URL): void {
+  private async stats(res: http.ServerResponse, url: URL): Promise<void> {
     const window = this.intParam(url, 'window', 3600, 60, 366 * 86400);
     const buckets = this.intParam(url, 'buckets', 60, 1, 1000);
     if (typeof window === 'string' || typeof buckets === 'string') return this.json(res, 400, { error: typeof window === 'string' ? window : buckets });
     // Stats scan every kept alert; viewers refreshing the same view share one answer for a moment.
     const key = url.search;
     const now = Date.now();
+    const newest = await this.store.newest();
     let hit = this.statsCache.get(key);
-    if (!hit || now - hit.at > STATS_CACHE_MS || hit.newest !== this.store.newest) {
+    if (!hit || now - hit.at > STATS_CACHE_MS || hit.newest !== newest) {
+      const text = JSON.stringify(await this.store.counts(parseQuery(url.searchParams), window! * 1000, buckets!));
       if (this.statsCache.size >= 100) this.statsCache.clear();
-      hit = { at: now, newest: this.store.newest, text: JSON.stringify(this.store.stats(parseQuery(url.searchParams), window! * 1000, buckets!)) };
+      hit = { at: now, newest, text };
       this.statsCache.set(key, hit);
     }
     this.raw(res, 200, hit.text);
   }
 
-  private one(res: http.ServerResponse, idText: string): void {
-    const a = /^\d{1,15}$/.test(idText) ? this.store.get(Number(idText)) : undefined;
+  private async one(res: http.ServerResponse, idText: string): Promise<void> {
+    const a = /^\d{1,15}$/.test(idText) ? await this.store.get(Number(idText)) : undefined;
     if (!a) return this.json(res, 404, { error: 'no such alert (expired, or never stored)' });
     this.raw(res, 200, a.json);
   }
@@ -293,7 +326,7 @@ export class UiServer {
    * A reconnecting client (EventSource sends Last-Event-ID; `after` does the same) first gets
    * what it missed, up to the newest CATCH_UP alerts.
    */
-  private stream(req: http.IncomingMessage, res: http.ServerResponse, url: URL): void {
+  private async stream(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
     if (this.closed || this.streams.size >= MAX_STREAMS) {
       res.writeHead(503, { ...SECURITY_HEADERS, 'retry-after': '5', 'content-type': 'application/json' }).end('{"error":"too many live streams"}\n');
       return;
@@ -303,6 +336,9 @@ export class UiServer {
     const after = afterText && /^\d{1,15}$/.test(afterText) ? Number(afterText) : undefined;
     const q = parseQuery(url.searchParams);
     const m = compileQuery(q);
+    // Asked before the response starts, so that an unreachable store answers 503 (and the
+    // client retries) rather than an empty stream.
+    const newest = await this.store.newest();
     res.writeHead(200, {
       ...SECURITY_HEADERS,
       'content-type': 'text/event-stream; charset=utf-8',
@@ -314,10 +350,16 @@ export class UiServer {
       return;
     }
     req.socket.setNoDelay(true);
+    // Ids already sent: the catch-up and the live batches may overlap, each alert goes out once.
+    let sent = after ?? newest;
     const send = (alerts: StoredAlert[]) => {
       let text = '';
-      for (const a of alerts) if (m(a.summary)) text += `id: ${a.summary.id}\nevent: alert\ndata: ${JSON.stringify(a.summary)}\n\n`;
-      if (text === '') return;
+      for (const a of alerts) {
+        if (a.summary.id <= sent) continue;
+        sent = a.summary.id;
+        if (m(a.summary)) text += `id: ${a.summary.id}\nevent: alert\ndata: ${JSON.stringify(a.summary)}\n\n`;
+      }
+      if (text === '' || res.destroyed) return;
       res.write(text);
       if (res.writableLength > MAX_STREAM_BUFFER) {
         this.opts.logger.warn({ buffered: res.writableLength }, 'ui stream client too slow: disconnected');
@@ -325,9 +367,10 @@ export class UiServer {
       }
     };
     // The newest id lets a client that starts without `after` ask only for what comes next.
-    res.write(`retry: 2000\nevent: hello\ndata: {"newest":${this.store.newest}}\n\n`);
-    if (after !== undefined) send(this.store.since(after, q, CATCH_UP));
-    const unsubscribe = this.store.subscribe(send);
+    res.write(`retry: 2000\nevent: hello\ndata: {"newest":${newest}}\n\n`);
+    // Subscribed before the catch-up is read: what arrives meanwhile is held, then sent after it.
+    let held: StoredAlert[][] | undefined = after !== undefined ? [] : undefined;
+    const unsubscribe = this.store.subscribe((added) => (held ? held.push(added) : send(added)));
     const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS);
     this.streams.add(res);
     res.on('close', () => {
@@ -335,6 +378,18 @@ export class UiServer {
       clearInterval(heartbeat);
       this.streams.delete(res);
     });
+    if (held) {
+      try {
+        send(await this.store.since(after!, q, CATCH_UP));
+      } catch (e) {
+        // The client reconnects with its Last-Event-ID and asks again.
+        this.opts.logger.warn({ err: (e as Error).message }, 'ui stream catch-up failed: stream closed');
+        res.destroy();
+        return;
+      }
+      for (const batch of held) send(batch);
+      held = undefined;
+    }
   }
 
   /** Ends live streams (cleanly, so browsers reconnect without an error) and closes the store. */
@@ -343,6 +398,6 @@ export class UiServer {
     const ended = [...this.streams].map((s) => new Promise<void>((resolve) => s.end(resolve)));
     this.streams.clear();
     await Promise.race([Promise.all(ended), new Promise((r) => setTimeout(r, 1000).unref())]);
-    this.store.close();
+    await this.store.close();
   }
 }

@@ -1,7 +1,11 @@
 /**
- * The alerts the web page shows: the newest `maxAlerts` in memory, dropped by count and by age
- * (`retention` seconds after they arrived), optionally written through to a SQLite file so that a
- * restart keeps the history. Queries always run in memory; the file only mirrors it.
+ * The alerts the web page shows, behind one asynchronous interface (`AlertStore`) so that the
+ * page, its live stream and the `ui` output work the same whatever keeps them:
+ * - `MemoryAlertStore`: the newest `maxAlerts` in memory, dropped by count and by age
+ *   (`retention` seconds after they arrived), optionally written through to a SQLite file so that
+ *   a restart keeps the history. Queries always run in memory; the file only mirrors it.
+ * - a shared PostgreSQL database (`ui.store: postgres://...`, store-pg.ts), so that every replica's
+ *   page shows every replica's alerts.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -27,12 +31,77 @@ export interface StoredAlert {
   json: string;
 }
 
+/** Which page of a filtered list: the newest `limit` alerts, older than the alert `before` (an id) when given. */
+export interface AlertPage {
+  limit: number;
+  before?: number;
+}
+
+/** One page of a filtered list, newest first. */
+export interface AlertList {
+  alerts: AlertSummary[];
+  /** More matching alerts are older than the last one returned. */
+  more: boolean;
+  /** Alerts kept in the store (all of them, not only the matching ones). */
+  total: number;
+}
+
+export type AlertStoreKind = 'memory' | 'sqlite' | 'postgres';
+
+/** Whether the store answers; a shared database can be unreachable for a while. */
+export interface AlertStoreStatus {
+  kind: AlertStoreKind;
+  up: boolean;
+  /** Why it is down (the last error), when it is. */
+  reason?: string;
+}
+
+/**
+ * Thrown by every store method while the store cannot be reached: the API answers 503 with the
+ * message, the `ui` output retries the batch later.
+ */
+export class StoreUnavailable extends Error {
+  override name = 'StoreUnavailable';
+}
+
+/**
+ * Where the page's alerts are kept. Ids are positive integers that strictly increase in the order
+ * alerts become visible (committed), whichever process added them: they are the cursors of the
+ * list (`before`) and of the live stream (`since`, Last-Event-ID).
+ */
+export interface AlertStore {
+  readonly kind: AlertStoreKind;
+  status(): AlertStoreStatus;
+  /**
+   * Stores alert events (newest last), all or none: when it rejects, nothing was stored and the
+   * caller may retry the same batch. Resolves to the stored alerts with their ids.
+   */
+  add(events: LogEvent[]): Promise<StoredAlert[]>;
+  /** Matching alerts, newest first. */
+  query(filter: AlertQuery, page: AlertPage): Promise<AlertList>;
+  /** Matching alerts with an id above `after`, oldest first; at most the newest `limit` of them. */
+  since(after: number, filter: AlertQuery, limit: number): Promise<StoredAlert[]>;
+  get(id: number): Promise<StoredAlert | undefined>;
+  /** Counts of matching alerts by priority and rule, and per time bucket over the last `windowMs`. */
+  counts(filter: AlertQuery, windowMs: number, buckets: number): Promise<AlertStats>;
+  /** Id of the newest alert kept, 0 when none. */
+  newest(): Promise<number>;
+  /**
+   * Calls `listener` with every batch of alerts that becomes visible in the store, whoever added
+   * it, in id order; returns the unsubscribe function.
+   */
+  subscribe(listener: (added: StoredAlert[]) => void): () => void;
+  close(): Promise<void>;
+}
+
 export interface AlertStoreOptions {
   maxAlerts: number;
   /** Seconds an alert is kept after it arrived; 0 keeps it until maxAlerts pushes it out. */
   retention: number;
   /** SQLite file that mirrors the store (absent: memory only). */
   dbPath?: string;
+  /** `memory` (or absent): this process's memory (and dbPath); a postgres:// URL: a shared database. */
+  store?: string;
   logger: Logger;
   /** Clock (ms since the epoch); tests move it. */
   now?: () => number;
@@ -58,7 +127,15 @@ function entry(id: number, received: number, tag: string, time: string, recordJs
   return { summary: summarize(id, received, tag, record, time), json: detailJson(id, received, tag, time, recordJson) };
 }
 
-export class AlertStore {
+/** Opens the store the options name. */
+export async function openAlertStore(opts: AlertStoreOptions): Promise<AlertStore> {
+  if (opts.store !== undefined && opts.store !== 'memory') throw new Error(`ui.store: unknown store ${JSON.stringify(opts.store)}`);
+  return MemoryAlertStore.open(opts);
+}
+
+/** This process's alerts, in memory, optionally mirrored to a SQLite file. */
+export class MemoryAlertStore implements AlertStore {
+  readonly kind: AlertStoreKind;
   /** Oldest first; ids strictly increase. */
   private entries: StoredAlert[] = [];
   private nextId = 1;
@@ -73,6 +150,7 @@ export class AlertStore {
     private readonly sqlite: Sqlite | undefined,
   ) {
     this.now = opts.now ?? Date.now;
+    this.kind = sqlite ? 'sqlite' : 'memory';
     if (opts.retention > 0) {
       // Age-based retention also applies while no alert arrives.
       this.timer = setInterval(() => this.prune(), Math.min(60_000, Math.max(1000, opts.retention * 100))).unref();
@@ -80,10 +158,10 @@ export class AlertStore {
   }
 
   /** Opens the store; with a dbPath, creates or reads the SQLite file and loads what retention keeps. */
-  static async open(opts: AlertStoreOptions): Promise<AlertStore> {
-    if (!opts.dbPath) return new AlertStore(opts, undefined);
+  static async open(opts: AlertStoreOptions): Promise<MemoryAlertStore> {
+    if (!opts.dbPath) return new MemoryAlertStore(opts, undefined);
     const sqlite = await openSqlite(opts.dbPath);
-    const store = new AlertStore(opts, sqlite);
+    const store = new MemoryAlertStore(opts, sqlite);
     try {
       store.load();
     } catch (e) {
@@ -128,9 +206,17 @@ export class AlertStore {
     this.opts.logger.info({ file: this.opts.dbPath, alerts: this.entries.length }, 'ui alert store loaded');
   }
 
+  status(): AlertStoreStatus {
+    return { kind: this.kind, up: true };
+  }
+
   /** Id of the newest alert kept, 0 when none. */
-  get newest(): number {
+  get newestId(): number {
     return this.entries[this.entries.length - 1]?.summary.id ?? 0;
+  }
+
+  async newest(): Promise<number> {
+    return this.newestId;
   }
 
   get size(): number {
@@ -141,7 +227,11 @@ export class AlertStore {
    * Stores alert events (newest last). With SQLite the rows are written first, in one
    * transaction: when that throws, nothing was stored and the caller may retry.
    */
-  add(events: LogEvent[]): StoredAlert[] {
+  async add(events: LogEvent[]): Promise<StoredAlert[]> {
+    return this.addSync(events);
+  }
+
+  addSync(events: LogEvent[]): StoredAlert[] {
     if (events.length === 0) return [];
     const received = this.now();
     const added: StoredAlert[] = [];
@@ -199,7 +289,11 @@ export class AlertStore {
     return lo;
   }
 
-  get(id: number): StoredAlert | undefined {
+  async get(id: number): Promise<StoredAlert | undefined> {
+    return this.getSync(id);
+  }
+
+  getSync(id: number): StoredAlert | undefined {
     const e = this.entries[this.index(id)];
     return e && e.summary.id === id ? e : undefined;
   }
@@ -207,6 +301,10 @@ export class AlertStore {
   private matcher(q: AlertQuery): (e: StoredAlert) => boolean {
     const m = compileQuery(q, (s) => this.hay.get(s) ?? haystack(s));
     return (e) => m(e.summary);
+  }
+
+  async query(filter: AlertQuery, page: AlertPage): Promise<AlertList> {
+    return { ...this.list(filter, page.limit, page.before), total: this.size };
   }
 
   /** Matching alerts, newest first, older than `before` (an id) when given. */
@@ -224,8 +322,12 @@ export class AlertStore {
     return { alerts, more: false };
   }
 
+  async since(after: number, q: AlertQuery, limit: number): Promise<StoredAlert[]> {
+    return this.sinceSync(after, q, limit);
+  }
+
   /** Matching alerts with an id above `after`, oldest first; at most the newest `limit` of them. */
-  since(after: number, q: AlertQuery, limit: number): StoredAlert[] {
+  sinceSync(after: number, q: AlertQuery, limit: number): StoredAlert[] {
     const m = this.matcher(q);
     const out: StoredAlert[] = [];
     for (let i = this.entries.length - 1; i >= 0 && out.length < limit; i--) {
@@ -234,6 +336,10 @@ export class AlertStore {
       if (m(e)) out.push(e);
     }
     return out.reverse();
+  }
+
+  async counts(q: AlertQuery, windowMs: number, buckets: number): Promise<AlertStats> {
+    return this.stats(q, windowMs, buckets);
   }
 
   /** Counts of matching alerts by priority and rule, and per time bucket over the last `windowMs`. */
@@ -309,7 +415,11 @@ export class AlertStore {
     return () => this.listeners.delete(fn);
   }
 
-  close(): void {
+  async close(): Promise<void> {
+    this.closeSync();
+  }
+
+  closeSync(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.listeners.clear();

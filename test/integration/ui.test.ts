@@ -294,13 +294,13 @@ test('a stream client that stops reading is disconnected once 1 MiB is buffered 
     const big = (i: number): LogEvent => ({ ...alert(`bulk ${i}`, 'Notice'), record: { ...alert(`bulk ${i}`, 'Notice').record, output: 'x'.repeat(1000) } });
     let sent = 0;
     while (r.ui.streamCount === 2 && sent < 100_000) {
-      r.ui.add(Array.from({ length: 500 }, (_, i) => big(sent + i)));
+      await r.ui.add(Array.from({ length: 500 }, (_, i) => big(sent + i)));
       sent += 500;
       await new Promise((res) => setImmediate(res));
     }
     assert.equal(r.ui.streamCount, 1, `the stalled client is dropped (after ${sent} alerts)`);
     assert.ok(r.logs.some((l) => l.msg === 'ui stream client too slow: disconnected'));
-    r.ui.add([alert('last', 'Warning')]);
+    await r.ui.add([alert('last', 'Warning')]);
     const evs = await readEvents(reading.body, 1);
     assert.deepEqual(evs.filter((e) => e.event === 'alert').map((e) => (JSON.parse(e.data) as { rule: string }).rule), ['last']);
     reading.body.destroy();

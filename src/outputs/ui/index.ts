@@ -8,6 +8,7 @@ import type { OptionTable } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
 import { DeliveryError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
 import { UiServer } from '../../ui/server.js';
+import { StoreUnavailable } from '../../ui/store.js';
 
 const options = {} satisfies OptionTable;
 
@@ -38,10 +39,13 @@ export const uiOutput: OutputPlugin<Record<string, never>> = {
           }
           skippedCount += n;
         }
+        if (alerts.length === 0) return;
         try {
-          page.add(alerts);
+          await page.add(alerts);
         } catch (e) {
-          throw new DeliveryError(`cannot store alerts: ${(e as Error).message}`, true, 'store');
+          // The store wrote nothing: the delivery engine retries the batch (its queue, buffer and
+          // dead letter apply as to any output), the other outputs go on meanwhile.
+          throw new DeliveryError(`cannot store alerts: ${(e as Error).message}`, true, e instanceof StoreUnavailable ? 'store_unreachable' : 'store');
         }
       },
     };
