@@ -28,10 +28,16 @@ export function container(o: K8sObject, name: string): Obj {
   return c;
 }
 
+/**
+ * A pod volume by name. A StatefulSet's volumeClaimTemplates are volumes too: the controller
+ * gives each pod the claim `<template>-<statefulset>-<ordinal>` under the template's name.
+ */
 export function volume(o: K8sObject, name: string): Obj {
-  const v = (pod(o).volumes as Obj[]).find((x) => x.name === name);
-  if (!v) throw new Error(`${o.kind}/${o.metadata.name} has no volume ${name}`);
-  return v;
+  const v = ((pod(o).volumes ?? []) as Obj[]).find((x) => x.name === name);
+  if (v) return v;
+  const t = o.kind === 'StatefulSet' ? ((o.spec.volumeClaimTemplates ?? []) as Obj[]).find((x) => x.metadata?.name === name) : undefined;
+  if (t) return { name, persistentVolumeClaim: { claimName: `${name}-${o.metadata.name}-<ordinal>` } };
+  throw new Error(`${o.kind}/${o.metadata.name} has no volume ${name}`);
 }
 
 /** The data of a ConfigMap, or the decoded data of a Secret, in the workload's namespace. */

@@ -7,8 +7,8 @@
  * parenthesised arguments, field chains on `.`, `$` and variables; a field of a missing value
  * is an error, as in Go ("nil pointer evaluating").
  * Helm / sprig functions: include, toYaml, nindent, indent, quote, default, required, fail,
- * b64enc, sha256sum, eq, ne, not, and, or, printf, print, trunc, trimSuffix, contains, and
- * .Files.Get; .Values (chart values deep-merged with overrides), .Release, .Chart.
+ * b64enc, sha256sum, eq, ne, gt, int, not, and, or, printf, print, trunc, trimSuffix, contains,
+ * and .Files.Get; .Values (chart values deep-merged with overrides), .Release, .Chart.
  * Anything else is an error naming the template, so the chart cannot drift outside the subset
  * unnoticed.
  */
@@ -445,6 +445,15 @@ function callFn(name: string, args: Value[], _dot: Value, _scope: Scope, ctx: Ct
       return args.slice(1).some((a) => a === args[0]);
     case 'ne':
       return args[0] !== args[1];
+    case 'gt':
+      // Go: both numbers (Helm reads values as float64, hence `int` before comparing to a literal).
+      if (typeof args[0] !== 'number' || typeof args[1] !== 'number') throw new Error(`${ctx.file}: gt needs two numbers`);
+      return args[0] > args[1];
+    case 'int': {
+      // sprig's int (cast.ToInt): numbers truncate, numeric strings parse, anything else is 0.
+      const n = typeof args[0] === 'string' ? Number.parseInt(args[0], 10) : Number(args[0]);
+      return Number.isFinite(n) ? Math.trunc(n) : 0;
+    }
     case 'not':
       return !truthy(args[0]);
     case 'and':

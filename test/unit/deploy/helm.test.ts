@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { repoRoot } from '../../support/paths.js';
 import { helmTemplate } from '../../support/helm-template.js';
 import type { K8sObject } from '../../support/kustomize.js';
-import { container, find, mountedFiles, mountFor, pod, portNumber, selects, type Obj } from '../../support/deploy.js';
+import { container, find, mountedFiles, mountFor, pod, portNumber, selects, volume, type Obj } from '../../support/deploy.js';
 import {
   assertAuditTail,
   assertHardened,
@@ -279,5 +279,197 @@ describe('helm: values', () => {
 
   it('a release named like the chart keeps the short names', () => {
     assert.ok(find(render({}, 'logwarden'), 'DaemonSet', 'logwarden'));
+  });
+});
+
+describe('helm: persistence', () => {
+  const page = { enabled: true, auth: { anonymous: true } };
+
+  /** What storage.path is backed by in a workload: the pod volume, or the claim template of that name. */
+  function storageOf(w: K8sObject): { mount: Obj; volume?: Obj; claim?: Obj; path: string } {
+    const c = container(w, 'logwarden');
+    const path = '/var/lib/logwarden';
+    const mount = mountFor(c, path)!;
+    assert.ok(mount, 'storage.path is mounted');
+    return {
+      mount,
+      path,
+      volume: ((pod(w).volumes ?? []) as Obj[]).find((v) => v.name === mount.name),
+      claim: ((w.spec.volumeClaimTemplates ?? []) as Obj[]).find((t) => t.metadata.name === mount.name),
+    };
+  }
+
+  it('is off by default: storage.path is an emptyDir in both modes, no claims, no init container', () => {
+    for (const mode of ['sidecar', 'aggregator']) {
+      const objects = render({ mode, ui: page });
+      const w = objects.find((o) => o.kind === 'DaemonSet' || o.kind === 'Deployment')!;
+      assert.ok(!objects.some((o) => o.kind === 'StatefulSet' || o.kind === 'PersistentVolumeClaim'), mode);
+      const p = loadContainerPipeline(objects, w);
+      const s = storageOf(w);
+      assert.equal(p.loaded.service.values['storage.path'], s.path);
+      assert.deepEqual(s.volume?.emptyDir, { sizeLimit: '1Gi' }, mode);
+      assert.equal(pod(w).initContainers, undefined, mode);
+    }
+  });
+
+  it('aggregator: a StatefulSet with one claim per replica holding storage.path, the dead letters and the SQLite file', () => {
+    const objects = render({ mode: 'aggregator', aggregator: { replicas: 3 }, ui: page, persistence: { enabled: true, size: '20Gi', storageClass: 'fast-ssd' } });
+    assert.ok(!objects.some((o) => o.kind === 'Deployment'), 'no Deployment beside the StatefulSet');
+    const sts = find(objects, 'StatefulSet', 'audit-logwarden');
+    assert.equal(sts.spec.replicas, 3);
+    assert.equal(sts.spec.podManagementPolicy, 'Parallel');
+    const p = loadContainerPipeline(objects, sts);
+    assertProbes(sts, p);
+    assertPipelineFiles(sts, p);
+    assertRestricted(sts, container(sts, 'logwarden'));
+    const s = storageOf(sts);
+    assert.equal(s.volume, undefined, 'no pod volume shadows the claim template');
+    assert.ok(s.claim, 'storage.path is a volumeClaimTemplate');
+    assert.deepEqual(s.claim.spec, { accessModes: ['ReadWriteOnce'], storageClassName: 'fast-ssd', resources: { requests: { storage: '20Gi' } } });
+    const svc = p.loaded.service.values;
+    // The dead letters default to <storage.path>/dead-letter/, the SQLite file is ui.db_path.
+    for (const path of [String(svc['storage.path']), `${String(svc['storage.path'])}/dead-letter/loki_alerts.jsonl`, String(svc['ui.db_path'])]) {
+      assert.equal(mountFor(container(sts, 'logwarden'), path)?.name, s.mount.name, `${path} is on the claim`);
+    }
+    // The governing Service exists, is headless and selects the pods; the PDB covers them.
+    const labels = sts.spec.template.metadata.labels as Record<string, string>;
+    const gov = find(objects, 'Service', sts.spec.serviceName);
+    assert.equal(gov.spec.clusterIP, 'None');
+    assert.ok(selects({ matchLabels: gov.spec.selector }, labels));
+    assert.ok(selects(find(objects, 'PodDisruptionBudget', 'audit-logwarden').spec.selector, labels));
+    assert.ok(selects({ matchLabels: find(objects, 'Service', 'audit-logwarden').spec.selector }, labels), 'the forward Service still reaches the replicas');
+    assert.ok(selects(sts.spec.selector, labels));
+  });
+
+  it('storageClass: "" is the cluster default, "-" is no class (pre-provisioned volumes)', () => {
+    const claim = (storageClass: string) =>
+      (find(render({ mode: 'aggregator', persistence: { enabled: true, storageClass } }), 'StatefulSet', 'audit-logwarden').spec.volumeClaimTemplates as Obj[])[0]!.spec;
+    assert.ok(!('storageClassName' in claim('')));
+    assert.equal(claim('-').storageClassName, '');
+    assert.deepEqual(
+      (find(render({ mode: 'aggregator', persistence: { enabled: true, accessModes: ['ReadWriteOncePod'] } }), 'StatefulSet', 'audit-logwarden').spec.volumeClaimTemplates as Obj[])[0]!.spec.accessModes,
+      ['ReadWriteOncePod'],
+    );
+  });
+
+  it('aggregator with an existing claim: one replica, Recreate rollouts; several replicas fail the render', () => {
+    const objects = render({ mode: 'aggregator', aggregator: { replicas: 1 }, persistence: { enabled: true, existingClaim: 'logwarden-data' } });
+    assert.ok(!objects.some((o) => o.kind === 'StatefulSet'));
+    const dep = find(objects, 'Deployment', 'audit-logwarden');
+    assert.equal(dep.spec.replicas, 1);
+    assert.deepEqual(dep.spec.strategy, { type: 'Recreate' });
+    assert.deepEqual(storageOf(dep).volume, { name: 'storage', persistentVolumeClaim: { claimName: 'logwarden-data' } });
+    assertPipelineFiles(dep, loadContainerPipeline(objects, dep));
+    assert.throws(
+      () => render({ mode: 'aggregator', persistence: { enabled: true, existingClaim: 'logwarden-data' } }),
+      /persistence\.existingClaim logwarden-data is one volume.*aggregator\.replicas: 1/,
+    );
+    // Without persistence the rolling update keeps its surge.
+    assert.equal(find(render({ mode: 'aggregator' }), 'Deployment', 'audit-logwarden').spec.strategy.rollingUpdate.maxSurge, 1);
+  });
+
+  it('sidecar: a node directory per control-plane node, handed to the logwarden uid by an init container', () => {
+    const objects = render({ ui: page, persistence: { enabled: true, hostPath: '/srv/logwarden' } });
+    assert.ok(!objects.some((o) => o.kind === 'PersistentVolumeClaim' || o.kind === 'StatefulSet'));
+    const ds = find(objects, 'DaemonSet', 'audit-logwarden');
+    const s = storageOf(ds);
+    assert.deepEqual(s.volume?.hostPath, { path: '/srv/logwarden', type: 'DirectoryOrCreate' });
+    const p = loadContainerPipeline(objects, ds);
+    assertPipelineFiles(ds, p);
+    assert.equal(mountFor(container(ds, 'logwarden'), String(p.loaded.service.values['ui.db_path']))?.name, s.mount.name);
+    assert.notEqual(s.volume?.hostPath.path, volume(ds, 'fluent-bit-state').hostPath.path, 'Fluent Bit keeps its own directory');
+
+    const inits = pod(ds).initContainers as Obj[];
+    assert.equal(inits.length, 1);
+    const init = inits[0]!;
+    assert.equal(init.image, container(ds, 'logwarden').image);
+    assert.deepEqual(init.volumeMounts, [{ name: s.mount.name, mountPath: s.mount.mountPath }]);
+    const lw = container(ds, 'logwarden').securityContext;
+    assert.deepEqual(init.command, ['sh', '-c', `chown ${lw.runAsUser}:${lw.runAsGroup} ${s.mount.mountPath} && chmod 0750 ${s.mount.mountPath}`]);
+    // Root for the chown, and nothing but the two capabilities it needs.
+    assert.equal(init.securityContext.runAsUser, 0);
+    assert.deepEqual(init.securityContext.capabilities, { drop: ['ALL'], add: ['CHOWN', 'FOWNER'] });
+    assert.equal(init.securityContext.allowPrivilegeEscalation, false);
+    assert.equal(init.securityContext.readOnlyRootFilesystem, true);
+    assert.equal(init.securityContext.seccompProfile.type, 'RuntimeDefault');
+  });
+
+  it('sidecar refuses a claim, an empty hostPath and Fluent Bit\'s state directory', () => {
+    assert.throws(() => render({ persistence: { enabled: true, existingClaim: 'x' } }), /existingClaim is for aggregator mode/);
+    assert.throws(() => render({ persistence: { enabled: true, hostPath: '' } }), /needs persistence\.hostPath/);
+    assert.throws(() => render({ persistence: { enabled: true, hostPath: '/var/lib/logwarden/fluent-bit/' } }), /must differ from sidecar\.fluentBit\.stateDir/);
+  });
+});
+
+describe('helm: shared alert store (ui.postgres)', () => {
+  const url = 'postgres://logwarden:pw@postgres.db.svc:5432/logwarden?sslmode=require';
+  const storeSecret = (data: Record<string, string>): K8sObject => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'alert-store' },
+    data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+  });
+  const ui = (postgres: Record<string, unknown>) => ({ enabled: true, auth: { anonymous: true }, postgres: { existingSecret: 'alert-store', ...postgres } });
+
+  it('the URL comes from the Secret through LOGWARDEN_UI_STORE into ui.store; no SQLite file, no session affinity', () => {
+    const objects = render({ mode: 'aggregator', aggregator: { replicas: 3 }, ui: ui({}) });
+    objects.push(storeSecret({ url }));
+    const dep = find(objects, 'Deployment', 'audit-logwarden');
+    assert.equal(dep.spec.replicas, 3);
+    const p = loadContainerPipeline(objects, dep);
+    const svc = p.loaded.service.values;
+    assert.equal(svc.ui, 'on');
+    assert.equal(svc['ui.store'], url);
+    assert.equal(p.env.LOGWARDEN_UI_STORE, url);
+    assert.equal(svc['ui.db_path'], undefined, 'the shared store replaces the per-pod SQLite file');
+    assert.deepEqual(
+      container(dep, 'logwarden').env.find((e: Obj) => e.name === 'LOGWARDEN_UI_STORE').valueFrom.secretKeyRef,
+      { name: 'alert-store', key: 'url' },
+    );
+    assert.ok(!container(dep, 'logwarden').env.some((e: Obj) => e.name === 'PGUSER' || e.name === 'PGPASSWORD'));
+    const pageSvc = find(objects, 'Service', 'audit-logwarden-ui');
+    assert.equal(pageSvc.spec.sessionAffinity, undefined, 'any replica serves the whole page');
+    assert.ok(selects({ matchLabels: pageSvc.spec.selector }, dep.spec.template.metadata.labels));
+  });
+
+  it('libpq credentials beside a URL without them, and another key for the URL (CloudNativePG: uri)', () => {
+    const objects = render({ mode: 'aggregator', ui: ui({ secretKey: 'uri', userKey: 'username', passwordKey: 'password' }) });
+    objects.push(storeSecret({ uri: 'postgresql://pg-rw.db.svc/app', username: 'app', password: 's3cr3t' }));
+    const p = loadContainerPipeline(objects, find(objects, 'Deployment', 'audit-logwarden'));
+    assert.equal(p.loaded.service.values['ui.store'], 'postgresql://pg-rw.db.svc/app');
+    assert.equal(p.env.PGUSER, 'app');
+    assert.equal(p.env.PGPASSWORD, 's3cr3t');
+  });
+
+  it('in sidecar mode too: every control-plane node\'s pod writes to the one store', () => {
+    const objects = render({ ui: ui({}) });
+    objects.push(storeSecret({ url }));
+    const p = loadContainerPipeline(objects, find(objects, 'DaemonSet', 'audit-logwarden'));
+    assert.equal(p.loaded.service.values['ui.store'], url);
+    assert.equal(find(objects, 'Service', 'audit-logwarden-ui').spec.sessionAffinity, undefined);
+  });
+
+  it('without it the pods keep their own alerts: SQLite at ui.dbPath and ClientIP affinity', () => {
+    const objects = render({ mode: 'aggregator', ui: { enabled: true, auth: { anonymous: true } } });
+    const p = loadContainerPipeline(objects, find(objects, 'Deployment', 'audit-logwarden'));
+    assert.equal(p.loaded.service.values['ui.store'], undefined);
+    assert.equal(p.loaded.service.values['ui.db_path'], '/var/lib/logwarden/ui/alerts.db');
+    assert.equal(find(objects, 'Service', 'audit-logwarden-ui').spec.sessionAffinity, 'ClientIP');
+    assert.ok(!container(find(objects, 'Deployment', 'audit-logwarden'), 'logwarden').env.some((e: Obj) => e.name === 'LOGWARDEN_UI_STORE'));
+  });
+
+  it('refuses a store without the page, and a Secret without a key', () => {
+    assert.throws(() => render({ ui: { postgres: { existingSecret: 'alert-store' } } }), /ui\.postgres\.existingSecret has no effect unless ui\.enabled/);
+    assert.throws(() => render({ ui: ui({ secretKey: '' }) }), /needs ui\.postgres\.secretKey/);
+  });
+
+  it('with persistence the claims keep the buffer and dead letters, and still no SQLite file', () => {
+    const objects = render({ mode: 'aggregator', ui: ui({}), persistence: { enabled: true } });
+    objects.push(storeSecret({ url }));
+    const sts = find(objects, 'StatefulSet', 'audit-logwarden');
+    const p = loadContainerPipeline(objects, sts);
+    assert.equal(p.loaded.service.values['ui.db_path'], undefined);
+    assert.equal(p.loaded.service.values['ui.store'], url);
+    assert.equal(mountFor(container(sts, 'logwarden'), String(p.loaded.service.values['storage.path']))?.name, (sts.spec.volumeClaimTemplates as Obj[])[0]!.metadata.name);
   });
 });

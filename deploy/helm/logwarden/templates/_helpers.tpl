@@ -1,7 +1,7 @@
 {{/*
 Template functions used by this chart are kept to a small subset (include/define, if/else,
 range, with, toYaml, nindent, indent, quote, default, required, fail, b64enc, sha256sum, eq,
-ne, not, and, or, printf, trunc, trimSuffix, contains, .Files.Get) so that the repository's
+ne, gt, int, not, and, or, printf, trunc, trimSuffix, contains, .Files.Get) so that the repository's
 tests can render it without a helm binary; see docs/deploy.md.
 */}}
 
@@ -51,7 +51,47 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if and $auth.existingSecret (not (or (and $auth.userKey $auth.passwordKey) $auth.tokenKey)) -}}
 {{- fail "ui.auth.existingSecret needs ui.auth.userKey and ui.auth.passwordKey, or ui.auth.tokenKey" -}}
 {{- end -}}
+{{- if and .Values.ui.postgres.existingSecret (not .Values.ui.postgres.secretKey) -}}
+{{- fail "ui.postgres.existingSecret needs ui.postgres.secretKey (the Secret key holding the postgres:// URL)" -}}
 {{- end -}}
+{{- else if .Values.ui.postgres.existingSecret -}}
+{{- fail "ui.postgres.existingSecret has no effect unless ui.enabled: true" -}}
+{{- end -}}
+{{- $p := .Values.persistence -}}
+{{- if $p.enabled -}}
+{{- if eq .Values.mode "sidecar" -}}
+{{- if $p.existingClaim -}}
+{{- fail "persistence.existingClaim is for aggregator mode: the sidecar DaemonSet runs one pod per node, and one claim cannot follow them; sidecar mode keeps the data in persistence.hostPath on each node" -}}
+{{- end -}}
+{{- if not $p.hostPath -}}
+{{- fail "persistence.enabled in sidecar mode needs persistence.hostPath (the node directory for storage.path)" -}}
+{{- end -}}
+{{- if eq (trimSuffix "/" $p.hostPath) (trimSuffix "/" .Values.sidecar.fluentBit.stateDir) -}}
+{{- fail "persistence.hostPath must differ from sidecar.fluentBit.stateDir: logwarden (uid 10001) and Fluent Bit (uid 0) keep separate directories" -}}
+{{- end -}}
+{{- else if $p.existingClaim -}}
+{{- if gt (int .Values.aggregator.replicas) 1 -}}
+{{- fail (printf "persistence.existingClaim %s is one volume, and each replica needs its own storage.path (buffer chunks, dead letters and the SQLite file cannot be shared by processes): set aggregator.replicas: 1, or leave existingClaim empty for one claim per replica (a StatefulSet)" $p.existingClaim) -}}
+{{- end -}}
+{{- else -}}
+{{- if not $p.size -}}
+{{- fail "persistence.enabled needs persistence.size (or persistence.existingClaim)" -}}
+{{- end -}}
+{{- if not $p.accessModes -}}
+{{- fail "persistence.enabled needs persistence.accessModes (e.g. [ReadWriteOnce])" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Aggregator mode with chart-made claims: a StatefulSet, one PersistentVolumeClaim per replica. */}}
+{{- define "logwarden.statefulSet" -}}
+{{- if and (eq .Values.mode "aggregator") .Values.persistence.enabled (not .Values.persistence.existingClaim) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The page's alerts in a shared PostgreSQL (ui.postgres.existingSecret). */}}
+{{- define "logwarden.uiStore" -}}
+{{- if and .Values.ui.enabled .Values.ui.postgres.existingSecret -}}true{{- end -}}
 {{- end -}}
 
 {{/* Which credentials of the web page come from ui.auth.existingSecret. */}}
@@ -101,7 +141,10 @@ service:
   ui: on
   ui.max_alerts: {{ .Values.ui.maxAlerts }}
   ui.retention: {{ .Values.ui.retention }}
-  {{- if .Values.ui.dbPath }}
+  {{- if include "logwarden.uiStore" . }}
+  # Every replica reads and writes the same PostgreSQL: one page for the whole cluster.
+  ui.store: ${LOGWARDEN_UI_STORE}
+  {{- else if .Values.ui.dbPath }}
   ui.db_path: {{ .Values.ui.dbPath }}
   {{- end }}
   {{- if include "logwarden.uiBasicAuth" . }}
@@ -324,6 +367,28 @@ pipeline:
           name: {{ .Values.ui.auth.existingSecret }}
           key: {{ .Values.ui.auth.tokenKey }}
     {{- end }}
+    {{- if include "logwarden.uiStore" . }}
+    {{- $pg := .Values.ui.postgres }}
+    - name: LOGWARDEN_UI_STORE
+      valueFrom:
+        secretKeyRef:
+          name: {{ $pg.existingSecret }}
+          key: {{ $pg.secretKey }}
+    {{- if $pg.userKey }}
+    - name: PGUSER
+      valueFrom:
+        secretKeyRef:
+          name: {{ $pg.existingSecret }}
+          key: {{ $pg.userKey }}
+    {{- end }}
+    {{- if $pg.passwordKey }}
+    - name: PGPASSWORD
+      valueFrom:
+        secretKeyRef:
+          name: {{ $pg.existingSecret }}
+          key: {{ $pg.passwordKey }}
+    {{- end }}
+    {{- end }}
   ports:
     {{- if eq .Values.mode "aggregator" }}
     - name: forward
@@ -380,7 +445,9 @@ pipeline:
       mountPath: /tmp
 {{- end -}}
 
-{{/* logwarden's volumes: one projected volume (nested ConfigMap mounts cannot be created on a read-only mount). */}}
+{{/* logwarden's volumes: one projected volume (nested ConfigMap mounts cannot be created on a read-only mount),
+storage.path (an emptyDir, a node directory or an existing claim; with the StatefulSet's claims it is a
+volumeClaimTemplate) and /tmp. */}}
 {{- define "logwarden.volumes" -}}
 - name: config
   projected:
@@ -420,11 +487,112 @@ pipeline:
               path: tls/ca.crt
             {{- end }}
       {{- end }}
+{{- if not .Values.persistence.enabled }}
 - name: storage
   emptyDir:
     sizeLimit: {{ .Values.storageSizeLimit }}
+{{- else if eq .Values.mode "sidecar" }}
+# storage.path on the node: kept across pod replacement on the same node.
+- name: storage
+  hostPath:
+    path: {{ .Values.persistence.hostPath }}
+    type: DirectoryOrCreate
+{{- else if .Values.persistence.existingClaim }}
+- name: storage
+  persistentVolumeClaim:
+    claimName: {{ .Values.persistence.existingClaim }}
+{{- end }}
 - name: tmp
   emptyDir:
     medium: Memory
     sizeLimit: 16Mi
+{{- end -}}
+
+
+{{/* Sidecar mode with persistence: the node directory is created by the kubelet as root; hand it to
+logwarden's uid before logwarden starts (CHOWN and FOWNER only, nothing else). */}}
+{{- define "logwarden.hostPathInit" -}}
+- name: storage-owner
+  image: {{ include "logwarden.image" . }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  command: ["sh", "-c", "chown 10001:10001 /var/lib/logwarden && chmod 0750 /var/lib/logwarden"]
+  resources:
+    requests:
+      cpu: 10m
+      memory: 16Mi
+    limits:
+      memory: 64Mi
+  securityContext:
+    runAsUser: 0
+    runAsGroup: 0
+    runAsNonRoot: false
+    readOnlyRootFilesystem: true
+    allowPrivilegeEscalation: false
+    privileged: false
+    capabilities:
+      drop: ["ALL"]
+      add: ["CHOWN", "FOWNER"]
+    seccompProfile:
+      type: RuntimeDefault
+  volumeMounts:
+    - name: storage
+      mountPath: /var/lib/logwarden
+{{- end -}}
+
+{{/* The aggregator pod template, shared by the Deployment and the StatefulSet. */}}
+{{- define "logwarden.aggregatorPod" -}}
+metadata:
+  labels:
+    {{- include "logwarden.selectorLabels" . | nindent 4 }}
+    app.kubernetes.io/component: aggregator
+    {{- with .Values.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  annotations:
+    checksum/config: {{ include "logwarden.configChecksum" . }}
+    {{- with .Values.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "logwarden.fullname" . }}
+  automountServiceAccountToken: false
+  {{- with .Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.aggregator.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.aggregator.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  terminationGracePeriodSeconds: 30
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 10001
+    runAsGroup: 10001
+    fsGroup: 10001
+    seccompProfile:
+      type: RuntimeDefault
+  {{- if .Values.aggregator.topologySpread }}
+  topologySpreadConstraints:
+    - maxSkew: 1
+      topologyKey: kubernetes.io/hostname
+      whenUnsatisfiable: ScheduleAnyway
+      labelSelector:
+        matchLabels:
+          {{- include "logwarden.selectorLabels" . | nindent 10 }}
+    - maxSkew: 1
+      topologyKey: topology.kubernetes.io/zone
+      whenUnsatisfiable: ScheduleAnyway
+      labelSelector:
+        matchLabels:
+          {{- include "logwarden.selectorLabels" . | nindent 10 }}
+  {{- end }}
+  containers:
+    {{- include "logwarden.container" . | nindent 4 }}
+  volumes:
+    {{- include "logwarden.volumes" . | nindent 4 }}
 {{- end -}}
