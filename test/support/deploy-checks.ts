@@ -3,14 +3,14 @@
  * must wire Fluent Bit and logwarden together the same way.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadConfigFile, type LoadedConfig } from '../../src/config/load.js';
 import { parseBool } from '../../src/config/schema.js';
 import type { K8sObject } from './kustomize.js';
-import { container, containerEnv, mountFor, mountedFiles, pod, portNumber, type Obj } from './deploy.js';
+import { container, containerEnv, materialize, mountFor, mountedFiles, pod, portNumber, type Obj } from './deploy.js';
 
 /** The restricted Pod Security Standard, container level (plus the pod-level seccomp default). */
 export function assertRestricted(workload: K8sObject, c: Obj): void {
@@ -57,10 +57,12 @@ export function loadContainerPipeline(objects: K8sObject[], workload: K8sObject)
   const files = mountedFiles(objects, workload, c);
   assert.ok(files.has(path), `-c ${path} is not in a mounted volume (have ${[...files.keys()].join(', ')})`);
   const env = containerEnv(objects, workload, c);
-  const dir = mkdtempSync(join(tmpdir(), 'logwarden-deploy-'));
-  const file = join(dir, 'pipeline.yaml');
-  writeFileSync(file, files.get(path)!);
-  const loaded = loadConfigFile(file, env);
+  // The mounted files laid out under a temporary root; a variable naming one of them (an
+  // include switched on by the environment) points there too.
+  const root = mkdtempSync(join(tmpdir(), 'logwarden-deploy-'));
+  materialize(files, root);
+  const loaderEnv = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, files.has(v) ? join(root, v) : v]));
+  const loaded = loadConfigFile(join(root, path), loaderEnv);
   assert.equal(loaded.inputs.length, 1);
   assert.equal(loaded.inputs[0]!.name, 'forward');
   return { loaded, env, files, input: loaded.inputs[0]!.raw.values };

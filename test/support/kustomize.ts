@@ -4,6 +4,9 @@
  *
  * Supported, with kustomize v5 semantics:
  * - `resources`: YAML files (multi-document) and directories holding a kustomization
+ * - `components`: directories holding a `kind: Component` kustomization, applied in order to
+ *   what has been accumulated so far (its resources join it; its generators and patches run
+ *   over all of it), before the including kustomization's own generators and transformers
  * - `configMapGenerator` / `secretGenerator` with `files` (`path` or `key=path`), `literals`,
  *   `envs`, per-generator `namespace`; names get kustomize's content hash suffix
  * - `namespace`, `labels` (`pairs` on metadata.labels only), `images` (newName, newTag, digest)
@@ -36,6 +39,7 @@ const SUPPORTED_FIELDS = new Set([
   'namespace',
   'labels',
   'resources',
+  'components',
   'configMapGenerator',
   'secretGenerator',
   'patches',
@@ -87,16 +91,23 @@ export function kustomizeBuild(dir: string): K8sObject[] {
   return built.objects;
 }
 
-function build(dir: string): Built {
+/**
+ * Builds the kustomization in `dir`. A component (`into` given) adds to and transforms the
+ * accumulation of the kustomization that lists it, as kustomize's accumulateComponents does.
+ */
+function build(dir: string, into?: Built): Built {
   const file = KUSTOMIZATION_FILES.map((f) => join(dir, f)).find((f) => existsSync(f));
   if (!file) throw new Error(`${dir}: no kustomization.yaml`);
   const k = parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   for (const key of Object.keys(k)) {
     if (!SUPPORTED_FIELDS.has(key)) throw new Error(`${file}: '${key}' is not supported by this renderer`);
   }
+  const isComponent = k.kind === 'Component';
+  if (into && !isComponent) throw new Error(`${file}: listed in components but its kind is ${String(k.kind ?? 'Kustomization')}, not Component`);
+  if (!into && isComponent) throw new Error(`${file}: a Component is applied from another kustomization's components, not built or listed as a resource`);
 
-  const objects: K8sObject[] = [];
-  const generated: Generated[] = [];
+  const objects: K8sObject[] = into?.objects ?? [];
+  const generated: Generated[] = into?.generated ?? [];
   for (const r of (k.resources as string[] | undefined) ?? []) {
     const path = resolve(dir, r);
     if (statSync(path).isDirectory()) {
@@ -107,6 +118,7 @@ function build(dir: string): Built {
       objects.push(...parseManifests(readFileSync(path, 'utf8'), path));
     }
   }
+  for (const c of (k.components as string[] | undefined) ?? []) build(resolve(dir, c), { objects, generated });
   for (const g of (k.configMapGenerator as GeneratorSpec[] | undefined) ?? []) {
     const obj = generate('ConfigMap', g, dir);
     objects.push(obj);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
@@ -26,6 +27,24 @@ const aggregator = kustomizeBuild(join(kdir, 'overlays', 'aggregator'));
 function nsLabels(objects: K8sObject[], name: string): Record<string, string> {
   return find(objects, 'Namespace', name).metadata.labels ?? {};
 }
+
+/**
+ * The overlay with components added, as `kustomize edit add component ../../components/X` run
+ * in it does: a copy of deploy/kustomize whose overlay lists them.
+ */
+function withComponents(overlay: string, components: string[]): string {
+  const root = mkdtempSync(join(tmpdir(), 'logwarden-kustomize-'));
+  cpSync(kdir, root, { recursive: true });
+  appendFileSync(join(root, 'overlays', overlay, 'kustomization.yaml'), `components:\n${components.map((c) => `  - ../../components/${c}\n`).join('')}`);
+  return join(root, 'overlays', overlay);
+}
+
+const componentBuilds = [
+  { name: 'aggregator + persistence', overlay: 'aggregator', components: ['persistence'] },
+  { name: 'aggregator + ui-postgres', overlay: 'aggregator', components: ['ui-postgres'] },
+  { name: 'aggregator + persistence + ui-postgres', overlay: 'aggregator', components: ['persistence', 'ui-postgres'] },
+  { name: 'sidecar + persistence-sidecar', overlay: 'sidecar', components: ['persistence-sidecar'] },
+];
 
 describe('kustomize: sidecar overlay', () => {
   const ds = find(sidecar, 'DaemonSet', 'logwarden', 'logwarden');
@@ -200,7 +219,7 @@ describe('kustomize: shared configuration', () => {
   });
 
   it('generated ConfigMaps and Secrets are referenced by their hashed names', () => {
-    for (const objects of [sidecar, aggregator]) {
+    for (const objects of [sidecar, aggregator, ...componentBuilds.map((b) => kustomizeBuild(withComponents(b.overlay, b.components)))]) {
       const names = new Set(objects.filter((o) => o.kind === 'ConfigMap' || o.kind === 'Secret').map((o) => `${o.metadata.namespace}/${o.metadata.name}`));
       for (const o of objects.filter((x) => x.kind === 'DaemonSet' || x.kind === 'Deployment')) {
         const ns = o.metadata.namespace;
@@ -220,6 +239,119 @@ describe('kustomize: shared configuration', () => {
   });
 });
 
+describe('kustomize: components/persistence (aggregator)', () => {
+  const objects = kustomizeBuild(withComponents('aggregator', ['persistence']));
+  const dep = find(objects, 'Deployment', 'logwarden', 'logwarden');
+  const p = loadContainerPipeline(objects, dep);
+  const c = container(dep, 'logwarden');
+
+  it('storage.path, the dead letters and the SQLite directory are on the claim, in the workload\'s namespace', () => {
+    const storage = String(p.loaded.service.values['storage.path']);
+    const m = mountFor(c, storage)!;
+    const claim = volume(dep, m.name).persistentVolumeClaim;
+    assert.ok(claim, 'storage.path is a PersistentVolumeClaim');
+    assert.equal(volume(dep, m.name).emptyDir, undefined, 'the emptyDir is gone, not beside the claim');
+    const pvc = find(objects, 'PersistentVolumeClaim', claim.claimName, dep.metadata.namespace);
+    assert.deepEqual(pvc.spec.accessModes, ['ReadWriteOnce']);
+    assert.equal(pvc.spec.resources.requests.storage, '5Gi');
+    for (const path of [storage, `${storage}/dead-letter/alertmanager.0.jsonl`, `${storage}/ui/alerts.db`]) assert.equal(mountFor(c, path)?.name, m.name, path);
+    assertPipelineFiles(dep, p);
+    assertProbes(dep, p);
+    assertRestricted(dep, c);
+  });
+
+  it('one replica on the ReadWriteOnce claim, replaced with Recreate', () => {
+    assert.equal((dep.spec as Obj).replicas, 1);
+    assert.deepEqual((dep.spec as Obj).strategy, { type: 'Recreate' });
+    // Without the component: the replicas and the surge of the overlay, on an emptyDir.
+    const plain = find(aggregator, 'Deployment', 'logwarden', 'logwarden');
+    assert.ok(Number((plain.spec as Obj).replicas) >= 2);
+    assert.equal(volume(plain, 'storage').emptyDir.sizeLimit, '2Gi');
+    assert.ok(!aggregator.some((o) => o.kind === 'PersistentVolumeClaim'));
+  });
+});
+
+describe('kustomize: components/persistence-sidecar', () => {
+  const objects = kustomizeBuild(withComponents('sidecar', ['persistence-sidecar']));
+  const ds = find(objects, 'DaemonSet', 'logwarden', 'logwarden');
+  const p = loadContainerPipeline(objects, ds);
+  const c = container(ds, 'logwarden');
+
+  it('storage.path is a node directory beside, not inside, Fluent Bit\'s state', () => {
+    const m = mountFor(c, String(p.loaded.service.values['storage.path']))!;
+    const v = volume(ds, m.name);
+    assert.deepEqual(v.hostPath, { path: '/var/lib/logwarden/data', type: 'DirectoryOrCreate' });
+    assert.equal(v.emptyDir, undefined);
+    const fbState = volume(ds, 'fluent-bit-state').hostPath.path as string;
+    assert.ok(!v.hostPath.path.startsWith(`${fbState}/`) && v.hostPath.path !== fbState && !fbState.startsWith(`${v.hostPath.path}/`));
+    assertPipelineFiles(ds, p);
+    assertRestricted(ds, c);
+  });
+
+  it('an init container hands the directory to the logwarden uid with CHOWN and FOWNER only', () => {
+    const inits = pod(ds).initContainers as Obj[];
+    assert.equal(inits.length, 1);
+    const init = inits[0]!;
+    assert.equal(init.image, c.image, 'the pinned logwarden image');
+    const m = mountFor(c, String(p.loaded.service.values['storage.path']))!;
+    assert.deepEqual(init.volumeMounts, [{ name: m.name, mountPath: m.mountPath }]);
+    assert.deepEqual(init.command, ['sh', '-c', `chown ${c.securityContext.runAsUser}:${c.securityContext.runAsGroup} ${m.mountPath} && chmod 0750 ${m.mountPath}`]);
+    assert.equal(init.securityContext.runAsUser, 0);
+    assert.deepEqual(init.securityContext.capabilities, { drop: ['ALL'], add: ['CHOWN', 'FOWNER'] });
+    assert.equal(init.securityContext.allowPrivilegeEscalation, false);
+    assert.equal(init.securityContext.readOnlyRootFilesystem, true);
+  });
+});
+
+describe('kustomize: components/ui-postgres (aggregator)', () => {
+  const objects = kustomizeBuild(withComponents('aggregator', ['ui-postgres']));
+  const dep = find(objects, 'Deployment', 'logwarden', 'logwarden');
+  const p = loadContainerPipeline(objects, dep);
+  const svc = p.loaded.service.values;
+  const secret = dataOf(objects, 'Secret', container(dep, 'logwarden').env.find((e: Obj) => e.name === 'LOGWARDEN_UI_STORE').valueFrom.secretKeyRef.name, 'logwarden');
+
+  it('the page is on, its alerts in the store named by the Secret, its credentials from the same Secret', () => {
+    assert.equal(svc.ui, 'on');
+    assert.equal(svc['ui.store'], secret.LOGWARDEN_UI_STORE);
+    assert.match(String(svc['ui.store']), /^postgres:\/\/[^@]*REPLACE-ME@/, 'a visible placeholder, never a real password');
+    assert.equal(svc['ui.db_path'], undefined, 'no per-pod SQLite file');
+    assert.deepEqual([svc['ui.http_user'], svc['ui.http_passwd']], [secret.UI_HTTP_USER, secret.UI_HTTP_PASSWD]);
+    assert.match(String(svc['ui.http_passwd']), /^REPLACE-ME/);
+    const detect = p.loaded.filters.find((f) => f.name === 'detect')!.raw.values;
+    assert.equal(detect.include_event, 'on');
+    assert.equal(p.loaded.outputs.find((o) => o.name === 'ui')?.raw.values.match, detect.alert_tag);
+    assertTagRouting(p, 'kube.audit');
+    assertRestricted(dep, container(dep, 'logwarden'));
+  });
+
+  it('the page Service reaches every replica with no session affinity', () => {
+    assert.ok(Number((dep.spec as Obj).replicas) >= 2);
+    const page = find(objects, 'Service', 'logwarden-ui', 'logwarden');
+    assert.equal(page.spec.sessionAffinity, undefined);
+    assert.ok(selects({ matchLabels: page.spec.selector }, (dep.spec as Obj).template.metadata.labels));
+    assert.equal(portNumber(container(dep, 'logwarden'), page.spec.ports[0].targetPort), Number(svc.http_port));
+  });
+
+  it('without the component the overlays have no page: nothing included, no event in alerts', () => {
+    for (const [objs, kind] of [[aggregator, 'Deployment'], [sidecar, 'DaemonSet']] as const) {
+      const q = loadContainerPipeline(objs, find(objs, kind, 'logwarden', 'logwarden'));
+      assert.ok(!Object.keys(q.loaded.service.values).some((k) => k === 'ui' || k.startsWith('ui.')));
+      assert.ok(!q.loaded.outputs.some((o) => o.name === 'ui'));
+      assert.equal(q.loaded.filters.find((f) => f.name === 'detect')!.raw.values.include_event, 'off');
+      assert.ok(!objs.some((o) => o.metadata.name === 'logwarden-ui'));
+    }
+  });
+
+  it('with persistence too: one replica on the claim, the page still on the store', () => {
+    const both = kustomizeBuild(withComponents('aggregator', ['persistence', 'ui-postgres']));
+    const d = find(both, 'Deployment', 'logwarden', 'logwarden');
+    const q = loadContainerPipeline(both, d);
+    assert.equal(q.loaded.service.values['ui.store'], secret.LOGWARDEN_UI_STORE);
+    assert.ok(volume(d, 'storage').persistentVolumeClaim);
+    assert.ok(volume(d, 'ui-config').configMap);
+  });
+});
+
 function realKustomize(): ((dir: string) => string) | undefined {
   if (spawnSync('kustomize', ['version'], { stdio: 'ignore' }).status === 0) return (dir) => execFileSync('kustomize', ['build', dir], { encoding: 'utf8' });
   if (spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0) {
@@ -230,9 +362,13 @@ function realKustomize(): ((dir: string) => string) | undefined {
 
 describe('kustomize: the test renderer agrees with the real kustomize', () => {
   const real = realKustomize();
-  for (const overlay of ['sidecar', 'aggregator']) {
-    it(overlay, { skip: real ? false : 'neither kustomize nor kubectl is installed' }, () => {
-      const dir = join(kdir, 'overlays', overlay);
+  const builds = [
+    ...['sidecar', 'aggregator'].map((overlay) => ({ name: overlay, dir: () => join(kdir, 'overlays', overlay) })),
+    ...componentBuilds.map((b) => ({ name: b.name, dir: () => withComponents(b.overlay, b.components) })),
+  ];
+  for (const b of builds) {
+    it(b.name, { skip: real ? false : 'neither kustomize nor kubectl is installed' }, () => {
+      const dir = b.dir();
       const expected = parseManifests(real!(dir));
       const mine = kustomizeBuild(dir);
       const key = (o: K8sObject) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
