@@ -18,7 +18,8 @@
  * kustomize is installed, test/unit/deploy checks that both produce the same objects.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseAllDocuments, parse } from 'yaml';
 
@@ -82,6 +83,17 @@ export function parseManifests(text: string, file = '<input>'): K8sObject[] {
     out.push(obj);
   }
   return out;
+}
+
+/**
+ * `overlays/<overlay>` of a copy of the kustomize tree `dir`, with `components/<name>` added as
+ * `kustomize edit add component ../../components/<name>` run in the overlay adds them.
+ */
+export function overlayWithComponents(dir: string, overlay: string, components: string[]): string {
+  const root = mkdtempSync(join(tmpdir(), 'logwarden-kustomize-'));
+  cpSync(dir, root, { recursive: true });
+  appendFileSync(join(root, 'overlays', overlay, 'kustomization.yaml'), `components:\n${components.map((c) => `  - ../../components/${c}\n`).join('')}`);
+  return join(root, 'overlays', overlay);
 }
 
 export function kustomizeBuild(dir: string): K8sObject[] {

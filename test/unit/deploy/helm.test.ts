@@ -473,3 +473,20 @@ describe('helm: shared alert store (ui.postgres)', () => {
     assert.equal(mountFor(container(sts, 'logwarden'), String(p.loaded.service.values['storage.path']))?.name, (sts.spec.volumeClaimTemplates as Obj[])[0]!.metadata.name);
   });
 });
+
+describe('helm: forward.storageType', () => {
+  it('memory by default; filesystem buffers the forward input under storage.path, on the claim', () => {
+    const plain = render({ mode: 'aggregator' });
+    assert.equal(loadContainerPipeline(plain, find(plain, 'Deployment', 'audit-logwarden')).input['storage.type'], undefined);
+    const objects = render({ mode: 'aggregator', forward: { ...key.forward, storageType: 'filesystem' }, persistence: { enabled: true } });
+    const sts = find(objects, 'StatefulSet', 'audit-logwarden');
+    const p = loadContainerPipeline(objects, sts);
+    assert.equal(p.input['storage.type'], 'filesystem');
+    assert.equal(mountFor(container(sts, 'logwarden'), String(p.loaded.service.values['storage.path']))?.name, (sts.spec.volumeClaimTemplates as Obj[])[0]!.metadata.name);
+  });
+
+  it('filesystem without persistence fails the render: acked chunks would die with the pod', () => {
+    assert.throws(() => render({ forward: { ...key.forward, storageType: 'filesystem' } }), /needs persistence\.enabled/);
+    assert.throws(() => render({ forward: { ...key.forward, storageType: 'disk' } }), /memory or filesystem, not disk/);
+  });
+});

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { appendFileSync, cpSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
 import { repoRoot } from '../../support/paths.js';
-import { kustomizeBuild, parseManifests, type K8sObject } from '../../support/kustomize.js';
+import { kustomizeBuild, overlayWithComponents, parseManifests, type K8sObject } from '../../support/kustomize.js';
 import { container, dataOf, find, mountFor, parseClassic, pod, portNumber, selects, volume, type Obj } from '../../support/deploy.js';
 import {
   assertAuditTail,
@@ -28,16 +27,7 @@ function nsLabels(objects: K8sObject[], name: string): Record<string, string> {
   return find(objects, 'Namespace', name).metadata.labels ?? {};
 }
 
-/**
- * The overlay with components added, as `kustomize edit add component ../../components/X` run
- * in it does: a copy of deploy/kustomize whose overlay lists them.
- */
-function withComponents(overlay: string, components: string[]): string {
-  const root = mkdtempSync(join(tmpdir(), 'logwarden-kustomize-'));
-  cpSync(kdir, root, { recursive: true });
-  appendFileSync(join(root, 'overlays', overlay, 'kustomization.yaml'), `components:\n${components.map((c) => `  - ../../components/${c}\n`).join('')}`);
-  return join(root, 'overlays', overlay);
-}
+const withComponents = (overlay: string, components: string[]) => overlayWithComponents(kdir, overlay, components);
 
 const componentBuilds = [
   { name: 'aggregator + persistence', overlay: 'aggregator', components: ['persistence'] },

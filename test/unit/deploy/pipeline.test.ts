@@ -14,7 +14,7 @@ import { loadConfigFile } from '../../../src/config/load.js';
 import { Pipeline, plan } from '../../../src/core/pipeline.js';
 import { registry } from '../../../src/plugins.js';
 import { repoRoot } from '../../support/paths.js';
-import { kustomizeBuild, type K8sObject } from '../../support/kustomize.js';
+import { kustomizeBuild, overlayWithComponents, type K8sObject } from '../../support/kustomize.js';
 import { helmTemplate } from '../../support/helm-template.js';
 import { container, containerEnv, find, materialize, mountedFiles } from '../../support/deploy.js';
 
@@ -29,6 +29,24 @@ const cases: { name: string; objects: () => K8sObject[]; kind: string; workload:
     name: 'helm aggregator',
     objects: () => helmTemplate(chart, { values: { ...helmValues, mode: 'aggregator' } }).objects,
     kind: 'Deployment',
+    workload: 'logwarden',
+  },
+  {
+    name: 'helm aggregator, persistent, filesystem-buffered',
+    objects: () => helmTemplate(chart, { values: { ...helmValues, mode: 'aggregator', forward: { ...helmValues.forward, storageType: 'filesystem' }, persistence: { enabled: true } } }).objects,
+    kind: 'StatefulSet',
+    workload: 'logwarden',
+  },
+  {
+    name: 'helm sidecar, persistent',
+    objects: () => helmTemplate(chart, { values: { ...helmValues, persistence: { enabled: true } } }).objects,
+    kind: 'DaemonSet',
+    workload: 'logwarden',
+  },
+  {
+    name: 'kustomize sidecar + persistence-sidecar',
+    objects: () => kustomizeBuild(overlayWithComponents(join(repoRoot, 'deploy/kustomize'), 'sidecar', ['persistence-sidecar'])),
+    kind: 'DaemonSet',
     workload: 'logwarden',
   },
   {

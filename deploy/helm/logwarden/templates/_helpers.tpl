@@ -57,6 +57,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- else if .Values.ui.postgres.existingSecret -}}
 {{- fail "ui.postgres.existingSecret has no effect unless ui.enabled: true" -}}
 {{- end -}}
+{{- if not (or (eq .Values.forward.storageType "memory") (eq .Values.forward.storageType "filesystem")) -}}
+{{- fail (printf "forward.storageType must be memory or filesystem, not %s" .Values.forward.storageType) -}}
+{{- end -}}
+{{- if and (eq .Values.forward.storageType "filesystem") (not .Values.persistence.enabled) -}}
+{{- fail "forward.storageType: filesystem acks chunks once they are on disk: it needs persistence.enabled, or an emptyDir would lose acked chunks with the pod" -}}
+{{- end -}}
 {{- $p := .Values.persistence -}}
 {{- if $p.enabled -}}
 {{- if eq .Values.mode "sidecar" -}}
@@ -176,6 +182,10 @@ pipeline:
       self_hostname: ${POD_NAME}
       buffer_chunk_size: {{ .Values.forward.bufferChunkSize }}
       buffer_max_size: {{ .Values.forward.bufferMaxSize }}
+      {{- if eq .Values.forward.storageType "filesystem" }}
+      # Chunks are written under storage.path (persistence) and acked once stored.
+      storage.type: filesystem
+      {{- end }}
       {{- if .Values.forward.tls.enabled }}
       tls: on
       tls.crt_file: /etc/logwarden/tls/tls.crt
