@@ -17,6 +17,7 @@ import { repoRoot } from '../../support/paths.js';
 import { kustomizeBuild, overlayWithComponents, type K8sObject } from '../../support/kustomize.js';
 import { helmTemplate } from '../../support/helm-template.js';
 import { container, containerEnv, find, materialize, mountedFiles } from '../../support/deploy.js';
+import { runCli } from '../../support/cli.js';
 
 const chart = join(repoRoot, 'deploy', 'helm', 'logwarden');
 const helmValues = { forward: { sharedKey: { value: 'k3y-for-tests-0123456789abcdef' } } };
@@ -60,24 +61,34 @@ const cases: { name: string; objects: () => K8sObject[]; kind: string; workload:
   },
 ];
 
+/**
+ * The container's files under a temporary root, with its absolute paths re-rooted: mounts under
+ * `root`, storage.path there too, the image's /opt/logwarden at this repository. A variable
+ * naming a mounted file (an include switched on by the environment) is re-rooted with it.
+ */
+function containerLayout(c: (typeof cases)[number]): { file: string; env: Record<string, string> } {
+  const objects = c.objects();
+  const workload = find(objects, c.kind, c.workload);
+  const ctr = container(workload, 'logwarden');
+  const root = mkdtempSync(join(tmpdir(), 'logwarden-container-'));
+  const files = mountedFiles(objects, workload, ctr);
+  materialize(files, root);
+  mkdirSync(join(root, 'var/lib/logwarden'), { recursive: true });
+  const file = join(root, 'etc/logwarden/pipeline.yaml');
+  const text = readFileSync(file, 'utf8')
+    .replaceAll('/etc/logwarden/', `${join(root, 'etc/logwarden')}/`)
+    .replaceAll('/var/lib/logwarden', join(root, 'var/lib/logwarden'))
+    .replaceAll('/opt/logwarden/', repoRoot.endsWith('/') ? repoRoot : `${repoRoot}/`);
+  writeFileSync(file, text);
+  const env = Object.fromEntries(Object.entries(containerEnv(objects, workload, ctr)).map(([k, v]) => [k, files.has(v) ? join(root, v) : v]));
+  return { file, env };
+}
+
 describe('deployed pipelines validate against this build', () => {
   for (const c of cases) {
     it(c.name, async (t) => {
-      const objects = c.objects();
-      const workload = find(objects, c.kind, c.workload);
-      const ctr = container(workload, 'logwarden');
-      const root = mkdtempSync(join(tmpdir(), 'logwarden-container-'));
-      materialize(mountedFiles(objects, workload, ctr), root);
-      mkdirSync(join(root, 'var/lib/logwarden'), { recursive: true });
-      // The container's absolute paths, re-rooted: mounts under `root`, the image at the repository.
-      const file = join(root, 'etc/logwarden/pipeline.yaml');
-      const text = readFileSync(file, 'utf8')
-        .replaceAll('/etc/logwarden/', `${join(root, 'etc/logwarden')}/`)
-        .replaceAll('/var/lib/logwarden', join(root, 'var/lib/logwarden'))
-        .replaceAll('/opt/logwarden/', repoRoot.endsWith('/') ? repoRoot : `${repoRoot}/`);
-      writeFileSync(file, text);
-
-      const loaded = loadConfigFile(file, containerEnv(objects, workload, ctr));
+      const { file, env } = containerLayout(c);
+      const loaded = loadConfigFile(file, env);
       const missing: string[] = [];
       const known = <T extends { kind: 'input' | 'filter' | 'output'; name: string }>(s: T) => {
         if (registry.find(s.kind, s.name)) return true;
@@ -95,6 +106,17 @@ describe('deployed pipelines validate against this build', () => {
       const pipeline = new Pipeline(p, { logger: pino({ level: 'silent' }, sink) });
       await pipeline.build();
       await pipeline.close();
+    });
+  }
+});
+
+describe('deployed pipelines pass `logwarden validate` with the container\'s environment', () => {
+  for (const c of cases) {
+    it(c.name, async () => {
+      const { file, env } = containerLayout(c);
+      const r = await runCli(['validate', '-c', file], { env });
+      assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /^OK/m);
     });
   }
 });
