@@ -1,5 +1,6 @@
 /** The `service` section: Fluent Bit's names and defaults where it has them. */
 import { resolve } from 'node:path';
+import { isPostgresUrl } from '../ui/store.js';
 import { ConfigError } from './errors.js';
 import type { OptionTable, RawSection } from './schema.js';
 
@@ -61,6 +62,12 @@ export const serviceOptions = {
     description: 'Drop alerts this long after they arrived (e.g. 7d); 0: keep them until ui.max_alerts pushes them out',
   },
   'ui.db_path': { type: 'string', description: 'SQLite file that keeps the alerts across restarts (relative paths: from the config file); default: memory only' },
+  'ui.store': {
+    type: 'string',
+    default: 'memory',
+    description:
+      'Where the page keeps its alerts: memory (with ui.db_path: a SQLite file) for one process, or a postgres:// URL for a PostgreSQL database that all replicas share (password in the URL or PGPASSWORD; TLS by sslmode)',
+  },
   'ui.http_user': { type: 'string', description: 'Basic auth user for the web page and its API (with ui.http_passwd)' },
   'ui.http_passwd': { type: 'string', description: 'Basic auth password (with ui.http_user)' },
   'ui.bearer_token': { type: 'string', description: 'Bearer token accepted by the web page API (Authorization: Bearer TOKEN)' },
@@ -84,6 +91,10 @@ export function checkService(service: ServiceConfig, section: RawSection): Confi
     const key = Object.keys(section.values).find((x) => x.toLowerCase() === k);
     return (key === undefined ? undefined : (section.keyPos[key] ?? section.valuePos[key])) ?? section.pos;
   };
+  const valueAt = (k: string) => {
+    const key = Object.keys(section.values).find((x) => x.toLowerCase() === k);
+    return (key === undefined ? undefined : (section.valuePos[key] ?? section.keyPos[key])) ?? section.pos;
+  };
   if (service.ui && !service.http_server) {
     errors.push(new ConfigError('the web page is served by the service HTTP server: set http_server: on', at('ui'), 'ui'));
   }
@@ -101,6 +112,20 @@ export function checkService(service: ServiceConfig, section: RawSection): Confi
     if (service[k] === '') errors.push(new ConfigError('found an empty string, expected a non-empty credential', at(k), k));
   }
   if (service['ui.db_path']) service['ui.db_path'] = resolve(section.baseDir, service['ui.db_path']);
+  const store = service['ui.store'];
+  const shared = store !== undefined && isPostgresUrl(store);
+  if (store !== undefined && store !== 'memory' && !shared) {
+    errors.push(new ConfigError(`found ${JSON.stringify(store.slice(0, 40))}, expected memory or a postgres:// URL`, valueAt('ui.store'), 'ui.store'));
+  } else if (shared) {
+    try {
+      new URL(store);
+    } catch {
+      errors.push(new ConfigError('not a valid URL (special characters in the password must be percent-encoded)', valueAt('ui.store'), 'ui.store'));
+    }
+    if (service['ui.db_path'] !== undefined) {
+      errors.push(new ConfigError('keeps one process\'s alerts in a file: remove it, ui.store is a shared database', at('ui.db_path'), 'ui.db_path'));
+    }
+  }
   if (service.workers > 1 && service.ui) {
     errors.push(new ConfigError('the web page keeps its alerts in one process: set workers: 1 with ui: on', at('workers'), 'workers'));
   }

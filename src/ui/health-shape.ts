@@ -54,6 +54,8 @@ export interface Health {
   outputs: OutputHealth[];
   /** Records that matched no output. */
   unrouted: number;
+  /** Where the page's alerts are kept, and whether it answers (a shared database may not). */
+  store?: { kind: 'memory' | 'sqlite' | 'postgres'; up: boolean; reason?: string };
   /** Queued records and bytes over all outputs, against service.memory_limit. */
   buffer: { records: number; bytes: number; limit_bytes: number; usage: number };
   process: { uptime_s: number; rss_bytes: number; heap_used_bytes: number };

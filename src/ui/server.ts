@@ -131,6 +131,7 @@ export class UiServer {
       retention: opts.retention,
       ...(opts.dbPath ? { dbPath: opts.dbPath } : {}),
       ...(opts.store ? { store: opts.store } : {}),
+      metrics: opts.metrics,
       logger: opts.logger,
       ...(opts.now ? { now: opts.now } : {}),
     });

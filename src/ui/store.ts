@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { Database as SqliteDatabase, Statement } from 'better-sqlite3';
 import type { LogEvent } from '../core/event.js';
 import { recordJSON } from '../core/json.js';
+import type { Metrics } from '../observe/metrics.js';
 import {
   CHART_RULES,
   compileQuery,
@@ -102,6 +103,8 @@ export interface AlertStoreOptions {
   dbPath?: string;
   /** `memory` (or absent): this process's memory (and dbPath); a postgres:// URL: a shared database. */
   store?: string;
+  /** Where a shared store reports whether it is up and how its writes go. */
+  metrics?: Metrics;
   logger: Logger;
   /** Clock (ms since the epoch); tests move it. */
   now?: () => number;
@@ -119,7 +122,8 @@ interface Sqlite {
   deleteBelow: Statement<[number]>;
 }
 
-function detailJson(id: number, received: number, tag: string, time: string, recordJson: string): string {
+/** The JSON of GET /api/v1/alerts/ID. */
+export function detailJson(id: number, received: number, tag: string, time: string, recordJson: string): string {
   return `{"id":${id},"received":${received},"tag":${JSON.stringify(tag)},"time":${JSON.stringify(time)},"record":${recordJson}}`;
 }
 
@@ -129,8 +133,18 @@ function entry(id: number, received: number, tag: string, time: string, recordJs
 
 /** Opens the store the options name. */
 export async function openAlertStore(opts: AlertStoreOptions): Promise<AlertStore> {
-  if (opts.store !== undefined && opts.store !== 'memory') throw new Error(`ui.store: unknown store ${JSON.stringify(opts.store)}`);
-  return MemoryAlertStore.open(opts);
+  if (opts.store === undefined || opts.store === 'memory') return MemoryAlertStore.open(opts);
+  if (isPostgresUrl(opts.store)) {
+    // Loaded only when configured, like the SQLite addon.
+    const { PgAlertStore } = await import('./store-pg.js');
+    return PgAlertStore.open({ ...opts, store: opts.store });
+  }
+  throw new Error(`ui.store: found ${JSON.stringify(opts.store.slice(0, 40))}, expected memory or a postgres:// URL`);
+}
+
+/** A PostgreSQL connection URL (`postgres://` or `postgresql://`, as libpq accepts). */
+export function isPostgresUrl(s: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(s);
 }
 
 /** This process's alerts, in memory, optionally mirrored to a SQLite file. */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests run against:
 # - Debian packages: a real Alertmanager, Prometheus (promtool), Fluentd's Python forward client (an
-#   independent forward sender), Chromium, and the shared libraries Fluent Bit links;
+#   independent forward sender), Chromium, PostgreSQL (the page's shared store; tests start their own cluster), and the shared libraries Fluent Bit links;
 # - the real Fluent Bit 5.1.1 and Grafana Loki 2.8.0 from ../shared/tools/peers (install.sh), unless
 #   `fluent-bit` and `loki` are already on PATH. Their bin directory is written to
 #   test-artifacts/peers-bin, where test/support/peers.ts finds it.
@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-packages=(prometheus-alertmanager prometheus python3-fluent-logger chromium
+packages=(prometheus-alertmanager prometheus python3-fluent-logger chromium postgresql
   libyaml-0-2 libsqlite3-0 libssl3 libsystemd0)
 missing=()
 for p in "${packages[@]}"; do

@@ -461,4 +461,14 @@ test('load-time errors: ui needs http_server, ui.* needs ui, basic auth needs bo
     'FILE:3:7: name: the ui output shows alerts on the web page: set ui: on (and http_server: on) in the service section',
   );
   assert.equal(await errorsOf(`service:\n  http_server: on\n  ui: on\n  ui.retention: 7d\n${out}`), '', 'a valid configuration validates');
+  assert.equal(
+    await errorsOf(`service:\n  http_server: on\n  ui: on\n  ui.store: redis://cache:6379\n${out}`),
+    'FILE:4:13: ui.store: found "redis://cache:6379", expected memory or a postgres:// URL',
+  );
+  assert.equal(
+    await errorsOf(`service:\n  http_server: on\n  ui: on\n  ui.store: postgres://lw@db/alerts\n  ui.db_path: /tmp/x.db\n${out}`),
+    "FILE:5:3: ui.db_path: keeps one process's alerts in a file: remove it, ui.store is a shared database",
+  );
+  assert.equal(await errorsOf(`service:\n  http_server: on\n  ui: on\n  ui.store: postgresql://lw@db:5432/alerts?sslmode=require\n${out}`), '', 'a shared store validates');
+  assert.equal(await errorsOf(`service:\n  http_server: on\n  ui: on\n  ui.store: memory\n  ui.db_path: /tmp/x.db\n${out}`), '');
 });

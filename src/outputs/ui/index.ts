@@ -17,7 +17,9 @@ export const uiOutput: OutputPlugin<Record<string, never>> = {
   name: 'ui',
   description: 'Shows alerts on the web page of service.ui (live list, filters, counts, full records); route the detect filter\'s alert_tag here',
   options,
-  defaults: { batch_size: 500, batch_wait: 0, workers: 1 },
+  // Unlimited retries: a store that is down for a while (a shared database restarting) keeps
+  // the alerts queued (and buffered, with storage.type filesystem) rather than dead-lettered.
+  defaults: { batch_size: 500, batch_wait: 0, workers: 1, retry_limit: 'no_limits' },
   create(_c, ctx: PluginContext): OutputInstance {
     if (!ctx.service.ui) {
       throw new ConfigError('the ui output shows alerts on the web page: set ui: on (and http_server: on) in the service section', ctx.section.pos, 'name');

@@ -37,8 +37,22 @@ async function api<T>(path: string): Promise<T> {
     askToken(res);
     throw new Unauthorized('unauthorized');
   }
+  if (res.status === 503 && path.startsWith('/api/v1/alerts')) {
+    // The alert store (a shared database) is unreachable: say so until an answer comes back.
+    const body = (await res.json().catch(() => ({}))) as { error?: string };
+    storeDown(body.error ?? 'alert store unreachable');
+    throw new Error(body.error ?? `${path.split('?')[0]}: HTTP 503`);
+  }
   if (!res.ok) throw new Error(`${path.split('?')[0]}: HTTP ${res.status}`);
+  if (path.startsWith('/api/v1/alerts')) storeDown(undefined);
   return (await res.json()) as T;
+}
+
+/** The banner over the page while the alert store cannot be reached (undefined: hide it). */
+function storeDown(reason: string | undefined): void {
+  const el = byId('store-down');
+  el.hidden = reason === undefined;
+  el.textContent = reason === undefined ? '' : `${reason[0]!.toUpperCase()}${reason.slice(1)}. Alerts are kept in the pipeline's queue and appear once it is back.`;
 }
 
 function showError(text: string): void {
@@ -376,7 +390,14 @@ function closeDetail(): void {
 
 async function pollHealth(): Promise<void> {
   try {
-    health.render(await api<Health>('/api/v1/health'));
+    const hl = await api<Health>('/api/v1/health');
+    health.render(hl);
+    if (hl.store && !hl.store.up) storeDown(`alert store unreachable: ${hl.store.reason ?? 'no answer'}`);
+    else if (hl.store && !byId('store-down').hidden) {
+      // Back: what arrived meanwhile (held in the pipeline's queue) is in the store now.
+      storeDown(undefined);
+      void reload();
+    }
   } catch (e) {
     if (!(e instanceof Unauthorized)) {
       const ready = byId('ready');
