@@ -34,7 +34,7 @@ export function configurationReference(): string {
     '',
     'Generated from the plugins\' option tables by `npm run docs` — do not edit by hand.',
     'Pipelines use Fluent Bit\'s YAML schema (`service`, `pipeline.inputs/filters/outputs`, `parsers`, `includes`, `env`);',
-    'option names are case-insensitive. Sizes take `k`, `M`, `G` suffixes; durations take `ms`, `s`, `m`, `h`;',
+    'option names are case-insensitive. Sizes take `k`, `M`, `G` suffixes; durations take `ms`, `s`, `m`, `h`, `d`;',
     'booleans take `on/off`, `true/false`, `yes/no`. `${VAR}`, `${VAR:-default}` and `${VAR:+word}` are substituted;',
     'relative paths resolve against the directory of the file that names them.',
     '',

@@ -28,3 +28,15 @@ test('default.yaml switches Loki and Alertmanager on with LOKI_URL / ALERTMANAGE
   const on = plan(loadConfigFile(file, { LOKI_URL: 'https://loki.example:3100/loki/api/v1/push', ALERTMANAGER_URL: 'http://am:9093' }), registry);
   assert.deepEqual(on.outputs.map((o) => o.plugin.name).sort(), ['alertmanager', 'file', 'file', 'loki', 'stdout', 'ui']);
 });
+
+test('default.yaml rotates its files (100 MB, 5 kept, gzipped) instead of growing them forever', () => {
+  const p = plan(loadConfigFile(join(repoRoot, 'pipelines', 'default.yaml'), {}), registry);
+  const files = p.outputs.filter((o) => o.plugin.name === 'file');
+  assert.equal(files.length, 2);
+  for (const f of files) {
+    assert.equal(f.config.rotate, true);
+    assert.equal(f.config.rotate_max_size, 100 * 1024 * 1024);
+    assert.equal(f.config.rotate_max_files, 5);
+    assert.equal(f.config.rotate_gzip, true);
+  }
+});
