@@ -244,6 +244,10 @@ export class SharedFile {
       }
       await rename(this.path, target);
     } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        await this.closeHandle(); // moved away between the check and the rename
+        return;
+      }
       if (nowMs - this.lastWarn >= 60_000) {
         this.lastWarn = nowMs;
         const err = e as NodeJS.ErrnoException;

@@ -10,6 +10,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { Metrics } from '../../../src/observe/metrics.js';
+import { fileOutput } from '../../../src/outputs/file/index.js';
 import { repoRoot } from '../../support/paths.js';
 
 function sources(dir: string): string[] {
@@ -142,8 +143,8 @@ function anchors(markdown: string): Set<string> {
  */
 const PENDING = new Set(['../BENCHMARKS.md']);
 
-test('links in docs/operations.md, inputs-forward.md and migrating-from-falco.md resolve (files and anchors)', () => {
-  for (const name of ['operations.md', 'inputs-forward.md', 'migrating-from-falco.md']) {
+test('links in docs/operations.md, inputs-forward.md, migrating-from-falco.md and outputs-file.md resolve (files and anchors)', () => {
+  for (const name of ['operations.md', 'inputs-forward.md', 'migrating-from-falco.md', 'outputs-file.md']) {
     const text = doc(name);
     const links = [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!).filter((l) => !/^[a-z]+:/.test(l));
     assert.ok(links.length > 3, name);
@@ -162,4 +163,19 @@ test('links in docs/operations.md, inputs-forward.md and migrating-from-falco.md
       if (anchor) assert.ok(anchors(body).has(anchor), `${name}: ${link}: no heading with anchor #${anchor}`);
     }
   }
+});
+
+test('docs/outputs-file.md explains every option of the file output and names only real ones', () => {
+  const page = doc('outputs-file.md');
+  const options = Object.keys(fileOutput.options);
+  for (const name of options) assert.match(page, new RegExp(`\`${name}\``), `docs/outputs-file.md does not explain ${name}`);
+  for (const format of (fileOutput.options.format as { values: readonly string[] }).values) {
+    assert.match(page, new RegExp(`^\\| \`${format}\``, 'm'), `format ${format} has no row`);
+  }
+  // The Fluent Bit 5.1 options it says logwarden refuses are indeed unknown to the output.
+  const refused = /Fluent Bit 5\.1's dynamic destinations are not supported: ([\s\S]*?)\. logwarden refuses/.exec(page);
+  assert.ok(refused, 'no list of refused options');
+  const names = [...refused[1]!.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!).filter((n) => n !== 'path' && n !== 'file');
+  assert.ok(names.length >= 7, names.join(', '));
+  for (const n of names) assert.ok(!options.includes(n), `${n} is said to be refused but is an option`);
 });
