@@ -155,15 +155,17 @@ export class HealthSampler {
     };
   }
 
-  /** The oldest sample kept: within the rate window, or else the last one taken. */
+  /**
+   * The oldest sample within the rate window. None when the last one is older (nobody looked for
+   * a while): a rate over that idle stretch would be an average, not the current rate, so the
+   * rate is null until the next sample.
+   */
   private base(time: number): Sample | undefined {
-    return this.samples.find((s) => s.time < time);
+    return this.samples.find((s) => s.time < time && time - s.time <= RATE_WINDOW_MS);
   }
 
   private remember(s: Sample): void {
-    const last = this.samples[this.samples.length - 1];
     this.samples = this.samples.filter((x) => s.time - x.time <= RATE_WINDOW_MS);
-    if (this.samples.length === 0 && last) this.samples.push(last);
     this.samples.push(s);
   }
 }

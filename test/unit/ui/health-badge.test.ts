@@ -49,3 +49,31 @@ test('the health JSON carries the state of the pipeline', async () => {
     assert.equal(readinessBadge(h).text, s === 'running' ? 'ready' : s);
   }
 });
+
+test('records/s is the rate of the last seconds, also after nobody looked for a while', async () => {
+  const metrics = new Metrics();
+  const view = {
+    inputs: [{ id: 'forward.0' }],
+    filters: [],
+    outputs: [],
+    status: () => ({ ready: true, state: 'running' as const, paused: {}, outputs: {} }),
+  };
+  let now = 1_000_000;
+  const sampler = new HealthSampler(metrics, view, 1 << 20, () => now);
+  const rate = async () => (await sampler.snapshot()).inputs[0]!.records_per_s;
+  assert.equal(await rate(), null, 'no rate from one sample');
+  metrics.inputRecords.labels('forward.0').inc(100);
+  now += 2000;
+  assert.equal(await rate(), 50);
+  now += 2000;
+  assert.equal(await rate(), 25, '100 records over the 4 s the samples span');
+  // A burst, then an hour without viewers and without records.
+  metrics.inputRecords.labels('forward.0').inc(3600);
+  now += 3600_000;
+  assert.equal(await rate(), null, 'not an average over the idle hour (3600 records / 3600 s = 1/s)');
+  now += 2000;
+  assert.equal(await rate(), 0, 'idle: nothing arrived in the last 2 s');
+  metrics.inputRecords.labels('forward.0').inc(20);
+  now += 2000;
+  assert.equal(await rate(), 5, '20 records over the last 4 s');
+});
