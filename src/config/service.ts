@@ -71,6 +71,10 @@ export const serviceOptions = {
   'ui.http_user': { type: 'string', description: 'Basic auth user for the web page and its API (with ui.http_passwd)' },
   'ui.http_passwd': { type: 'string', description: 'Basic auth password (with ui.http_user)' },
   'ui.bearer_token': { type: 'string', description: 'Bearer token accepted by the web page API (Authorization: Bearer TOKEN)' },
+  'ui.alertmanager_url': {
+    type: 'string',
+    description: 'Alertmanager base URL (http:// or https://) where muting an alert group on the page also creates a silence (POST /api/v2/silences)',
+  },
   workers: {
     type: 'int',
     default: 1,
@@ -126,6 +130,17 @@ export function checkService(service: ServiceConfig, section: RawSection): Confi
       errors.push(new ConfigError('keeps one process\'s alerts in a file: remove it, ui.store is a shared database', at('ui.db_path'), 'ui.db_path'));
     }
   }
+  const am = service['ui.alertmanager_url'];
+  if (am !== undefined) {
+    let ok = false;
+    try {
+      const u = new URL(am);
+      ok = (u.protocol === 'http:' || u.protocol === 'https:') && u.search === '' && u.hash === '';
+    } catch {
+      ok = false;
+    }
+    if (!ok) errors.push(new ConfigError(`found ${JSON.stringify(am)}, expected an http:// or https:// URL without query (the Alertmanager's base URL)`, at('ui.alertmanager_url'), 'ui.alertmanager_url'));
+  }
   if (service.workers > 1 && service.ui) {
     errors.push(new ConfigError('the web page keeps its alerts in one process: set workers: 1 with ui: on', at('workers'), 'workers'));
   }
@@ -158,5 +173,6 @@ export interface ServiceConfig {
   'ui.http_user'?: string;
   'ui.http_passwd'?: string;
   'ui.bearer_token'?: string;
+  'ui.alertmanager_url'?: string;
   [key: string]: unknown;
 }

@@ -14,8 +14,10 @@ import type { ServiceConfig } from '../config/service.js';
 import type { LogEvent } from '../core/event.js';
 import type { ServiceHttp } from '../observe/http.js';
 import type { Metrics } from '../observe/metrics.js';
-import { compileQuery, parseQuery } from './alerts.js';
+import { compileQuery, parseQuery, resolveQuery, type AlertQuery, type AlertSummary, type Mute, type NewMute } from './alerts.js';
+import { csvHeader, csvRow, EXPORT_TYPES, exportFileName, jsonLine, type ExportFormat } from './export.js';
 import { HealthSampler, type PipelineView } from './health.js';
+import { Silences } from './silences.js';
 import { openAlertStore, StoreUnavailable, type AlertStore, type StoredAlert } from './store.js';
 
 export interface UiAuth {
@@ -37,6 +39,8 @@ export interface UiOptions {
   /** service.memory_limit, the budget buffer usage is measured against. */
   memoryLimit: number;
   logger: Logger;
+  /** `ui.alertmanager_url`: where a mute also becomes a silence. */
+  alertmanagerUrl?: string;
   /** Where the built page is (default: dist/ui/ next to the compiled sources). */
   assetsDir?: string;
   now?: () => number;
@@ -53,6 +57,7 @@ export function uiOptions(svc: ServiceConfig, metrics: Metrics, pipeline: Pipeli
     retention: svc['ui.retention'],
     ...(svc['ui.db_path'] ? { dbPath: svc['ui.db_path'] } : {}),
     ...(svc['ui.store'] ? { store: svc['ui.store'] } : {}),
+    ...(svc['ui.alertmanager_url'] ? { alertmanagerUrl: svc['ui.alertmanager_url'] } : {}),
     auth,
     metrics,
     pipeline,
@@ -94,6 +99,15 @@ const CATCH_UP = 500;
 const HEARTBEAT_MS = 15_000;
 const LIST_LIMIT_MAX = 1000;
 const STATS_CACHE_MS = 1000;
+/** Mutes read from the store are reused this long by the live streams (another replica's mute shows within it). */
+const MUTES_CACHE_MS = 5000;
+/** The header every request that changes something must carry (CSRF: a cross-site form cannot set it, and a cross-site fetch with it needs a CORS preflight this server never grants). */
+export const WRITE_HEADER = 'x-logwarden-ui';
+const MAX_BODY = 16 * 1024;
+const MAX_MUTE_S = 90 * 86400;
+const MAX_TEXT = 1000;
+/** Alerts read from the store at a time while exporting. */
+const EXPORT_PAGE = 500;
 
 interface Asset {
   body: Buffer;
@@ -113,6 +127,8 @@ export class UiServer {
   private readonly streams = new Set<http.ServerResponse>();
   private readonly statsCache = new Map<string, { at: number; newest: number; text: string }>();
   private readonly health: HealthSampler;
+  private readonly silences: Silences | undefined;
+  private muteCache: { at: number; list: Mute[]; loading?: Promise<void> } = { at: -Infinity, list: [] };
   private closed = false;
 
   private constructor(
@@ -120,6 +136,7 @@ export class UiServer {
     private readonly opts: UiOptions,
   ) {
     this.health = new HealthSampler(opts.metrics, opts.pipeline, opts.memoryLimit, opts.now);
+    this.silences = opts.alertmanagerUrl ? new Silences(opts.alertmanagerUrl) : undefined;
     this.loadAssets(opts.assetsDir ?? defaultAssets);
   }
 
@@ -207,10 +224,12 @@ export class UiServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<boolean> {
     const path = url.pathname;
     const page = path === '/' || path === '/index.html' || path.startsWith('/ui/');
-    const api = path === '/api/v1/health' || path === '/api/v1/alerts' || path.startsWith('/api/v1/alerts/');
+    const mutes = path === '/api/v1/mutes' || path.startsWith('/api/v1/mutes/');
+    const api = path === '/api/v1/health' || path === '/api/v1/alerts' || path.startsWith('/api/v1/alerts/') || mutes;
     if (!page && !api) return false;
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { ...SECURITY_HEADERS, allow: 'GET, HEAD' }).end();
+    const allow = path === '/api/v1/mutes' ? 'GET, HEAD, POST' : mutes ? 'DELETE' : 'GET, HEAD';
+    if (!allow.split(', ').includes(req.method ?? '')) {
+      res.writeHead(405, { ...SECURITY_HEADERS, allow }).end();
       return true;
     }
     // The page's files hold no data. With only a bearer token configured they are served to
@@ -227,7 +246,9 @@ export class UiServer {
       try {
         if (path === '/api/v1/alerts') await this.list(res, url);
         else if (path === '/api/v1/alerts/stats') await this.stats(res, url);
+        else if (path === '/api/v1/alerts/export') await this.export(req, res, url);
         else if (path === '/api/v1/alerts/stream') await this.stream(req, res, url);
+        else if (mutes) await this.mutes(req, res, path);
         else await this.one(res, path.slice('/api/v1/alerts/'.length));
       } catch (e) {
         this.storeError(res, e);
@@ -290,12 +311,69 @@ export class UiServer {
     return Number(v);
   }
 
+  /** The filters of a request with `since` resolved at this moment, or the 400 answer sent. */
+  private query(res: http.ServerResponse, url: URL): AlertQuery | undefined {
+    const errors: string[] = [];
+    const q = parseQuery(url.searchParams, errors);
+    if (errors.length) {
+      this.json(res, 400, { error: errors.join('; ') });
+      return undefined;
+    }
+    return resolveQuery(q, (this.opts.now ?? Date.now)());
+  }
+
   private async list(res: http.ServerResponse, url: URL): Promise<void> {
     const limit = this.intParam(url, 'limit', 100, 1, LIST_LIMIT_MAX);
     const before = this.intParam(url, 'before', undefined, 1, Number.MAX_SAFE_INTEGER);
     if (typeof limit === 'string' || typeof before === 'string') return this.json(res, 400, { error: typeof limit === 'string' ? limit : before });
-    const page = await this.store.query(parseQuery(url.searchParams), { limit: limit!, ...(before !== undefined ? { before } : {}) });
-    this.json(res, 200, page);
+    const q = this.query(res, url);
+    if (!q) return;
+    this.json(res, 200, await this.store.query(q, { limit: limit!, ...(before !== undefined ? { before } : {}) }));
+  }
+
+  /**
+   * The matching alerts as a download, newest first: JSON lines of the full alerts or CSV of
+   * their summaries. Read from the store a page at a time and written as the socket takes it.
+   */
+  private async export(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+    const f = url.searchParams.get('format') ?? 'jsonl';
+    if (f !== 'jsonl' && f !== 'csv') return this.json(res, 400, { error: `format: found ${JSON.stringify(f.slice(0, 40))}, expected jsonl or csv` });
+    const format: ExportFormat = f;
+    const q = this.query(res, url);
+    if (!q) return;
+    res.writeHead(200, {
+      ...SECURITY_HEADERS,
+      'content-type': EXPORT_TYPES[format],
+      'content-disposition': `attachment; filename="${exportFileName(format, (this.opts.now ?? Date.now)())}"`,
+      'cache-control': 'no-store',
+    });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    let closed = false;
+    res.on('close', () => (closed = true));
+    const write = async (text: string) => {
+      if (!res.write(text)) await new Promise<void>((r) => (closed ? r() : (res.once('drain', r), res.once('close', r))));
+    };
+    if (format === 'csv') await write(csvHeader());
+    let before: number | undefined;
+    for (;;) {
+      // A store failing midway ends the download early: the status line is already sent.
+      const page = await this.store.query(q, { limit: EXPORT_PAGE, ...(before !== undefined ? { before } : {}) });
+      let text = '';
+      for (const a of page.alerts) {
+        if (format === 'csv') text += csvRow(a);
+        else {
+          const full = await this.store.get(a.id);
+          if (full) text += jsonLine(full.json);
+        }
+      }
+      if (text) await write(text);
+      if (closed || !page.more || page.alerts.length === 0) break;
+      before = page.alerts[page.alerts.length - 1]!.id;
+    }
+    res.end();
   }
 
   private async stats(res: http.ServerResponse, url: URL): Promise<void> {
@@ -308,7 +386,9 @@ export class UiServer {
     const newest = await this.store.newest();
     let hit = this.statsCache.get(key);
     if (!hit || now - hit.at > STATS_CACHE_MS || hit.newest !== newest) {
-      const text = JSON.stringify(await this.store.counts(parseQuery(url.searchParams), window! * 1000, buckets!));
+      const q = this.query(res, url);
+      if (!q) return;
+      const text = JSON.stringify(await this.store.counts(q, window! * 1000, buckets!));
       if (this.statsCache.size >= 100) this.statsCache.clear();
       hit = { at: now, newest, text };
       this.statsCache.set(key, hit);
@@ -335,8 +415,10 @@ export class UiServer {
     const lastId = req.headers['last-event-id'];
     const afterText = typeof lastId === 'string' && lastId !== '' ? lastId : url.searchParams.get('after');
     const after = afterText && /^\d{1,15}$/.test(afterText) ? Number(afterText) : undefined;
-    const q = parseQuery(url.searchParams);
-    const m = compileQuery(q);
+    const q = this.query(res, url);
+    if (!q) return;
+    if (q.muted) await this.activeMutes();
+    const m = this.streamMatcher(q);
     // Asked before the response starts, so that an unreachable store answers 503 (and the
     // client retries) rather than an empty stream.
     const newest = await this.store.newest();
@@ -393,6 +475,139 @@ export class UiServer {
     }
   }
 
+  /** The stream's filter; with `muted`, against the mutes of the moment (re-read every few seconds). */
+  private streamMatcher(q: AlertQuery): (a: AlertSummary) => boolean {
+    if (!q.muted) return compileQuery(q);
+    let list = this.muteCache.list;
+    let m = compileQuery(q, { mutes: list });
+    return (a) => {
+      void this.activeMutes().catch(() => undefined);
+      if (list !== this.muteCache.list) {
+        list = this.muteCache.list;
+        m = compileQuery(q, { mutes: list });
+      }
+      return m(a);
+    };
+  }
+
+  /** The active mutes, read from the store at most every MUTES_CACHE_MS (the last answer meanwhile). */
+  private async activeMutes(): Promise<Mute[]> {
+    const c = this.muteCache;
+    const now = (this.opts.now ?? Date.now)();
+    if (now - c.at > MUTES_CACHE_MS && !c.loading) {
+      c.loading = this.store
+        .mutes()
+        .then((list) => {
+          this.muteCache = { at: (this.opts.now ?? Date.now)(), list };
+        })
+        .finally(() => (c.loading = undefined));
+    }
+    if (c.loading && c.at === -Infinity) await c.loading;
+    return this.muteCache.list.filter((x) => x.until > now);
+  }
+
+  /** Whether a request that changes something comes from the page itself (see WRITE_HEADER). */
+  private sameOrigin(req: http.IncomingMessage): string | undefined {
+    if (req.headers[WRITE_HEADER] !== '1') return `the ${WRITE_HEADER}: 1 header is missing (requests that change something must come from the page)`;
+    const site = req.headers['sec-fetch-site'];
+    if (site !== undefined && site !== 'same-origin' && site !== 'none') return `cross-site request refused (Sec-Fetch-Site: ${String(site)})`;
+    const origin = req.headers.origin;
+    if (origin !== undefined) {
+      let host: string | undefined;
+      try {
+        host = new URL(origin).host;
+      } catch {
+        host = undefined;
+      }
+      if (host !== req.headers.host) return `cross-origin request refused (Origin: ${origin.slice(0, 100)})`;
+    }
+    return undefined;
+  }
+
+  private async body(req: http.IncomingMessage): Promise<unknown> {
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') throw new BadRequest(`content-type: found ${JSON.stringify(type)}, expected application/json`);
+    let size = 0;
+    const parts: Buffer[] = [];
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_BODY) throw new BadRequest(`body larger than ${MAX_BODY} bytes`);
+      parts.push(chunk);
+    }
+    try {
+      return JSON.parse(Buffer.concat(parts).toString('utf8')) as unknown;
+    } catch (e) {
+      throw new BadRequest(`body is not JSON: ${(e as Error).message}`);
+    }
+  }
+
+  /** GET /api/v1/mutes, POST /api/v1/mutes, DELETE /api/v1/mutes/ID. */
+  private async mutes(req: http.IncomingMessage, res: http.ServerResponse, path: string): Promise<void> {
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      const list = await this.store.mutes();
+      this.muteCache = { at: (this.opts.now ?? Date.now)(), list };
+      return this.json(res, 200, { mutes: list, alertmanager: this.silences?.url ?? null });
+    }
+    const refused = this.sameOrigin(req);
+    if (refused) return this.json(res, 403, { error: refused });
+    try {
+      if (req.method === 'POST') await this.addMute(req, res);
+      else await this.removeMute(res, path.slice('/api/v1/mutes/'.length));
+    } catch (e) {
+      if (e instanceof BadRequest) return this.json(res, 400, { error: e.message });
+      throw e;
+    }
+    this.muteCache.at = -Infinity;
+  }
+
+  private async addMute(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const n = readMute(await this.body(req), (this.opts.now ?? Date.now)());
+    const user = this.basicUser(req);
+    if (user !== undefined) n.by = user;
+    let silenceError: string | undefined;
+    if (this.silences) {
+      try {
+        n.silence = await this.silences.create(n, (this.opts.now ?? Date.now)());
+      } catch (e) {
+        silenceError = (e as Error).message;
+        this.opts.logger.warn({ err: silenceError }, 'ui mute: the Alertmanager silence was not created');
+      }
+    }
+    let mute: Mute;
+    try {
+      mute = await this.store.addMute(n);
+    } catch (e) {
+      if (n.silence) await this.silences!.expire(n.silence).catch(() => undefined);
+      throw e;
+    }
+    this.opts.logger.info({ mute: mute.id, rule: mute.rule, namespace: mute.namespace, user: mute.user, until: new Date(mute.until).toISOString(), silence: mute.silence }, 'ui: alert group muted');
+    this.json(res, 201, { mute, ...(silenceError ? { silence_error: silenceError } : {}) });
+  }
+
+  private async removeMute(res: http.ServerResponse, idText: string): Promise<void> {
+    if (!/^\d{1,15}$/.test(idText)) return this.json(res, 404, { error: 'no such mute' });
+    const mute = await this.store.removeMute(Number(idText));
+    if (!mute) return this.json(res, 404, { error: 'no such mute (ended, or removed)' });
+    let silenceError: string | undefined;
+    if (mute.silence && this.silences) {
+      try {
+        await this.silences.expire(mute.silence);
+      } catch (e) {
+        silenceError = (e as Error).message;
+        this.opts.logger.warn({ err: silenceError }, 'ui un-mute: the Alertmanager silence was not expired');
+      }
+    }
+    this.opts.logger.info({ mute: mute.id, rule: mute.rule }, 'ui: alert group un-muted');
+    this.json(res, 200, { mute, ...(silenceError ? { silence_error: silenceError } : {}) });
+  }
+
+  /** The basic auth user of an authorized request, if it used basic auth. */
+  private basicUser(req: http.IncomingMessage): string | undefined {
+    const h = req.headers.authorization;
+    if (!h || !/^basic /i.test(h) || this.opts.auth.user === undefined) return undefined;
+    return this.opts.auth.user;
+  }
+
   /** Ends live streams (cleanly, so browsers reconnect without an error) and closes the store. */
   async close(): Promise<void> {
     this.closed = true;
@@ -401,4 +616,42 @@ export class UiServer {
     await Promise.race([Promise.all(ended), new Promise((r) => setTimeout(r, 1000).unref())]);
     await this.store.close();
   }
+}
+
+class BadRequest extends Error {}
+
+const isText = (v: unknown, max = MAX_TEXT): v is string => typeof v === 'string' && v.length <= max;
+
+/** A mute from a request body: `{rule, namespace?, user?, duration (seconds) | until (ms), comment?}`. */
+export function readMute(body: unknown, now: number): NewMute {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new BadRequest('expected a JSON object');
+  const b = body as Record<string, unknown>;
+  for (const k of Object.keys(b)) {
+    if (!['rule', 'namespace', 'user', 'duration', 'until', 'comment'].includes(k)) throw new BadRequest(`unknown field ${JSON.stringify(k.slice(0, 40))}`);
+  }
+  if (!isText(b.rule) || b.rule === '') throw new BadRequest(`rule: expected a non-empty string of at most ${MAX_TEXT} characters`);
+  const m: NewMute = { rule: b.rule, until: 0 };
+  for (const k of ['namespace', 'user'] as const) {
+    const v = b[k];
+    if (v === undefined || v === null) continue;
+    if (!isText(v)) throw new BadRequest(`${k}: expected a string of at most ${MAX_TEXT} characters (absent: any)`);
+    m[k] = v;
+  }
+  if (b.comment !== undefined && b.comment !== null && b.comment !== '') {
+    if (!isText(b.comment)) throw new BadRequest(`comment: expected a string of at most ${MAX_TEXT} characters`);
+    m.comment = b.comment;
+  }
+  if ((b.duration === undefined) === (b.until === undefined)) throw new BadRequest('give either duration (seconds) or until (ms since the epoch)');
+  if (b.duration !== undefined) {
+    if (typeof b.duration !== 'number' || !Number.isInteger(b.duration) || b.duration < 60 || b.duration > MAX_MUTE_S) {
+      throw new BadRequest(`duration: expected whole seconds from 60 to ${MAX_MUTE_S}`);
+    }
+    m.until = now + b.duration * 1000;
+  } else {
+    if (typeof b.until !== 'number' || !Number.isInteger(b.until) || b.until < now + 60_000 || b.until > now + MAX_MUTE_S * 1000) {
+      throw new BadRequest(`until: expected ms since the epoch, from a minute to ${MAX_MUTE_S / 86400} days from now`);
+    }
+    m.until = b.until;
+  }
+  return m;
 }

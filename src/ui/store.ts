@@ -24,7 +24,10 @@ import {
   type AlertQuery,
   type AlertStats,
   type AlertSummary,
+  type Mute,
+  type NewMute,
 } from './alerts.js';
+import { MuteBook } from './mutes.js';
 
 export interface StoredAlert {
   summary: AlertSummary;
@@ -92,6 +95,12 @@ export interface AlertStore {
    * it, in id order; returns the unsubscribe function.
    */
   subscribe(listener: (added: StoredAlert[]) => void): () => void;
+  /** The mutes that have not ended, soonest to end first (the `muted` filter uses them). */
+  mutes(): Promise<Mute[]>;
+  /** Stores a mute, all or nothing; resolves to it with its id and creation time. */
+  addMute(mute: NewMute): Promise<Mute>;
+  /** Removes an active mute; resolves to it, or undefined when there is none with this id. */
+  removeMute(id: number): Promise<Mute | undefined>;
   close(): Promise<void>;
 }
 
@@ -158,12 +167,14 @@ export class MemoryAlertStore implements AlertStore {
   private readonly hay = new WeakMap<AlertSummary, string>();
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
+  private readonly muteBook: MuteBook;
 
   private constructor(
     private readonly opts: AlertStoreOptions,
     private readonly sqlite: Sqlite | undefined,
   ) {
     this.now = opts.now ?? Date.now;
+    this.muteBook = new MuteBook(this.now, sqlite?.db);
     this.kind = sqlite ? 'sqlite' : 'memory';
     if (opts.retention > 0) {
       // Age-based retention also applies while no alert arrives.
@@ -313,7 +324,7 @@ export class MemoryAlertStore implements AlertStore {
   }
 
   private matcher(q: AlertQuery): (e: StoredAlert) => boolean {
-    const m = compileQuery(q, (s) => this.hay.get(s) ?? haystack(s));
+    const m = compileQuery(q, { text_of: (s) => this.hay.get(s) ?? haystack(s), mutes: this.muteBook.active(), now: this.now() });
     return (e) => m(e.summary);
   }
 
@@ -378,6 +389,8 @@ export class MemoryAlertStore implements AlertStore {
     const tags = new Set<string>();
     const namespaces = new Set<string>();
     const users = new Set<string>();
+    const hostnames = new Set<string>();
+    const sources = new Set<string>();
     let total = 0;
     const bump = (map: Map<string, number[]>, key: string, i: number) => {
       let arr = map.get(key);
@@ -390,6 +403,8 @@ export class MemoryAlertStore implements AlertStore {
       for (const t of s.tags) if (tags.size < MAX_VALUES) tags.add(t);
       if (s.namespace !== undefined && namespaces.size < MAX_VALUES) namespaces.add(s.namespace);
       if (s.user !== undefined && users.size < MAX_VALUES) users.add(s.user);
+      if (s.hostname !== undefined && hostnames.size < MAX_VALUES) hostnames.add(s.hostname);
+      if (s.source !== '' && sources.size < MAX_VALUES) sources.add(s.source);
       if (mPriority(e)) byPriority[s.priority] = (byPriority[s.priority] ?? 0) + 1;
       if (mRule(e)) byRule[s.rule] = (byRule[s.rule] ?? 0) + 1;
       if (!m(e)) continue;
@@ -418,9 +433,21 @@ export class MemoryAlertStore implements AlertStore {
       total,
       byPriority,
       byRule,
-      values: { rules: sorted(rules), tags: sorted(tags), namespaces: sorted(namespaces), users: sorted(users) },
+      values: { rules: sorted(rules), tags: sorted(tags), namespaces: sorted(namespaces), users: sorted(users), hostnames: sorted(hostnames), sources: sorted(sources) },
       series: { start, step, byPriority: prioSeries, byRule: ruleSeries },
     };
+  }
+
+  async mutes(): Promise<Mute[]> {
+    return this.muteBook.active();
+  }
+
+  async addMute(mute: NewMute): Promise<Mute> {
+    return this.muteBook.add(mute);
+  }
+
+  async removeMute(id: number): Promise<Mute | undefined> {
+    return this.muteBook.remove(id);
   }
 
   /** Calls `fn` with every batch of added alerts; returns the unsubscribe function. */

@@ -18,6 +18,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { freePort, until } from '../support/harness.js';
 import { repoRoot, falcoCorpus } from '../support/paths.js';
 import { PgCluster } from '../support/postgres.js';
+import { MIGRATIONS } from '../../src/ui/store-pg.js';
 
 const run = promisify(execFile);
 const CHROMIUM = '/usr/bin/chromium';
@@ -189,7 +190,7 @@ after(async () => {
 });
 
 test('two replicas migrate one schema; each page shows every replica\'s alerts, live', async () => {
-  assert.equal(await pg.sql('SELECT string_agg(version::text, \',\' ORDER BY version) FROM logwarden_schema_version'), '1', 'migrated once');
+  assert.equal(await pg.sql('SELECT string_agg(version::text, \',\' ORDER BY version) FROM logwarden_schema_version'), MIGRATIONS.map((_, i) => i + 1).join(','), 'every migration applied once');
   await pageA.goto(a.base);
   await pageB.goto(b.base);
   for (const p of [pageA, pageB]) await p.locator('#live[data-state="live"]').waitFor({ timeout: 15_000 });
@@ -265,6 +266,42 @@ test('the database stopped and started mid-run: alerts go on to the other output
   await pagesShowDatabase('live updates after the database returned');
   assert.equal(await dbCount(), a.fileAlerts().length + b.fileAlerts().length);
   await pageA.screenshot({ path: join(artifacts, 'ui-postgres-recovered.png') });
+});
+
+test('shared triage: a mute made on one replica hides and marks the group on the other; filters and export read the database', async () => {
+  type Summary = { id: number; rule: string; namespace?: string; user?: string; hostname?: string; marks?: unknown[] };
+  const list = async (base: string, q = '') => ((await (await fetch(`${base}/api/v1/alerts?limit=1000${q}`)).json()) as { alerts: Summary[] }).alerts;
+  const all = await list(b.base);
+  assert.equal(all.length, await dbCount());
+  const target = all.find((x) => x.namespace !== undefined && x.user !== undefined)!;
+  assert.ok(target, 'an alert with a namespace and a user');
+  assert.ok(all.some((x) => (x.marks?.length ?? 0) > 0), 'marks are stored and read back');
+  const group = (x: Summary) => x.rule === target.rule && x.namespace === target.namespace && x.user === target.user;
+  const post = await fetch(`${a.base}/api/v1/mutes`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-logwarden-ui': '1' },
+    body: JSON.stringify({ rule: target.rule, namespace: target.namespace, user: target.user, duration: 600 }),
+  });
+  assert.equal(post.status, 201, await post.clone().text());
+  const { mute } = (await post.json()) as { mute: { id: number } };
+  const onB = (await (await fetch(`${b.base}/api/v1/mutes`)).json()) as { mutes: Array<{ id: number; rule: string }> };
+  assert.deepEqual(onB.mutes.map((m) => [m.id, m.rule]), [[mute.id, target.rule]], 'the other replica reads the same mutes');
+  assert.deepEqual((await list(b.base, '&muted=hide')).map((x) => x.id), all.filter((x) => !group(x)).map((x) => x.id));
+  assert.deepEqual((await list(b.base, '&muted=only')).map((x) => x.id), all.filter(group).map((x) => x.id));
+  await pageB.reload();
+  await until(async () => (await pageB.locator(`#rows tr[data-id="${target.id}"].muted-row`).count()) === 1, 'the row muted on page b', 15_000, 200);
+  // Lists and time ranges as SQL give what the memory filters give.
+  const rules = [...new Set(all.map((x) => x.rule))].slice(0, 2);
+  const q = rules.map((r) => `&rule=${encodeURIComponent(r)}`).join('');
+  assert.deepEqual((await list(a.base, q)).map((x) => x.id), all.filter((x) => rules.includes(x.rule)).map((x) => x.id));
+  assert.equal((await list(a.base, `&since=1h&hostname=${encodeURIComponent(all[0]!.hostname ?? '')}`)).length, all.filter((x) => x.hostname === all[0]!.hostname).length);
+  assert.deepEqual(await list(a.base, '&to=1000'), []);
+  const csv = await (await fetch(`${b.base}/api/v1/alerts/export?format=csv`)).text();
+  assert.equal(csv.split('\r\n').filter((l) => /^\d+,/.test(l)).length, all.length, 'the export holds every alert');
+  const del = await fetch(`${b.base}/api/v1/mutes/${mute.id}`, { method: 'DELETE', headers: { 'x-logwarden-ui': '1' } });
+  assert.equal(del.status, 200);
+  assert.deepEqual(((await (await fetch(`${a.base}/api/v1/mutes`)).json()) as { mutes: unknown[] }).mutes, []);
+  assert.equal((await list(a.base, '&muted=hide')).length, all.length);
 });
 
 test('no page errors or dialogs', () => {

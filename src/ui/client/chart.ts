@@ -38,7 +38,7 @@ export class AlertChart {
   }
 
   private size(): { width: number; height: number } {
-    return { width: Math.max(200, this.box.clientWidth), height: this.box.clientWidth < 500 ? 140 : 180 };
+    return { width: Math.max(200, this.box.clientWidth), height: this.box.clientWidth < 500 ? 130 : 150 };
   }
 
   draw(stats: AlertStats, group: 'priority' | 'rule'): void {

@@ -72,3 +72,44 @@ export function fmtTime(ms: number): string {
   if (d.toDateString() === today.toDateString()) return t;
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${t}`;
 }
+
+const pad3 = (n: number) => String(n).padStart(3, '0');
+
+function offset(d: Date): string {
+  const m = -d.getTimezoneOffset();
+  const a = Math.abs(m);
+  return `${m < 0 ? '-' : '+'}${pad(Math.floor(a / 60))}:${pad(a % 60)}`;
+}
+
+/** ISO 8601 in local time with its UTC offset, to the millisecond: `2026-12-02T18:09:00.123+01:00`. */
+export function fmtLocalISO(ms: number, fraction?: string): string {
+  const d = new Date(ms);
+  if (Number.isNaN(d.getTime())) return '?';
+  const date = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  const time = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${fraction ?? pad3(d.getMilliseconds())}`;
+  return `${date}T${time}${offset(d)}`;
+}
+
+/**
+ * A nanosecond timestamp (Falco writes evt.time and evt.rawtime in output_fields as integer
+ * nanoseconds since the epoch) as a local ISO date with all nine digits; undefined when the value
+ * is not one (an integer from 1e17 to 1e19: the years 1973 to 2286).
+ */
+export function fmtNanos(v: unknown): string | undefined {
+  let ns: bigint;
+  if (typeof v === 'bigint') ns = v;
+  else if (typeof v === 'number' && Number.isInteger(v)) ns = BigInt(v);
+  else if (typeof v === 'string' && /^\d{18,19}$/.test(v)) ns = BigInt(v);
+  else return undefined;
+  if (ns < 10n ** 17n || ns >= 10n ** 19n) return undefined;
+  const ms = Number(ns / 1_000_000n);
+  return fmtLocalISO(ms, String(ns % 1_000_000_000n).padStart(9, '0'));
+}
+
+/** A string date (ISO 8601, as Falco's `time`) in local time; the text itself when it is not one. */
+export function fmtDateText(text: string): string {
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms)) return text;
+  const frac = /\.(\d+)/.exec(text)?.[1];
+  return fmtLocalISO(ms, frac && frac.length > 3 ? frac.slice(0, 9) : undefined);
+}

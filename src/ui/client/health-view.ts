@@ -44,6 +44,11 @@ export class HealthView {
     ready.className = `badge ${badge.level}`;
     ready.title = badge.title;
     byId('proc').textContent = `up ${fmtDuration(hl.process.uptime_s)} · RSS ${fmtBytes(hl.process.rss_bytes)}`;
+    const inRate = hl.inputs.reduce((n, i) => n + (i.records_per_s ?? 0), 0);
+    const outRate = hl.outputs.reduce((n, o) => n + (o.records_per_s ?? 0), 0);
+    const problems = hl.outputs.filter((o) => o.last_error || o.dropped).length;
+    byId('health-sum').textContent =
+      `${hl.inputs.length} in · ${fmtRate(inRate)} → ${hl.outputs.length} out · ${fmtRate(outRate)}` + (problems ? ` · ${problems} output(s) with errors` : '');
 
     const inputs = byId('inputs');
     clear(inputs);

@@ -19,8 +19,8 @@ const ev = (rule: string, priority: string, fields: Record<string, unknown> = {}
 
 /**
  * Evaluates a whereClause() condition on a row, for the operators it emits (a tiny interpreter:
- * `col = $n`, `col = ANY($n::text[])`, `tags @> ARRAY[$n::text]`, `strpos(hay, $n) > 0`,
- * `received >= $n`, joined by AND). An operator it does not know fails the test.
+ * `col = $n`, `col = ANY($n::text[])`, `tags && $n::text[]`, `strpos(hay, $n) > 0`,
+ * `received >= $n`, `received < $n`, joined by AND). An operator it does not know fails the test.
  */
 function evaluate(sql: string, params: unknown[], row: Record<string, unknown>): boolean {
   if (sql === 'TRUE') return true;
@@ -29,14 +29,15 @@ function evaluate(sql: string, params: unknown[], row: Record<string, unknown>):
     const arg = (n: string) => params[Number(n) - 1];
     if ((m = /^(\w+) = ANY\(\$(\d+)::text\[\]\)$/.exec(c))) return (arg(m[2]!) as string[]).includes(row[m[1]!] as string);
     if ((m = /^(\w+) = \$(\d+)$/.exec(c))) return row[m[1]!] === arg(m[2]!);
-    if ((m = /^tags @> ARRAY\[\$(\d+)::text\]$/.exec(c))) return (row.tags as string[]).includes(arg(m[1]!) as string);
+    if ((m = /^tags && \$(\d+)::text\[\]$/.exec(c))) return (row.tags as string[]).some((t) => (arg(m![1]!) as string[]).includes(t));
     if ((m = /^strpos\(hay, \$(\d+)\) > 0$/.exec(c))) return (row.hay as string).includes(arg(m[1]!) as string);
     if ((m = /^received >= \$(\d+)$/.exec(c))) return (row.received as number) >= (arg(m[1]!) as number);
+    if ((m = /^received < \$(\d+)$/.exec(c))) return (row.received as number) < (arg(m[1]!) as number);
     throw new Error(`unknown condition ${c}`);
   });
 }
 
-const rowOf = (s: AlertSummary) => ({ ...s, username: s.user ?? null, namespace: s.namespace ?? null, hay: haystack(s) });
+const rowOf = (s: AlertSummary) => ({ ...s, username: s.user ?? null, namespace: s.namespace ?? null, hostname: s.hostname ?? null, hay: haystack(s) });
 
 test('whereClause selects exactly what compileQuery selects, for every filter and combination', () => {
   const sums = [
@@ -58,6 +59,15 @@ test('whereClause selects exactly what compileQuery selects, for every filter an
     'q=%20%20',
     'q=nothing',
     'priority=Warning&namespace=dev&q=create&tag=k8s',
+    'rule=Attach/Exec Pod&rule=K8s Secret Created',
+    'tag=secrets&tag=nothing',
+    'hostname=node-1',
+    'hostname=node-2&hostname=node-1&rule=Create Privileged Pod',
+    'source=k8s_audit',
+    'source=syscall',
+    'from=2000',
+    'to=3000',
+    'from=2000&to=3001&priority=Warning',
   ];
   for (const text of queries) {
     const q = parseQuery(new URLSearchParams(text));
@@ -66,22 +76,31 @@ test('whereClause selects exactly what compileQuery selects, for every filter an
     assert.deepEqual(sums.filter((s) => evaluate(w.sql, w.params, rowOf(s))).map((s) => s.id), sums.filter(m).map((s) => s.id), text);
   }
   // Retention cutoff and parameters numbered after others.
-  const w = whereClause({ rule: 'Create Privileged Pod' }, { cutoff: 2500, first: 2 });
-  assert.equal(w.sql, 'received >= $2 AND rule = $3');
-  assert.deepEqual(w.params, [2500, 'Create Privileged Pod']);
+  const w = whereClause({ rule: ['Create Privileged Pod'] }, { cutoff: 2500, first: 2 });
+  assert.equal(w.sql, 'received >= $2 AND rule = ANY($3::text[])');
+  assert.deepEqual(w.params, [2500, ['Create Privileged Pod']]);
   // Facets leave out their own filter.
-  assert.equal(whereClause({ priority: ['Warning'], rule: 'R' }, { omit: 'priority' }).sql, 'rule = $1');
-  assert.equal(whereClause({ priority: ['Warning'], rule: 'R' }, { omit: 'rule' }).sql, 'priority = ANY($1::text[])');
+  assert.equal(whereClause({ priority: ['Warning'], rule: ['R'] }, { omit: 'priority' }).sql, 'rule = ANY($1::text[])');
+  assert.equal(whereClause({ priority: ['Warning'], rule: ['R'] }, { omit: 'rule' }).sql, 'priority = ANY($1::text[])');
+  // since (should a store see it) is taken from now; muted tests the active mutes of the group.
+  assert.deepEqual(whereClause({ since: 60 }, { now: 100_000 }), { sql: 'received >= $1', params: [40_000] });
+  const hide = whereClause({ muted: 'hide' }, { now: 5000 });
+  assert.equal(
+    hide.sql,
+    'NOT EXISTS (SELECT 1 FROM logwarden_mutes m WHERE m.until > $1 AND m.rule = logwarden_alerts.rule AND (m.namespace IS NULL OR m.namespace = logwarden_alerts.namespace) AND (m.username IS NULL OR m.username = logwarden_alerts.username))',
+  );
+  assert.deepEqual(hide.params, [5000]);
+  assert.equal(whereClause({ muted: 'only' }, { now: 5000 }).sql, hide.sql.slice('NOT '.length));
   // Values are parameters, never SQL text.
-  const hostile = whereClause({ rule: "x' OR 1=1 --", q: "'; DROP TABLE logwarden_alerts; --" });
+  const hostile = whereClause({ rule: ["x' OR 1=1 --"], q: "'; DROP TABLE logwarden_alerts; --" });
   assert.ok(!hostile.sql.includes("'"), hostile.sql);
 });
 
-test('one INSERT per batch: 14 array parameters whatever the batch size, columns in row order', () => {
+test('one INSERT per batch: 15 array parameters whatever the batch size, columns in row order', () => {
   const small = insertBatch([ev('A', 'Warning', { 'ka.user.name': 'alice' })], 42);
   const big = insertBatch(Array.from({ length: 5000 }, (_, i) => ev(`R${i}`, 'Notice')), 42);
-  assert.equal(small.params.length, 14);
-  assert.equal(big.params.length, 14);
+  assert.equal(small.params.length, 15);
+  assert.equal(big.params.length, 15);
   assert.equal(big.sql, small.sql);
   assert.equal((small.sql.match(/INSERT/g) ?? []).length, 1);
   assert.ok(big.params.every((col) => col.length === 5000));
@@ -101,11 +120,12 @@ test('one INSERT per batch: 14 array parameters whatever the batch size, columns
     'node-1',
     haystack(small.alerts[0]!.summary),
     small.alerts[0]!.record,
+    JSON.stringify([[5, 10, 'ka.user.name']]),
   ]);
   assert.match(small.sql, /WITH ORDINALITY .* ORDER BY n RETURNING id$/);
   // A row read back gives the same summary as the memory store builds (same fields, same order).
   const s = small.alerts[0]!.summary;
-  const back = rowSummary({ id: '7', received: '42', tag: 'falco', alert_time: s.time, rule: 'A', priority: 'Warning', source: 'k8s_audit', output: s.output, tags: ['k8s'], namespace: null, username: 'alice', hostname: 'node-1' });
+  const back = rowSummary({ id: '7', received: '42', tag: 'falco', alert_time: s.time, rule: 'A', priority: 'Warning', source: 'k8s_audit', output: s.output, tags: ['k8s'], namespace: null, username: 'alice', hostname: 'node-1', marks: small.params[14]![0] as string });
   assert.equal(JSON.stringify(back), JSON.stringify({ ...s, id: 7 }));
 });
 
@@ -115,6 +135,8 @@ test('migrations: version N is the Nth statement; the first creates the table an
   assert.match(first, /CREATE TABLE logwarden_alerts/);
   for (const idx of ['received', 'rule', 'priority', 'namespace', 'username', 'hostname', 'tags']) assert.match(first, new RegExp(`CREATE INDEX logwarden_alerts_${idx} `));
   assert.match(first, /USING gin \(tags\)/);
+  assert.match(MIGRATIONS[1]!, /ALTER TABLE logwarden_alerts ADD COLUMN marks text/);
+  assert.match(MIGRATIONS[1]!, /CREATE TABLE logwarden_mutes/);
 });
 
 test('errors: unreachable vs wrong query; URLs are logged without their password', () => {
