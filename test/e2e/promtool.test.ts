@@ -1,7 +1,8 @@
 /**
  * The shipped Prometheus rules and logwarden's metric exposition, checked by the real Prometheus
  * tools (Debian's `prometheus` package, installed by test/e2e/setup.sh):
- * - `promtool check rules` on deploy/prometheus/logwarden-rules.yaml;
+ * - `promtool check rules` on deploy/prometheus/logwarden-rules.yaml, and on the spec of the Helm
+ *   chart's PrometheusRule;
  * - `promtool test rules` on its unit tests (one or more for every shipped alert);
  * - `promtool check metrics` on the live /metrics of a real `logwarden run` (one process, and
  *   `service.workers: 2`, whose primary merges the workers' registries) after it received,
@@ -22,6 +23,7 @@ import { Alertmanager } from '../support/alertmanager.js';
 import { freePort, runCli, startDaemon } from '../support/cli.js';
 import { RawClient, pack } from '../support/forward-client.js';
 import { tempDir, until } from '../support/harness.js';
+import { helmTemplate } from '../support/helm-template.js';
 import { peerBinary } from '../support/peers.js';
 import { repoRoot } from '../support/paths.js';
 
@@ -61,6 +63,21 @@ describe('promtool on the shipped rules', () => {
     assert.equal(r.code, 0, r.out);
     const alerts = (parse(readFileSync(rulesFile, 'utf8')) as { groups: Array<{ rules: unknown[] }> }).groups.flatMap((g) => g.rules).length;
     assert.match(r.out, new RegExp(`SUCCESS: ${alerts} rules found`));
+  });
+
+  test('promtool check rules on the spec of the Helm chart\u2019s PrometheusRule', () => {
+    const objects = helmTemplate(join(repoRoot, 'deploy', 'helm', 'logwarden'), {
+      releaseName: 'audit',
+      namespace: 'logwarden',
+      values: { forward: { sharedKey: { value: 'k3y-for-tests-0123456789abcdef' } }, prometheusRule: { enabled: true } },
+    }).objects;
+    const pr = objects.find((o) => o.kind === 'PrometheusRule');
+    assert.ok(pr, 'no PrometheusRule rendered');
+    const file = join(tempDir('logwarden-promtool-'), 'helm-rules.yaml');
+    writeFileSync(file, JSON.stringify(pr.spec));
+    const r = run(['check', 'rules', file]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /SUCCESS: \d+ rules found/);
   });
 
   test('promtool test rules deploy/prometheus/logwarden-rules.test.yaml', () => {

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { parse } from 'yaml';
 import { repoRoot } from '../../support/paths.js';
 import { helmTemplate } from '../../support/helm-template.js';
 import type { K8sObject } from '../../support/kustomize.js';
@@ -207,6 +209,25 @@ describe('helm: values', () => {
     const sm = find(render({ serviceMonitor: { enabled: true } }), 'ServiceMonitor', 'audit-logwarden');
     assert.equal(sm.apiVersion, 'monitoring.coreos.com/v1');
     assert.deepEqual((sm.spec.endpoints as Obj[]).map((e) => e.port), ['http', 'fb-http']);
+  });
+
+  it('the PrometheusRule is off by default and, enabled, holds deploy/prometheus/logwarden-rules.yaml', () => {
+    assert.ok(!render().some((o) => o.kind === 'PrometheusRule'));
+    assert.ok(!render({ mode: 'aggregator', serviceMonitor: { enabled: true } }).some((o) => o.kind === 'PrometheusRule'));
+    const shipped = readFileSync(join(repoRoot, 'deploy', 'prometheus', 'logwarden-rules.yaml'));
+    // The chart reads its copy (a chart cannot read files outside its folder): the same bytes.
+    assert.ok(readFileSync(join(chart, 'files', 'logwarden-rules.yaml')).equals(shipped), 'deploy/helm/logwarden/files/logwarden-rules.yaml differs from deploy/prometheus/logwarden-rules.yaml: copy it over');
+    for (const mode of ['sidecar', 'aggregator']) {
+      const pr = find(render({ mode, prometheusRule: { enabled: true, labels: { release: 'kube-prometheus-stack' } } }), 'PrometheusRule', 'audit-logwarden');
+      assert.equal(pr.apiVersion, 'monitoring.coreos.com/v1');
+      assert.equal(pr.metadata.labels!.release, 'kube-prometheus-stack');
+      assert.equal(pr.metadata.labels!['app.kubernetes.io/instance'], 'audit');
+      assert.deepEqual(pr.spec, parse(shipped.toString('utf8')), mode);
+      const rules = (pr.spec.groups as Array<{ rules: Array<{ alert: string; annotations: { summary: string } }> }>).flatMap((g) => g.rules);
+      assert.ok(rules.length > 0);
+      // Prometheus' templates are data to Helm: they reach the object as written.
+      assert.equal(rules.find((r) => r.alert === 'LogwardenDown')!.annotations.summary, 'logwarden {{ $labels.pod }} is not scraped: audit events are not processed there');
+    }
   });
 
   it('alert hostname: the node name in sidecar mode, the pod (the process host name) in aggregator mode', () => {
