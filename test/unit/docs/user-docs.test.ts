@@ -1,11 +1,13 @@
 /**
  * The hand-written user docs stay in step with the code: docs/operations.md lists every metric
  * the code registers (and names no metric that does not exist, in its tables or its alert
- * rules), its PrometheusRule block is well-formed, and docs/inputs-forward.md explains every
- * reason the forward input counts bad input under.
+ * rules), it explains every alert of deploy/prometheus/logwarden-rules.yaml (which uses only real
+ * metrics) and wraps that file in a PrometheusRule as it is, and docs/inputs-forward.md explains
+ * every reason the forward input counts bad input under.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -79,36 +81,50 @@ test('every process_* / nodejs_* name in docs/operations.md is one the service e
   assert.ok(!/logwarden_process_/.test(ops), 'the old prefixed names are gone');
 });
 
-test('the PrometheusRule in docs/operations.md is well-formed', () => {
-  const ops = doc('operations.md');
-  const block = /```yaml\n(apiVersion: monitoring\.coreos\.com\/v1\nkind: PrometheusRule\n[\s\S]*?)```/.exec(ops);
-  assert.ok(block, 'no PrometheusRule block');
-  const rule = parse(block[1]!) as { spec: { groups: Array<{ name: string; rules: Array<Record<string, unknown>> }> } };
-  const rules = rule.spec.groups.flatMap((g) => g.rules);
-  assert.ok(rules.length >= 10);
-  const names = new Set<string>();
-  for (const r of rules) {
-    const alert = r.alert as string;
-    assert.match(alert, /^Logwarden[A-Za-z]+$/);
-    assert.ok(!names.has(alert), `duplicate alert ${alert}`);
-    names.add(alert);
-    const expr = r.expr as string;
-    assert.equal(typeof expr, 'string', alert);
-    let depth = 0;
-    for (const c of expr) {
-      if ('([{'.includes(c)) depth++;
-      if (')]}'.includes(c)) depth--;
-      assert.ok(depth >= 0, `${alert}: unbalanced brackets`);
-    }
-    assert.equal(depth, 0, `${alert}: unbalanced brackets`);
-    if (r.for !== undefined) assert.match(String(r.for), /^\d+[smh]$/, alert);
-    assert.match(String((r.labels as Record<string, string>).severity), /^(critical|warning|info)$/, alert);
-    assert.ok((r.annotations as Record<string, string>).summary, alert);
-  }
+const rulesFile = join(repoRoot, 'deploy', 'prometheus', 'logwarden-rules.yaml');
+const shippedRules = () => (parse(readFileSync(rulesFile, 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string; labels: { severity: string } }> }> }).groups.flatMap((g) => g.rules);
+
+test('every metric the shipped alert rules use is a real metric', () => {
+  const known = new Set([...codeMetrics(), ...processMetrics()]);
+  const rules = readFileSync(rulesFile, 'utf8');
+  const used = [...rules.matchAll(/\b(?:logwarden|process|nodejs)_[a-z0-9_]*[a-z0-9]\b/g)].map((m) => m[0]);
+  assert.ok(used.length >= 20);
+  for (const name of used) assert.ok(known.has(name), `deploy/prometheus/logwarden-rules.yaml uses ${name}, which is no metric`);
   // The areas the runbooks cover each have a rule.
   for (const m of ['input_errors', 'input_auth_failures', 'output_retries', 'output_dropped', 'input_paused', 'output_queue', 'detect_alerts', 'storage_write_errors', 'storage_quarantined']) {
-    assert.ok(rules.some((r) => String(r.expr).includes(`logwarden_${m}`)), `no rule on logwarden_${m}`);
+    assert.ok(shippedRules().some((r) => String(r.expr).includes(`logwarden_${m}`)), `no rule on logwarden_${m}`);
   }
+});
+
+test('docs/operations.md points at the rules file and explains every shipped alert, and no other', () => {
+  const ops = doc('operations.md');
+  assert.match(ops, /\(\.\.\/deploy\/prometheus\/logwarden-rules\.yaml\)/);
+  assert.match(ops, /rule_files:\n\s+- logwarden-rules\.yaml/);
+  const section = ops.slice(ops.indexOf('## Alert rules'), ops.indexOf('## Sizing'));
+  const rows = new Map([...section.matchAll(/^\| `(Logwarden[A-Za-z]+)` \| (critical|warning|info) \| (.+) \| (.+) \|$/gm)].map((m) => [m[1]!, { severity: m[2]!, means: m[3]!, todo: m[4]! }]));
+  const alerts = shippedRules();
+  for (const r of alerts) {
+    const row = rows.get(r.alert);
+    assert.ok(row, `${r.alert} has no row (what it means, what to do) in docs/operations.md`);
+    assert.equal(row.severity, r.labels.severity, r.alert);
+    assert.ok(row.means.length > 30 && row.todo.length > 20, r.alert);
+  }
+  for (const name of rows.keys()) assert.ok(alerts.some((r) => r.alert === name), `docs/operations.md explains ${name}, which is no shipped alert`);
+  // No second copy of the rules in the docs.
+  assert.doesNotMatch(ops, /^\s+expr: /m, 'docs/operations.md holds rule expressions: point at the rules file instead');
+});
+
+test('the command in docs/operations.md wraps the rules file in a PrometheusRule as it is', () => {
+  const ops = doc('operations.md');
+  const block = /```sh\n(\{ printf 'apiVersion: monitoring\.coreos\.com\/v1[\s\S]*?)```/.exec(ops);
+  assert.ok(block, 'no PrometheusRule command');
+  const cmd = block[1]!.trim();
+  assert.match(cmd, /\| kubectl apply -f -$/);
+  const out = execFileSync('bash', ['-c', cmd.replace(/\| kubectl apply -f -$/, '')], { cwd: repoRoot, encoding: 'utf8' });
+  const obj = parse(out) as { apiVersion: string; kind: string; metadata: { name: string }; spec: unknown };
+  assert.equal(obj.apiVersion, 'monitoring.coreos.com/v1');
+  assert.equal(obj.kind, 'PrometheusRule');
+  assert.deepEqual(obj.spec, parse(readFileSync(rulesFile, 'utf8')));
 });
 
 test('docs/inputs-forward.md explains every reason the forward input counts', () => {
