@@ -59,6 +59,26 @@ const cases: { name: string; objects: () => K8sObject[]; kind: string; workload:
     kind: 'Deployment',
     workload: 'logwarden',
   },
+  {
+    name: 'helm aggregator with the page on a shared PostgreSQL store',
+    objects: () => [
+      ...helmTemplate(chart, { values: { ...helmValues, mode: 'aggregator', persistence: { enabled: true }, ui: { enabled: true, auth: { anonymous: true }, postgres: { existingSecret: 'alert-store', passwordKey: 'password' } } } }).objects,
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'alert-store' },
+        data: { url: Buffer.from('postgres://logwarden@postgres.db.svc:5432/logwarden?sslmode=require').toString('base64'), password: 'czNjcjN0' },
+      },
+    ],
+    kind: 'StatefulSet',
+    workload: 'logwarden',
+  },
+  {
+    name: 'kustomize aggregator + ui-postgres',
+    objects: () => kustomizeBuild(overlayWithComponents(join(repoRoot, 'deploy/kustomize'), 'aggregator', ['persistence', 'ui-postgres'])),
+    kind: 'Deployment',
+    workload: 'logwarden',
+  },
 ];
 
 /**
