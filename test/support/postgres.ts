@@ -57,8 +57,13 @@ export class PgCluster {
   }
 
   /** The URL logwarden is given (password left to PGPASSWORD unless `withPassword`). */
-  url(withPassword = false): string {
-    return `postgres://logwarden${withPassword ? ':secret' : ''}@127.0.0.1:${this.port}/logwarden`;
+  url(withPassword = false, database = 'logwarden'): string {
+    return `postgres://logwarden${withPassword ? ':secret' : ''}@127.0.0.1:${this.port}/${database}`;
+  }
+
+  /** Another empty database in the cluster. */
+  async createDatabase(name: string): Promise<void> {
+    await this.exec('createdb', ['-h', '127.0.0.1', '-p', String(this.port), '-U', 'logwarden', name], { PGPASSWORD: 'secret' });
   }
 
   private async postgresIds(): Promise<{ uid: number; gid: number }> {
@@ -88,8 +93,8 @@ export class PgCluster {
   }
 
   /** Runs SQL with psql, returns the unaligned output. */
-  async sql(query: string): Promise<string> {
-    const out = await this.exec('psql', ['-h', '127.0.0.1', '-p', String(this.port), '-U', 'logwarden', '-d', 'logwarden', '-At', '-v', 'ON_ERROR_STOP=1', '-c', query], { PGPASSWORD: 'secret' });
+  async sql(query: string, database = 'logwarden'): Promise<string> {
+    const out = await this.exec('psql', ['-h', '127.0.0.1', '-p', String(this.port), '-U', 'logwarden', '-d', database, '-At', '-v', 'ON_ERROR_STOP=1', '-c', query], { PGPASSWORD: 'secret' });
     return out.trim();
   }
 
