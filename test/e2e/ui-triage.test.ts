@@ -293,8 +293,15 @@ test('copy as JSON copies the full alert', async () => {
   const copied = JSON.parse(await page.evaluate(() => (globalThis as unknown as { navigator: { clipboard: { readText(): Promise<string> } } }).navigator.clipboard.readText())) as unknown;
   assert.deepEqual(copied, JSON.parse((await api(`/api/v1/alerts/${id}`)).text));
   // evt.time in output_fields (nanoseconds) shows as a date with the full value in its title.
-  const fieldTimes = page.locator('dialog#detail table.fields time.ns-time');
-  if ((await fieldTimes.count()) > 0) assert.match((await fieldTimes.first().getAttribute('title')) ?? '', /^\d{18,19} ns since the epoch$/);
+  const evtTime = page.locator('dialog#detail table.fields tr', { has: page.locator('th', { hasText: /^evt\.time$/ }) }).locator('time.ns-time');
+  const raw = (await api<{ record: { output_fields: Record<string, unknown> } }>(`/api/v1/alerts/${id}`)).text.match(/"evt\.time":(\d+)/)?.[1];
+  assert.ok(raw, 'the Attach/Exec Pod rule outputs evt.time as integer nanoseconds');
+  assert.equal(await evtTime.getAttribute('title'), `${raw} ns since the epoch`, 'all the digits in the title');
+  const shown = (await evtTime.textContent()) ?? '';
+  assert.match(shown, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}[+-]\d{2}:\d{2}$/);
+  assert.equal(shown.slice(20, 29), raw.slice(-9), 'the nanoseconds kept');
+  assert.equal(Date.parse(shown), Math.floor(Number(BigInt(raw) / 1_000_000n)), 'the same instant');
+  await page.screenshot({ path: join(artifacts, 'ui-triage-detail.png') });
   await page.locator('#d-close').click();
 });
 
@@ -358,6 +365,17 @@ test('mute an alert group: dimmed, hidden on request, listed, silenced in Alertm
   const after = (await (await fetch(`${am.url}/api/v2/silences`)).json()) as Array<{ id: string; status: { state: string } }>;
   assert.equal(after.find((x) => x.id === m.silence)?.status.state, 'expired');
   await am.waitFor((as) => as.some((a) => a.labels.rule === 'Attach/Exec Pod' && a.status.state === 'active'), 'the alert active again');
+  assert.deepEqual((await api<{ mutes: unknown[] }>('/api/v1/mutes')).body.mutes, []);
+
+  // Muted from the detail view, un-muted from it too (any namespace, any user this time).
+  await page.locator(`#rows tr[data-id="${attach.id}"]`).click();
+  await page.locator('#m-ns').uncheck();
+  await page.locator('#m-user').uncheck();
+  await page.locator('#m-go').click();
+  await page.locator('#mutes li', { hasText: 'Attach/Exec Pod · namespace any · user any' }).waitFor({ timeout: 10_000 });
+  await page.locator(`#rows tr[data-id="${attach.id}"]`).click();
+  await page.locator('#m-unmute').click();
+  await until(async () => (await page.locator('#mutes').isHidden()) && (await page.locator('#rows tr.muted-row').count()) === 0, 'un-muted from the detail view', 10_000, 100);
   assert.deepEqual((await api<{ mutes: unknown[] }>('/api/v1/mutes')).body.mutes, []);
 });
 

@@ -24,6 +24,17 @@ export function priorityColor(p: string): string {
   return PRIORITY_COLORS[p] ?? '#8d8d8d';
 }
 
+/** Whole-number steps for the count axis, up to the largest ui.max_alerts. */
+const Y_INCRS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000];
+
+/** The count axis as wide as its longest label (`1,000,000` is not cut off at the left edge). */
+function yAxisSize(u: uPlot, values: string[] | null): number {
+  const longest = Math.max(1, ...(values ?? []).map((v) => v.length));
+  const ctx = u.ctx;
+  const width = ctx ? ctx.measureText('0'.repeat(longest)).width / (devicePixelRatio || 1) : longest * 7;
+  return Math.ceil(Math.max(width, longest * 6.5)) + 22;
+}
+
 export class AlertChart {
   private plot: uPlot | undefined;
   private readonly observer: ResizeObserver;
@@ -65,7 +76,7 @@ export class AlertChart {
       scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
       axes: [
         { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
-        { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: 44, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] },
+        { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: yAxisSize, incrs: Y_INCRS },
       ],
       series: [{}, ...names.map((name, k) => ({ label: name, fill: colorOf(name, k), stroke: colorOf(name, k), width: 0, paths: bars, points: { show: false } }))],
     };

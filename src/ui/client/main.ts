@@ -612,6 +612,19 @@ function muteForm(a: AlertSummary | undefined, rule: string, ns: string | undefi
     go,
     alertmanager ? h('span', { class: 'muted' }, ' also silences it in Alertmanager') : null,
   );
+  if (current) {
+    // Muting again would add a second mute over the same alerts: offer to lift this one instead.
+    const un = h('button', { type: 'button', class: 'small', id: 'm-unmute' }, 'Un-mute');
+    un.addEventListener('click', () => {
+      un.disabled = true;
+      void unmute(current.id)
+        .then(() => byId<HTMLDialogElement>('detail').close())
+        .catch((err) => showNotice((err as Error).message, true))
+        .finally(() => (un.disabled = false));
+    });
+    form.insertBefore(un, form.children[1] ?? null);
+    go.textContent = 'Mute again';
+  }
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     go.disabled = true;
