@@ -139,7 +139,7 @@ export function checkService(service: ServiceConfig, section: RawSection): Confi
     } catch {
       ok = false;
     }
-    if (!ok) errors.push(new ConfigError(`found ${JSON.stringify(am)}, expected an http:// or https:// URL without query (the Alertmanager's base URL)`, at('ui.alertmanager_url'), 'ui.alertmanager_url'));
+    if (!ok) errors.push(new ConfigError(`found ${JSON.stringify(am)}, expected an http:// or https:// URL without query (the Alertmanager's base URL)`, valueAt('ui.alertmanager_url'), 'ui.alertmanager_url'));
   }
   if (service.workers > 1 && service.ui) {
     errors.push(new ConfigError('the web page keeps its alerts in one process: set workers: 1 with ui: on', at('workers'), 'workers'));
