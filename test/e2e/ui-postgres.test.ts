@@ -4,8 +4,9 @@
  * real PostgreSQL (Debian's package, a throw-away cluster on a loopback port). Both pages, in
  * real Chromium, show every replica's alerts and update live; a restart of one process keeps the
  * history; the database stopped and started mid-run loses nothing: the alerts sent meanwhile
- * reach the file outputs at once, the pages say the store is unreachable, and once it is back
- * the database and both pages hold every alert (counted against the file outputs).
+ * reach the file outputs at once, the pages say the store is unreachable, a replica restarted
+ * during the outage keeps its undelivered alerts in its filesystem buffer, and once the database
+ * is back it and both pages hold every alert (counted against the file outputs).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -235,6 +236,15 @@ test('the database stopped and started mid-run: alerts go on to the other output
   for (const f of ['create_cluster_role_wildcard_verbs.json', 'attach_pod.json']) await a.send(join(events, f));
   for (const f of ['create_nginx_pod_hostnetwork.json', 'anonymous_creates_namespace_foo.json']) await b.send(join(events, f));
   await until(() => a.fileAlerts().length + b.fileAlerts().length > filesBefore, 'the file outputs get the alerts while the database is down', 20_000, 100);
+
+  // A rollout during the outage: replica a stops with its ui alerts undelivered (they stay in its
+  // filesystem buffer) and starts again while the database is still down (not fatal: the store
+  // starts as unreachable and connects later).
+  await a.stop();
+  await a.start();
+  const replayed = /^logwarden_storage_replayed_chunks_total (\d+)/m.exec(await (await fetch(`${a.base}/metrics`)).text());
+  assert.ok(replayed && Number(replayed[1]) > 0, `the undelivered chunks are read back from disk: ${replayed?.[0]}`);
+  await pageA.reload();
 
   // The page says the store is unreachable; the API answers 503 with the reason.
   for (const p of [pageA, pageB]) {
