@@ -519,7 +519,9 @@ export class UiServer {
       } catch {
         host = undefined;
       }
-      if (host !== req.headers.host) return `cross-origin request refused (Origin: ${origin.slice(0, 100)})`;
+      // Behind a proxy that rewrites Host, the host the browser used is in X-Forwarded-Host.
+      const forwarded = String(req.headers['x-forwarded-host'] ?? '').split(',')[0]!.trim();
+      if (host !== req.headers.host && (forwarded === '' || host !== forwarded)) return `cross-origin request refused (Origin: ${origin.slice(0, 100)})`;
     }
     return undefined;
   }
