@@ -16,7 +16,8 @@ import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import type { Plan } from '../core/pipeline.js';
 import { ServiceHttp } from '../observe/http.js';
-import type { Metrics } from '../observe/metrics.js';
+import { Metrics } from '../observe/metrics.js';
+import { UiServer, uiOptions } from '../ui/server.js';
 
 interface StatusReply {
   type: 'logwarden:status';
@@ -97,6 +98,7 @@ export async function runPrimary(p: Plan, log: Logger): Promise<number> {
   };
 
   let http: ServiceHttp | undefined;
+  let ui: UiServer | undefined;
   if (p.service.http_server) {
     const aggregator = new AggregatorRegistry();
     const metricsView = {
@@ -117,7 +119,20 @@ export async function runPrimary(p: Plan, log: Logger): Promise<number> {
     };
     const timer = setInterval(refresh, 200);
     timer.unref();
-    http = new ServiceHttp(metricsView, () => (stopping ? { ...last, ready: false, state: 'stopping' as const } : last), log);
+    const current = () => (stopping ? { ...last, ready: false, state: 'stopping' as const } : last);
+    http = new ServiceHttp(metricsView, current, log);
+    if (p.service.ui) {
+      // The page (only with a shared ui.store: checkService refuses workers > 1 otherwise): the
+      // workers' ui outputs write to the database, the primary serves what it holds, its health
+      // read from the merged metrics.
+      const view = {
+        registry: { getMetricsAsJSON: async () => parseExposition(await aggregator.clusterMetrics()) },
+      } as unknown as Metrics;
+      const pipeline = { inputs: p.inputs, filters: p.filters, outputs: p.outputs, status: current };
+      // The primary's store reports into a registry of its own (the page's status says up/down;
+      // /metrics carries the workers' store metrics).
+      ui = await UiServer.attach(http, { ...uiOptions(p.service, view, pipeline, log.child({ component: 'ui' })), storeMetrics: new Metrics(false) });
+    }
     await http.listen(p.service.http_listen, p.service.http_port, p.serviceSection);
   }
   log.info({ config: p.file, workers: n }, 'logwarden running');
@@ -143,7 +158,9 @@ export async function runPrimary(p: Plan, log: Logger): Promise<number> {
       }
     };
     const finish = () => {
-      void (http?.close() ?? Promise.resolve()).then(() => {
+      void (ui?.close() ?? Promise.resolve())
+        .then(() => http?.close())
+        .then(() => {
         log.info('stopped');
         resolve(0);
       });
@@ -168,3 +185,27 @@ export function workerIndex(): number | undefined {
 }
 
 export const isPrimaryOf = (p: Plan): boolean => p.service.workers > 1 && cluster.isPrimary;
+
+/**
+ * Reads the Prometheus text exposition (what the merged /metrics serves) into prom-client's
+ * getMetricsAsJSON() shape, for the page's health panel in the primary: samples with their
+ * labels; histograms and summaries give their _bucket/_sum/_count samples under the family name.
+ */
+export function parseExposition(text: string): Array<{ name: string; values: Array<{ labels: Record<string, string>; value: number }> }> {
+  const families = new Map<string, Array<{ labels: Record<string, string>; value: number }>>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$/.exec(line);
+    if (!m) continue;
+    const value = m[3] === '+Inf' ? Infinity : m[3] === '-Inf' ? -Infinity : Number(m[3]);
+    if (Number.isNaN(value) && m[3] !== 'NaN') continue;
+    const labels: Record<string, string> = {};
+    const re = /([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)",?/g;
+    let l: RegExpExecArray | null;
+    while ((l = re.exec(m[2] ?? '')) !== null) labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+    let list = families.get(m[1]!);
+    if (!list) families.set(m[1]!, (list = []));
+    list.push({ labels, value });
+  }
+  return [...families].map(([name, values]) => ({ name, values }));
+}

@@ -141,8 +141,10 @@ export function checkService(service: ServiceConfig, section: RawSection): Confi
     }
     if (!ok) errors.push(new ConfigError(`found ${JSON.stringify(am)}, expected an http:// or https:// URL without query (the Alertmanager's base URL)`, valueAt('ui.alertmanager_url'), 'ui.alertmanager_url'));
   }
-  if (service.workers > 1 && service.ui) {
-    errors.push(new ConfigError('the web page keeps its alerts in one process: set workers: 1 with ui: on', at('workers'), 'workers'));
+  if (service.workers > 1 && service.ui && !shared) {
+    errors.push(
+      new ConfigError('the web page keeps its alerts in one process: set workers: 1 with ui: on, or a shared ui.store (postgres://...)', at('workers'), 'workers'),
+    );
   }
   return errors;
 }

@@ -122,10 +122,11 @@ export class Metrics {
     return c;
   }
 
-  gauge<L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> {
+  /** `aggregator`: how service.workers' values merge in the primary's /metrics (default: sum). */
+  gauge<L extends string>(name: string, help: string, labelNames: readonly L[], aggregator?: 'sum' | 'min' | 'max'): Gauge<L> {
     const existing = this.registry.getSingleMetric(name);
     if (existing) return existing as Gauge<L>;
-    const g = new Gauge({ name, help, labelNames, registers: [this.registry] });
+    const g = new Gauge({ name, help, labelNames, registers: [this.registry], ...(aggregator ? { aggregator } : {}) });
     const labels = g.labels.bind(g);
     g.labels = ((...values: never[]) => {
       const child = (labels as (...v: never[]) => ReturnType<typeof g.labels>)(...values);

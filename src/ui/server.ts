@@ -35,6 +35,8 @@ export interface UiOptions {
   store?: string;
   auth: UiAuth;
   metrics: Metrics;
+  /** Where the store reports (default: metrics). */
+  storeMetrics?: Metrics;
   pipeline: PipelineView;
   /** service.memory_limit, the budget buffer usage is measured against. */
   memoryLimit: number;
@@ -148,7 +150,7 @@ export class UiServer {
       retention: opts.retention,
       ...(opts.dbPath ? { dbPath: opts.dbPath } : {}),
       ...(opts.store ? { store: opts.store } : {}),
-      metrics: opts.metrics,
+      metrics: opts.storeMetrics ?? opts.metrics,
       logger: opts.logger,
       ...(opts.now ? { now: opts.now } : {}),
     });

@@ -324,7 +324,7 @@ export class PgAlertStore implements AlertStore {
     const mx = opts.metrics;
     this.m = mx
       ? {
-          up: mx.gauge('logwarden_ui_store_up', '1 while the ui alert store answers, 0 while it is unreachable', []),
+          up: mx.gauge('logwarden_ui_store_up', '1 while the ui alert store answers, 0 while it is unreachable', [], 'min'),
           writeSeconds: mx.histogram('logwarden_ui_store_write_duration_seconds', 'Time to write one batch of alerts to the ui alert store', [], [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30]),
           writeErrors: mx.counter('logwarden_ui_store_write_errors_total', 'Batches the ui alert store failed to write (retried by the ui output), by reason', ['reason']),
         }

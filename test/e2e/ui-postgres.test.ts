@@ -38,6 +38,7 @@ class Logwarden {
     readonly httpPort: number,
     readonly forwardPort: number,
     storeUrl: string,
+    workers = 1,
   ) {
     mkdirSync(dir, { recursive: true });
     this.config = join(dir, 'pipeline.yaml');
@@ -55,6 +56,7 @@ class Logwarden {
   ui: on
   ui.max_alerts: 1000
   ui.store: ${storeUrl}
+  workers: ${workers}
 pipeline:
   inputs:
     - name: forward
@@ -312,6 +314,33 @@ test('shared triage: a mute made on one replica hides and marks the group on the
   assert.equal(del.status, 200);
   assert.deepEqual(((await (await fetch(`${a.base}/api/v1/mutes`)).json()) as { mutes: unknown[] }).mutes, []);
   assert.equal((await list(a.base, '&muted=hide')).length, all.length);
+});
+
+test('service.workers: 2 with the shared store: the workers write, the primary serves every alert live', async () => {
+  const c = new Logwarden('replica c (2 workers)', join(a.dir, '..', 'c'), await freePort(), await freePort(), pg.url(), 2);
+  await c.start();
+  const pageC = await browser.newPage();
+  pageC.on('pageerror', (e) => problems.push(`page error (c): ${e.message}`));
+  try {
+    await pageC.goto(c.base);
+    await pageC.locator('#live[data-state="live"]').waitFor({ timeout: 15_000 });
+    const shows = (what: string) =>
+      until(async () => JSON.stringify(await pageIds(pageC)) === JSON.stringify((await dbIds()).slice(0, 100)), what, 30_000, 200);
+    await shows('the primary\'s page shows the whole shared history');
+    // Each `logwarden send` is one connection, handed to one worker or the other.
+    const before = await dbCount();
+    for (const f of ['create_nginx_pod_privileged.json', 'attach_pod.json', 'create_nginx_pod_hostnetwork.json', 'anonymous_creates_namespace_foo.json']) await c.send(join(events, f));
+    await until(async () => (await dbCount()) === before + c.fileAlerts().length && c.fileAlerts().length > 0, 'the workers\' alerts in the database', 30_000, 200);
+    await shows('the alerts of both workers reach the primary\'s page live');
+    await pagesShowDatabase('and the other replicas\' pages');
+    const health = (await (await fetch(`${c.base}/api/v1/health`)).json()) as { store: { kind: string; up: boolean }; outputs: Array<{ name: string; delivered: number }> };
+    assert.deepEqual([health.store.kind, health.store.up], ['postgres', true]);
+    assert.equal(health.outputs.find((o) => o.name === 'ui.0')!.delivered, c.fileAlerts().length, 'health merged from the workers');
+    assert.match(await (await fetch(`${c.base}/metrics`)).text(), /^logwarden_ui_store_up 1$/m, 'the workers\' store gauge merges as a minimum');
+  } finally {
+    await pageC.close();
+    await c.stop();
+  }
 });
 
 test('no page errors or dialogs', () => {

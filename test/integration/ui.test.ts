@@ -471,4 +471,9 @@ test('load-time errors: ui needs http_server, ui.* needs ui, basic auth needs bo
   );
   assert.equal(await errorsOf(`service:\n  http_server: on\n  ui: on\n  ui.store: postgresql://lw@db:5432/alerts?sslmode=require\n${out}`), '', 'a shared store validates');
   assert.equal(await errorsOf(`service:\n  http_server: on\n  ui: on\n  ui.store: memory\n  ui.db_path: /tmp/x.db\n${out}`), '');
+  assert.equal(
+    await errorsOf(`service:\n  http_server: on\n  ui: on\n  workers: 2\n${out}`),
+    'FILE:4:3: workers: the web page keeps its alerts in one process: set workers: 1 with ui: on, or a shared ui.store (postgres://...)',
+  );
+  assert.equal(await errorsOf(`service:\n  http_server: on\n  ui: on\n  workers: 2\n  ui.store: postgres://lw@db/alerts\n${out}`), '', 'workers share a database');
 });

@@ -8,7 +8,7 @@ import type { OptionTable } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
 import { DeliveryError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
 import { UiServer } from '../../ui/server.js';
-import { StoreUnavailable } from '../../ui/store.js';
+import { isPostgresUrl, openAlertStore, StoreUnavailable, type AlertStore } from '../../ui/store.js';
 
 const options = {} satisfies OptionTable;
 
@@ -20,17 +20,30 @@ export const uiOutput: OutputPlugin<Record<string, never>> = {
   // Unlimited retries: a store that is down for a while (a shared database restarting) keeps
   // the alerts queued (and buffered, with storage.type filesystem) rather than dead-lettered.
   defaults: { batch_size: 500, batch_wait: 0, workers: 1, retry_limit: 'no_limits' },
-  create(_c, ctx: PluginContext): OutputInstance {
+  async create(_c, ctx: PluginContext): Promise<OutputInstance> {
     if (!ctx.service.ui) {
       throw new ConfigError('the ui output shows alerts on the web page: set ui: on (and http_server: on) in the service section', ctx.section.pos, 'name');
     }
     // Absent when the pipeline is only validated: nothing is sent then.
     const page = ctx.http ? UiServer.of(ctx.http) : undefined;
+    // A worker of service.workers > 1 (run.ts forks them with LOGWARDEN_WORKER) has no page: the
+    // primary serves it from the shared store, so the worker writes its alerts there itself.
+    const store = (
+      !page && process.env.LOGWARDEN_WORKER !== undefined && isPostgresUrl(ctx.service['ui.store'] ?? '')
+        ? await openAlertStore({
+            maxAlerts: ctx.service['ui.max_alerts'],
+            retention: ctx.service['ui.retention'],
+            store: ctx.service['ui.store'],
+            metrics: ctx.metrics,
+            logger: ctx.logger,
+          })
+        : page?.store
+    ) as AlertStore | undefined;
     const skipped = ctx.metrics.counter('logwarden_output_ui_skipped_records_total', 'Records a ui output skipped because they are no Falco alert', ['name']).labels(ctx.id);
     let skippedCount = 0;
     return {
       async send(events: LogEvent[]) {
-        if (!page) throw new DeliveryError('no web page to show alerts on: the service HTTP server is not running', false, 'no_page');
+        if (!store) throw new DeliveryError('no web page to show alerts on: the service HTTP server is not running', false, 'no_page');
         let alerts = events;
         if (events.some((e) => typeof e.record.rule !== 'string')) {
           alerts = events.filter((e) => typeof e.record.rule === 'string');
@@ -43,12 +56,16 @@ export const uiOutput: OutputPlugin<Record<string, never>> = {
         }
         if (alerts.length === 0) return;
         try {
-          await page.add(alerts);
+          await store.add(alerts);
         } catch (e) {
           // The store wrote nothing: the delivery engine retries the batch (its queue, buffer and
           // dead letter apply as to any output), the other outputs go on meanwhile.
           throw new DeliveryError(`cannot store alerts: ${(e as Error).message}`, true, e instanceof StoreUnavailable ? 'store_unreachable' : 'store');
         }
+      },
+      async close() {
+        // A store of its own (in a worker); the page's store is closed with the page.
+        if (!page) await store?.close();
       },
     };
   },
