@@ -11,7 +11,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -129,6 +129,7 @@ pipeline:
 }
 
 let pg: PgCluster;
+let dir: string;
 let a: Logwarden;
 let b: Logwarden;
 let browser: BrowserContext;
@@ -164,7 +165,7 @@ async function pagesShowDatabase(what: string, ms = 30_000): Promise<void> {
 before(async () => {
   mkdirSync(artifacts, { recursive: true });
   pg = await PgCluster.create();
-  const dir = mkdtempSync(join(tmpdir(), 'logwarden-ui-pg-e2e-'));
+  dir = mkdtempSync(join(tmpdir(), 'logwarden-ui-pg-e2e-'));
   a = new Logwarden('replica a', join(dir, 'a'), await freePort(), await freePort(), pg.url());
   b = new Logwarden('replica b', join(dir, 'b'), await freePort(), await freePort(), pg.url());
   // Started together: both migrate the empty database at once (the advisory lock serialises them).
@@ -190,6 +191,7 @@ after(async () => {
   await browser?.close();
   await Promise.all([a?.stop(), b?.stop()]);
   await pg?.destroy();
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 test('two replicas migrate one schema; each page shows every replica\'s alerts, live', async () => {
