@@ -252,6 +252,19 @@ describe('helm: values', () => {
     assert.ok(!objects.some((o) => o.metadata.name.endsWith('-ui')));
   });
 
+  it('ui.alertmanagerSilences off, or no alertmanager output: mutes stay on the page', () => {
+    for (const values of [
+      { ui: { enabled: true, alertmanagerSilences: false, auth: { existingSecret: 'page-creds' } } },
+      { ui: { enabled: true, auth: { existingSecret: 'page-creds' } }, alertmanager: { enabled: false } },
+    ]) {
+      const objects = render({ mode: 'aggregator', ...values });
+      objects.push({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'page-creds' }, data: { username: 'YWRtaW4=', password: 'czNjcjN0' } });
+      const p = loadContainerPipeline(objects, find(objects, 'Deployment', 'audit-logwarden'));
+      assert.equal(p.loaded.service.values.ui, 'on');
+      assert.equal(p.loaded.service.values['ui.alertmanager_url'], undefined, JSON.stringify(values));
+    }
+  });
+
   it('ui.enabled: the page on http.port behind a ClientIP-affine Service, credentials from the Secret, alerts to a ui output', () => {
     const ui = { enabled: true, servicePort: 8080, maxAlerts: 5000, retention: '3d', auth: { existingSecret: 'page-creds', tokenKey: 'token' } };
     const objects = render({ mode: 'aggregator', ui, networkPolicy: { uiFrom: [{ namespaceSelector: { matchLabels: { team: 'security' } } }] } });
@@ -265,6 +278,8 @@ describe('helm: values', () => {
     assert.equal(svc['ui.retention'], '3d');
     assert.equal(svc['ui.db_path'], '/var/lib/logwarden/ui/alerts.db');
     assert.deepEqual([svc['ui.http_user'], svc['ui.http_passwd'], svc['ui.bearer_token']], ['admin', 's3cr3t', 't0k'], 'read from the Secret through the environment');
+    const am = p.loaded.outputs.find((o) => o.name === 'alertmanager')!;
+    assert.equal(svc['ui.alertmanager_url'], am.raw.values.url, 'mutes on the page become silences in the Alertmanager the alerts go to');
     assert.ok(mountFor(container(dep, 'logwarden'), String(svc['ui.db_path'])), 'the alert file is on a writable volume');
     const out = p.loaded.outputs.find((o) => o.name === 'ui')!;
     const detect = p.loaded.filters.find((f) => f.name === 'detect')!.raw.values;

@@ -160,6 +160,10 @@ service:
   {{- if include "logwarden.uiToken" . }}
   ui.bearer_token: ${UI_BEARER_TOKEN}
   {{- end }}
+  {{- if and .Values.ui.alertmanagerSilences .Values.alertmanager.enabled }}
+  # A mute on the page is also a silence there, on the labels the alertmanager output sets.
+  ui.alertmanager_url: {{ .Values.alertmanager.url }}
+  {{- end }}
   {{- end }}
 
 parsers:
