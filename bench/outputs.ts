@@ -84,7 +84,7 @@ async function benchLoki(records: LogRecord[]): Promise<void> {
   ] as const) {
     const worker = new Worker(new URL(import.meta.url));
     const { port } = await new Promise<{ port: number }>((r) => worker.once('message', r));
-    const yaml = `service:\n  log_level: warn\n  memory_limit: 1G\npipeline:\n  outputs:\n    - name: loki\n      match: '*'\n      port: ${port}\n      labels: "job=k8s-audit, $verb, namespace=$objectRef['namespace']"\n      batch_size: 1000\n      batch_wait: 0.2\n      ${extra}\n`;
+    const yaml = `service:\n  log_level: warn\n  memory_limit: 1Gi\npipeline:\n  outputs:\n    - name: loki\n      match: '*'\n      port: ${port}\n      labels: "job=k8s-audit, $verb, namespace=$objectRef['namespace']"\n      batch_size: 1000\n      batch_wait: 0.2\n      ${extra}\n`;
     const run = await startPipeline(yaml, [lokiOutput]);
     const secs = await chunks(run, 'kube.audit', records);
     await run.stop(5);

@@ -9,7 +9,7 @@ export type OptionType =
   | 'int'
   | 'float'
   | 'bool'
-  | 'size' // bytes: 1024, 64k, 6M, 1G (Fluent Bit's size units)
+  | 'size' // bytes: 1024, 64k (64000), 6M, 1G as Fluent Bit (x1000); 512Mi, 4Ki (x1024)
   | 'duration' // seconds: 5, 1.5, 500ms, 10s, 5m, 1h
   | 'enum'
   | 'list' // comma/space separated string or YAML sequence -> string[]
@@ -58,18 +58,43 @@ export function parseBool(v: unknown): boolean | undefined {
   return undefined;
 }
 
+/**
+ * Size units. Fluent Bit 5.1 (flb_utils_size_to_bytes, behind every FLB_CONFIG_MAP_SIZE option,
+ * mem_buf_limit, storage.total_limit_size and storage.backlog.mem_limit) reads K, M and G, with an
+ * optional B, in any case, as powers of 1000: `2k` = `2KB` = 2000, `100M` = 100000000. So does
+ * logwarden, for every size option. `Ki`, `Mi`, `Gi` (Kubernetes quantities) and `KiB`, `MiB`,
+ * `GiB` are powers of 1024 — Fluent Bit 5.1 refuses them there (its binary variant, used only for
+ * multiline_buffer_limit, takes `KiB`), so they cannot mean anything else.
+ */
 const SIZE_UNITS: Record<string, number> = {
-  '': 1, b: 1, k: 1024, kb: 1024, ki: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mi: 1024 ** 2, mib: 1024 ** 2,
-  g: 1024 ** 3, gb: 1024 ** 3, gi: 1024 ** 3, gib: 1024 ** 3,
+  '': 1,
+  k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9,
+  ki: 1024, kib: 1024, mi: 1024 ** 2, mib: 1024 ** 2, gi: 1024 ** 3, gib: 1024 ** 3,
 };
 
+/** What a size may look like, for error messages. */
+export const SIZE_FORMS = 'bytes with an optional k/M/G (x1000, as Fluent Bit) or Ki/Mi/Gi (x1024) suffix, e.g. 1024, 64k, 1.5M, 512Mi';
+
+/**
+ * A size in bytes, or undefined when `v` is not one. A number with an optional fraction and unit,
+ * nothing between them; the product is truncated to whole bytes as Fluent Bit does (`1.9999k` =
+ * 1999). `false` is 0, as in Fluent Bit. Refused, where Fluent Bit returns its -1 error value
+ * (then a limit of 2^64-1 or a config error): `100B`, `1 M`, `2T`, negatives, text; also sizes
+ * above 2^53 and the forms its atof() lets through by accident (`1e3`, `0x10`).
+ */
 export function parseSize(v: unknown): number | undefined {
-  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return Math.floor(v);
+  if (v === false) return 0;
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER ? Math.trunc(v) : undefined;
   if (typeof v !== 'string') return undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(v);
+  const s = v.trim();
+  if (s.toLowerCase() === 'false') return 0;
+  const m = /^\+?(\d+(?:\.\d+)?|\.\d+)([a-z]*)$/i.exec(s);
   if (!m) return undefined;
   const unit = SIZE_UNITS[m[2]!.toLowerCase()];
-  return unit === undefined ? undefined : Math.floor(Number(m[1]) * unit);
+  if (unit === undefined) return undefined;
+  // The same double arithmetic as Fluent Bit's (int64_t)(atof(s) * 1000000): 4.1M is 4099999.
+  const n = Math.trunc(Number(m[1]) * unit);
+  return n <= Number.MAX_SAFE_INTEGER ? n : undefined;
 }
 
 const DURATION_UNITS: Record<string, number> = { '': 1, ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
@@ -97,7 +122,7 @@ function describeType(spec: OptionSpec): string {
     case 'bool':
       return 'a boolean (on/off, true/false, yes/no)';
     case 'size':
-      return 'a size (e.g. 1024, 64k, 6M)';
+      return `a size (${SIZE_FORMS})`;
     case 'duration':
       return 'a duration in seconds (e.g. 5, 1.5, 500ms, 10s, 5m)';
     case 'int':

@@ -46,7 +46,7 @@ export const serviceOptions = {
   parsers_file: { type: 'multi', description: 'Parser files (YAML with a parsers: list, or Fluent Bit classic [PARSER] sections)' },
   memory_limit: {
     type: 'size',
-    default: '256M',
+    default: '256Mi',
     description:
       'Memory for queued records: each output queue gets its share (wire bytes) unless it sets its own; filesystem-buffered events in memory get half of it, estimated at 3x their chunk file bytes, and chunks waiting for their write an eighth. One received frame or request may take a quarter of it once decoded, and the partial frames of a forward input a quarter',
   },

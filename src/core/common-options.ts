@@ -41,7 +41,7 @@ export const commonOutputOptions = {
   },
   workers: { type: 'int', min: 1, max: 64, description: 'Batches sent concurrently (default depends on the output)' },
   batch_size: { type: 'int', min: 1, description: 'Records per batch (default depends on the output)' },
-  batch_bytes: { type: 'size', description: 'Approximate bytes per batch (default 1M)' },
+  batch_bytes: { type: 'size', description: 'Approximate bytes per batch (default 1Mi: 1048576)' },
   batch_wait: { type: 'duration', description: 'Longest wait before a partial batch is sent (default: service flush)' },
   'scheduler.base': { type: 'duration', description: 'Retry backoff base for this output (default: service scheduler.base)' },
   'scheduler.cap': { type: 'duration', description: 'Retry backoff cap for this output (default: service scheduler.cap)' },

@@ -31,11 +31,11 @@ test(`Loki answers 503 for ${OUTAGE_S}s, then recovers: nothing lost, RSS under 
   grace: 2
   scheduler.base: 0.5
   scheduler.cap: 3
-  memory_limit: 32M
+  memory_limit: 32Mi
   storage.path: buf
   storage.checksum: on
   storage.max_chunks_up: 16
-  storage.backlog.mem_limit: 8M
+  storage.backlog.mem_limit: 8Mi
 pipeline:
   inputs:
     - name: forward

@@ -67,7 +67,7 @@ pipeline:
     - name: forward
       listen: 127.0.0.1
       port: 0
-      buffer_max_size: 16M
+      buffer_max_size: 16Mi
       storage.type: filesystem
   filters:
     - name: parser

@@ -35,7 +35,7 @@ test('a slow output pauses only the inputs routed to it; a fast output keeps flo
   http_listen: 127.0.0.1
   http_port: 0
   grace: 2
-  memory_limit: 64M
+  memory_limit: 64Mi
   storage.path: buf
   storage.max_chunks_up: 8
 pipeline:

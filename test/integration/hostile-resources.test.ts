@@ -601,8 +601,9 @@ describe('hostile input: HTTP bodies that decode to millions of records, slow up
           s.on('data', (d) => (answer += d.toString('latin1')));
           s.on('error', () => undefined);
           done.push(new Promise((r) => s.on('close', () => r(answer.split('\r\n', 1)[0] ?? ''))));
-          // 4 MB declared, 4.1 MB sent at once (16.4 of the 16.8 MB inflight_max_size), then one byte a second.
-          s.write(`POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4190000\r\n\r\n[` + ' '.repeat(4_100_000));
+          // 3.99 MB declared (buffer_max_size 4M: 4000000 bytes, as Fluent Bit), 3.9 MB sent at once
+          // (15.6 of the 16 MB inflight_max_size), then one byte a second.
+          s.write(`POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 3990000\r\n\r\n[` + ' '.repeat(3_900_000));
         }
         const drip = setInterval(() => sockets.forEach((s) => !s.destroyed && s.write(' ')), 1000);
         await sleep(1500); // past headers_timeout: the uploads are old and slow now

@@ -252,7 +252,7 @@ describe('http input: options', () => {
       ['buffer_chunk_size: 8M', /pipeline\.yaml:\d+:\d+: buffer_chunk_size: buffer_chunk_size must not exceed buffer_max_size/],
       ['http2: on', /HTTP\/2 is not supported/],
       ['tls: on', /tls on needs tls.crt_file and tls.key_file/],
-      ['buffer_max_size: 8M\ninflight_max_size: 4M', /inflight_max_size \(4194304\) must not be below buffer_max_size \(8388608\)/],
+      ['buffer_max_size: 8M\ninflight_max_size: 4M', /inflight_max_size \(4000000\) must not be below buffer_max_size \(8000000\)/],
       ['tls.verify: on', /tls.verify has no effect without tls: on/],
       ['headers_timeout: 30\nrequest_timeout: 10', /request_timeout \(10s\) must not be below headers_timeout \(30s\)/],
     ];
@@ -327,7 +327,7 @@ describe('http input: bad requests get a clear 4xx, a log line and a metric; not
     const r = await raw(s.port, [`POST /big HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n`]);
     assert.match(r.text, /^HTTP\/1\.1 413 Payload Too Large\r\n/);
     assert.match(r.text, /Connection: close/i);
-    assert.match(r.text, /body of 100000000 bytes exceeds buffer_max_size \(65536 bytes\)/);
+    assert.match(r.text, /body of 100000000 bytes exceeds buffer_max_size \(64000 bytes\)/);
     assert.equal(r.closed, true);
     assert.equal(await s.errors('too_large'), before + 1);
   });
@@ -348,7 +348,7 @@ describe('http input: bad requests get a clear 4xx, a log line and a metric; not
     });
     const r = await post(`${s.url}/chunked`, body, json);
     assert.equal(r.status, 413);
-    assert.match(r.text, /body exceeds buffer_max_size \(65536 bytes\)/);
+    assert.match(r.text, /body exceeds buffer_max_size \(64000 bytes\)/);
     assert.equal(await s.errors('too_large'), before + 1);
     await stillServes(s);
   });
@@ -441,7 +441,7 @@ describe('http input: connections, commits and backpressure', () => {
       let r = await post(`${s.url}/b`, body, json);
       assert.equal(r.status, 503);
       assert.equal(r.headers['retry-after'], '1');
-      assert.match(r.text, /busy: 3500 bytes of other requests in flight \(inflight_max_size 6144\)/);
+      assert.match(r.text, /busy: 3500 bytes of other requests in flight \(inflight_max_size 6000\)/);
       assert.equal(await s.errors('busy'), 1);
       // A goes away mid-body: its hold is released and B fits again.
       a.destroy();
@@ -548,7 +548,7 @@ describe('http input with curl', () => {
       ]);
       const lines = refused.stdout.split('\n');
       const summary = lines.pop();
-      assert.match(lines.join('\n'), /exceeds buffer_max_size \(8192 bytes\)/);
+      assert.match(lines.join('\n'), /exceeds buffer_max_size \(8000 bytes\)/);
       assert.equal(summary, '413 0', 'refused with nothing uploaded');
     } finally {
       await s.run.stop(1);

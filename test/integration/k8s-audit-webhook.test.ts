@@ -239,7 +239,7 @@ describe('k8s_audit_webhook: bad requests', () => {
     const ev = asItem(corpus()[0]!.values.find(isEvent)!);
     const r = await post(s.url, eventList(Array.from({ length: 20 }, () => ev)));
     assert.equal(r.status, 413);
-    assert.match(r.text, /exceeds buffer_max_size \(4096 bytes\)/);
+    assert.match(r.text, /exceeds buffer_max_size \(4000 bytes\)/);
   });
 });
 
@@ -488,10 +488,10 @@ describe('k8s_audit_webhook: defaults', () => {
     assert.equal(url.pathname, k8sAuditWebhookInput.options.path!.default);
   });
 
-  test('port 9765, path /k8s-audit, tag kube.audit, 12M bodies', async () => {
+  test('port 9765, path /k8s-audit, tag kube.audit, 12 MiB bodies', async () => {
     assert.equal(k8sAuditWebhookInput.options.port!.default, 9765);
     assert.equal(k8sAuditWebhookInput.options.path!.default, '/k8s-audit');
-    assert.equal(k8sAuditWebhookInput.options.buffer_max_size!.default, '12M');
+    assert.equal(k8sAuditWebhookInput.options.buffer_max_size!.default, '12Mi');
     const s = await server('tag: audit.custom');
     try {
       await post(s.url, eventList([asItem(corpus()[0]!.values.find(isEvent)!)]));

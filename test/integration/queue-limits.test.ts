@@ -29,7 +29,7 @@ test('/metrics exports every output queue bound and the filesystem buffer bounds
   http_listen: 127.0.0.1
   http_port: ${httpPort}
   grace: 1
-  memory_limit: 64M
+  memory_limit: 64Mi
   storage.path: ${join(dir, 'buffer')}
 pipeline:
   inputs:
@@ -63,7 +63,7 @@ pipeline:
     const m = await metrics();
     const limit = (metric: string, name: string) => sample(m, `logwarden_output_queue_limit_${metric}`, `name="${name}"`);
     assert.equal(limit('records', 'loki.0'), 50);
-    assert.equal(limit('bytes', 'loki.0'), 1024 * 1024);
+    assert.equal(limit('bytes', 'loki.0'), 1_000_000); // 1M, as Fluent Bit reads it
     // Defaults: memory_limit split evenly between the three outputs; records: bytes / 1 KiB.
     const share = Math.floor((64 * 1024 * 1024) / 3);
     for (const o of ['file.0', 'file.1']) {
@@ -72,7 +72,7 @@ pipeline:
     }
     assert.equal(sample(m, 'logwarden_storage_memory_limit_bytes', 'state="up"'), 32 * 1024 * 1024);
     assert.equal(sample(m, 'logwarden_storage_memory_limit_bytes', 'state="writing"'), 8 * 1024 * 1024);
-    assert.equal(sample(m, 'logwarden_storage_output_limit_bytes', 'name="file.0"'), 10 * 1024 * 1024);
+    assert.equal(sample(m, 'logwarden_storage_output_limit_bytes', 'name="file.0"'), 10_000_000); // storage.total_limit_size 10M, as Fluent Bit
     assert.equal(sample(m, 'logwarden_storage_output_limit_bytes', 'name="file.1"'), undefined, 'no total_limit_size, no series');
     assert.match(m, /# HELP logwarden_output_queue_limit_records /);
 

@@ -366,7 +366,7 @@ test('the ui output skips records that are no alert, counting them, and keeps th
 });
 
 test('health JSON carries the same numbers as /metrics, per input, filter and output, with rates', async () => {
-  const r = await start('  memory_limit: 64M', {
+  const r = await start('  memory_limit: 64Mi', {
     outputs: '    - name: ui\n      match: falco\n    - name: file\n      match: falco\n      path: /nonexistent-dir/for/logwarden/test\n      retry_limit: no_retries',
   });
   try {

@@ -37,8 +37,8 @@ const options = {
     port: 9765,
     // Falco k8saudit's webhookMaxBatchSize: 20% above the API server's
     // --audit-webhook-truncate-max-batch-size default (10485760).
-    buffer_max_size: '12M',
-    buffer_max_size_note: "Falco k8saudit's webhookMaxBatchSize: 12M.",
+    buffer_max_size: '12Mi',
+    buffer_max_size_note: "Falco k8saudit's webhookMaxBatchSize: 12Mi (12582912).",
     retry_after: 5,
   }),
   path: {

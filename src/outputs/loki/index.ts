@@ -82,8 +82,8 @@ const options = {
   stream_idle_timeout: { type: 'duration', default: '30m', description: 'How long an unused label set still counts against max_streams' },
   max_line_size: {
     type: 'size',
-    default: '256k',
-    description: "Longer lines are truncated to this size before sending (Loki's default limit; 0: send as is)",
+    default: '256Ki',
+    description: "Longer lines are truncated to this size before sending (Loki's default limit, its 256KB: 262144 bytes; 0: send as is)",
   },
 } satisfies OptionTable;
 

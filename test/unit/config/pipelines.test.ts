@@ -35,7 +35,7 @@ test('default.yaml rotates its files (100 MB, 5 kept, gzipped) instead of growin
   assert.equal(files.length, 2);
   for (const f of files) {
     assert.equal(f.config.rotate, true);
-    assert.equal(f.config.rotate_max_size, 100 * 1024 * 1024);
+    assert.equal(f.config.rotate_max_size, 100_000_000); // 100M, read as Fluent Bit reads it
     assert.equal(f.config.rotate_max_files, 5);
     assert.equal(f.config.rotate_gzip, true);
   }
