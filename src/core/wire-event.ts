@@ -1,15 +1,23 @@
 /**
  * An event as received on the wire: the record stays as its msgpack bytes until something reads
  * it. Outputs that only re-encode records (forward → file json_lines, forward → forward) use
- * `raw` and never build the object; the first read of `record` decodes it once and drops the
- * bytes (the record may then change, so the bytes would be stale).
+ * `raw` and never build the object; filters read fields through a RecordView over `raw`
+ * (src/core/record-view.ts) and record their changes with `edit`, applied to the bytes in one
+ * copy pass when `raw` is next read. The first read of `record` decodes it once, applies the
+ * pending edits to the object and drops the bytes (the record may then change, so the bytes
+ * would be stale).
  */
 import type { EventTime, LogEvent, LogRecord } from './event.js';
 import { decode } from './msgpack.js';
+import { ScanError } from './msgpack-scan.js';
+import { applyEdit, applyEdits, editedIndex, UNSUPPORTED, ViewUnsupported, type Edit, type RecordView } from './record-view.js';
 
 export class WireEvent implements LogEvent {
   #raw: Uint8Array | undefined;
   #record: LogRecord | undefined;
+  #edits: Edit[] | undefined;
+  /** The top-level index of #raw once a view built it (RecordView#idx). */
+  #index: Int32Array | undefined;
   metadata?: LogRecord;
 
   constructor(
@@ -24,8 +32,15 @@ export class WireEvent implements LogEvent {
 
   get record(): LogRecord {
     if (this.#record === undefined) {
-      this.#record = decode(this.#raw!) as LogRecord;
+      let r = decode(this.#raw!) as LogRecord;
+      const edits = this.#edits;
+      if (edits !== undefined) {
+        for (const e of edits) r = applyEdit(r, e);
+        this.#edits = undefined;
+      }
+      this.#record = r;
       this.#raw = undefined;
+      this.#index = undefined;
     }
     return this.#record;
   }
@@ -33,10 +48,82 @@ export class WireEvent implements LogEvent {
   set record(r: LogRecord) {
     this.#record = r;
     this.#raw = undefined;
+    this.#edits = undefined;
+    this.#index = undefined;
   }
 
-  /** The record's msgpack bytes while nobody has read or replaced the record. */
+  /**
+   * Points `view` at the record's bytes with the pending edits applied (`edited`) or without,
+   * with the index the event keeps (built on the first look and kept for the next filters).
+   * False when the record is no longer bytes or its top level cannot be read byte for byte.
+   */
+  open(view: RecordView, edited = true): boolean {
+    if (edited && this.#edits !== undefined) this.#flush();
+    const raw = this.#raw;
+    if (raw === undefined) return false;
+    view.reset(raw, this.#index);
+    if (this.#index !== undefined) return true;
+    if (!view.readable()) return false;
+    this.#index = view.idx;
+    return true;
+  }
+
+  /** The record's msgpack bytes (edits applied) while nobody has read or replaced the record. */
   get raw(): Uint8Array | undefined {
+    if (this.#edits !== undefined) this.#flush();
     return this.#raw;
+  }
+
+  /** Whether the record is still bytes (with or without pending edits). */
+  get isBytes(): boolean {
+    return this.#raw !== undefined;
+  }
+
+  /** Records a change: kept with the bytes, or applied to the record once it was decoded. */
+  edit(e: Edit): void {
+    if (this.#raw === undefined) {
+      this.#record = applyEdit(this.#record!, e);
+      return;
+    }
+    (this.#edits ??= []).push(e);
+  }
+
+  /**
+   * Whether top-level `key` is there after the pending edits, without applying them: the edits
+   * answer for the keys they name, `view` (pointed at the bytes here) for the others.
+   */
+  hasKey(key: string, view: RecordView): boolean {
+    if (this.#raw === undefined) return Object.prototype.hasOwnProperty.call(this.#record, key);
+    const edits = this.#edits;
+    if (edits !== undefined) {
+      for (let i = edits.length - 1; i >= 0; i--) {
+        const e = edits[i]!;
+        if (e.op === 'put' && e.key === key) return true;
+        if (e.op === 'remove' && e.path.length === 1 && e.path[0] === key) return false;
+        if (e.op === 'rename' && e.key !== e.to) {
+          if (e.to === key) return true; // recorded only when its key was there
+          if (e.key === key) return false;
+        }
+      }
+    }
+    if (!this.open(view, false)) throw UNSUPPORTED;
+    return view.has(key);
+  }
+
+  #flush(): void {
+    const edits = this.#edits!;
+    this.#edits = undefined;
+    try {
+      this.#raw = applyEdits(this.#raw!, edits, this.#index);
+      this.#index = editedIndex;
+    } catch (e) {
+      if (!(e instanceof ViewUnsupported) && !(e instanceof ScanError) && !(e instanceof RangeError)) throw e;
+      // Not byte for byte (keys that are not strings, a duplicate key an edit names): the object.
+      let r = decode(this.#raw!) as LogRecord;
+      for (const x of edits) r = applyEdit(r, x);
+      this.#record = r;
+      this.#raw = undefined;
+      this.#index = undefined;
+    }
   }
 }

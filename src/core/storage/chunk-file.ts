@@ -55,9 +55,7 @@ export class CorruptChunk extends Error {
 
 /** Encodes a chunk; returns the preamble+header and the body as two buffers (written back to back). */
 export function encodeChunk(header: ChunkHeader, segments: Segment[], checksum: boolean): { head: Buffer; body: Buffer } {
-  const body = encode(
-    segments.map((s) => [s.tag, s.outputs, s.events.map((e) => (e.metadata === undefined ? [e.time, e.record] : [e.time, e.record, e.metadata]))]),
-  );
+  const body = encodeBody(segments);
   const h = encode(header);
   const head = Buffer.allocUnsafe(PREAMBLE + h.length);
   MAGIC.copy(head, 0);
@@ -67,6 +65,39 @@ export function encodeChunk(header: ChunkHeader, segments: Segment[], checksum: 
   head.writeUInt32BE(checksum ? crc32(body, crc32(h)) : 0, 16);
   h.copy(head, PREAMBLE);
   return { head, body };
+}
+
+function arrayHeader(n: number): Buffer {
+  if (n < 16) return Buffer.from([0x90 | n]);
+  if (n < 0x10000) return Buffer.from([0xdc, n >> 8, n & 0xff]);
+  const b = Buffer.allocUnsafe(5);
+  b[0] = 0xdd;
+  b.writeUInt32BE(n, 1);
+  return b;
+}
+
+const ENTRY2 = Buffer.from([0x92]);
+const ENTRY3 = Buffer.from([0x93]);
+
+/**
+ * The body, the same bytes as encoding it as one value, written by parts: a record still in
+ * its msgpack bytes (WireEvent#raw, edits applied) is copied as is, never decoded for the write.
+ */
+function encodeBody(segments: Segment[]): Buffer {
+  const parts: Buffer[] = [arrayHeader(segments.length)];
+  for (const s of segments) {
+    parts.push(ENTRY3, encode(s.tag), encode(s.outputs), arrayHeader(s.events.length));
+    for (const e of s.events) {
+      const raw = e.raw;
+      if (raw === undefined) {
+        parts.push(encode(e.metadata === undefined ? [e.time, e.record] : [e.time, e.record, e.metadata]));
+        continue;
+      }
+      parts.push(e.metadata === undefined ? ENTRY2 : ENTRY3, encode(e.time), Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength));
+      if (e.metadata !== undefined) parts.push(encode(e.metadata));
+    }
+  }
+  return Buffer.concat(parts);
 }
 
 interface Preamble {

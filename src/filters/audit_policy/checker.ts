@@ -7,6 +7,7 @@
  */
 import type { AuditEvent } from '../../core/audit-event.js';
 import { setField } from '../../core/record-accessor.js';
+import type { RecordView } from '../../core/record-view.js';
 import { LEVELS, type GroupResources, type Level, type Policy, type PolicyRule } from './policy.js';
 
 const RANK: Record<string, number> = { None: 0, Metadata: 1, Request: 2, RequestResponse: 3 };
@@ -46,7 +47,9 @@ interface CompiledRule {
 /** The request attributes a rule sees, read from an Event. */
 interface Attributes {
   user: string | null;
-  groups: readonly unknown[];
+  /** null: read from `view` when a rule asks (most rules name no group). */
+  groups: readonly unknown[] | null;
+  view?: RecordView;
   verb: string;
   resourceRequest: boolean;
   apiGroup: string;
@@ -102,6 +105,75 @@ function attributesOf(event: AuditEvent): Attributes {
     name: '',
     path: q < 0 ? uri : uri.slice(0, q),
   };
+}
+
+const USERNAME = ['user', 'username'];
+const GROUPS = ['user', 'groups'];
+const OBJECT_REF = ['objectRef'];
+const REF = (k: string) => ['objectRef', k];
+const REF_SUB = REF('subresource');
+const REF_GROUP = REF('apiGroup');
+const REF_RESOURCE = REF('resource');
+const REF_NAMESPACE = REF('namespace');
+const REF_NAME = REF('name');
+
+/** attributesOf, read through a view over the Event's bytes (the same answers). */
+function attributesOfView(v: RecordView): Attributes {
+  const u = v.get(USERNAME);
+  const username = typeof u === 'string' && u !== '' ? u : null;
+  const groups = username === null ? [] : null;
+  const verb = str(v.getTop('verb'));
+  if (v.isMapAt(OBJECT_REF)) {
+    const subresource = str(v.get(REF_SUB));
+    return {
+      user: username,
+      groups,
+      view: v,
+      verb,
+      resourceRequest: true,
+      apiGroup: str(v.get(REF_GROUP)),
+      resource: str(v.get(REF_RESOURCE)),
+      subresource,
+      namespace: str(v.get(REF_NAMESPACE)),
+      name: verb === 'create' && subresource === '' ? '' : str(v.get(REF_NAME)),
+      path: '',
+    };
+  }
+  const uri = str(v.getTop('requestURI'));
+  const q = uri.indexOf('?');
+  return {
+    user: username,
+    groups,
+    view: v,
+    verb,
+    resourceRequest: false,
+    apiGroup: '',
+    resource: '',
+    subresource: '',
+    namespace: '',
+    name: '',
+    path: q < 0 ? uri : uri.slice(0, q),
+  };
+}
+
+function groupsOf(a: Attributes): readonly unknown[] {
+  if (a.groups === null) {
+    const g = a.view!.get(GROUPS);
+    a.groups = Array.isArray(g) ? g : [];
+  }
+  return a.groups;
+}
+
+/** What the policy decided for an Event read through a view: the changes, as edits to make. */
+export interface ViewDecision {
+  rule: number;
+  level: Level;
+  /** False when the Event is dropped. */
+  keep: boolean;
+  dropRequest: boolean;
+  dropResponse: boolean;
+  /** The level to write, or null when the Event's own level stays. */
+  setLevel: Level | null;
 }
 
 function setOrNull(list: string[]): Set<string> | null {
@@ -169,7 +241,7 @@ function matches(r: CompiledRule, a: Attributes): boolean {
   if (r.groups !== null) {
     if (a.user === null) return false;
     let hit = false;
-    for (const g of a.groups) {
+    for (const g of groupsOf(a)) {
       if (typeof g === 'string' && r.groups.has(g)) {
         hit = true;
         break;
@@ -265,6 +337,47 @@ export class CompiledPolicy {
 
   constructor(readonly policy: Policy) {
     this.rules = policy.rules.map((r, i) => compileRule(r, i, policy));
+  }
+
+  private rule(a: Attributes): CompiledRule | null {
+    for (const r of this.rules) if (matches(r, a)) return r;
+    return null;
+  }
+
+  /**
+   * apply() for an Event read through a view over its bytes: the same decision, given as the
+   * changes to record (in `d`). False when the answer needs the decoded Event (managedFields to strip from
+   * a body that stays).
+   */
+  applyView(v: RecordView, d: ViewDecision): boolean {
+    const rule = this.rule(attributesOfView(v));
+    d.dropRequest = d.dropResponse = false;
+    d.setLevel = null;
+    if (rule === null) {
+      d.rule = -1;
+      d.level = 'None';
+      d.keep = false;
+      return true;
+    }
+    d.rule = rule.index;
+    const own = v.getTop('level');
+    const ownRank = typeof own === 'string' ? RANK[own] ?? 3 : 3;
+    const rank = Math.min(RANK[rule.level]!, ownRank);
+    const level = LEVELS[rank]!;
+    d.level = level;
+    const stage = v.getTop('stage');
+    if (rank === 0 || (typeof stage === 'string' && rule.omitStages.has(stage))) {
+      d.keep = false;
+      return true;
+    }
+    d.keep = true;
+    const hasRequest = v.has('requestObject');
+    const hasResponse = v.has('responseObject');
+    d.dropRequest = rank < 2 && hasRequest;
+    d.dropResponse = rank < 3 && hasResponse;
+    if (rule.omitManagedFields && ((hasRequest && !d.dropRequest) || (hasResponse && !d.dropResponse))) return false;
+    if (own !== level) d.setLevel = level;
+    return true;
   }
 
   /**

@@ -10,7 +10,9 @@ import type { RawSection } from '../../config/schema.js';
 import type { LogEvent, LogRecord } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
 import { setField } from '../../core/record-accessor.js';
-import { CompiledPolicy, copyWithout, withKey } from './checker.js';
+import { CompiledPolicy, copyWithout, withKey, type ViewDecision } from './checker.js';
+import { sharedView, UNSUPPORTED, type Edit } from '../../core/record-view.js';
+import { WireEvent } from '../../core/wire-event.js';
 import { LEVELS, loadPolicyFile, parseInlinePolicy, type Policy } from './policy.js';
 
 export interface AuditPolicyConfig {
@@ -116,11 +118,42 @@ export const auditPolicy: FilterPlugin<AuditPolicyConfig> = {
       return out;
     };
 
+    // Records still in bytes are read through a view; the level cut is recorded as edits.
+    const view = sharedView;
+    const d: ViewDecision = { rule: -1, level: 'None', keep: false, dropRequest: false, dropResponse: false, setLevel: null };
+    const dropRequest: Edit = { op: 'remove', path: ['requestObject'] };
+    const dropResponse: Edit = { op: 'remove', path: ['responseObject'] };
+    const setLevel = new Map<string, Edit>(LEVELS.map((l) => [l, { op: 'put', key: 'level', value: l, move: false }]));
+    /** Decides an Event from its bytes: 1 kept, 0 dropped, -1 when it must be decoded. */
+    const fromBytes = (e: WireEvent): number => {
+      try {
+        if (!e.open(view)) return -1;
+        const kind = view.getTop('kind');
+        const api = view.getTop('apiVersion');
+        if (kind !== 'Event' || typeof api !== 'string' || !api.startsWith('audit.k8s.io/')) return -1;
+        if (!checker.applyView(view, d)) return -1;
+      } catch (err) {
+        if (err === UNSUPPORTED) return -1;
+        throw err;
+      }
+      counts[rank.get(d.level)! * 2 + (d.keep ? 0 : 1)]!++;
+      if (!d.keep) return 0;
+      if (d.dropRequest) e.edit(dropRequest);
+      if (d.dropResponse) e.edit(dropResponse);
+      if (d.setLevel !== null) e.edit(setLevel.get(d.setLevel)!);
+      return 1;
+    };
+
     return {
       filter(events) {
         const out: LogEvent[] = [];
         let nonAudit = 0;
         for (const e of events) {
+          if (keyName === undefined && e instanceof WireEvent && e.isBytes) {
+            const kept = fromBytes(e);
+            if (kept === 1) out.push(e);
+            if (kept >= 0) continue;
+          }
           let read = readAuditValue(e.record, keyName);
           // A record that is itself an Event (parsed earlier in the pipeline) is still filtered:
           // passing it unchanged could let through bodies the policy removes.

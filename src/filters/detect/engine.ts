@@ -11,7 +11,8 @@
  */
 import type { EvalContext, Pred } from './compile.js';
 import { NOT_AUDIT, parseEventsText, splitAuditEvents } from './events.js';
-import { eventTime, newAuditEvent, timeOfDay, type AuditEvent } from './fields.js';
+import { eventTime, newAuditEvent, timeOfDay, viewAuditEvent, type AuditEvent } from './fields.js';
+import type { RecordView } from '../../core/record-view.js';
 import { rawNanos } from './output.js';
 import type { CompiledRule, RuleSet } from './loader.js';
 import { SOURCE } from './loader.js';
@@ -57,6 +58,14 @@ export class Engine {
   private readonly fieldOrder = new Map<CompiledRule, string[]>();
   private isoSec = NaN;
   private isoPrefix = '';
+  // The event being detected on and where its alerts go: one callback for every event.
+  private cur: AuditEvent | null = null;
+  private curAlert: ((record: Record<string, unknown>, r: ActiveRule, ev: AuditEvent) => void) | null = null;
+  private readonly onMatch = (r: ActiveRule): void => {
+    const ev = this.cur!;
+    if (!eventTime(ev)) return;
+    this.curAlert!(this.alert(r), r, ev);
+  };
 
   constructor(
     readonly ruleSet: RuleSet,
@@ -167,15 +176,28 @@ export class Engine {
       stats.notAudit++;
       return;
     }
-    for (const obj of objs) {
-      const ev = newAuditEvent(obj, this.opts.hostname);
-      stats.events++;
-      this.evaluate(ev, (r) => {
-        if (!eventTime(ev)) return;
-        onAlert(this.alert(r), r, ev);
-      });
-      if (ev.timeState === 2) stats.invalidTime++;
+    for (const obj of objs) this.one(newAuditEvent(obj, this.opts.hostname), onAlert, stats);
+  }
+
+  /**
+   * detect() for one Event read through `view` (pointed at its bytes, `kind` Event): fields are
+   * read by path, the event is never decoded unless a field takes it whole.
+   */
+  detectView(view: RecordView, onAlert: (record: Record<string, unknown>, r: ActiveRule, ev: AuditEvent) => void, stats: DetectStats): void {
+    this.one(viewAuditEvent(view, this.opts.hostname), onAlert, stats);
+  }
+
+  private one(ev: AuditEvent, onAlert: (record: Record<string, unknown>, r: ActiveRule, ev: AuditEvent) => void, stats: DetectStats): void {
+    stats.events++;
+    this.cur = ev;
+    this.curAlert = onAlert;
+    try {
+      this.evaluate(ev, this.onMatch);
+    } finally {
+      this.cur = null;
+      this.curAlert = null;
     }
+    if (ev.timeState === 2) stats.invalidTime++;
   }
 
   /** The alert record of a rule that matched the event being evaluated (Falco's JSON output). */

@@ -11,27 +11,99 @@
  * from upstream extraction bugs are listed in docs/detect.md.
  */
 import { toJSONLine } from '../../core/json.js';
+import { UNSUPPORTED, type RecordView } from '../../core/record-view.js';
 import { hostname as osHostname } from 'node:os';
 
 export type ValueType = 'str' | 'list' | 'num';
 export type FieldValue = string | string[] | number | undefined;
 
 /**
- * One audit event as rules see it: the event object and its time, parsed from stageTimestamp
- * only when something needs it (jevt.rawtime, evt.*, an alert); see eventTime().
+ * One audit event as rules see it: the event object, or a view over its msgpack bytes (fields
+ * are then read by path without decoding the event; `obj` decodes it for the few fields that
+ * take the whole event), and its time, parsed from stageTimestamp only when something needs it
+ * (jevt.rawtime, evt.*, an alert); see eventTime().
  */
-export interface AuditEvent {
-  obj: Record<string, unknown>;
-  /** Falco's evt.hostname. */
-  hostname: string;
+export class AuditEvent {
+  #obj: Record<string, unknown> | undefined;
+  /** 0: not read yet, 1: the event has a top-level auditID, 2: it has none. */
+  auditID: 0 | 1 | 2 = 0;
   /** 0: not parsed yet, 1: sec/nsec valid, 2: stageTimestamp missing or not RFC 3339. */
-  timeState: 0 | 1 | 2;
-  sec: number;
-  nsec: number;
+  timeState: 0 | 1 | 2 = 0;
+  sec = 0;
+  nsec = 0;
+
+  constructor(
+    obj: Record<string, unknown> | undefined,
+    /** Over the event's bytes while they are read in place; null once decoded. */
+    public view: RecordView | null,
+    /** Falco's evt.hostname. */
+    public hostname: string,
+  ) {
+    this.#obj = obj;
+  }
+
+  /** The event object (decoded from the bytes on first use). */
+  get obj(): Record<string, unknown> {
+    if (this.#obj === undefined) this.#obj = this.view!.decode();
+    return this.#obj;
+  }
+
+  /** Top-level `k` (a fixed key, never an Object.prototype name). */
+  top(k: string): unknown {
+    const v = this.view;
+    if (v !== null) {
+      try {
+        return v.getTop(k);
+      } catch (e) {
+        this.decoded(e);
+      }
+    }
+    return this.obj[k];
+  }
+
+  /** The value at fixed keys `keys` (at() at each step). */
+  at(keys: readonly string[]): unknown {
+    const v = this.view;
+    if (v !== null) {
+      try {
+        return v.get(keys);
+      } catch (e) {
+        this.decoded(e);
+      }
+    }
+    return path(this.obj, keys);
+  }
+
+  /** The value at rule-given keys `keys` (atOwn at each step). */
+  atOwn(keys: readonly string[]): unknown {
+    const v = this.view;
+    if (v !== null) {
+      try {
+        return v.get(keys);
+      } catch (e) {
+        this.decoded(e);
+      }
+    }
+    let x: unknown = this.obj;
+    for (let i = 0; i < keys.length && x !== undefined; i++) x = atOwn(x, keys[i]!);
+    return x;
+  }
+
+  /** The view could not answer byte for byte: the event is decoded and read as an object from now on. */
+  private decoded(e: unknown): void {
+    if (e !== UNSUPPORTED) throw e;
+    this.#obj = this.view!.decode();
+    this.view = null;
+  }
 }
 
 export function newAuditEvent(obj: Record<string, unknown>, hostname: string): AuditEvent {
-  return { obj, hostname, timeState: 0, sec: 0, nsec: 0 };
+  return new AuditEvent(obj, null, hostname);
+}
+
+/** An audit event read through `view` (pointed at its bytes) until a field needs the whole event. */
+export function viewAuditEvent(view: RecordView, hostname: string): AuditEvent {
+  return new AuditEvent(undefined, view, hostname);
 }
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9})\d*)?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
@@ -47,7 +119,7 @@ let lastSec = 0;
  */
 export function eventTime(ev: AuditEvent): boolean {
   if (ev.timeState !== 0) return ev.timeState === 1;
-  const ts = ev.obj.stageTimestamp;
+  const ts = ev.top('stageTimestamp');
   if (typeof ts !== 'string') {
     ev.timeState = 2;
     return false;
@@ -156,21 +228,13 @@ function scalarAt(...keys: string[]): Extractor {
   if (keys.length === 1) {
     const k = keys[0]!;
     return (ev) => {
-      const v = ev.obj[k];
-      return v === undefined ? undefined : typeof v === 'string' ? v : valueText(v);
-    };
-  }
-  if (keys.length === 2) {
-    const [k1, k2] = keys as [string, string];
-    return (ev) => {
-      const o = ev.obj[k1];
-      const v = o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[k2] : undefined;
+      const v = ev.top(k);
       return v === undefined ? undefined : typeof v === 'string' ? v : valueText(v);
     };
   }
   return (ev) => {
-    const v = path(ev.obj, keys);
-    return v === undefined ? undefined : valueText(v);
+    const v = ev.at(keys);
+    return v === undefined ? undefined : typeof v === 'string' ? v : valueText(v);
   };
 }
 
@@ -181,7 +245,7 @@ function nonEmpty(list: string[]): string[] | undefined {
 /** A list field read from an array at a fixed path (extractFromKeys for a list field). */
 function arrayAt(...keys: string[]): Extractor {
   return (ev) => {
-    const v = path(ev.obj, keys);
+    const v = ev.at(keys);
     if (!Array.isArray(v)) return undefined;
     return nonEmpty(v.map(valueText));
   };
@@ -224,7 +288,7 @@ function walkStrings(...keys: string[]): (arg: string | undefined) => Extractor 
   return (arg) => {
     const index = indexOf(arg);
     return (ev) => {
-      const vals = walk(ev.obj, index, keys);
+      const vals = walk(ev.top(keys[0]!), index, keys, 1);
       if (!vals) return undefined;
       const out: string[] = [];
       for (const v of vals) if (v !== undefined) out.push(valueText(v));
@@ -233,9 +297,16 @@ function walkStrings(...keys: string[]): (arg: string | undefined) => Extractor 
   };
 }
 
+const CONTAINER_PATHS = new Map<string, readonly string[]>();
+function containerPath(kind: string): readonly string[] {
+  let p = CONTAINER_PATHS.get(kind);
+  if (p === undefined) CONTAINER_PATHS.set(kind, (p = ['requestObject', 'spec', kind]));
+  return p;
+}
+
 /** The entries of a pod container list (`[i]`: entry i only), or undefined. */
 function containers(ev: AuditEvent, kind: string, index: number): unknown[] | undefined {
-  const list = path(ev.obj, ['requestObject', 'spec', kind]);
+  const list = ev.at(containerPath(kind));
   if (!Array.isArray(list)) return undefined;
   if (index < 0) return list;
   return index < list.length ? [list[index]] : undefined;
@@ -301,12 +372,13 @@ function perContainerSecCtx(kind: string, ...keys: string[]): (arg: string | und
  * Kubernetes paths.)
  */
 function perContainerEffective(kind: string, key: string): (arg: string | undefined) => Extractor {
+  const podPath = ['requestObject', 'spec', 'securityContext', key];
   return (arg) => {
     const index = indexOf(arg);
     return (ev) => {
       const list = containers(ev, kind, index);
       if (!list) return undefined;
-      const podValue = path(ev.obj, ['requestObject', 'spec', 'securityContext', key]);
+      const podValue = ev.at(podPath);
       const dflt = podValue === undefined ? '0' : valueText(podValue);
       const out: string[] = [];
       for (const c of list) {
@@ -354,10 +426,19 @@ export function imageRepository(image: string): string {
   return s;
 }
 
+const SUBJECTS = ['requestObject', 'subjects'];
+const VOLUME_TYPE_KEYS = ['requestObject', 'spec', 'volumes', ''];
+const RULES = ['requestObject', 'rules'];
+const SPEC_PORTS = ['requestObject', 'spec', 'ports'];
+const SPEC_VOLUMES = ['requestObject', 'spec', 'volumes'];
+const RESPONSE_NAME = ['responseObject', 'metadata', 'name'];
+const REF_RESOURCE = ['objectRef', 'resource'];
+const REF_SUBRESOURCE = ['objectRef', 'subresource'];
+
 /** Names of binding subjects of one kind (entries missing kind or name skipped). */
 function subjectNames(kind: string, withNamespace = false): Extractor {
   return (ev) => {
-    const subjects = path(ev.obj, ['requestObject', 'subjects']);
+    const subjects = ev.at(SUBJECTS);
     if (!Array.isArray(subjects)) return undefined;
     const out: string[] = [];
     for (const s of subjects) {
@@ -379,7 +460,7 @@ function roleRules(key: string): (arg: string | undefined) => Extractor {
   return (arg) => {
     const index = indexOf(arg);
     return (ev) => {
-      let rules = path(ev.obj, ['requestObject', 'rules']);
+      let rules = ev.at(RULES);
       if (!Array.isArray(rules)) return undefined;
       if (index >= 0) {
         if (index >= rules.length) return undefined;
@@ -408,13 +489,12 @@ function jsonValue(arg: string | undefined): Extractor {
   if (segs.length === 1 && !(segs[0]! in Object.prototype)) {
     const k = segs[0]!;
     return (ev) => {
-      const v = ev.obj[k];
+      const v = ev.top(k);
       return v === undefined ? undefined : typeof v === 'string' ? v : valueText(v);
     };
   }
   return (ev) => {
-    let v: unknown = ev.obj;
-    for (let i = 0; i < segs.length && v !== undefined; i++) v = atOwn(v, segs[i]!);
+    const v = ev.atOwn(segs);
     return v === undefined ? undefined : valueText(v);
   };
 }
@@ -499,7 +579,7 @@ const K8S: FieldInfo[] = [
   def('ka.uri.param', 'str', 'key', 'First value of a query-string parameter of the request URI', (arg) => {
     const name = arg!;
     return (ev) => {
-      const uri = ev.obj.requestURI;
+      const uri = ev.top('requestURI');
       if (uri === undefined) return undefined;
       const q = valueText(uri).indexOf('?');
       if (q < 0) return undefined;
@@ -514,11 +594,10 @@ const K8S: FieldInfo[] = [
   def('ka.target.resource', 'str', 'none', 'Resource acted on', none(scalarAt('objectRef', 'resource'))),
   def('ka.target.subresource', 'str', 'none', 'Subresource acted on', none(scalarAt('objectRef', 'subresource'))),
   def('ka.target.pod.name', 'str', 'none', 'Pod name of a plain pod request (no subresource)', () => (ev) => {
-    const ref = ev.obj.objectRef;
-    if (at(ref, 'resource') !== 'pods') return undefined;
-    const sub = at(ref, 'subresource');
+    if (ev.at(REF_RESOURCE) !== 'pods') return undefined;
+    const sub = ev.at(REF_SUBRESOURCE);
     if (sub !== undefined && sub !== '') return undefined;
-    const v = path(ev.obj, ['responseObject', 'metadata', 'name']);
+    const v = ev.at(RESPONSE_NAME);
     return v === undefined ? undefined : valueText(v);
   }),
   def('ka.req.binding.subjects', 'list', 'none', 'Subjects of a (Cluster)RoleBinding (JSON text each)', none(arrayAt('requestObject', 'subjects'))),
@@ -562,7 +641,7 @@ const K8S: FieldInfo[] = [
   def('ka.req.service.ports', 'list', 'index', 'Service ports as JSON text (`[i]`: port i)', (arg) => {
     const index = indexOf(arg);
     return (ev) => {
-      const ports = path(ev.obj, ['requestObject', 'spec', 'ports']);
+      const ports = ev.at(SPEC_PORTS);
       if (ports === undefined) return undefined;
       if (index < 0) return [valueText(ports)];
       if (!Array.isArray(ports) || index >= ports.length) return undefined;
@@ -575,7 +654,7 @@ const K8S: FieldInfo[] = [
     const prefix = a.endsWith('*') ? a.slice(0, -1) : undefined;
     const paths = walkStrings('requestObject', 'spec', 'volumes', 'hostPath', 'path')(undefined);
     return (ev) => {
-      const v = path(ev.obj, ['requestObject', 'spec', 'volumes']);
+      const v = ev.at(SPEC_VOLUMES);
       if (v === undefined) return undefined;
       const list = (paths(ev) as string[] | undefined) ?? [];
       for (const p of list) if (prefix !== undefined ? p.startsWith(prefix) : p === a) return 'true';
@@ -586,7 +665,7 @@ const K8S: FieldInfo[] = [
   def('ka.req.pod.volumes.volume_type', 'list', 'index', 'Volume source types of the pod volumes', (arg) => {
     const index = indexOf(arg);
     return (ev) => {
-      const vals = walk(ev.obj, index, ['requestObject', 'spec', 'volumes', '']);
+      const vals = walk(ev.top('requestObject'), index, VOLUME_TYPE_KEYS, 1);
       if (!vals) return undefined;
       const out: string[] = [];
       for (const v of vals) {
@@ -603,7 +682,7 @@ const K8S: FieldInfo[] = [
   def('ka.sourceips', 'list', 'index', 'Client source IPs (`[i]`: entry i)', (arg) => {
     const index = indexOf(arg);
     return (ev) => {
-      const ips = ev.obj.sourceIPs;
+      const ips = ev.top('sourceIPs');
       if (!Array.isArray(ips)) return undefined;
       if (index < 0) return nonEmpty(ips.map(valueText));
       return index < ips.length ? [valueText(ips[index])] : undefined;
@@ -620,7 +699,10 @@ function auditOnly(f: FieldInfo): FieldInfo {
     ...f,
     make(arg) {
       const x = f.make(arg);
-      return (ev) => (ev.obj.auditID === undefined ? undefined : x(ev));
+      return (ev) => {
+        if (ev.auditID === 0) ev.auditID = ev.top('auditID') === undefined ? 2 : 1;
+        return ev.auditID === 2 ? undefined : x(ev);
+      };
     },
   };
 }

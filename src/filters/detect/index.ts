@@ -12,6 +12,8 @@ import { readAuditValue } from '../../core/audit-event.js';
 import { EventTime, type LogEvent } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
 import { Engine, newStats } from './engine.js';
+import { sharedView, UNSUPPORTED } from '../../core/record-view.js';
+import { WireEvent } from '../../core/wire-event.js';
 import { DEFAULT_HOSTNAME } from './fields.js';
 import { RuleLoadError, RuleLoader, formatMessage, type RuleSet } from './loader.js';
 import { PRIORITY_VALUES, parsePriority } from './priority.js';
@@ -167,7 +169,23 @@ export const detect: FilterPlugin<DetectConfig> = {
       alerts.push({ tag, time: new EventTime(ev.sec, ev.nsec), record });
     };
 
+    const view = sharedView;
+    /** An Event still in bytes is evaluated through a view; false when it must be decoded. */
+    const fromBytes = (e: WireEvent): boolean => {
+      try {
+        if (!e.open(view) || view.getTop('kind') !== 'Event') return false;
+      } catch (err) {
+        if (err === UNSUPPORTED) return false;
+        throw err;
+      }
+      const invalid = stats.invalidTime;
+      engine.detectView(view, onAlert, stats);
+      if (stats.invalidTime !== invalid) warn('invalid_stage_timestamp', 'audit event without a valid RFC 3339 stageTimestamp', e);
+      return true;
+    };
+
     const one = (e: LogEvent) => {
+      if (keyName === undefined && e instanceof WireEvent && e.isBytes && fromBytes(e)) return;
       const read = readAuditValue(e.record, keyName);
       if ('error' in read) {
         warn(read.error, `${read.error}${read.detail ? `: ${read.detail}` : ''}${keyName === undefined ? '' : ` (key_name ${keyName})`}`, e);

@@ -18,6 +18,8 @@ import type { LogRecord } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
 import { AccessorSyntaxError, compileAccessor, hasField, setField, type RecordAccessor } from '../../core/record-accessor.js';
 import { compileRegex, RegexError, type SafeRegex } from '../../core/safe-regex.js';
+import { sharedView, type Edit, type RecordView } from '../../core/record-view.js';
+import { WireEvent } from '../../core/wire-event.js';
 import { optionPos, orderedEntries, splitArgs } from './args.js';
 
 const RULES_1 = ['remove', 'remove_wildcard', 'remove_regex', 'move_to_start', 'move_to_end'] as const;
@@ -56,6 +58,8 @@ const options = {
 
 type Rule = (r: LogRecord) => LogRecord;
 type Condition = (r: LogRecord) => boolean;
+/** The same rule on a record still in bytes: recorded as an edit (src/core/record-view.ts). */
+type EditRule = (e: WireEvent, view: RecordView) => void;
 
 function prefixOf(p: string): string {
   return p.endsWith('*') ? p.slice(0, -1) : p;
@@ -79,9 +83,12 @@ function stringOf(v: unknown): string | undefined {
   return undefined;
 }
 
-function compile(section: RawSection): { rules: Rule[]; conditions: Condition[] } {
+function compile(section: RawSection): { rules: Rule[]; conditions: Condition[]; editRules: EditRule[] | null } {
   const rules: Rule[] = [];
   const conditions: Condition[] = [];
+  // set, add, remove, rename and hard_rename without conditions are edits; any other rule or a
+  // condition works on the decoded record.
+  let editRules: EditRule[] | null = [];
   const names = new Set<string>([...RULES_1, ...RULES_2, 'condition']);
   for (const [option, value] of orderedEntries(section, names)) {
     const where = optionPos(section, option);
@@ -176,12 +183,49 @@ function compile(section: RawSection): { rules: Rule[]; conditions: Condition[] 
           break;
         }
       }
+      editRules = null;
       continue;
     }
 
     const arity = (RULES_1 as readonly string[]).includes(option) ? 1 : 2;
     if (a.length !== arity) fail(arity === 1 ? 'expected KEY' : 'expected KEY VALUE');
     const [k, v] = a as [string, string];
+    const edits = editRules;
+    switch (option) {
+      case 'set': {
+        const ed: Edit = { op: 'put', key: k, value: v, move: true };
+        edits?.push((e) => e.edit(ed));
+        break;
+      }
+      case 'add': {
+        const ed: Edit = { op: 'put', key: k, value: v, move: false };
+        edits?.push((e, view) => {
+          if (!e.hasKey(k, view)) e.edit(ed);
+        });
+        break;
+      }
+      case 'remove': {
+        const ed: Edit = { op: 'remove', path: [k] };
+        edits?.push((e) => e.edit(ed));
+        break;
+      }
+      case 'rename': {
+        const ed: Edit = { op: 'rename', key: k, to: v };
+        edits?.push((e, view) => {
+          if (e.hasKey(k, view) && !e.hasKey(v, view)) e.edit(ed);
+        });
+        break;
+      }
+      case 'hard_rename': {
+        const ed: Edit = { op: 'rename', key: k, to: v };
+        edits?.push((e, view) => {
+          if (k !== v && e.hasKey(k, view)) e.edit(ed);
+        });
+        break;
+      }
+      default:
+        editRules = null;
+    }
     switch (option) {
       case 'set':
         rules.push((r) => {
@@ -250,7 +294,7 @@ function compile(section: RawSection): { rules: Rule[]; conditions: Condition[] 
   if (rules.length === 0) {
     throw new ConfigError('modify has no rule (set, add, remove, remove_wildcard, remove_regex, rename, hard_rename, copy, hard_copy, move_to_start, move_to_end)', section.pos);
   }
-  return { rules, conditions };
+  return { rules, conditions, editRules };
 }
 
 export const modifyFilter: FilterPlugin = {
@@ -262,10 +306,16 @@ export const modifyFilter: FilterPlugin = {
     compile(section);
   },
   create(_config, ctx): FilterInstance {
-    const { rules, conditions } = compile(ctx.section);
+    const { rules, conditions, editRules } = compile(ctx.section);
+    const view = sharedView;
     return {
       filter(events) {
         for (const e of events) {
+          // A record still in bytes whose top level reads byte for byte takes the edits.
+          if (editRules !== null && e instanceof WireEvent && e.open(view, false)) {
+            for (const r of editRules) r(e, view);
+            continue;
+          }
           let ok = true;
           for (const c of conditions) {
             if (!c(e.record)) {

@@ -22,6 +22,8 @@ import type { LogEvent, LogRecord } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin, LogParser, ParsedRecord } from '../../core/plugin.js';
 import { AccessorSyntaxError, compileAccessor, hasField, setField, type RecordAccessor } from '../../core/record-accessor.js';
 import { unescapeString } from '../../parsers/formats.js';
+import { sharedView } from '../../core/record-view.js';
+import { WireEvent } from '../../core/wire-event.js';
 import { optionPos, WarnLimiter } from '../modify/args.js';
 
 interface ParserFilterConfig {
@@ -121,6 +123,7 @@ export const parserFilter: FilterPlugin<ParserFilterConfig> = {
       return out;
     };
 
+    const view = sharedView;
     return {
       filter(events: LogEvent[]) {
         let parsedCount = 0;
@@ -128,6 +131,11 @@ export const parserFilter: FilterPlugin<ParserFilterConfig> = {
         let missing = 0;
         let notString = 0;
         for (const e of events) {
+          // A record still in bytes without the key passes without being decoded.
+          if (!accessor && e instanceof WireEvent && e.open(view, false) && !e.hasKey(key, view)) {
+            missing++;
+            continue;
+          }
           let v = accessor ? accessor.get(e.record) : hasField(e.record, key) ? e.record[key] : undefined;
           if (v === undefined) {
             missing++;

@@ -12,6 +12,9 @@ import { auditPolicy } from '../../../src/filters/audit_policy/index.js';
 import { CompiledPolicy } from '../../../src/filters/audit_policy/checker.js';
 import { parsePolicyText } from '../../../src/filters/audit_policy/policy.js';
 import { EventTime, type LogEvent } from '../../../src/core/event.js';
+import { toJSONLine } from '../../../src/core/json.js';
+import { decode, encode } from '../../../src/core/msgpack.js';
+import { WireEvent } from '../../../src/core/wire-event.js';
 import { conformanceDir } from '../../support/paths.js';
 import { buildFilters, counterValue, tempDir, writePipeline } from '../../support/filter-pipeline.js';
 
@@ -49,11 +52,17 @@ function removePath(root: unknown, path: string): void {
   delete node[last];
 }
 
-async function runCase(c: Case, policyOption: Record<string, unknown>, dir: string): Promise<void> {
+/**
+ * `wire`: the event arrives as msgpack bytes (a WireEvent, as from the forward input), so the
+ * filter reads it through a view and records the level cut as edits: the bytes it writes and the
+ * record it decodes must be the object path's, key order included.
+ */
+async function runCase(c: Case, policyOption: Record<string, unknown>, dir: string, wire = false): Promise<void> {
   const file = writePipeline(dir, { pipeline: { filters: [{ name: 'audit_policy', match: '*', ...policyOption }] } });
   const { filters, metrics } = await buildFilters(file, auditPolicy);
   const input = structuredClone(c.event);
-  const event: LogEvent = { tag: 'kube.audit', time: new EventTime(1741701774, 385417000), record: input };
+  const time = new EventTime(1741701774, 385417000);
+  const event: LogEvent = wire ? new WireEvent('kube.audit', time, encode(input)) : { tag: 'kube.audit', time, record: input };
   const out = filters[0]!.filter([event], { emit: () => assert.fail('audit_policy must not emit') });
 
   assert.deepEqual(input, c.event, 'the input event must not be changed');
@@ -73,7 +82,15 @@ async function runCase(c: Case, policyOption: Record<string, unknown>, dir: stri
   expected.level = level;
   assert.equal(out[0]!.tag, 'kube.audit');
   assert.equal(out[0]!.time, event.time);
+  if (wire) {
+    const raw = out[0]!.raw;
+    // Stripping managedFields from a body that stays is done on the decoded Event.
+    const strips = /omitManagedFields:\s*true/.test(c.policy) && c.expect.dropped_fields.some((f) => f.endsWith('managedFields'));
+    assert.equal(raw !== undefined, !strips, strips ? 'managedFields are stripped on the object' : 'the kept event is still bytes');
+    if (raw !== undefined) assert.equal(toJSONLine(decode(raw)), toJSONLine(expected), 'the edited bytes are the object path\'s record');
+  }
   assert.deepEqual(out[0]!.record, expected);
+  assert.equal(toJSONLine(out[0]!.record), toJSONLine(expected), 'same key order');
 }
 
 test('k8s audit policy conformance cases', async (t) => {
@@ -88,6 +105,7 @@ test('k8s audit policy conformance cases', async (t) => {
       const policyFile = join(dir, `policy-${i}.yaml`);
       writeFileSync(policyFile, c.policy);
       await runCase(c, { policy_file: `policy-${i}.yaml` }, dir);
+      await runCase(c, { policy: c.policy }, dir, true);
     });
   }
 });

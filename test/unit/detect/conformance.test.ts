@@ -9,7 +9,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { Engine, detectEventsText } from '../../../src/filters/detect/engine.js';
+import { Engine, detectEventsText, newStats } from '../../../src/filters/detect/engine.js';
+import { parseEventsText } from '../../../src/filters/detect/events.js';
+import { toJSONLine } from '../../../src/core/json.js';
+import { encode } from '../../../src/core/msgpack.js';
+import { RecordView } from '../../../src/core/record-view.js';
 import { RuleLoader } from '../../../src/filters/detect/loader.js';
 import { parsePriority } from '../../../src/filters/detect/priority.js';
 import { falcoCorpus } from '../../support/paths.js';
@@ -48,9 +52,26 @@ describe('falco k8s_audit conformance (cases.yaml)', () => {
         hostname: 'conformance',
       });
       const alerts: Array<{ rule: string; priority: number }> = [];
-      const { messages } = detectEventsText(engine, readFileSync(join(dir, 'events', c.events), 'utf8'), (_rec, r) =>
-        alerts.push({ rule: r.rule.name, priority: r.rule.priority }),
-      );
+      const records: string[] = [];
+      const text = readFileSync(join(dir, 'events', c.events), 'utf8');
+      const { messages } = detectEventsText(engine, text, (rec, r) => {
+        alerts.push({ rule: r.rule.name, priority: r.rule.priority });
+        records.push(toJSONLine(rec));
+      });
+      // The same events as msgpack bytes read through a view: the same alert records.
+      const view = new RecordView();
+      const fromBytes: string[] = [];
+      const stats = newStats();
+      for (const { value } of parseEventsText(text).values) {
+        const each = (v: unknown) => {
+          const onAlert = (rec: Record<string, unknown>) => fromBytes.push(toJSONLine(rec));
+          if (v !== null && typeof v === 'object' && (v as Record<string, unknown>).kind === 'Event') engine.detectView(view.reset(encode(v)), onAlert, stats);
+          else engine.detect(v, onAlert, stats);
+        };
+        if (Array.isArray(value)) value.forEach(each);
+        else each(value);
+      }
+      assert.deepEqual(fromBytes, records, 'alerts from the bytes');
       const summary = JSON.stringify(alerts.map((a) => a.rule));
       if (c.expect.detect) assert.ok(alerts.length > 0, `expected at least one alert, got none`);
       else assert.equal(alerts.length, 0, `expected no alert, got ${summary}`);

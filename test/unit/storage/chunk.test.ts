@@ -81,3 +81,28 @@ test('torn, bit-flipped and foreign files are told apart', () => {
   const broken = Buffer.concat([plain.head, Buffer.alloc(plain.body.length, 0xc1)]);
   assert.equal(reason(() => decodeChunk(broken)), 'format');
 });
+
+test('records still in bytes (edits pending, metadata) are stored as the same bytes as their objects', async () => {
+  const { encode } = await import('../../../src/core/msgpack.js');
+  const { WireEvent } = await import('../../../src/core/wire-event.js');
+  const records = [{ a: 1, b: { c: 'x' } }, { big: 2n ** 60n, s: 'é' }, { k: [1, 2, 3] }];
+  const wire = (r: Record<string, unknown>, i: number, meta?: Record<string, unknown>) => {
+    const e = new WireEvent('t', new EventTime(1700000000 + i, i), encode(r), meta);
+    e.edit({ op: 'put', key: 'cluster', value: 'bench', move: false });
+    e.edit({ op: 'remove', path: ['a'] });
+    return e;
+  };
+  const plain = (r: Record<string, unknown>, i: number, meta?: Record<string, unknown>): LogEvent => {
+    const rec = structuredClone(r) as Record<string, unknown>;
+    rec.cluster = 'bench';
+    delete rec.a;
+    return meta === undefined ? { tag: 't', time: new EventTime(1700000000 + i, i), record: rec } : { tag: 't', time: new EventTime(1700000000 + i, i), record: rec, metadata: meta };
+  };
+  const seg = (events: LogEvent[]): Segment[] => [{ tag: 't', outputs: [0], events }, { tag: 'u', outputs: [0, 1], events: events.slice(1) }];
+  const header = { input: 'forward.0', outputs: ['a', 'b'], records: 5, created: 1 };
+  const fromBytes = encodeChunk(header, seg(records.map((r, i) => wire(r, i, i === 1 ? { m: 1 } : undefined))), true);
+  const fromObjects = encodeChunk(header, seg(records.map((r, i) => plain(r, i, i === 1 ? { m: 1 } : undefined))), true);
+  assert.deepEqual(Buffer.concat([fromBytes.head, fromBytes.body]), Buffer.concat([fromObjects.head, fromObjects.body]));
+  const back = decodeChunk(Buffer.concat([fromBytes.head, fromBytes.body]));
+  assert.deepEqual(back.segments[0]!.events[1]!.record, { big: 2n ** 60n, s: 'é', cluster: 'bench' });
+});

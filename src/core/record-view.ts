@@ -1,0 +1,883 @@
+/**
+ * Records as their msgpack bytes. A RecordView reads fields by path (`user.username`,
+ * `objectRef.resource`) by scanning the bytes, without decoding the record: the top-level map is
+ * indexed once per record, a nested path scans only the maps on its way, and only the value found
+ * is decoded. Edits (remove a path, put a top-level key, rename one) are recorded on the event
+ * (WireEvent) and applied to the bytes in one copy pass when something reads them
+ * (`applyEdits`), or to the decoded object (`applyEdit`) when something reads the record.
+ *
+ * Everything answers as decoding the record would (src/core/msgpack.ts): a duplicate key reads
+ * as its last value and keeps its first place, a `__proto__` key is data like any other. Where a
+ * view cannot answer byte for byte (a map key that is not a string, truncated bytes) it throws
+ * the one ViewUnsupported instance and the caller decodes instead. The work is bounded by the
+ * bytes: every step moves forward through the buffer, nothing recurses per nesting level but
+ * the maps a path or an edit names.
+ */
+import { decode, encode } from './msgpack.js';
+import { readU32, skipValue } from './msgpack-scan.js';
+
+export type PathPart = string | number;
+
+/** Thrown where a view cannot answer as decoding would; the caller decodes the record. */
+export class ViewUnsupported extends Error {}
+export const UNSUPPORTED = new ViewUnsupported('record view: the record must be decoded');
+
+/** A change recorded on an event instead of applied to a decoded record. */
+export type Edit =
+  /** Deletes the value at `path` (map keys and array indexes on the way; the last part a map key). */
+  | { readonly op: 'remove'; readonly path: readonly PathPart[] }
+  /** Sets top-level `key`: in its place when it exists (`move` false) or moved to the end (`move` true). */
+  | { readonly op: 'put'; readonly key: string; readonly value: unknown; readonly move: boolean }
+  /** Renames top-level `key` to `to` in its place; an existing `to` is removed. */
+  | { readonly op: 'rename'; readonly key: string; readonly to: string };
+
+const EMPTY = Buffer.alloc(0);
+const NO_INDEX = new Int32Array(0);
+let scratch = new Int32Array(160);
+const keyCache = new Map<string, Buffer>();
+
+/** The UTF-8 bytes of a key (keys come from configuration and rules: a bounded set). */
+export function keyBytes(k: string): Buffer {
+  let b = keyCache.get(k);
+  if (b === undefined) {
+    if (keyCache.size >= 4096) keyCache.clear();
+    b = Buffer.from(k, 'utf8');
+    keyCache.set(k, b);
+  }
+  return b;
+}
+
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+// Results of the header readers (no tuple per call).
+let S = 0;
+let E = 0;
+
+/** A str header at `p`: sets S/E to the string's bytes; false when the value is no str. */
+function strAt(b: Buffer, p: number): boolean {
+  const t = b[p]!;
+  if (t >= 0xa0 && t <= 0xbf) {
+    S = p + 1;
+    E = S + (t & 0x1f);
+  } else if (t === 0xd9) {
+    S = p + 2;
+    E = S + b[p + 1]!;
+  } else if (t === 0xda) {
+    S = p + 3;
+    E = S + ((b[p + 1]! << 8) | b[p + 2]!);
+  } else if (t === 0xdb) {
+    S = p + 5;
+    E = S + readU32(b, p + 1);
+  } else return false;
+  if (E > b.length) throw UNSUPPORTED;
+  return true;
+}
+
+/** Map header at `p`: the number of entries (S = first entry), or -1. */
+function mapAt(b: Buffer, p: number): number {
+  const t = b[p]!;
+  if (t >= 0x80 && t <= 0x8f) {
+    S = p + 1;
+    return t & 0x0f;
+  }
+  if (t === 0xde) {
+    if (p + 3 > b.length) throw UNSUPPORTED;
+    S = p + 3;
+    return (b[p + 1]! << 8) | b[p + 2]!;
+  }
+  if (t === 0xdf) {
+    if (p + 5 > b.length) throw UNSUPPORTED;
+    S = p + 5;
+    return readU32(b, p + 1);
+  }
+  return -1;
+}
+
+/** Array header at `p`: the number of items (S = first item), or -1. */
+function arrayAt(b: Buffer, p: number): number {
+  const t = b[p]!;
+  if (t >= 0x90 && t <= 0x9f) {
+    S = p + 1;
+    return t & 0x0f;
+  }
+  if (t === 0xdc) {
+    if (p + 3 > b.length) throw UNSUPPORTED;
+    S = p + 3;
+    return (b[p + 1]! << 8) | b[p + 2]!;
+  }
+  if (t === 0xdd) {
+    if (p + 5 > b.length) throw UNSUPPORTED;
+    S = p + 5;
+    return readU32(b, p + 1);
+  }
+  return -1;
+}
+
+/** bin and ext values decode to Buffers (or EventTime / Date): objects whose properties a path could reach. */
+function isBinOrExt(t: number): boolean {
+  return (t >= 0xc4 && t <= 0xc9) || (t >= 0xd4 && t <= 0xd8);
+}
+
+function eq(b: Buffer, s: number, e: number, k: Buffer): boolean {
+  const n = k.length;
+  if (e - s !== n) return false;
+  for (let i = 0; i < n; i++) if (b[s + i] !== k[i]) return false;
+  return true;
+}
+
+function same(b: Buffer, x: number, y: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (b[x + i] !== b[y + i]) return false;
+  return true;
+}
+
+function skip(b: Buffer, p: number): number {
+  try {
+    return skipValue(b, p);
+  } catch {
+    throw UNSUPPORTED;
+  }
+}
+
+const INDEX = /^(0|[1-9][0-9]*)$/;
+
+/** An array index given as a path part: a number, or a string in canonical decimal form. */
+function indexPart(part: PathPart): number {
+  if (typeof part === 'number') return part;
+  return INDEX.test(part) ? Number(part) : -1;
+}
+
+/** Containers up to this size are built here: the codec's fixed cost per call is more. */
+const SMALL = 512;
+const SMALL_DEPTH = 16;
+class NeedsCodec extends Error {}
+const NEEDS_CODEC = new NeedsCodec();
+
+/**
+ * The value at `p` as decode() gives it, for what this reads exactly (ASCII strings, integers up
+ * to 32 bits, float64, nil, booleans, maps with ASCII string keys, arrays); NEEDS_CODEC for the
+ * rest. Sets E to the offset after the value.
+ */
+function small(b: Buffer, p: number, depth: number): unknown {
+  const t = b[p]!;
+  if (t <= 0x7f) {
+    E = p + 1;
+    return t;
+  }
+  if (t >= 0xe0) {
+    E = p + 1;
+    return t - 0x100;
+  }
+  if (strAt(b, p)) {
+    const a = S;
+    const z = E;
+    for (let i = a; i < z; i++) if (b[i]! >= 0x80) throw NEEDS_CODEC;
+    return (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(a, z);
+  }
+  if (depth > SMALL_DEPTH) throw NEEDS_CODEC;
+  const items = arrayAt(b, p);
+  if (items >= 0) {
+    const out = new Array<unknown>(items);
+    let q = S;
+    for (let i = 0; i < items; i++) {
+      if (q >= b.length) throw UNSUPPORTED;
+      out[i] = small(b, q, depth + 1);
+      q = E;
+    }
+    E = q;
+    return out;
+  }
+  const entries = mapAt(b, p);
+  if (entries >= 0) {
+    const out: Record<string, unknown> = {};
+    let q = S;
+    for (let i = 0; i < entries; i++) {
+      if (q >= b.length || !strAt(b, q)) throw NEEDS_CODEC;
+      const a = S;
+      const z = E;
+      for (let j = a; j < z; j++) if (b[j]! >= 0x80) throw NEEDS_CODEC;
+      const key = (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(a, z);
+      if (z >= b.length) throw UNSUPPORTED;
+      const v = small(b, z, depth + 1);
+      q = E;
+      if (key === '__proto__') Object.defineProperty(out, key, { value: v, writable: true, enumerable: true, configurable: true });
+      else out[key] = v;
+    }
+    E = q;
+    return out;
+  }
+  if (p + 1 > b.length) throw UNSUPPORTED;
+  switch (t) {
+    case 0xc0:
+      E = p + 1;
+      return null;
+    case 0xc2:
+      E = p + 1;
+      return false;
+    case 0xc3:
+      E = p + 1;
+      return true;
+  }
+  let v: number;
+  switch (t) {
+    case 0xcc:
+      E = p + 2;
+      v = b[p + 1]!;
+      break;
+    case 0xcd:
+      E = p + 3;
+      v = (b[p + 1]! << 8) | b[p + 2]!;
+      break;
+    case 0xce:
+      E = p + 5;
+      v = readU32(b, p + 1);
+      break;
+    case 0xd0:
+      E = p + 2;
+      v = (b[p + 1]! << 24) >> 24;
+      break;
+    case 0xd1:
+      E = p + 3;
+      v = (((b[p + 1]! << 8) | b[p + 2]!) << 16) >> 16;
+      break;
+    case 0xd2:
+      E = p + 5;
+      v = (b[p + 1]! << 24) | (b[p + 2]! << 16) | (b[p + 3]! << 8) | b[p + 4]!;
+      break;
+    case 0xcb:
+      E = p + 9;
+      if (E > b.length) throw UNSUPPORTED;
+      return b.readDoubleBE(p + 1);
+    default:
+      throw NEEDS_CODEC; // float32, 64-bit integers, bin, ext
+  }
+  if (E > b.length) throw UNSUPPORTED;
+  return v;
+}
+
+/** Decodes the value in `b[s, e)` as decode() would. */
+function valueAt(b: Buffer, s: number, e: number): unknown {
+  if (e - s <= SMALL) {
+    try {
+      return small(b, s, 0);
+    } catch (err) {
+      if (err !== NEEDS_CODEC) throw err;
+    }
+    return decode(b.subarray(s, e));
+  }
+  const t = b[s]!;
+  if (t <= 0x7f) return t;
+  if (t >= 0xe0) return t - 0x100;
+  if (strAt(b, s)) {
+    const a = S;
+    const z = E;
+    let ascii = true;
+    for (let i = a; i < z; i++) {
+      if (b[i]! >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(a, z);
+    return decode(b.subarray(s, e));
+  }
+  switch (t) {
+    case 0xc0:
+      return null;
+    case 0xc2:
+      return false;
+    case 0xc3:
+      return true;
+    case 0xcc:
+      return b[s + 1]!;
+    case 0xcd:
+      return b.readUInt16BE(s + 1);
+    case 0xce:
+      return b.readUInt32BE(s + 1);
+    case 0xd0:
+      return b.readInt8(s + 1);
+    case 0xd1:
+      return b.readInt16BE(s + 1);
+    case 0xd2:
+      return b.readInt32BE(s + 1);
+    case 0xcb:
+      return b.readDoubleBE(s + 1);
+    default:
+      // maps, arrays, float32, 64-bit integers, bin, ext: the codec's own reading
+      return decode(b.subarray(s, e));
+  }
+}
+
+/**
+ * A view over one record's msgpack bytes (a map). Reusable: `reset` points it at the next record;
+ * the top-level index is built on the first read and kept until then.
+ */
+export class RecordView {
+  b: Buffer = EMPTY;
+  /** The bytes as given to reset (the identity that keeps the index). */
+  src: Uint8Array = EMPTY;
+  // The top-level index: five offsets per entry (key header, key bytes start and end, value
+  // start and end). Kept by the event (WireEvent) with its bytes, so each filter of the chain
+  // reads a record without scanning it again; applyEdits writes the index of what it produces.
+  /** Top-level entries indexed, or -1 before the first read. */
+  n = -1;
+  idx: Int32Array = NO_INDEX;
+  /** The value the last `find` found: its bytes are `b[vStart, vEnd)`. */
+  vStart = 0;
+  vEnd = 0;
+
+  /** Points the view at a record; `index` is its top-level index when known (RecordView#idx). */
+  reset(bytes: Uint8Array, index?: Int32Array): this {
+    if (bytes === this.src && this.n >= 0) return this; // the same record: keep its index
+    this.src = bytes;
+    this.b = asBuffer(bytes);
+    if (index !== undefined) {
+      this.idx = index;
+      this.n = index.length / 5;
+    } else this.n = -1;
+    return this;
+  }
+
+  /** Whether the top level can be read byte for byte (a map with string keys); indexes it. */
+  readable(): boolean {
+    try {
+      if (this.n < 0) this.index();
+      return true;
+    } catch (e) {
+      if (e === UNSUPPORTED) return false;
+      throw e;
+    }
+  }
+
+  private index(): void {
+    const b = this.b;
+    const count = mapAt(b, 0);
+    if (count < 0) throw UNSUPPORTED;
+    let p = S;
+    let x = scratch;
+    let i = 0;
+    for (; i < count; i++) {
+      if (p >= b.length) throw UNSUPPORTED;
+      if (!strAt(b, p)) throw UNSUPPORTED;
+      if (i * 5 + 5 > x.length) {
+        const g = new Int32Array(x.length * 2);
+        g.set(x);
+        scratch = x = g;
+      }
+      const o = i * 5;
+      x[o] = p;
+      x[o + 1] = S;
+      x[o + 2] = E;
+      x[o + 3] = E;
+      p = skip(b, E);
+      x[o + 4] = p;
+    }
+    this.idx = x.slice(0, i * 5);
+    this.n = i;
+  }
+
+  /** The entry of top-level key `k` (the last one, as decoding keeps the last), or -1. */
+  private top(k: Buffer): number {
+    if (this.n < 0) this.index();
+    const b = this.b;
+    const x = this.idx;
+    for (let i = this.n - 1; i >= 0; i--) if (eq(b, x[i * 5 + 1]!, x[i * 5 + 2]!, k)) return i;
+    return -1;
+  }
+
+  /** Whether the record has top-level key `key`. */
+  has(key: string): boolean {
+    return this.top(keyBytes(key)) >= 0;
+  }
+
+  /** The value of top-level key `key`, or undefined. */
+  getTop(key: string): unknown {
+    const i = this.top(keyBytes(key));
+    return i < 0 ? undefined : valueAt(this.b, this.idx[i * 5 + 3]!, this.idx[i * 5 + 4]!);
+  }
+
+  /**
+   * Finds the value at `path` (map keys; array indexes as numbers or decimal strings): true and
+   * vStart/vEnd set, or false when a step is missing or not a map / array.
+   */
+  find(path: readonly PathPart[]): boolean {
+    const first = path[0];
+    if (typeof first !== 'string') return false;
+    const i = this.top(keyBytes(first));
+    if (i < 0) return false;
+    const b = this.b;
+    let p = this.idx[i * 5 + 3]!;
+    let e = this.idx[i * 5 + 4]!;
+    for (let j = 1; j < path.length; j++) {
+      const part = path[j]!;
+      const t = b[p]!;
+      const items = arrayAt(b, p);
+      if (items >= 0) {
+        const idx = indexPart(part);
+        if (idx < 0 || idx >= items) return false;
+        p = S;
+        for (let k = 0; k < idx; k++) p = skip(b, p);
+        e = skip(b, p);
+        continue;
+      }
+      const entries = mapAt(b, p);
+      if (entries < 0 || typeof part !== 'string') {
+        if (isBinOrExt(t)) throw UNSUPPORTED; // a Buffer's own properties: leave it to the object
+        return false;
+      }
+      const k = keyBytes(part);
+      let q = S;
+      let found = -1;
+      let foundEnd = -1;
+      for (let m = 0; m < entries; m++) {
+        if (q >= b.length || !strAt(b, q)) throw UNSUPPORTED;
+        const hit = eq(b, S, E, k);
+        q = E;
+        const end = skip(b, q);
+        if (hit) {
+          found = q;
+          foundEnd = end;
+        }
+        q = end;
+      }
+      if (found < 0) return false;
+      p = found;
+      e = foundEnd;
+    }
+    this.vStart = p;
+    this.vEnd = e;
+    return true;
+  }
+
+  /** The value at `path`, decoded, or undefined. */
+  get(path: readonly PathPart[]): unknown {
+    if (path.length === 1 && typeof path[0] === 'string') return this.getTop(path[0]);
+    return this.find(path) ? valueAt(this.b, this.vStart, this.vEnd) : undefined;
+  }
+
+  /** Whether the value at `path` is a map (an object once decoded). */
+  isMapAt(path: readonly PathPart[]): boolean {
+    return this.find(path) && mapAt(this.b, this.vStart) >= 0;
+  }
+
+  /** The whole record, decoded. */
+  decode(): Record<string, unknown> {
+    return decode(this.b) as Record<string, unknown>;
+  }
+}
+
+/**
+ * One view for every filter: filters run one after the other (synchronously) and point it at
+ * each record they read, with the index the record keeps (WireEvent).
+ */
+export const sharedView = new RecordView();
+
+// ---------------------------------------------------------------------------------------------
+// Edits on a decoded record
+
+const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
+
+function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+  else obj[key] = value;
+}
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+/**
+ * Applies one edit to a decoded record (changing it) and returns the record; the reference for
+ * what `applyEdits` does to the bytes.
+ */
+export function applyEdit(r: Record<string, unknown>, e: Edit): Record<string, unknown> {
+  switch (e.op) {
+    case 'put':
+      if (e.move && hasOwn(r, e.key)) delete r[e.key];
+      setOwn(r, e.key, e.value);
+      return r;
+    case 'remove': {
+      let cur: unknown = r;
+      const last = e.path.length - 1;
+      for (let i = 0; i < last; i++) {
+        const part = e.path[i]!;
+        if (Array.isArray(cur)) {
+          const idx = indexPart(part);
+          if (idx < 0 || idx >= cur.length) return r;
+          cur = cur[idx];
+        } else if (isObj(cur) && typeof part === 'string' && hasOwn(cur, part)) cur = cur[part];
+        else return r;
+      }
+      const end = e.path[last]!;
+      if (isObj(cur) && typeof end === 'string' && hasOwn(cur, end)) delete cur[end];
+      return r;
+    }
+    case 'rename': {
+      if (!hasOwn(r, e.key) || e.key === e.to) return r;
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(r)) {
+        if (k === e.to) continue;
+        setOwn(out, k === e.key ? e.to : k, r[k]);
+      }
+      return out;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Edits on the bytes
+
+/** A growing output buffer for spliced records. */
+class Out {
+  buf = Buffer.allocUnsafe(64 * 1024);
+  len = 0;
+  ensure(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.len + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.len);
+    this.buf = next;
+  }
+  copy(b: Buffer, s: number, e: number): void {
+    const n = e - s;
+    this.ensure(n);
+    if (n < 64) {
+      // Buffer#copy's fixed cost (a view object per call) is more than a short loop.
+      const o = this.buf;
+      let p = this.len;
+      for (let i = s; i < e; i++) o[p++] = b[i]!;
+      this.len = p;
+    } else this.len += b.copy(this.buf, this.len, s, e);
+  }
+  mapHeader(n: number): void {
+    this.ensure(5);
+    const o = this.buf;
+    if (n < 16) o[this.len++] = 0x80 | n;
+    else if (n < 0x10000) {
+      o[this.len++] = 0xde;
+      o[this.len++] = n >> 8;
+      o[this.len++] = n & 0xff;
+    } else {
+      o[this.len++] = 0xdf;
+      o.writeUInt32BE(n, this.len);
+      this.len += 4;
+    }
+  }
+  arrayHeader(n: number): void {
+    this.ensure(5);
+    const o = this.buf;
+    if (n < 16) o[this.len++] = 0x90 | n;
+    else if (n < 0x10000) {
+      o[this.len++] = 0xdc;
+      o[this.len++] = n >> 8;
+      o[this.len++] = n & 0xff;
+    } else {
+      o[this.len++] = 0xdd;
+      o.writeUInt32BE(n, this.len);
+      this.len += 4;
+    }
+  }
+  str(s: string): void {
+    const n = Buffer.byteLength(s, 'utf8');
+    this.ensure(n + 5);
+    const o = this.buf;
+    if (n < 32) o[this.len++] = 0xa0 | n;
+    else if (n < 0x100) {
+      o[this.len++] = 0xd9;
+      o[this.len++] = n;
+    } else if (n < 0x10000) {
+      o[this.len++] = 0xda;
+      o[this.len++] = n >> 8;
+      o[this.len++] = n & 0xff;
+    } else {
+      o[this.len++] = 0xdb;
+      o.writeUInt32BE(n, this.len);
+      this.len += 4;
+    }
+    this.len += o.write(s, this.len, 'utf8');
+  }
+  value(v: unknown): void {
+    if (typeof v === 'string') this.str(v);
+    else {
+      const enc = encode(v);
+      this.copy(enc, 0, enc.length);
+    }
+  }
+}
+
+const out = new Out();
+
+// Top-level slots of the record being spliced (reused: applyEdits is synchronous).
+let slotHead = new Int32Array(64); // offset of the key's header (original keys)
+let slotKs = new Int32Array(64);
+let slotKe = new Int32Array(64);
+let slotVs = new Int32Array(64); // original value bytes, -1 when the value is new
+let slotVe = new Int32Array(64);
+const slotKey: Array<string | null> = []; // key text when the key is new (put, rename)
+const slotVal: unknown[] = [];
+const slotNested: Array<PathPart[][] | null> = [];
+const slotLive: boolean[] = [];
+let slots = 0;
+// Where applyEdits wrote each entry (key bytes, value bytes) in its output.
+/** The top-level index of the bytes the last applyEdits returned (RecordView#idx's form). */
+export let editedIndex: Int32Array = NO_INDEX;
+
+function growSlots(): void {
+  const g = (a: Int32Array) => {
+    const x = new Int32Array(a.length * 2);
+    x.set(a);
+    return x;
+  };
+  slotHead = g(slotHead);
+  slotKs = g(slotKs);
+  slotKe = g(slotKe);
+  slotVs = g(slotVs);
+  slotVe = g(slotVe);
+}
+
+function newSlot(): number {
+  if (slots >= slotKs.length) growSlots();
+  const i = slots++;
+  slotKey[i] = null;
+  slotVal[i] = undefined;
+  slotNested[i] = null;
+  slotLive[i] = true;
+  return i;
+}
+
+function slotIs(b: Buffer, i: number, key: string, kb: Buffer): boolean {
+  const k = slotKey[i];
+  return k !== null ? k === key : eq(b, slotKs[i]!, slotKe[i]!, kb);
+}
+
+function findSlot(b: Buffer, key: string): number {
+  const kb = keyBytes(key);
+  for (let i = 0; i < slots; i++) if (slotLive[i] && slotIs(b, i, key, kb)) return i;
+  return -1;
+}
+
+/**
+ * The record `bytes` (a msgpack map) with `edits` applied, as new msgpack bytes: the same record
+ * as decoding, applying each edit (applyEdit) and encoding would give. Values the edits do not
+ * touch are copied byte for byte. Throws UNSUPPORTED where that cannot be done byte for byte.
+ */
+export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: Int32Array): Buffer {
+  const b = asBuffer(bytes);
+  const count = mapAt(b, 0);
+  if (count < 0) throw UNSUPPORTED;
+  slots = 0;
+  let p = S;
+  // The bytes' index, when a filter read them already: no scan then.
+  const v = index !== undefined && index.length === count * 5 ? index : null;
+  for (let i = 0; i < count; i++) {
+    let head: number;
+    let ks: number;
+    let ke: number;
+    let ve: number;
+    if (v !== null) {
+      head = v[i * 5]!;
+      ks = v[i * 5 + 1]!;
+      ke = v[i * 5 + 2]!;
+      ve = v[i * 5 + 4]!;
+    } else {
+      if (p >= b.length) throw UNSUPPORTED;
+      head = p;
+      if (!strAt(b, p)) throw UNSUPPORTED;
+      ks = S;
+      ke = E;
+      ve = skip(b, ke);
+    }
+    const vs = ke;
+    p = ve;
+    // A duplicate key keeps its first place and takes the last value, as decoding.
+    let dup = -1;
+    for (let j = 0; j < slots; j++) {
+      if (slotKe[j]! - slotKs[j]! === ke - ks && same(b, ks, slotKs[j]!, ke - ks)) {
+        dup = j;
+        break;
+      }
+    }
+    const s = dup >= 0 ? dup : newSlot();
+    if (dup < 0) {
+      slotHead[s] = head;
+      slotKs[s] = ks;
+      slotKe[s] = ke;
+    }
+    slotVs[s] = vs;
+    slotVe[s] = ve;
+  }
+  if (p !== b.length) throw UNSUPPORTED;
+  for (const e of edits) {
+    switch (e.op) {
+      case 'put': {
+        let s = findSlot(b, e.key);
+        if (s >= 0 && e.move) {
+          slotLive[s] = false;
+          s = -1;
+        }
+        if (s < 0) {
+          s = newSlot();
+          slotKey[s] = e.key;
+        }
+        slotVs[s] = -1;
+        slotVal[s] = e.value;
+        slotNested[s] = null;
+        break;
+      }
+      case 'remove': {
+        const first = e.path[0];
+        if (typeof first !== 'string') break;
+        const s = findSlot(b, first);
+        if (s < 0) break;
+        if (e.path.length === 1) slotLive[s] = false;
+        else {
+          if (slotVs[s] === -1) throw UNSUPPORTED; // inside a value an edit put: leave it to the object
+          (slotNested[s] ??= []).push(e.path.slice(1) as PathPart[]);
+        }
+        break;
+      }
+      case 'rename': {
+        if (e.key === e.to) break;
+        const s = findSlot(b, e.key);
+        if (s < 0) break;
+        const t = findSlot(b, e.to);
+        if (t >= 0) slotLive[t] = false;
+        slotKey[s] = e.to;
+        break;
+      }
+    }
+  }
+  let live = 0;
+  for (let i = 0; i < slots; i++) if (slotLive[i]) live++;
+  out.len = 0;
+  out.mapHeader(live);
+  const o = new Int32Array(live * 5);
+  let n = 0;
+  // Entries that stay as they are and follow each other in the bytes are copied as one run.
+  let runStart = -1;
+  let runEnd = -1;
+  let runOut = 0; // where the run starts in the output
+  for (let i = 0; i < slots; i++) {
+    if (!slotLive[i]) continue;
+    const k = slotKey[i];
+    if (k === null && slotVs[i] !== -1 && slotNested[i] === null && slotVs[i] === slotKe[i]) {
+      const head = slotHead[i]!;
+      if (head !== runEnd) {
+        if (runStart >= 0) out.copy(b, runStart, runEnd);
+        runStart = head;
+        runOut = out.len;
+      }
+      runEnd = slotVe[i]!;
+      const d = runOut - runStart;
+      o[n * 5] = head + d;
+      o[n * 5 + 1] = slotKs[i]! + d;
+      o[n * 5 + 2] = slotKe[i]! + d;
+      o[n * 5 + 3] = slotVs[i]! + d;
+      o[n * 5 + 4] = slotVe[i]! + d;
+      n++;
+      continue;
+    }
+    if (runStart >= 0) out.copy(b, runStart, runEnd);
+    runStart = runEnd = -1;
+    o[n * 5] = out.len;
+    if (k === null) {
+      const d = out.len - slotHead[i]!;
+      out.copy(b, slotHead[i]!, slotKe[i]!);
+      o[n * 5 + 1] = slotKs[i]! + d;
+      o[n * 5 + 2] = slotKe[i]! + d;
+    } else {
+      out.str(k);
+      o[n * 5 + 2] = out.len;
+      o[n * 5 + 1] = out.len - Buffer.byteLength(k, 'utf8');
+    }
+    o[n * 5 + 3] = out.len;
+    if (slotVs[i] === -1) out.value(slotVal[i]);
+    else {
+      const nested = slotNested[i];
+      if (nested === null) out.copy(b, slotVs[i]!, slotVe[i]!);
+      else writeWithout(b, slotVs[i]!, slotVe[i]!, nested);
+    }
+    o[n * 5 + 4] = out.len;
+    n++;
+    slotVal[i] = undefined;
+    slotNested[i] = null;
+  }
+  if (runStart >= 0) out.copy(b, runStart, runEnd);
+  const result = Buffer.allocUnsafe(out.len);
+  out.buf.copy(result, 0, 0, out.len);
+  editedIndex = o;
+  return result;
+}
+
+/** Writes the value at `b[s, e)` without the values at `paths` (relative to it). */
+function writeWithout(b: Buffer, s: number, e: number, paths: PathPart[][]): void {
+  const items = arrayAt(b, s);
+  if (items >= 0) {
+    // Array items are never removed (the last part of a path is a map key): recurse into the
+    // items the paths name, copy the rest.
+    let q = S;
+    out.copy(b, s, q);
+    for (let i = 0; i < items; i++) {
+      const end = skip(b, q);
+      let sub: PathPart[][] | null = null;
+      for (const path of paths) {
+        if (path.length > 1 && indexPart(path[0]!) === i) (sub ??= []).push(path.slice(1));
+      }
+      if (sub === null) out.copy(b, q, end);
+      else writeWithout(b, q, end, sub);
+      q = end;
+    }
+    return;
+  }
+  const entries = mapAt(b, s);
+  if (entries < 0) {
+    if (isBinOrExt(b[s]!)) throw UNSUPPORTED;
+    out.copy(b, s, e); // not a container: the path is missing, nothing to remove
+    return;
+  }
+  const first = S;
+  // First pass: how many entries stay.
+  let q = first;
+  let kept = 0;
+  const hits = new Int32Array(paths.length);
+  for (let m = 0; m < entries; m++) {
+    if (q >= b.length || !strAt(b, q)) throw UNSUPPORTED;
+    if (!removes(b, S, E, paths)) kept++;
+    for (let i = 0; i < paths.length; i++) {
+      const part = paths[i]![0]!;
+      // A key a path names twice: decoding keeps one value; leave that to the object path.
+      if (typeof part === 'string' && eq(b, S, E, keyBytes(part)) && ++hits[i]! > 1) throw UNSUPPORTED;
+    }
+    q = skip(b, E);
+  }
+  out.mapHeader(kept);
+  q = first;
+  for (let m = 0; m < entries; m++) {
+    strAt(b, q);
+    const head = q;
+    const ks = S;
+    const ke = E;
+    const end = skip(b, ke);
+    q = end;
+    if (removes(b, ks, ke, paths)) continue;
+    let sub: PathPart[][] | null = null;
+    for (const path of paths) {
+      const part = path[0]!;
+      if (path.length > 1 && typeof part === 'string' && eq(b, ks, ke, keyBytes(part))) (sub ??= []).push(path.slice(1));
+    }
+    out.copy(b, head, ke);
+    if (sub === null) out.copy(b, ke, end);
+    else writeWithout(b, ke, end, sub);
+  }
+}
+
+function removes(b: Buffer, ks: number, ke: number, paths: PathPart[][]): boolean {
+  for (const path of paths) {
+    const part = path[0]!;
+    if (path.length === 1 && typeof part === 'string' && eq(b, ks, ke, keyBytes(part))) return true;
+  }
+  return false;
+}
+
