@@ -16,6 +16,8 @@ import type { LogRecord } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
 import { hasField, setField } from '../../core/record-accessor.js';
 import { optionPos, rawOption, splitArgs } from '../modify/args.js';
+import { sharedView, type Edit } from '../../core/record-view.js';
+import { WireEvent } from '../../core/wire-event.js';
 
 interface RecordModifierConfig {
   record?: string[];
@@ -98,11 +100,20 @@ export const recordModifierFilter: FilterPlugin<RecordModifierConfig> = {
         setField(r, uuidKey, randomUUID());
       }
     };
+    // Only appending (record, uuid_key): edits on records still in bytes, which keep a field.
+    const puts: Edit[] | null = matcher === undefined ? records.map(([k, v]) => ({ op: 'put', key: k, value: v, move: true })) : null;
+    const appends = puts !== null && (puts.length > 0 || uuidKey !== undefined);
     return {
       filter(events) {
         let out: typeof events | undefined;
         for (let i = 0; i < events.length; i++) {
           const e = events[i]!;
+          if (appends && e instanceof WireEvent && e.open(sharedView, false)) {
+            for (const p of puts!) e.edit(p);
+            if (uuidKey !== undefined) e.edit({ op: 'put', key: uuidKey, value: randomUUID(), move: true });
+            out?.push(e);
+            continue;
+          }
           apply(e.record);
           // A record left without any field is dropped, as Fluent Bit does.
           let empty = true;

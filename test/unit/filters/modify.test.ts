@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { modifyFilter } from '../../../src/filters/modify/index.js';
+import { EventTime, type LogEvent } from '../../../src/core/event.js';
+import { toJSONLine } from '../../../src/core/json.js';
+import { decode, encode } from '../../../src/core/msgpack.js';
+import { WireEvent } from '../../../src/core/wire-event.js';
 import type { FilterInstance } from '../../../src/core/plugin.js';
 import { tempDir, writePipeline } from '../../support/filter-pipeline.js';
 import { buildWithParsers, ev, loadErrors, run } from '../../support/parsers-pipeline.js';
@@ -10,9 +14,14 @@ async function modify(...filters: Array<Record<string, unknown>>): Promise<Filte
   return (await buildWithParsers(file, modifyFilter)).filters;
 }
 
+/** The filters' record; the same (key order included) when the record arrives as msgpack bytes. */
 function through(filters: FilterInstance[], record: Record<string, unknown>): Record<string, unknown> {
-  let events = [ev(record)];
+  let wire: LogEvent[] = [new WireEvent('app.log', new EventTime(1700000000, 0), encode(record))];
+  for (const f of filters) wire = run(f, wire).out;
+  let events = [ev(structuredClone(record))];
   for (const f of filters) events = run(f, events).out;
+  const raw = wire[0]!.raw;
+  assert.equal(toJSONLine(raw !== undefined ? decode(raw) : wire[0]!.record), toJSONLine(events[0]!.record), 'from bytes');
   return events[0]!.record;
 }
 

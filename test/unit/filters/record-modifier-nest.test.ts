@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nestFilter } from '../../../src/filters/nest/index.js';
+import { EventTime } from '../../../src/core/event.js';
+import { toJSONLine } from '../../../src/core/json.js';
+import { decode, encode } from '../../../src/core/msgpack.js';
+import { WireEvent } from '../../../src/core/wire-event.js';
 import { recordModifierFilter } from '../../../src/filters/record_modifier/index.js';
 import type { AnyPlugin, FilterInstance } from '../../../src/core/plugin.js';
 import { tempDir, writePipeline } from '../../support/filter-pipeline.js';
@@ -10,7 +14,14 @@ async function one(plugin: AnyPlugin, options: Record<string, unknown>): Promise
   const file = writePipeline(tempDir(), { pipeline: { filters: [{ name: plugin.name, match: '*', ...options }] } });
   return (await buildWithParsers(file, plugin)).filters[0]!;
 }
-const apply = (f: FilterInstance, r: Record<string, unknown>) => run(f, [ev(r)]).out[0]!.record;
+/** The filter's record, checked to be the same (key order included) when the record arrives as msgpack bytes. */
+const apply = (f: FilterInstance, r: Record<string, unknown>) => {
+  const fromBytes = run(f, [new WireEvent('app.log', new EventTime(1700000000, 0), encode(r))]).out[0]!;
+  const got = run(f, [ev(structuredClone(r))]).out[0]!.record;
+  const raw = fromBytes.raw;
+  assert.equal(toJSONLine(raw !== undefined ? decode(raw) : fromBytes.record), toJSONLine(got), 'from bytes');
+  return got;
+};
 const MEM = () => ({ 'Mem.total': 1016024, 'Mem.used': 716672, 'Mem.free': 299352, 'Swap.total': 2064376, 'Swap.used': 32656, 'Swap.free': 2031720 });
 
 test('record_modifier: record appends (the value is the rest of the line), replacing a same-named key', async () => {
@@ -44,8 +55,9 @@ test('record_modifier: a record left without any field is dropped, as Fluent Bit
 });
 
 test('record_modifier: uuid_key adds a v4 UUID per record', async () => {
-  const f = await one(recordModifierFilter, { uuid_key: 'uuid' });
-  const { out } = run(f, [ev({}), ev({})]);
+  const f = await one(recordModifierFilter, { uuid_key: 'uuid', record: 'a b' });
+  const { out } = run(f, [ev({}), new WireEvent('t', new EventTime(1, 0), encode({ uuid: 'old', x: 1 }))]);
+  assert.deepEqual(Object.keys(out[1]!.record), ['x', 'a', 'uuid'], 'from bytes, in Fluent Bit order');
   assert.match(String(out[0]!.record.uuid), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   assert.notEqual(out[0]!.record.uuid, out[1]!.record.uuid);
 });
