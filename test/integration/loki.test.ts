@@ -7,8 +7,11 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 import { ConfigErrors } from '../../src/config/errors.js';
 import { EventTime } from '../../src/core/event.js';
+import { encode } from '../../src/core/msgpack.js';
+import { WireEvent } from '../../src/core/wire-event.js';
 import { lokiOutput } from '../../src/outputs/loki/index.js';
 import { LokiServer } from '../support/loki-server.js';
 import { events, startPipeline, tempDir, type RunningPipeline } from '../support/output-pipeline.js';
@@ -51,6 +54,44 @@ describe('loki output', () => {
     await running?.stop(2);
     running = undefined;
   };
+
+  test('records still in msgpack bytes (edits pending) give the same streams, labels, lines and metadata', async () => {
+    const options = {
+      encoding: 'json',
+      labels: "job=audit, $level, user=$user['name'], $cluster",
+      auto_kubernetes_labels: 'on',
+      structured_metadata: '$trace',
+      tenant_id_key: "$meta['tenant']",
+      remove_keys: 'secret',
+    };
+    const t0 = EventTime.now();
+    const recs = [
+      { level: 'info', user: { name: 'alice' }, msg: 'é "q"', trace: 't1', meta: { tenant: 'a' }, secret: 1, kubernetes: { labels: { app: 'x' } } },
+      { level: 'warn', user: { name: 'bob', groups: ['g'] }, msg: 'x', trace: 't2', secret: 'no' },
+      { level: 'info', n: 2n ** 60n, user: 'not a map', meta: { tenant: 'b' } },
+    ];
+    const got: unknown[] = [];
+    for (const wire of [false, true]) {
+      const fresh = await new LokiServer().start();
+      try {
+        const p = await run(options, '', fresh);
+        const evs = recs.map((r, i) => {
+          const time = new EventTime(t0.sec, t0.nsec + i);
+          if (!wire) return { tag: 'kube.audit', time, record: { ...structuredClone(r), cluster: 'c1' } };
+          const e = new WireEvent('kube.audit', time, encode(r));
+          e.edit({ op: 'put', key: 'cluster', value: 'c1', move: false });
+          return e;
+        });
+        assert.deepEqual(await p.ingest(evs), { ok: true });
+        got.push(['', 'a', 'b'].map((tenant) => fresh.streams(tenant)));
+      } finally {
+        await done();
+        await fresh.stop();
+      }
+    }
+    assert.ok(inspect(got[0], { depth: 9 }).includes('alice'));
+    assert.deepEqual(got[1], got[0]);
+  });
 
   for (const enc of [
     { encoding: 'protobuf' },

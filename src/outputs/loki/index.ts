@@ -13,7 +13,10 @@ import type { LogEvent } from '../../core/event.js';
 import { DeliveryError, EncodeError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
 import { recordJSON, toJSONLine, withoutMembers } from '../../core/json.js';
 import { classifyStatus, HttpClient, httpClientOptions, parseHeaders, validateHttpClient, type HttpClientConfig } from '../http-common.js';
-import { valueToText } from '../../core/record-accessor.js';
+import { setField, valueToText } from '../../core/record-accessor.js';
+import { JsonWriter, writeRecordJSON } from '../../core/msgpack-json.js';
+import { sharedView } from '../../core/record-view.js';
+import { WireEvent } from '../../core/wire-event.js';
 import { compileAccessor, without, type Accessor, type PathPart } from './accessor.js';
 import { encodeBody, labelString, type Encoding, type Entry, type Stream } from './encode.js';
 import {
@@ -254,6 +257,13 @@ class LokiOutput implements OutputInstance {
   private readonly drop: DropSingleKey;
   /** For each list of removed paths: their keys as JSON text when all are top-level keys. */
   private readonly topLevelKeys = new Map<ReadonlyArray<readonly PathPart[]>, string[] | undefined>();
+  /**
+   * The top-level keys labels, tenant and structured metadata read; null when a path does not
+   * start with a key. A record still in bytes gets a record of those keys only, read through the
+   * view, and its JSON line is written from the bytes.
+   */
+  private readonly readKeys: string[] | null;
+  private readonly lineWriter = new JsonWriter(16 * 1024);
   private warnedOverflow = false;
   private warnedLabelNames = false;
   private readonly labelWarnings = new LabelWarnings();
@@ -273,6 +283,17 @@ class LokiOutput implements OutputInstance {
     private readonly ctx: PluginContext,
   ) {
     this.compiled = compile(c, ctx.section);
+    {
+      const { derived, tenantKey, labels } = this.compiled;
+      const paths = [...derived, ...(tenantKey ? [tenantKey.path] : [])];
+      const keys = new Set<string>(labels.readsKubernetes ? ['kubernetes'] : []);
+      let ok = true;
+      for (const p of paths) {
+        if (typeof p[0] === 'string') keys.add(p[0]);
+        else ok = false;
+      }
+      this.readKeys = ok ? [...keys] : null;
+    }
     const { remove, derived } = this.compiled;
     this.removeAll = [...remove, ...derived.filter((p) => !remove.some((r) => sameKeys(r, p)))];
     const labelPaths = this.compiled.labels.paths;
@@ -321,8 +342,17 @@ class LokiOutput implements OutputInstance {
     const tenants = new Map<string, Map<string, Stream>>();
     let overflowed = 0;
     let labelsDropped = 0;
+    const readKeys = this.readKeys;
+    const jsonLine = this.c.line_format === 'json' && this.drop === 'off';
     for (const ev of events) {
-      const rec = ev.record;
+      // A record in bytes: what the labels read, through the view; the line from the bytes.
+      let bytes: Uint8Array | undefined;
+      let rec: Record<string, unknown>;
+      if (jsonLine && readKeys !== null && ev instanceof WireEvent && ev.open(sharedView)) {
+        bytes = ev.raw!;
+        rec = {};
+        for (const k of readKeys) if (sharedView.has(k)) setField(rec, k, sharedView.getTop(k));
+      } else rec = ev.record;
       let tenant = this.compiled.tenant;
       if (tenantKey) {
         const t = valueToText(tenantKey.get(rec));
@@ -356,11 +386,18 @@ class LokiOutput implements OutputInstance {
       // JSON lines start from the record's shared serialisation (the file output's line is the
       // same text) with the label keys cut out, rather than a copy serialised again.
       const keys = this.c.line_format === 'json' && this.drop === 'off' ? this.topLevelKeys.get(strip) : undefined;
+      let text: string | undefined;
+      if (bytes !== undefined && keys !== undefined) {
+        const w = this.lineWriter;
+        w.reset();
+        writeRecordJSON(w, bytes);
+        text = w.view().toString('utf8');
+      } else if (bytes !== undefined) rec = ev.record; // labels that cannot be cut from the text
       let line =
         keys !== undefined
           ? keys.length
-            ? withoutMembers(recordJSON(rec), keys)
-            : recordJSON(rec)
+            ? withoutMembers(text ?? recordJSON(rec), keys)
+            : text ?? recordJSON(rec)
           : formatLine(strip.length ? without(rec, strip) : rec, this.c.line_format, this.drop);
       const cut = truncate(line, this.c.max_line_size);
       if (cut !== line) {

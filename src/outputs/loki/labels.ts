@@ -206,6 +206,11 @@ export class LabelSet {
     this.staticLabels = templates.filter((t): t is StaticLabel => t.kind === 'static').map((t) => [t.name, t.value]);
   }
 
+  /** Whether labels come from `$kubernetes['labels']` too (auto_kubernetes_labels). */
+  get readsKubernetes(): boolean {
+    return this.autoKubernetes;
+  }
+
   /** True when every event gets the same labels (one stream per tenant). */
   get constant(): boolean {
     return !this.autoKubernetes && this.templates.every((t) => t.kind === 'static');
