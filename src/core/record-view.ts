@@ -323,18 +323,21 @@ export class RecordView {
   /** Top-level entries indexed, or -1 before the first read. */
   n = -1;
   idx: Int32Array = NO_INDEX;
+  /** Where this record's entries start in `idx` (indexes shared by many records). */
+  base = 0;
   /** The value the last `find` found: its bytes are `b[vStart, vEnd)`. */
   vStart = 0;
   vEnd = 0;
 
   /** Points the view at a record; `index` is its top-level index when known (RecordView#idx). */
-  reset(bytes: Uint8Array, index?: Int32Array): this {
+  reset(bytes: Uint8Array, index?: Int32Array, at = 0, n = index === undefined ? 0 : index.length / 5): this {
     if (bytes === this.src && this.n >= 0) return this; // the same record: keep its index
     this.src = bytes;
     this.b = asBuffer(bytes);
     if (index !== undefined) {
       this.idx = index;
-      this.n = index.length / 5;
+      this.base = at;
+      this.n = n;
     } else this.n = -1;
     return this;
   }
@@ -374,15 +377,17 @@ export class RecordView {
       x[o + 4] = p;
     }
     this.idx = x.slice(0, i * 5);
+    this.base = 0;
     this.n = i;
   }
 
-  /** The entry of top-level key `k` (the last one, as decoding keeps the last), or -1. */
+  /** Where the entry of top-level key `k` is in `idx` (the last one, as decoding keeps the last), or -1. */
   private top(k: Buffer): number {
     if (this.n < 0) this.index();
     const b = this.b;
     const x = this.idx;
-    for (let i = this.n - 1; i >= 0; i--) if (eq(b, x[i * 5 + 1]!, x[i * 5 + 2]!, k)) return i;
+    const o = this.base;
+    for (let i = this.n - 1; i >= 0; i--) if (eq(b, x[o + i * 5 + 1]!, x[o + i * 5 + 2]!, k)) return o + i * 5;
     return -1;
   }
 
@@ -394,7 +399,7 @@ export class RecordView {
   /** The value of top-level key `key`, or undefined. */
   getTop(key: string): unknown {
     const i = this.top(keyBytes(key));
-    return i < 0 ? undefined : valueAt(this.b, this.idx[i * 5 + 3]!, this.idx[i * 5 + 4]!);
+    return i < 0 ? undefined : valueAt(this.b, this.idx[i + 3]!, this.idx[i + 4]!);
   }
 
   /**
@@ -407,8 +412,8 @@ export class RecordView {
     const i = this.top(keyBytes(first));
     if (i < 0) return false;
     const b = this.b;
-    let p = this.idx[i * 5 + 3]!;
-    let e = this.idx[i * 5 + 4]!;
+    let p = this.idx[i + 3]!;
+    let e = this.idx[i + 4]!;
     for (let j = 1; j < path.length; j++) {
       const part = path[j]!;
       const t = b[p]!;
@@ -663,24 +668,24 @@ function findSlot(b: Buffer, key: string): number {
  * as decoding, applying each edit (applyEdit) and encoding would give. Values the edits do not
  * touch are copied byte for byte. Throws UNSUPPORTED where that cannot be done byte for byte.
  */
-export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: Int32Array): Buffer {
+export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: Int32Array, at = 0, indexN = index === undefined ? 0 : index.length / 5): Buffer {
   const b = asBuffer(bytes);
   const count = mapAt(b, 0);
   if (count < 0) throw UNSUPPORTED;
   slots = 0;
   let p = S;
   // The bytes' index, when a filter read them already: no scan then.
-  const v = index !== undefined && index.length === count * 5 ? index : null;
+  const v = index !== undefined && indexN === count ? index : null;
   for (let i = 0; i < count; i++) {
     let head: number;
     let ks: number;
     let ke: number;
     let ve: number;
     if (v !== null) {
-      head = v[i * 5]!;
-      ks = v[i * 5 + 1]!;
-      ke = v[i * 5 + 2]!;
-      ve = v[i * 5 + 4]!;
+      head = v[at + i * 5]!;
+      ks = v[at + i * 5 + 1]!;
+      ke = v[at + i * 5 + 2]!;
+      ve = v[at + i * 5 + 4]!;
     } else {
       if (p >= b.length) throw UNSUPPORTED;
       head = p;

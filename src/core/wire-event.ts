@@ -16,8 +16,10 @@ export class WireEvent implements LogEvent {
   #raw: Uint8Array | undefined;
   #record: LogRecord | undefined;
   #edits: Edit[] | undefined;
-  /** The top-level index of #raw once a view built it (RecordView#idx). */
+  /** The top-level index of #raw (RecordView#idx), from the input or the first view. */
   #index: Int32Array | undefined;
+  #indexAt = 0;
+  #indexN = 0;
   metadata?: LogRecord;
 
   constructor(
@@ -61,11 +63,22 @@ export class WireEvent implements LogEvent {
     if (edited && this.#edits !== undefined) this.#flush();
     const raw = this.#raw;
     if (raw === undefined) return false;
-    view.reset(raw, this.#index);
+    view.reset(raw, this.#index, this.#indexAt, this.#indexN);
     if (this.#index !== undefined) return true;
     if (!view.readable()) return false;
-    this.#index = view.idx;
+    this.#setIndex(view.idx, 0, view.n);
     return true;
+  }
+
+  /** The top-level index of the bytes as the input found it: `n` entries from `index[at]`. */
+  setIndex(index: Int32Array, at: number, n: number): void {
+    if (this.#edits === undefined && this.#record === undefined) this.#setIndex(index, at, n);
+  }
+
+  #setIndex(index: Int32Array | undefined, at: number, n: number): void {
+    this.#index = index;
+    this.#indexAt = at;
+    this.#indexN = n;
   }
 
   /** The record's msgpack bytes (edits applied) while nobody has read or replaced the record. */
@@ -114,8 +127,8 @@ export class WireEvent implements LogEvent {
     const edits = this.#edits!;
     this.#edits = undefined;
     try {
-      this.#raw = applyEdits(this.#raw!, edits, this.#index);
-      this.#index = editedIndex;
+      this.#raw = applyEdits(this.#raw!, edits, this.#index, this.#indexAt, this.#indexN);
+      this.#setIndex(editedIndex, 0, editedIndex.length / 5);
     } catch (e) {
       if (!(e instanceof ViewUnsupported) && !(e instanceof ScanError) && !(e instanceof RangeError)) throw e;
       // Not byte for byte (keys that are not strings, a duplicate key an edit names): the object.

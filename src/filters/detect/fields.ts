@@ -50,40 +50,47 @@ export class AuditEvent {
 
   /** Top-level `k` (a fixed key, never an Object.prototype name). */
   top(k: string): unknown {
-    const v = this.view;
-    if (v !== null) {
-      try {
-        return v.getTop(k);
-      } catch (e) {
-        this.decoded(e);
-      }
-    }
-    return this.obj[k];
+    if (this.view === null) return this.obj[k];
+    return this.topView(k);
   }
 
   /** The value at fixed keys `keys` (at() at each step). */
   at(keys: readonly string[]): unknown {
-    const v = this.view;
-    if (v !== null) {
-      try {
-        return v.get(keys);
-      } catch (e) {
-        this.decoded(e);
+    if (this.view === null) {
+      const o = this.obj;
+      if (keys.length === 2) {
+        const x = o[keys[0]!];
+        return x !== null && typeof x === 'object' ? (x as Record<string, unknown>)[keys[1]!] : undefined;
       }
+      return path(o, keys);
     }
-    return path(this.obj, keys);
+    return this.atView(keys);
   }
 
   /** The value at rule-given keys `keys` (atOwn at each step). */
   atOwn(keys: readonly string[]): unknown {
-    const v = this.view;
-    if (v !== null) {
-      try {
-        return v.get(keys);
-      } catch (e) {
-        this.decoded(e);
-      }
+    if (this.view !== null) return this.atView(keys);
+    let x: unknown = this.obj;
+    for (let i = 0; i < keys.length && x !== undefined; i++) x = atOwn(x, keys[i]!);
+    return x;
+  }
+
+  private topView(k: string): unknown {
+    try {
+      return this.view!.getTop(k);
+    } catch (e) {
+      this.decoded(e);
     }
+    return this.obj[k];
+  }
+
+  private atView(keys: readonly string[]): unknown {
+    try {
+      return this.view!.get(keys);
+    } catch (e) {
+      this.decoded(e);
+    }
+    // The object from here on: at() and atOwn() agree on the own, non-prototype keys of a record.
     let x: unknown = this.obj;
     for (let i = 0; i < keys.length && x !== undefined; i++) x = atOwn(x, keys[i]!);
     return x;

@@ -225,10 +225,17 @@ function scanEntries(
         if (recStart >= b.length) throw new ProtocolError('truncated entry', 'bad_entry');
         throw new ProtocolError('record is not a map', 'bad_record');
       }
-      const recEnd = skipValue(b, recStart);
+      // The record's top-level index is written while it is skipped (the same pass), for the
+      // filters that read it in place (RecordView).
+      const idxAt = indexUsed;
+      const recEnd = indexRecord(b, recStart, skipValue, inEntry);
       pos = recEnd;
       for (let k = 2; k < h[0]; k++) pos = skipValue(b, pos);
-      if (time !== GROUP_MARKER) out.push(new WireEvent(tag, time, b.subarray(recStart, recEnd), metadata));
+      if (time !== GROUP_MARKER) {
+        const e = new WireEvent(tag, time, b.subarray(recStart, recEnd), metadata);
+        if (indexUsed > idxAt) e.setIndex(index, idxAt, (indexUsed - idxAt) / 5);
+        out.push(e);
+      }
     }
     return pos;
   } catch (e) {
@@ -241,6 +248,64 @@ function scanEntries(
 }
 
 const GROUP_MARKER = new EventTime(-1, 0);
+
+// Top-level indexes of the records framed, five offsets per key (RecordView's form), in shared
+// arrays: one allocation per many records. A full array is left to the events that use it.
+let index = new Int32Array(1 << 16);
+let indexUsed = 0;
+
+/**
+ * Skips the record (a map) at `start` as `skip` would, and writes its top-level index (offsets
+ * relative to `start`) at `index[indexUsed...]` when every key is a string; returns the end.
+ */
+function indexRecord(b: Buffer, start: number, skip: (buf: Buffer, at: number, levels?: number) => number, levels: number): number {
+  const t = b[start]!;
+  let n: number;
+  let p: number;
+  if (t >= 0x80 && t <= 0x8f) {
+    n = t & 0x0f;
+    p = start + 1;
+  } else if (t === 0xde && start + 3 <= b.length) {
+    n = (b[start + 1]! << 8) | b[start + 2]!;
+    p = start + 3;
+  } else return skip(b, start);
+  if (n === 0) return p;
+  // The record is one level of what checkValue allows; its keys and values get the rest.
+  if (levels < 1) return skip(b, start);
+  if (indexUsed + n * 5 > index.length) {
+    index = new Int32Array(Math.max(1 << 16, n * 5));
+    indexUsed = 0;
+  }
+  const base = indexUsed;
+  let o = base;
+  let strings = true;
+  for (let i = 0; i < n; i++) {
+    const kh = p;
+    const kt = b[p]!;
+    let ks: number;
+    if (kt >= 0xa0 && kt <= 0xbf) ks = p + 1;
+    else if (kt === 0xd9) ks = p + 2;
+    else if (kt === 0xda) ks = p + 3;
+    else if (kt === 0xdb) ks = p + 5;
+    else {
+      strings = false;
+      ks = p;
+    }
+    const ke = skip(b, p, levels - 1);
+    const ve = skip(b, ke, levels - 1);
+    if (strings) {
+      index[o] = kh - start;
+      index[o + 1] = ks - start;
+      index[o + 2] = ke - start;
+      index[o + 3] = ke - start;
+      index[o + 4] = ve - start;
+      o += 5;
+    }
+    p = ve;
+  }
+  if (strings) indexUsed = o;
+  return p;
+}
 
 function overBudget(bytes: number, maxEvents: number, maxHeap: number): FrameOverBudget {
   return new FrameOverBudget(

@@ -304,3 +304,37 @@ test('hasKey answers from the pending edits and the bytes without applying them'
   assert.ok(ev.isBytes, 'still bytes');
   assert.deepEqual(decode(ev.raw!), { d: 2, c: 'x' });
 });
+
+test('the forward input indexes each record as it frames it: views read it as decode does', async () => {
+  const { decodeFrame } = await import('../../../src/inputs/forward/protocol.js');
+  const records = [
+    { a: 1, 'a.b': { c: 'd' }, big: 2n ** 60n, s: 'é' },
+    {},
+    Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`k${i}`, i % 2 ? 'v'.repeat(i * 10) : { n: i }])),
+  ];
+  const binKey = Buffer.concat([Buffer.from([0x82, 0xc4, 0x01, 0x61]), encode(1), k('b'), encode(2)]);
+  const entries = Buffer.concat([
+    ...records.map((r) => Buffer.concat([Buffer.from([0x92]), encode(new EventTime(1, 2)), encode(r)])),
+    Buffer.concat([Buffer.from([0x92]), encode(new EventTime(1, 2)), binKey]),
+  ]);
+  for (const packed of [false, true]) {
+    const frame = packed
+      ? Buffer.concat([Buffer.from([0x92]), encode('t'), encode(entries)])
+      : Buffer.concat([Buffer.from([0x92]), encode('t'), Buffer.from([0x94]), entries]);
+    const msg = decodeFrame(frame) as unknown as { events: WireEvent[] };
+    assert.equal(msg.events.length, 4);
+    const view = new RecordView();
+    for (const [i, e] of msg.events.entries()) {
+      const want = decode(e.raw!) as Record<string, unknown>;
+      if (i === 3) {
+        assert.equal(e.open(view), false, 'a binary key: not readable in place');
+        continue;
+      }
+      assert.ok(e.open(view), `record ${i}`);
+      for (const key of Object.keys(want)) assert.deepEqual(view.get([key]), want[key], `record ${i} key ${key}`);
+      assert.equal(view.get(['nope']), undefined);
+      e.edit({ op: 'put', key: 'z', value: 1, move: false });
+      assert.deepEqual(decode(e.raw!), { ...want, z: 1 });
+    }
+  }
+});
