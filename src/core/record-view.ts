@@ -626,8 +626,14 @@ const slotNested: Array<PathPart[][] | null> = [];
 const slotLive: boolean[] = [];
 let slots = 0;
 // Where applyEdits wrote each entry (key bytes, value bytes) in its output.
-/** The top-level index of the bytes the last applyEdits returned (RecordView#idx's form). */
-export let editedIndex: Int32Array = NO_INDEX;
+/**
+ * The top-level index of the bytes the last applyEdits returned (RecordView#idx's form):
+ * `editedIndexN` entries from `editedIndex[editedIndexAt]`, in an array shared by many records.
+ */
+export let editedIndex: Int32Array = new Int32Array(1 << 16);
+export let editedIndexAt = 0;
+export let editedIndexN = 0;
+let editedUsed = 0;
 
 function growSlots(): void {
   const g = (a: Int32Array) => {
@@ -758,7 +764,12 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
   for (let i = 0; i < slots; i++) if (slotLive[i]) live++;
   out.len = 0;
   out.mapHeader(live);
-  const o = new Int32Array(live * 5);
+  if (editedUsed + live * 5 > editedIndex.length) {
+    editedIndex = new Int32Array(Math.max(1 << 16, live * 5));
+    editedUsed = 0;
+  }
+  const o = editedIndex;
+  const ob = editedUsed;
   let n = 0;
   // Entries that stay as they are and follow each other in the bytes are copied as one run.
   let runStart = -1;
@@ -776,35 +787,35 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
       }
       runEnd = slotVe[i]!;
       const d = runOut - runStart;
-      o[n * 5] = head + d;
-      o[n * 5 + 1] = slotKs[i]! + d;
-      o[n * 5 + 2] = slotKe[i]! + d;
-      o[n * 5 + 3] = slotVs[i]! + d;
-      o[n * 5 + 4] = slotVe[i]! + d;
+      o[ob + n * 5] = head + d;
+      o[ob + n * 5 + 1] = slotKs[i]! + d;
+      o[ob + n * 5 + 2] = slotKe[i]! + d;
+      o[ob + n * 5 + 3] = slotVs[i]! + d;
+      o[ob + n * 5 + 4] = slotVe[i]! + d;
       n++;
       continue;
     }
     if (runStart >= 0) out.copy(b, runStart, runEnd);
     runStart = runEnd = -1;
-    o[n * 5] = out.len;
+    o[ob + n * 5] = out.len;
     if (k === null) {
       const d = out.len - slotHead[i]!;
       out.copy(b, slotHead[i]!, slotKe[i]!);
-      o[n * 5 + 1] = slotKs[i]! + d;
-      o[n * 5 + 2] = slotKe[i]! + d;
+      o[ob + n * 5 + 1] = slotKs[i]! + d;
+      o[ob + n * 5 + 2] = slotKe[i]! + d;
     } else {
       out.str(k);
-      o[n * 5 + 2] = out.len;
-      o[n * 5 + 1] = out.len - Buffer.byteLength(k, 'utf8');
+      o[ob + n * 5 + 2] = out.len;
+      o[ob + n * 5 + 1] = out.len - Buffer.byteLength(k, 'utf8');
     }
-    o[n * 5 + 3] = out.len;
+    o[ob + n * 5 + 3] = out.len;
     if (slotVs[i] === -1) out.value(slotVal[i]);
     else {
       const nested = slotNested[i];
       if (nested === null) out.copy(b, slotVs[i]!, slotVe[i]!);
       else writeWithout(b, slotVs[i]!, slotVe[i]!, nested);
     }
-    o[n * 5 + 4] = out.len;
+    o[ob + n * 5 + 4] = out.len;
     n++;
     slotVal[i] = undefined;
     slotNested[i] = null;
@@ -812,7 +823,9 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
   if (runStart >= 0) out.copy(b, runStart, runEnd);
   const result = Buffer.allocUnsafe(out.len);
   out.buf.copy(result, 0, 0, out.len);
-  editedIndex = o;
+  editedIndexAt = ob;
+  editedIndexN = n;
+  editedUsed = ob + n * 5;
   return result;
 }
 

@@ -10,7 +10,7 @@
 import type { EventTime, LogEvent, LogRecord } from './event.js';
 import { decode } from './msgpack.js';
 import { ScanError } from './msgpack-scan.js';
-import { applyEdit, applyEdits, editedIndex, UNSUPPORTED, ViewUnsupported, type Edit, type RecordView } from './record-view.js';
+import { applyEdit, applyEdits, editedIndex, editedIndexAt, editedIndexN, UNSUPPORTED, ViewUnsupported, type Edit, type RecordView } from './record-view.js';
 
 export class WireEvent implements LogEvent {
   #raw: Uint8Array | undefined;
@@ -128,7 +128,7 @@ export class WireEvent implements LogEvent {
     this.#edits = undefined;
     try {
       this.#raw = applyEdits(this.#raw!, edits, this.#index, this.#indexAt, this.#indexN);
-      this.#setIndex(editedIndex, 0, editedIndex.length / 5);
+      this.#setIndex(editedIndex, editedIndexAt, editedIndexN);
     } catch (e) {
       if (!(e instanceof ViewUnsupported) && !(e instanceof ScanError) && !(e instanceof RangeError)) throw e;
       // Not byte for byte (keys that are not strings, a duplicate key an edit names): the object.

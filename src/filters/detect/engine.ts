@@ -60,6 +60,8 @@ export class Engine {
   private isoPrefix = '';
   // The event being detected on and where its alerts go: one callback for every event.
   private cur: AuditEvent | null = null;
+  /** The event object detectView reuses: alerts take what they need from it during the call. */
+  private viewEv: AuditEvent | undefined;
   private curAlert: ((record: Record<string, unknown>, r: ActiveRule, ev: AuditEvent) => void) | null = null;
   private readonly onMatch = (r: ActiveRule): void => {
     const ev = this.cur!;
@@ -184,7 +186,7 @@ export class Engine {
    * read by path, the event is never decoded unless a field takes it whole.
    */
   detectView(view: RecordView, onAlert: (record: Record<string, unknown>, r: ActiveRule, ev: AuditEvent) => void, stats: DetectStats): void {
-    this.one(viewAuditEvent(view, this.opts.hostname), onAlert, stats);
+    this.one((this.viewEv ??= viewAuditEvent(view, this.opts.hostname)).rebind(view), onAlert, stats);
   }
 
   private one(ev: AuditEvent, onAlert: (record: Record<string, unknown>, r: ActiveRule, ev: AuditEvent) => void, stats: DetectStats): void {

@@ -42,6 +42,17 @@ export class AuditEvent {
     this.#obj = obj;
   }
 
+  /** Points this event at the next one read through `view` (one object for every event). */
+  rebind(view: RecordView): this {
+    this.#obj = undefined;
+    this.view = view;
+    this.auditID = 0;
+    this.timeState = 0;
+    this.sec = 0;
+    this.nsec = 0;
+    return this;
+  }
+
   /** The event object (decoded from the bytes on first use). */
   get obj(): Record<string, unknown> {
     if (this.#obj === undefined) this.#obj = this.view!.decode();
