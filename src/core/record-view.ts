@@ -461,6 +461,11 @@ export class RecordView {
     return this.find(path) ? valueAt(this.b, this.vStart, this.vEnd) : undefined;
   }
 
+  /** The number of items of the array at `path`, or -1 when there is no array there. */
+  arrayLength(path: readonly PathPart[]): number {
+    return this.find(path) ? arrayAt(this.b, this.vStart) : -1;
+  }
+
   /** Whether the value at `path` is a map (an object once decoded). */
   isMapAt(path: readonly PathPart[]): boolean {
     return this.find(path) && mapAt(this.b, this.vStart) >= 0;

@@ -174,6 +174,26 @@ export interface ViewDecision {
   dropResponse: boolean;
   /** The level to write, or null when the Event's own level stays. */
   setLevel: Level | null;
+  /** managedFields to remove from the bodies that stay (omitManagedFields). */
+  strip: Array<Array<string | number>>;
+}
+
+/** Longest `items` list whose managedFields are found through the view (each item is a scan). */
+const MAX_VIEW_ITEMS = 256;
+
+/**
+ * The managedFields paths stripManagedFields() removes from `body`, read through the view; false
+ * when the list is too long to look through item by item.
+ */
+function managedFieldsPaths(v: RecordView, body: string, out: Array<Array<string | number>>): boolean {
+  if (!v.isMapAt([body])) return true;
+  if (v.isMapAt([body, 'metadata']) && v.find([body, 'metadata', 'managedFields'])) out.push([body, 'metadata', 'managedFields']);
+  const n = v.arrayLength([body, 'items']);
+  if (n > MAX_VIEW_ITEMS) return false;
+  for (let i = 0; i < n; i++) {
+    if (v.isMapAt([body, 'items', i, 'metadata']) && v.find([body, 'items', i, 'metadata', 'managedFields'])) out.push([body, 'items', i, 'metadata', 'managedFields']);
+  }
+  return true;
 }
 
 function setOrNull(list: string[]): Set<string> | null {
@@ -353,6 +373,7 @@ export class CompiledPolicy {
     const rule = this.rule(attributesOfView(v));
     d.dropRequest = d.dropResponse = false;
     d.setLevel = null;
+    d.strip.length = 0;
     if (rule === null) {
       d.rule = -1;
       d.level = 'None';
@@ -375,7 +396,12 @@ export class CompiledPolicy {
     const hasResponse = v.has('responseObject');
     d.dropRequest = rank < 2 && hasRequest;
     d.dropResponse = rank < 3 && hasResponse;
-    if (rule.omitManagedFields && ((hasRequest && !d.dropRequest) || (hasResponse && !d.dropResponse))) return false;
+    if (rule.omitManagedFields) {
+      if (hasRequest && !d.dropRequest && !managedFieldsPaths(v, 'requestObject', d.strip)) return false;
+      if (hasResponse && !d.dropResponse && !managedFieldsPaths(v, 'responseObject', d.strip)) return false;
+      // The object path writes the level whenever it copies the Event.
+      if (d.strip.length) d.setLevel = level;
+    }
     if (own !== level) d.setLevel = level;
     return true;
   }

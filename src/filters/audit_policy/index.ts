@@ -120,7 +120,7 @@ export const auditPolicy: FilterPlugin<AuditPolicyConfig> = {
 
     // Records still in bytes are read through a view; the level cut is recorded as edits.
     const view = sharedView;
-    const d: ViewDecision = { rule: -1, level: 'None', keep: false, dropRequest: false, dropResponse: false, setLevel: null };
+    const d: ViewDecision = { rule: -1, level: 'None', keep: false, dropRequest: false, dropResponse: false, setLevel: null, strip: [] };
     const dropRequest: Edit = { op: 'remove', path: ['requestObject'] };
     const dropResponse: Edit = { op: 'remove', path: ['responseObject'] };
     const setLevel = new Map<string, Edit>(LEVELS.map((l) => [l, { op: 'put', key: 'level', value: l, move: false }]));
@@ -140,6 +140,7 @@ export const auditPolicy: FilterPlugin<AuditPolicyConfig> = {
       if (!d.keep) return 0;
       if (d.dropRequest) e.edit(dropRequest);
       if (d.dropResponse) e.edit(dropResponse);
+      for (const path of d.strip) e.edit({ op: 'remove', path });
       if (d.setLevel !== null) e.edit(setLevel.get(d.setLevel)!);
       return 1;
     };
