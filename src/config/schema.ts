@@ -10,7 +10,7 @@ export type OptionType =
   | 'float'
   | 'bool'
   | 'size' // bytes: 1024, 64k (64000), 6M, 1G as Fluent Bit (x1000); 512Mi, 4Ki (x1024)
-  | 'duration' // seconds: 5, 1.5, 500ms, 10s, 5m, 1h
+  | 'duration' // seconds: 5, 1.5, 10s, 5m, 1h; 500ms unless Fluent Bit has the option
   | 'enum'
   | 'list' // comma/space separated string or YAML sequence -> string[]
   | 'multi' // option that may be given several times (YAML sequence) -> string[] of entries
@@ -25,6 +25,16 @@ export interface OptionSpec {
   required?: boolean;
   /** For `enum`: accepted values (compared case-insensitively). */
   values?: readonly string[];
+  /**
+   * For a `duration` that Fluent Bit 5.1 also has: how Fluent Bit reads it (see FluentBitDuration).
+   * A written form whose whole seconds differ there is refused rather than read another way.
+   */
+  fluentBit?: FluentBitDuration;
+  /**
+   * For a `size` limit: `off`, `false`, `no` and any size of 0 bytes (`0`, `0k`) mean no limit, and
+   * the option reads as unset, as Fluent Bit 5.1 reads storage.total_limit_size.
+   */
+  unlimited?: boolean;
   /** Integer/float/size/duration bounds. */
   min?: number;
   max?: number;
@@ -99,13 +109,67 @@ export function parseSize(v: unknown): number | undefined {
 
 const DURATION_UNITS: Record<string, number> = { '': 1, ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
 
-/** Duration in seconds. */
+/** What a duration may look like, for error messages. */
+export const DURATION_FORMS = 'seconds with an optional fraction and unit s, m, h or d, e.g. 5, 1.5, 10s, 5m, 1h';
+
+/**
+ * How Fluent Bit 5.1 turns the text of a duration option into seconds:
+ * - `time`: flb_utils_time_to_seconds (every FLB_CONFIG_MAP_TIME option: net.connect_timeout,
+ *   net.io_timeout, net.keepalive_idle_timeout, net.accept_timeout, ...): atoi() of the text, times
+ *   86400, 3600 or 60 when its last character is d, h or m in either case; any other last character
+ *   is ignored, so `1.5h` is 3600 and `500ms` 500.
+ * - `atof`: the service option `flush`, a plain number (atof): `1.5` is 1.5, `5m` is 5.
+ * - `atoi`: the service options `grace`, `scheduler.base`, `scheduler.cap` (atoi): `5m` is 5.
+ * - `throttle`: the throttle filter's `interval` (strtod, then one lowercase s, m, h or d; the product
+ *   cut to whole seconds): `1.5m` is 90; another suffix is ignored with a warning (`1H` is 1).
+ */
+export type FluentBitDuration = 'time' | 'atof' | 'atoi' | 'throttle';
+
+const THROTTLE_UNITS: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Seconds Fluent Bit 5.1 reads from the text of a duration option, as `how` describes (0 for text). */
+export function fluentBitSeconds(how: FluentBitDuration, text: string): number {
+  const m = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(.*)$/s.exec(text.trim());
+  if (!m) return 0;
+  const num = Number(m[1]);
+  const rest = m[2]!;
+  switch (how) {
+    case 'atof':
+      return num;
+    case 'atoi':
+      return Math.trunc(num);
+    case 'time': {
+      const last = text.trim().slice(-1).toLowerCase();
+      return Math.trunc(num) * (last === 'd' ? 86400 : last === 'h' ? 3600 : last === 'm' ? 60 : 1);
+    }
+    case 'throttle':
+      return Math.trunc(num * (THROTTLE_UNITS[rest] ?? 1));
+  }
+}
+
+/**
+ * Duration in seconds, or undefined when `v` is not one: a number with an optional fraction and an
+ * optional unit ms, s, m, h or d in any case (a space between them is allowed).
+ */
 export function parseDuration(v: unknown): number | undefined {
-  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v;
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? v : undefined;
   if (typeof v !== 'string') return undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/i.exec(v);
+  const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)?\s*$/i.exec(v);
   if (!m) return undefined;
   return Number(m[1]) * DURATION_UNITS[(m[2] ?? '').toLowerCase()]!;
+}
+
+/**
+ * Why a duration written for an option Fluent Bit also has is ambiguous, or undefined when it is
+ * not: `ms` (Fluent Bit reads `500ms` as 500 seconds) and any form whose whole seconds differ
+ * there (`5m` for flush, `1.5h` for a net.* timeout). A fraction Fluent Bit only cuts off (`1.5`,
+ * `0.5s` where it reads 1 and 0) keeps its sub-second meaning in logwarden.
+ */
+export function fluentBitDurationConflict(how: FluentBitDuration, v: unknown, seconds: number): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  const theirs = fluentBitSeconds(how, v);
+  if (!/ms\s*$/i.test(v) && Math.trunc(theirs) === Math.trunc(seconds)) return undefined;
+  return `Fluent Bit reads it as ${theirs} s here, not ${seconds} s; write ${seconds} for ${seconds} s`;
 }
 
 export function parseList(v: unknown): string[] | undefined {
@@ -122,9 +186,9 @@ function describeType(spec: OptionSpec): string {
     case 'bool':
       return 'a boolean (on/off, true/false, yes/no)';
     case 'size':
-      return `a size (${SIZE_FORMS})`;
+      return `a size (${SIZE_FORMS}${spec.unlimited ? '; off or 0: no limit' : ''})`;
     case 'duration':
-      return 'a duration in seconds (e.g. 5, 1.5, 500ms, 10s, 5m)';
+      return spec.fluentBit ? `a duration (${DURATION_FORMS}, as Fluent Bit reads this option)` : `a duration (${DURATION_FORMS}; also ms: 500ms)`;
     case 'int':
       return 'an integer';
     case 'float':
@@ -173,12 +237,21 @@ export function coerceOption(name: string, spec: OptionSpec, raw: unknown, pos?:
       if (value === undefined) bad();
       break;
     case 'size':
+      if (spec.unlimited && (raw === false || (typeof raw === 'string' && /^\s*(off|false|no)\s*$/i.test(raw)))) {
+        value = undefined;
+        break;
+      }
       value = parseSize(raw);
       if (value === undefined) bad();
+      if (spec.unlimited && value === 0) value = undefined;
       break;
     case 'duration':
       value = parseDuration(raw);
       if (value === undefined) bad();
+      if (spec.fluentBit) {
+        const why = fluentBitDurationConflict(spec.fluentBit, raw, value as number);
+        if (why) throw new ConfigError(`found ${show(raw)}: ${why}`, pos, name);
+      }
       break;
     case 'enum': {
       const s = String(raw).toLowerCase();

@@ -5,9 +5,10 @@ import { ConfigError } from './errors.js';
 import type { OptionTable, RawSection } from './schema.js';
 
 export const serviceOptions = {
-  flush: { type: 'duration', default: 1, description: 'Default flush interval (seconds) of outputs that batch by age (batch_wait default)' },
+  flush: { type: 'duration', fluentBit: 'atof', default: 1, description: 'Default flush interval (seconds) of outputs that batch by age (batch_wait default)' },
   grace: {
     type: 'duration',
+    fluentBit: 'atoi',
     default: 5,
     description: 'Seconds to drain queued events on SIGTERM/SIGINT before exiting; requests still in flight then are aborted and their events not committed',
   },
@@ -21,8 +22,8 @@ export const serviceOptions = {
   http_server: { type: 'bool', default: false, description: 'Serve /metrics, /healthz and /readyz' },
   http_listen: { type: 'string', default: '0.0.0.0', description: 'Address of the HTTP server' },
   http_port: { type: 'int', default: 2020, min: 0, max: 65535, description: 'Port of the HTTP server' },
-  'scheduler.base': { type: 'duration', default: 5, description: 'Base of the retry backoff in seconds (Fluent Bit: 5)' },
-  'scheduler.cap': { type: 'duration', default: 2000, description: 'Cap of the retry backoff in seconds (Fluent Bit: 2000)' },
+  'scheduler.base': { type: 'duration', fluentBit: 'atoi', default: 5, description: 'Base of the retry backoff in seconds (Fluent Bit: 5)' },
+  'scheduler.cap': { type: 'duration', fluentBit: 'atoi', default: 2000, description: 'Cap of the retry backoff in seconds (Fluent Bit: 2000)' },
   'storage.path': { type: 'string', description: 'Directory for dead letters and (with storage.type filesystem) the chunk buffer' },
   'storage.sync': {
     type: 'enum',

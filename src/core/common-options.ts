@@ -49,7 +49,9 @@ export const commonOutputOptions = {
   queue_max_bytes: { type: 'size', description: 'Bound of queued + in-flight bytes before inputs pause (default: share of service memory_limit)' },
   'storage.total_limit_size': {
     type: 'size',
-    description: 'Bound of the filesystem-buffered chunks (bytes on disk) still waiting for this output; see storage.overflow_action',
+    unlimited: true,
+    description:
+      'Bound of the filesystem-buffered chunks (bytes on disk) still waiting for this output; see storage.overflow_action. Unset, off, false, no or 0 (any size of 0 bytes): no limit, as in Fluent Bit',
   },
   'storage.overflow_action': {
     type: 'enum',

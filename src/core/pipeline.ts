@@ -149,7 +149,7 @@ function checkStorage(loaded: LoadedConfig, service: ServiceConfig, inputs: Plan
     }
     if (fs.length && o.config['storage.overflow_action'] !== undefined && o.config['storage.total_limit_size'] === undefined) {
       errors.push(
-        new ConfigError('storage.overflow_action needs storage.total_limit_size', o.raw.keyPos['storage.overflow_action'] ?? o.raw.pos, 'storage.overflow_action'),
+        new ConfigError('storage.overflow_action needs a storage.total_limit_size above 0 (off, 0 or none: no limit)', o.raw.keyPos['storage.overflow_action'] ?? o.raw.pos, 'storage.overflow_action'),
       );
     }
   }

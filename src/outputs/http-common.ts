@@ -22,9 +22,10 @@ export const httpClientOptions = {
   http_user: { type: 'string', description: 'Basic authentication user' },
   http_passwd: { type: 'string', default: '', description: 'Basic authentication password' },
   bearer_token: { type: 'string', description: 'Bearer token sent as Authorization: Bearer <token>' },
-  'net.connect_timeout': { type: 'duration', default: 10, description: 'Seconds to wait for a connection (Fluent Bit default 10)' },
+  'net.connect_timeout': { type: 'duration', fluentBit: 'time', default: 10, description: 'Seconds to wait for a connection (Fluent Bit default 10)' },
   'net.io_timeout': {
     type: 'duration',
+    fluentBit: 'time',
     default: 60,
     description: 'Seconds to wait for response headers and between body bytes before the attempt fails and is retried',
   },

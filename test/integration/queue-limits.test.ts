@@ -55,6 +55,7 @@ pipeline:
     - name: file
       match: t.*
       path: ${join(dir, 'out')}
+      storage.total_limit_size: off
 `,
   );
   const d = await startDaemon(file);
@@ -73,7 +74,7 @@ pipeline:
     assert.equal(sample(m, 'logwarden_storage_memory_limit_bytes', 'state="up"'), 32 * 1024 * 1024);
     assert.equal(sample(m, 'logwarden_storage_memory_limit_bytes', 'state="writing"'), 8 * 1024 * 1024);
     assert.equal(sample(m, 'logwarden_storage_output_limit_bytes', 'name="file.0"'), 10_000_000); // storage.total_limit_size 10M, as Fluent Bit
-    assert.equal(sample(m, 'logwarden_storage_output_limit_bytes', 'name="file.1"'), undefined, 'no total_limit_size, no series');
+    assert.equal(sample(m, 'logwarden_storage_output_limit_bytes', 'name="file.1"'), undefined, 'total_limit_size off: no limit (as Fluent Bit), no series');
     assert.match(m, /# HELP logwarden_output_queue_limit_records /);
 
     const recs = join(dir, 'recs.jsonl');

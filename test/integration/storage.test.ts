@@ -477,7 +477,7 @@ describe('filesystem buffer', () => {
       await bad(
         `service:\n  storage.path: b\npipeline:\n  inputs:\n    - name: forward\n      port: 0\n      storage.type: filesystem\n  outputs:\n    - name: gate\n      match: '*'\n      gate: x\n      storage.overflow_action: drop_oldest_chunk\n`,
       ),
-      /pipeline\.yaml:12:\d+.*storage\.overflow_action needs storage\.total_limit_size/,
+      /pipeline\.yaml:12:\d+.*storage\.overflow_action needs a storage\.total_limit_size above 0/,
     );
     assert.match(
       await bad(`service:\n  storage.path: b\npipeline:\n  inputs:\n    - name: forward\n      port: 0\n      storage.type: disk\n  outputs:\n    - name: gate\n      match: '*'\n      gate: x\n`),

@@ -59,6 +59,7 @@ const options = {
   },
   'net.accept_timeout': {
     type: 'duration',
+    fluentBit: 'time',
     default: 10,
     description: 'A connection must finish its TLS handshake and, with shared_key, its HELO/PING/PONG handshake this long after it was accepted (Fluent Bit: 10s)',
   },

@@ -75,10 +75,10 @@ const options = {
   'tls.key_file': { type: 'string', description: 'PEM private key of tls.crt_file' },
   'tls.key_passwd': { type: 'string', description: 'Password of tls.key_file' },
   'tls.vhost': { type: 'string', description: 'Host name sent as SNI and checked by tls.verify_hostname (default: the host)' },
-  'net.connect_timeout': { type: 'duration', default: 10, description: 'Seconds to connect, including TLS and waiting for HELO (Fluent Bit default 10)' },
-  'net.io_timeout': { type: 'duration', default: 60, description: 'Seconds to wait for PONG and for each ack before the attempt fails' },
+  'net.connect_timeout': { type: 'duration', fluentBit: 'time', default: 10, description: 'Seconds to connect, including TLS and waiting for HELO (Fluent Bit default 10)' },
+  'net.io_timeout': { type: 'duration', fluentBit: 'time', default: 60, description: 'Seconds to wait for PONG and for each ack before the attempt fails' },
   'net.keepalive': { type: 'bool', default: true, description: 'Keep connections open between batches' },
-  'net.keepalive_idle_timeout': { type: 'duration', default: 30, description: 'Close a kept connection unused this long (Fluent Bit default 30)' },
+  'net.keepalive_idle_timeout': { type: 'duration', fluentBit: 'time', default: 30, description: 'Close a kept connection unused this long (Fluent Bit default 30)' },
 } satisfies OptionTable;
 
 interface ForwardConfig {

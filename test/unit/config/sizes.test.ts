@@ -115,3 +115,19 @@ test("defaults: Fluent Bit's options have Fluent Bit's numbers, logwarden's thei
   assert.equal(defaults(lokiOutput.options).max_line_size, 262_144);
   assert.equal(defaults(k8sAuditWebhookInput.options).buffer_max_size, 12_582_912);
 });
+
+test('storage.total_limit_size: unset, off, false, no and any size of 0 bytes are no limit, as in Fluent Bit 5.1', async () => {
+  const { commonOutputOptions } = await import('../../../src/core/common-options.js');
+  const spec = commonOutputOptions['storage.total_limit_size'];
+  for (const v of ['off', 'OFF', 'false', false, 'no', '0', 0, '0k', '0M', '0.5', ' off ']) assert.equal(coerceOption('storage.total_limit_size', spec, v), undefined, String(v));
+  assert.equal(coerceOption('storage.total_limit_size', spec, '10M'), 10_000_000);
+  assert.equal(coerceOption('storage.total_limit_size', spec, '1k'), 1000);
+  // Fluent Bit refuses these (on/true/yes go to its size parser, which returns -1: a config error).
+  for (const v of ['on', 'true', true, 'yes', 'unlimited', '-1']) assert.throws(() => coerceOption('storage.total_limit_size', spec, v), ConfigError, String(v));
+  // Written as off, the option reads as unset: no default fills it in and nothing is bounded.
+  const errors: ConfigError[] = [];
+  const pos = { file: 'p.yaml', line: 3, col: 5 };
+  const c = applySchema(commonOutputOptions, { values: { name: 'file', 'storage.total_limit_size': 'off' }, keyPos: { name: pos, 'storage.total_limit_size': pos }, valuePos: {}, pos, baseDir: '.' }, 'output', errors);
+  assert.deepEqual(errors, []);
+  assert.equal(c['storage.total_limit_size'], undefined);
+});
