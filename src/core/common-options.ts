@@ -30,19 +30,67 @@ export const commonInputOptions = {
 
 export const commonFilterOptions = { ...all, ...routed } satisfies OptionTable;
 
-export const commonOutputOptions = {
-  ...all,
-  ...routed,
+/**
+ * The delivery engine's batching and retry options. Every output has them; an output whose
+ * transport wants other defaults declares them once, in its own option table, with
+ * `deliveryOptions({ ... })`. The engine reads the resolved values (src/core/delivery.ts).
+ */
+export const deliveryOptionTable = {
   retry_limit: {
     type: 'string',
     default: '1',
     description: 'Retries of a failed batch: a number, no_limits / false (unlimited), no_retries (Fluent Bit default 1)',
     check: (v) => (/^(\d+|no_limits|false|off|no_retries)$/i.test(String(v)) ? undefined : 'expected a number, no_limits, false or no_retries'),
   },
-  workers: { type: 'int', min: 1, max: 64, description: 'Batches sent concurrently (default depends on the output)' },
-  batch_size: { type: 'int', min: 1, description: 'Records per batch (default depends on the output)' },
-  batch_bytes: { type: 'size', description: 'Approximate bytes per batch (default 1Mi: 1048576)' },
-  batch_wait: { type: 'duration', description: 'Longest wait before a partial batch is sent (default: service flush)' },
+  workers: { type: 'int', min: 1, max: 64, default: 1, description: 'Batches sent concurrently' },
+  batch_size: { type: 'int', min: 1, default: 2000, description: 'Records per batch' },
+  batch_bytes: { type: 'size', default: '1Mi', description: 'Approximate bytes per batch' },
+  batch_wait: { type: 'duration', docDefault: 'service `flush`', description: 'Longest wait before a partial batch is sent' },
+} satisfies OptionTable;
+
+export type DeliveryOptionName = keyof typeof deliveryOptionTable;
+
+/** Per-output defaults of the delivery options, as they would be written in a config file. */
+export interface DeliveryDefaults {
+  retry_limit?: number | 'no_limits' | 'no_retries';
+  workers?: number;
+  batch_size?: number;
+  batch_bytes?: number | string;
+  batch_wait?: number | string;
+}
+
+/**
+ * The delivery options with an output's own defaults, to spread into its option table: the
+ * table is then the one declaration of what the output gets when the user sets nothing.
+ */
+export function deliveryOptions(defaults: DeliveryDefaults): OptionTable {
+  const out: OptionTable = {};
+  for (const [name, value] of Object.entries(defaults) as Array<[DeliveryOptionName, unknown]>) {
+    const spec = deliveryOptionTable[name];
+    if (!spec) throw new Error(`deliveryOptions: '${name}' is not a delivery option`);
+    out[name] = { ...spec, docDefault: undefined, default: name === 'retry_limit' ? String(value) : value };
+  }
+  return out;
+}
+
+/** The delivery options as an output's config holds them after its table was applied. */
+export interface DeliveryConfig {
+  retry_limit: string;
+  workers: number;
+  batch_size: number;
+  batch_bytes: number;
+  batch_wait?: number;
+  'scheduler.base'?: number;
+  'scheduler.cap'?: number;
+  queue_max_records?: number;
+  queue_max_bytes?: number;
+  dead_letter_file?: string;
+}
+
+export const commonOutputOptions = {
+  ...all,
+  ...routed,
+  ...deliveryOptionTable,
   'scheduler.base': { type: 'duration', description: 'Retry backoff base for this output (default: service scheduler.base)' },
   'scheduler.cap': { type: 'duration', description: 'Retry backoff cap for this output (default: service scheduler.cap)' },
   queue_max_records: { type: 'int', min: 1, description: 'Bound of queued + in-flight records before inputs pause (default from service memory_limit)' },
@@ -67,6 +115,14 @@ export const commonOutputOptions = {
 
 export function commonOptionsFor(kind: 'input' | 'filter' | 'output'): OptionTable {
   return kind === 'input' ? commonInputOptions : kind === 'filter' ? commonFilterOptions : commonOutputOptions;
+}
+
+/**
+ * The table a plugin's sections are checked against: the options of its kind, then its own
+ * (which may restate a common option with another default, as deliveryOptions() does).
+ */
+export function optionTableFor(plugin: { kind: 'input' | 'filter' | 'output'; options: OptionTable }): OptionTable {
+  return { ...commonOptionsFor(plugin.kind), ...plugin.options };
 }
 
 /** Parses retry_limit into a number of retries (Infinity for unlimited). */

@@ -17,7 +17,7 @@
  * Backpressure is scoped to this output: only inputs whose chunks reached it pause.
  */
 import { appendFile, mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { Commit } from './commit.js';
@@ -27,6 +27,8 @@ import { DeliveryError, EncodeError, RecordsFailed, type OutputInstance } from '
 import type { Metrics } from '../observe/metrics.js';
 import { recordJSON } from './json.js';
 import { clip } from '../observe/log.js';
+import type { ServiceConfig } from '../config/service.js';
+import { parseRetryLimit, type DeliveryConfig } from './common-options.js';
 
 export interface DeliveryOptions {
   batchSize: number;
@@ -42,6 +44,43 @@ export interface DeliveryOptions {
   queueRecords: number;
   queueBytes: number;
   deadLetterFile?: string;
+}
+
+/** Records per queue before inputs pause, at least, when queue_max_records is not set. */
+const MIN_QUEUE_RECORDS = 1000;
+
+/**
+ * The engine's options from an output's resolved config: the one place the delivery options
+ * become numbers. Defaults come from the output's option table (deliveryOptions()); what is
+ * left unset there follows the service: batch_wait its flush, scheduler.* its backoff, the
+ * queue bounds a share (`1 / share`) of its memory_limit.
+ */
+export function resolveDelivery(
+  id: string,
+  c: DeliveryConfig,
+  service: Pick<ServiceConfig, 'flush' | 'scheduler.base' | 'scheduler.cap' | 'memory_limit' | 'storage.path'>,
+  share: number,
+  baseDir: string,
+): DeliveryOptions {
+  const queueBytes = c.queue_max_bytes ?? Math.floor(service.memory_limit / Math.max(1, share));
+  const deadLetterFile =
+    c.dead_letter_file !== undefined
+      ? resolve(baseDir, c.dead_letter_file)
+      : service['storage.path']
+        ? join(service['storage.path'], 'dead-letter', `${id.replace(/[^A-Za-z0-9_.-]/g, '_')}.jsonl`)
+        : undefined;
+  return {
+    batchSize: c.batch_size,
+    batchBytes: c.batch_bytes,
+    batchWait: c.batch_wait ?? service.flush,
+    workers: c.workers,
+    retryLimit: parseRetryLimit(c.retry_limit),
+    base: c['scheduler.base'] ?? service['scheduler.base'],
+    cap: c['scheduler.cap'] ?? service['scheduler.cap'],
+    queueRecords: c.queue_max_records ?? Math.max(MIN_QUEUE_RECORDS, Math.floor(queueBytes / 1024)),
+    queueBytes,
+    deadLetterFile,
+  };
 }
 
 interface Part {

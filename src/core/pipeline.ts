@@ -4,15 +4,15 @@
  * they match, each output receives the events whose tag it matches, and events a filter emits
  * under a new tag re-enter routing from the first filter.
  */
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, ConfigErrors } from '../config/errors.js';
 import type { LoadedConfig, PluginSection } from '../config/load.js';
 import { applySchema, type RawSection } from '../config/schema.js';
 import { checkService, serviceOptions, type ServiceConfig } from '../config/service.js';
-import { commonOptionsFor, parseRetryLimit } from './common-options.js';
+import { optionTableFor, type DeliveryConfig } from './common-options.js';
 import { Commit } from './commit.js';
-import { DeliveryEngine } from './delivery.js';
+import { DeliveryEngine, resolveDelivery } from './delivery.js';
 import type { LogEvent } from './event.js';
 import { FlowControl, InputFlow, type BlockScope } from './flow.js';
 import { FilesystemStorage, type RoutedSegment } from './storage/buffer.js';
@@ -82,7 +82,7 @@ export function plan(loaded: LoadedConfig, registry: Registry): Plan {
       );
       return null;
     }
-    const table = { ...commonOptionsFor(s.kind), ...plugin.options };
+    const table = optionTableFor(plugin);
     const before = errors.length;
     const config = applySchema(table, s.raw, `${s.kind} '${s.name}'`, errors);
     const n = counters.get(`${s.kind}:${s.name}`) ?? 0;
@@ -293,31 +293,10 @@ export class Pipeline {
         const ctx = this.ctx(p);
         const instance = await wrap(p, () => (p.plugin.create as (c: unknown, x: PluginContext) => OutputInstance | Promise<OutputInstance>)(p.config, ctx));
         if (!instance) continue;
-        const d = p.plugin.defaults ?? {};
-        const c = p.config;
-        const svc = this.plan.service;
-        const queueBytes = (c.queue_max_bytes as number | undefined) ?? Math.floor(svc.memory_limit / share);
-        const deadLetter =
-          (c.dead_letter_file as string | undefined) !== undefined
-            ? resolve(p.raw.baseDir, c.dead_letter_file as string)
-            : svc['storage.path']
-              ? join(svc['storage.path'], 'dead-letter', `${p.id.replace(/[^A-Za-z0-9_.-]/g, '_')}.jsonl`)
-              : undefined;
         const engine = new DeliveryEngine(
           p.id,
           instance,
-          {
-            batchSize: (c.batch_size as number | undefined) ?? d.batch_size ?? 2000,
-            batchBytes: (c.batch_bytes as number | undefined) ?? 1024 * 1024,
-            batchWait: (c.batch_wait as number | undefined) ?? d.batch_wait ?? svc.flush,
-            workers: (c.workers as number | undefined) ?? d.workers ?? 1,
-            retryLimit: parseRetryLimit((p.raw.values.retry_limit as string | undefined) ?? d.retry_limit ?? (c.retry_limit as string)),
-            base: (c['scheduler.base'] as number | undefined) ?? svc['scheduler.base'],
-            cap: (c['scheduler.cap'] as number | undefined) ?? svc['scheduler.cap'],
-            queueRecords: (c.queue_max_records as number | undefined) ?? Math.max(1000, Math.floor(queueBytes / 1024)),
-            queueBytes,
-            deadLetterFile: deadLetter,
-          },
+          resolveDelivery(p.id, p.config as PlannedPlugin['config'] & DeliveryConfig, this.plan.service, share, p.raw.baseDir),
           this.flow,
           this.metrics,
           ctx.logger,

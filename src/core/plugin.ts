@@ -151,21 +151,15 @@ export interface OutputInstance {
   close?(): Promise<void>;
 }
 
-export interface OutputDefaults {
-  /** Default batching for this output when the user does not set batch_size / batch_wait. */
-  batch_size?: number;
-  batch_wait?: number;
-  workers?: number;
-  retry_limit?: number | 'no_limits' | 'no_retries';
-}
-
 export interface PluginDef<C = Record<string, unknown>> {
   kind: PluginKind;
   name: string;
   description: string;
+  /**
+   * The plugin's options. Outputs whose transport wants other delivery defaults than the common
+   * ones restate them here with `deliveryOptions({ ... })` (src/core/common-options.ts).
+   */
   options: OptionTable;
-  /** Outputs: delivery-engine defaults that fit the plugin (the user's options still win). */
-  defaults?: OutputDefaults;
   /** Extra load-time validation across options; throw ConfigError with positions. */
   validate?(config: C, section: RawSection): void;
   create(config: C, ctx: never): InputInstance | FilterInstance | OutputInstance | Promise<InputInstance | FilterInstance | OutputInstance>;

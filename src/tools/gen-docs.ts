@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { OptionSpec, OptionTable } from '../config/schema.js';
 import { serviceOptions } from '../config/service.js';
-import { commonInputOptions, commonFilterOptions, commonOutputOptions } from '../core/common-options.js';
+import { commonInputOptions, commonFilterOptions, commonOutputOptions, deliveryOptionTable, optionTableFor } from '../core/common-options.js';
 import { plugins } from '../plugins.js';
 
 function typeOf(s: OptionSpec): string {
@@ -100,11 +100,18 @@ export function configurationReference(): string {
     out.push(`## ${title}`, '', `Options every ${kind} has:`, '', table(common), '');
     for (const p of plugins.filter((x) => x.kind === kind).sort((a, b) => a.name.localeCompare(b.name))) {
       out.push(`### ${kind} \`${p.name}\``, '', p.description, '');
-      if (p.defaults) {
-        const d = Object.entries(p.defaults).map(([k, v]) => `\`${k}\` ${v}`).join(', ');
+      if (p.kind === 'output') {
+        // What the engine gets when the section sets none of them: the output's own
+        // deliveryOptions() over the common table.
+        const effective = optionTableFor(p);
+        const d = Object.keys(deliveryOptionTable)
+          .map((k) => `\`${k}\` ${effective[k]!.docDefault ?? effective[k]!.default}`)
+          .join(', ');
         out.push(`Delivery defaults for this output: ${d}.`, '');
       }
-      out.push(Object.keys(p.options).length ? table(p.options) : '_No options of its own._', '');
+      // Common options an output restates with its own default are shown above, not as its own.
+      const own = new Set(Object.keys(p.options).filter((k) => !(k in common)));
+      out.push(own.size ? table(p.options, new Set(Object.keys(p.options).filter((k) => !own.has(k)))) : '_No options of its own._', '');
     }
   }
   return `${out.join('\n').trimEnd()}\n`;

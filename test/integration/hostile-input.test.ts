@@ -25,6 +25,7 @@ import { RawClient, WireTime, pack } from '../support/forward-client.js';
 import { freePort, tempDir } from '../support/harness.js';
 import { repoRoot } from '../support/paths.js';
 import { events, startPipeline } from '../support/output-pipeline.js';
+import { deliveryOptions } from '../../src/core/common-options.js';
 
 const now = () => Math.floor(Date.now() / 1000);
 /** A msgpack timestamp (ext type -1) of one byte: msgpackr decodes it to an Invalid Date. */
@@ -460,8 +461,7 @@ const throwingEncoder: OutputPlugin<Record<string, never>> = {
   kind: 'output',
   name: 'throwing_encoder',
   description: 'encodes records, throwing on poison',
-  options: {},
-  defaults: { batch_wait: 0.2 },
+  options: { ...deliveryOptions({ batch_wait: 0.2 }) },
   create: () => ({
     async send(events) {
       // Encoded first, sent after: a throw while encoding sends nothing.

@@ -5,6 +5,7 @@
  */
 import type { LogEvent } from '../../src/core/event.js';
 import { DeliveryError, type OutputPlugin } from '../../src/core/plugin.js';
+import { deliveryOptions } from '../../src/core/common-options.js';
 
 export class Gate {
   open = true;
@@ -32,8 +33,7 @@ export const gateOutput: OutputPlugin<{ gate: string }> = {
   kind: 'output',
   name: 'gate',
   description: 'test output controlled by the test',
-  options: { gate: { type: 'string', required: true, description: 'name of the Gate in `gates`' } },
-  defaults: { batch_wait: 0 },
+  options: { ...deliveryOptions({ batch_wait: 0 }), gate: { type: 'string', required: true, description: 'name of the Gate in `gates`' } },
   create(c) {
     const gate = gates.get(c.gate) ?? new Gate();
     gates.set(c.gate, gate);

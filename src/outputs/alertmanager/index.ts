@@ -11,10 +11,12 @@ import type { LogEvent } from '../../core/event.js';
 import { DeliveryError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
 import { classifyStatus, HttpClient, httpClientOptions, safeUrl, validateHttpClient, type HttpClientConfig } from '../http-common.js';
 import { buildAlert, DEFAULT_SEVERITY, fingerprint, priorityRank, PRIORITIES, type AlertOptions, type PostableAlert, type Priority } from './alert.js';
+import { deliveryOptions } from '../../core/common-options.js';
 
 const PRIORITY_VALUES = [...PRIORITIES, 'info'];
 
 const options = {
+  ...deliveryOptions({ batch_size: 500, batch_wait: 1, workers: 1, retry_limit: 3 }),
   url: {
     type: 'list',
     description:
@@ -65,7 +67,7 @@ export interface AlertmanagerConfig extends HttpClientConfig {
   severity_map?: unknown;
   extra_labels?: unknown;
   extra_annotations?: unknown;
-  workers?: number;
+  workers: number;
 }
 
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
@@ -178,7 +180,7 @@ class AlertmanagerOutput implements OutputInstance {
     private readonly ctx: PluginContext,
   ) {
     this.compiled = compile(c, ctx.section);
-    this.client = new HttpClient(c, ctx.section, (c.workers ?? 1) + 1);
+    this.client = new HttpClient(c, ctx.section, c.workers + 1);
     const id = ctx.id;
     this.m = {
       filtered: ctx.metrics.counter('logwarden_alertmanager_filtered_records_total', 'Alert records below minimum_priority', ['name']).labels(id),
@@ -327,7 +329,6 @@ export const alertmanagerOutput: OutputPlugin<AlertmanagerConfig> = {
   name: 'alertmanager',
   description: 'Send Falco alerts to Prometheus Alertmanager (POST /api/v2/alerts), falcosidekick-compatible labels and annotations',
   options,
-  defaults: { batch_size: 500, batch_wait: 1, workers: 1, retry_limit: 3 },
   validate,
   create: (config, ctx) => new AlertmanagerOutput(config, ctx),
 };

@@ -15,8 +15,10 @@ import type { LogEvent } from '../../core/event.js';
 import { DeliveryError, EncodeError, RecordsFailed, type OutputInstance, type OutputPlugin } from '../../core/plugin.js';
 import { compileFormat, jsonDateOptions } from '../format.js';
 import { acquireFile, releaseFile, rotationsSettled, type RotateRules, type SharedFile } from './rotate.js';
+import { deliveryOptions } from '../../core/common-options.js';
 
 const options = {
+  ...deliveryOptions({ batch_size: 5000, batch_wait: 0, workers: 1 }),
   path: { type: 'string', description: 'Directory of the files (default: the working directory)' },
   file: { type: 'string', description: 'File name (default: the tag of each event)' },
   mkdir: { type: 'bool', default: false, description: 'Create path when it does not exist' },
@@ -241,7 +243,6 @@ export const fileOutput: OutputPlugin<FileConfig> = {
   name: 'file',
   description: 'Appends records to files, one per tag by default (Fluent Bit out_file)',
   options,
-  defaults: { batch_size: 5000, batch_wait: 0, workers: 1 },
   validate(c, section) {
     if (c.file !== undefined && /[/\\\0]/.test(c.file)) {
       throw new ConfigError('file is a name inside path, without directory separators', section.valuePos.file ?? section.pos, 'file');

@@ -29,8 +29,10 @@ import { compileTemplate, type Template } from '../../core/record-accessor.js';
 import { ForwardConnection, type Auth, type ClientTimeouts, type Endpoint } from './client.js';
 import { formatKey, optionsBytes, prepareFrame, type FrameFormat, type PreparedFrame } from './frame.js';
 import { readUpstreamFile } from './upstream.js';
+import { deliveryOptions } from '../../core/common-options.js';
 
 const options = {
+  ...deliveryOptions({ batch_size: 5000, workers: 2 }),
   host: { type: 'string', default: '127.0.0.1', description: 'Server host (Fluent Bit, Fluentd or logwarden forward input)' },
   port: { type: 'int', default: 24224, min: 1, max: 65535, description: 'Server port' },
   unix_path: { type: 'string', description: 'Send over this Unix socket instead of TCP' },
@@ -82,6 +84,8 @@ const options = {
 } satisfies OptionTable;
 
 interface ForwardConfig {
+  /** From the delivery options: connections per node are bounded by it. */
+  workers: number;
   host: string;
   port: number;
   unix_path?: string;
@@ -556,11 +560,9 @@ export const forwardOutput: OutputPlugin<ForwardConfig> = {
   name: 'forward',
   description: "Send to Fluent Bit, Fluentd or logwarden over the forward protocol (Fluent Bit's out_forward: acks, shared key, gzip, upstream nodes)",
   options,
-  defaults: { batch_size: 5000, workers: 2 },
   validate,
   create(config, ctx) {
     const specs = resolveNodes(config, ctx.section);
-    const workers = (config as unknown as { workers?: number }).workers ?? 2;
-    return new ForwardOutput(config, ctx, specs, workers);
+    return new ForwardOutput(config, ctx, specs, config.workers);
   },
 };

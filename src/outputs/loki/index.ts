@@ -31,8 +31,10 @@ import {
   type SkippedLabel,
 } from './labels.js';
 import { formatLine, type DropSingleKey, type LineFormat } from './line.js';
+import { deliveryOptions } from '../../core/common-options.js';
 
 const options = {
+  ...deliveryOptions({ batch_size: 5000, batch_wait: 1, workers: 2 }),
   url: { type: 'string', description: 'Push URL, http(s)://host:port/path (instead of host, port, uri and tls)' },
   host: { type: 'string', default: '127.0.0.1', description: 'Loki host' },
   port: { type: 'int', default: 3100, min: 1, max: 65535, description: 'Loki port' },
@@ -111,7 +113,7 @@ export interface LokiConfig extends HttpClientConfig {
   max_streams: number;
   stream_idle_timeout: number;
   max_line_size: number;
-  workers?: number;
+  workers: number;
 }
 
 const DEFAULT_LABEL: [string, string] = ['job', 'logwarden'];
@@ -311,7 +313,7 @@ class LokiOutput implements OutputInstance {
     const host = c.host.includes(':') && !c.host.startsWith('[') ? `[${c.host}]` : c.host;
     this.url = `${c.tls ? 'https' : 'http'}://${host}:${c.port}${c.uri}`;
     this.where = `loki ${c.host}:${c.port}`;
-    this.client = new HttpClient(c, ctx.section, c.workers ?? lokiOutput.defaults!.workers!);
+    this.client = new HttpClient(c, ctx.section, c.workers);
     const id = ctx.id;
     this.m = {
       overflow: ctx.metrics.counter(
@@ -546,7 +548,6 @@ export const lokiOutput: OutputPlugin<LokiConfig> = {
   name: 'loki',
   description: "Send logs to Grafana Loki's push API (protobuf+snappy or JSON), with Fluent Bit's out_loki options",
   options,
-  defaults: { batch_size: 5000, batch_wait: 1, workers: 2 },
   validate,
   create: (config, ctx) => new LokiOutput(withUrl(config, ctx.section), ctx),
 };

@@ -8,8 +8,10 @@ import type { OptionTable } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
 import type { OutputInstance, OutputPlugin } from '../../core/plugin.js';
 import { compileFormat, jsonDateOptions } from '../format.js';
+import { deliveryOptions } from '../../core/common-options.js';
 
 const options = {
+  ...deliveryOptions({ batch_size: 5000, batch_wait: 0, workers: 1 }),
   format: {
     type: 'enum',
     values: ['msgpack', 'json', 'json_lines', 'json_stream'],
@@ -30,7 +32,6 @@ export const nullOutput: OutputPlugin<NullConfig> = {
   name: 'null',
   description: 'Discards records (Fluent Bit out_null); with a json format it serialises them first',
   options,
-  defaults: { batch_size: 5000, batch_wait: 0, workers: 1 },
   create(c): OutputInstance {
     if (c.format === 'msgpack') return { send: () => Promise.resolve() };
     const fmt = compileFormat({ ...c, format: c.format === 'json' ? 'json' : 'json_lines' });

@@ -8,8 +8,10 @@ import type { LogEvent } from '../../core/event.js';
 import { recordJSON } from '../../core/json.js';
 import type { OutputInstance, OutputPlugin } from '../../core/plugin.js';
 import { compileFormat, jsonDateOptions } from '../format.js';
+import { deliveryOptions } from '../../core/common-options.js';
 
 const options = {
+  ...deliveryOptions({ batch_size: 2000, batch_wait: 0, workers: 1 }),
   format: { type: 'enum', values: ['msgpack', 'json_lines', 'json'], default: 'msgpack', description: 'Output format' },
   ...jsonDateOptions,
 } satisfies OptionTable;
@@ -31,7 +33,6 @@ export const stdoutOutput: OutputPlugin<StdoutConfig> = {
   name: 'stdout',
   description: 'Prints records on standard output (Fluent Bit out_stdout)',
   options,
-  defaults: { batch_size: 2000, batch_wait: 0, workers: 1 },
   create(c): OutputInstance {
     if (c.format === 'msgpack') {
       let n = 0;

@@ -9,8 +9,9 @@ import type { LogEvent } from '../../core/event.js';
 import { DeliveryError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
 import { UiServer } from '../../ui/server.js';
 import { isPostgresUrl, openAlertStore, StoreUnavailable, type AlertStore } from '../../ui/store.js';
+import { deliveryOptions } from '../../core/common-options.js';
 
-const options = {} satisfies OptionTable;
+const options = { ...deliveryOptions({ batch_size: 500, batch_wait: 0, workers: 1, retry_limit: 'no_limits' }) } satisfies OptionTable;
 
 export const uiOutput: OutputPlugin<Record<string, never>> = {
   kind: 'output',
@@ -19,7 +20,6 @@ export const uiOutput: OutputPlugin<Record<string, never>> = {
   options,
   // Unlimited retries: a store that is down for a while (a shared database restarting) keeps
   // the alerts queued (and buffered, with storage.type filesystem) rather than dead-lettered.
-  defaults: { batch_size: 500, batch_wait: 0, workers: 1, retry_limit: 'no_limits' },
   async create(_c, ctx: PluginContext): Promise<OutputInstance> {
     if (!ctx.service.ui) {
       throw new ConfigError('the ui output shows alerts on the web page: set ui: on (and http_server: on) in the service section', ctx.section.pos, 'name');
