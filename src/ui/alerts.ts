@@ -330,3 +330,44 @@ export interface AlertStats {
 /** Rules drawn one by one in the chart; the rest are summed as "other". */
 export const CHART_RULES = 8;
 export const OTHER_RULES = '(other rules)';
+
+/**
+ * The chart's counts per time bucket, by priority (most severe first) and by rule (the top
+ * CHART_RULES rules of the window; the rest summed as OTHER_RULES). Both stores feed it: the
+ * memory store one alert at a time, PostgreSQL with grouped counts.
+ */
+export class ChartSeries {
+  readonly #priority = new Map<string, number[]>();
+  readonly #rule = new Map<string, number[]>();
+  readonly #ruleTotal = new Map<string, number>();
+
+  constructor(readonly buckets: number) {}
+
+  add(bucket: number, priority: string, rule: string, n = 1): void {
+    if (bucket < 0 || bucket >= this.buckets) return;
+    this.#bump(this.#priority, priority, bucket, n);
+    this.#bump(this.#rule, rule, bucket, n);
+    this.#ruleTotal.set(rule, (this.#ruleTotal.get(rule) ?? 0) + n);
+  }
+
+  result(): { byPriority: Record<string, number[]>; byRule: Record<string, number[]> } {
+    const top = [...this.#ruleTotal.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    const byRule: Record<string, number[]> = Object.create(null) as Record<string, number[]>;
+    for (const [r] of top.slice(0, CHART_RULES)) byRule[r] = this.#rule.get(r)!;
+    if (top.length > CHART_RULES) {
+      const other = new Array<number>(this.buckets).fill(0);
+      for (const [r] of top.slice(CHART_RULES)) this.#rule.get(r)!.forEach((n, i) => (other[i]! += n));
+      byRule[OTHER_RULES] = other;
+    }
+    const byPriority: Record<string, number[]> = Object.create(null) as Record<string, number[]>;
+    const priorities = [...this.#priority.keys()].sort((a, b) => priorityRank(a) - priorityRank(b) || (a < b ? -1 : 1));
+    for (const p of priorities) byPriority[p] = this.#priority.get(p)!;
+    return { byPriority, byRule };
+  }
+
+  #bump(map: Map<string, number[]>, key: string, i: number, n: number): void {
+    let arr = map.get(key);
+    if (!arr) map.set(key, (arr = new Array<number>(this.buckets).fill(0)));
+    arr[i]! += n;
+  }
+}

@@ -24,10 +24,8 @@ import type pg from 'pg';
 import type { LogEvent } from '../core/event.js';
 import { recordJSON } from '../core/json.js';
 import {
-  CHART_RULES,
-  OTHER_RULES,
+  ChartSeries,
   haystack,
-  priorityRank,
   resolveQuery,
   summarize,
   type AlertQuery,
@@ -573,7 +571,7 @@ export class PgAlertStore implements AlertStore {
       byPriority: facet(byP.rows),
       byRule: facet(byR.rows),
       values: { rules, tags, namespaces, users, hostnames, sources },
-      series: { start, step, ...seriesOf(series.rows.map((r) => ({ bucket: Number(r.b), priority: r.priority, rule: r.rule, n: Number(r.n) })), buckets) },
+      series: { start, step, ...chartSeries(series.rows, buckets) },
     };
   }
 
@@ -717,34 +715,8 @@ export async function migrate(pool: pg.Pool, logger: Logger): Promise<number> {
   }
 }
 
-/** Counts per bucket by priority (most severe first) and by rule (the top rules; the rest summed as "other"). */
-export function seriesOf(
-  points: Array<{ bucket: number; priority: string; rule: string; n: number }>,
-  buckets: number,
-): { byPriority: Record<string, number[]>; byRule: Record<string, number[]> } {
-  const seriesPriority = new Map<string, number[]>();
-  const seriesRule = new Map<string, number[]>();
-  const windowRule = new Map<string, number>();
-  const bump = (map: Map<string, number[]>, key: string, i: number, n: number) => {
-    let arr = map.get(key);
-    if (!arr) map.set(key, (arr = new Array<number>(buckets).fill(0)));
-    arr[i]! += n;
-  };
-  for (const p of points) {
-    if (p.bucket < 0 || p.bucket >= buckets) continue;
-    bump(seriesPriority, p.priority, p.bucket, p.n);
-    bump(seriesRule, p.rule, p.bucket, p.n);
-    windowRule.set(p.rule, (windowRule.get(p.rule) ?? 0) + p.n);
-  }
-  const top = [...windowRule.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
-  const byRule: Record<string, number[]> = Object.create(null) as Record<string, number[]>;
-  top.slice(0, CHART_RULES).forEach(([r]) => (byRule[r] = seriesRule.get(r)!));
-  if (top.length > CHART_RULES) {
-    const other = new Array<number>(buckets).fill(0);
-    for (const [r] of top.slice(CHART_RULES)) seriesRule.get(r)!.forEach((n, i) => (other[i]! += n));
-    byRule[OTHER_RULES] = other;
-  }
-  const byPriority: Record<string, number[]> = Object.create(null) as Record<string, number[]>;
-  for (const p of [...seriesPriority.keys()].sort((a, b) => priorityRank(a) - priorityRank(b) || (a < b ? -1 : 1))) byPriority[p] = seriesPriority.get(p)!;
-  return { byPriority, byRule };
+function chartSeries(rows: Array<{ b: unknown; priority: string; rule: string; n: unknown }>, buckets: number): ReturnType<ChartSeries['result']> {
+  const series = new ChartSeries(buckets);
+  for (const r of rows) series.add(Number(r.b), r.priority, r.rule, Number(r.n));
+  return series.result();
 }

@@ -15,11 +15,9 @@ import type { LogEvent } from '../core/event.js';
 import { recordJSON } from '../core/json.js';
 import type { Metrics } from '../observe/metrics.js';
 import {
-  CHART_RULES,
+  ChartSeries,
   compileQuery,
   haystack,
-  OTHER_RULES,
-  priorityRank,
   summarize,
   type AlertQuery,
   type AlertStats,
@@ -382,9 +380,7 @@ export class MemoryAlertStore implements AlertStore {
     const mRule = this.matcher(noRule);
     const byPriority: Record<string, number> = Object.create(null) as Record<string, number>;
     const byRule: Record<string, number> = Object.create(null) as Record<string, number>;
-    const seriesPriority = new Map<string, number[]>();
-    const seriesRule = new Map<string, number[]>();
-    const windowRule = new Map<string, number>();
+    const series = new ChartSeries(buckets);
     const rules = new Set<string>();
     const tags = new Set<string>();
     const namespaces = new Set<string>();
@@ -392,11 +388,6 @@ export class MemoryAlertStore implements AlertStore {
     const hostnames = new Set<string>();
     const sources = new Set<string>();
     let total = 0;
-    const bump = (map: Map<string, number[]>, key: string, i: number) => {
-      let arr = map.get(key);
-      if (!arr) map.set(key, (arr = new Array<number>(buckets).fill(0)));
-      arr[i]!++;
-    };
     for (const e of this.entries) {
       const s = e.summary;
       if (rules.size < MAX_VALUES) rules.add(s.rule);
@@ -409,24 +400,7 @@ export class MemoryAlertStore implements AlertStore {
       if (mRule(e)) byRule[s.rule] = (byRule[s.rule] ?? 0) + 1;
       if (!m(e)) continue;
       total++;
-      if (s.received >= start && s.received < end) {
-        const i = Math.floor((s.received - start) / step);
-        bump(seriesPriority, s.priority, i);
-        bump(seriesRule, s.rule, i);
-        windowRule.set(s.rule, (windowRule.get(s.rule) ?? 0) + 1);
-      }
-    }
-    const top = [...windowRule.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
-    const ruleSeries: Record<string, number[]> = Object.create(null) as Record<string, number[]>;
-    top.slice(0, CHART_RULES).forEach(([r]) => (ruleSeries[r] = seriesRule.get(r)!));
-    if (top.length > CHART_RULES) {
-      const other = new Array<number>(buckets).fill(0);
-      for (const [r] of top.slice(CHART_RULES)) seriesRule.get(r)!.forEach((n, i) => (other[i]! += n));
-      ruleSeries[OTHER_RULES] = other;
-    }
-    const prioSeries: Record<string, number[]> = Object.create(null) as Record<string, number[]>;
-    for (const p of [...seriesPriority.keys()].sort((a, b) => priorityRank(a) - priorityRank(b) || (a < b ? -1 : 1))) {
-      prioSeries[p] = seriesPriority.get(p)!;
+      if (s.received >= start && s.received < end) series.add(Math.floor((s.received - start) / step), s.priority, s.rule);
     }
     const sorted = (s: Set<string>) => [...s].sort();
     return {
@@ -434,7 +408,7 @@ export class MemoryAlertStore implements AlertStore {
       byPriority,
       byRule,
       values: { rules: sorted(rules), tags: sorted(tags), namespaces: sorted(namespaces), users: sorted(users), hostnames: sorted(hostnames), sources: sorted(sources) },
-      series: { start, step, byPriority: prioSeries, byRule: ruleSeries },
+      series: { start, step, ...series.result() },
     };
   }
 

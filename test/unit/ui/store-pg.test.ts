@@ -7,8 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventTime, type LogEvent } from '../../../src/core/event.js';
-import { compileQuery, haystack, parseQuery, summarize, type AlertSummary } from '../../../src/ui/alerts.js';
-import { insertBatch, isUnavailable, MIGRATIONS, redactUrl, rowSummary, seriesOf, whereClause } from '../../../src/ui/store-pg.js';
+import { ChartSeries, compileQuery, haystack, parseQuery, summarize, type AlertSummary } from '../../../src/ui/alerts.js';
+import { insertBatch, isUnavailable, MIGRATIONS, redactUrl, rowSummary, whereClause } from '../../../src/ui/store-pg.js';
 import { isPostgresUrl } from '../../../src/ui/store.js';
 
 const ev = (rule: string, priority: string, fields: Record<string, unknown> = {}, tags = ['k8s']): LogEvent => ({
@@ -153,14 +153,16 @@ test('errors: unreachable vs wrong query; URLs are logged without their password
   assert.equal(isPostgresUrl('mysql://db/x'), false);
 });
 
-test('seriesOf: buckets by priority (most severe first) and the top rules, the rest as other', () => {
+test('ChartSeries: buckets by priority (most severe first) and the top rules, the rest as other', () => {
   const pts = [
     { bucket: 9, priority: 'Warning', rule: 'A', n: 2 },
     { bucket: 8, priority: 'Critical', rule: 'A', n: 1 },
     { bucket: 9, priority: 'Warning', rule: 'B', n: 1 },
     ...Array.from({ length: 9 }, (_, i) => ({ bucket: 9, priority: 'Notice', rule: `X${i}`, n: 1 })),
   ];
-  const s = seriesOf(pts, 10);
+  const series = new ChartSeries(10);
+  for (const p of pts) series.add(p.bucket, p.priority, p.rule, p.n);
+  const s = series.result();
   assert.deepEqual(Object.keys(s.byPriority), ['Critical', 'Warning', 'Notice']);
   assert.deepEqual(s.byPriority.Warning!.slice(-2), [0, 3]);
   assert.equal(Object.keys(s.byRule).length, 9);
