@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { freePort, until } from '../support/harness.js';
+import { stopChild, waitReady } from '../support/child.js';
 import { repoRoot, falcoCorpus } from '../support/paths.js';
 import { PgCluster } from '../support/postgres.js';
 import { MIGRATIONS } from '../../src/ui/store-pg.js';
@@ -92,25 +93,13 @@ pipeline:
     });
     this.proc.stdout!.on('data', (d) => (this.log += String(d)));
     this.proc.stderr!.on('data', (d) => (this.log += String(d)));
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      try {
-        if ((await fetch(`${this.base}/readyz`)).ok) return;
-      } catch {
-        // not listening yet
-      }
-      if (this.proc.exitCode !== null || Date.now() > deadline) throw new Error(`${this.name} did not start:\n${this.log}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitReady(this.proc, `${this.base}/readyz`, this.name, () => this.log, 30_000);
   }
 
   async stop(): Promise<void> {
     const p = this.proc;
-    if (!p || p.exitCode !== null) return;
     this.proc = undefined;
-    const exited = new Promise<void>((r) => p.once('exit', () => r()));
-    p.kill('SIGTERM');
-    await exited;
+    await stopChild(p);
   }
 
   /** `logwarden send --ack`: returns once the chunk is stored (filesystem buffering acks then). */

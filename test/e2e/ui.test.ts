@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { freePort, silentServer, until } from '../support/harness.js';
+import { stopChild, waitReady } from '../support/child.js';
 import { repoRoot, falcoCorpus } from '../support/paths.js';
 
 const run = promisify(execFile);
@@ -38,25 +39,13 @@ class Logwarden {
     this.proc = spawn(process.execPath, [join(repoRoot, 'bin', 'logwarden.js'), 'run', '-c', this.config], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout!.on('data', (d) => (this.log += String(d)));
     this.proc.stderr!.on('data', (d) => (this.log += String(d)));
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      try {
-        if ((await fetch(`${this.base}/readyz`)).ok) return;
-      } catch {
-        // not listening yet
-      }
-      if (this.proc.exitCode !== null || Date.now() > deadline) throw new Error(`logwarden did not start:\n${this.log}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitReady(this.proc, `${this.base}/readyz`, 'logwarden', () => this.log, 20_000);
   }
 
   async stop(): Promise<void> {
     const p = this.proc;
-    if (!p || p.exitCode !== null) return;
     this.proc = undefined;
-    const exited = new Promise<void>((r) => p.once('exit', () => r()));
-    p.kill('SIGTERM');
-    await exited;
+    await stopChild(p);
   }
 
   /** `logwarden send` of an events file (waits for the ack: the chunk is routed and delivered). */

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stopChild, waitReady } from './child.js';
 
 export const ALERTMANAGER_BINARY = '/usr/bin/prometheus-alertmanager';
 
@@ -41,26 +42,14 @@ export class Alertmanager {
     );
     this.proc.stdout!.on('data', (d) => (this.log += String(d)));
     this.proc.stderr!.on('data', (d) => (this.log += String(d)));
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        const res = await fetch(`${this.url}/-/ready`);
-        if (res.ok) return this;
-      } catch {
-        // not listening yet
-      }
-      if (this.proc.exitCode !== null || Date.now() > deadline) throw new Error(`alertmanager did not start:\n${this.log}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitReady(this.proc, `${this.url}/-/ready`, 'alertmanager', () => this.log, timeoutMs);
+    return this;
   }
 
   async stop(): Promise<void> {
     const p = this.proc;
-    if (!p || p.exitCode !== null) return;
     this.proc = undefined;
-    const exited = new Promise<void>((r) => p.once('exit', () => r()));
-    p.kill('SIGTERM');
-    await exited;
+    await stopChild(p);
   }
 
   async alerts(): Promise<AmAlert[]> {
