@@ -170,10 +170,9 @@ function small(b: Buffer, p: number, depth: number): unknown {
     return t - 0x100;
   }
   if (strAt(b, p)) {
-    const a = S;
-    const z = E;
-    for (let i = a; i < z; i++) if (b[i]! >= 0x80) throw NEEDS_CODEC;
-    return (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(a, z);
+    const text = asciiText(b, S, E);
+    if (text === undefined) throw NEEDS_CODEC;
+    return text;
   }
   if (depth > SMALL_DEPTH) throw NEEDS_CODEC;
   const items = arrayAt(b, p);
@@ -194,10 +193,9 @@ function small(b: Buffer, p: number, depth: number): unknown {
     let q = S;
     for (let i = 0; i < entries; i++) {
       if (q >= b.length || !strAt(b, q)) throw NEEDS_CODEC;
-      const a = S;
       const z = E;
-      for (let j = a; j < z; j++) if (b[j]! >= 0x80) throw NEEDS_CODEC;
-      const key = (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(a, z);
+      const key = asciiText(b, S, z);
+      if (key === undefined) throw NEEDS_CODEC;
       if (z >= b.length) throw UNSUPPORTED;
       const v = small(b, z, depth + 1);
       q = E;
@@ -270,17 +268,7 @@ function valueAt(b: Buffer, s: number, e: number): unknown {
   if (t <= 0x7f) return t;
   if (t >= 0xe0) return t - 0x100;
   if (strAt(b, s)) {
-    const a = S;
-    const z = E;
-    let ascii = true;
-    for (let i = a; i < z; i++) {
-      if (b[i]! >= 0x80) {
-        ascii = false;
-        break;
-      }
-    }
-    if (ascii) return (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(a, z);
-    return decode(b.subarray(s, e));
+    return asciiText(b, S, E) ?? decode(b.subarray(s, e));
   }
   switch (t) {
     case 0xc0:
@@ -904,3 +892,8 @@ function removes(b: Buffer, ks: number, ke: number, paths: PathPart[][]): boolea
   return false;
 }
 
+/** Bytes a..z as a string when they are all ASCII (then latin1 and UTF-8 agree); undefined otherwise. */
+function asciiText(b: Buffer, a: number, z: number): string | undefined {
+  for (let i = a; i < z; i++) if (b[i]! >= 0x80) return undefined;
+  return (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(a, z);
+}
