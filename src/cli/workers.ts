@@ -18,6 +18,7 @@ import type { Plan } from '../core/pipeline.js';
 import { ServiceHttp } from '../observe/http.js';
 import { Metrics } from '../observe/metrics.js';
 import { UiServer, uiOptions } from '../ui/server.js';
+import type { MetricsReader } from '../ui/health.js';
 
 interface StatusReply {
   type: 'logwarden:status';
@@ -125,13 +126,13 @@ export async function runPrimary(p: Plan, log: Logger): Promise<number> {
       // The page (only with a shared ui.store: checkService refuses workers > 1 otherwise): the
       // workers' ui outputs write to the database, the primary serves what it holds, its health
       // read from the merged metrics.
-      const view = {
+      const merged: MetricsReader = {
         registry: { getMetricsAsJSON: async () => parseExposition(await aggregator.clusterMetrics()) },
-      } as unknown as Metrics;
+      };
       const pipeline = { inputs: p.inputs, filters: p.filters, outputs: p.outputs, status: current };
       // The primary's store reports into a registry of its own (the page's status says up/down;
       // /metrics carries the workers' store metrics).
-      ui = await UiServer.attach(http, { ...uiOptions(p.service, view, pipeline, log.child({ component: 'ui' })), storeMetrics: new Metrics(false) });
+      ui = await UiServer.attach(http, { ...uiOptions(p.service, new Metrics(false), pipeline, log.child({ component: 'ui' })), healthMetrics: merged });
     }
     await http.listen(p.service.http_listen, p.service.http_port, p.serviceSection);
   }

@@ -2,7 +2,6 @@
  * Pipeline health for the web page, read from the same prom-client registry /metrics serves, so
  * the page and Prometheus never disagree. Rates come from earlier samples kept here.
  */
-import type { Metrics } from '../observe/metrics.js';
 import type { FilterHealth, Health, InputHealth, LifeState, OutputHealth } from './health-shape.js';
 
 /** What the health sampler needs of the running pipeline (a Pipeline satisfies it). */
@@ -30,13 +29,18 @@ interface Sample {
   totals: Map<string, number>;
 }
 
+/** What the health view reads: a registry's metrics as JSON (the process's own, or the workers' merged). */
+export interface MetricsReader {
+  registry: { getMetricsAsJSON(): Promise<Array<{ name: string; values: ReadonlyArray<{ labels: object; value: number }> }>> };
+}
+
 export class HealthSampler {
   private samples: Sample[] = [];
   private cached: Promise<Health> | undefined;
   private cachedAt = 0;
 
   constructor(
-    private readonly metrics: Metrics,
+    private readonly metrics: MetricsReader,
     private readonly pipeline: PipelineView,
     private readonly memoryLimit: number,
     private readonly now: () => number = Date.now,

@@ -16,7 +16,7 @@ import type { ServiceHttp } from '../observe/http.js';
 import type { Metrics } from '../observe/metrics.js';
 import { compileQuery, parseQuery, resolveQuery, type AlertQuery, type AlertSummary, type Mute, type NewMute } from './alerts.js';
 import { csvHeader, csvRow, EXPORT_TYPES, exportFileName, jsonLine, type ExportFormat } from './export.js';
-import { HealthSampler, type PipelineView } from './health.js';
+import { HealthSampler, type MetricsReader, type PipelineView } from './health.js';
 import { Silences } from './silences.js';
 import { openAlertStore, StoreUnavailable, type AlertStore, type StoredAlert } from './store.js';
 
@@ -34,9 +34,10 @@ export interface UiOptions {
   /** `ui.store`: absent or `memory`, or a postgres:// URL. */
   store?: string;
   auth: UiAuth;
+  /** Where the store reports, and (unless healthMetrics) what the health view reads. */
   metrics: Metrics;
-  /** Where the store reports (default: metrics). */
-  storeMetrics?: Metrics;
+  /** What the health view reads, when not metrics (the primary of service.workers: the merged workers' metrics). */
+  healthMetrics?: MetricsReader;
   pipeline: PipelineView;
   /** service.memory_limit, the budget buffer usage is measured against. */
   memoryLimit: number;
@@ -137,7 +138,7 @@ export class UiServer {
     readonly store: AlertStore,
     private readonly opts: UiOptions,
   ) {
-    this.health = new HealthSampler(opts.metrics, opts.pipeline, opts.memoryLimit, opts.now);
+    this.health = new HealthSampler(opts.healthMetrics ?? opts.metrics, opts.pipeline, opts.memoryLimit, opts.now);
     this.silences = opts.alertmanagerUrl ? new Silences(opts.alertmanagerUrl) : undefined;
     this.loadAssets(opts.assetsDir ?? defaultAssets);
   }
@@ -150,7 +151,7 @@ export class UiServer {
       retention: opts.retention,
       ...(opts.dbPath ? { dbPath: opts.dbPath } : {}),
       ...(opts.store ? { store: opts.store } : {}),
-      metrics: opts.storeMetrics ?? opts.metrics,
+      metrics: opts.metrics,
       logger: opts.logger,
       ...(opts.now ? { now: opts.now } : {}),
     });
