@@ -4,8 +4,9 @@
  * (@fluent-org/logger) that records exactly which records were acked.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { FluentClient, EventTime as FluentEventTime } from '@fluent-org/logger';
 import { repoRoot } from './paths.js';
 
@@ -45,12 +46,24 @@ export class LogwardenProcess {
     this.exited = new Promise((r) => proc.once('exit', (code) => r(code)));
   }
 
-  /** Starts `logwarden run -c config` and waits for "logwarden running". */
-  static async start(config: string, timeoutMs = 30_000): Promise<LogwardenProcess> {
-    const proc = spawn(process.execPath, [join(repoRoot, 'bin', 'logwarden.js'), 'run', '-c', config], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, CI: '1' },
-    });
+  /**
+   * Starts `logwarden run -c config` and waits for "logwarden running". With `containerLimit`
+   * (bytes), it starts as the container does: through deploy/container/entrypoint.sh, which
+   * derives the V8 heap flags from a cgroup memory limit of that size.
+   */
+  static async start(config: string, timeoutMs = 30_000, opts: { containerLimit?: number } = {}): Promise<LogwardenProcess> {
+    const env: NodeJS.ProcessEnv = { ...process.env, CI: '1' };
+    let proc;
+    if (opts.containerLimit !== undefined) {
+      const cgroup = mkdtempSync(join(tmpdir(), 'logwarden-cgroup-'));
+      writeFileSync(join(cgroup, 'memory.max'), `${opts.containerLimit}\n`);
+      proc = spawn('sh', [join(repoRoot, 'deploy', 'container', 'entrypoint.sh'), 'run', '-c', config], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...env, LOGWARDEN_HOME: repoRoot, LOGWARDEN_CGROUP_ROOT: cgroup, PATH: `${dirname(process.execPath)}:${env.PATH ?? ''}` },
+      });
+    } else {
+      proc = spawn(process.execPath, [join(repoRoot, 'bin', 'logwarden.js'), 'run', '-c', config], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    }
     const p = new LogwardenProcess(proc);
     await p.waitLog((l) => l.msg === 'logwarden running', 'logwarden running', timeoutMs);
     return p;
