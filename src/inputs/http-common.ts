@@ -379,10 +379,14 @@ export class HttpInput<S> implements InputInstance {
   private readBody(req: http.IncomingMessage, res: http.ServerResponse, state: S, length: number | undefined): void {
     const max = this.c.buffer_max_size;
     const step = Math.min(this.c.buffer_chunk_size ?? 512 * 1024, max);
-    // Memory follows the bytes that arrive, not the length a sender declares: start at
-    // buffer_chunk_size (or the declared length when smaller) and double up to the limit.
+    // Memory follows the bytes that arrive, not the length a sender declares: they are copied into
+    // blocks of buffer_chunk_size (the last one no larger than the declared length needs) as they
+    // come. Copied, because a socket's chunk can pin a larger read buffer; in blocks, because a
+    // buffer grown by doubling leaves its earlier copies as garbage, which for uploads held open
+    // is as much again as what they hold. A body of one block needs no concatenation.
     const cap = Math.min(max, length ?? max);
-    let buf = Buffer.allocUnsafe(Math.min(cap, step));
+    const blocks: Buffer[] = [];
+    let allocated = 0;
     let len = 0;
     let refused = false;
     // Bytes are held as they arrive (a declared length that never comes holds nothing), and the
@@ -429,17 +433,25 @@ export class HttpInput<S> implements InputInstance {
         );
         return;
       }
-      if (len + chunk.length > buf.length) {
-        const grown = Buffer.allocUnsafe(Math.min(cap, Math.max(len + chunk.length, buf.length * 2, step)));
-        buf.copy(grown, 0, 0, len);
-        buf = grown;
+      for (let off = 0; off < chunk.length; ) {
+        if (len === allocated) {
+          const rest = cap - allocated;
+          const block = Buffer.allocUnsafe(rest > 0 ? Math.min(step, rest) : step);
+          blocks.push(block);
+          allocated += block.length;
+        }
+        const block = blocks[blocks.length - 1]!;
+        const n = chunk.copy(block, len - (allocated - block.length), off);
+        off += n;
+        len += n;
       }
-      chunk.copy(buf, len);
-      len += chunk.length;
     });
     req.on('end', () => {
       this.uploads.delete(upload);
-      if (!refused) void this.process(req, res, state, buf.subarray(0, len), hold).finally(release);
+      if (refused) return;
+      const body = blocks.length === 1 ? blocks[0]!.subarray(0, len) : Buffer.concat(blocks, len);
+      blocks.length = 0;
+      void this.process(req, res, state, body, hold).finally(release);
     });
     // An aborted or timed-out request may end without 'error': its hold goes with the request.
     req.on('close', () => {
