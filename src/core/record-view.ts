@@ -14,6 +14,7 @@
  * the maps a path or an edit names.
  */
 import { decode, encode } from './msgpack.js';
+import { isUtf8 } from 'node:buffer';
 import { readU32, skipValue } from './msgpack-scan.js';
 
 export type PathPart = string | number;
@@ -29,7 +30,18 @@ export type Edit =
   /** Sets top-level `key`: in its place when it exists (`move` false) or moved to the end (`move` true). */
   | { readonly op: 'put'; readonly key: string; readonly value: unknown; readonly move: boolean }
   /** Renames top-level `key` to `to` in its place; an existing `to` is removed. */
-  | { readonly op: 'rename'; readonly key: string; readonly to: string };
+  | { readonly op: 'rename'; readonly key: string; readonly to: string }
+  /**
+   * Moves the top-level keys `match` accepts (in record order) into a new map, each named
+   * `name(key)` there, and sets that map as top-level `under` at the end of the record (an
+   * existing `under` is replaced). Nothing changes when no key matches.
+   */
+  | { readonly op: 'nest'; readonly under: string; readonly match: (key: string) => boolean; readonly name: (key: string) => string }
+  /**
+   * When top-level `under` is a map: removes it and puts each of its entries (in its order) at
+   * the end of the record as `name(key)`, replacing an existing key of that name.
+   */
+  | { readonly op: 'lift'; readonly under: string; readonly name: (key: string) => string };
 
 const EMPTY = Buffer.alloc(0);
 const NO_INDEX = new Int32Array(0);
@@ -520,6 +532,30 @@ export function applyEdit(r: Record<string, unknown>, e: Edit): Record<string, u
       }
       return out;
     }
+    case 'nest': {
+      let nested: Record<string, unknown> | undefined;
+      for (const k of Object.keys(r)) {
+        if (!e.match(k)) continue;
+        nested ??= {};
+        setOwn(nested, e.name(k), r[k]);
+        delete r[k];
+      }
+      if (nested === undefined) return r;
+      if (hasOwn(r, e.under)) delete r[e.under];
+      setOwn(r, e.under, nested);
+      return r;
+    }
+    case 'lift': {
+      const inner = hasOwn(r, e.under) ? r[e.under] : undefined;
+      if (!isObj(inner)) return r;
+      delete r[e.under];
+      for (const k of Object.keys(inner)) {
+        const name = e.name(k);
+        if (hasOwn(r, name)) delete r[name];
+        setOwn(r, name, inner[k]);
+      }
+      return r;
+    }
   }
 }
 
@@ -611,11 +647,14 @@ const out = new Out();
 let slotHead = new Int32Array(64); // offset of the key's header (original keys)
 let slotKs = new Int32Array(64);
 let slotKe = new Int32Array(64);
-let slotVs = new Int32Array(64); // original value bytes, -1 when the value is new
+let slotVs = new Int32Array(64); // original value bytes, -1 when the value is new, -2 a nested map (nest)
 let slotVe = new Int32Array(64);
 const slotKey: Array<string | null> = []; // key text when the key is new (put, rename)
 const slotVal: unknown[] = [];
 const slotNested: Array<PathPart[][] | null> = [];
+// A nested map a nest edit built (slotVs -2): the slots of its entries and their names.
+const slotMoved: Array<number[] | null> = [];
+const slotNames: Array<string[] | null> = [];
 const slotLive: boolean[] = [];
 let slots = 0;
 // Where applyEdits wrote each entry (key bytes, value bytes) in its output.
@@ -647,8 +686,49 @@ function newSlot(): number {
   slotKey[i] = null;
   slotVal[i] = undefined;
   slotNested[i] = null;
+  slotMoved[i] = null;
+  slotNames[i] = null;
   slotLive[i] = true;
   return i;
+}
+
+/** The text of a key in `b[s, e)` as decoding gives it; UNSUPPORTED for bytes that are not UTF-8. */
+function keyText(b: Buffer, s: number, e: number): string {
+  const t = asciiText(b, s, e);
+  if (t !== undefined) return t;
+  const sub = b.subarray(s, e);
+  if (!isUtf8(sub)) throw UNSUPPORTED;
+  return sub.toString('utf8');
+}
+
+/** The key of slot `i` as it stands (renamed or not). */
+function slotText(b: Buffer, i: number): string {
+  return slotKey[i] ?? keyText(b, slotKs[i]!, slotKe[i]!);
+}
+
+/**
+ * Two keys moved to the same name: the one decoding's object order gives last wins. That order is
+ * the bytes' order except for keys that are array indexes (an object lists them first): those
+ * are left to the object.
+ */
+function collides(x: string, y: string): void {
+  if (INDEX.test(x) || INDEX.test(y)) throw UNSUPPORTED;
+}
+
+/** A new slot holding what slot `m` holds (its key, value and pending changes). */
+function copySlot(m: number): number {
+  const s = newSlot();
+  slotHead[s] = slotHead[m]!;
+  slotKs[s] = slotKs[m]!;
+  slotKe[s] = slotKe[m]!;
+  slotVs[s] = slotVs[m]!;
+  slotVe[s] = slotVe[m]!;
+  slotKey[s] = slotKey[m]!;
+  slotVal[s] = slotVal[m];
+  slotNested[s] = slotNested[m]!;
+  slotMoved[s] = slotMoved[m]!;
+  slotNames[s] = slotNames[m]!;
+  return s;
 }
 
 function slotIs(b: Buffer, i: number, key: string, kb: Buffer): boolean {
@@ -737,7 +817,7 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
         if (s < 0) break;
         if (e.path.length === 1) slotLive[s] = false;
         else {
-          if (slotVs[s] === -1) throw UNSUPPORTED; // inside a value an edit put: leave it to the object
+          if (slotVs[s]! < 0) throw UNSUPPORTED; // inside a value an edit made: leave it to the object
           (slotNested[s] ??= []).push(e.path.slice(1) as PathPart[]);
         }
         break;
@@ -749,6 +829,111 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
         const t = findSlot(b, e.to);
         if (t >= 0) slotLive[t] = false;
         slotKey[s] = e.to;
+        break;
+      }
+      case 'nest': {
+        let moved: number[] | null = null;
+        let names: string[] | null = null;
+        for (let i = 0; i < slots; i++) {
+          if (!slotLive[i]) continue;
+          const key = slotText(b, i);
+          if (!e.match(key)) continue;
+          const name = e.name(key);
+          moved ??= [];
+          names ??= [];
+          const at = names.indexOf(name);
+          if (at >= 0) {
+            // A name given twice: its first place, the last value.
+            collides(slotText(b, moved[at]!), key);
+            moved[at] = i;
+          } else {
+            moved.push(i);
+            names.push(name);
+          }
+          slotLive[i] = false;
+        }
+        if (moved === null) break;
+        const u = findSlot(b, e.under);
+        if (u >= 0) slotLive[u] = false;
+        const s = newSlot();
+        slotKey[s] = e.under;
+        slotVs[s] = -2;
+        slotMoved[s] = moved;
+        slotNames[s] = names;
+        break;
+      }
+      case 'lift': {
+        const u = findSlot(b, e.under);
+        if (u < 0) break;
+        const vs = slotVs[u]!;
+        if (vs === -2) {
+          // The map a nest edit built: its entries move up as they are.
+          slotLive[u] = false;
+          const moved = slotMoved[u]!;
+          const names = slotNames[u]!;
+          const first = slots;
+          for (let j = 0; j < moved.length; j++) {
+            const name = e.name(names[j]!);
+            const t = findSlot(b, name);
+            if (t >= 0) {
+              if (t >= first) collides(names[t - first]!, names[j]!);
+              slotLive[t] = false;
+            }
+            const s = copySlot(moved[j]!);
+            if (slotKey[s] !== null || name !== keyText(b, slotKs[s]!, slotKe[s]!)) slotKey[s] = name;
+          }
+          break;
+        }
+        if (vs < 0 || slotNested[u] !== null) throw UNSUPPORTED; // a value an edit put: the object
+        const entries = mapAt(b, vs);
+        if (entries < 0) {
+          // An ext decodes to an object (EventTime, Date) the lift would read: the object. A bin
+          // (a Buffer) and anything else is no map: unchanged.
+          if (isBinOrExt(b[vs]!) && !(b[vs]! >= 0xc4 && b[vs]! <= 0xc6)) throw UNSUPPORTED;
+          break;
+        }
+        slotLive[u] = false;
+        // The map's entries as decoding gives them (a duplicate key: first place, last value),
+        // staged as slots that are not live yet.
+        const first = slots;
+        let q = S;
+        for (let m = 0; m < entries; m++) {
+          if (q >= b.length || !strAt(b, q)) throw UNSUPPORTED;
+          const head = q;
+          const ks = S;
+          const ke = E;
+          const ve = skip(b, ke);
+          q = ve;
+          let dup = -1;
+          for (let j = first; j < slots; j++) {
+            if (slotKe[j]! - slotKs[j]! === ke - ks && same(b, ks, slotKs[j]!, ke - ks)) {
+              dup = j;
+              break;
+            }
+          }
+          const s = dup >= 0 ? dup : newSlot();
+          if (dup < 0) {
+            slotHead[s] = head;
+            slotKs[s] = ks;
+            slotKe[s] = ke;
+            slotLive[s] = false;
+          }
+          slotVs[s] = ke;
+          slotVe[s] = ve;
+        }
+        // Each goes to the end under its name, replacing a key of that name.
+        const last = slots;
+        for (let j = first; j < last; j++) {
+          const key = keyText(b, slotKs[j]!, slotKe[j]!);
+          const name = e.name(key);
+          const t = findSlot(b, name);
+          if (t >= 0) {
+            if (t >= first) collides(keyText(b, slotKs[t]!, slotKe[t]!), key);
+            slotLive[t] = false;
+          }
+          if (name !== key) slotKey[j] = name;
+          slotLive[j] = true;
+        }
         break;
       }
     }
@@ -771,7 +956,7 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
   for (let i = 0; i < slots; i++) {
     if (!slotLive[i]) continue;
     const k = slotKey[i];
-    if (k === null && slotVs[i] !== -1 && slotNested[i] === null && slotVs[i] === slotKe[i]) {
+    if (k === null && slotNested[i] === null && slotVs[i] === slotKe[i]) {
       const head = slotHead[i]!;
       if (head !== runEnd) {
         if (runStart >= 0) out.copy(b, runStart, runEnd);
@@ -802,24 +987,45 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
       o[ob + n * 5 + 1] = out.len - Buffer.byteLength(k, 'utf8');
     }
     o[ob + n * 5 + 3] = out.len;
-    if (slotVs[i] === -1) out.value(slotVal[i]);
-    else {
-      const nested = slotNested[i];
-      if (nested === null) out.copy(b, slotVs[i]!, slotVe[i]!);
-      else writeWithout(b, slotVs[i]!, slotVe[i]!, nested);
-    }
+    writeValue(b, i);
     o[ob + n * 5 + 4] = out.len;
     n++;
-    slotVal[i] = undefined;
-    slotNested[i] = null;
   }
   if (runStart >= 0) out.copy(b, runStart, runEnd);
+  for (let i = 0; i < slots; i++) {
+    slotVal[i] = undefined;
+    slotNested[i] = null;
+    slotMoved[i] = null;
+    slotNames[i] = null;
+  }
   const result = Buffer.allocUnsafe(out.len);
   out.buf.copy(result, 0, 0, out.len);
   editedIndexAt = ob;
   editedIndexN = n;
   editedUsed = ob + n * 5;
   return result;
+}
+
+/** Writes the value of slot `i`: its bytes (less what removes name), a put value or a nested map. */
+function writeValue(b: Buffer, i: number): void {
+  const vs = slotVs[i]!;
+  if (vs === -1) out.value(slotVal[i]);
+  else if (vs === -2) {
+    const moved = slotMoved[i]!;
+    const names = slotNames[i]!;
+    out.mapHeader(moved.length);
+    for (let j = 0; j < moved.length; j++) {
+      const m = moved[j]!;
+      const name = names[j]!;
+      if (slotKey[m] === null && name === keyText(b, slotKs[m]!, slotKe[m]!)) out.copy(b, slotHead[m]!, slotKe[m]!);
+      else out.str(name);
+      writeValue(b, m);
+    }
+  } else {
+    const nested = slotNested[i];
+    if (nested === null) out.copy(b, vs, slotVe[i]!);
+    else writeWithout(b, vs, slotVe[i]!, nested);
+  }
 }
 
 /** Writes the value at `b[s, e)` without the values at `paths` (relative to it). */

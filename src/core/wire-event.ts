@@ -111,6 +111,13 @@ export class WireEvent implements LogEvent {
     if (edits !== undefined) {
       for (let i = edits.length - 1; i >= 0; i--) {
         const e = edits[i]!;
+        if (e.op === 'nest' || e.op === 'lift') {
+          // Which keys these move depends on the record: apply the edits and look.
+          this.#flush();
+          if (this.#raw === undefined) return Object.prototype.hasOwnProperty.call(this.#record, key);
+          if (!this.open(view, false)) throw UNSUPPORTED;
+          return view.has(key);
+        }
         if (e.op === 'put' && e.key === key) return true;
         if (e.op === 'remove' && e.path.length === 1 && e.path[0] === key) return false;
         if (e.op === 'rename' && e.key !== e.to) {

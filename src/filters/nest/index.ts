@@ -8,12 +8,17 @@
  * left unchanged; the new map and lifted keys go to the end of the record. Where Fluent Bit would
  * write a key twice (nest_under already present, a lifted key already at the top), the moved
  * value replaces the existing one.
+ *
+ * A record still in msgpack bytes is not decoded: the move is recorded as one edit and written
+ * into the bytes with the other pending edits (src/core/record-view.ts); a lifted map's entries
+ * are copied from its bytes. Only what the bytes cannot express exactly (an extension value under
+ * nested_under, keys an object would reorder colliding on one name) falls back to the object.
  */
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
-import type { LogRecord } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
-import { hasField, isMap, setField } from '../../core/record-accessor.js';
+import { applyEdit, type Edit } from '../../core/record-view.js';
+import { WireEvent } from '../../core/wire-event.js';
 import { optionPos, rawOption } from '../modify/args.js';
 
 interface NestConfig {
@@ -65,7 +70,9 @@ export const nestFilter: FilterPlugin<NestConfig> = {
     const add = config.add_prefix ?? '';
     const strip = config.remove_prefix;
     const rename = (k: string) => add + (strip !== undefined && k.startsWith(strip) ? k.slice(strip.length) : k);
-    let apply: (r: LogRecord) => void;
+    // One edit for the whole filter: a record still in bytes records it (applied to the bytes in
+    // the one copy pass that writes all pending edits), a decoded record takes it at once.
+    let edit: Edit;
     if (config.operation === 'nest') {
       const exact = new Set<string>();
       const prefixes: string[] = [];
@@ -73,35 +80,17 @@ export const nestFilter: FilterPlugin<NestConfig> = {
         if (w.endsWith('*')) prefixes.push(w.slice(0, -1));
         else exact.add(w);
       }
-      const under = config.nest_under!;
-      apply = (r) => {
-        let nested: LogRecord | undefined;
-        for (const k of Object.keys(r)) {
-          if (!exact.has(k) && !prefixes.some((p) => k.startsWith(p))) continue;
-          nested ??= {};
-          setField(nested, rename(k), r[k]);
-          delete r[k];
-        }
-        if (!nested) return;
-        if (hasField(r, under)) delete r[under];
-        setField(r, under, nested);
-      };
+      const match = (k: string) => exact.has(k) || prefixes.some((p) => k.startsWith(p));
+      edit = { op: 'nest', under: config.nest_under!, match, name: rename };
     } else {
-      const under = config.nested_under!;
-      apply = (r) => {
-        const inner = hasField(r, under) ? r[under] : undefined;
-        if (!isMap(inner)) return;
-        delete r[under];
-        for (const k of Object.keys(inner)) {
-          const name = rename(k);
-          if (hasField(r, name)) delete r[name];
-          setField(r, name, inner[k]);
-        }
-      };
+      edit = { op: 'lift', under: config.nested_under!, name: rename };
     }
     return {
       filter(events) {
-        for (const e of events) apply(e.record);
+        for (const e of events) {
+          if (e instanceof WireEvent && e.isBytes) e.edit(edit);
+          else e.record = applyEdit(e.record, edit);
+        }
         return events;
       },
     };

@@ -208,11 +208,22 @@ function randomEdits(r: () => number): Edit[] {
   const out: Edit[] = [];
   const pick = <T>(a: readonly T[]) => a[Math.floor(r() * a.length)]!;
   for (let i = 0; i < n; i++) {
-    const kind = Math.floor(r() * 4);
+    const kind = Math.floor(r() * 6);
     if (kind === 0) out.push({ op: 'put', key: pick(KEYS), value: pick(VALUES), move: r() < 0.5 });
     else if (kind === 1) out.push({ op: 'remove', path: [pick(KEYS)] });
     else if (kind === 2) out.push({ op: 'remove', path: pick(NESTED) });
-    else out.push({ op: 'rename', key: pick(KEYS), to: pick(KEYS) });
+    else if (kind === 3) out.push({ op: 'rename', key: pick(KEYS), to: pick(KEYS) });
+    else {
+      // nest / lift with the names a prefix change gives (collisions included: 'x' + 'a' / 'xa').
+      const strip = pick(['', 're', 'u', 'x']);
+      const add = pick(['', 'x', 'p_']);
+      const name = (k: string) => add + (strip !== '' && k.startsWith(strip) ? k.slice(strip.length) : k);
+      if (kind === 4) {
+        const keys = new Set([pick(KEYS), pick(KEYS)]);
+        const prefix = pick(['re', 'u', 'zz', '']);
+        out.push({ op: 'nest', under: pick(KEYS), match: (k) => keys.has(k) || (prefix !== '' && k.startsWith(prefix)), name });
+      } else out.push({ op: 'lift', under: pick(['user', 'objectRef', 'annotations', 'requestObject', 'verb', 'missing', ...KEYS]), name });
+    }
   }
   return out;
 }
