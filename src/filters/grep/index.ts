@@ -9,13 +9,19 @@
  *   keeps it (later rules are not looked at).
  * - and / or: all rules (or any rule) must match; then the record is kept (regex rules) or
  *   dropped (exclude rules). Mixing regex and exclude is an error with and / or.
+ *
+ * A record still in msgpack bytes is read through the record view (only the values the rules
+ * name are decoded), unless a key's sub-key looks like an array index (`['0']`): the view would
+ * read it as an index where the accessor reads only a map key.
  */
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
-import type { LogRecord } from '../../core/event.js';
+import type { LogEvent } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
 import { AccessorSyntaxError, compileAccessor, type RecordAccessor } from '../../core/record-accessor.js';
+import { sharedView, ViewUnsupported } from '../../core/record-view.js';
 import { compileRegex, RegexError, type SafeRegex } from '../../core/safe-regex.js';
+import { WireEvent } from '../../core/wire-event.js';
 import { optionPos, orderedEntries, splitArgs } from '../modify/args.js';
 
 interface GrepConfig {
@@ -67,8 +73,26 @@ function compile(config: GrepConfig, section: RawSection): Rule[] {
   return rules;
 }
 
-function matches(rule: Rule, record: LogRecord): boolean {
-  const v = rule.key.get(record);
+const INDEX = /^(0|[1-9][0-9]*)$/;
+
+/** Whether the view reads `rule`'s key exactly as the accessor does. */
+function viewable(rule: Rule): boolean {
+  return rule.key.path.every((p, i) => i === 0 || typeof p === 'number' || !INDEX.test(p));
+}
+
+function read(rule: Rule, e: LogEvent, bytes: boolean): unknown {
+  if (bytes && e instanceof WireEvent && e.isBytes) {
+    try {
+      if (e.open(sharedView)) return sharedView.get(rule.key.path);
+    } catch (err) {
+      if (!(err instanceof ViewUnsupported)) throw err;
+    }
+  }
+  return rule.key.get(e.record);
+}
+
+function matches(rule: Rule, e: LogEvent, bytes: boolean): boolean {
+  const v = read(rule, e, bytes);
   return typeof v === 'string' && rule.re.test(v);
 }
 
@@ -82,11 +106,12 @@ export const grepFilter: FilterPlugin<GrepConfig> = {
   },
   create(config, ctx): FilterInstance {
     const rules = compile(config, ctx.section);
-    let keep: (r: LogRecord) => boolean;
+    const bytes = rules.every(viewable);
+    let keep: (e: LogEvent) => boolean;
     if (config.logical_op === 'legacy') {
       keep = (r) => {
         for (const rule of rules) {
-          const m = matches(rule, r);
+          const m = matches(rule, r, bytes);
           if (m) return !rule.exclude;
           if (!rule.exclude) return false;
         }
@@ -98,7 +123,7 @@ export const grepFilter: FilterPlugin<GrepConfig> = {
       keep = (r) => {
         let found = and;
         for (const rule of rules) {
-          if (matches(rule, r) !== and) {
+          if (matches(rule, r, bytes) !== and) {
             found = !and;
             break;
           }
@@ -108,7 +133,7 @@ export const grepFilter: FilterPlugin<GrepConfig> = {
     }
     return {
       filter(events) {
-        return events.filter((e) => keep(e.record));
+        return events.filter(keep);
       },
     };
   },

@@ -1,5 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { EventTime } from '../../../src/core/event.js';
+import { decode, encode } from '../../../src/core/msgpack.js';
+import { WireEvent } from '../../../src/core/wire-event.js';
 import { grepFilter } from '../../../src/filters/grep/index.js';
 import { tempDir, writePipeline } from '../../support/filter-pipeline.js';
 import { buildWithParsers, ev, loadErrors, run } from '../../support/parsers-pipeline.js';
@@ -71,4 +74,40 @@ test('load-time errors with positions', async () => {
   assert.match(await loadErrors(f5, grepFilter), /:3:7: regex: grep needs at least one regex or exclude rule/);
   const f6 = writePipeline(dir, 'pipeline:\n  filters:\n    - name: grep\n      match: "*"\n      logical_op: xor\n      regex: a b\n');
   assert.match(await loadErrors(f6, grepFilter), /logical_op: found "xor", expected one of legacy, and, or/);
+});
+
+test('records in bytes are read through the view: the same records kept, none decoded', async () => {
+  const records: Array<Record<string, unknown>> = [
+    { log: 1, kubernetes: { labels: { app: 'myapp' } }, list: ['x', 'myapp'] },
+    { log: 2, kubernetes: { labels: { app: 'other' } }, list: ['myapp'] },
+    { log: 3, kubernetes: 'myapp' },
+    { log: 4, kubernetes: { labels: ['myapp'] } },
+    { log: 5, kubernetes: { labels: { app: 7 } }, value: 'error' },
+    { log: 6, value: 'something', list: { 1: 'myapp' } },
+    { log: 7, value: Buffer.from('error') },
+  ];
+  const configs: Array<Record<string, unknown>> = [
+    { exclude: "$kubernetes['labels']['app'] myapp" },
+    { regex: ["$kubernetes['labels']['app'] ^o", 'log .'] },
+    { logical_op: 'or', regex: ['value something', 'value error', '$list[1] myapp'] },
+    { logical_op: 'and', exclude: ['$list[0] myapp', 'log 2'] },
+    // A sub-key that looks like an index: the accessor reads it as a map key only (decoded).
+    { regex: "$list['1'] myapp", decodes: true },
+  ];
+  for (const { decodes, ...options } of configs) {
+    const f = await grep(options);
+    const want = logs(run(f, records.map((r) => ev(structuredClone(r)))).out);
+    const events = records.map((r) => new WireEvent('app.log', new EventTime(1, 0), encode(r)));
+    const out = run(f, events).out as WireEvent[];
+    assert.deepEqual(
+      out.map((e) => (e.isBytes ? (decode(e.raw!) as { log: unknown }).log : e.record.log)),
+      want,
+      JSON.stringify(options),
+    );
+    assert.equal(
+      events.every((e) => e.isBytes),
+      !decodes,
+      `${JSON.stringify(options)}: decoded only where the view cannot read as the accessor`,
+    );
+  }
 });
