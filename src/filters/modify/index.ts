@@ -11,14 +11,18 @@
  * key_value_does_not_equal, key_value_matches and key_value_does_not_match take a record
  * accessor (`$kubernetes['labels']['app']`); the others match top-level keys by regex. Values
  * compare as strings only (key_value_matches also matches booleans as true / false).
+ *
+ * On a record still in msgpack bytes, set / add / remove / rename / hard_rename are recorded as
+ * edits, and the conditions on one value read it through the record view; the other rules and
+ * the conditions that look at every key work on the decoded record.
  */
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogRecord } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
-import { AccessorSyntaxError, compileAccessor, hasField, setField, type RecordAccessor } from '../../core/record-accessor.js';
+import { AccessorSyntaxError, compileAccessor, hasField, setField, type PathPart, type RecordAccessor } from '../../core/record-accessor.js';
 import { compileRegex, RegexError, type SafeRegex } from '../../core/safe-regex.js';
-import { sharedView, type Edit, type RecordView } from '../../core/record-view.js';
+import { sharedView, ViewUnsupported, type Edit, type RecordView } from '../../core/record-view.js';
 import { WireEvent } from '../../core/wire-event.js';
 import { optionPos, orderedEntries, splitArgs } from './args.js';
 
@@ -60,6 +64,18 @@ type Rule = (r: LogRecord) => LogRecord;
 type Condition = (r: LogRecord) => boolean;
 /** The same rule on a record still in bytes: recorded as an edit (src/core/record-view.ts). */
 type EditRule = (e: WireEvent, view: RecordView) => void;
+/** A condition on one value (a record accessor's): read through the view on a record in bytes. */
+interface ValueCondition {
+  path: readonly PathPart[];
+  test: (v: unknown) => boolean;
+}
+
+const INDEX = /^(0|[1-9][0-9]*)$/;
+
+/** Whether the view reads `ra` as the accessor does (a sub-key like `['0']` is a map key only there). */
+function viewable(ra: RecordAccessor): boolean {
+  return ra.path.every((p, i) => i === 0 || typeof p === 'number' || !INDEX.test(p));
+}
 
 function prefixOf(p: string): string {
   return p.endsWith('*') ? p.slice(0, -1) : p;
@@ -83,12 +99,19 @@ function stringOf(v: unknown): string | undefined {
   return undefined;
 }
 
-function compile(section: RawSection): { rules: Rule[]; conditions: Condition[]; editRules: EditRule[] | null } {
+function compile(section: RawSection): { rules: Rule[]; conditions: Condition[]; editRules: EditRule[] | null; valueConditions: ValueCondition[] | null } {
   const rules: Rule[] = [];
   const conditions: Condition[] = [];
-  // set, add, remove, rename and hard_rename without conditions are edits; any other rule or a
-  // condition works on the decoded record.
+  // set, add, remove, rename and hard_rename are edits; any other rule works on the decoded
+  // record. Conditions on one value are read through the view; conditions that look at every
+  // key work on the decoded record.
   let editRules: EditRule[] | null = [];
+  let valueConditions: ValueCondition[] | null = [];
+  const onValue = (ra: RecordAccessor, test: (v: unknown) => boolean) => {
+    conditions.push((r) => test(ra.get(r)));
+    if (!viewable(ra)) valueConditions = null;
+    valueConditions?.push({ path: ra.path, test });
+  };
   const names = new Set<string>([...RULES_1, ...RULES_2, 'condition']);
   for (const [option, value] of orderedEntries(section, names)) {
     const where = optionPos(section, option);
@@ -123,19 +146,18 @@ function compile(section: RawSection): { rules: Rule[]; conditions: Condition[];
       const [, x, y] = a as [string, string, string];
       switch (kind) {
         case 'key_exists': {
-          const ra = accessor(x);
-          conditions.push((r) => ra.get(r) !== undefined);
+          onValue(accessor(x), (v) => v !== undefined);
           break;
         }
         case 'key_does_not_exist': {
-          const ra = accessor(x);
-          conditions.push((r) => ra.get(r) === undefined);
+          onValue(accessor(x), (v) => v === undefined);
           break;
         }
         case 'a_key_matches':
         case 'no_key_matches': {
           const re = regex(x);
           const want = kind === 'a_key_matches';
+          valueConditions = null;
           conditions.push((r) => {
             for (const k in r) if (hasField(r, k) && re.test(k)) return want;
             return !want;
@@ -146,8 +168,7 @@ function compile(section: RawSection): { rules: Rule[]; conditions: Condition[];
         case 'key_value_does_not_equal': {
           const ra = accessor(x);
           const eq = kind === 'key_value_equals';
-          conditions.push((r) => {
-            const v = ra.get(r);
+          onValue(ra, (v) => {
             if (v === undefined) return false;
             return (stringOf(v) === y) === eq;
           });
@@ -158,8 +179,7 @@ function compile(section: RawSection): { rules: Rule[]; conditions: Condition[];
           const ra = accessor(x);
           const re = regex(y);
           const want = kind === 'key_value_matches';
-          conditions.push((r) => {
-            const v = ra.get(r);
+          onValue(ra, (v) => {
             if (v === undefined) return false;
             const s = typeof v === 'boolean' ? String(v) : stringOf(v);
             return (s !== undefined && re.test(s)) === want;
@@ -171,6 +191,7 @@ function compile(section: RawSection): { rules: Rule[]; conditions: Condition[];
           const kre = regex(x);
           const vre = regex(y);
           const want = kind === 'matching_keys_have_matching_values';
+          valueConditions = null;
           conditions.push((r) => {
             for (const k in r) {
               if (!hasField(r, k) || !kre.test(k)) continue;
@@ -183,7 +204,6 @@ function compile(section: RawSection): { rules: Rule[]; conditions: Condition[];
           break;
         }
       }
-      editRules = null;
       continue;
     }
 
@@ -294,7 +314,7 @@ function compile(section: RawSection): { rules: Rule[]; conditions: Condition[];
   if (rules.length === 0) {
     throw new ConfigError('modify has no rule (set, add, remove, remove_wildcard, remove_regex, rename, hard_rename, copy, hard_copy, move_to_start, move_to_end)', section.pos);
   }
-  return { rules, conditions, editRules };
+  return { rules, conditions, editRules: valueConditions === null ? null : editRules, valueConditions };
 }
 
 export const modifyFilter: FilterPlugin = {
@@ -306,15 +326,31 @@ export const modifyFilter: FilterPlugin = {
     compile(section);
   },
   create(_config, ctx): FilterInstance {
-    const { rules, conditions, editRules } = compile(ctx.section);
+    const { rules, conditions, editRules, valueConditions } = compile(ctx.section);
     const view = sharedView;
+    const conditional = valueConditions !== null && valueConditions.length > 0;
+    /** The conditions read through the view: true / false, or undefined when the view cannot answer. */
+    const holds = (e: WireEvent): boolean | undefined => {
+      try {
+        if (!e.open(view)) return undefined;
+        for (const c of valueConditions!) if (!c.test(view.get(c.path))) return false;
+        return true;
+      } catch (err) {
+        if (err instanceof ViewUnsupported) return undefined;
+        throw err;
+      }
+    };
     return {
       filter(events) {
         for (const e of events) {
           // A record still in bytes whose top level reads byte for byte takes the edits.
-          if (editRules !== null && e instanceof WireEvent && e.open(view, false)) {
-            for (const r of editRules) r(e, view);
-            continue;
+          if (editRules !== null && e instanceof WireEvent) {
+            const ok = conditional ? holds(e) : true;
+            if (ok === false) continue;
+            if (ok === true && e.open(view, false)) {
+              for (const r of editRules) r(e, view);
+              continue;
+            }
           }
           let ok = true;
           for (const c of conditions) {

@@ -136,3 +136,35 @@ test('load-time errors with positions', async () => {
     assert.match(await loadErrors(file, modifyFilter), msg, line);
   }
 });
+
+test('conditions on one value are read through the view: edits stay on the bytes, results as on the object', async () => {
+  const records: Array<Record<string, unknown>> = [
+    { a: 1, s: 'yes', n: { x: 'v1', list: ['p', 'q'] }, b: true },
+    { a: 2, s: 'no', n: { x: 'other' } },
+    { s: 'yes', n: 'flat', b: false },
+    { a: null, s: 3, n: { list: ['p'] } },
+    { s: Buffer.from('yes'), a: 4 },
+  ];
+  const configs: Array<[Record<string, unknown>, boolean]> = [
+    [{ condition: 'key_exists a', add: 'added 1', rename: 's t' }, true],
+    [{ condition: ['key_does_not_exist a', 'key_value_equals s yes'], set: 'hit 1' }, true],
+    [{ condition: ["key_value_matches $n['x'] ^v", "key_exists $n['list'][1]"], remove: 'a', hard_rename: 'b c' }, true],
+    [{ condition: ['key_value_does_not_equal s yes', 'key_value_does_not_match a ^1$'], add: 'miss 1' }, true],
+    [{ condition: 'key_value_equals b true', set: 'bool 1' }, true],
+    // Looking at every key, or a sub-key written like an index: the decoded record.
+    [{ condition: 'a_key_matches ^s', set: 'k 1' }, false],
+    [{ condition: "key_exists $n['list']['1']", set: 'k 1' }, false],
+  ];
+  for (const [options, bytes] of configs) {
+    const fs = await modify(options);
+    for (const r of records) {
+      const what = `${JSON.stringify(options)} on ${JSON.stringify(r)}`;
+      let events: LogEvent[] = [ev(decode(encode(r)) as Record<string, unknown>)];
+      for (const f of fs) events = run(f, events).out;
+      const e = new WireEvent('t', new EventTime(1, 0), encode(r));
+      for (const f of fs) run(f, [e]);
+      assert.equal(e.isBytes, bytes, `${what}: ${bytes ? 'still bytes' : 'decoded'}`);
+      assert.equal(toJSONLine(bytes ? decode(e.raw!) : e.record), toJSONLine(events[0]!.record), what);
+    }
+  }
+});
