@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { RawMsgpack, decode } from './msgpack.js';
+import { JsonWriter, writeRecordJSON } from './msgpack-json.js';
 
 /**
  * JSON for records decoded from msgpack. JSON.stringify is the fast path; records holding a
@@ -50,8 +52,50 @@ function bigReplacer(_k: string, v: unknown): unknown {
   return typeof v === 'bigint' ? `${BIG_TOKEN}${v.toString()}\u0000` : v;
 }
 
+/**
+ * Values kept as msgpack bytes (RawMsgpack) stand in the text as a string holding a token no
+ * record can hold, replaced afterwards by the value's JSON written from its bytes: the same text
+ * as serialising the decoded value, without decoding it.
+ */
+const RAW_TOKEN = `\u0000${randomBytes(12).toString('hex')}r`;
+const RAW_TEXT = new RegExp(`"\\\\u0000${RAW_TOKEN.slice(1)}([0-9]+)\\\\u0000"`, 'g');
+let rawWriter: JsonWriter | undefined;
+
+function rawJSON(r: RawMsgpack): string {
+  const b = r.bytes;
+  const t = b[0];
+  if (t === undefined || !((t >= 0x80 && t <= 0x8f) || t === 0xde || t === 0xdf)) return plainJSONLine(decode(b));
+  const w = (rawWriter ??= new JsonWriter(4096));
+  w.reset();
+  writeRecordJSON(w, b);
+  return w.view().toString('utf8');
+}
+
+/** The RawMsgpack values met by the serialisation under way (toJSONLine may nest). */
+const raws: RawMsgpack[] = [];
+const rawHook = (r: RawMsgpack): string => `${RAW_TOKEN}${raws.push(r) - 1}\u0000`;
+const rawReplace = (_m: string, i: string): string => rawJSON(raws[Number(i)]!);
+
 /** Serialises a value to one line of JSON without losing 64-bit integers or mangling binary. */
 export function toJSONLine(v: unknown): string {
+  const outer = RawMsgpack.jsonHook;
+  const from = raws.length;
+  RawMsgpack.jsonHook = rawHook;
+  let s: string;
+  try {
+    s = plainJSONLine(v);
+  } finally {
+    RawMsgpack.jsonHook = outer;
+  }
+  if (raws.length === from) return s;
+  try {
+    return s.replace(RAW_TEXT, rawReplace);
+  } finally {
+    raws.length = from;
+  }
+}
+
+function plainJSONLine(v: unknown): string {
   let s: string;
   // A BigInt makes JSON.stringify throw: no stack trace for an error that is only caught, it
   // would cost more than the serialisation.

@@ -30,6 +30,77 @@ addExtension({
   },
 });
 
+/**
+ * One msgpack value kept as its encoded bytes (a copy, never a view into a reusable buffer): a
+ * record can carry a whole sub-record without decoding it (detect's `include_event`). The
+ * encoder writes the bytes in place, byte for byte; JSON writers convert them from the bytes
+ * (core/json toJSONLine); code that reads the value as an object gets it from `value`, decoded
+ * on first use.
+ */
+export class RawMsgpack {
+  /** Set by toJSONLine while it serialises: the text JSON.stringify writes for the value. */
+  static jsonHook: ((r: RawMsgpack) => string) | undefined;
+  #value: unknown;
+  #decoded = false;
+
+  constructor(readonly bytes: Uint8Array) {}
+
+  /** The value decoded (once). */
+  get value(): unknown {
+    if (!this.#decoded) {
+      this.#value = decode(this.bytes);
+      this.#decoded = true;
+    }
+    return this.#value;
+  }
+
+  toJSON(): unknown {
+    const hook = RawMsgpack.jsonHook;
+    return hook !== undefined ? hook(this) : this.value;
+  }
+}
+
+/**
+ * structuredClone of a record that keeps the RawMsgpack values it holds (structuredClone alone
+ * would turn them into plain objects). They are shared: their bytes never change.
+ */
+export function cloneRecord<T>(v: T): T {
+  const c = structuredClone(v);
+  return keepRaw(v, c) as T;
+}
+
+function keepRaw(v: unknown, c: unknown): unknown {
+  if (v instanceof RawMsgpack) return v;
+  if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v) || v instanceof Date || v instanceof EventTime) return c;
+  if (Array.isArray(v)) {
+    const a = c as unknown[];
+    for (let i = 0; i < v.length; i++) a[i] = keepRaw(v[i], a[i]);
+    return a;
+  }
+  const o = c as Record<string, unknown>;
+  for (const k of Object.keys(v)) {
+    const x = (v as Record<string, unknown>)[k];
+    if (x !== null && typeof x === 'object') {
+      const kept = keepRaw(x, o[k]);
+      if (kept !== o[k]) Object.defineProperty(o, k, { value: kept, writable: true, enumerable: true, configurable: true });
+    }
+  }
+  return o;
+}
+
+// Written in place: no extension header, the bytes are the value. The type is only what msgpackr
+// requires to register a packer; its unpacker stays the one every unknown type has (its bytes).
+addExtension({
+  type: 127,
+  Class: RawMsgpack,
+  pack(r: RawMsgpack, allocate: (n: number) => { target: Uint8Array; position: number }): undefined {
+    const { target, position } = allocate(r.bytes.length);
+    target.set(r.bytes, position);
+    return undefined;
+  },
+  unpack: (buf: Buffer) => Buffer.from(buf),
+} as unknown as Parameters<typeof addExtension>[0]);
+
 // copyBuffers: binary values must not be views into the connection's reusable frame buffer.
 // Extension types logwarden does not know arrive as their bytes (like bin) instead of failing the
 // whole record: a sender's application-specific ext must not make a chunk undeliverable.

@@ -28,6 +28,7 @@ import type {
 } from './plugin.js';
 import { Metrics } from '../observe/metrics.js';
 import type { ServiceHttp } from '../observe/http.js';
+import { cloneRecord } from './msgpack.js';
 
 export interface Registry {
   find(kind: 'input' | 'filter' | 'output', name: string): AnyPlugin | undefined;
@@ -465,7 +466,7 @@ export class Pipeline {
       const n = events.length;
       const before = emitted?.length ?? 0;
       f.m.in.inc(n);
-      const snapshot = this.tracer ? events.map((e) => ({ ...e, record: structuredClone(e.record) })) : undefined;
+      const snapshot = this.tracer ? events.map((e) => ({ ...e, record: cloneRecord(e.record) })) : undefined;
       try {
         events = f.instance.filter(events, call);
       } catch (e) {

@@ -14,6 +14,8 @@
  * `setField`, which defines the property instead of assigning it.
  */
 
+import { RawMsgpack, decode } from './msgpack.js';
+
 export type PathPart = string | number;
 
 /** Defines `obj[key] = value` as an own data property, even when key is `__proto__`. */
@@ -28,6 +30,15 @@ export function hasField(obj: object, key: string): boolean {
 
 export function isMap(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+/** `map[key]`; a value kept as msgpack bytes is decoded and put in its place first, to be changed. */
+function step(map: Record<string, unknown>, key: string): unknown {
+  const v = map[key];
+  if (!(v instanceof RawMsgpack)) return v;
+  const value = decode(v.bytes); // its own copy: the RawMsgpack may be shared by a cloned record
+  setField(map, key, value);
+  return value;
 }
 
 export class AccessorSyntaxError extends Error {
@@ -61,6 +72,7 @@ export class RecordAccessor {
       } else {
         if (!isMap(cur) || !hasField(cur, part)) return undefined;
         cur = cur[part];
+        if (cur instanceof RawMsgpack) cur = cur.value;
       }
     }
     return cur;
@@ -89,7 +101,7 @@ export class RecordAccessor {
         if (typeof this.path[i + 1] === 'number') return false;
         setField(cur, part, Object.create(null));
       }
-      cur = cur[part];
+      cur = step(cur, part);
     }
     const end = this.path[last]!;
     if (typeof end === 'number') {
@@ -113,7 +125,7 @@ export class RecordAccessor {
         cur = cur[part];
       } else {
         if (!isMap(cur) || !hasField(cur, part)) return false;
-        cur = cur[part];
+        cur = step(cur, part);
       }
     }
     const end = this.path[last]!;

@@ -14,7 +14,8 @@ import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
 import { Engine, newStats } from './engine.js';
 import { sharedView, UNSUPPORTED } from '../../core/record-view.js';
 import { WireEvent } from '../../core/wire-event.js';
-import { DEFAULT_HOSTNAME } from './fields.js';
+import { RawMsgpack } from '../../core/msgpack.js';
+import { DEFAULT_HOSTNAME, type AuditEvent } from './fields.js';
 import { RuleLoadError, RuleLoader, formatMessage, type RuleSet } from './loader.js';
 import { PRIORITY_VALUES, parsePriority } from './priority.js';
 
@@ -163,9 +164,10 @@ export const detect: FilterPlugin<DetectConfig> = {
 
     let alerts: LogEvent[] = [];
     const includeEvent = config.include_event;
-    const onAlert = (record: Record<string, unknown>, r: (typeof engine.active)[number], ev: { sec: number; nsec: number; obj: Record<string, unknown> }) => {
+    const onAlert = (record: Record<string, unknown>, r: (typeof engine.active)[number], ev: AuditEvent) => {
       perRule.get(r)?.inc();
-      if (includeEvent) record.audit_event = ev.obj;
+      // An event still read through its bytes goes with the alert as a copy of them, not decoded.
+      if (includeEvent) record.audit_event = ev.view !== null ? new RawMsgpack(Buffer.from(ev.view.b)) : ev.obj;
       alerts.push({ tag, time: new EventTime(ev.sec, ev.nsec), record });
     };
 

@@ -25,6 +25,7 @@ import { unescapeString } from '../../parsers/formats.js';
 import { sharedView } from '../../core/record-view.js';
 import { WireEvent } from '../../core/wire-event.js';
 import { optionPos, WarnLimiter } from '../modify/args.js';
+import { cloneRecord } from '../../core/msgpack.js';
 
 interface ParserFilterConfig {
   key_name: string;
@@ -111,7 +112,7 @@ export const parserFilter: FilterPlugin<ParserFilterConfig> = {
       }
       if (accessor) {
         if (reserve) {
-          const original = structuredClone(record);
+          const original = cloneRecord(record);
           if (!preserve) accessor.delete(original);
           for (const k of Object.keys(original)) keep(out, k, original[k]);
         } else if (preserve && hasField(record, accessor.key)) keep(out, accessor.key, record[accessor.key]);

@@ -17,6 +17,7 @@ import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
 import { AccessorSyntaxError, compileAccessor, compileTemplate, type RecordAccessor, type Template } from '../../core/record-accessor.js';
 import { compileRegex, RegexError, type SafeRegex } from '../../core/safe-regex.js';
 import { optionPos, splitArgs, WarnLimiter } from '../modify/args.js';
+import { cloneRecord } from '../../core/msgpack.js';
 
 interface RewriteTagConfig {
   rule: string[];
@@ -103,8 +104,8 @@ export const rewriteTagFilter: FilterPlugin<RewriteTagConfig> = {
           if (rule) {
             const tag = rule.tag.render(e.tag, e.record, match);
             if (tag) {
-              const copy: LogEvent = { tag, time: e.time, record: rule.keep ? structuredClone(e.record) : e.record };
-              if (e.metadata !== undefined) copy.metadata = rule.keep ? structuredClone(e.metadata) : e.metadata;
+              const copy: LogEvent = { tag, time: e.time, record: rule.keep ? cloneRecord(e.record) : e.record };
+              if (e.metadata !== undefined) copy.metadata = rule.keep ? cloneRecord(e.metadata) : e.metadata;
               own.add(copy);
               (emitted ??= []).push(copy);
               if (!rule.keep) {

@@ -5,6 +5,7 @@
  * "map[k:v]". `drop_single_key` sends only the value when a single key is left.
  */
 import { toJSONLine } from '../../core/json.js';
+import { RawMsgpack } from '../../core/msgpack.js';
 
 export type LineFormat = 'json' | 'key_value';
 export type DropSingleKey = 'off' | 'on' | 'raw';
@@ -39,6 +40,7 @@ function kvValue(v: unknown): string {
     case 'object': {
       if (v instanceof Uint8Array) return `"${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8')}"`;
       if (Array.isArray(v)) return `"[${v.map(kvValue).join(' ')}]"`;
+      if (v instanceof RawMsgpack) return kvValue(v.value);
       let s = '"map[';
       let first = true;
       for (const k of Object.keys(v)) {

@@ -9,6 +9,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigErrors } from '../../../src/config/errors.js';
 import { EventTime, type LogEvent } from '../../../src/core/event.js';
+import { toJSONLine } from '../../../src/core/json.js';
+import { encode, RawMsgpack } from '../../../src/core/msgpack.js';
+import { RecordView } from '../../../src/core/record-view.js';
+import { WireEvent } from '../../../src/core/wire-event.js';
 import { detect } from '../../../src/filters/detect/index.js';
 import { buildFilters, counterValue, tempDir, writePipeline } from '../../support/filter-pipeline.js';
 import { repoRoot, falcoCorpus } from '../../support/paths.js';
@@ -43,6 +47,37 @@ describe('detect filter in a pipeline', () => {
     assert.deepEqual(on[0]!.record.audit_event, execPod);
     const off = (await run({ rules_file: rules }, [execPod])).out.filter((e) => e.tag === 'falco');
     assert.equal(off[0]!.record.audit_event, undefined, 'off by default: Falco\'s alert shape');
+  });
+
+  it('include_event copies the bytes of an event still in bytes, without decoding it', async () => {
+    const rules = join(repoRoot, 'rules', 'k8s_audit_rules.yaml');
+    const dir = tempDir();
+    const built = await buildFilters(writePipeline(dir, pipelineYaml({ rules_file: rules, include_event: 'on', keep_events: 'off' })), detect);
+    const chunks: LogEvent[][] = [];
+    built.pipeline.onFiltered = (evs) => chunks.push([...evs]);
+    const bytes = encode(execPod);
+    const decodes = RecordView.prototype.decode;
+    let decoded = 0;
+    RecordView.prototype.decode = function (this: RecordView) {
+      decoded++;
+      return decodes.call(this);
+    };
+    try {
+      built.pipeline.inject([new WireEvent('kube.audit', EventTime.now(), bytes)]);
+    } finally {
+      RecordView.prototype.decode = decodes;
+    }
+    const alerts = chunks.flat().filter((e) => e.tag === 'falco');
+    assert.equal(alerts.length, 1);
+    assert.equal(decoded, 0, 'the event is not decoded');
+    const ev = alerts[0]!.record.audit_event;
+    assert.ok(ev instanceof RawMsgpack);
+    assert.deepEqual(ev.bytes, bytes);
+    assert.notEqual(ev.bytes.buffer, bytes.buffer, 'a copy, not a view into the input buffer');
+    assert.deepEqual(ev.value, execPod);
+    const fromObject = (await run({ rules_file: rules, include_event: 'on' }, [execPod])).out.filter((e) => e.tag === 'falco')[0]!.record;
+    const text = (r: Record<string, unknown>) => toJSONLine({ ...r, output: '', time: '' });
+    assert.equal(text(alerts[0]!.record), text(fromObject), 'the same alert as from the decoded event');
   });
 
   it('emits alerts under alert_tag that re-enter routing, and keeps the events', async () => {
