@@ -680,6 +680,22 @@ function growSlots(): void {
   slotVe = g(slotVe);
 }
 
+/**
+ * The slot from `from` on whose key is the bytes ks..ke of `b`, or a new one for that key (its
+ * head at `head`, live as given): a duplicate key keeps its first place.
+ */
+function keySlot(b: Buffer, from: number, head: number, ks: number, ke: number, live: boolean): number {
+  for (let j = from; j < slots; j++) {
+    if (slotKe[j]! - slotKs[j]! === ke - ks && same(b, ks, slotKs[j]!, ke - ks)) return j;
+  }
+  const s = newSlot();
+  slotHead[s] = head;
+  slotKs[s] = ks;
+  slotKe[s] = ke;
+  slotLive[s] = live;
+  return s;
+}
+
 function newSlot(): number {
   if (slots >= slotKs.length) growSlots();
   const i = slots++;
@@ -776,19 +792,7 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
     const vs = ke;
     p = ve;
     // A duplicate key keeps its first place and takes the last value, as decoding.
-    let dup = -1;
-    for (let j = 0; j < slots; j++) {
-      if (slotKe[j]! - slotKs[j]! === ke - ks && same(b, ks, slotKs[j]!, ke - ks)) {
-        dup = j;
-        break;
-      }
-    }
-    const s = dup >= 0 ? dup : newSlot();
-    if (dup < 0) {
-      slotHead[s] = head;
-      slotKs[s] = ks;
-      slotKe[s] = ke;
-    }
+    const s = keySlot(b, 0, head, ks, ke, true);
     slotVs[s] = vs;
     slotVe[s] = ve;
   }
@@ -904,20 +908,7 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
           const ke = E;
           const ve = skip(b, ke);
           q = ve;
-          let dup = -1;
-          for (let j = first; j < slots; j++) {
-            if (slotKe[j]! - slotKs[j]! === ke - ks && same(b, ks, slotKs[j]!, ke - ks)) {
-              dup = j;
-              break;
-            }
-          }
-          const s = dup >= 0 ? dup : newSlot();
-          if (dup < 0) {
-            slotHead[s] = head;
-            slotKs[s] = ks;
-            slotKe[s] = ke;
-            slotLive[s] = false;
-          }
+          const s = keySlot(b, first, head, ks, ke, false);
           slotVs[s] = ke;
           slotVe[s] = ve;
         }
