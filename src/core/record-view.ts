@@ -45,7 +45,9 @@ export type Edit =
 
 const EMPTY = Buffer.alloc(0);
 const NO_INDEX = new Int32Array(0);
-let scratch = new Int32Array(160);
+/** Top-level indexes of the records views read (RecordView#idx), many records per array. */
+let indexArena = new Int32Array(1 << 16);
+let indexUsed = 0;
 const keyCache = new Map<string, Buffer>();
 
 /** The UTF-8 bytes of a key (keys come from configuration and rules: a bounded set). */
@@ -358,17 +360,18 @@ export class RecordView {
     const count = mapAt(b, 0);
     if (count < 0) throw UNSUPPORTED;
     let p = S;
-    let x = scratch;
-    let i = 0;
-    for (; i < count; i++) {
+    if (count > (b.length - p) >> 1) throw UNSUPPORTED; // truncated: an entry takes two bytes at least
+    // Written straight into an array shared by many records (no array per record).
+    if (indexUsed + count * 5 > indexArena.length) {
+      indexArena = new Int32Array(Math.max(1 << 16, count * 5));
+      indexUsed = 0;
+    }
+    const x = indexArena;
+    const base = indexUsed;
+    for (let i = 0; i < count; i++) {
       if (p >= b.length) throw UNSUPPORTED;
       if (!strAt(b, p)) throw UNSUPPORTED;
-      if (i * 5 + 5 > x.length) {
-        const g = new Int32Array(x.length * 2);
-        g.set(x);
-        scratch = x = g;
-      }
-      const o = i * 5;
+      const o = base + i * 5;
       x[o] = p;
       x[o + 1] = S;
       x[o + 2] = E;
@@ -376,9 +379,10 @@ export class RecordView {
       p = skip(b, E);
       x[o + 4] = p;
     }
-    this.idx = x.slice(0, i * 5);
-    this.base = 0;
-    this.n = i;
+    indexUsed = base + count * 5;
+    this.idx = x;
+    this.base = base;
+    this.n = count;
   }
 
   /** Where the entry of top-level key `k` is in `idx` (the last one, as decoding keeps the last), or -1. */

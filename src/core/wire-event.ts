@@ -66,7 +66,7 @@ export class WireEvent implements LogEvent {
     view.reset(raw, this.#index, this.#indexAt, this.#indexN);
     if (this.#index !== undefined) return true;
     if (!view.readable()) return false;
-    this.#setIndex(view.idx, 0, view.n);
+    this.#setIndex(view.idx, view.base, view.n);
     return true;
   }
 

@@ -51,7 +51,13 @@ export class Engine {
   readonly indexFields: string[];
   private readonly getters: Array<(c: EvalContext) => unknown>;
   private readonly groups: RuleGroup[];
-  private readonly cache = new Map<string, RuleGroup[]>();
+  /**
+   * The candidates per combination of index values: one map level per index field, keyed by
+   * the field's value (a string, or undefined for anything else: candidates() treats every
+   * value that is not a string alike), the rule groups at the last level. No key is built.
+   */
+  private readonly cache = new Map<string | undefined, unknown>();
+  private cachedKeys = 0;
   private readonly matched: RuleGroup[] = [];
   private readonly ctx: EvalContext;
   private readonly first: boolean;
@@ -120,6 +126,38 @@ export class Engine {
     });
   }
 
+  /** The rule groups that can match the event's index values (in rule order). */
+  private lookup(c: EvalContext): RuleGroup[] {
+    const g = this.getters;
+    const last = g.length - 1;
+    if (last < 0) return this.groups;
+    let m = this.cache;
+    for (let i = 0; i < last; i++) {
+      const v = g[i]!(c);
+      const k = typeof v === 'string' ? v : undefined;
+      let next = m.get(k) as Map<string | undefined, unknown> | undefined;
+      if (next === undefined) {
+        next = new Map();
+        m.set(k, next);
+      }
+      m = next;
+    }
+    const v = g[last]!(c);
+    const k = typeof v === 'string' ? v : undefined;
+    let cands = m.get(k) as RuleGroup[] | undefined;
+    if (cands === undefined) {
+      cands = this.candidates(g.map((x) => x(c)));
+      if (this.cachedKeys >= MAX_CACHED_KEYS) {
+        this.cache.clear();
+        this.cachedKeys = 0;
+        return cands;
+      }
+      m.set(k, cands);
+      this.cachedKeys++;
+    }
+    return cands;
+  }
+
   /**
    * Evaluates one event; calls `onMatch` for each matching rule (at most one with `first`).
    * Alerts must be built inside `onMatch` (the field cache belongs to this event).
@@ -127,20 +165,7 @@ export class Engine {
   evaluate(ev: AuditEvent, onMatch: (r: ActiveRule) => void): number {
     const c = this.ctx;
     c.begin(ev);
-    const g = this.getters;
-    let key = '';
-    for (let i = 0; i < g.length; i++) {
-      const v = g[i]!(c);
-      // Length-prefixed, so no value can make two combinations share a key.
-      key += v === undefined ? '-|' : `${(v as string).length}:${v as string}|`;
-    }
-    let cands = this.cache.get(key);
-    if (cands === undefined) {
-      const values = g.map((x) => x(c));
-      cands = this.candidates(values);
-      if (this.cache.size >= MAX_CACHED_KEYS) this.cache.clear();
-      this.cache.set(key, cands);
-    }
+    const cands = this.lookup(c);
     if (this.first) {
       for (let i = 0; i < cands.length; i++) {
         const grp = cands[i]!;
