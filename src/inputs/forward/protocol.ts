@@ -268,6 +268,11 @@ function indexRecord(b: Buffer, start: number, skip: (buf: Buffer, at: number, l
   } else if (t === 0xde && start + 3 <= b.length) {
     n = (b[start + 1]! << 8) | b[start + 2]!;
     p = start + 3;
+  } else if (t === 0xdf && start + 5 <= b.length) {
+    // Fluent Bit writes every record map as map32, whatever its size.
+    n = b.readUInt32BE(start + 1);
+    p = start + 5;
+    if (n > (b.length - p) >> 1) return skip(b, start); // truncated: the skip reports it
   } else return skip(b, start);
   if (n === 0) return p;
   // The record is one level of what checkValue allows; its keys and values get the rest.

@@ -316,32 +316,59 @@ test('hasKey answers from the pending edits and the bytes without applying them'
   assert.deepEqual(decode(ev.raw!), { d: 2, c: 'x' });
 });
 
-test('the forward input indexes each record as it frames it: views read it as decode does', async () => {
+test('the forward input indexes each record as it frames it (map32 too): views read it as decode does', async (t) => {
   const { decodeFrame } = await import('../../../src/inputs/forward/protocol.js');
-  const records = [
+  const records: Array<Record<string, unknown>> = [
     { a: 1, 'a.b': { c: 'd' }, big: 2n ** 60n, s: 'é' },
     {},
     Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`k${i}`, i % 2 ? 'v'.repeat(i * 10) : { n: i }])),
   ];
   const binKey = Buffer.concat([Buffer.from([0x82, 0xc4, 0x01, 0x61]), encode(1), k('b'), encode(2)]);
+  // Fluent Bit writes every record map as map32, duplicates included.
+  const map32 = (pairs: Array<[string, unknown]>) => {
+    const head = Buffer.alloc(5);
+    head[0] = 0xdf;
+    head.writeUInt32BE(pairs.length, 1);
+    return Buffer.concat([head, ...pairs.flatMap(([key, v]) => [k(key), encode(v)])]);
+  };
+  const wide = [
+    map32([['kind', 'Event'], ['verb', 'get'], ['user', { username: 'u' }]]),
+    map32([['a', 1], ['b', 2], ['a', 3]]),
+  ];
+  records.push({ kind: 'Event', verb: 'get', user: { username: 'u' } }, { a: 3, b: 2 });
   const entries = Buffer.concat([
-    ...records.map((r) => Buffer.concat([Buffer.from([0x92]), encode(new EventTime(1, 2)), encode(r)])),
+    ...records.slice(0, 3).map((r) => Buffer.concat([Buffer.from([0x92]), encode(new EventTime(1, 2)), encode(r)])),
+    ...wide.map((r) => Buffer.concat([Buffer.from([0x92]), encode(new EventTime(1, 2)), r])),
     Buffer.concat([Buffer.from([0x92]), encode(new EventTime(1, 2)), binKey]),
   ]);
+  // The view must not index again what the input indexed.
+  const proto = RecordView.prototype as unknown as { index: () => void };
+  const index = proto.index;
+  let indexed = 0;
+  proto.index = function (this: RecordView) {
+    indexed++;
+    index.call(this);
+  };
+  t.after(() => {
+    proto.index = index;
+  });
   for (const packed of [false, true]) {
     const frame = packed
       ? Buffer.concat([Buffer.from([0x92]), encode('t'), encode(entries)])
-      : Buffer.concat([Buffer.from([0x92]), encode('t'), Buffer.from([0x94]), entries]);
+      : Buffer.concat([Buffer.from([0x92]), encode('t'), Buffer.from([0x96]), entries]);
     const msg = decodeFrame(frame) as unknown as { events: WireEvent[] };
-    assert.equal(msg.events.length, 4);
+    assert.equal(msg.events.length, 6);
     const view = new RecordView();
     for (const [i, e] of msg.events.entries()) {
       const want = decode(e.raw!) as Record<string, unknown>;
-      if (i === 3) {
+      if (i < 5) assert.deepEqual(want, records[i]);
+      if (i === 5) {
         assert.equal(e.open(view), false, 'a binary key: not readable in place');
         continue;
       }
+      indexed = 0;
       assert.ok(e.open(view), `record ${i}`);
+      if (Object.keys(want).length) assert.equal(indexed, 0, `record ${i}: indexed by the input`);
       for (const key of Object.keys(want)) assert.deepEqual(view.get([key]), want[key], `record ${i} key ${key}`);
       assert.equal(view.get(['nope']), undefined);
       e.edit({ op: 'put', key: 'z', value: 1, move: false });
