@@ -50,6 +50,28 @@ export class JsonWriter {
     this.buf[this.len++] = c;
   }
 
+  /** Appends a non-negative integer (below 2^53) in decimal, at least `width` digits (zero-padded). */
+  digits(n: number, width = 1): void {
+    let d = 1;
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) d++;
+    if (d < width) d = width;
+    this.ensure(d);
+    const o = this.buf;
+    let p = this.len + d;
+    this.len = p;
+    for (let i = 0; i < d; i++) {
+      const q = Math.floor(n / 10);
+      o[--p] = 0x30 + (n - q * 10);
+      n = q;
+    }
+  }
+
+  /** Appends a string known to be ASCII (configuration text: keys, punctuation). */
+  ascii(s: string): void {
+    this.ensure(s.length);
+    this.len += this.buf.write(s, this.len, 'latin1');
+  }
+
   /** The bytes written so far (a view; copy before reusing the writer). */
   view(): Buffer {
     return this.buf.subarray(0, this.len);
@@ -266,32 +288,45 @@ function map(w: JsonWriter, b: Uint8Array, pos: number, n: number, dv: DataView)
 }
 
 /**
- * Appends the record (the msgpack bytes of a map) as JSON. `prefix` is written as the first
- * member (e.g. `"date":1714564800.123456`), the way json_lines puts the time first.
+ * Appends the record (the msgpack bytes of a map) as JSON. With `open`, the caller has written
+ * the object's `{` and a first member of its own (e.g. `"date":1714564800.123456`, the way
+ * json_lines puts the time first), and the record's members follow it.
  */
-export function writeRecordJSON(w: JsonWriter, bytes: Uint8Array, prefix?: string): void {
+export function writeRecordJSON(w: JsonWriter, bytes: Uint8Array, open = false): void {
   const mark = w.len;
   const raw = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   try {
     const t = raw[0]!;
     let n: number;
     let pos: number;
-    if (t >= 0x80 && t <= 0x8f) [n, pos] = [t & 0x0f, 1];
-    else if (t === 0xde) [n, pos] = [(raw[1]! << 8) | raw[2]!, 3];
-    else if (t === 0xdf) [n, pos] = [readU32(raw, 1), 5];
-    else throw UNSUPPORTED;
+    if (t >= 0x80 && t <= 0x8f) {
+      n = t & 0x0f;
+      pos = 1;
+    } else if (t === 0xde) {
+      n = (raw[1]! << 8) | raw[2]!;
+      pos = 3;
+    } else if (t === 0xdf) {
+      n = readU32(raw, 1);
+      pos = 5;
+    } else throw UNSUPPORTED;
     const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-    w.byte(0x7b);
-    if (prefix !== undefined) {
-      w.text(prefix);
-      if (n > 0) w.byte(0x2c);
-    }
+    if (!open) w.byte(0x7b);
+    else if (n > 0) w.byte(0x2c);
     pairs(w, raw, pos, n, dv);
     w.byte(0x7d);
   } catch (e) {
     if (e !== UNSUPPORTED && !(e instanceof RangeError)) throw e;
     w.len = mark;
-    const s = toJSONLine(decode(raw));
-    w.text(prefix === undefined ? s : `{${prefix}${s.length > 2 ? `,${s.slice(1)}` : '}'}`);
+    writeObjectJSON(w, toJSONLine(decode(raw)), open);
   }
+}
+
+/** Appends `json` (a JSON object's text); with `open`, its members after what the caller opened (see writeRecordJSON). */
+export function writeObjectJSON(w: JsonWriter, json: string, open = false): void {
+  if (!open) w.text(json);
+  else if (json.length > 2) {
+    const at = w.len;
+    w.text(json);
+    w.buf[at] = 0x2c; // the object's `{` becomes the `,` after the caller's member
+  } else w.byte(0x7d);
 }

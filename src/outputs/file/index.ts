@@ -203,6 +203,7 @@ export class FileOutput implements OutputInstance {
         if (failed.length === 0 && pending.length === events.length) throw error; // nothing written
         throw new RecordsFailed(failed, pending, error);
       } finally {
+        this.format.release(data); // written or failed: the buffer may serve the next batch
         if (f) await releaseFile(f);
       }
     }

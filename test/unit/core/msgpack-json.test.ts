@@ -13,7 +13,11 @@ const enc = new Encoder({ useBigInt64: true });
 
 function viaBytes(raw: Uint8Array, prefix?: string): string {
   const w = new JsonWriter(16);
-  writeRecordJSON(w, raw, prefix);
+  if (prefix !== undefined) {
+    w.byte(0x7b);
+    w.text(prefix);
+  }
+  writeRecordJSON(w, raw, prefix !== undefined);
   return w.view().toString('utf8');
 }
 
@@ -81,7 +85,22 @@ test('values only the object path handles give the same text: ext, binary keys, 
   same(Buffer.from([0x81, 0xa1, 0x62, 0xc4, 0x02, 0x6f, 0x6b]), 'binary value');
 });
 
-test('a prefix becomes the first member, also for an empty map and on the slow path', () => {
+test('digits: integers written digit by digit, zero-padded to a width', () => {
+  const w = new JsonWriter(4);
+  for (const [n, width, want] of [
+    [0, 1, '0'],
+    [7, 6, '000007'],
+    [1714564800, 1, '1714564800'],
+    [123456, 6, '123456'],
+    [Number.MAX_SAFE_INTEGER, 1, String(Number.MAX_SAFE_INTEGER)],
+  ] as const) {
+    w.reset();
+    w.digits(n, width);
+    assert.equal(w.view().toString(), want);
+  }
+});
+
+test('a member the caller opened the object with comes first, also for an empty map and on the slow path', () => {
   assert.equal(viaBytes(enc.encode({ a: 1 }), '"date":1.5'), '{"date":1.5,"a":1}');
   assert.equal(viaBytes(enc.encode({}), '"date":1.5'), '{"date":1.5}');
   assert.equal(viaBytes(Buffer.from([0x81, 0xc4, 0x01, 0x6b, 0xa1, 0x76]), '"d":2'), '{"d":2,"k":"v"}');
