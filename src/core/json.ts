@@ -42,15 +42,29 @@ function slow(v: unknown): string {
 }
 
 /**
- * BigInts (Falco's nanosecond times in alert records) through JSON.stringify: each becomes a
- * string holding a token no record can hold (random per process, after a NUL), replaced by its
- * digits in the text afterwards. Much cheaper than `slow` for records that are otherwise plain.
+ * BigInts (Falco's nanosecond times in alert records) through JSON.stringify: JSON.stringify
+ * asks a BigInt for `toJSON` before it refuses one, so BigInt.prototype gets a toJSON that hands
+ * the BigInt back unchanged (JSON.stringify then throws, or a replacer sees it, exactly as
+ * without one) except while toJSONLine serialises: then it becomes a string holding a token no
+ * record can hold (random per process, after a NUL), replaced by its digits in the text
+ * afterwards. One pass of JSON.stringify for records with BigInts too, no replacer call per value.
  */
 const BIG_TOKEN = `\u0000${randomBytes(12).toString('hex')}:`;
 const BIG_TEXT = new RegExp(`"\\\\u0000${BIG_TOKEN.slice(1)}(-?[0-9]+)\\\\u0000"`, 'g');
-function bigReplacer(_k: string, v: unknown): unknown {
-  return typeof v === 'bigint' ? `${BIG_TOKEN}${v.toString()}\u0000` : v;
-}
+let bigHook: ((b: bigint) => string) | undefined;
+let bigsSeen = 0;
+const bigToken = (b: bigint): string => {
+  bigsSeen++;
+  return `${BIG_TOKEN}${b.toString()}\u0000`;
+};
+Object.defineProperty(BigInt.prototype, 'toJSON', {
+  value: function toJSON(this: bigint): unknown {
+    return bigHook === undefined ? this : bigHook(this);
+  },
+  writable: true,
+  configurable: true,
+  enumerable: false,
+});
 
 /**
  * Values kept as msgpack bytes (RawMsgpack) stand in the text as a string holding a token no
@@ -97,21 +111,17 @@ export function toJSONLine(v: unknown): string {
 
 function plainJSONLine(v: unknown): string {
   let s: string;
-  // A BigInt makes JSON.stringify throw: no stack trace for an error that is only caught, it
-  // would cost more than the serialisation.
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
+  const outer = bigHook;
+  const seen = bigsSeen;
+  bigHook = bigToken;
   try {
     s = JSON.stringify(v);
   } catch {
-    try {
-      s = JSON.stringify(v, bigReplacer).replace(BIG_TEXT, '$1');
-    } catch {
-      return slow(v);
-    }
+    return slow(v);
   } finally {
-    Error.stackTraceLimit = limit;
+    bigHook = outer;
   }
+  if (bigsSeen !== seen) s = s.replace(BIG_TEXT, '$1');
   // Buffer#toJSON yields {"type":"Buffer","data":[...]}; write the bytes as text instead.
   return s.includes('"type":"Buffer"') ? slow(v) : s;
 }

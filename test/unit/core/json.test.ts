@@ -88,3 +88,16 @@ test('nestedDeeperThan counts arrays and objects, iteratively', () => {
   assert.equal(nestedDeeperThan({ a: [{ b: [1] }] }, 3), true);
   assert.equal(nestedDeeperThan('text', 0), false);
 });
+
+test('BigInts: exact digits in toJSONLine; JSON.stringify elsewhere refuses them or shows them to a replacer as before', () => {
+  const big = 2n ** 64n - 1n;
+  const rec = { 'evt.time': 1540561114902914000n, neg: -(2n ** 63n), nested: [{ big }], s: 'x', n: 1.5, bin: Buffer.from('é') };
+  assert.equal(toJSONLine(rec), '{"evt.time":1540561114902914000,"neg":-9223372036854775808,"nested":[{"big":18446744073709551615}],"s":"x","n":1.5,"bin":"é"}');
+  assert.equal(toJSONLine({ a: 1n }), '{"a":1}');
+  assert.equal(toJSONLine(5n), '5');
+  // Outside toJSONLine nothing changed: a TypeError, and a replacer still receives the BigInt.
+  assert.throws(() => JSON.stringify({ a: 1n }), TypeError);
+  assert.equal(JSON.stringify({ a: 1n, b: [2n] }, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)), '{"a":"1n","b":["2n"]}');
+  // A string that looks like the token's shape is data, not a number.
+  assert.equal(toJSONLine({ s: '\u0000abc:12\u0000' }), JSON.stringify({ s: '\u0000abc:12\u0000' }));
+});
