@@ -1093,8 +1093,36 @@ function removes(b: Buffer, ks: number, ke: number, paths: PathPart[][]): boolea
   return false;
 }
 
+/**
+ * Short strings read recently, by a hash of their bytes: audit events repeat the same verbs,
+ * resources, namespaces, user names and keys, and a string found here is not allocated again.
+ * Direct-mapped: a miss replaces the slot's string.
+ */
+const INTERN_SLOTS = 4096;
+const INTERN_MAX = 64;
+const interned: Array<string | undefined> = new Array<string | undefined>(INTERN_SLOTS).fill(undefined);
+
 /** Bytes a..z as a string when they are all ASCII (then latin1 and UTF-8 agree); undefined otherwise. */
-function asciiText(b: Buffer, a: number, z: number): string | undefined {
-  for (let i = a; i < z; i++) if (b[i]! >= 0x80) return undefined;
-  return (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(a, z);
+export function asciiText(b: Buffer, a: number, z: number): string | undefined {
+  const n = z - a;
+  if (n > INTERN_MAX) {
+    for (let i = a; i < z; i++) if (b[i]! >= 0x80) return undefined;
+    return (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(a, z);
+  }
+  let h = 0x811c9dc5 ^ n;
+  for (let i = a; i < z; i++) {
+    const c = b[i]!;
+    if (c >= 0x80) return undefined;
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  const slot = (h ^ (h >>> 13)) & (INTERN_SLOTS - 1);
+  const hit = interned[slot];
+  if (hit !== undefined && hit.length === n) {
+    let i = 0;
+    while (i < n && hit.charCodeAt(i) === b[a + i]) i++;
+    if (i === n) return hit;
+  }
+  const t = (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(a, z);
+  interned[slot] = t;
+  return t;
 }

@@ -202,7 +202,7 @@ function scanEntries(
         afterTime = timeEnd;
         for (let k = 1; k < meta[0]; k++) {
           const end = skipValue(b, afterTime, inEntry - 1);
-          if (k === 1 && b[afterTime] !== 0x80) {
+          if (k === 1 && !emptyMap(b, afterTime, end)) {
             const m = decode(b.subarray(afterTime, end));
             if (!isRecord(m)) throw new ProtocolError('entry metadata is not a map', 'bad_entry');
             metadata = m;
@@ -258,6 +258,12 @@ let indexUsed = 0;
  * Skips the record (a map) at `start` as `skip` would, and writes its top-level index (offsets
  * relative to `start`) at `index[indexUsed...]` when every key is a string; returns the end.
  */
+/** Whether the value at [at, end) is a map without entries (Fluent Bit writes an empty metadata map as map32). */
+function emptyMap(b: Buffer, at: number, end: number): boolean {
+  const t = b[at]!;
+  return t === 0x80 || ((t === 0xde || t === 0xdf) && end === at + (t === 0xde ? 3 : 5));
+}
+
 function indexRecord(b: Buffer, start: number, skip: (buf: Buffer, at: number, levels?: number) => number, levels: number): number {
   const t = b[start]!;
   let n: number;

@@ -376,3 +376,21 @@ test('the forward input indexes each record as it frames it (map32 too): views r
     }
   }
 });
+
+test('short strings read again come back as equal strings, colliding or not, ASCII only', async () => {
+  const { asciiText } = await import('../../../src/core/record-view.js');
+  const words = Array.from({ length: 20000 }, (_, i) => `w${i.toString(36)}`);
+  words.push('', 'x'.repeat(64), 'y'.repeat(65), 'get', 'list');
+  for (let round = 0; round < 2; round++) {
+    for (const w of words) {
+      const b = Buffer.from(`..${w}..`, 'latin1');
+      assert.equal(asciiText(b, 2, 2 + w.length), w);
+    }
+  }
+  assert.equal(asciiText(Buffer.from('aé'), 0, 3), undefined, 'not ASCII: left to the UTF-8 decoder');
+  assert.equal(asciiText(Buffer.from([0x61, 0x80]), 0, 2), undefined);
+  const view = new RecordView();
+  view.reset(encode({ verb: 'get', v2: 'get' }));
+  assert.equal(view.get(['verb']), 'get');
+  assert.equal(view.get(['v2']), 'get');
+});

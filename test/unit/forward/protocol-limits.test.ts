@@ -51,3 +51,23 @@ test('times no date can hold are bad_time', () => {
   }
   assert.equal(refusal(Buffer.concat([Buffer.from([0x93]), pack('t'), pack(1_700_000_000.5), pack({ a: 1 })])), 'accepted');
 });
+
+test('metadata: an empty map in any width (Fluent Bit writes map32) is no metadata; a map with entries is kept', () => {
+  const rec = record(pack('x'));
+  const withMeta = (meta: Buffer) => Buffer.concat([Buffer.from([0x92, 0x92]), pack(new WireTime(1, 0)), meta, rec]);
+  const map32 = (pairs: Buffer) => Buffer.concat([Buffer.from([0xdf, 0, 0, 0, pairs.length ? 1 : 0]), pairs]);
+  const empties = [Buffer.from([0x80]), Buffer.from([0xde, 0, 0]), map32(Buffer.alloc(0))];
+  for (const meta of empties) {
+    for (const frame of [forward(withMeta(meta)), packed(withMeta(meta))]) {
+      const m = decodeFrame(frame);
+      assert.equal(m.type, 'events');
+      if (m.type !== 'events') continue;
+      assert.equal(m.events.length, 1);
+      assert.equal(m.events[0]!.metadata, undefined, meta.toString('hex'));
+      assert.deepEqual(m.events[0]!.record, { v: 'x' });
+    }
+  }
+  const m = decodeFrame(forward(withMeta(map32(Buffer.concat([pack('otlp'), pack({ a: 1 })])))));
+  assert.ok(m.type === 'events');
+  assert.deepEqual(m.events[0]!.metadata, { otlp: { a: 1 } });
+});
