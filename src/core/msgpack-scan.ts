@@ -93,6 +93,51 @@ export function arrayHeader(b: Uint8Array, pos: number): [number, number] | null
   return null;
 }
 
+/** Where the array header or EventTime arrayLength / eventTimeAt read last ends. */
+export let scanNext = 0;
+/** The EventTime eventTimeAt read last. */
+export let timeSec = 0;
+export let timeNsec = 0;
+
+/** arrayHeader without a tuple: the number of items (scanNext = the first), or -1 when no array is there. */
+export function arrayLength(b: Uint8Array, pos: number): number {
+  const t = b[pos]!;
+  if (t >= 0x90 && t <= 0x9f) {
+    scanNext = pos + 1;
+    return t & 0x0f;
+  }
+  if (t === 0xdc) {
+    need(b, pos + 3);
+    scanNext = pos + 3;
+    return (b[pos + 1]! << 8) | b[pos + 2]!;
+  }
+  if (t === 0xdd) {
+    need(b, pos + 5);
+    scanNext = pos + 5;
+    return readU32(b, pos + 1);
+  }
+  return -1;
+}
+
+/** readEventTime without a tuple: true with timeSec, timeNsec and scanNext set, or false. */
+export function eventTimeAt(b: Uint8Array, pos: number): boolean {
+  if (b[pos] === 0xd7 && b[pos + 1] === 0x00) {
+    need(b, pos + 10);
+    timeSec = readU32(b, pos + 2);
+    timeNsec = readU32(b, pos + 6);
+    scanNext = pos + 10;
+    return true;
+  }
+  if (b[pos] === 0xc7 && b[pos + 1] === 0x08 && b[pos + 2] === 0x00) {
+    need(b, pos + 11);
+    timeSec = readU32(b, pos + 3);
+    timeNsec = readU32(b, pos + 7);
+    scanNext = pos + 11;
+    return true;
+  }
+  return false;
+}
+
 export function isMapType(t: number): boolean {
   return (t >= 0x80 && t <= 0x8f) || t === 0xde || t === 0xdf;
 }

@@ -9,7 +9,7 @@
 import { gunzipSync } from 'node:zlib';
 import { EventTime, type LogEvent, type LogRecord } from '../../core/event.js';
 import { decode } from '../../core/msgpack.js';
-import { arrayHeader, checkValue, decodeRaw, isMapType, MAX_DATE_SECONDS, MAX_DEPTH, readEventTime, ScanError, skipValue, skipValue as rawSkip, type RawValue } from '../../core/msgpack-scan.js';
+import { arrayHeader, arrayLength, checkValue, decodeRaw, eventTimeAt, isMapType, MAX_DATE_SECONDS, MAX_DEPTH, ScanError, scanNext, skipValue, skipValue as rawSkip, timeNsec, timeSec, type RawValue } from '../../core/msgpack-scan.js';
 import { WireEvent } from '../../core/wire-event.js';
 
 export class ProtocolError extends Error {
@@ -188,19 +188,20 @@ function scanEntries(
   try {
     for (let i = 0; count < 0 ? pos < b.length : i < count; i++) {
       if (i >= maxEvents) throw overBudget(b.length, maxEvents, maxHeap);
-      const h = arrayHeader(b, pos);
-      if (!h || h[0] < 2) throw new ProtocolError('entry is not an array [time, record]', 'bad_entry');
-      pos = h[1];
+      const items = arrayLength(b, pos);
+      if (items < 2) throw new ProtocolError('entry is not an array [time, record]', 'bad_entry');
+      pos = scanNext;
       let metadata: LogRecord | undefined;
       let timePos = pos;
       let afterTime: number;
-      const meta = arrayHeader(b, pos);
+      const metaItems = arrayLength(b, pos);
+      const meta = metaItems >= 0;
       if (meta) {
         // Forward Protocol v1.5: Metadata ::= [EventTime, Hash*]
-        timePos = meta[1];
+        timePos = scanNext;
         const timeEnd = skipValue(b, timePos, inEntry - 1);
         afterTime = timeEnd;
-        for (let k = 1; k < meta[0]; k++) {
+        for (let k = 1; k < metaItems; k++) {
           const end = skipValue(b, afterTime, inEntry - 1);
           if (k === 1 && !emptyMap(b, afterTime, end)) {
             const m = decode(b.subarray(afterTime, end));
@@ -211,11 +212,10 @@ function scanEntries(
         }
       } else afterTime = skipValue(b, pos);
       let time: EventTime;
-      const et = readEventTime(b, timePos);
-      if (et) {
+      if (eventTimeAt(b, timePos)) {
         // -1 / -2 (group start / end) arrive as uint32 seconds 0xFFFFFFFF / 0xFFFFFFFE
-        if (et[0] === 0xffffffff || et[0] === 0xfffffffe) time = GROUP_MARKER;
-        else time = new EventTime(et[0], et[1]);
+        if (timeSec === 0xffffffff || timeSec === 0xfffffffe) time = GROUP_MARKER;
+        else time = new EventTime(timeSec, timeNsec);
       } else {
         const t = decode(b.subarray(timePos, meta ? skipValue(b, timePos, inEntry - 1) : afterTime));
         time = isGroupMarker(t) ? GROUP_MARKER : toTime(t);
@@ -230,7 +230,7 @@ function scanEntries(
       const idxAt = indexUsed;
       const recEnd = indexRecord(b, recStart, skipValue, inEntry);
       pos = recEnd;
-      for (let k = 2; k < h[0]; k++) pos = skipValue(b, pos);
+      for (let k = 2; k < items; k++) pos = skipValue(b, pos);
       if (time !== GROUP_MARKER) {
         const e = new WireEvent(tag, time, b.subarray(recStart, recEnd), metadata);
         if (indexUsed > idxAt) e.setIndex(index, idxAt, (indexUsed - idxAt) / 5);
