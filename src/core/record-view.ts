@@ -661,6 +661,26 @@ const slotMoved: Array<number[] | null> = [];
 const slotNames: Array<string[] | null> = [];
 const slotLive: boolean[] = [];
 let slots = 0;
+/**
+ * The records applyEdits produces are slices of one larger buffer at a time, not a buffer each:
+ * a record's bytes never change once produced, and the slices of one buffer belong to records
+ * of the same few chunks.
+ */
+const RESULT_BYTES = 1 << 20;
+let results = Buffer.allocUnsafeSlow(RESULT_BYTES);
+let resultsUsed = 0;
+
+function resultBytes(n: number): Buffer {
+  if (n > RESULT_BYTES >> 3) return Buffer.allocUnsafe(n);
+  if (resultsUsed + n > results.length) {
+    results = Buffer.allocUnsafeSlow(RESULT_BYTES);
+    resultsUsed = 0;
+  }
+  const r = results.subarray(resultsUsed, resultsUsed + n);
+  resultsUsed += n;
+  return r;
+}
+
 // Where applyEdits wrote each entry (key bytes, value bytes) in its output.
 /**
  * The top-level index of the bytes the last applyEdits returned (RecordView#idx's form):
@@ -993,7 +1013,7 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
     slotMoved[i] = null;
     slotNames[i] = null;
   }
-  const result = Buffer.allocUnsafe(out.len);
+  const result = resultBytes(out.len);
   out.buf.copy(result, 0, 0, out.len);
   editedIndexAt = ob;
   editedIndexN = n;

@@ -98,7 +98,8 @@ export class WireEvent implements LogEvent {
       this.#record = applyEdit(this.#record!, e);
       return;
     }
-    (this.#edits ??= []).push(e);
+    if (this.#edits === undefined) this.#edits = [e];
+    else this.#edits.push(e);
   }
 
   /**
