@@ -41,7 +41,16 @@ export type Edit =
    * When top-level `under` is a map: removes it and puts each of its entries (in its order) at
    * the end of the record as `name(key)`, replacing an existing key of that name.
    */
-  | { readonly op: 'lift'; readonly under: string; readonly name: (key: string) => string };
+  | { readonly op: 'lift'; readonly under: string; readonly name: (key: string) => string }
+  /** Removes every top-level key `match` accepts. */
+  | { readonly op: 'removeKeys'; readonly match: (key: string) => boolean }
+  /**
+   * Puts a copy of top-level `key`'s value right after it as `to`; an existing `to` is removed.
+   * Recorded when `key` is there (as rename).
+   */
+  | { readonly op: 'copy'; readonly key: string; readonly to: string }
+  /** Moves the top-level keys `match` accepts (in record order) to the start or the end of the record. */
+  | { readonly op: 'move'; readonly match: (key: string) => boolean; readonly toStart: boolean };
 
 const EMPTY = Buffer.alloc(0);
 const NO_INDEX = new Int32Array(0);
@@ -400,6 +409,46 @@ export class RecordView {
     return this.top(keyBytes(key)) >= 0;
   }
 
+  /** The number of top-level entries (a duplicate key counts each time it is written). */
+  size(): number {
+    if (this.n < 0) this.index();
+    return this.n;
+  }
+
+  /** The key of top-level entry `i` (0 ≤ i < size()). */
+  keyAt(i: number): string {
+    const o = this.base + i * 5;
+    return keyText(this.b, this.idx[o + 1]!, this.idx[o + 2]!);
+  }
+
+  /** Whether the key of entry `i` is written again after it (decoding keeps that later value). */
+  repeated(i: number): boolean {
+    const b = this.b;
+    const x = this.idx;
+    const o = this.base + i * 5;
+    const ks = x[o + 1]!;
+    const len = x[o + 2]! - ks;
+    for (let j = i + 1; j < this.n; j++) {
+      const q = this.base + j * 5;
+      if (x[q + 2]! - x[q + 1]! === len && same(b, ks, x[q + 1]!, len)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * The value of entry `i` as text: a string, a boolean as `true` / `false`, undefined for any
+   * other value (which is not decoded).
+   */
+  textAt(i: number): string | undefined {
+    const o = this.base + i * 5;
+    const vs = this.idx[o + 3]!;
+    const t = this.b[vs]!;
+    if (t === 0xc2) return 'false';
+    if (t === 0xc3) return 'true';
+    if ((t >= 0xa0 && t <= 0xbf) || (t >= 0xd9 && t <= 0xdb)) return valueAt(this.b, vs, this.idx[o + 4]!) as string;
+    return undefined;
+  }
+
   /** The value of top-level key `key`, or undefined. */
   getTop(key: string): unknown {
     const i = this.top(keyBytes(key));
@@ -560,6 +609,29 @@ export function applyEdit(r: Record<string, unknown>, e: Edit): Record<string, u
       }
       return r;
     }
+    case 'removeKeys':
+      for (const k of Object.keys(r)) if (e.match(k)) delete r[k];
+      return r;
+    case 'copy': {
+      if (!hasOwn(r, e.key) || e.key === e.to) return r;
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(r)) {
+        if (k === e.to) continue;
+        setOwn(out, k, r[k]);
+        if (k === e.key) setOwn(out, e.to, r[k]);
+      }
+      return out;
+    }
+    case 'move': {
+      const moved: string[] = [];
+      const rest: string[] = [];
+      for (const k of Object.keys(r)) (e.match(k) ? moved : rest).push(k);
+      if (moved.length === 0) return r;
+      const out: Record<string, unknown> = {};
+      for (const k of e.toStart ? moved : rest) setOwn(out, k, r[k]);
+      for (const k of e.toStart ? rest : moved) setOwn(out, k, r[k]);
+      return out;
+    }
   }
 }
 
@@ -661,6 +733,11 @@ const slotMoved: Array<number[] | null> = [];
 const slotNames: Array<string[] | null> = [];
 const slotLive: boolean[] = [];
 let slots = 0;
+// The record's order: slot numbers as the entries are written (copy and move change it; a slot
+// keeps its number, which nested maps refer to).
+let slotOrder = new Int32Array(64);
+let ordered = 0;
+let orderScratch = new Int32Array(64);
 /**
  * The records applyEdits produces are slices of one larger buffer at a time, not a buffer each:
  * a record's bytes never change once produced, and the slices of one buffer belong to records
@@ -702,6 +779,8 @@ function growSlots(): void {
   slotKe = g(slotKe);
   slotVs = g(slotVs);
   slotVe = g(slotVe);
+  slotOrder = g(slotOrder);
+  orderScratch = g(orderScratch);
 }
 
 /**
@@ -723,6 +802,7 @@ function keySlot(b: Buffer, from: number, head: number, ks: number, ke: number, 
 function newSlot(): number {
   if (slots >= slotKs.length) growSlots();
   const i = slots++;
+  slotOrder[ordered++] = i;
   slotKey[i] = null;
   slotVal[i] = undefined;
   slotNested[i] = null;
@@ -792,6 +872,8 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
   const count = mapAt(b, 0);
   if (count < 0) throw UNSUPPORTED;
   slots = 0;
+  ordered = 0;
+  let copied = false;
   let p = S;
   // The bytes' index, when a filter read them already: no scan then.
   const v = index !== undefined && indexN === count ? index : null;
@@ -846,6 +928,9 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
         if (e.path.length === 1) slotLive[s] = false;
         else {
           if (slotVs[s]! < 0) throw UNSUPPORTED; // inside a value an edit made: leave it to the object
+          // A copy shares its value with the source in the object, where removing inside one
+          // removes inside both: leave that to the object.
+          if (copied) throw UNSUPPORTED;
           (slotNested[s] ??= []).push(e.path.slice(1) as PathPart[]);
         }
         break;
@@ -862,7 +947,8 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
       case 'nest': {
         let moved: number[] | null = null;
         let names: string[] | null = null;
-        for (let i = 0; i < slots; i++) {
+        for (let j = 0; j < ordered; j++) {
+          const i = slotOrder[j]!;
           if (!slotLive[i]) continue;
           const key = slotText(b, i);
           if (!e.match(key)) continue;
@@ -951,6 +1037,50 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
         }
         break;
       }
+      case 'removeKeys': {
+        for (let j = 0; j < ordered; j++) {
+          const i = slotOrder[j]!;
+          if (slotLive[i] && e.match(slotText(b, i))) slotLive[i] = false;
+        }
+        break;
+      }
+      case 'copy': {
+        if (e.key === e.to) break;
+        const s = findSlot(b, e.key);
+        if (s < 0) break;
+        // An object lists keys that are array indexes first: the place after one is the object's.
+        if (INDEX.test(e.key)) throw UNSUPPORTED;
+        const t = findSlot(b, e.to);
+        if (t >= 0) slotLive[t] = false;
+        const c = copySlot(s);
+        slotKey[c] = e.to;
+        if (slotNested[c] !== null) slotNested[c] = slotNested[c]!.slice();
+        // newSlot put the copy last: it goes right after the source.
+        let at = 0;
+        while (slotOrder[at] !== s) at++;
+        for (let j = ordered - 1; j > at + 1; j--) slotOrder[j] = slotOrder[j - 1]!;
+        slotOrder[at + 1] = c;
+        copied = true;
+        break;
+      }
+      case 'move': {
+        // The matching live slots aside, the others kept in order in place; then both joined.
+        const moved = orderScratch;
+        let m = 0;
+        let rest = 0;
+        for (let j = 0; j < ordered; j++) {
+          const i = slotOrder[j]!;
+          if (!slotLive[i]) continue;
+          if (e.match(slotText(b, i))) moved[m++] = i;
+          else slotOrder[rest++] = i;
+        }
+        if (e.toStart) {
+          for (let j = rest - 1; j >= 0; j--) slotOrder[j + m] = slotOrder[j]!;
+          for (let j = 0; j < m; j++) slotOrder[j] = moved[j]!;
+        } else for (let j = 0; j < m; j++) slotOrder[rest + j] = moved[j]!;
+        ordered = rest + m;
+        break;
+      }
     }
   }
   let live = 0;
@@ -968,7 +1098,8 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
   let runStart = -1;
   let runEnd = -1;
   let runOut = 0; // where the run starts in the output
-  for (let i = 0; i < slots; i++) {
+  for (let j = 0; j < ordered; j++) {
+    const i = slotOrder[j]!;
     if (!slotLive[i]) continue;
     const k = slotKey[i];
     if (k === null && slotNested[i] === null && slotVs[i] === slotKe[i]) {

@@ -121,10 +121,12 @@ export class WireEvent implements LogEvent {
         }
         if (e.op === 'put' && e.key === key) return true;
         if (e.op === 'remove' && e.path.length === 1 && e.path[0] === key) return false;
+        if (e.op === 'removeKeys' && e.match(key)) return false;
         if (e.op === 'rename' && e.key !== e.to) {
           if (e.to === key) return true; // recorded only when its key was there
           if (e.key === key) return false;
         }
+        if (e.op === 'copy' && e.key !== e.to && e.to === key) return true; // likewise
       }
     }
     if (!this.open(view, false)) throw UNSUPPORTED;

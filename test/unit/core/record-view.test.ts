@@ -208,8 +208,16 @@ function randomEdits(r: () => number): Edit[] {
   const out: Edit[] = [];
   const pick = <T>(a: readonly T[]) => a[Math.floor(r() * a.length)]!;
   for (let i = 0; i < n; i++) {
-    const kind = Math.floor(r() * 6);
-    if (kind === 0) out.push({ op: 'put', key: pick(KEYS), value: pick(VALUES), move: r() < 0.5 });
+    const kind = Math.floor(r() * 9);
+    if (kind === 6) {
+      const prefix = pick(['re', 'u', 'zz', '', '__']);
+      const keys = new Set([pick(KEYS), pick(KEYS)]);
+      out.push({ op: 'removeKeys', match: (k) => keys.has(k) || (prefix !== '' && k.startsWith(prefix)) });
+    } else if (kind === 7) out.push({ op: 'copy', key: pick(KEYS), to: pick(KEYS) });
+    else if (kind === 8) {
+      const prefix = pick(['re', 'u', 'o', 'zz', 'new', 'ü']);
+      out.push({ op: 'move', match: (k) => k.startsWith(prefix), toStart: r() < 0.5 });
+    } else if (kind === 0) out.push({ op: 'put', key: pick(KEYS), value: pick(VALUES), move: r() < 0.5 });
     else if (kind === 1) out.push({ op: 'remove', path: [pick(KEYS)] });
     else if (kind === 2) out.push({ op: 'remove', path: pick(NESTED) });
     else if (kind === 3) out.push({ op: 'rename', key: pick(KEYS), to: pick(KEYS) });
@@ -393,4 +401,54 @@ test('short strings read again come back as equal strings, colliding or not, ASC
   view.reset(encode({ verb: 'get', v2: 'get' }));
   assert.equal(view.get(['verb']), 'get');
   assert.equal(view.get(['v2']), 'get');
+});
+
+test('copy, removeKeys and move on the bytes: places, duplicates and a copy that shares its value', () => {
+  const bytes = map([
+    [k('a'), encode(1)],
+    [k('__proto__'), encode({ x: 1 })],
+    [k('b'), encode({ x: 1, y: 2 })],
+    [k('a'), encode(2)],
+    [k('ü'), encode('é')],
+  ]);
+  const cases: Array<[Edit[], string]> = [
+    [[{ op: 'copy', key: 'a', to: 'z' }], '{"a":2,"z":2,"__proto__":{"x":1},"b":{"x":1,"y":2},"ü":"é"}'],
+    [[{ op: 'copy', key: 'b', to: '__proto__' }], '{"a":2,"b":{"x":1,"y":2},"__proto__":{"x":1,"y":2},"ü":"é"}'],
+    [[{ op: 'removeKeys', match: (key) => key === 'a' || key === '__proto__' }], '{"b":{"x":1,"y":2},"ü":"é"}'],
+    [[{ op: 'move', match: (key) => key === 'ü' || key === 'a', toStart: true }], '{"a":2,"ü":"é","__proto__":{"x":1},"b":{"x":1,"y":2}}'],
+    [[{ op: 'move', match: (key) => key.startsWith('_'), toStart: false }, { op: 'copy', key: 'ü', to: 'u' }], '{"a":2,"b":{"x":1,"y":2},"ü":"é","u":"é","__proto__":{"x":1}}'],
+  ];
+  for (const [edits, json] of cases) {
+    let expected = decode(bytes) as Record<string, unknown>;
+    for (const e of edits) expected = applyEdit(expected, e);
+    assert.equal(toJSONLine(expected), json, 'the object');
+    const got = applyEdits(bytes, edits);
+    assert.equal(got.toString('hex'), encode(expected).toString('hex'), JSON.stringify(edits));
+  }
+  // Removing inside a value a copy shares with its source removes it from both in the object:
+  // left to the object, with the object's result.
+  const edits: Edit[] = [
+    { op: 'copy', key: 'b', to: 'c' },
+    { op: 'remove', path: ['b', 'x'] },
+  ];
+  assert.throws(() => applyEdits(bytes, edits), ViewUnsupported);
+  const ev = new WireEvent('t', new EventTime(1, 0), bytes);
+  for (const e of edits) ev.edit(e);
+  assert.equal(ev.raw, undefined, 'decoded instead');
+  assert.equal(toJSONLine(ev.record), '{"a":2,"__proto__":{"x":1},"b":{"y":2},"c":{"y":2},"ü":"é"}');
+});
+
+test('hasKey answers for removeKeys, copy and move edits without applying them', () => {
+  const ev = new WireEvent('t', new EventTime(1, 0), encode({ a: 1, b: 2, tag_x: 3 }));
+  const view = new RecordView();
+  ev.edit({ op: 'removeKeys', match: (key) => key.startsWith('tag_') });
+  ev.edit({ op: 'copy', key: 'a', to: 'tag_y' });
+  ev.edit({ op: 'move', match: (key) => key === 'b', toStart: true });
+  assert.equal(ev.hasKey('tag_x', view), false);
+  assert.equal(ev.hasKey('tag_y', view), true);
+  assert.equal(ev.hasKey('a', view), true);
+  assert.equal(ev.hasKey('b', view), true);
+  assert.equal(ev.hasKey('c', view), false);
+  assert.ok(ev.isBytes, 'still bytes');
+  assert.deepEqual(Object.entries(decode(ev.raw!) as object), [['b', 2], ['a', 1], ['tag_y', 1]]);
 });
