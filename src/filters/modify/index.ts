@@ -12,17 +12,22 @@
  * accessor (`$kubernetes['labels']['app']`); the others match top-level keys by regex. Values
  * compare as strings only (key_value_matches also matches booleans as true / false).
  *
- * On a record still in msgpack bytes, set / add / remove / rename / hard_rename are recorded as
- * edits, and the conditions on one value read it through the record view; the other rules and
- * the conditions that look at every key work on the decoded record.
+ * Each rule is one edit (src/core/record-view.ts): a record still in msgpack bytes records it,
+ * written into the bytes with the other pending edits in one copy pass; a decoded record takes
+ * it at once. On a record in bytes the conditions read the record as the filters before left
+ * it through the record view: a condition on one value reads that value, one that looks at
+ * every key reads the top-level keys and decodes only the values of the keys that match. The
+ * record is decoded only for an accessor whose sub-key is written like an array index (the view
+ * would read it as an index) and where the bytes cannot be changed byte for byte (keys that are
+ * not strings, a copy from a key an object lists first).
  */
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogRecord } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
-import { AccessorSyntaxError, compileAccessor, hasField, setField, type PathPart, type RecordAccessor } from '../../core/record-accessor.js';
+import { AccessorSyntaxError, compileAccessor, hasField, type PathPart, type RecordAccessor } from '../../core/record-accessor.js';
 import { compileRegex, RegexError, type SafeRegex } from '../../core/safe-regex.js';
-import { sharedView, ViewUnsupported, type Edit, type RecordView } from '../../core/record-view.js';
+import { applyEdit, sharedView, ViewUnsupported, type Edit, type RecordView } from '../../core/record-view.js';
 import { WireEvent } from '../../core/wire-event.js';
 import { optionPos, orderedEntries, splitArgs } from './args.js';
 
@@ -60,15 +65,18 @@ const options = {
   ),
 } satisfies OptionTable;
 
-type Rule = (r: LogRecord) => LogRecord;
-type Condition = (r: LogRecord) => boolean;
-/** The same rule on a record still in bytes: recorded as an edit (src/core/record-view.ts). */
-type EditRule = (e: WireEvent, view: RecordView) => void;
-/** A condition on one value (a record accessor's): read through the view on a record in bytes. */
-interface ValueCondition {
-  path: readonly PathPart[];
-  test: (v: unknown) => boolean;
+/**
+ * A rule: one edit (src/core/record-view.ts), made when top-level `need` is there and `absent`
+ * is not. A record still in bytes records the edit; a decoded record takes it at once.
+ */
+interface Rule {
+  edit: Edit;
+  need?: string;
+  absent?: string;
 }
+type Condition = (r: LogRecord) => boolean;
+/** The same condition on a record in bytes, read through the view (pointed at its edited bytes). */
+type ViewCondition = (view: RecordView) => boolean;
 
 const INDEX = /^(0|[1-9][0-9]*)$/;
 
@@ -81,36 +89,23 @@ function prefixOf(p: string): string {
   return p.endsWith('*') ? p.slice(0, -1) : p;
 }
 
-/** Rebuilds `r` with `key` renamed in place, or a copy inserted after it; `drop` is left out. */
-function rebuild(r: LogRecord, key: string, newKey: string, copy: boolean, drop: string | undefined): LogRecord {
-  const out: LogRecord = {};
-  for (const k of Object.keys(r)) {
-    if (k === drop) continue;
-    if (k === key) {
-      if (copy) setField(out, k, r[k]);
-      setField(out, newKey, r[k]);
-    } else setField(out, k, r[k]);
-  }
-  return out;
-}
-
 function stringOf(v: unknown): string | undefined {
   if (typeof v === 'string') return v;
   return undefined;
 }
 
-function compile(section: RawSection): { rules: Rule[]; conditions: Condition[]; editRules: EditRule[] | null; valueConditions: ValueCondition[] | null } {
+function compile(section: RawSection): { rules: Rule[]; conditions: Condition[]; viewConditions: ViewCondition[] | null } {
   const rules: Rule[] = [];
+  let ruleCount = 0;
   const conditions: Condition[] = [];
-  // set, add, remove, rename and hard_rename are edits; any other rule works on the decoded
-  // record. Conditions on one value are read through the view; conditions that look at every
-  // key work on the decoded record.
-  let editRules: EditRule[] | null = [];
-  let valueConditions: ValueCondition[] | null = [];
+  // Every condition also reads through the view, but for a record accessor the view does not
+  // read as the accessor does (then the record is decoded).
+  let viewConditions: ViewCondition[] | null = [];
   const onValue = (ra: RecordAccessor, test: (v: unknown) => boolean) => {
     conditions.push((r) => test(ra.get(r)));
-    if (!viewable(ra)) valueConditions = null;
-    valueConditions?.push({ path: ra.path, test });
+    if (!viewable(ra)) viewConditions = null;
+    const path: readonly PathPart[] = ra.path;
+    viewConditions?.push((view) => test(view.get(path)));
   };
   const names = new Set<string>([...RULES_1, ...RULES_2, 'condition']);
   for (const [option, value] of orderedEntries(section, names)) {
@@ -157,9 +152,13 @@ function compile(section: RawSection): { rules: Rule[]; conditions: Condition[];
         case 'no_key_matches': {
           const re = regex(x);
           const want = kind === 'a_key_matches';
-          valueConditions = null;
           conditions.push((r) => {
             for (const k in r) if (hasField(r, k) && re.test(k)) return want;
+            return !want;
+          });
+          viewConditions?.push((view) => {
+            const n = view.size();
+            for (let i = 0; i < n; i++) if (re.test(view.keyAt(i))) return want;
             return !want;
           });
           break;
@@ -191,12 +190,21 @@ function compile(section: RawSection): { rules: Rule[]; conditions: Condition[];
           const kre = regex(x);
           const vre = regex(y);
           const want = kind === 'matching_keys_have_matching_values';
-          valueConditions = null;
           conditions.push((r) => {
             for (const k in r) {
               if (!hasField(r, k) || !kre.test(k)) continue;
               const v = r[k];
               const s = typeof v === 'boolean' ? String(v) : stringOf(v);
+              if (s === undefined || !vre.test(s)) return !want;
+            }
+            return want;
+          });
+          // Only the values of matching keys are read (a key written twice: its last value).
+          viewConditions?.push((view) => {
+            const n = view.size();
+            for (let i = 0; i < n; i++) {
+              if (!kre.test(view.keyAt(i)) || view.repeated(i)) continue;
+              const s = view.textAt(i);
               if (s === undefined || !vre.test(s)) return !want;
             }
             return want;
@@ -210,111 +218,51 @@ function compile(section: RawSection): { rules: Rule[]; conditions: Condition[];
     const arity = (RULES_1 as readonly string[]).includes(option) ? 1 : 2;
     if (a.length !== arity) fail(arity === 1 ? 'expected KEY' : 'expected KEY VALUE');
     const [k, v] = a as [string, string];
-    const edits = editRules;
-    switch (option) {
-      case 'set': {
-        const ed: Edit = { op: 'put', key: k, value: v, move: true };
-        edits?.push((e) => e.edit(ed));
-        break;
-      }
-      case 'add': {
-        const ed: Edit = { op: 'put', key: k, value: v, move: false };
-        edits?.push((e, view) => {
-          if (!e.hasKey(k, view)) e.edit(ed);
-        });
-        break;
-      }
-      case 'remove': {
-        const ed: Edit = { op: 'remove', path: [k] };
-        edits?.push((e) => e.edit(ed));
-        break;
-      }
-      case 'rename': {
-        const ed: Edit = { op: 'rename', key: k, to: v };
-        edits?.push((e, view) => {
-          if (e.hasKey(k, view) && !e.hasKey(v, view)) e.edit(ed);
-        });
-        break;
-      }
-      case 'hard_rename': {
-        const ed: Edit = { op: 'rename', key: k, to: v };
-        edits?.push((e, view) => {
-          if (k !== v && e.hasKey(k, view)) e.edit(ed);
-        });
-        break;
-      }
-      default:
-        editRules = null;
-    }
+    const prefix = prefixOf(k);
+    const startsWith = (key: string) => key.startsWith(prefix);
+    ruleCount++;
+    // A key renamed or copied onto itself: nothing to do.
+    if (k === v && option !== 'set' && option !== 'add') continue;
     switch (option) {
       case 'set':
-        rules.push((r) => {
-          if (hasField(r, k)) delete r[k];
-          setField(r, k, v);
-          return r;
-        });
+        rules.push({ edit: { op: 'put', key: k, value: v, move: true } });
         break;
       case 'add':
-        rules.push((r) => {
-          if (!hasField(r, k)) setField(r, k, v);
-          return r;
-        });
+        rules.push({ edit: { op: 'put', key: k, value: v, move: false }, absent: k });
         break;
       case 'remove':
-        rules.push((r) => {
-          if (hasField(r, k)) delete r[k];
-          return r;
-        });
+        rules.push({ edit: { op: 'remove', path: [k] } });
         break;
-      case 'remove_wildcard': {
-        const prefix = prefixOf(k);
-        rules.push((r) => {
-          for (const key of Object.keys(r)) if (key.startsWith(prefix)) delete r[key];
-          return r;
-        });
+      case 'remove_wildcard':
+        rules.push({ edit: { op: 'removeKeys', match: startsWith } });
         break;
-      }
       case 'remove_regex': {
         const re = regex(k);
-        rules.push((r) => {
-          for (const key of Object.keys(r)) if (re.test(key)) delete r[key];
-          return r;
-        });
-        break;
-      }
-      case 'move_to_start':
-      case 'move_to_end': {
-        const prefix = prefixOf(k);
-        const toStart = option === 'move_to_start';
-        rules.push((r) => {
-          const keys = Object.keys(r);
-          const moved = keys.filter((key) => key.startsWith(prefix));
-          if (moved.length === 0) return r;
-          const rest = keys.filter((key) => !key.startsWith(prefix));
-          const out: LogRecord = {};
-          for (const key of toStart ? [...moved, ...rest] : [...rest, ...moved]) setField(out, key, r[key]);
-          return out;
-        });
+        rules.push({ edit: { op: 'removeKeys', match: (key) => re.test(key) } });
         break;
       }
       case 'rename':
-        rules.push((r) => (hasField(r, k) && !hasField(r, v) ? rebuild(r, k, v, false, undefined) : r));
+        rules.push({ edit: { op: 'rename', key: k, to: v }, need: k, absent: v });
         break;
       case 'hard_rename':
-        rules.push((r) => (hasField(r, k) && k !== v ? rebuild(r, k, v, false, v) : r));
+        rules.push({ edit: { op: 'rename', key: k, to: v }, need: k });
         break;
       case 'copy':
-        rules.push((r) => (hasField(r, k) && !hasField(r, v) ? rebuild(r, k, v, true, undefined) : r));
+        rules.push({ edit: { op: 'copy', key: k, to: v }, need: k, absent: v });
         break;
       case 'hard_copy':
-        rules.push((r) => (hasField(r, k) && k !== v ? rebuild(r, k, v, true, v) : r));
+        rules.push({ edit: { op: 'copy', key: k, to: v }, need: k });
+        break;
+      case 'move_to_start':
+      case 'move_to_end':
+        rules.push({ edit: { op: 'move', match: startsWith, toStart: option === 'move_to_start' } });
         break;
     }
   }
-  if (rules.length === 0) {
+  if (ruleCount === 0) {
     throw new ConfigError('modify has no rule (set, add, remove, remove_wildcard, remove_regex, rename, hard_rename, copy, hard_copy, move_to_start, move_to_end)', section.pos);
   }
-  return { rules, conditions, editRules: valueConditions === null ? null : editRules, valueConditions };
+  return { rules, conditions, viewConditions };
 }
 
 export const modifyFilter: FilterPlugin = {
@@ -326,14 +274,17 @@ export const modifyFilter: FilterPlugin = {
     compile(section);
   },
   create(_config, ctx): FilterInstance {
-    const { rules, conditions, editRules, valueConditions } = compile(ctx.section);
+    const { rules, conditions, viewConditions } = compile(ctx.section);
     const view = sharedView;
-    const conditional = valueConditions !== null && valueConditions.length > 0;
-    /** The conditions read through the view: true / false, or undefined when the view cannot answer. */
+    const conditional = viewConditions !== null && viewConditions.length > 0;
+    /**
+     * The conditions read through the view over the record as the edits before left it: true /
+     * false, or undefined when the view cannot answer.
+     */
     const holds = (e: WireEvent): boolean | undefined => {
       try {
         if (!e.open(view)) return undefined;
-        for (const c of valueConditions!) if (!c.test(view.get(c.path))) return false;
+        for (const c of viewConditions!) if (!c(view)) return false;
         return true;
       } catch (err) {
         if (err instanceof ViewUnsupported) return undefined;
@@ -344,11 +295,13 @@ export const modifyFilter: FilterPlugin = {
       filter(events) {
         for (const e of events) {
           // A record still in bytes whose top level reads byte for byte takes the edits.
-          if (editRules !== null && e instanceof WireEvent) {
+          if (viewConditions !== null && e instanceof WireEvent) {
             const ok = conditional ? holds(e) : true;
             if (ok === false) continue;
             if (ok === true && e.open(view, false)) {
-              for (const r of editRules) r(e, view);
+              for (const { edit, need, absent } of rules) {
+                if ((need === undefined || e.hasKey(need, view)) && (absent === undefined || !e.hasKey(absent, view))) e.edit(edit);
+              }
               continue;
             }
           }
@@ -361,7 +314,9 @@ export const modifyFilter: FilterPlugin = {
           }
           if (!ok) continue;
           let r = e.record;
-          for (const rule of rules) r = rule(r);
+          for (const { edit, need, absent } of rules) {
+            if ((need === undefined || hasField(r, need)) && (absent === undefined || !hasField(r, absent))) r = applyEdit(r, edit);
+          }
           e.record = r;
         }
         return events;

@@ -95,6 +95,11 @@ const CONFIGS: Array<Array<[AnyPlugin, Record<string, unknown>]>> = [
     [nestFilter, { operation: 'nest', wildcard: 'm', nest_under: 'outer' }],
     [modifyFilter, { add: 'outer replaced-if-missing', set: 'after 2' }],
   ],
+  [
+    [nestFilter, { operation: 'nest', wildcard: 'Mem.*', nest_under: 'Memstats' }],
+    [modifyFilter, { copy: 'Memstats M2', move_to_start: 'M', remove_regex: '^(b|z)$', hard_copy: 'Stats Memstats' }],
+    [nestFilter, { operation: 'lift', nested_under: 'M2', add_prefix: 'l_' }],
+  ],
 ];
 
 test('nest and lift: the bytes written are the bytes of the decoded record, and nothing is decoded', async () => {
