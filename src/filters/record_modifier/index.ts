@@ -8,15 +8,19 @@
  * other; appended fields go to the end of the record. Where Fluent Bit would append a second
  * key of the same name, the appended value replaces the existing one. A record left without any
  * field (every key removed, nothing appended) is dropped, as Fluent Bit drops it.
+ *
+ * A record still in msgpack bytes is not decoded: the removed keys and the appended fields are
+ * edits written into the bytes with the other pending edits (src/core/record-view.ts), and
+ * whether a field is left is read from the record's top-level keys. A record from which nothing
+ * is removed and to which nothing is appended keeps its bytes as they came.
  */
 import { randomUUID } from 'node:crypto';
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
-import type { LogRecord } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
-import { hasField, setField } from '../../core/record-accessor.js';
+import { hasField } from '../../core/record-accessor.js';
 import { optionPos, rawOption, splitArgs } from '../modify/args.js';
-import { sharedView, type Edit } from '../../core/record-view.js';
+import { applyEdit, sharedView, type Edit, type RecordView } from '../../core/record-view.js';
 import { WireEvent } from '../../core/wire-event.js';
 
 interface RecordModifierConfig {
@@ -76,6 +80,18 @@ function compile(config: RecordModifierConfig, section: RawSection): Compiled {
   return { records, remove: true };
 }
 
+const NONE = 0;
+const SOME = 1;
+const ALL = 2;
+
+/** Whether `match` accepts none, some or all (an empty record: all) of the record's top-level keys. */
+function removes(view: RecordView, match: (key: string) => boolean): typeof NONE | typeof SOME | typeof ALL {
+  const n = view.size();
+  let hit = 0;
+  for (let i = 0; i < n; i++) if (match(view.keyAt(i))) hit++;
+  return hit === n ? ALL : hit === 0 ? NONE : SOME;
+}
+
 export const recordModifierFilter: FilterPlugin<RecordModifierConfig> = {
   kind: 'filter',
   name: 'record_modifier',
@@ -87,38 +103,46 @@ export const recordModifierFilter: FilterPlugin<RecordModifierConfig> = {
   create(config, ctx): FilterInstance {
     const { records, matcher, remove } = compile(config, ctx.section);
     const uuidKey = config.uuid_key;
-    const apply = (r: LogRecord) => {
-      if (matcher) {
-        for (const k of Object.keys(r)) if (matcher(k) === remove) delete r[k];
-      }
-      for (const [k, v] of records) {
-        if (hasField(r, k)) delete r[k];
-        setField(r, k, v);
-      }
-      if (uuidKey !== undefined) {
-        if (hasField(r, uuidKey)) delete r[uuidKey];
-        setField(r, uuidKey, randomUUID());
-      }
-    };
-    // Only appending (record, uuid_key): edits on records still in bytes, which keep a field.
-    const puts: Edit[] | null = matcher === undefined ? records.map(([k, v]) => ({ op: 'put', key: k, value: v, move: true })) : null;
-    const appends = puts !== null && (puts.length > 0 || uuidKey !== undefined);
+    // The changes as edits (src/core/record-view.ts): the keys removed (remove_key, or the ones
+    // allowlist_key does not keep), then the fields appended. A record still in bytes records
+    // them; a decoded record takes them at once.
+    const removeKeys: Edit | null = matcher === undefined ? null : { op: 'removeKeys', match: remove ? matcher : (k) => !matcher(k) };
+    const puts: Edit[] = records.map(([k, v]) => ({ op: 'put', key: k, value: v, move: true }));
+    const appends = puts.length > 0 || uuidKey !== undefined;
+    const view = sharedView;
     return {
       filter(events) {
         let out: typeof events | undefined;
         for (let i = 0; i < events.length; i++) {
           const e = events[i]!;
-          if (appends && e instanceof WireEvent && e.open(sharedView, false)) {
-            for (const p of puts!) e.edit(p);
+          if (e instanceof WireEvent && e.open(view, !appends)) {
+            if (removeKeys !== null) {
+              if (appends) e.edit(removeKeys);
+              else {
+                // Nothing appended: whether a field is left is read from the keys as the edits
+                // before left them (the view is over the edited bytes).
+                const r = removes(view, removeKeys.match);
+                if (r === ALL) {
+                  out ??= events.slice(0, i);
+                  continue;
+                }
+                if (r === SOME) e.edit(removeKeys);
+              }
+            }
+            for (const p of puts) e.edit(p);
             if (uuidKey !== undefined) e.edit({ op: 'put', key: uuidKey, value: randomUUID(), move: true });
             out?.push(e);
             continue;
           }
-          apply(e.record);
+          let r = e.record;
+          if (removeKeys !== null) r = applyEdit(r, removeKeys);
+          for (const p of puts) r = applyEdit(r, p);
+          if (uuidKey !== undefined) r = applyEdit(r, { op: 'put', key: uuidKey, value: randomUUID(), move: true });
+          e.record = r;
           // A record left without any field is dropped, as Fluent Bit does.
           let empty = true;
-          for (const k in e.record) {
-            if (hasField(e.record, k)) {
+          for (const k in r) {
+            if (hasField(r, k)) {
               empty = false;
               break;
             }
