@@ -726,6 +726,7 @@ let slotKe = new Int32Array(64);
 let slotVs = new Int32Array(64); // original value bytes, -1 when the value is new, -2 a nested map (nest)
 let slotVe = new Int32Array(64);
 const slotKey: Array<string | null> = []; // key text when the key is new (put, rename)
+const slotKeyText: Array<string | null> = []; // the text of an original key, once read (edits that match keys)
 const slotVal: unknown[] = [];
 const slotNested: Array<PathPart[][] | null> = [];
 // A nested map a nest edit built (slotVs -2): the slots of its entries and their names.
@@ -804,6 +805,7 @@ function newSlot(): number {
   const i = slots++;
   slotOrder[ordered++] = i;
   slotKey[i] = null;
+  slotKeyText[i] = null;
   slotVal[i] = undefined;
   slotNested[i] = null;
   slotMoved[i] = null;
@@ -823,7 +825,7 @@ function keyText(b: Buffer, s: number, e: number): string {
 
 /** The key of slot `i` as it stands (renamed or not). */
 function slotText(b: Buffer, i: number): string {
-  return slotKey[i] ?? keyText(b, slotKs[i]!, slotKe[i]!);
+  return slotKey[i] ?? (slotKeyText[i] ??= keyText(b, slotKs[i]!, slotKe[i]!));
 }
 
 /**
@@ -1140,6 +1142,7 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
   if (runStart >= 0) out.copy(b, runStart, runEnd);
   for (let i = 0; i < slots; i++) {
     slotVal[i] = undefined;
+    slotKeyText[i] = null;
     slotNested[i] = null;
     slotMoved[i] = null;
     slotNames[i] = null;
