@@ -16,6 +16,19 @@ import type { RecordView } from '../../core/record-view.js';
 import { rawNanos } from './output.js';
 import type { CompiledRule, RuleSet } from './loader.js';
 import { SOURCE } from './loader.js';
+import { encode } from '../../core/msgpack.js';
+import type { MsgpackWriter } from '../../core/msgpack-writer.js';
+
+const KEY_HOSTNAME = encode('hostname');
+const KEY_OUTPUT = encode('output');
+const KEY_OUTPUT_FIELDS = encode('output_fields');
+const KEY_PRIORITY = encode('priority');
+const KEY_RULE = encode('rule');
+const KEY_SOURCE = encode('source');
+const VALUE_SOURCE = encode(SOURCE);
+const KEY_TAGS = encode('tags');
+const KEY_TIME = encode('time');
+const KEY_AUDIT_EVENT = encode('audit_event');
 
 export interface EngineOptions {
   ruleMatching: 'first' | 'all';
@@ -62,6 +75,8 @@ export class Engine {
   private readonly ctx: EvalContext;
   private readonly first: boolean;
   private readonly fieldOrder = new Map<CompiledRule, string[]>();
+  /** Per rule, the msgpack of the alert values that do not change from one alert to the next. */
+  private readonly alertKeys = new Map<CompiledRule, { hostname: Buffer; priority: Buffer; rule: Buffer; tags: Buffer; head: string }>();
   private isoSec = NaN;
   private isoPrefix = '';
   // The event being detected on and where its alerts go: one callback for every event.
@@ -69,10 +84,13 @@ export class Engine {
   /** The event object detectView reuses: alerts take what they need from it during the call. */
   private viewEv: AuditEvent | undefined;
   private curAlert: ((record: Record<string, unknown>, r: ActiveRule, ev: AuditEvent) => void) | null = null;
+  /** Or, instead of an alert record, the rule that matched (the caller builds its alert: writeAlert). */
+  private curRule: ((r: ActiveRule, ev: AuditEvent) => void) | null = null;
   private readonly onMatch = (r: ActiveRule): void => {
     const ev = this.cur!;
     if (!eventTime(ev)) return;
-    this.curAlert!(this.alert(r), r, ev);
+    if (this.curRule !== null) this.curRule(r, ev);
+    else this.curAlert!(this.alert(r), r, ev);
   };
 
   constructor(
@@ -203,7 +221,7 @@ export class Engine {
       stats.notAudit++;
       return;
     }
-    for (const obj of objs) this.one(newAuditEvent(obj, this.opts.hostname), onAlert, stats);
+    for (const obj of objs) this.one(newAuditEvent(obj, this.opts.hostname), onAlert, null, stats);
   }
 
   /**
@@ -211,20 +229,92 @@ export class Engine {
    * read by path, the event is never decoded unless a field takes it whole.
    */
   detectView(view: RecordView, onAlert: (record: Record<string, unknown>, r: ActiveRule, ev: AuditEvent) => void, stats: DetectStats): void {
-    this.one((this.viewEv ??= viewAuditEvent(view, this.opts.hostname)).rebind(view), onAlert, stats);
+    this.one((this.viewEv ??= viewAuditEvent(view, this.opts.hostname)).rebind(view), onAlert, null, stats);
   }
 
-  private one(ev: AuditEvent, onAlert: (record: Record<string, unknown>, r: ActiveRule, ev: AuditEvent) => void, stats: DetectStats): void {
+  /**
+   * detect() and detectView() reporting the rules that matched instead of alert records: the
+   * caller writes each alert during the call (writeAlert; the event's field cache is valid then).
+   */
+  detectMatches(value: unknown, onRule: (r: ActiveRule, ev: AuditEvent) => void, stats: DetectStats): void {
+    const objs = value !== null && typeof value === 'object' && (value as Record<string, unknown>).kind === 'Event' ? [value as Record<string, unknown>] : splitAuditEvents(value);
+    if (typeof objs === 'string') {
+      stats.notAudit++;
+      return;
+    }
+    for (const obj of objs) this.one(newAuditEvent(obj, this.opts.hostname), null, onRule, stats);
+  }
+
+  detectViewMatches(view: RecordView, onRule: (r: ActiveRule, ev: AuditEvent) => void, stats: DetectStats): void {
+    this.one((this.viewEv ??= viewAuditEvent(view, this.opts.hostname)).rebind(view), null, onRule, stats);
+  }
+
+  private one(
+    ev: AuditEvent,
+    onAlert: ((record: Record<string, unknown>, r: ActiveRule, ev: AuditEvent) => void) | null,
+    onRule: ((r: ActiveRule, ev: AuditEvent) => void) | null,
+    stats: DetectStats,
+  ): void {
     stats.events++;
     this.cur = ev;
     this.curAlert = onAlert;
+    this.curRule = onRule;
     try {
       this.evaluate(ev, this.onMatch);
     } finally {
       this.cur = null;
       this.curAlert = null;
+      this.curRule = null;
     }
     if (ev.timeState === 2) stats.invalidTime++;
+  }
+
+  /**
+   * The alert record of alert() as msgpack, written into `w` from the rule's fields without an
+   * object: the same keys, order and values. `event` (the audit event's own bytes) goes in as
+   * audit_event when given (include_event).
+   */
+  writeAlert(r: ActiveRule, w: MsgpackWriter, event?: Uint8Array): void {
+    const c = this.ctx;
+    const ev = c.ev;
+    const rule = r.rule;
+    eventTime(ev);
+    if (ev.sec !== this.isoSec) {
+      this.isoSec = ev.sec;
+      this.isoPrefix = new Date(ev.sec * 1000).toISOString().slice(0, 19);
+    }
+    let k = this.alertKeys.get(rule);
+    if (k === undefined) {
+      k = {
+        hostname: encode(this.opts.hostname),
+        priority: encode(rule.priorityName),
+        rule: encode(rule.name),
+        tags: encode(rule.tags),
+        head: `: ${rule.priorityName} `,
+      };
+      this.alertKeys.set(rule, k);
+    }
+    w.map(event === undefined ? 8 : 9);
+    w.raw(KEY_HOSTNAME);
+    w.raw(k.hostname);
+    w.raw(KEY_OUTPUT);
+    w.str(`${timeOfDay(ev.sec, ev.nsec)}${k.head}${rule.output.text(c)}`);
+    w.raw(KEY_OUTPUT_FIELDS);
+    rule.output.writeFields(c, w);
+    w.raw(KEY_PRIORITY);
+    w.raw(k.priority);
+    w.raw(KEY_RULE);
+    w.raw(k.rule);
+    w.raw(KEY_SOURCE);
+    w.raw(VALUE_SOURCE);
+    w.raw(KEY_TAGS);
+    w.raw(k.tags);
+    w.raw(KEY_TIME);
+    w.str(`${this.isoPrefix}.${String(ev.nsec).padStart(9, '0')}Z`);
+    if (event !== undefined) {
+      w.raw(KEY_AUDIT_EVENT);
+      w.raw(event);
+    }
   }
 
   /** The alert record of a rule that matched the event being evaluated (Falco's JSON output). */

@@ -14,7 +14,8 @@ import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
 import { Engine, newStats } from './engine.js';
 import { sharedView, UNSUPPORTED } from '../../core/record-view.js';
 import { WireEvent } from '../../core/wire-event.js';
-import { RawMsgpack } from '../../core/msgpack.js';
+import { encode } from '../../core/msgpack.js';
+import { MsgpackWriter } from '../../core/msgpack-writer.js';
 import { DEFAULT_HOSTNAME, type AuditEvent } from './fields.js';
 import { RuleLoadError, RuleLoader, formatMessage, type RuleSet } from './loader.js';
 import { PRIORITY_VALUES, parsePriority } from './priority.js';
@@ -164,11 +165,14 @@ export const detect: FilterPlugin<DetectConfig> = {
 
     let alerts: LogEvent[] = [];
     const includeEvent = config.include_event;
-    const onAlert = (record: Record<string, unknown>, r: (typeof engine.active)[number], ev: AuditEvent) => {
+    // Alerts are written as msgpack from the rule's fields (no alert object), and travel as bytes
+    // like received records: outputs write their JSON from the bytes. An event still read through
+    // its bytes goes into the alert (include_event) as those bytes, not decoded.
+    const w = new MsgpackWriter();
+    const onRule = (r: (typeof engine.active)[number], ev: AuditEvent) => {
       perRule.get(r)?.inc();
-      // An event still read through its bytes goes with the alert as a copy of them, not decoded.
-      if (includeEvent) record.audit_event = ev.view !== null ? new RawMsgpack(Buffer.from(ev.view.b)) : ev.obj;
-      alerts.push({ tag, time: new EventTime(ev.sec, ev.nsec), record });
+      engine.writeAlert(r, w, includeEvent ? (ev.view !== null ? ev.view.b : encode(ev.obj)) : undefined);
+      alerts.push(new WireEvent(tag, new EventTime(ev.sec, ev.nsec), w.take()));
     };
 
     const view = sharedView;
@@ -181,7 +185,7 @@ export const detect: FilterPlugin<DetectConfig> = {
         throw err;
       }
       const invalid = stats.invalidTime;
-      engine.detectView(view, onAlert, stats);
+      engine.detectViewMatches(view, onRule, stats);
       if (stats.invalidTime !== invalid) warn('invalid_stage_timestamp', 'audit event without a valid RFC 3339 stageTimestamp', e);
       return true;
     };
@@ -195,7 +199,7 @@ export const detect: FilterPlugin<DetectConfig> = {
       }
       const notAudit = stats.notAudit;
       const invalid = stats.invalidTime;
-      engine.detect(read.value, onAlert, stats);
+      engine.detectMatches(read.value, onRule, stats);
       if (stats.notAudit !== notAudit) warn('not_audit', 'data not recognized as a k8s audit event', e);
       if (stats.invalidTime !== invalid) warn('invalid_stage_timestamp', 'audit event without a valid RFC 3339 stageTimestamp', e);
     };

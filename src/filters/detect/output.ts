@@ -9,6 +9,8 @@
  */
 import { CompileError, type EvalContext, type Program } from './compile.js';
 import { FIELDS, FIELD_NAMES_LONGEST_FIRST, checkFieldArg, type FieldValue } from './fields.js';
+import type { MsgpackWriter } from '../../core/msgpack-writer.js';
+import { encode } from '../../core/msgpack.js';
 
 type Part = string | { name: string; get: (c: EvalContext) => FieldValue; width: number; raw: 'time' | undefined };
 
@@ -17,8 +19,24 @@ export interface CompiledOutput {
   text(c: EvalContext): string;
   /** `output_fields`: every field of the format (absent ones as null), keys sorted as Falco's JSON. */
   fields(c: EvalContext): Record<string, unknown>;
+  /**
+   * `output_fields` with `evt.time` as msgpack, straight into `w`: the map fields() gives with
+   * evt.time added, in the same (sorted) key order.
+   */
+  writeFields(c: EvalContext, w: MsgpackWriter): void;
   /** Field names used (`name` or `name[arg]`), sorted. */
   readonly fieldNames: readonly string[];
+}
+
+/** A field value in msgpack, as the codec writes the value fields() gives (absent: nil). */
+function writeValue(w: MsgpackWriter, v: FieldValue): void {
+  if (v === undefined) w.nil();
+  else if (typeof v === 'string') w.str(v);
+  else if (typeof v === 'number') w.num(v);
+  else {
+    w.array(v.length);
+    for (const x of v) w.str(x);
+  }
 }
 
 /** Nanoseconds since the epoch, exact (beyond 2^53), as Falco writes time fields in JSON. */
@@ -75,8 +93,18 @@ export function compileOutput(fmt: string, prog: Program): CompiledOutput {
   for (const p of fieldParts) if (!byName.has(p.name)) byName.set(p.name, p);
   const names = [...byName.keys()].sort();
   const ordered = names.map((n) => byName.get(n)!);
+  // output_fields as alerts carry it: the fields and evt.time, sorted; time fields as nanoseconds.
+  const withTime = [...new Set([...names, 'evt.time'])].sort().map((n) => ({ key: encode(n), part: byName.get(n), time: n === 'evt.time' || byName.get(n)?.raw === 'time' }));
   return {
     fieldNames: names,
+    writeFields(c, w) {
+      w.map(withTime.length);
+      for (const f of withTime) {
+        w.raw(f.key);
+        if (f.time) w.big(rawNanos(c.ev.sec, c.ev.nsec));
+        else writeValue(w, f.part!.get(c));
+      }
+    },
     text(c) {
       let s = '';
       for (const p of parts) {

@@ -12,7 +12,9 @@ import { parse } from 'yaml';
 import { Engine, detectEventsText, newStats } from '../../../src/filters/detect/engine.js';
 import { parseEventsText } from '../../../src/filters/detect/events.js';
 import { toJSONLine } from '../../../src/core/json.js';
-import { encode } from '../../../src/core/msgpack.js';
+import { encode, RawMsgpack } from '../../../src/core/msgpack.js';
+import { JsonWriter, writeRecordJSON } from '../../../src/core/msgpack-json.js';
+import { MsgpackWriter } from '../../../src/core/msgpack-writer.js';
 import { RecordView } from '../../../src/core/record-view.js';
 import { RuleLoader } from '../../../src/filters/detect/loader.js';
 import { parsePriority } from '../../../src/filters/detect/priority.js';
@@ -72,6 +74,30 @@ describe('falco k8s_audit conformance (cases.yaml)', () => {
         else each(value);
       }
       assert.deepEqual(fromBytes, records, 'alerts from the bytes');
+      // Alerts written as msgpack (the detect filter's form): the bytes of encoding the alert
+      // record, also with the event's bytes added as audit_event (include_event); its JSON as
+      // written from the bytes is the alert record's.
+      const w = new MsgpackWriter();
+      const json = new JsonWriter(4096);
+      const written: string[] = [];
+      for (const { value } of parseEventsText(text).values) {
+        for (const v of Array.isArray(value) ? value : [value]) {
+          if (v === null || typeof v !== 'object' || (v as Record<string, unknown>).kind !== 'Event') continue;
+          const bytes = encode(v);
+          engine.detectViewMatches(view.reset(bytes), (r) => {
+            const rec = engine.alert(r);
+            engine.writeAlert(r, w);
+            const plain = w.take();
+            assert.deepEqual(plain, encode(rec), `${r.rule.name}: bytes`);
+            json.reset();
+            writeRecordJSON(json, plain);
+            written.push(json.view().toString('utf8'));
+            engine.writeAlert(r, w, bytes);
+            assert.deepEqual(w.take(), encode({ ...rec, audit_event: new RawMsgpack(bytes) }), `${r.rule.name}: bytes with the event`);
+          }, stats);
+        }
+      }
+      assert.deepEqual(written, fromBytes.slice(0, written.length), 'alert JSON from the alert bytes');
       const summary = JSON.stringify(alerts.map((a) => a.rule));
       if (c.expect.detect) assert.ok(alerts.length > 0, `expected at least one alert, got none`);
       else assert.equal(alerts.length, 0, `expected no alert, got ${summary}`);
