@@ -162,7 +162,7 @@ function num(w: JsonWriter, n: number | bigint): void {
 }
 
 /** Writes the value at `pos` as JSON; returns the offset after it. Throws UNSUPPORTED. */
-function value(w: JsonWriter, b: Uint8Array, pos: number, dv: DataView): number {
+function value(w: JsonWriter, b: Buffer, pos: number): number {
   const t = b[pos]!;
   if (t <= 0x7f) {
     num(w, t);
@@ -177,8 +177,8 @@ function value(w: JsonWriter, b: Uint8Array, pos: number, dv: DataView): number 
     str(w, b, pos + 1, end);
     return end;
   }
-  if (t >= 0x80 && t <= 0x8f) return map(w, b, pos + 1, t & 0x0f, dv);
-  if (t >= 0x90 && t <= 0x9f) return array(w, b, pos + 1, t & 0x0f, dv);
+  if (t >= 0x80 && t <= 0x8f) return map(w, b, pos + 1, t & 0x0f);
+  if (t >= 0x90 && t <= 0x9f) return array(w, b, pos + 1, t & 0x0f);
   switch (t) {
     case 0xc0:
       w.text('null');
@@ -211,78 +211,78 @@ function value(w: JsonWriter, b: Uint8Array, pos: number, dv: DataView): number 
       return end;
     }
     case 0xca:
-      num(w, dv.getFloat32(pos + 1));
+      num(w, b.readFloatBE(pos + 1));
       return pos + 5;
     case 0xcb:
-      num(w, dv.getFloat64(pos + 1));
+      num(w, b.readDoubleBE(pos + 1));
       return pos + 9;
     case 0xcc:
       num(w, b[pos + 1]!);
       return pos + 2;
     case 0xcd:
-      num(w, dv.getUint16(pos + 1));
+      num(w, b.readUInt16BE(pos + 1));
       return pos + 3;
     case 0xce:
-      num(w, dv.getUint32(pos + 1));
+      num(w, b.readUInt32BE(pos + 1));
       return pos + 5;
     case 0xcf: {
-      const v = dv.getBigUint64(pos + 1);
+      const v = b.readBigUInt64BE(pos + 1);
       num(w, v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
       return pos + 9;
     }
     case 0xd0:
-      num(w, dv.getInt8(pos + 1));
+      num(w, b.readInt8(pos + 1));
       return pos + 2;
     case 0xd1:
-      num(w, dv.getInt16(pos + 1));
+      num(w, b.readInt16BE(pos + 1));
       return pos + 3;
     case 0xd2:
-      num(w, dv.getInt32(pos + 1));
+      num(w, b.readInt32BE(pos + 1));
       return pos + 5;
     case 0xd3: {
-      const v = dv.getBigInt64(pos + 1);
+      const v = b.readBigInt64BE(pos + 1);
       num(w, v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v);
       return pos + 9;
     }
     case 0xdc:
-      return array(w, b, pos + 3, (b[pos + 1]! << 8) | b[pos + 2]!, dv);
+      return array(w, b, pos + 3, (b[pos + 1]! << 8) | b[pos + 2]!);
     case 0xdd:
-      return array(w, b, pos + 5, readU32(b, pos + 1), dv);
+      return array(w, b, pos + 5, readU32(b, pos + 1));
     case 0xde:
-      return map(w, b, pos + 3, (b[pos + 1]! << 8) | b[pos + 2]!, dv);
+      return map(w, b, pos + 3, (b[pos + 1]! << 8) | b[pos + 2]!);
     case 0xdf:
-      return map(w, b, pos + 5, readU32(b, pos + 1), dv);
+      return map(w, b, pos + 5, readU32(b, pos + 1));
     default:
       throw UNSUPPORTED; // ext types
   }
 }
 
-function array(w: JsonWriter, b: Uint8Array, pos: number, n: number, dv: DataView): number {
+function array(w: JsonWriter, b: Buffer, pos: number, n: number): number {
   w.byte(0x5b);
   for (let i = 0; i < n; i++) {
     if (i) w.byte(0x2c);
-    pos = value(w, b, pos, dv);
+    pos = value(w, b, pos);
   }
   w.byte(0x5d);
   return pos;
 }
 
-function pairs(w: JsonWriter, b: Uint8Array, pos: number, n: number, dv: DataView): number {
+function pairs(w: JsonWriter, b: Buffer, pos: number, n: number): number {
   for (let i = 0; i < n; i++) {
     if (i) w.byte(0x2c);
     const t = b[pos]!;
     // String keys only (the object path turns other keys into text in its own way).
     if (!((t >= 0xa0 && t <= 0xbf) || t === 0xd9 || t === 0xda || t === 0xdb)) throw UNSUPPORTED;
-    pos = value(w, b, pos, dv);
+    pos = value(w, b, pos);
     w.byte(0x3a);
-    pos = value(w, b, pos, dv);
+    pos = value(w, b, pos);
   }
   return pos;
 }
 
-function map(w: JsonWriter, b: Uint8Array, pos: number, n: number, dv: DataView): number {
+function map(w: JsonWriter, b: Buffer, pos: number, n: number): number {
   w.byte(0x7b);
-  pos = pairs(w, b, pos, n, dv);
+  pos = pairs(w, b, pos, n);
   w.byte(0x7d);
   return pos;
 }
@@ -309,10 +309,9 @@ export function writeRecordJSON(w: JsonWriter, bytes: Uint8Array, open = false):
       n = readU32(raw, 1);
       pos = 5;
     } else throw UNSUPPORTED;
-    const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     if (!open) w.byte(0x7b);
     else if (n > 0) w.byte(0x2c);
-    pairs(w, raw, pos, n, dv);
+    pairs(w, raw, pos, n);
     w.byte(0x7d);
   } catch (e) {
     if (e !== UNSUPPORTED && !(e instanceof RangeError)) throw e;

@@ -118,42 +118,36 @@ const REF_NAMESPACE = REF('namespace');
 const REF_NAME = REF('name');
 
 /** attributesOf, read through a view over the Event's bytes (the same answers). */
+const NO_GROUPS: readonly unknown[] = Object.freeze([]);
+/** The attributes of the Event a view reads: one object, filled again for each Event (rules run synchronously). */
+const viewAttributes: Attributes = { user: null, groups: null, verb: '', resourceRequest: false, apiGroup: '', resource: '', subresource: '', namespace: '', name: '', path: '' };
+
 function attributesOfView(v: RecordView): Attributes {
+  const a = viewAttributes;
   const u = v.get(USERNAME);
   const username = typeof u === 'string' && u !== '' ? u : null;
-  const groups = username === null ? [] : null;
+  a.user = username;
+  a.groups = username === null ? NO_GROUPS : null;
+  a.view = v;
   const verb = str(v.getTop('verb'));
+  a.verb = verb;
   if (v.isMapAt(OBJECT_REF)) {
     const subresource = str(v.get(REF_SUB));
-    return {
-      user: username,
-      groups,
-      view: v,
-      verb,
-      resourceRequest: true,
-      apiGroup: str(v.get(REF_GROUP)),
-      resource: str(v.get(REF_RESOURCE)),
-      subresource,
-      namespace: str(v.get(REF_NAMESPACE)),
-      name: verb === 'create' && subresource === '' ? '' : str(v.get(REF_NAME)),
-      path: '',
-    };
+    a.resourceRequest = true;
+    a.apiGroup = str(v.get(REF_GROUP));
+    a.resource = str(v.get(REF_RESOURCE));
+    a.subresource = subresource;
+    a.namespace = str(v.get(REF_NAMESPACE));
+    a.name = verb === 'create' && subresource === '' ? '' : str(v.get(REF_NAME));
+    a.path = '';
+    return a;
   }
   const uri = str(v.getTop('requestURI'));
   const q = uri.indexOf('?');
-  return {
-    user: username,
-    groups,
-    view: v,
-    verb,
-    resourceRequest: false,
-    apiGroup: '',
-    resource: '',
-    subresource: '',
-    namespace: '',
-    name: '',
-    path: q < 0 ? uri : uri.slice(0, q),
-  };
+  a.resourceRequest = false;
+  a.apiGroup = a.resource = a.subresource = a.namespace = a.name = '';
+  a.path = q < 0 ? uri : uri.slice(0, q);
+  return a;
 }
 
 function groupsOf(a: Attributes): readonly unknown[] {

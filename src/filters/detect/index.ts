@@ -136,6 +136,8 @@ export const detect: FilterPlugin<DetectConfig> = {
 
     const alertsMetric = ctx.metrics.counter('logwarden_detect_alerts_total', 'Alerts emitted by a detect filter, by rule and priority', ['name', 'rule', 'priority']);
     const perRule = new Map(engine.active.map((r) => [r, alertsMetric.labels({ name: ctx.id, rule: r.rule.name, priority: r.rule.priorityName })]));
+    // Alerts per rule counted during a chunk, added to the metric once per chunk.
+    const counted = new Map<(typeof engine.active)[number], number>();
     const eventsMetric = ctx.metrics.counter('logwarden_detect_events_total', 'Audit events a detect filter evaluated', ['name']).labels({ name: ctx.id });
     const skipped = ctx.metrics.counter(
       'logwarden_detect_skipped_records_total',
@@ -170,7 +172,7 @@ export const detect: FilterPlugin<DetectConfig> = {
     // its bytes goes into the alert (include_event) as those bytes, not decoded.
     const w = new MsgpackWriter();
     const onRule = (r: (typeof engine.active)[number], ev: AuditEvent) => {
-      perRule.get(r)?.inc();
+      counted.set(r, (counted.get(r) ?? 0) + 1);
       engine.writeAlert(r, w, includeEvent ? (ev.view !== null ? ev.view.b : encode(ev.obj)) : undefined);
       alerts.push(new WireEvent(tag, new EventTime(ev.sec, ev.nsec), w.take()));
     };
@@ -222,6 +224,10 @@ export const detect: FilterPlugin<DetectConfig> = {
         }
         if (stats.events !== before) eventsMetric.inc(stats.events - before);
         if (engine.runtimeErrors !== errorsBefore) ruleErrors.inc(engine.runtimeErrors - errorsBefore);
+        if (counted.size) {
+          for (const [r, n] of counted) perRule.get(r)?.inc(n);
+          counted.clear();
+        }
         if (alerts.length) {
           call.emit(alerts);
           alerts = [];

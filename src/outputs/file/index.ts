@@ -164,11 +164,24 @@ export class FileOutput implements OutputInstance {
     const fromTag = this.c.file === undefined;
     if (!fromTag) byFile.set(this.c.file!, events);
     else {
-      for (const ev of events) {
-        const name = safeFileName(ev.tag);
-        const list = byFile.get(name);
-        if (list) list.push(ev);
-        else byFile.set(name, [ev]);
+      // Batches usually hold one tag: split only from the first record of another tag.
+      const first = events[0]?.tag;
+      let i = 0;
+      while (i < events.length && events[i]!.tag === first) i++;
+      if (i === events.length) {
+        if (first !== undefined) byFile.set(safeFileName(first), events);
+      } else {
+        let tag: string | undefined;
+        let list: LogEvent[] | undefined;
+        for (const ev of events) {
+          if (ev.tag !== tag) {
+            tag = ev.tag;
+            const name = safeFileName(tag);
+            list = byFile.get(name);
+            if (list === undefined) byFile.set(name, (list = []));
+          }
+          list!.push(ev);
+        }
       }
     }
     const failed: Array<{ event: LogEvent; error: DeliveryError }> = [];
