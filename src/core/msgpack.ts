@@ -62,7 +62,9 @@ export class RawMsgpack {
 
 /**
  * structuredClone of a record that keeps the RawMsgpack values it holds (structuredClone alone
- * would turn them into plain objects). They are shared: their bytes never change.
+ * would turn them into plain objects). They are shared: their bytes never change. A Buffer (a
+ * bin value as decoding gives it) stays a Buffer: structuredClone makes it a plain Uint8Array,
+ * which JSON writes as an object of its bytes instead of the text.
  */
 export function cloneRecord<T>(v: T): T {
   const c = structuredClone(v);
@@ -71,6 +73,10 @@ export function cloneRecord<T>(v: T): T {
 
 function keepRaw(v: unknown, c: unknown): unknown {
   if (v instanceof RawMsgpack) return v;
+  if (Buffer.isBuffer(v)) {
+    const u = c as Uint8Array;
+    return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+  }
   if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v) || v instanceof Date || v instanceof EventTime) return c;
   if (Array.isArray(v)) {
     const a = c as unknown[];

@@ -104,6 +104,15 @@ describe('RawMsgpack', () => {
     assert.equal(toJSONLine(got), toJSONLine(alert(decoded)));
   });
 
+  it('a cloned record writes its bin values as the record does, and owns them', () => {
+    const record = decode(encode({ b: Buffer.from('AB'), list: [Buffer.from('C')], m: { d: Buffer.from([0]) } })) as Record<string, unknown>;
+    const copy = cloneRecord(record);
+    assert.equal(toJSONLine(copy), toJSONLine(record));
+    assert.equal(toJSONLine(copy), '{"b":"AB","list":["C"],"m":{"d":"\\u0000"}}');
+    (copy.b as Buffer)[0] = 0x5a;
+    assert.equal((record.b as Buffer).toString(), 'AB');
+  });
+
   it('record accessors read and change the event as an object', () => {
     const r = new RawMsgpack(Buffer.from(eventBytes));
     const raw = alert(r);
