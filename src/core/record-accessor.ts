@@ -245,6 +245,24 @@ export class Template {
    * the result undefined (Fluent Bit's flb_ra_translate_check).
    */
   render(tag: string, record: Record<string, unknown>, captures?: ArrayLike<string | undefined> | null, strict = false): string | undefined {
+    return this.build(tag, record, undefined, captures, strict);
+  }
+
+  /**
+   * Renders the template with the record's values given by `read` (for instance through a view
+   * over the record's msgpack bytes) instead of read from an object; otherwise as `render`.
+   */
+  renderWith(tag: string, read: (accessor: RecordAccessor) => unknown, captures?: ArrayLike<string | undefined> | null, strict = false): string | undefined {
+    return this.build(tag, undefined, read, captures, strict);
+  }
+
+  private build(
+    tag: string,
+    record: Record<string, unknown> | undefined,
+    read: ((accessor: RecordAccessor) => unknown) | undefined,
+    captures: ArrayLike<string | undefined> | null | undefined,
+    strict: boolean,
+  ): string | undefined {
     let out = '';
     for (const p of this.parts) {
       switch (p.kind) {
@@ -265,7 +283,7 @@ export class Template {
           break;
         }
         case 'key': {
-          const s = valueToText(p.accessor.get(record));
+          const s = valueToText(read !== undefined ? read(p.accessor) : p.accessor.get(record!));
           if (s === undefined) {
             if (strict) return undefined;
           } else out += s;

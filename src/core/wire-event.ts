@@ -92,6 +92,21 @@ export class WireEvent implements LogEvent {
     return this.#raw !== undefined;
   }
 
+  /**
+   * A new event over the same record bytes (the pending edits applied first, so both start from
+   * the same record), with the top-level index shared; undefined once the record is an object.
+   * Sharing is safe because bytes are never written once produced: applyEdits writes a new
+   * buffer, decoding and the view only read, and each event keeps its own edits.
+   */
+  fork(tag: string, metadata?: LogRecord): WireEvent | undefined {
+    if (this.#edits !== undefined) this.#flush();
+    const raw = this.#raw;
+    if (raw === undefined) return undefined;
+    const copy = new WireEvent(tag, this.time, raw, metadata);
+    if (this.#index !== undefined) copy.#setIndex(this.#index, this.#indexAt, this.#indexN);
+    return copy;
+  }
+
   /** Records a change: kept with the bytes, or applied to the record once it was decoded. */
   edit(e: Edit): void {
     if (this.#raw === undefined) {

@@ -9,6 +9,14 @@
  * skips records coming from its own emitter). The emitted records are counted as the emitter's
  * input records (logwarden_input_records_total{name=emitter_name}, as Fluent Bit reports its
  * emitter_for_rewrite_tag.N input).
+ *
+ * A record still in msgpack bytes is not decoded: the rules' KEY and the NEW_TAG template's
+ * `$key['sub']` parts are read through the record view (only the values they name are decoded;
+ * a sub-key that looks like an array index, `['0']`, is read from the decoded record). With KEEP
+ * true the emitted copy is a new event over the same bytes (pending edits written first; bytes
+ * are never changed once written, so the two events share them and each keeps its own later
+ * edits); with KEEP false the event itself moves to NEW_TAG. Metadata is copied for KEEP true
+ * and moves with the event for KEEP false.
  */
 import { ConfigError } from '../../config/errors.js';
 import { parseBool, type OptionTable, type RawSection } from '../../config/schema.js';
@@ -18,6 +26,8 @@ import { AccessorSyntaxError, compileAccessor, compileTemplate, type RecordAcces
 import { compileRegex, RegexError, type SafeRegex } from '../../core/safe-regex.js';
 import { optionPos, splitArgs, WarnLimiter } from '../modify/args.js';
 import { cloneRecord } from '../../core/msgpack.js';
+import { readAccessor, viewable } from '../../core/record-read.js';
+import { WireEvent } from '../../core/wire-event.js';
 
 interface RewriteTagConfig {
   rule: string[];
@@ -38,6 +48,8 @@ const options = {
 
 interface Rule {
   key: RecordAccessor;
+  /** Whether `key` is read through the record view (viewable). */
+  keyByView: boolean;
   re: SafeRegex;
   tag: Template;
   keep: boolean;
@@ -57,7 +69,8 @@ function compile(config: RewriteTagConfig, section: RawSection): Rule[] {
     try {
       const tag = compileTemplate(args[2]!);
       if (args[2]!.trim() === '') fail('NEW_TAG is empty');
-      return { key: compileAccessor(args[0]!), re: compileRegex(args[1]!), tag, keep };
+      const key = compileAccessor(args[0]!);
+      return { key, keyByView: viewable(key), re: compileRegex(args[1]!), tag, keep };
     } catch (e) {
       if (e instanceof RegexError || e instanceof AccessorSyntaxError) return fail(e.message);
       throw e;
@@ -82,6 +95,11 @@ export const rewriteTagFilter: FilterPlugin<RewriteTagConfig> = {
       .labels(ctx.id);
     const warnEmpty = new WarnLimiter(ctx.logger);
     const own = new WeakSet<LogEvent>();
+    // The template's record values, read from the event being rendered (one function for the
+    // instance, not one per record).
+    const byView = new Set<RecordAccessor>(rules.flatMap((r) => r.tag.accessors.filter(viewable)));
+    let current: LogEvent | undefined;
+    const read = (a: RecordAccessor): unknown => readAccessor(current!, a, byView.has(a));
     return {
       filter(events, call) {
         let out: LogEvent[] | undefined;
@@ -92,7 +110,7 @@ export const rewriteTagFilter: FilterPlugin<RewriteTagConfig> = {
           let match: RegExpExecArray | null = null;
           if (!own.has(e)) {
             for (const r of rules) {
-              const v = r.key.get(e.record);
+              const v = readAccessor(e, r.key, r.keyByView);
               if (typeof v !== 'string') continue;
               match = r.re.exec(v);
               if (match) {
@@ -102,12 +120,26 @@ export const rewriteTagFilter: FilterPlugin<RewriteTagConfig> = {
             }
           }
           if (rule) {
-            const tag = rule.tag.render(e.tag, e.record, match);
+            current = e;
+            const tag = rule.tag.renderWith(e.tag, read, match);
+            current = undefined;
             if (tag) {
-              const copy: LogEvent = { tag, time: e.time, record: rule.keep ? cloneRecord(e.record) : e.record };
-              if (e.metadata !== undefined) copy.metadata = rule.keep ? cloneRecord(e.metadata) : e.metadata;
-              own.add(copy);
-              (emitted ??= []).push(copy);
+              let moved: LogEvent;
+              if (!rule.keep) {
+                // The event itself goes to the new tag, its record and metadata with it.
+                e.tag = tag;
+                moved = e;
+              } else {
+                const metadata = e.metadata === undefined ? undefined : cloneRecord(e.metadata);
+                const copy = e instanceof WireEvent ? e.fork(tag, metadata) : undefined;
+                if (copy !== undefined) moved = copy;
+                else {
+                  moved = { tag, time: e.time, record: cloneRecord(e.record) };
+                  if (metadata !== undefined) moved.metadata = metadata;
+                }
+              }
+              own.add(moved);
+              (emitted ??= []).push(moved);
               if (!rule.keep) {
                 out ??= events.slice(0, i);
                 continue;

@@ -9,6 +9,9 @@ import type { AnyPlugin, FilterInstance } from '../../../src/core/plugin.js';
 import { Pipeline } from '../../../src/core/pipeline.js';
 import { counterValue, tempDir, writePipeline } from '../../support/filter-pipeline.js';
 import { buildWithParsers, ev, loadErrors, planFile, run } from '../../support/parsers-pipeline.js';
+import { assertSameRecord, hex, plain, recordsAround, wire } from '../../support/bytes-records.js';
+import { WireEvent } from '../../../src/core/wire-event.js';
+import { encode } from '../../../src/core/msgpack.js';
 
 async function one(plugin: AnyPlugin, options: Record<string, unknown>) {
   const file = writePipeline(tempDir(), { pipeline: { filters: [{ name: plugin.name, match: '*', ...options }] } });
@@ -65,6 +68,88 @@ test('rewrite_tag: emitted records re-enter routing, and the instance that emitt
     [
       ['app.web', undefined],
       ['app.error', 'yes'],
+    ],
+  );
+  await p.stop(0);
+});
+
+test('rewrite_tag on records in bytes: the same tags and records as the decoded path, and nothing is decoded', async () => {
+  const configs: Array<{ rule: string | string[]; bytes: boolean }> = [
+    { rule: "$user ^(ali)ce$ audit.$TAG[1].$1.$k8s['ns'].$level true", bytes: true },
+    { rule: "$level ^err(or)?$ alert.$TAG.$n.$fl.$t.$nul.$missing.$k8s['labels']['app'] false", bytes: true },
+    { rule: ['$nomatch ^x$ never false', "$k8s['labels']['app'] ^web$ web.$0 false", '$user ^alice$ second true'], bytes: true },
+    { rule: "$user ^alice$ labels.$k8s['labels'].$ü true", bytes: true },
+    // A sub-key that looks like an array index: read from the decoded record.
+    { rule: "$user ^alice$ idx.$list['0'] true", bytes: false },
+  ];
+  let checked = 0;
+  for (const config of configs) {
+    const { f } = await one(rewriteTagFilter, { rule: config.rule });
+    for (const [i, bytes] of recordsAround([
+      ['user', 'alice'],
+      ['level', 'error'],
+    ]).entries()) {
+      const what = `${JSON.stringify(config.rule)}, record ${i}`;
+      const want = run(f, [plain(bytes, 'app.web')]);
+      const input = wire(bytes, 'app.web', { source: 'forward' });
+      const got = run(f, [input]);
+      assert.equal(got.out.length, want.out.length, `${what}: kept`);
+      assert.equal(got.emitted.length, want.emitted.length, `${what}: emitted`);
+      for (const [j, e] of got.out.entries()) assertSameRecord(e, want.out[j]!, bytes, `${what}: kept ${j}`);
+      for (const [j, e] of got.emitted.entries()) {
+        assertSameRecord(e, want.emitted[j]!, bytes, `${what}: emitted ${j}`);
+        assert.equal(e instanceof WireEvent && e.isBytes, config.bytes, `${what}: emitted still bytes`);
+        assert.deepEqual(e.metadata, { source: 'forward' }, `${what}: metadata`);
+        if (e === input) assert.equal(got.out.includes(input), false, `${what}: KEEP false moves the event`);
+        else assert.notEqual(e.metadata, input.metadata, `${what}: KEEP true copies the metadata`);
+      }
+      if (got.out.length) assert.equal(input.isBytes, config.bytes, `${what}: kept still bytes`);
+      checked++;
+    }
+  }
+  assert.equal(checked, configs.length * 10);
+});
+
+test('rewrite_tag KEEP true on bytes: the copy shares the bytes with pending edits written, and each changes on its own', async () => {
+  const { f: mod } = await one(modifyFilter, { add: 'added 1' });
+  const { f } = await one(rewriteTagFilter, { rule: '$user ^alice$ copy.$TAG true' });
+  const original = wire(encode({ user: 'alice', n: 1 }), 'app.web');
+  const { out } = run(mod, [original]);
+  const { emitted } = run(f, out);
+  const copy = emitted[0] as WireEvent;
+  assert.ok(copy !== original && copy.isBytes && original.isBytes);
+  assert.equal(copy.raw, original.raw, 'one buffer for both');
+  const before = hex(original.raw!);
+  assert.equal(before, hex(encode({ user: 'alice', n: 1, added: '1' })), 'the pending edit is in the shared bytes');
+  copy.edit({ op: 'put', key: 'n', value: 2, move: false });
+  copy.edit({ op: 'remove', path: ['user'] });
+  assert.equal(hex(copy.raw!), hex(encode({ n: 2, added: '1' })));
+  assert.equal(hex(original.raw!), before, 'the original bytes are not written by the edits of the copy');
+  original.record.n = 3;
+  assert.equal(hex(copy.raw!), hex(encode({ n: 2, added: '1' })), 'decoding the original leaves the copy in bytes');
+  assert.ok(copy.isBytes);
+});
+
+test('rewrite_tag on bytes in a pipeline: the copy is routed and changed under its tag, the original left as it came', async () => {
+  const file = writePipeline(tempDir(), {
+    pipeline: {
+      filters: [
+        { name: 'rewrite_tag', match: 'app.*', rule: '$level ^(error)$ app.$1 true' },
+        { name: 'modify', match: 'app.error', add: 'routed yes' },
+      ],
+    },
+  });
+  const p = new Pipeline(planFile(file, rewriteTagFilter, modifyFilter), { logger: pino({ level: 'silent' }), filtersOnly: true });
+  await p.start();
+  const seen: LogEvent[] = [];
+  p.onFiltered = (evs) => seen.push(...evs);
+  const bytes = encode({ level: 'error', msg: 'boom' });
+  p.inject([wire(bytes, 'app.web')]);
+  assert.deepEqual(
+    seen.map((e) => [e.tag, (e as WireEvent).isBytes, hex((e as WireEvent).raw!)]),
+    [
+      ['app.web', true, hex(bytes)],
+      ['app.error', true, hex(encode({ level: 'error', msg: 'boom', routed: 'yes' }))],
     ],
   );
   await p.stop(0);
