@@ -3,6 +3,15 @@
  * namespace → owner). A superset of Fluent Bit's lookup filter (file, lookup_key, result_key,
  * ignore_case over a two-column CSV): wider tables, YAML tables, a default, and reloading the
  * table when its file changes.
+ *
+ * A record still in msgpack bytes is not decoded: the lookup key is read through the record view
+ * and the result is recorded as `put` edits (written into the bytes with the other pending edits,
+ * src/core/record-view.ts), the same record the decoded path builds: result_key (or the value
+ * column) set in its place when the record has it, at the end otherwise; without result_key
+ * the row's fields set the same way, in the row's order. A record no row matches (and no
+ * default) passes as it came. A result with a key that looks like an array index (`7`) is
+ * applied to the decoded record instead: an object lists such keys first, the bytes where
+ * they are put.
  */
 import { readFileSync, statSync, type Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
@@ -12,6 +21,8 @@ import type { RawSection } from '../../config/schema.js';
 import type { LogEvent, LogRecord } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
 import { compileAccessor, setField, type RecordAccessor } from '../../core/record-accessor.js';
+import { readAccessor, viewable } from '../../core/record-read.js';
+import { WireEvent } from '../../core/wire-event.js';
 import { formatOf, parseTable, TableError, type LookupTable, type TableFormat } from './table.js';
 
 export interface LookupConfig {
@@ -98,6 +109,9 @@ function checkOptions(config: LookupConfig, section: RawSection): RecordAccessor
   return accessor;
 }
 
+/** A key an object lists before the others (an array index in canonical decimal). */
+const INDEX = /^(0|[1-9][0-9]*)$/;
+
 const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
 
 /**
@@ -183,6 +197,32 @@ export const lookup: FilterPlugin<LookupConfig> = {
       return withFields(record, result as Record<string, unknown>);
     };
 
+    /**
+     * `result` recorded as edits on a record still in bytes: what `apply` (with `fields`, what
+     * withFields) does to the decoded record, key by key (setField on a copy: an existing key
+     * keeps its place, a new one goes to the end). False, and nothing recorded, when a key to
+     * set looks like an array index: an object lists those first, the bytes where they are put.
+     */
+    const put = (e: WireEvent, key: string, value: unknown) => e.edit({ op: 'put', key, value, move: false });
+    const merge = (e: WireEvent, fields: Record<string, unknown>): boolean => {
+      const keys = Object.keys(fields);
+      for (const k of keys) if (INDEX.test(k)) return false;
+      for (const k of keys) put(e, k, fields[k]);
+      return true;
+    };
+    const one = (e: WireEvent, key: string, value: unknown): boolean => {
+      if (INDEX.test(key)) return false;
+      put(e, key, value);
+      return true;
+    };
+    const edits = (e: WireEvent, result: unknown, fields: boolean): boolean => {
+      if (fields) return merge(e, result as Record<string, unknown>);
+      if (resultKey !== undefined) return one(e, resultKey, isFields(result) ? assignData({}, result) : result);
+      if (table.scalar && table.valueColumn !== undefined && !isFields(result)) return one(e, table.valueColumn, result);
+      return merge(e, result as Record<string, unknown>);
+    };
+    const byView = viewable(accessor);
+
     let timer: NodeJS.Timeout | undefined;
     let reloading = false;
     let again = false;
@@ -254,17 +294,20 @@ export const lookup: FilterPlugin<LookupConfig> = {
         let misses = 0;
         for (let i = 0; i < events.length; i++) {
           const e = events[i]!;
-          const v = accessor.get(e.record);
+          const v = readAccessor(e, accessor, byView);
           let key: string | null = null;
           if (typeof v === 'string') key = v;
           else if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') key = String(v);
           const result = key === null ? undefined : table.rows.get(ignoreCase ? key.toLowerCase() : key);
+          const bytes = e instanceof WireEvent && e.isBytes;
           if (result !== undefined) {
             hits++;
-            out[i] = { ...e, record: apply(e.record, result) };
+            if (bytes && edits(e, result, false)) out[i] = e;
+            else out[i] = { ...e, record: apply(e.record, result) };
           } else if (fallback !== undefined) {
             defaults++;
-            out[i] = { ...e, record: resultKey !== undefined ? apply(e.record, fallback) : withFields(e.record, fallback as Record<string, unknown>) };
+            if (bytes && edits(e, fallback, resultKey === undefined)) out[i] = e;
+            else out[i] = { ...e, record: resultKey !== undefined ? apply(e.record, fallback) : withFields(e.record, fallback as Record<string, unknown>) };
           } else {
             misses++;
             out[i] = e;

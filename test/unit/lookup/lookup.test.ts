@@ -5,9 +5,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, ConfigErrors } from '../../../src/config/errors.js';
 import { EventTime, type LogEvent } from '../../../src/core/event.js';
+import { encode } from '../../../src/core/msgpack.js';
 import type { FilterInstance } from '../../../src/core/plugin.js';
 import { lookup } from '../../../src/filters/lookup/index.js';
 import { buildFilters, counterValue, tempDir, writePipeline, type BuiltFilters } from '../../support/filter-pipeline.js';
+import { assertSameRecord, plain, recordsAround, wire } from '../../support/bytes-records.js';
+import { WireEvent } from '../../../src/core/wire-event.js';
 
 const noEmit = { emit: () => assert.fail('lookup must not emit') };
 const T0 = new EventTime(1700000000, 0);
@@ -139,6 +142,60 @@ test('a __proto__ column or key stays data', async () => {
   const [k] = keyed.f.filter([ev(record)], noEmit);
   assert.equal(Object.getPrototypeOf(k!.record), Object.prototype);
   assert.equal(k!.record.r, '1');
+});
+
+test('records in bytes: the lookup key read through the view, the result written as edits, the same record as decoded', async () => {
+  const files = {
+    'envs.csv': 'user,environment\nalice,prod\n-5,negative\n',
+    'users.csv': 'user,team,owner\nalice,payments,"carol, ü"\nkube-system,platform,ops\n',
+    'ns.yaml': 'alice:\n  __proto__: {polluted: true}\n  nested: {x: [1, 2.5, null]}\n  team: yaml\nkube-system:\n  team: k8s\n',
+    'idx.yaml': 'alice:\n  team: yaml\n  7: seven\n',
+  };
+  const configs: Array<Record<string, unknown>> = [
+    { file: 'envs.csv', lookup_key: '$user', result_key: 'env' },
+    { file: 'envs.csv', lookup_key: '$user', result_key: 'team' },
+    { file: 'envs.csv', lookup_key: 'user' },
+    { file: 'envs.csv', lookup_key: '$n', result_key: 'n' },
+    { file: 'users.csv', lookup_key: '$user' },
+    { file: 'users.csv', lookup_key: '$user', result_key: 'r' },
+    { file: 'users.csv', lookup_key: "$k8s['ns']", result_key: '__proto__' },
+    { file: 'users.csv', lookup_key: '$user', ignore_case: true, default: { team: 'none', added: [1, { x: 'ü' }] } },
+    { file: 'users.csv', lookup_key: '$nothing', result_key: 'r', default: { a: 1 } },
+    { file: 'users.csv', lookup_key: '$nothing', result_key: 'r', default: 'plain' },
+    { file: 'ns.yaml', lookup_key: '$user' },
+    { file: 'ns.yaml', lookup_key: "$k8s['ns']" },
+    { file: 'ns.yaml', lookup_key: '$user', result_key: 'team' },
+    // A key an object lists first: applied to the decoded record.
+    { file: 'idx.yaml', lookup_key: '$user' },
+    { file: 'idx.yaml', lookup_key: '$user', result_key: '7' },
+  ];
+  let checked = 0;
+  for (const config of configs) {
+    const { f } = await build(files, config);
+    for (const [i, bytes] of recordsAround([
+      ['user', 'ALICE'.toLowerCase()],
+      ['team', 'old'],
+    ]).entries()) {
+      const what = `${JSON.stringify(config)}, record ${i}`;
+      const want = f.filter([plain(bytes, 'kube.audit')], noEmit)[0]!;
+      const input = wire(bytes, 'kube.audit');
+      const got = f.filter([input], noEmit)[0]!;
+      const bytesPath = config.file !== 'idx.yaml'; // every record has a row there
+      assert.equal(got === input && input.isBytes, bytesPath, `${what}: the same event, still bytes`);
+      assertSameRecord(got, want, bytes, what);
+      if (bytesPath) assert.ok(input.isBytes, `${what}: still bytes once written`);
+      checked++;
+    }
+  }
+  assert.equal(checked, configs.length * 10);
+});
+
+test('records in bytes: a lookup key the view does not read (a sub-key like an index) is read from the decoded record', async () => {
+  const { f } = await build({ 'envs.csv': 'k,v\nx,1\n' }, { file: 'envs.csv', lookup_key: "$m['0']", result_key: 'r' });
+  const bytes = Buffer.from(encode({ m: { 0: 'x' } }));
+  const got = f.filter([wire(bytes, 'kube.audit')], noEmit)[0]!;
+  assert.equal(got instanceof WireEvent && got.isBytes, false);
+  assert.deepEqual(got.record, { m: { 0: 'x' }, r: '1' });
 });
 
 test('duplicate keys: the first row wins, with a warning', async () => {
