@@ -15,6 +15,20 @@
  *   (counted in logwarden_parser_filter_records_total{result}).
  * - unescape_key (deprecated in Fluent Bit; 5.1.1 refuses to load it) unescapes backslash sequences of
  *   the value before parsing, as Fluent Bit 1.x did.
+ *
+ * A record still in msgpack bytes is not decoded to read key_name: the value is read through the
+ * record view (src/core/record-view.ts), so a record that passes unchanged stays bytes. A parsed
+ * record (the parser's fields are objects, as the parser builds them):
+ * - without reserve_data becomes the parsed fields (with key_name's value for preserve_key,
+ *   read through the view): a new record object, the rest of the original never decoded;
+ * - with reserve_data stays bytes: the original fields move after the parsed ones as edits
+ *   (key_name removed unless preserve_key; the record's fields nested under a temporary key, the
+ *   parsed fields put, the temporary key lifted back, so a clash keeps the original value in
+ *   its place), written with the other pending edits in one copy pass, the original values
+ *   copied byte for byte. It is decoded instead where an object orders keys differently from
+ *   the bytes (a parsed or kept key that looks like an array index: an object lists those
+ *   first), where key_name's place ends in an array index (removing it shifts the array) or has
+ *   a sub-key that looks like one, and where the view cannot read the record.
  */
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable } from '../../config/schema.js';
@@ -22,7 +36,8 @@ import type { LogEvent, LogRecord } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin, LogParser, ParsedRecord } from '../../core/plugin.js';
 import { AccessorSyntaxError, compileAccessor, hasField, setField, type RecordAccessor } from '../../core/record-accessor.js';
 import { unescapeString } from '../../parsers/formats.js';
-import { sharedView } from '../../core/record-view.js';
+import { sharedView, ViewUnsupported, type Edit, type RecordView } from '../../core/record-view.js';
+import { viewable } from '../../core/record-read.js';
 import { WireEvent } from '../../core/wire-event.js';
 import { optionPos, WarnLimiter } from '../modify/args.js';
 import { cloneRecord } from '../../core/msgpack.js';
@@ -46,6 +61,21 @@ const options = {
 } satisfies OptionTable;
 
 const decoder = new TextDecoder();
+
+const INDEX = /^(0|[1-9][0-9]*)$/;
+/** The temporary key the record's fields are nested under while the parsed fields are put. */
+const TEMP = '\u0000parser';
+
+/** Whether the view's top-level key `i` is an array index in canonical decimal (an object lists those first). */
+function indexKey(v: RecordView, i: number): boolean {
+  const b = v.b;
+  const s = v.idx[v.base + i * 5 + 1]!;
+  const end = v.idx[v.base + i * 5 + 2]!;
+  if (end === s) return false;
+  if (b[s] === 0x30) return end - s === 1;
+  for (let p = s; p < end; p++) if (b[p]! < 0x30 || b[p]! > 0x39) return false;
+  return true;
+}
 
 export const parserFilter: FilterPlugin<ParserFilterConfig> = {
   kind: 'filter',
@@ -125,6 +155,47 @@ export const parserFilter: FilterPlugin<ParserFilterConfig> = {
     };
 
     const view = sharedView;
+    const path = accessor ? accessor.path : [key];
+    // Whether key_name is read through the view, and whether its removal (reserve_data without
+    // preserve_key) can be an edit: a last part that is an array index would be spliced out.
+    const byView = accessor === undefined || viewable(accessor);
+    const removeByEdit = byView && typeof path[path.length - 1] === 'string';
+    const removeKey: Edit = { op: 'remove', path };
+    const all = () => true;
+    const same = (k: string) => k;
+
+    /**
+     * The parsed fields merged into a record still in bytes (reserve_data), as edits: false when
+     * the object path must do it (see the header comment).
+     */
+    const mergeEdits = (e: WireEvent, v: RecordView, parsed: ParsedRecord): boolean => {
+      if (!preserve && !removeByEdit) return false;
+      const fields = nestUnder !== undefined ? [nestUnder] : Object.keys(parsed.record);
+      for (const k of fields) if (INDEX.test(k)) return false;
+      // Keys an object would list first.
+      for (let i = 0; i < v.n; i++) if (indexKey(v, i)) return false;
+      let under = TEMP;
+      while (fields.includes(under)) under += '_';
+      if (!preserve) e.edit(removeKey);
+      e.edit({ op: 'nest', under, match: all, name: same });
+      if (nestUnder !== undefined) e.edit({ op: 'put', key: nestUnder, value: parsed.record, move: false });
+      else for (const k of fields) e.edit({ op: 'put', key: k, value: parsed.record[k], move: false });
+      e.edit({ op: 'lift', under, name: same });
+      return true;
+    };
+
+    /** The parsed fields as a new record (no reserve_data): `build` without the original record. */
+    const replaceFrom = (v: RecordView, parsed: ParsedRecord): LogRecord => {
+      let out: LogRecord = parsed.record;
+      if (nestUnder !== undefined) {
+        out = {};
+        setField(out, nestUnder, parsed.record);
+      }
+      const top = accessor ? accessor.key : key;
+      if (preserve && v.has(top)) keep(out, top, v.getTop(top));
+      return out;
+    };
+
     return {
       filter(events: LogEvent[]) {
         let parsedCount = 0;
@@ -132,12 +203,24 @@ export const parserFilter: FilterPlugin<ParserFilterConfig> = {
         let missing = 0;
         let notString = 0;
         for (const e of events) {
-          // A record still in bytes without the key passes without being decoded.
+          // A record still in bytes without the key passes without being decoded or written.
           if (!accessor && e instanceof WireEvent && e.open(view, false) && !e.hasKey(key, view)) {
             missing++;
             continue;
           }
-          let v = accessor ? accessor.get(e.record) : hasField(e.record, key) ? e.record[key] : undefined;
+          // A record still in bytes is read through the view (pending edits written first).
+          let bytes = false;
+          let v: unknown;
+          if (byView && e instanceof WireEvent && e.isBytes) {
+            try {
+              bytes = e.open(view);
+              if (bytes) v = view.get(path);
+            } catch (err) {
+              if (!(err instanceof ViewUnsupported)) throw err;
+              bytes = false;
+            }
+          }
+          if (!bytes) v = accessor ? accessor.get(e.record) : hasField(e.record, key) ? e.record[key] : undefined;
           if (v === undefined) {
             missing++;
             continue;
@@ -168,7 +251,11 @@ export const parserFilter: FilterPlugin<ParserFilterConfig> = {
             if (parsed.castErrors) castErrors.inc();
             warnField.warn({ tag: e.tag, time_error: parsed.timeError, cast_errors: parsed.castErrors }, 'parsed record with unreadable fields (kept as text)');
           }
-          e.record = build(e.record, parsed);
+          // The view again at this record (a parser may have read another one through it).
+          if (bytes) bytes = (e as WireEvent).open(view);
+          if (!bytes) e.record = build(e.record, parsed);
+          else if (!reserve) e.record = replaceFrom(view, parsed);
+          else if (!mergeEdits(e as WireEvent, view, parsed)) e.record = build(e.record, parsed);
         }
         if (parsedCount) m.parsed.inc(parsedCount);
         if (noMatch) m.no_match.inc(noMatch);

@@ -3,6 +3,12 @@ import assert from 'node:assert/strict';
 import { parserFilter } from '../../../src/filters/parser/index.js';
 import { counterValue, tempDir, writePipeline } from '../../support/filter-pipeline.js';
 import { buildWithParsers, ev, loadErrors, run } from '../../support/parsers-pipeline.js';
+import { assertSameRecord, plain, recordsAround, wire } from '../../support/bytes-records.js';
+import { toJSONLine } from '../../../src/core/json.js';
+import { decode, encode } from '../../../src/core/msgpack.js';
+import { modifyFilter } from '../../../src/filters/modify/index.js';
+import type { LogEvent } from '../../../src/core/event.js';
+import { WireEvent } from '../../../src/core/wire-event.js';
 
 const DUMMY = { name: 'dummy_test', format: 'regex', regex: '^(?<INT>[^ ]+) (?<FLOAT>[^ ]+) (?<BOOL>[^ ]+) (?<STRING>.+)$' };
 
@@ -104,4 +110,97 @@ test('load-time errors: unknown parser name, missing key_name, bad record access
   assert.match(await loadErrors(f2, parserFilter), /:3:7: key_name: missing required option 'key_name'/);
   const f3 = writePipeline(dir, 'pipeline:\n  filters:\n    - name: parser\n      match: "*"\n      key_name: "$a[b]"\n      parser: json\n');
   assert.match(await loadErrors(f3, parserFilter), /:5:17: key_name: expected \['name'\] or \[index\]/);
+});
+
+test('records in bytes: key_name read through the view, reserve_data as edits, the same record as decoded', async () => {
+  const parsers = [
+    DUMMY,
+    { name: 'lf', format: 'logfmt' },
+    { name: 'timed', format: 'regex', regex: '^(?<time>\\S+) (?<n>\\S+)$', time_key: 'time', time_format: '%Y-%m-%d', types: 'n:integer' },
+  ];
+  const logs = [
+    '{"level":"info","msg":"hï 日本","a":1.5,"nested":{"x":[1,2,{"y":null}]},"log":"inner"}',
+    '{"__proto__":{"p":1},"msg":"x","team":true}',
+    '{"1":"one","msg":"an index-like key"}',
+    '100 0.5 true This is example',
+    'a=1 b="two words" ü=é level=debug',
+    '2024-01-02 7',
+    'matches nothing',
+  ];
+  const INDEX = /^(0|[1-9][0-9]*)$/;
+  const configs: Array<Record<string, unknown>> = [];
+  for (const parser of [['json'], ['dummy_test', 'lf', 'timed']]) {
+    for (const [reserve_data, preserve_key] of [
+      [false, false],
+      [true, false],
+      [true, true],
+      [false, true],
+    ]) {
+      configs.push({ key_name: 'log', parser, reserve_data, preserve_key });
+      configs.push({ key_name: "$req['body']", parser, reserve_data, preserve_key });
+    }
+    configs.push({ key_name: 'log', parser, reserve_data: true, nest_under: 'parsed' });
+    configs.push({ key_name: 'log', parser, nest_under: 'parsed', preserve_key: true });
+    // The place ends in an array index: removing it shifts the array (the object does that).
+    configs.push({ key_name: '$arr[0]', parser, reserve_data: true });
+    configs.push({ key_name: '$arr[0]', parser, reserve_data: true, preserve_key: true });
+  }
+  configs.push({ key_name: 'n', parser: ['json'], reserve_data: true });
+  configs.push({ key_name: 'missing', parser: ['json'], reserve_data: true });
+  let checked = 0;
+  let edited = 0;
+  for (const config of configs) {
+    const { filters } = await filterOf(config, parsers);
+    const f = filters[0]!;
+    for (const log of logs) {
+      for (const [i, bytes] of recordsAround([
+        ['log', log],
+        ['level', 'from-record'],
+        ['req', { body: log, other: 2 }],
+        ['arr', [log, 'second']],
+      ]).entries()) {
+        const what = `${JSON.stringify(config)}, ${JSON.stringify(log)}, record ${i}`;
+        const want = run(f, [plain(bytes)]).out[0]!;
+        const input = wire(bytes);
+        const got = run(f, [input]).out[0]!;
+        assert.equal(got, input, `${what}: the same event`);
+        assertSameRecord(got, want, bytes, what);
+        const parsed = toJSONLine(want.record) !== toJSONLine(decode(bytes));
+        const byEdits =
+          config.reserve_data === true &&
+          !(config.key_name === '$arr[0]' && config.preserve_key !== true) &&
+          !Object.keys(want.record).some((k) => INDEX.test(k)) &&
+          !Object.keys(decode(bytes) as object).some((k) => INDEX.test(k));
+        assert.equal((got as WireEvent).isBytes, !parsed || byEdits, `${what}: still bytes`);
+        if (parsed && byEdits) edited++;
+        checked++;
+      }
+    }
+  }
+  assert.equal(checked, configs.length * logs.length * 10);
+  assert.ok(edited > 200, `${edited} records merged as edits`);
+});
+
+test('records in bytes: the parser reads the edits an earlier filter left pending, and its own join them', async () => {
+  const file = writePipeline(tempDir(), {
+    pipeline: {
+      filters: [
+        { name: 'modify', match: '*', rename: 'raw log', add: 'added 1' },
+        { name: 'parser', match: '*', key_name: 'log', parser: 'json', reserve_data: true },
+        { name: 'modify', match: '*', remove: 'a' },
+      ],
+    },
+  });
+  const { filters } = await buildWithParsers(file, modifyFilter, parserFilter);
+  const through = (e: LogEvent) => filters.reduce((evs, f) => run(f, evs).out, [e])[0]!;
+  const bytes = encode({ raw: '{"a":1,"b":"ü"}', added: 0, z: [1] });
+  const want = through(plain(bytes));
+  const got = through(wire(bytes)) as WireEvent;
+  assert.ok(got.isBytes);
+  assertSameRecord(got, want, bytes, 'chain');
+  assert.deepEqual(Object.entries(decode(got.raw!) as object), [
+    ['b', 'ü'],
+    ['added', 0],
+    ['z', [1]],
+  ]);
 });
