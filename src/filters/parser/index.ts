@@ -21,11 +21,10 @@
  * record (the parser's fields are objects, as the parser builds them):
  * - without reserve_data becomes the parsed fields (with key_name's value for preserve_key,
  *   read through the view): a new record object, the rest of the original never decoded;
- * - with reserve_data stays bytes: the original fields move after the parsed ones as edits
- *   (key_name removed unless preserve_key; the record's fields nested under a temporary key, the
- *   parsed fields put, the temporary key lifted back, so a clash keeps the original value in
- *   its place), written with the other pending edits in one copy pass, the original values
- *   copied byte for byte. It is decoded instead where an object orders keys differently from
+ * - with reserve_data stays bytes, the parsed fields merged as edits: key_name removed unless
+ *   preserve_key, each parsed field the record does not have put and then moved to the start
+ *   (a field the record has keeps its value and place), written with the other pending edits
+ *   in one copy pass, the original values copied byte for byte. It is decoded instead where an object orders keys differently from
  *   the bytes (a parsed or kept key that looks like an array index: an object lists those
  *   first), where key_name's place ends in an array index (removing it shifts the array) or has
  *   a sub-key that looks like one, and where the view cannot read the record.
@@ -63,8 +62,6 @@ const options = {
 const decoder = new TextDecoder();
 
 const INDEX = /^(0|[1-9][0-9]*)$/;
-/** The temporary key the record's fields are nested under while the parsed fields are put. */
-const TEMP = '\u0000parser';
 
 /** Whether the view's top-level key `i` is an array index in canonical decimal (an object lists those first). */
 function indexKey(v: RecordView, i: number): boolean {
@@ -161,8 +158,8 @@ export const parserFilter: FilterPlugin<ParserFilterConfig> = {
     const byView = accessor === undefined || viewable(accessor);
     const removeByEdit = byView && typeof path[path.length - 1] === 'string';
     const removeKey: Edit = { op: 'remove', path };
-    const all = () => true;
-    const same = (k: string) => k;
+    // The top-level key that removal takes away (a nested key_name leaves its top-level key).
+    const removedTop = !preserve && path.length === 1 ? (path[0] as string) : undefined;
 
     /**
      * The parsed fields merged into a record still in bytes (reserve_data), as edits: false when
@@ -174,13 +171,19 @@ export const parserFilter: FilterPlugin<ParserFilterConfig> = {
       for (const k of fields) if (INDEX.test(k)) return false;
       // Keys an object would list first.
       for (let i = 0; i < v.n; i++) if (indexKey(v, i)) return false;
-      let under = TEMP;
-      while (fields.includes(under)) under += '_';
       if (!preserve) e.edit(removeKey);
-      e.edit({ op: 'nest', under, match: all, name: same });
-      if (nestUnder !== undefined) e.edit({ op: 'put', key: nestUnder, value: parsed.record, move: false });
-      else for (const k of fields) e.edit({ op: 'put', key: k, value: parsed.record[k], move: false });
-      e.edit({ op: 'lift', under, name: same });
+      // A parsed field the record keeps gives way to the record's (value and place); the others
+      // go to the end and then, in their order, to the start.
+      let added: Set<string> | undefined;
+      for (const k of fields) {
+        if (k !== removedTop && v.has(k)) continue;
+        e.edit({ op: 'put', key: k, value: nestUnder !== undefined ? parsed.record : parsed.record[k], move: false });
+        (added ??= new Set()).add(k);
+      }
+      if (added !== undefined) {
+        const first = added;
+        e.edit({ op: 'move', match: (k) => first.has(k), toStart: true });
+      }
       return true;
     };
 
