@@ -19,9 +19,8 @@ import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
 import { AccessorSyntaxError, compileAccessor, type RecordAccessor } from '../../core/record-accessor.js';
-import { sharedView, ViewUnsupported } from '../../core/record-view.js';
+import { readAccessor, viewable } from '../../core/record-read.js';
 import { compileRegex, RegexError, type SafeRegex } from '../../core/safe-regex.js';
-import { WireEvent } from '../../core/wire-event.js';
 import { optionPos, orderedEntries, splitArgs } from '../modify/args.js';
 
 interface GrepConfig {
@@ -73,26 +72,8 @@ function compile(config: GrepConfig, section: RawSection): Rule[] {
   return rules;
 }
 
-const INDEX = /^(0|[1-9][0-9]*)$/;
-
-/** Whether the view reads `rule`'s key exactly as the accessor does. */
-function viewable(rule: Rule): boolean {
-  return rule.key.path.every((p, i) => i === 0 || typeof p === 'number' || !INDEX.test(p));
-}
-
-function read(rule: Rule, e: LogEvent, bytes: boolean): unknown {
-  if (bytes && e instanceof WireEvent && e.isBytes) {
-    try {
-      if (e.open(sharedView)) return sharedView.get(rule.key.path);
-    } catch (err) {
-      if (!(err instanceof ViewUnsupported)) throw err;
-    }
-  }
-  return rule.key.get(e.record);
-}
-
 function matches(rule: Rule, e: LogEvent, bytes: boolean): boolean {
-  const v = read(rule, e, bytes);
+  const v = readAccessor(e, rule.key, bytes);
   return typeof v === 'string' && rule.re.test(v);
 }
 
@@ -106,7 +87,7 @@ export const grepFilter: FilterPlugin<GrepConfig> = {
   },
   create(config, ctx): FilterInstance {
     const rules = compile(config, ctx.section);
-    const bytes = rules.every(viewable);
+    const bytes = rules.every((r) => viewable(r.key));
     let keep: (e: LogEvent) => boolean;
     if (config.logical_op === 'legacy') {
       keep = (r) => {
