@@ -1103,7 +1103,7 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
   for (let j = 0; j < ordered; j++) {
     const i = slotOrder[j]!;
     if (!slotLive[i]) continue;
-    const k = slotKey[i];
+    const k = slotKey[i] ?? null;
     if (k === null && slotNested[i] === null && slotVs[i] === slotKe[i]) {
       const head = slotHead[i]!;
       if (head !== runEnd) {
@@ -1171,7 +1171,7 @@ function writeValue(b: Buffer, i: number): void {
       writeValue(b, m);
     }
   } else {
-    const nested = slotNested[i];
+    const nested = slotNested[i] ?? null;
     if (nested === null) out.copy(b, vs, slotVe[i]!);
     else writeWithout(b, vs, slotVe[i]!, nested);
   }

@@ -11,7 +11,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EventTime, type LogEvent } from '../../src/core/event.js';
+import { EventTime } from '../../src/core/event.js';
 import { lokiOutput } from '../../src/outputs/loki/index.js';
 import { encodeBody, type Stream } from '../../src/outputs/loki/encode.js';
 import { LokiServer } from '../support/loki-server.js';

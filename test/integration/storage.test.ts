@@ -151,7 +151,7 @@ describe('filesystem buffer', () => {
     assert.equal(files.length, 4);
     truncateSync(files[0]!, statSync(files[0]!).size - 7); // a write cut short
     const buf = readFileSync(files[1]!);
-    buf[buf.length - 3] ^= 0xff; // a flipped bit in the body
+    buf.writeUInt8(buf.readUInt8(buf.length - 3) ^ 0xff, buf.length - 3); // a flipped bit in the body
     writeFileSync(files[1]!, buf);
     truncateSync(files[2]!, 9); // cut inside the preamble
 

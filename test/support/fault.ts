@@ -136,7 +136,7 @@ export class RssSampler {
   samples = 0;
   private timer: NodeJS.Timeout | undefined;
   constructor(
-    private readonly p: LogwardenProcess,
+    p: LogwardenProcess,
     everyMs = 100,
   ) {
     const tick = () => {

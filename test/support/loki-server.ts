@@ -90,7 +90,6 @@ const BLOCK_SIZE = 262144;
 const CREATION_GRACE_NS = 10n * 60n * 1_000_000_000n;
 const MAX_AGE_NS = 168n * 3600n * 1_000_000_000n;
 const TOO_FAR_BEHIND_NS = 3600n * 1_000_000_000n;
-const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 /** Parses a Prometheus label set `{a="b", c="d"}` as Loki's syntax.ParseLabels does. */
 export function parseLabelString(s: string): Record<string, string> {

@@ -16,7 +16,7 @@ import {
 } from '../alerts.js';
 import type { Health } from '../health-shape.js';
 import { AlertChart } from './chart.js';
-import { byId, clear, fmtDateText, fmtDuration, fmtLocalISO, fmtNanos, fmtNum, fmtTime, h } from './dom.js';
+import { byId, clear, fmtDateText, fmtLocalISO, fmtNanos, fmtNum, fmtTime, h } from './dom.js';
 import { HealthView } from './health-view.js';
 import { MultiSelect } from './multiselect.js';
 import { LiveStream, type StreamState } from './stream.js';

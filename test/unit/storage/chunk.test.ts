@@ -70,7 +70,7 @@ test('torn, bit-flipped and foreign files are told apart', () => {
   assert.equal(reason(() => decodeChunk(Buffer.concat([file, Buffer.from([0])]))), 'torn');
   for (const at of [head.length - 2, head.length + 5, file.length - 1]) {
     const flipped = Buffer.from(file);
-    flipped[at] ^= 0x10;
+    flipped.writeUInt8(flipped.readUInt8(at) ^ 0x10, at);
     assert.equal(reason(() => decodeChunk(flipped)), 'checksum', `bit flipped at ${at}`);
   }
   const foreign = Buffer.from(file);
