@@ -103,8 +103,9 @@ async function drained(httpPort: number): Promise<void> {
   const deadline = Date.now() + 120_000;
   for (;;) {
     const res = await fetch(`http://127.0.0.1:${httpPort}/api/v1/status`);
-    const s = (await res.json()) as { outputs: Record<string, { records: number }> };
-    if (Object.values(s.outputs).every((o) => o.records === 0)) return;
+    const s = (await res.json()) as { outputs: Record<string, { records: number }>; storage?: { chunks: number } };
+    // Queues can be empty for a moment while the filesystem buffer still holds chunks to load.
+    if (Object.values(s.outputs).every((o) => o.records === 0) && (s.storage === undefined || s.storage.chunks === 0)) return;
     if (Date.now() > deadline) throw new Error(`outputs did not drain: ${JSON.stringify(s.outputs)}`);
     await new Promise((r) => setTimeout(r, 20));
   }
