@@ -22,9 +22,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pack, unpack } from 'msgpackr';
 import { isMap, isSeq, parseDocument, type YAMLMap } from 'yaml';
-import { Engine, newStats } from '../src/filters/detect/engine.js';
-import { newAuditEvent } from '../src/filters/detect/fields.js';
-import { RuleLoader } from '../src/filters/detect/loader.js';
+import { Engine, newStats } from '../src/falco/engine.js';
+import { newAuditEvent } from '../src/falco/fields.js';
+import { RuleLoader } from '../src/falco/loader.js';
 import { RecordView } from '../src/core/record-view.js';
 import { encode } from '../src/core/msgpack.js';
 

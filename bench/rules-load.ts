@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RuleLoadError, RuleLoader, formatMessage } from '../src/filters/detect/loader.js';
+import { RuleLoadError, RuleLoader, formatMessage } from '../src/falco/loader.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const upstream = readFileSync(join(root, 'rules', 'k8s_audit_rules.yaml'), 'utf8');

@@ -6,13 +6,19 @@
 import { once } from 'node:events';
 import { parseArgs, UsageError, type Command } from './command.js';
 import { toJSONLine } from '../core/json.js';
-import { Engine, newStats } from '../filters/detect/engine.js';
-import { NOT_AUDIT } from '../filters/detect/events.js';
 import { jsonItems, Progress } from './stream-json.js';
-import { DEFAULT_HOSTNAME } from '../filters/detect/fields.js';
-import { BUNDLED_RULES } from '../filters/detect/index.js';
-import { RuleLoadError, RuleLoader, formatMessage } from '../filters/detect/loader.js';
-import { PRIORITY_NAMES, parsePriority } from '../filters/detect/priority.js';
+import {
+  BUNDLED_RULES,
+  DEFAULT_HOSTNAME,
+  Engine,
+  NOT_AUDIT,
+  PRIORITY_NAMES,
+  RuleLoadError,
+  RuleLoader,
+  formatMessage,
+  newStats,
+  parsePriority,
+} from '../falco/index.js';
 
 const usage = `Usage: logwarden detect [-r RULES.yaml ...] -e EVENTS [-e EVENTS ...] [options]
 

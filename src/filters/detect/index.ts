@@ -5,20 +5,28 @@
  * output matching the alert tag (alertmanager, loki, file) receives them.
  */
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ConfigError, ConfigErrors } from '../../config/errors.js';
 import type { RawSection } from '../../config/schema.js';
 import { readAuditValue } from '../../core/audit-event.js';
 import { EventTime, type LogEvent } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
-import { Engine, newStats } from './engine.js';
 import { sharedView, UNSUPPORTED } from '../../core/record-view.js';
 import { WireEvent } from '../../core/wire-event.js';
 import { encode } from '../../core/msgpack.js';
 import { MsgpackWriter } from '../../core/msgpack-writer.js';
-import { DEFAULT_HOSTNAME, type AuditEvent } from './fields.js';
-import { RuleLoadError, RuleLoader, formatMessage, type RuleSet } from './loader.js';
-import { PRIORITY_VALUES, parsePriority } from './priority.js';
+import {
+  BUNDLED_RULES,
+  DEFAULT_HOSTNAME,
+  Engine,
+  PRIORITY_VALUES,
+  RuleLoadError,
+  RuleLoader,
+  formatMessage,
+  newStats,
+  parsePriority,
+  type AuditEvent,
+  type RuleSet,
+} from '../../falco/index.js';
 
 export interface DetectConfig {
   rules_file?: string[];
@@ -30,9 +38,6 @@ export interface DetectConfig {
   key_name?: string;
   include_event: boolean;
 }
-
-/** The rule file bundled with logwarden (rules/k8s_audit_rules.yaml). */
-export const BUNDLED_RULES = fileURLToPath(new URL('../../../../rules/k8s_audit_rules.yaml', import.meta.url));
 
 function pos(section: RawSection, key: string) {
   return section.valuePos[key] ?? section.keyPos[key] ?? section.pos;

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { repoRoot, falcoCorpus } from '../../support/paths.js';
 import { parseClassic, type Obj } from '../../support/deploy.js';
-import { loadRuleFiles } from '../../../src/filters/detect/loader.js';
+import { loadRuleFiles } from '../../../src/falco/loader.js';
 import { auditPolicy } from '../../../src/filters/audit_policy/index.js';
 import { EventTime } from '../../../src/core/event.js';
 import { buildFilters, counterValue, tempDir, writePipeline } from '../../support/filter-pipeline.js';

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConditionSyntaxError, parseCondition } from '../../../src/filters/detect/parser.js';
+import { ConditionSyntaxError, parseCondition } from '../../../src/falco/parser.js';
 import { auditEvent, holds, load, ruleItem } from './helpers.js';
 
 const ev = auditEvent();

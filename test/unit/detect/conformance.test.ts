@@ -9,15 +9,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { Engine, detectEventsText, newStats } from '../../../src/filters/detect/engine.js';
-import { parseEventsText } from '../../../src/filters/detect/events.js';
+import { Engine, detectEventsText, newStats } from '../../../src/falco/engine.js';
+import { parseEventsText } from '../../../src/falco/events.js';
 import { toJSONLine } from '../../../src/core/json.js';
 import { encode, RawMsgpack } from '../../../src/core/msgpack.js';
 import { JsonWriter, writeRecordJSON } from '../../../src/core/msgpack-json.js';
 import { MsgpackWriter } from '../../../src/core/msgpack-writer.js';
 import { RecordView } from '../../../src/core/record-view.js';
-import { RuleLoader } from '../../../src/filters/detect/loader.js';
-import { parsePriority } from '../../../src/filters/detect/priority.js';
+import { RuleLoader } from '../../../src/falco/loader.js';
+import { parsePriority } from '../../../src/falco/priority.js';
 import { falcoCorpus } from '../../support/paths.js';
 
 interface Case {

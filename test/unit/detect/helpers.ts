@@ -1,7 +1,7 @@
 /** Small rule sets built from text, for the detect unit tests. */
-import { Engine } from '../../../src/filters/detect/engine.js';
-import { newAuditEvent } from '../../../src/filters/detect/fields.js';
-import { RuleLoader, type RuleSet } from '../../../src/filters/detect/loader.js';
+import { Engine } from '../../../src/falco/engine.js';
+import { newAuditEvent } from '../../../src/falco/fields.js';
+import { RuleLoader, type RuleSet } from '../../../src/falco/loader.js';
 
 /** A k8s_audit rule item; the condition is written as a YAML double-quoted string. */
 export function ruleItem(name: string, condition: string, extra = ''): string {

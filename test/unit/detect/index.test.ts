@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Engine } from '../../../src/filters/detect/engine.js';
-import { splitAuditEvents } from '../../../src/filters/detect/events.js';
-import { newAuditEvent } from '../../../src/filters/detect/fields.js';
-import { RuleLoader, type RuleSet } from '../../../src/filters/detect/loader.js';
+import { Engine } from '../../../src/falco/engine.js';
+import { splitAuditEvents } from '../../../src/falco/events.js';
+import { newAuditEvent } from '../../../src/falco/fields.js';
+import { RuleLoader, type RuleSet } from '../../../src/falco/loader.js';
 import { falcoCorpus } from '../../support/paths.js';
 
 const corpus = join(falcoCorpus);

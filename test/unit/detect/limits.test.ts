@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { newAuditEvent } from '../../../src/filters/detect/fields.js';
-import { Engine } from '../../../src/filters/detect/engine.js';
-import { MAX_WARNINGS, RuleLoadError, RuleLoader, formatMessage, type RuleSet } from '../../../src/filters/detect/loader.js';
-import { LIMITS } from '../../../src/filters/detect/resolve.js';
+import { newAuditEvent } from '../../../src/falco/fields.js';
+import { Engine } from '../../../src/falco/engine.js';
+import { MAX_WARNINGS, RuleLoadError, RuleLoader, formatMessage, type RuleSet } from '../../../src/falco/loader.js';
+import { LIMITS } from '../../../src/falco/resolve.js';
 import { auditEvent, matches, ruleItem } from './helpers.js';
 
 const ev = auditEvent();

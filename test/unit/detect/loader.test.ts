@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { RuleLoadError, RuleLoader, formatMessage } from '../../../src/filters/detect/loader.js';
+import { RuleLoadError, RuleLoader, formatMessage } from '../../../src/falco/loader.js';
 import { repoRoot, falcoCorpus } from '../../support/paths.js';
 import { auditEvent, load, matches, ruleItem } from './helpers.js';
 

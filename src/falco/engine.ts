@@ -12,12 +12,12 @@
 import type { EvalContext, Pred } from './compile.js';
 import { NOT_AUDIT, parseEventsText, splitAuditEvents } from './events.js';
 import { eventTime, newAuditEvent, timeOfDay, viewAuditEvent, type AuditEvent } from './fields.js';
-import type { RecordView } from '../../core/record-view.js';
+import type { RecordView } from '../core/record-view.js';
 import { rawNanos } from './output.js';
 import type { CompiledRule, RuleSet } from './loader.js';
 import { SOURCE } from './loader.js';
-import { encode } from '../../core/msgpack.js';
-import type { MsgpackWriter } from '../../core/msgpack-writer.js';
+import { encode } from '../core/msgpack.js';
+import type { MsgpackWriter } from '../core/msgpack-writer.js';
 
 const KEY_HOSTNAME = encode('hostname');
 const KEY_OUTPUT = encode('output');

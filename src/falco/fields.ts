@@ -10,8 +10,8 @@
  * yields no value is absent too (Falco treats an empty list as a missing field). Divergences
  * from upstream extraction bugs are listed in docs/detect.md.
  */
-import { toJSONLine } from '../../core/json.js';
-import { UNSUPPORTED, type RecordView } from '../../core/record-view.js';
+import { toJSONLine } from '../core/json.js';
+import { UNSUPPORTED, type RecordView } from '../core/record-view.js';
 import { hostname as osHostname } from 'node:os';
 
 export type ValueType = 'str' | 'list' | 'num';

@@ -18,7 +18,7 @@
  * Missing fields behave as in libsinsp: every comparison on an absent field is false (`!=`
  * included), `exists` is false, and `not` simply negates.
  */
-import { compileRegex, type SafeRegex } from '../../core/safe-regex.js';
+import { compileRegex, type SafeRegex } from '../core/safe-regex.js';
 import { FIELDS, checkFieldArg, type AuditEvent, type FieldValue, type ValueType } from './fields.js';
 import type { Expr, FieldRef, Operand, Pos } from './parser.js';
 

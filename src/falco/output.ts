@@ -9,8 +9,8 @@
  */
 import { CompileError, type EvalContext, type Program } from './compile.js';
 import { FIELDS, FIELD_NAMES_LONGEST_FIRST, checkFieldArg, type FieldValue } from './fields.js';
-import type { MsgpackWriter } from '../../core/msgpack-writer.js';
-import { encode } from '../../core/msgpack.js';
+import type { MsgpackWriter } from '../core/msgpack-writer.js';
+import { encode } from '../core/msgpack.js';
 
 type Part = string | { name: string; get: (c: EvalContext) => FieldValue; width: number; raw: 'time' | undefined };
 
