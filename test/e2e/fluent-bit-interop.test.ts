@@ -21,8 +21,8 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, write
 import { join } from 'node:path';
 import net from 'node:net';
 import { Decoder, encode } from '@msgpack/msgpack';
-import selfsigned from 'selfsigned';
 import { auditLines, countAuditIds } from '../support/audit-events.js';
+import { pki, writePki } from '../support/certs.js';
 import { runCli } from '../support/cli.js';
 import { freePort, LogwardenProcess, sleep, writeConfig } from '../support/fault.js';
 import { FluentBit, type FluentBitConfig } from '../support/fluent-bit.js';
@@ -71,28 +71,7 @@ let events: string;
 const pem: Record<string, string> = {};
 
 async function certificates(at: string): Promise<void> {
-  const ca = await selfsigned.generate([{ name: 'commonName', value: 'interop-ca' }], {
-    keySize: 2048,
-    algorithm: 'sha256',
-    extensions: [{ name: 'basicConstraints', cA: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true }],
-  });
-  const server = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
-    keySize: 2048,
-    algorithm: 'sha256',
-    ca: { key: ca.private, cert: ca.cert },
-    extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] }],
-  });
-  const client = await selfsigned.generate([{ name: 'commonName', value: 'fluent-bit-sender' }], {
-    keySize: 2048,
-    algorithm: 'sha256',
-    ca: { key: ca.private, cert: ca.cert },
-    extensions: [{ name: 'extKeyUsage', clientAuth: true }],
-  });
-  const files = { 'ca.pem': ca.cert, 'server.pem': server.cert, 'server.key': server.private, 'client.pem': client.cert, 'client.key': client.private };
-  for (const [name, text] of Object.entries(files)) {
-    writeFileSync(join(at, name), text);
-    pem[name] = join(at, name);
-  }
+  Object.assign(pem, writePki(at, await pki({ caName: 'interop-ca', clientName: 'fluent-bit-sender' })));
 }
 
 /** Fluent Bit reading the audit log once (tail, json parser) and sending it with `output`. */

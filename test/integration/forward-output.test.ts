@@ -18,53 +18,21 @@ import { fileOutput } from '../../src/outputs/file/index.js';
 import { EventTime, type LogEvent } from '../../src/core/event.js';
 import { ConfigErrors } from '../../src/config/errors.js';
 import { events, startPipeline, tempDir, type RunningPipeline } from '../support/output-pipeline.js';
+import { startInput, type StartedInput } from '../support/input-server.js';
+import { pki, writePki } from '../support/certs.js';
 import { pack, RawClient } from '../support/forward-client.js';
 import type { Daemon } from '../support/cli.js';
 
 const plugins = [forwardInput, forwardOutput, fileOutput];
 
-interface Receiver {
-  run: RunningPipeline;
-  port: number;
-  seen: LogEvent[];
+interface Receiver extends Omit<StartedInput, 'lines'> {
   lines(tag: string): Array<Record<string, unknown>>;
 }
 
 /** A logwarden pipeline: forward input on a free port -> json_lines files per tag. */
-async function receiver(inputOptions = '', dir?: string): Promise<Receiver> {
-  const run = await startPipeline(
-    `
-service:
-  grace: 1
-pipeline:
-  inputs:
-    - name: forward
-      listen: 127.0.0.1
-      port: 0
-${inputOptions.replace(/^/gm, '      ')}
-  outputs:
-    - name: file
-      match: '*'
-      path: out
-      mkdir: on
-      format: json_lines
-      json_date_key: false
-`,
-    plugins,
-    dir,
-  );
-  const seen: LogEvent[] = [];
-  run.pipeline.onFiltered = (evs) => seen.push(...evs);
-  const port = Number(run.pipeline.inputs[0]!.instance.addresses!()[0]!.split(':').pop());
-  return {
-    run,
-    port,
-    seen,
-    lines(tag) {
-      const f = join(run.dir, 'out', tag);
-      return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
-    },
-  };
+async function receiver(options = '', dir?: string): Promise<Receiver> {
+  const s = await startInput('forward', plugins, { options, dir });
+  return { ...s, lines: (tag) => s.lines(tag).map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
 
 /** A pipeline without inputs whose only output is `forward` with these options (tests ingest). */
@@ -337,22 +305,10 @@ describe('forward output into the forward input', () => {
   });
 
   test('TLS with a CA file and the host name checked', async () => {
-    const selfsigned = (await import('selfsigned')).default;
-    const ca = await selfsigned.generate([{ name: 'commonName', value: 'test-ca' }], {
-      keySize: 2048,
-      algorithm: 'sha256',
-      extensions: [{ name: 'basicConstraints', cA: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true }],
-    });
-    const srv = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
-      keySize: 2048,
-      algorithm: 'sha256',
-      ca: { key: ca.private, cert: ca.cert },
-      extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }] }],
-    });
+    const p = await pki({ ip: false });
+    const { ca, server: srv } = p;
     const dir = tempDir();
-    writeFileSync(join(dir, 'ca.pem'), ca.cert);
-    writeFileSync(join(dir, 'server.pem'), srv.cert);
-    writeFileSync(join(dir, 'server.key'), srv.private);
+    writePki(dir, p);
     const r = await receiver('tls: on\ntls.crt_file: server.pem\ntls.key_file: server.key', dir);
     const sdir = tempDir();
     writeFileSync(join(sdir, 'ca.pem'), ca.cert);
@@ -581,44 +537,24 @@ describe('forward output: raw bytes relayed unchanged', () => {
   test('a record with a 64-bit integer and a binary value crosses two hops byte for byte, never decoded by the relay', async () => {
     // B: forward input -> msgpack file ([time, record] as received).
     const bDir = tempDir();
-    const b = await startPipeline(
-      `
-pipeline:
-  inputs:
-    - name: forward
-      listen: 127.0.0.1
-      port: 0
-  outputs:
-    - name: file
+    const b = await startInput('forward', plugins, {
+      outputs: `    - name: file
       match: '*'
       path: out
       mkdir: on
-      format: msgpack
-`,
-      plugins,
-      bDir,
-    );
-    const bPort = Number(b.pipeline.inputs[0]!.instance.addresses!()[0]!.split(':').pop());
+      format: msgpack`,
+      dir: bDir,
+    });
     // A: forward input -> forward output to B.
-    const a = await startPipeline(
-      `
-pipeline:
-  inputs:
-    - name: forward
-      listen: 127.0.0.1
-      port: 0
-  outputs:
-    - name: forward
+    const a = await startInput('forward', plugins, {
+      outputs: `    - name: forward
       match: '*'
-      port: ${bPort}
+      port: ${b.port}
       require_ack_response: on
-      batch_wait: 0.05
-`,
-      plugins,
-    );
-    const relayed: LogEvent[] = [];
-    a.pipeline.onFiltered = (evs) => relayed.push(...evs);
-    const aPort = Number(a.pipeline.inputs[0]!.instance.addresses!()[0]!.split(':').pop());
+      batch_wait: 0.05`,
+    });
+    const relayed = a.seen;
+    const aPort = a.port;
     try {
       // The record as the original sender encodes it: uint64 beyond 2^53, a bin value, a str
       // encoded in str16 form although it is short (a choice a re-encoder would not repeat).
@@ -644,8 +580,8 @@ pipeline:
       assert.ok(relayed[0]!.raw, 'the relay never decoded the record (its bytes are still attached)');
       assert.equal(Buffer.compare(Buffer.from(relayed[0]!.raw!), record), 0);
     } finally {
-      await a.stop(1);
-      await b.stop(1);
+      await a.run.stop(1);
+      await b.run.stop(1);
     }
   });
 });

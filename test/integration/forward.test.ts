@@ -4,68 +4,26 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import net from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { FluentClient, EventTime as FluentEventTime, type EventModes } from '@fluent-org/logger';
-import selfsigned from 'selfsigned';
 import { forwardInput } from '../../src/inputs/forward/index.js';
 import { fileOutput } from '../../src/outputs/file/index.js';
-import type { LogEvent } from '../../src/core/event.js';
 import { DeliveryError } from '../../src/core/plugin.js';
-import { startPipeline, tempDir, type RunningPipeline } from '../support/output-pipeline.js';
+import { tempDir } from '../support/output-pipeline.js';
+import { startInput, type StartedInput } from '../support/input-server.js';
+import { pki, selfSigned, writePki } from '../support/certs.js';
 import { RawClient, pack, WireTime, ext8Time, str32Header, bin32Header, fixarray } from '../support/forward-client.js';
 import { gateOutput, gates, Gate } from '../support/gate-output.js';
 
 const plugins = [forwardInput, fileOutput, gateOutput];
 
-interface Server {
-  run: RunningPipeline;
-  port: number;
-  seen: LogEvent[];
-  out(tag: string): string[];
-}
+type Server = StartedInput;
 
-async function server(inputOptions = '', outputs?: string, dir?: string): Promise<Server> {
-  const yaml = `
-service:
-  grace: 2
-pipeline:
-  inputs:
-    - name: forward
-      listen: 127.0.0.1
-      port: 0
-${inputOptions.replace(/^/gm, '      ')}
-  outputs:
-${
-  outputs ??
-  `    - name: file
-      match: '*'
-      path: out
-      mkdir: on
-      format: json_lines
-      json_date_key: false`
-}
-`;
-  const run = await startPipeline(yaml, plugins, dir);
-  const seen: LogEvent[] = [];
-  run.pipeline.onFiltered = (evs) => seen.push(...evs);
-  const addr = run.pipeline.inputs[0]!.instance.addresses!()[0]!;
-  const port = Number(addr.split(':').pop());
-  return {
-    run,
-    port,
-    seen,
-    out(tag) {
-      const f = join(run.dir, 'out', tag);
-      return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean) : [];
-    },
-  };
-}
-
-async function errors(s: Server, reason: string): Promise<number> {
-  return s.run.counter('logwarden_input_errors_total', { reason });
+function server(options = '', outputs?: string, dir?: string): Promise<Server> {
+  return startInput('forward', plugins, { options, outputs, dir, grace: 2 });
 }
 
 /** After a failure on one connection, another connection must still be served. */
@@ -98,7 +56,7 @@ describe('forward input with @fluent-org/logger', () => {
       for (let i = 0; i < 250; i++) sends.push(client.emit(tag, { i, mode, msg: 'x'.repeat(i % 50) }, new FluentEventTime(1_700_000_000 + i, 123_456_789)));
       await Promise.all(sends);
       await client.disconnect();
-      const lines = s.out(tag).map((l) => JSON.parse(l) as { i: number });
+      const lines = s.lines(tag).map((l) => JSON.parse(l) as { i: number });
       assert.equal(lines.length, 250);
       assert.deepEqual(
         lines.map((l) => l.i).sort((a, b) => a - b),
@@ -129,7 +87,7 @@ describe('forward handshake', () => {
     });
     await client.emit('auth.ok', { hello: 'world' }, new FluentEventTime(1_700_000_000, 1));
     await client.disconnect();
-    assert.equal(s.out('auth.ok').length, 1);
+    assert.equal(s.lines('auth.ok').length, 1);
   });
 
   test('PONG carries the server digest the spec defines', async () => {
@@ -183,7 +141,7 @@ describe('forward handshake', () => {
     const c = await RawClient.connect(s.port);
     await c.write(pack(['sneaky', [[new WireTime(1, 0), { a: 1 }]]]));
     await c.until(() => c.closed, 5000, 'disconnect');
-    assert.equal(s.out('sneaky').length, 0);
+    assert.equal(s.lines('sneaky').length, 0);
   });
 });
 
@@ -312,7 +270,7 @@ describe('forward frames crafted from the spec', () => {
     await c.write(frame);
     await c.until(() => c.replies.some((r) => (r as { ack?: string }).ack === 's1'), 5000, 'ack');
     c.close();
-    const line = s.out('safe')[0]!;
+    const line = s.lines('safe')[0]!;
     assert.ok(line.includes(`"big":${big}`), line);
     assert.ok(line.includes('"k":"v"'), line);
     assert.ok(line.includes('"__proto__":{"polluted":true}'), line);
@@ -350,11 +308,11 @@ describe('forward frames crafted from the spec', () => {
   for (const [name, bytes, reason] of malformed) {
     test(`${name}: a log line and a metric, only that connection closes`, async () => {
       const bystander = await RawClient.connect(s.port);
-      const before = await errors(s, reason);
+      const before = await s.errors(reason);
       const c = await RawClient.connect(s.port);
       await c.write(bytes).catch(() => undefined);
       await c.until(() => c.closed, 5000, 'the offending connection to close');
-      assert.equal(await errors(s, reason), before + 1);
+      assert.equal(await s.errors(reason), before + 1);
       assert.ok(s.run.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('closing connection') && l.reason === reason));
       assert.equal(bystander.closed, false, 'other connections stay open');
       await bystander.write(pack(['bystander', [[new WireTime(1, 0), { ok: 1 }]], { chunk: `b-${reason}` }]));
@@ -369,15 +327,15 @@ describe('forward frames crafted from the spec', () => {
     const c = await RawClient.connect(s.port);
     await c.write(frame.subarray(0, 20));
     await c.until(() => c.closed, 5000, 'timeout close');
-    assert.equal(await errors(s, 'timeout'), 1);
-    const before = await errors(s, 'truncated');
+    assert.equal(await s.errors('timeout'), 1);
+    const before = await s.errors('truncated');
     const d = await RawClient.connect(s.port);
     await d.write(frame.subarray(0, 30));
     await new Promise((r) => setTimeout(r, 50));
     d.socket.end();
     await d.until(() => d.closed, 5000, 'close');
     await new Promise((r) => setTimeout(r, 50));
-    assert.equal(await errors(s, 'truncated'), before + 1);
+    assert.equal(await s.errors('truncated'), before + 1);
     await stillServes(s);
   });
 });
@@ -438,28 +396,12 @@ describe('acks follow commits', () => {
 
 describe('forward transports', () => {
   test('TLS: tls.verify checks a presented client certificate, tls.verify_client_cert requires one', async () => {
-    const ca = await selfsigned.generate([{ name: 'commonName', value: 'test-ca' }], {
-      keySize: 2048,
-      algorithm: 'sha256',
-      extensions: [{ name: 'basicConstraints', cA: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true }],
-    });
-    const srv = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
-      keySize: 2048,
-      algorithm: 'sha256',
-      ca: { key: ca.private, cert: ca.cert },
-      extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] }],
-    });
-    const cli = await selfsigned.generate([{ name: 'commonName', value: 'fluent-bit' }], {
-      keySize: 2048,
-      algorithm: 'sha256',
-      ca: { key: ca.private, cert: ca.cert },
-    });
+    const p = await pki({ clientName: 'fluent-bit' });
+    const { ca, client: cli } = p;
     // A client certificate from a CA the server does not trust.
-    const stranger = await selfsigned.generate([{ name: 'commonName', value: 'stranger' }], { keySize: 2048, algorithm: 'sha256' });
+    const stranger = await selfSigned('stranger');
     const dir = tempDir();
-    writeFileSync(join(dir, 'ca.pem'), ca.cert);
-    writeFileSync(join(dir, 'server.pem'), srv.cert);
-    writeFileSync(join(dir, 'server.key'), srv.private);
+    writePki(dir, p);
     const tls = await import('node:tls');
     /** Sends one acked chunk; true when it was acked. */
     const attempt = (port: number, tag: string, cert?: { cert: string; private: string }) =>
@@ -474,12 +416,11 @@ describe('forward transports', () => {
         sock.on('error', () => resolve(false));
         sock.on('close', () => resolve(false));
       });
-    const portOf = (s: Server) => Number(s.run.pipeline.inputs[0]!.instance.addresses!()[0]!.split(':').pop());
 
     // tls.verify on (the default): with or without a certificate of its CA, but not a stranger's.
     const lax = await server('tls: on\ntls.crt_file: server.pem\ntls.key_file: server.key\ntls.ca_file: ca.pem', undefined, dir);
     try {
-      const port = portOf(lax);
+      const port = lax.port;
       assert.equal(await attempt(port, 'lax.nocert'), true);
       assert.equal(await attempt(port, 'lax.cert', cli), true);
       assert.equal(await attempt(port, 'lax.stranger', stranger), false);
@@ -494,7 +435,7 @@ describe('forward transports', () => {
     const s = await server('tls: on\ntls.crt_file: server.pem\ntls.key_file: server.key\ntls.ca_file: ca.pem\ntls.verify_client_cert: on', undefined, dir);
     const run = s.run;
     try {
-      const port = portOf(s);
+      const port = s.port;
       const client = new FluentClient(undefined, {
         eventMode: 'Forward',
         socket: { host: '127.0.0.1', port, tls: { ca: ca.cert, cert: cli.cert, key: cli.private, servername: 'localhost' } },
@@ -514,7 +455,7 @@ describe('forward transports', () => {
     // tls.verify off: nothing is checked; verify_client_cert without verify is refused at load.
     const off = await server('tls: on\ntls.crt_file: server.pem\ntls.key_file: server.key\ntls.verify: off', undefined, dir);
     try {
-      assert.equal(await attempt(portOf(off), 'off.stranger', stranger), true);
+      assert.equal(await attempt(off.port, 'off.stranger', stranger), true);
     } finally {
       await off.run.stop(1);
     }
@@ -537,7 +478,7 @@ describe('forward transports', () => {
       c.write(pack(['unix', [[new WireTime(1, 0), { via: 'unix' }]], { chunk: 'u1' }]));
       await acked;
       c.destroy();
-      assert.equal(s.out('in.unix').length, 1);
+      assert.equal(s.lines('in.unix').length, 1);
     } finally {
       await s.run.stop(1);
     }

@@ -14,55 +14,19 @@ import { gzipSync, deflateSync } from 'node:zlib';
 import { getGlobalDispatcher, request } from 'undici';
 import { httpInput } from '../../src/inputs/http/index.js';
 import { fileOutput } from '../../src/outputs/file/index.js';
-import type { LogEvent } from '../../src/core/event.js';
 import { DeliveryError } from '../../src/core/plugin.js';
-import { startPipeline, type RunningPipeline } from '../support/output-pipeline.js';
+import { startInput, type StartedInput } from '../support/input-server.js';
 import { pack } from '../support/forward-client.js';
 import { gateOutput, gates, Gate } from '../support/gate-output.js';
 
 const plugins = [httpInput, fileOutput, gateOutput];
 const run = promisify(execFile);
 
-interface Server {
-  run: RunningPipeline;
-  port: number;
-  url: string;
-  seen: LogEvent[];
-  errors(reason: string): Promise<number>;
-}
+type Server = StartedInput & { url: string };
 
-async function server(inputOptions = '', outputs?: string): Promise<Server> {
-  const yaml = `
-service:
-  grace: 1
-pipeline:
-  inputs:
-    - name: http
-      listen: 127.0.0.1
-      port: 0
-${inputOptions.replace(/^/gm, '      ')}
-  outputs:
-${
-  outputs ??
-  `    - name: file
-      match: '*'
-      path: out
-      mkdir: on
-      format: json_lines
-      json_date_key: false`
-}
-`;
-  const r = await startPipeline(yaml, plugins);
-  const seen: LogEvent[] = [];
-  r.pipeline.onFiltered = (evs) => seen.push(...evs);
-  const port = Number(r.pipeline.inputs[0]!.instance.addresses!()[0]!.split(':').pop());
-  return {
-    run: r,
-    port,
-    url: `http://127.0.0.1:${port}`,
-    seen,
-    errors: (reason) => r.counter('logwarden_input_errors_total', { reason }),
-  };
+async function server(options = '', outputs?: string): Promise<Server> {
+  const s = await startInput('http', plugins, { options, outputs });
+  return { ...s, url: `http://127.0.0.1:${s.port}` };
 }
 
 interface Reply {

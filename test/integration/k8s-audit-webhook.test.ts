@@ -9,15 +9,16 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import selfsigned from 'selfsigned';
 import { Agent, getGlobalDispatcher, request, type Dispatcher } from 'undici';
 import { parse } from 'yaml';
 import { k8sAuditWebhookInput } from '../../src/inputs/k8s_audit_webhook/index.js';
 import { auditPolicy } from '../../src/filters/audit_policy/index.js';
 import { fileOutput } from '../../src/outputs/file/index.js';
-import { EventTime, type LogEvent } from '../../src/core/event.js';
+import { EventTime } from '../../src/core/event.js';
 import { DeliveryError } from '../../src/core/plugin.js';
-import { startPipeline, tempDir, type RunningPipeline } from '../support/output-pipeline.js';
+import { tempDir } from '../support/output-pipeline.js';
+import { startInput, type InputOptions, type StartedInput } from '../support/input-server.js';
+import { pki, selfSigned, writePki } from '../support/certs.js';
 import { gateOutput, gates, Gate } from '../support/gate-output.js';
 import { repoRoot, falcoCorpus } from '../support/paths.js';
 
@@ -53,47 +54,12 @@ function eventList(items: Obj[]): string {
   return JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', metadata: {}, items });
 }
 
-interface Server {
-  run: RunningPipeline;
-  port: number;
-  url: string;
-  seen: LogEvent[];
-  errors(reason: string): Promise<number>;
-}
+type Server = StartedInput & { url: string };
 
-async function server(inputOptions = '', outputs?: string, dir?: string): Promise<Server> {
-  const yaml = `
-service:
-  grace: 1
-pipeline:
-  inputs:
-    - name: k8s_audit_webhook
-      listen: 127.0.0.1
-      port: 0
-${inputOptions.replace(/^/gm, '      ')}
-  outputs:
-${
-  outputs ??
-  `    - name: file
-      match: '*'
-      path: out
-      mkdir: on
-      format: json_lines
-      json_date_key: false`
-}
-`;
-  const r = await startPipeline(yaml, plugins, dir);
-  const seen: LogEvent[] = [];
-  r.pipeline.onFiltered = (evs) => seen.push(...evs);
-  const port = Number(r.pipeline.inputs[0]!.instance.addresses!()[0]!.split(':').pop());
-  const tls = /tls: on/.test(inputOptions);
-  return {
-    run: r,
-    port,
-    url: `${tls ? 'https' : 'http'}://${tls ? 'localhost' : '127.0.0.1'}:${port}/k8s-audit`,
-    seen,
-    errors: (reason) => r.counter('logwarden_input_errors_total', { reason }),
-  };
+async function server(options = '', outputs?: string, dir?: string, o: InputOptions = {}): Promise<Server> {
+  const s = await startInput('k8s_audit_webhook', plugins, { options, outputs, dir, ...o });
+  const tls = /tls: on/.test(options);
+  return { ...s, url: `${tls ? 'https' : 'http'}://${tls ? 'localhost' : '127.0.0.1'}:${s.port}/k8s-audit` };
 }
 
 interface Reply {
@@ -306,34 +272,18 @@ describe('k8s_audit_webhook: storage.type filesystem', () => {
     const gate = new Gate();
     gates.set('wh-fs', gate);
     const dir = tempDir();
-    const yaml = `
-service:
-  grace: 1
-  storage.path: ${join(dir, 'buffer')}
-pipeline:
-  inputs:
-    - name: k8s_audit_webhook
-      listen: 127.0.0.1
-      port: 0
-      storage.type: filesystem
-  outputs:
-    - name: gate
-      match: '*'
-      gate: wh-fs
-`;
-    const r = await startPipeline(yaml, plugins, dir);
+    const r = await server('storage.type: filesystem', `    - name: gate\n      match: '*'\n      gate: wh-fs`, dir, { service: `storage.path: ${join(dir, 'buffer')}` });
     try {
       gate.open = false;
-      const port = Number(r.pipeline.inputs[0]!.instance.addresses!()[0]!.split(':').pop());
       const ev = asItem(corpus()[0]!.values.find(isEvent)!);
-      const res = await post(`http://127.0.0.1:${port}/k8s-audit`, eventList([ev, ev]));
+      const res = await post(r.url, eventList([ev, ev]));
       assert.equal(res.status, 200, 'answered while the output still holds the batch');
       assert.equal(gate.delivered.length, 0);
       gate.release();
       for (let i = 0; i < 50 && gate.delivered.length < 2; i++) await new Promise((x) => setTimeout(x, 20));
       assert.equal(gate.delivered.length, 2);
     } finally {
-      await r.stop(1);
+      await r.run.stop(1);
     }
   });
 });
@@ -361,27 +311,11 @@ describe('k8s_audit_webhook: stopping', () => {
 
 describe('k8s_audit_webhook: TLS with client certificates (the API server authenticates with its kubeconfig client cert)', () => {
   test('a client certificate signed by tls.ca_file is required; undici and curl', async (t) => {
-    const ca = await selfsigned.generate([{ name: 'commonName', value: 'audit-ca' }], {
-      keySize: 2048,
-      algorithm: 'sha256',
-      extensions: [{ name: 'basicConstraints', cA: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true }],
-    });
-    const srv = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
-      keySize: 2048,
-      algorithm: 'sha256',
-      ca: { key: ca.private, cert: ca.cert },
-      extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] }],
-    });
-    const cli = await selfsigned.generate([{ name: 'commonName', value: 'kube-apiserver' }], {
-      keySize: 2048,
-      algorithm: 'sha256',
-      ca: { key: ca.private, cert: ca.cert },
-    });
-    const other = await selfsigned.generate([{ name: 'commonName', value: 'intruder' }], { keySize: 2048, algorithm: 'sha256' });
+    const p = await pki({ caName: 'audit-ca', clientName: 'kube-apiserver' });
+    const { ca, client: cli } = p;
+    const other = await selfSigned('intruder');
     const dir = tempDir();
-    for (const [f, v] of Object.entries({ 'ca.pem': ca.cert, 'server.pem': srv.cert, 'server.key': srv.private, 'client.pem': cli.cert, 'client.key': cli.private })) {
-      writeFileSync(join(dir, f), v);
-    }
+    writePki(dir, p);
     const s = await server('tls: on\ntls.crt_file: server.pem\ntls.key_file: server.key\ntls.ca_file: ca.pem\ntls.verify_client_cert: on', undefined, dir);
     const agents: Agent[] = [];
     const agent = (connect: Record<string, unknown>) => {
@@ -437,34 +371,17 @@ describe('k8s_audit_webhook: TLS with client certificates (the API server authen
 describe('k8s_audit_webhook: into the audit pipeline', () => {
   test('webhook items reach audit_policy as audit Events (non_audit: drop keeps them) and get its levels', async () => {
     const dir = tempDir();
-    const yaml = `
-service:
-  grace: 1
-pipeline:
-  inputs:
-    - name: k8s_audit_webhook
-      listen: 127.0.0.1
-      port: 0
-  filters:
-    - name: audit_policy
+    const r = await server('', undefined, dir, {
+      filters: `    - name: audit_policy
       match: kube.audit
       policy_file: ${join(repoRoot, 'examples', 'audit-policy.yaml')}
-      non_audit: drop
-  outputs:
-    - name: file
-      match: '*'
-      path: out
-      mkdir: on
-      format: json_lines
-      json_date_key: false
-`;
-    const r = await startPipeline(yaml, plugins, dir);
+      non_audit: drop`,
+    });
     try {
-      const port = Number(r.pipeline.inputs[0]!.instance.addresses!()[0]!.split(':').pop());
       const events = corpus().flatMap((f) => f.values.filter(isEvent));
       const pods = events.filter((e) => (e.objectRef as Obj | undefined)?.resource === 'pods' && !(e.objectRef as Obj).subresource && e.stage !== 'RequestReceived');
       assert.ok(pods.length > 0, 'the corpus has pod events');
-      const res = await post(`http://127.0.0.1:${port}/k8s-audit`, eventList(events.map(asItem)));
+      const res = await post(r.url, eventList(events.map(asItem)));
       assert.equal(res.status, 200);
       const out = readFileSync(join(dir, 'out', 'kube.audit'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Obj);
       assert.ok(out.length >= pods.length, `events kept by the policy (${out.length})`);
@@ -473,9 +390,9 @@ pipeline:
         assert.ok(got, `pod event ${String(p.auditID)} kept`);
         assert.equal(got.level, 'RequestResponse', 'the example policy logs pods in full');
       }
-      assert.equal(await r.counter('logwarden_filter_records_total', { result: 'in' }), events.length);
+      assert.equal(await r.run.counter('logwarden_filter_records_total', { result: 'in' }), events.length);
     } finally {
-      await r.stop(1);
+      await r.run.stop(1);
     }
   });
 });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import selfsigned from 'selfsigned';
+import { pki, selfSigned, writePki } from '../support/certs.js';
 import { bin, freePort, runCli, startDaemon } from '../support/cli.js';
 import { tempDir } from '../support/harness.js';
 import { falcoCorpus, repoRoot } from '../support/paths.js';
@@ -105,30 +105,14 @@ test('detect, replay and send stream files larger than the heap: JSON lines and 
 });
 
 test('send --tls-ca/--tls-cert/--tls-key/--tls-vhost to a listener that requires client certificates; failures say what failed', async () => {
-  const ca = await selfsigned.generate([{ name: 'commonName', value: 'test-ca' }], {
-    keySize: 2048,
-    algorithm: 'sha256',
-    extensions: [{ name: 'basicConstraints', cA: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true }],
-  });
-  const srv = await selfsigned.generate([{ name: 'commonName', value: 'logwarden.example' }], {
-    keySize: 2048,
-    algorithm: 'sha256',
-    ca: { key: ca.private, cert: ca.cert },
-    extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'logwarden.example' }] }],
-  });
-  const cli = await selfsigned.generate([{ name: 'commonName', value: 'sender' }], { keySize: 2048, algorithm: 'sha256', ca: { key: ca.private, cert: ca.cert } });
-  const other = await selfsigned.generate([{ name: 'commonName', value: 'other-ca' }], { keySize: 2048, algorithm: 'sha256' });
+  const p = await pki({ host: 'logwarden.example', ip: false, clientName: 'sender' });
+  const other = await selfSigned('other-ca');
   const dir = tempDir();
-  const w = (n: string, t: string) => {
-    writeFileSync(join(dir, n), t);
-    return join(dir, n);
-  };
-  const caFile = w('ca.pem', ca.cert);
-  w('server.pem', srv.cert);
-  w('server.key', srv.private);
-  const cert = w('client.pem', cli.cert);
-  const key = w('client.key', cli.private);
-  const otherCa = w('other.pem', other.cert);
+  const files = writePki(dir, p, { 'other.pem': other.cert });
+  const caFile = files['ca.pem'];
+  const cert = files['client.pem'];
+  const key = files['client.key'];
+  const otherCa = files['other.pem'];
   const port = await freePort();
   const d = await startDaemon(
     receiver(dir, port, '      tls: on\n      tls.crt_file: server.pem\n      tls.key_file: server.key\n      tls.ca_file: ca.pem\n      tls.verify_client_cert: on'),
