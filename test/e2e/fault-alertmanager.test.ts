@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { Alertmanager, ALERTMANAGER_BINARY } from '../support/alertmanager.js';
 import { tempDir } from '../support/output-pipeline.js';
-import { AckingSender, freePort, LogwardenProcess, sleep, writeConfig } from '../support/fault.js';
+import { AckingSender, freePort, LogwardenProcess, sleep, writeFaultConfig } from '../support/fault.js';
 
 const DOWN_S = Number(process.env.LOGWARDEN_FAULT_AM_DOWN_S ?? 30);
 const PER_PHASE = 100;
@@ -36,31 +36,16 @@ function alert(i: number, phase: string): [number, Record<string, unknown>] {
 test(`Alertmanager down for ${DOWN_S}s: no alert lost`, { skip: existsSync(ALERTMANAGER_BINARY) ? false : `${ALERTMANAGER_BINARY} missing (test/e2e/setup.sh)`, timeout: (DOWN_S + 120) * 1000 }, async () => {
   const am = await new Alertmanager(await freePort()).start();
   const dir = tempDir('logwarden-fault-am-');
-  const config = writeConfig(
-    dir,
-    `service:
-  log_format: json
-  log_level: info
-  grace: 2
-  scheduler.base: 0.5
-  scheduler.cap: 3
-  storage.path: buf
-  storage.checksum: on
-pipeline:
-  inputs:
-    - name: forward
-      listen: 127.0.0.1
-      port: 0
-      storage.type: filesystem
-  outputs:
-    - name: alertmanager
+  const config = writeFaultConfig(dir, {
+    service: ['scheduler.base: 0.5', 'scheduler.cap: 3', 'storage.checksum: on'],
+    http: false,
+    outputs: `    - name: alertmanager
       match: falco
       url: ${am.url}
       retry_limit: no_limits
       batch_wait: 200ms
-      resend_interval: 0
-`,
-  );
+      resend_interval: 0`,
+  });
   const lw = await LogwardenProcess.start(config);
   const sender = new AckingSender(lw.port(), { tag: 'falco', chunk: 10, inFlight: 100, ackTimeoutMs: 20_000, mode: 'Forward' });
   try {

@@ -13,7 +13,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LokiServer } from '../support/loki-server.js';
 import { tempDir } from '../support/output-pipeline.js';
-import { AckingSender, countSeqs, LogwardenProcess, sleep, writeConfig } from '../support/fault.js';
+import { AckingSender, countSeqs, LogwardenProcess, sleep, writeFaultConfig } from '../support/fault.js';
 
 const TOTAL = 30_000;
 const PAD = 'x'.repeat(100);
@@ -43,34 +43,15 @@ test('disk full: ENOSPC pauses the filesystem input with an error and a metric; 
     const filler = join(buf, 'filler');
     writeFileSync(filler, Buffer.alloc(6 * 1024 * 1024 + 512 * 1024));
     loki.failAlways(503);
-    const config = writeConfig(
-      dir,
-      `service:
-  log_format: json
-  log_level: info
-  http_server: on
-  http_listen: 127.0.0.1
-  http_port: 0
-  grace: 2
-  scheduler.base: 0.2
-  scheduler.cap: 1
-  storage.path: buf
-  storage.checksum: on
-pipeline:
-  inputs:
-    - name: forward
-      listen: 127.0.0.1
-      port: 0
-      storage.type: filesystem
-  outputs:
-    - name: loki
+    const config = writeFaultConfig(dir, {
+      service: ['scheduler.base: 0.2', 'scheduler.cap: 1', 'storage.checksum: on'],
+      outputs: `    - name: loki
       match: '*'
       port: ${loki.port}
       labels: job=fault
       retry_limit: no_limits
-      batch_size: 1000
-`,
-    );
+      batch_size: 1000`,
+    });
     lw = await LogwardenProcess.start(config);
     const t0 = Date.now();
     sender = new AckingSender(lw.port(), { tag: 'disk', chunk: 250, inFlight: 2000, ackTimeoutMs: 120_000 });

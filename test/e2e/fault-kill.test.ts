@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../support/output-pipeline.js';
-import { AckingSender, countSeqs, LogwardenProcess, RssSampler, sleep, writeConfig } from '../support/fault.js';
+import { AckingSender, countSeqs, LogwardenProcess, RssSampler, sleep, writeFaultConfig } from '../support/fault.js';
 
 const TOTAL = Number(process.env.LOGWARDEN_FAULT_RECORDS ?? 100_000);
 const KILL_AFTER = Math.floor(TOTAL * 0.4);
@@ -22,23 +22,10 @@ function* records(seqs: Iterable<number>): Generator<[number, Record<string, unk
 
 test(`kill -9 during ${TOTAL} acked records: every acked record reaches the file output after a restart`, { timeout: 180_000 }, async () => {
   const dir = tempDir('logwarden-fault-kill-');
-  const config = writeConfig(
-    dir,
-    `service:
-  log_format: json
-  log_level: info
-  grace: 2
-  storage.path: buf
-  storage.sync: normal
-  storage.checksum: on
-pipeline:
-  inputs:
-    - name: forward
-      listen: 127.0.0.1
-      port: 0
-      storage.type: filesystem
-  outputs:
-    - name: file
+  const config = writeFaultConfig(dir, {
+    service: ['storage.sync: normal', 'storage.checksum: on'],
+    http: false,
+    outputs: `    - name: file
       match: '*'
       path: out
       mkdir: on
@@ -47,9 +34,8 @@ pipeline:
       # Batches wait up to a second (as Loki's do by default), so at the kill many acked chunks
       # are in the buffer only.
       batch_size: 20000
-      batch_wait: 1
-`,
-  );
+      batch_wait: 1`,
+  });
   const outFile = join(dir, 'out', 'fault');
   const read = () => (existsSync(outFile) ? readFileSync(outFile, 'utf8') : '');
 

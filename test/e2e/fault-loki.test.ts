@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LokiServer } from '../support/loki-server.js';
 import { tempDir } from '../support/output-pipeline.js';
-import { AckingSender, countSeqs, LogwardenProcess, RssSampler, sleep, writeConfig } from '../support/fault.js';
+import { AckingSender, countSeqs, LogwardenProcess, RssSampler, sleep, writeFaultConfig } from '../support/fault.js';
 
 const OUTAGE_S = Number(process.env.LOGWARDEN_FAULT_OUTAGE_S ?? 60);
 const RATE = 1000; // records per second during the outage
@@ -20,37 +20,15 @@ test(`Loki answers 503 for ${OUTAGE_S}s, then recovers: nothing lost, RSS under 
   const dir = tempDir('logwarden-fault-loki-');
   const loki = await new LokiServer().start();
   loki.failAlways(503, 'Ingester is unavailable');
-  const config = writeConfig(
-    dir,
-    `service:
-  log_format: json
-  log_level: info
-  http_server: on
-  http_listen: 127.0.0.1
-  http_port: 0
-  grace: 2
-  scheduler.base: 0.5
-  scheduler.cap: 3
-  memory_limit: 32Mi
-  storage.path: buf
-  storage.checksum: on
-  storage.max_chunks_up: 16
-  storage.backlog.mem_limit: 8Mi
-pipeline:
-  inputs:
-    - name: forward
-      listen: 127.0.0.1
-      port: 0
-      storage.type: filesystem
-  outputs:
-    - name: loki
+  const config = writeFaultConfig(dir, {
+    service: ['scheduler.base: 0.5', 'scheduler.cap: 3', 'memory_limit: 32Mi', 'storage.checksum: on', 'storage.max_chunks_up: 16', 'storage.backlog.mem_limit: 8Mi'],
+    outputs: `    - name: loki
       match: '*'
       port: ${loki.port}
       labels: job=fault
       retry_limit: no_limits
-      batch_size: 2000
-`,
-  );
+      batch_size: 2000`,
+  });
   const lw = await LogwardenProcess.start(config);
   const rss = new RssSampler(lw);
   let peakDuringOutage = 0;

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LokiServer } from '../support/loki-server.js';
 import { tempDir } from '../support/output-pipeline.js';
-import { AckingSender, LogwardenProcess, RssSampler, sleep, writeConfig } from '../support/fault.js';
+import { AckingSender, LogwardenProcess, RssSampler, sleep, writeFaultConfig } from '../support/fault.js';
 
 const RECORDS = Number(process.env.LOGWARDEN_FAULT_MEMORY_RECORDS ?? 100_000);
 const MEMORY_LIMIT = 128 * 1024 * 1024;
@@ -57,33 +57,14 @@ test(`Loki down while ${RECORDS} records arrive fast: buffered events stay withi
   const dir = tempDir('logwarden-fault-memory-');
   const loki = await new LokiServer().start();
   loki.failAlways(503, 'Ingester is unavailable');
-  const config = writeConfig(
-    dir,
-    `service:
-  log_format: json
-  log_level: info
-  http_server: on
-  http_listen: 127.0.0.1
-  http_port: 0
-  grace: 2
-  scheduler.base: 0.5
-  scheduler.cap: 2
-  memory_limit: ${MEMORY_LIMIT}
-  storage.path: buf
-pipeline:
-  inputs:
-    - name: forward
-      listen: 127.0.0.1
-      port: 0
-      buffer_max_size: 16Mi
-      storage.type: filesystem
-  filters:
-    - name: parser
+  const config = writeFaultConfig(dir, {
+    service: ['scheduler.base: 0.5', 'scheduler.cap: 2', `memory_limit: ${MEMORY_LIMIT}`],
+    input: ['buffer_max_size: 16Mi'],
+    filters: `    - name: parser
       match: kube.audit
       key_name: log
-      parser: json
-  outputs:
-    - name: loki
+      parser: json`,
+    outputs: `    - name: loki
       match: kube.audit
       port: ${loki.port}
       labels: job=fault, verb=$verb
@@ -92,9 +73,8 @@ pipeline:
       match: kube.audit
       path: ${join(dir, 'out')}
       mkdir: on
-      format: json_lines
-`,
-  );
+      format: json_lines`,
+  });
   const lw = await LogwardenProcess.start(config, 30_000, { containerLimit: CONTAINER_LIMIT });
   const idle = lw.rss();
   const rss = new RssSampler(lw);

@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LokiServer } from '../support/loki-server.js';
 import { tempDir } from '../support/output-pipeline.js';
-import { AckingSender, countSeqs, LogwardenProcess, RssSampler, sleep, writeConfig } from '../support/fault.js';
+import { AckingSender, countSeqs, LogwardenProcess, RssSampler, sleep, writeFaultConfig } from '../support/fault.js';
 
 const SLOW = 10_000;
 const DISK = 10_000;
@@ -26,21 +26,9 @@ test('a slow output pauses only the inputs routed to it; a fast output keeps flo
   const dir = tempDir('logwarden-fault-slow-');
   const loki = await new LokiServer().start();
   loki.setDelay(500);
-  const config = writeConfig(
-    dir,
-    `service:
-  log_format: json
-  log_level: info
-  http_server: on
-  http_listen: 127.0.0.1
-  http_port: 0
-  grace: 2
-  memory_limit: 64Mi
-  storage.path: buf
-  storage.max_chunks_up: 8
-pipeline:
-  inputs:
-    - name: forward
+  const config = writeFaultConfig(dir, {
+    service: ['memory_limit: 64Mi', 'storage.max_chunks_up: 8'],
+    inputs: `    - name: forward
       alias: slow_in
       listen: 127.0.0.1
       port: 0
@@ -52,9 +40,8 @@ pipeline:
       alias: disk_in
       listen: 127.0.0.1
       port: 0
-      storage.type: filesystem
-  outputs:
-    - name: loki
+      storage.type: filesystem`,
+    outputs: `    - name: loki
       match: slow.*
       port: ${loki.port}
       labels: job=slow
@@ -67,9 +54,8 @@ pipeline:
       path: out
       mkdir: on
       format: json_lines
-      json_date_key: false
-`,
-  );
+      json_date_key: false`,
+  });
   const lw = await LogwardenProcess.start(config);
   const rss = new RssSampler(lw);
   const slow = new AckingSender(lw.port('slow_in'), { tag: 'slow.mem', chunk: 250, inFlight: 8000, ackTimeoutMs: 120_000 });

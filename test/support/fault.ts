@@ -168,6 +168,46 @@ export function writeConfig(dir: string, yaml: string, name = 'pipeline.yaml'): 
   return f;
 }
 
+export interface FaultPipeline {
+  /** `service` settings after the common ones (JSON logs at info, grace 2, storage.path buf): `key: value`. */
+  service?: string[];
+  /** /metrics served on 127.0.0.1 at an ephemeral port, for `metric()` (default on). */
+  http?: boolean;
+  /** The `inputs:` list indented by four spaces; by default one forward input with filesystem storage. */
+  inputs?: string;
+  /** More options for the default forward input: `key: value`. */
+  input?: string[];
+  /** The `filters:` list indented by four spaces. */
+  filters?: string;
+  /** The `outputs:` list indented by four spaces. */
+  outputs: string;
+}
+
+/**
+ * Writes the pipeline of a fault test: `logwarden run` logging JSON (which LogwardenProcess
+ * reads), its chunks under `buf` in `dir`, receiving on forward inputs at ephemeral ports.
+ */
+export function writeFaultConfig(dir: string, p: FaultPipeline): string {
+  const lines = (settings: string[] = [], indent: string) => settings.map((l) => `${indent}${l}\n`).join('');
+  const http = (p.http ?? true) ? '  http_server: on\n  http_listen: 127.0.0.1\n  http_port: 0\n' : '';
+  const inputs =
+    p.inputs ?? `    - name: forward\n      listen: 127.0.0.1\n      port: 0\n${lines(p.input, '      ')}      storage.type: filesystem`;
+  return writeConfig(
+    dir,
+    `service:
+  log_format: json
+  log_level: info
+${http}  grace: 2
+  storage.path: buf
+${lines(p.service, '  ')}pipeline:
+  inputs:
+${inputs}
+${p.filters ? `  filters:\n${p.filters}\n` : ''}  outputs:
+${p.outputs}
+`,
+  );
+}
+
 /**
  * Sends records with acks through @fluent-org/logger and records which ones were acked. `records`
  * yields [seq, record]; at most `inFlight` records are unacked at once. `stop()` makes it stop
