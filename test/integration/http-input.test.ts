@@ -18,6 +18,7 @@ import { DeliveryError } from '../../src/core/plugin.js';
 import { startInput, type StartedInput } from '../support/input-server.js';
 import { pack } from '../support/forward-client.js';
 import { gateOutput, gates, Gate } from '../support/gate-output.js';
+import { until } from '../support/harness.js';
 
 const plugins = [httpInput, fileOutput, gateOutput];
 const run = promisify(execFile);
@@ -78,17 +79,19 @@ describe('http input: bodies, tags and times', () => {
     await s.run.stop(1);
   });
 
-  test('a JSON object is one record tagged by the URL path, stamped with the receive time (ns), answered 201', async () => {
-    const t0 = Date.now();
+  test('a JSON object is one record tagged by the URL path, stamped with the receive time (ns), answered 201', async (t) => {
+    // The clock stands still at a known time: the event must carry exactly that millisecond.
+    const received = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
+    t.mock.timers.enable({ apis: ['Date'], now: received });
     const r = await post(`${s.url}/app.log`, '{"msg":"hello","n":1}', json);
-    const t1 = Date.now();
+    t.mock.timers.reset();
     assert.equal(r.status, 201);
     assert.equal(r.text, '');
     const ev = s.seen.find((e) => e.tag === 'app.log')!;
     assert.deepEqual(ev.record, { msg: 'hello', n: 1 });
     // EventTime.now() takes its sub-millisecond digits from the monotonic clock: compare milliseconds.
     const ms = ev.time.sec * 1000 + Math.floor(ev.time.nsec / 1e6);
-    assert.ok(ms >= t0 && ms <= t1, 'time is the receive time');
+    assert.equal(ms, received, 'time is the receive time');
     assert.notEqual(ev.time.nsec % 1_000_000, 0, 'sub-millisecond digits are kept');
     const line = readFileSync(join(s.run.dir, 'out', 'app.log'), 'utf8').trim();
     assert.deepEqual(JSON.parse(line), { msg: 'hello', n: 1 });
@@ -327,11 +330,10 @@ describe('http input: bad requests get a clear 4xx, a log line and a metric; not
 
   test('slow headers: 408 after headers_timeout and the connection closes', async () => {
     const before = await s.errors('timeout');
-    const t0 = Date.now();
-    const r = await raw(s.port, ['POST /slow HTTP/1.1\r\nHost: x\r\n']);
+    // headers_timeout is 300 ms, checked every 75 ms: closed well before raw() gives up at 2.5 s.
+    const r = await raw(s.port, ['POST /slow HTTP/1.1\r\nHost: x\r\n'], 2500);
     assert.match(r.text, /^HTTP\/1\.1 408 Request Timeout\r\n/);
-    assert.equal(r.closed, true);
-    assert.ok(Date.now() - t0 < 2500, 'closed within the timeout plus the check interval');
+    assert.equal(r.closed, true, 'closed within the timeout plus the check interval');
     assert.equal(await s.errors('timeout'), before + 1);
     assert.ok(s.run.logs.some((l) => l.reason === 'timeout'));
   });
@@ -409,8 +411,7 @@ describe('http input: connections, commits and backpressure', () => {
       assert.equal(await s.errors('busy'), 1);
       // A goes away mid-body: its hold is released and B fits again.
       a.destroy();
-      await new Promise((r) => setTimeout(r, 100));
-      assert.equal(await s.errors('aborted'), 1, 'the abort is counted');
+      await until(async () => (await s.errors('aborted')) === 1, 'the abort counted');
       r = await post(`${s.url}/b`, body, json);
       assert.equal(r.status, 201);
       assert.equal(s.seen.length, 371);
@@ -430,9 +431,9 @@ describe('http input: connections, commits and backpressure', () => {
         answered = true;
         return r;
       });
-      await new Promise((r) => setTimeout(r, 200));
-      assert.equal(answered, false, 'no answer while the output holds the batch');
+      await until(() => gate.batches === 1, 'the batch at the output');
       assert.equal(s.seen.length, 1, 'the record was routed');
+      assert.equal(answered, false, 'no answer while the output holds the batch');
       gate.release();
       assert.equal((await pending).status, 201);
       assert.equal(gate.delivered.length, 1);
@@ -457,8 +458,7 @@ describe('http input: connections, commits and backpressure', () => {
     try {
       gate.open = false;
       const accepted = post(`${s.url}/bp`, JSON.stringify(Array.from({ length: 10 }, (_, i) => ({ i }))), json);
-      await new Promise((r) => setTimeout(r, 150));
-      assert.equal(s.run.pipeline.flow.paused, true);
+      await until(() => s.run.pipeline.flow.paused, 'the queue bound to pause the flow');
       assert.equal(await s.run.counter('logwarden_input_paused'), 1);
       const r = await post(`${s.url}/bp`, '{"late":true}', json);
       assert.equal(r.status, 503);
@@ -467,8 +467,7 @@ describe('http input: connections, commits and backpressure', () => {
       assert.equal(await s.errors('paused'), 1);
       gate.release();
       assert.equal((await accepted).status, 201);
-      await new Promise((r) => setTimeout(r, 50));
-      assert.equal(s.run.pipeline.flow.paused, false);
+      await until(() => !s.run.pipeline.flow.paused, 'the flow to resume');
       assert.equal(await s.run.counter('logwarden_input_paused'), 0);
       assert.equal((await post(`${s.url}/bp`, '{"late":true}', json)).status, 201);
       assert.equal(gate.delivered.length, 11);

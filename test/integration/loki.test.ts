@@ -16,6 +16,20 @@ import { lokiOutput } from '../../src/outputs/loki/index.js';
 import { LokiServer } from '../support/loki-server.js';
 import { events, startPipeline, tempDir, type RunningPipeline } from '../support/output-pipeline.js';
 
+/** A few turns of the event loop with its I/O polls (setImmediate stays real when setTimeout is mocked). */
+async function ioTurns(n = 20): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
+/** Waits for `n` answered pushes polling with setImmediate, for tests that mock setTimeout. */
+async function pushed(loki: LokiServer, n: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (loki.pushes.length < n) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} pushes; have ${loki.pushes.length}`);
+    await ioTurns(1);
+  }
+}
+
 function pipelineYaml(port: number, extra: Record<string, string | number> = {}, service = ''): string {
   const opts = Object.entries({ batch_wait: '50ms', ...extra })
     .map(([k, v]) => `      ${k}: ${typeof v === 'string' && v.includes(':') ? JSON.stringify(v) : v}`)
@@ -161,17 +175,22 @@ describe('loki output', () => {
     assert.ok(sizes['json+gzip']! < sizes.json! / 2, JSON.stringify(sizes));
   });
 
-  test('batches are cut by batch_size and by batch_wait', async () => {
+  test('batches are cut by batch_size and by batch_wait', async (t) => {
     const fresh = await new LokiServer().start();
     try {
       const p = await run({ batch_size: 3, batch_wait: '300ms', workers: 1, labels: 'job=b' }, '', fresh);
-      const t = Date.now();
+      // setTimeout is mocked from here: the batch_wait timer fires only when the test moves the clock.
+      t.mock.timers.enable({ apis: ['setTimeout'] });
       const outcome = p.ingest(events('t', Array.from({ length: 7 }, (_, i) => ({ i }))));
-      await fresh.waitForRequests(2);
-      assert.ok(Date.now() - t < 250, 'full batches go at once');
-      assert.equal(fresh.pushes.length, 2);
+      await pushed(fresh, 2);
+      assert.equal(fresh.pushes.length, 2, 'full batches go at once (the clock has not moved)');
+      t.mock.timers.tick(299);
+      await ioTurns();
+      assert.equal(fresh.requests, 2, 'the partial batch waits for batch_wait');
+      t.mock.timers.tick(1);
+      await pushed(fresh, 3);
+      t.mock.timers.reset();
       assert.deepEqual(await outcome, { ok: true });
-      assert.ok(Date.now() - t >= 250, 'the partial batch waits for batch_wait');
       assert.deepEqual(
         fresh.pushes.map((x) => x.streams.reduce((n, s) => n + s.entries.length, 0)),
         [3, 3, 1],

@@ -3,7 +3,7 @@
  * age, retries with backoff, retry_limit, dead letters and commits, the queue bound's
  * backpressure, and draining on shutdown.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
@@ -84,15 +84,35 @@ function push(e: DeliveryEngine, events: LogEvent[], bytes = events.length * 10)
 
 const ids = (b: LogEvent[]) => b.map((x) => x.record.i);
 
-test('full batches go at once; the remainder waits for batch_wait', async () => {
+/** Lets callbacks and promise chains that are ready run (setImmediate is not mocked). */
+async function settle(turns = 5): Promise<void> {
+  for (let i = 0; i < turns; i++) await new Promise((r) => setImmediate(r));
+}
+
+/** Mocked setTimeout and Date: the engine's timers fire only when the test moves the clock. */
+function mockClock(t: TestContext): void {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_700_000_000_000 });
+}
+
+/** Moves the mocked clock `ms` milliseconds forward one at a time, letting what is due run. */
+async function advance(t: TestContext, ms: number): Promise<void> {
+  for (let i = 0; i < ms; i++) {
+    t.mock.timers.tick(1);
+    await settle(2);
+  }
+}
+
+test('full batches go at once; the remainder waits for batch_wait', async (t) => {
+  mockClock(t);
   const sink = new Sink();
   const { e } = engine(sink, { batchSize: 3, batchWait: 0.2 });
-  const t = Date.now();
   const done = push(e, evs(7));
-  await new Promise((r) => setTimeout(r, 20));
+  await settle();
   assert.deepEqual(sink.batches.map(ids), [[0, 1, 2], [3, 4, 5]]);
+  await advance(t, 199);
+  assert.equal(sink.batches.length, 2, 'the partial batch waits for batch_wait');
+  await advance(t, 1);
   assert.deepEqual(await done, { ok: true, reason: undefined });
-  assert.ok(Date.now() - t >= 190);
   assert.deepEqual(sink.batches.map(ids), [[0, 1, 2], [3, 4, 5], [6]]);
 });
 
@@ -112,15 +132,18 @@ test('batch_bytes cuts a batch before batch_size', async () => {
   assert.deepEqual(sink.batches.map(ids), [[0, 1, 2, 3]]);
 });
 
-test('a retryable failure is retried with backoff between base and cap', async () => {
+test('a retryable failure is retried with backoff between base and cap', async (t) => {
+  mockClock(t);
   const sink = new Sink();
   sink.failures = [new DeliveryError('503', true, 'http_503'), new DeliveryError('503', true, 'http_503')];
   const { e, counter } = engine(sink, { retryLimit: 3, base: 0.05, cap: 0.08 });
-  assert.deepEqual(await push(e, evs(2)), { ok: true, reason: undefined });
+  const outcome = push(e, evs(2));
+  for (let ms = 0; ms < 1000 && sink.attempts.length < 3; ms++) await advance(t, 1);
+  assert.deepEqual(await outcome, { ok: true, reason: undefined });
   assert.equal(sink.attempts.length, 3);
   for (let i = 1; i < 3; i++) {
     const gap = sink.attempts[i]! - sink.attempts[i - 1]!;
-    assert.ok(gap >= 45 && gap < 400, `gap ${gap}`);
+    assert.ok(gap >= 50 && gap <= 80, `gap ${gap}`);
   }
   assert.equal(await counter('logwarden_output_retries_total'), 2);
   assert.equal(await counter('logwarden_output_proc_records_total'), 2);
@@ -212,32 +235,44 @@ test('the queue bound blocks the flow and unblocks it below half', async () => {
   assert.deepEqual(e.depth, { records: 0, bytes: 0 });
 });
 
-test('drain sends the open batch and pending retries at once on shutdown', async () => {
+test('drain sends the open batch and pending retries at once on shutdown', async (t) => {
+  mockClock(t);
   const sink = new Sink();
   sink.failures = [new DeliveryError('x', true, 'http_503')];
   const { e } = engine(sink, { batchWait: 60, retryLimit: 5, base: 30, cap: 60 });
   const first = push(e, evs(1));
-  await new Promise((r) => setTimeout(r, 5));
+  await advance(t, 5);
   assert.equal(sink.attempts.length, 0, 'waiting for batch_wait');
-  const t = Date.now();
   const drained = e.drain(2000);
+  await settle();
+  assert.equal(sink.attempts.length, 1, 'the open batch goes at once');
+  // While closing a retry waits at most 250 ms instead of its 30-60 s backoff.
+  await advance(t, 250);
   assert.equal(await drained, 0);
-  assert.ok(Date.now() - t < 1000, 'the 30 s retry was brought forward');
+  assert.equal(sink.attempts.length, 2);
   assert.deepEqual(await first, { ok: true, reason: undefined });
   assert.equal(sink.batches.length, 1);
 });
 
-test('drain gives up after the grace period and releases undelivered records as failed', async () => {
+test('drain gives up after the grace period and releases undelivered records as failed', async (t) => {
+  mockClock(t);
   const sink = new Sink();
   sink.failures = Array.from({ length: 100 }, () => new DeliveryError('down', true, 'connection'));
   const { e } = engine(sink, { retryLimit: Infinity, base: 0.01, cap: 0.02 });
   const outcome = push(e, evs(1));
-  await new Promise((r) => setTimeout(r, 80));
-  assert.equal(await e.drain(150), 1);
+  await advance(t, 80);
+  assert.ok(sink.attempts.length >= 2, 'retrying');
+  let result: number | undefined;
+  const drained = e.drain(150).then((n) => (result = n));
+  await advance(t, 149);
+  assert.equal(result, undefined, 'still within the grace period');
+  await advance(t, 1);
+  assert.equal(await drained, 1);
   assert.equal((await outcome).ok, false);
 });
 
-test('at the end of the grace period, requests in flight are aborted and their batches not committed, without a dead letter', async () => {
+test('at the end of the grace period, requests in flight are aborted and their batches not committed, without a dead letter', async (t) => {
+  mockClock(t);
   const dir = mkdtempSync(join(tmpdir(), 'logwarden-delivery-'));
   const file = join(dir, 'dead.jsonl');
   const signals: AbortSignal[] = [];
@@ -261,12 +296,15 @@ test('at the end of the grace period, requests in flight are aborted and their b
       c.release();
     }
   });
-  await new Promise((r) => setTimeout(r, 20));
+  await settle();
   assert.equal(signals.length, 1, 'one batch in flight (one worker), two waiting');
   assert.equal(signals[0]!.aborted, false);
-  const t = Date.now();
-  assert.equal(await e.drain(100), 6, 'every record still held is undelivered');
-  assert.ok(Date.now() - t < 1000);
+  let result: number | undefined;
+  const drained = e.drain(100).then((n) => (result = n));
+  await advance(t, 99);
+  assert.equal(result, undefined, 'still within the grace period');
+  await advance(t, 1);
+  assert.equal(await drained, 6, 'every record still held is undelivered');
   await settledAll;
   assert.deepEqual(released, [
     { ok: false, safe: false },
@@ -277,7 +315,7 @@ test('at the end of the grace period, requests in flight are aborted and their b
   assert.deepEqual(e.depth, { records: 0, bytes: 0 });
   // A late answer to the abandoned request commits nothing, and the waiting batches never go out.
   answer();
-  await new Promise((r) => setTimeout(r, 20));
+  await settle();
   assert.equal(signals.length, 1);
   assert.equal(await counter('logwarden_output_proc_records_total'), 0);
   assert.equal(existsSync(file), false, 'undelivered at shutdown is not a dead letter');
