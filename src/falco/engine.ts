@@ -14,8 +14,8 @@ import { NOT_AUDIT, parseEventsText, splitAuditEvents } from './events.js';
 import { eventTime, newAuditEvent, timeOfDay, viewAuditEvent, type AuditEvent } from './fields.js';
 import type { RecordView } from '../core/record-view.js';
 import { rawNanos } from './output.js';
-import type { CompiledRule, RuleSet } from './loader.js';
-import { SOURCE } from './loader.js';
+import type { CompiledRule, RuleSet } from './load-info.js';
+import { SOURCE } from './load-info.js';
 import { encode } from '../core/msgpack.js';
 import type { MsgpackWriter } from '../core/msgpack-writer.js';
 
