@@ -5,7 +5,8 @@
  * k8s_audit are syntax-checked and skipped; the unused macro and list warnings come last.
  */
 import type { Collector } from './collector.js';
-import { CompileError, Program, type Planned } from './compile.js';
+import { CompileError } from './compile.js';
+import { Program, type Planned } from './program.js';
 import { ItemError, SOURCE, type CompiledRule, type Ctx, type LoadLog, type RuleInfo, type RuleSet, type RuleSummary, type Where } from './load-info.js';
 import { compileOutput, type CompiledOutput } from './output.js';
 import { ConditionSyntaxError, parseCondition, type Expr } from './parser.js';

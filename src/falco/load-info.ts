@@ -3,7 +3,8 @@
  * load messages, the items as read from YAML (lists, macros, rules with their exceptions), and
  * the compiled rule set the loader returns.
  */
-import type { PlanNode, Program } from './compile.js';
+import type { PlanNode } from './compile.js';
+import type { Program } from './program.js';
 import type { CompiledOutput } from './output.js';
 import type { Pos } from './parser.js';
 

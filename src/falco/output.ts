@@ -7,7 +7,8 @@
  * Values come from the same per-event field cache the conditions use, so a field a rule already
  * tested is not extracted again for its alert.
  */
-import { CompileError, type EvalContext, type Program } from './compile.js';
+import { CompileError, type EvalContext } from './compile.js';
+import type { Program } from './program.js';
 import { FIELDS, FIELD_NAMES_LONGEST_FIRST, checkFieldArg, type FieldValue } from './fields.js';
 import type { MsgpackWriter } from '../core/msgpack-writer.js';
 import { encode } from '../core/msgpack.js';
