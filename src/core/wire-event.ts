@@ -10,7 +10,9 @@
 import type { EventTime, LogEvent, LogRecord } from './event.js';
 import { decode } from './msgpack.js';
 import { ScanError } from './msgpack-scan.js';
-import { applyEdit, applyEdits, editedIndex, editedIndexAt, editedIndexN, UNSUPPORTED, ViewUnsupported, type Edit, type RecordView } from './record-view.js';
+import { applyEdit } from './record-edit.js';
+import { applyEdits, editedIndex, editedIndexAt, editedIndexN } from './record-splice.js';
+import { UNSUPPORTED, ViewUnsupported, type Edit, type RecordView } from './record-view.js';
 
 export class WireEvent implements LogEvent {
   #raw: Uint8Array | undefined;

@@ -27,7 +27,8 @@ import type { LogRecord } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
 import { AccessorSyntaxError, compileAccessor, hasField, type PathPart, type RecordAccessor } from '../../core/record-accessor.js';
 import { compileRegex, RegexError, type SafeRegex } from '../../core/safe-regex.js';
-import { applyEdit, sharedView, ViewUnsupported, type Edit, type RecordView } from '../../core/record-view.js';
+import { applyEdit } from '../../core/record-edit.js';
+import { sharedView, ViewUnsupported, type Edit, type RecordView } from '../../core/record-view.js';
 import { WireEvent } from '../../core/wire-event.js';
 import { optionPos, orderedEntries, splitArgs } from './args.js';
 

@@ -17,7 +17,8 @@
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
-import { applyEdit, type Edit } from '../../core/record-view.js';
+import { applyEdit } from '../../core/record-edit.js';
+import type { Edit } from '../../core/record-view.js';
 import { WireEvent } from '../../core/wire-event.js';
 import { optionPos, rawOption } from '../modify/args.js';
 

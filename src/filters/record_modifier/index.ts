@@ -20,7 +20,8 @@ import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
 import { hasField } from '../../core/record-accessor.js';
 import { optionPos, rawOption, splitArgs } from '../modify/args.js';
-import { applyEdit, sharedView, type Edit, type RecordView } from '../../core/record-view.js';
+import { applyEdit } from '../../core/record-edit.js';
+import { sharedView, type Edit, type RecordView } from '../../core/record-view.js';
 import { WireEvent } from '../../core/wire-event.js';
 
 interface RecordModifierConfig {

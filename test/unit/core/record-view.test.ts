@@ -10,7 +10,9 @@ import { parse } from 'yaml';
 import { EventTime } from '../../../src/core/event.js';
 import { toJSONLine } from '../../../src/core/json.js';
 import { decode, encode } from '../../../src/core/msgpack.js';
-import { applyEdit, applyEdits, RecordView, UNSUPPORTED, ViewUnsupported, type Edit, type PathPart } from '../../../src/core/record-view.js';
+import { applyEdit } from '../../../src/core/record-edit.js';
+import { applyEdits } from '../../../src/core/record-splice.js';
+import { RecordView, UNSUPPORTED, ViewUnsupported, type Edit, type PathPart } from '../../../src/core/record-view.js';
 import { WireEvent } from '../../../src/core/wire-event.js';
 import { conformanceDir, falcoCorpus } from '../../support/paths.js';
 
@@ -386,7 +388,7 @@ test('the forward input indexes each record as it frames it (map32 too): views r
 });
 
 test('short strings read again come back as equal strings, colliding or not, ASCII only', async () => {
-  const { asciiText } = await import('../../../src/core/record-view.js');
+  const { asciiText } = await import('../../../src/core/record-bytes.js');
   const words = Array.from({ length: 20000 }, (_, i) => `w${i.toString(36)}`);
   words.push('', 'x'.repeat(64), 'y'.repeat(65), 'get', 'list');
   for (let round = 0; round < 2; round++) {
