@@ -42,11 +42,14 @@ export async function startPipeline(yaml: string, plugins: AnyPlugin[], dir = te
     file,
     logs,
     ingest(events) {
-      return new Promise((resolve) => {
+      // The engine's timers do not keep the process alive (inputs' sockets do): without inputs,
+      // a ref'd timer stands in for them until the commit settles.
+      const alive = setInterval(() => undefined, 1000);
+      return new Promise<{ ok: boolean; reason?: string }>((resolve) => {
         const c = new Commit((ok, reason) => resolve(reason === undefined ? { ok } : { ok, reason }));
         pipeline.ingest(events, c, events.length * 100);
         c.release();
-      });
+      }).finally(() => clearInterval(alive));
     },
     counter: (name, labels) => counterValue(metrics, name, labels),
     stop: (grace) => pipeline.stop(grace),
