@@ -8,25 +8,13 @@ import assert from 'node:assert/strict';
 import { EventTime, type LogEvent } from '../../src/core/event.js';
 import { alertmanagerOutput } from '../../src/outputs/alertmanager/index.js';
 import { Alertmanager } from '../support/alertmanager.js';
+import { falcoAlert } from '../support/falco-alert.js';
 import { freePort } from '../support/cli.js';
 import { startPipeline, type RunningPipeline } from '../support/output-pipeline.js';
 
 /** A Falco alert record as the detect filter emits it (Falco's JSON output shape). */
 function alertEvent(rule: string, priority: string, fields: Record<string, unknown> = {}, time = EventTime.now()): LogEvent {
-  return {
-    tag: 'falco',
-    time,
-    record: {
-      time: time.toISO(),
-      rule,
-      priority,
-      source: 'k8s_audit',
-      tags: ['k8s', 'NIST_800-53_AC-6', 'attack'],
-      output: `${rule} (user=${String(fields['ka.user.name'] ?? 'x')})`,
-      output_fields: fields,
-      hostname: 'node-1',
-    },
-  };
+  return falcoAlert(rule, priority, fields, { time, tags: ['k8s', 'NIST_800-53_AC-6', 'attack'], output: `${rule} (user=${String(fields['ka.user.name'] ?? 'x')})` });
 }
 
 function yaml(urls: string[], extra: string): string {

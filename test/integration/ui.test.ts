@@ -21,6 +21,7 @@ import { Metrics } from '../../src/observe/metrics.js';
 import { registry } from '../../src/plugins.js';
 import { CSP, UiServer, uiOptions } from '../../src/ui/server.js';
 import { readinessBadge, type Health } from '../../src/ui/health-shape.js';
+import { falcoAlert } from '../support/falco-alert.js';
 import { silentServer, until } from '../support/harness.js';
 import { tempDir } from '../support/output-pipeline.js';
 
@@ -97,21 +98,11 @@ ${opts.outputs ?? '    - name: ui\n      match: falco'}
 }
 
 function alert(rule: string, priority: string, user = 'alice', ns = 'default'): LogEvent {
-  const time = EventTime.now();
-  return {
-    tag: 'falco',
-    time,
-    record: {
-      time: time.toISO(),
-      rule,
-      priority,
-      source: 'k8s_audit',
-      tags: ['k8s'],
-      output: `${priority} ${rule} (user=${user} ns=${ns}) <img src=x onerror=alert(1)>`,
-      output_fields: { 'ka.user.name': user, 'ka.target.namespace': ns },
-      hostname: 'node-1',
-    },
-  };
+  return falcoAlert(rule, priority, { 'ka.user.name': user, 'ka.target.namespace': ns }, {
+    time: EventTime.now(),
+    tags: ['k8s'],
+    output: `${priority} ${rule} (user=${user} ns=${ns}) <img src=x onerror=alert(1)>`,
+  });
 }
 
 async function get(url: string, headers: Record<string, string> = {}) {

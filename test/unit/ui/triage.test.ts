@@ -9,38 +9,18 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { EventTime, type LogEvent } from '../../../src/core/event.js';
+import type { LogEvent } from '../../../src/core/event.js';
 import { compileQuery, outputMarks, parseQuery, parseSeconds, queryParams, resolveQuery, summarize, type AlertSummary } from '../../../src/ui/alerts.js';
 import { csvField, csvHeader, csvRow, exportFileName, jsonLine } from '../../../src/ui/export.js';
 import { readMute } from '../../../src/ui/server.js';
 import { silenceMatchers } from '../../../src/ui/silences.js';
 import { MemoryAlertStore } from '../../../src/ui/store.js';
+import { Clock, falcoAlert } from '../../support/falco-alert.js';
 
 const logger = pino({ level: 'silent' });
 
-function alert(rule: string, priority: string, fields: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): LogEvent {
-  const time = new EventTime(1_700_000_000, 123_456_789);
-  return {
-    tag: 'falco',
-    time,
-    record: {
-      time: time.toISO(),
-      rule,
-      priority,
-      source: 'k8s_audit',
-      tags: ['k8s', 'NIST_800-53_AC-6'],
-      output: `${priority} ${rule} (user=${String(fields['ka.user.name'] ?? '<NA>')} ns=${String(fields['ka.target.namespace'] ?? '<NA>')})`,
-      output_fields: fields,
-      hostname: 'node-1',
-      ...extra,
-    },
-  };
-}
-
-class Clock {
-  t = 1_800_000_000_000;
-  now = () => this.t;
-}
+const alert = (rule: string, priority: string, fields: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): LogEvent =>
+  falcoAlert(rule, priority, fields, { extra });
 
 const sum = (over: Partial<AlertSummary>): AlertSummary => ({
   id: 1,
