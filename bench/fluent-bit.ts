@@ -26,7 +26,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Decoder, Encoder, ExtensionCodec } from '@msgpack/msgpack';
-import { Framer } from '../src/inputs/forward/framer.js';
+import { Framer } from '../src/forward-protocol/framer.js';
 import { peerBinary } from '../test/support/peers.js';
 import { cpuSeconds, downstreams, eventsFile, freePort, median, runOnce, scenarios as loadgenScenarios, statusBytes, type RunResult } from './run.js';
 

@@ -16,7 +16,7 @@ import { Commit } from '../../core/commit.js';
 import { encode } from '../../core/msgpack.js';
 import { clip } from '../../observe/log.js';
 import type { InputContext, InputInstance, InputPlugin } from '../../core/plugin.js';
-import { BudgetExhausted, BufferBudget, FrameTooLarge, Framer, MalformedFrame } from './framer.js';
+import { BudgetExhausted, BufferBudget, FrameTooLarge, Framer, MalformedFrame } from '../../forward-protocol/framer.js';
 import { answerPing, newHandshake, type AuthConfig, type HandshakeState } from './handshake.js';
 import { decodeFrame, FrameOverBudget, ProtocolError } from './protocol.js';
 import {

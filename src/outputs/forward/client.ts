@@ -12,7 +12,7 @@ import tls from 'node:tls';
 import { DeliveryError } from '../../core/plugin.js';
 import { decode } from '../../core/msgpack.js';
 import { decodeRaw } from '../../core/msgpack-scan.js';
-import { Framer } from '../../inputs/forward/framer.js';
+import { Framer } from '../../forward-protocol/framer.js';
 import { buildPing, checkPong, describeRaw, HandshakeError, readHelo, type Auth } from './handshake.js';
 
 export type { Auth } from './handshake.js';

@@ -128,7 +128,7 @@ test('the command in docs/operations.md wraps the rules file in a PrometheusRule
 });
 
 test('docs/inputs-forward.md explains every reason the forward input counts', () => {
-  const code = ['protocol.ts', 'framer.ts', 'index.ts'].map((f) => readFileSync(join(repoRoot, 'src', 'inputs', 'forward', f), 'utf8')).join('\n');
+  const code = ['inputs/forward/protocol.ts', 'forward-protocol/framer.ts', 'inputs/forward/index.ts'].map((f) => readFileSync(join(repoRoot, 'src', f), 'utf8')).join('\n');
   const reasons = new Set<string>();
   for (const m of code.matchAll(/new ProtocolError\([^;]*?,\s*'([a-z_]+)'\)/g)) reasons.add(m[1]!);
   for (const m of code.matchAll(/\b(?:kill|m\.error)\('([a-z_]+)'/g)) reasons.add(m[1]!);

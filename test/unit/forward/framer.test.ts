@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BudgetExhausted, BufferBudget, FrameTooLarge, Framer, MalformedFrame } from '../../../src/inputs/forward/framer.js';
+import { BudgetExhausted, BufferBudget, FrameTooLarge, Framer, MalformedFrame } from '../../../src/forward-protocol/framer.js';
 import { bin32Header, ext8Time, fixarray, pack, str32Header, WireTime } from '../../support/forward-client.js';
 
 /** Values of every msgpack family the scanner skips by header, length or nesting. */

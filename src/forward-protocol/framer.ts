@@ -13,7 +13,7 @@
  * the partial frames of many connections together stay within their share of memory_limit.
  */
 
-import { badExt } from '../../core/msgpack-scan.js';
+import { badExt } from '../core/msgpack-scan.js';
 
 export class FrameTooLarge extends Error {
   constructor(
