@@ -5,7 +5,7 @@
  * compiled once: sets for users, groups, verbs and namespaces, and per resources entry the
  * exact, `*`, `*\/sub` and `res/*` forms split into sets.
  */
-import type { AuditEvent } from '../../core/audit-event.js';
+import type { AuditEvent } from '../../k8s-audit/audit-event.js';
 import { setField } from '../../core/record-accessor.js';
 import type { RecordView } from '../../core/record-view.js';
 import { LEVELS, type GroupResources, type Level, type Policy, type PolicyRule } from './policy.js';

@@ -4,7 +4,7 @@
  * stored: drop noisy requests, drop request/response bodies, strip managedFields.
  */
 import { resolve } from 'node:path';
-import { expandAuditEvents, isAuditEvent, readAuditValue, auditEventTime, type AuditEvent, type AuditSource } from '../../core/audit-event.js';
+import { expandAuditEvents, isAuditEvent, readAuditValue, auditEventTime, type AuditEvent, type AuditSource } from '../../k8s-audit/audit-event.js';
 import { ConfigError } from '../../config/errors.js';
 import type { RawSection } from '../../config/schema.js';
 import type { LogEvent, LogRecord } from '../../core/event.js';

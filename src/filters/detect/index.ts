@@ -7,7 +7,7 @@
 import { resolve } from 'node:path';
 import { ConfigError, ConfigErrors } from '../../config/errors.js';
 import type { RawSection } from '../../config/schema.js';
-import { readAuditValue } from '../../core/audit-event.js';
+import { readAuditValue } from '../../k8s-audit/audit-event.js';
 import { EventTime, type LogEvent } from '../../core/event.js';
 import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
 import { sharedView, UNSUPPORTED } from '../../core/record-view.js';

@@ -12,7 +12,7 @@
  */
 import type http from 'node:http';
 import type { OptionTable } from '../../config/schema.js';
-import { auditEventTime } from '../../core/audit-event.js';
+import { auditEventTime } from '../../k8s-audit/audit-event.js';
 import { nestedDeeperThan } from '../../core/json.js';
 import { MAX_DEPTH } from '../../core/msgpack-scan.js';
 import { EventTime, type LogEvent } from '../../core/event.js';

@@ -1,7 +1,7 @@
-/** src/core/audit-event.ts: recognising Events, expanding lists, reading them from records. */
+/** src/k8s-audit/audit-event.ts: recognising Events, expanding lists, reading them from records. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { auditEventTime, expandAuditEvents, isAuditEvent, isAuditEventList, readAuditValue } from '../../../src/core/audit-event.js';
+import { auditEventTime, expandAuditEvents, isAuditEvent, isAuditEventList, readAuditValue } from '../../../src/k8s-audit/audit-event.js';
 import { EventTime } from '../../../src/core/event.js';
 
 const event = (id: string, extra: Record<string, unknown> = {}) => ({ kind: 'Event', apiVersion: 'audit.k8s.io/v1', auditID: id, ...extra });

@@ -6,9 +6,9 @@
  * webhook backend (and `kubectl get --raw` dumps) produce an EventList whose `items` are Events.
  * These helpers take any of those shapes and return the Events, without copying them.
  */
-import { nestedDeeperThan } from './json.js';
-import { MAX_DEPTH } from './msgpack-scan.js';
-import { EventTime } from './event.js';
+import { nestedDeeperThan } from '../core/json.js';
+import { MAX_DEPTH } from '../core/msgpack-scan.js';
+import { EventTime } from '../core/event.js';
 
 export type AuditEvent = Record<string, unknown>;
 
