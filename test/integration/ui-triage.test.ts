@@ -7,57 +7,20 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pino from 'pino';
 import { getGlobalDispatcher } from 'undici';
 import { loadConfigFile } from '../../src/config/load.js';
-import { Commit } from '../../src/core/commit.js';
 import { EventTime, type LogEvent } from '../../src/core/event.js';
-import { Pipeline, plan } from '../../src/core/pipeline.js';
-import { ServiceHttp } from '../../src/observe/http.js';
-import { Metrics } from '../../src/observe/metrics.js';
+import { plan } from '../../src/core/pipeline.js';
 import { registry } from '../../src/plugins.js';
-import { UiServer, uiOptions } from '../../src/ui/server.js';
 import { freePort, tempDir, until } from '../support/harness.js';
+import { startUi, type RunningUi } from '../support/ui-pipeline.js';
 
 after(() => getGlobalDispatcher().close());
 
-interface Running {
-  base: string;
-  ingest(events: LogEvent[]): Promise<boolean>;
-  stop(): Promise<void>;
-}
-
-async function start(service: string): Promise<Running> {
-  const dir = tempDir('logwarden-ui-triage-');
-  const assets = join(dir, 'assets');
-  mkdirSync(assets);
-  writeFileSync(join(assets, 'index.html'), '<!doctype html><title>t</title>');
-  const file = join(dir, 'pipeline.yaml');
-  writeFileSync(file, `service:\n  http_server: on\n  http_listen: 127.0.0.1\n  http_port: 0\n  ui: on\n${service}\npipeline:\n  outputs:\n    - name: ui\n      match: falco\n`);
-  const log = pino({ level: 'silent' });
-  const p = plan(loadConfigFile(file, {}), registry);
-  const metrics = new Metrics();
-  const http = new ServiceHttp(metrics, () => pipeline.status(), log);
-  const pipeline: Pipeline = new Pipeline(p, { logger: log, metrics, http });
-  const ui = await UiServer.attach(http, { ...uiOptions(p.service, metrics, pipeline, log), assetsDir: assets });
-  const where = await http.listen('127.0.0.1', 0);
-  await pipeline.start();
-  return {
-    base: `http://${where}`,
-    ingest: (events) =>
-      new Promise((resolve) => {
-        const c = new Commit((ok) => resolve(ok));
-        pipeline.ingest(events, c, events.length * 200);
-        c.release();
-      }),
-    async stop() {
-      await pipeline.stop(1);
-      await ui.close();
-      await http.close();
-    },
-  };
+function start(service: string): Promise<RunningUi> {
+  return startUi(service);
 }
 
 function alert(rule: string, user: string, ns: string, output: string): LogEvent {

@@ -6,95 +6,29 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import pino from 'pino';
 import { getGlobalDispatcher, request } from 'undici';
 import { loadConfigFile } from '../../src/config/load.js';
-import { Commit } from '../../src/core/commit.js';
 import { EventTime, type LogEvent } from '../../src/core/event.js';
 import { Pipeline, plan } from '../../src/core/pipeline.js';
-import { ServiceHttp } from '../../src/observe/http.js';
-import { Metrics } from '../../src/observe/metrics.js';
 import { registry } from '../../src/plugins.js';
-import { CSP, UiServer, uiOptions } from '../../src/ui/server.js';
+import { CSP } from '../../src/ui/server.js';
 import { readinessBadge, type Health } from '../../src/ui/health-shape.js';
 import { falcoAlert } from '../support/falco-alert.js';
+import { startUi, type RunningUi } from '../support/ui-pipeline.js';
 import { silentServer, until } from '../support/harness.js';
 import { tempDir } from '../support/output-pipeline.js';
 
 after(() => getGlobalDispatcher().close());
 
-interface Running {
-  base: string;
-  pipeline: Pipeline;
-  ui: UiServer;
-  logs: Array<Record<string, unknown>>;
-  ingest(events: LogEvent[]): Promise<boolean>;
-  stop(): Promise<void>;
-}
+type Running = RunningUi;
 
-/** Starts a pipeline file the way `logwarden run` does; `assets` is the page directory (a temp one by default). */
-async function start(service: string, opts: { assets?: string; outputs?: string } = {}): Promise<Running> {
-  const dir = tempDir('logwarden-ui-');
-  const assets = opts.assets ?? join(dir, 'assets');
-  if (!opts.assets) {
-    mkdirSync(assets);
-    writeFileSync(join(assets, 'index.html'), '<!doctype html><title>t</title>');
-    writeFileSync(join(assets, 'app.js'), 'console.log(1)');
-  }
-  const file = join(dir, 'pipeline.yaml');
-  writeFileSync(
-    file,
-    `service:
-  http_server: on
-  http_listen: 127.0.0.1
-  http_port: 0
-  ui: on
-${service}
-pipeline:
-  inputs:
-    - name: forward
-      listen: 127.0.0.1
-      port: 0
-  outputs:
-${opts.outputs ?? '    - name: ui\n      match: falco'}
-`,
-  );
-  const logs: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk, _e, done) {
-      for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  const log = pino({ level: 'debug' }, sink);
-  const p = plan(loadConfigFile(file, {}), registry);
-  const metrics = new Metrics();
-  const http = new ServiceHttp(metrics, () => pipeline.status(), log);
-  const pipeline: Pipeline = new Pipeline(p, { logger: log, metrics, http });
-  const ui = await UiServer.attach(http, { ...uiOptions(p.service, metrics, pipeline, log), assetsDir: assets });
-  const where = await http.listen('127.0.0.1', 0);
-  await pipeline.start();
-  return {
-    base: `http://${where}`,
-    pipeline,
-    ui,
-    logs,
-    ingest: (events) =>
-      new Promise((resolve) => {
-        const c = new Commit((ok) => resolve(ok));
-        pipeline.ingest(events, c, events.length * 200);
-        c.release();
-      }),
-    async stop() {
-      await pipeline.stop(1);
-      await ui.close();
-      await http.close();
-    },
-  };
+/** Starts a pipeline file the way `logwarden run` does, with a forward input; `assets` is the page directory (a temp one by default). */
+function start(service: string, opts: { assets?: string; outputs?: string } = {}): Promise<Running> {
+  return startUi(service, { ...opts, inputs: '    - name: forward\n      listen: 127.0.0.1\n      port: 0' });
 }
 
 function alert(rule: string, priority: string, user = 'alice', ns = 'default'): LogEvent {
