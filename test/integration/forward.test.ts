@@ -17,6 +17,7 @@ import { startInput, type StartedInput } from '../support/input-server.js';
 import { pki, selfSigned, writePki } from '../support/certs.js';
 import { RawClient, pack, WireTime, ext8Time, str32Header, bin32Header, fixarray } from '../support/forward-client.js';
 import { gateOutput, gates, Gate } from '../support/gate-output.js';
+import { until } from '../support/harness.js';
 
 const plugins = [forwardInput, fileOutput, gateOutput];
 
@@ -349,7 +350,7 @@ describe('acks follow commits', () => {
       gate.open = false;
       const c = await RawClient.connect(s.port);
       await c.write(pack(['held', [[new WireTime(1, 0), { n: 1 }]], { chunk: 'h1' }]));
-      await new Promise((r) => setTimeout(r, 150));
+      await until(() => gate.batches === 1, 'the chunk at the output');
       assert.deepEqual(c.replies, [], 'no ack while the output has not delivered');
       gate.release();
       await c.until(() => c.replies.length === 1, 5000, 'ack');
@@ -376,8 +377,7 @@ describe('acks follow commits', () => {
       const c = await RawClient.connect(s.port);
       const chunk = (i: number) => pack(['bp', Array.from({ length: 10 }, (_, k) => [new WireTime(i, k), { i, k }]), { chunk: `bp-${i}` }]);
       for (let i = 0; i < 5; i++) await c.write(chunk(i));
-      await new Promise((r) => setTimeout(r, 100));
-      assert.equal(s.run.pipeline.flow.paused, true, 'queue bound reached');
+      await until(() => s.run.pipeline.flow.paused, 'the queue bound to pause the flow');
       assert.equal(await s.run.counter('logwarden_input_paused'), 1);
       // While paused, more chunks sit in the kernel buffers: none of them reaches the pipeline.
       for (let i = 5; i < 8; i++) c.socket.write(chunk(i));
