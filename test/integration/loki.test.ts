@@ -196,6 +196,7 @@ describe('loki output', () => {
         [3, 3, 1],
       );
     } finally {
+      t.mock.timers.reset(); // real timers again for the shutdown, also when an assertion failed
       await done();
       await fresh.stop();
     }
