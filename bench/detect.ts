@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { pack, unpack } from 'msgpackr';
 import { isMap, isSeq, parseDocument, type YAMLMap } from 'yaml';
 import { Engine, newStats } from '../src/falco/engine.js';
-import { newAuditEvent } from '../src/falco/fields.js';
+import { newAuditEvent } from '../src/falco/event.js';
 import { RuleLoader } from '../src/falco/loader.js';
 import { RecordView } from '../src/core/record-view.js';
 import { encode } from '../src/core/msgpack.js';

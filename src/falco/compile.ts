@@ -7,7 +7,8 @@
  * Missing fields behave as in libsinsp: every comparison on an absent field is false (`!=`
  * included), `exists` is false, and `not` simply negates.
  */
-import type { AuditEvent, FieldValue } from './fields.js';
+import type { AuditEvent } from './event.js';
+import type { FieldValue } from './fields.js';
 import type { Pos } from './parser.js';
 
 export class CompileError extends Error {

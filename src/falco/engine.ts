@@ -11,7 +11,7 @@
  */
 import type { EvalContext, Pred } from './compile.js';
 import { NOT_AUDIT, parseEventsText, splitAuditEvents } from './events.js';
-import { eventTime, newAuditEvent, timeOfDay, viewAuditEvent, type AuditEvent } from './fields.js';
+import { eventTime, newAuditEvent, timeOfDay, viewAuditEvent, type AuditEvent } from './event.js';
 import type { RecordView } from '../core/record-view.js';
 import { rawNanos } from './output.js';
 import type { CompiledRule, RuleSet } from './load-info.js';

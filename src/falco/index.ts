@@ -11,7 +11,7 @@ export const BUNDLED_RULES = fileURLToPath(new URL('../../../rules/k8s_audit_rul
 
 export { Engine, newStats, detectEventsText, type DetectStats, type EngineOptions, type ActiveRule } from './engine.js';
 export { NOT_AUDIT, splitAuditEvents, parseEventsText, type EventsText } from './events.js';
-export { AuditEvent, DEFAULT_HOSTNAME, newAuditEvent, viewAuditEvent } from './fields.js';
+export { AuditEvent, DEFAULT_HOSTNAME, newAuditEvent, viewAuditEvent } from './event.js';
 export {
   ENGINE_VERSION,
   MAX_WARNINGS,

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { FIELDS, imageRepository, newAuditEvent, type FieldValue } from '../../../src/falco/fields.js';
+import { newAuditEvent } from '../../../src/falco/event.js';
+import { FIELDS, imageRepository, type FieldValue } from '../../../src/falco/fields.js';
 import { falcoCorpus } from '../../support/paths.js';
 import { auditEvent } from './helpers.js';
 

@@ -1,6 +1,6 @@
 /** Small rule sets built from text, for the detect unit tests. */
 import { Engine } from '../../../src/falco/engine.js';
-import { newAuditEvent } from '../../../src/falco/fields.js';
+import { newAuditEvent } from '../../../src/falco/event.js';
 import { RuleLoader, type RuleSet } from '../../../src/falco/loader.js';
 
 /** A k8s_audit rule item; the condition is written as a YAML double-quoted string. */

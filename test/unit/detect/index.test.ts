@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Engine } from '../../../src/falco/engine.js';
 import { splitAuditEvents } from '../../../src/falco/events.js';
-import { newAuditEvent } from '../../../src/falco/fields.js';
+import { newAuditEvent } from '../../../src/falco/event.js';
 import { RuleLoader, type RuleSet } from '../../../src/falco/loader.js';
 import { falcoCorpus } from '../../support/paths.js';
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { newAuditEvent } from '../../../src/falco/fields.js';
+import { newAuditEvent } from '../../../src/falco/event.js';
 import { Engine } from '../../../src/falco/engine.js';
 import { MAX_WARNINGS, RuleLoadError, RuleLoader, formatMessage, type RuleSet } from '../../../src/falco/loader.js';
 import { LIMITS } from '../../../src/falco/resolve.js';
