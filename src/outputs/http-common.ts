@@ -1,24 +1,17 @@
 /**
- * What the HTTP outputs (loki, alertmanager) share: Fluent Bit's TLS, auth and network option
- * names, one undici dispatcher per output (keep-alive pools with timeouts), and the mapping of an
+ * What the HTTP outputs (loki, alertmanager) share: Fluent Bit's TLS (./tls.ts), auth and network
+ * option names, one undici dispatcher per output (keep-alive pools with timeouts), and the mapping of an
  * HTTP answer to the delivery engine's retryable / non-retryable errors.
  */
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 import { ConfigError } from '../config/errors.js';
 import type { OptionTable, RawSection } from '../config/schema.js';
 import { DeliveryError } from '../core/plugin.js';
+import { checkClientTls, clientTlsConnect, clientTlsOptions, readTlsFiles } from './tls.js';
 
 export const httpClientOptions = {
   tls: { type: 'bool', default: false, description: 'Use TLS (https)' },
-  'tls.verify': { type: 'bool', default: true, description: 'Verify the server certificate chain against tls.ca_file (default: the system CAs)' },
-  'tls.verify_hostname': { type: 'bool', default: false, description: 'Also check that the certificate names the host (tls.vhost, else the URL host), as Fluent Bit (default off)' },
-  'tls.ca_file': { type: 'string', description: 'PEM file of CA certificates to trust (default: the system CAs)' },
-  'tls.crt_file': { type: 'string', description: 'PEM client certificate (mutual TLS)' },
-  'tls.key_file': { type: 'string', description: 'PEM private key of tls.crt_file' },
-  'tls.vhost': { type: 'string', description: 'Host name sent as SNI and checked by tls.verify_hostname (default: the host)' },
+  ...clientTlsOptions('the URL host'),
   http_user: { type: 'string', description: 'Basic authentication user' },
   http_passwd: { type: 'string', default: '', description: 'Basic authentication password' },
   bearer_token: { type: 'string', description: 'Bearer token sent as Authorization: Bearer <token>' },
@@ -95,21 +88,8 @@ export function validateHttpClient(c: HttpClientConfig, section: RawSection): vo
   if (c.http_user !== undefined && c.bearer_token !== undefined) {
     throw new ConfigError('set http_user/http_passwd or bearer_token, not both', at('bearer_token'), 'bearer_token');
   }
-  if ((c['tls.crt_file'] === undefined) !== (c['tls.key_file'] === undefined)) {
-    const k = c['tls.crt_file'] === undefined ? 'tls.key_file' : 'tls.crt_file';
-    throw new ConfigError('tls.crt_file and tls.key_file go together (client certificate and its key)', at(k), k);
-  }
+  checkClientTls(c, at);
   parseHeaders(c, section);
-}
-
-function readPem(section: RawSection, baseDir: string, key: string, file: string | undefined): Buffer | undefined {
-  if (file === undefined) return undefined;
-  const path = resolve(baseDir, file);
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new ConfigError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, section.valuePos[key] ?? section.pos, key);
-  }
 }
 
 export interface HttpResponse {
@@ -132,9 +112,7 @@ export class HttpClient {
   readonly extraHeaders: Record<string, string>;
 
   constructor(c: HttpClientConfig, section: RawSection, connections: number) {
-    const ca = readPem(section, section.baseDir, 'tls.ca_file', c['tls.ca_file']);
-    const cert = readPem(section, section.baseDir, 'tls.crt_file', c['tls.crt_file']);
-    const key = readPem(section, section.baseDir, 'tls.key_file', c['tls.key_file']);
+    const files = readTlsFiles(c, section.baseDir, (k) => section.valuePos[k] ?? section.pos);
     this.ioTimeoutMs = c['net.io_timeout'] * 1000;
     this.dispatcher = new Agent({
       connections,
@@ -142,19 +120,7 @@ export class HttpClient {
       headersTimeout: this.ioTimeoutMs,
       bodyTimeout: this.ioTimeoutMs,
       pipelining: c['net.keepalive'] ? 1 : 0,
-      connect: {
-        rejectUnauthorized: c['tls.verify'],
-        // Fluent Bit checks the name only with tls.verify_hostname (the chain with tls.verify).
-        ...(c['tls.verify_hostname']
-          ? c['tls.vhost']
-            ? { checkServerIdentity: (_h: string, cert: PeerCertificate) => checkServerIdentity(c['tls.vhost']!, cert) }
-            : {}
-          : { checkServerIdentity: () => undefined }),
-        ...(ca ? { ca } : {}),
-        ...(cert ? { cert } : {}),
-        ...(key ? { key } : {}),
-        ...(c['tls.vhost'] ? { servername: c['tls.vhost'] } : {}),
-      },
+      connect: clientTlsConnect(c, files),
     });
     this.extraHeaders = parseHeaders(c, section);
     if (c.bearer_token !== undefined) this.auth = `Bearer ${c.bearer_token}`;
