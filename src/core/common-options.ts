@@ -1,5 +1,5 @@
 /** Options every plugin of a kind has, handled by the core (Fluent Bit's names). */
-import type { OptionTable } from '../config/schema.js';
+import type { OptionSpec, OptionTable } from '../config/schema.js';
 
 const all = {
   name: { type: 'string', required: true, description: 'Plugin name' },
@@ -9,12 +9,12 @@ const all = {
     values: ['off', 'error', 'warn', 'warning', 'info', 'debug', 'trace'],
     description: 'Log level of this instance (default: service log_level)',
   },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
 const routed = {
   match: { type: 'string', description: "Tag pattern with '*' wildcards; events whose tag matches go through this plugin" },
   match_regex: { type: 'string', description: 'Regular expression over the tag (instead of match)' },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
 export const commonInputOptions = {
   ...all,
@@ -26,7 +26,7 @@ export const commonInputOptions = {
     description:
       'Where chunks are buffered until committed: memory (acked after every output delivered) or filesystem (written under service storage.path and acked once stored; survives a crash)',
   },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
 export const commonFilterOptions = { ...all, ...routed } satisfies OptionTable;
 
@@ -46,7 +46,7 @@ export const deliveryOptionTable = {
   batch_size: { type: 'int', min: 1, default: 2000, description: 'Records per batch' },
   batch_bytes: { type: 'size', default: '1Mi', description: 'Approximate bytes per batch' },
   batch_wait: { type: 'duration', docDefault: 'service `flush`', description: 'Longest wait before a partial batch is sent' },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
 export type DeliveryOptionName = keyof typeof deliveryOptionTable;
 
@@ -63,15 +63,20 @@ export interface DeliveryDefaults {
  * The delivery options with an output's own defaults, to spread into its option table: the
  * table is then the one declaration of what the output gets when the user sets nothing.
  */
-export function deliveryOptions(defaults: DeliveryDefaults): OptionTable {
+export function deliveryOptions<const D extends DeliveryDefaults>(defaults: D): DeliveryOptionsWith<D> {
   const out: OptionTable = {};
   for (const [name, value] of Object.entries(defaults) as Array<[DeliveryOptionName, unknown]>) {
-    const spec = deliveryOptionTable[name];
+    const spec: OptionSpec = deliveryOptionTable[name];
     if (!spec) throw new Error(`deliveryOptions: '${name}' is not a delivery option`);
     out[name] = { ...spec, docDefault: undefined, default: name === 'retry_limit' ? String(value) : value };
   }
-  return out;
+  return out as DeliveryOptionsWith<D>;
 }
+
+/** The specs deliveryOptions() returns: those of the common table, with the given defaults. */
+export type DeliveryOptionsWith<D extends DeliveryDefaults> = {
+  [K in keyof D & DeliveryOptionName]: Omit<(typeof deliveryOptionTable)[K], 'default' | 'docDefault'> & { default: D[K] };
+};
 
 /** The delivery options as an output's config holds them after its table was applied. */
 export interface DeliveryConfig {
@@ -111,7 +116,7 @@ export const commonOutputOptions = {
     type: 'string',
     description: 'JSON-lines file for records finally dropped, with the reason (default: <storage.path>/dead-letter/<id>.jsonl when storage.path is set)',
   },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
 export function commonOptionsFor(kind: 'input' | 'filter' | 'output'): OptionTable {
   return kind === 'input' ? commonInputOptions : kind === 'filter' ? commonFilterOptions : commonOutputOptions;

@@ -45,6 +45,8 @@ export interface PlannedPlugin {
   plugin: AnyPlugin;
   id: string;
   config: Record<string, unknown>;
+  /** What the plugin's prepare() made of the config when the plan was made (the config itself without one); create() gets it. */
+  prepared: unknown;
   raw: RawSection;
   matcher: TagMatcher | null;
 }
@@ -105,16 +107,18 @@ export function plan(loaded: LoadedConfig, registry: Registry): Plan {
         errors.push(new ConfigError(`${s.kind} '${id}' has no match or match_regex, so no event would reach it`, s.raw.pos, 'match'));
       }
     }
-    if (errors.length === before && plugin.validate) {
+    let prepared: unknown = config;
+    if (errors.length === before && (plugin.prepare || plugin.validate)) {
       try {
-        plugin.validate(config as never, s.raw);
+        plugin.validate?.(config, s.raw);
+        if (plugin.prepare) prepared = plugin.prepare(config, s.raw);
       } catch (e) {
         if (e instanceof ConfigError) errors.push(e);
         else if (e instanceof ConfigErrors) errors.push(...e.errors);
         else errors.push(new ConfigError((e as Error).message, s.raw.pos));
       }
     }
-    return { kind: s.kind, plugin, id, config, raw: s.raw, matcher };
+    return { kind: s.kind, plugin, id, config, prepared, raw: s.raw, matcher };
   };
   const inputs = loaded.inputs.map(build).filter((x): x is PlannedPlugin => x !== null);
   const filters = loaded.filters.map(build).filter((x): x is PlannedPlugin => x !== null);
@@ -272,7 +276,7 @@ export class Pipeline {
     };
     for (const p of this.plan.filters) {
       const ctx = this.ctx(p);
-      const instance = await wrap(p, () => (p.plugin.create as (c: unknown, x: PluginContext) => FilterInstance | Promise<FilterInstance>)(p.config, ctx));
+      const instance = await wrap(p, () => (p.plugin.create as (c: unknown, x: PluginContext) => FilterInstance | Promise<FilterInstance>)(p.prepared, ctx));
       if (!instance) continue;
       const c = this.metrics.filterRecords;
       this.filters.push({
@@ -292,7 +296,7 @@ export class Pipeline {
       const share = Math.max(1, this.plan.outputs.length);
       for (const p of this.plan.outputs) {
         const ctx = this.ctx(p);
-        const instance = await wrap(p, () => (p.plugin.create as (c: unknown, x: PluginContext) => OutputInstance | Promise<OutputInstance>)(p.config, ctx));
+        const instance = await wrap(p, () => (p.plugin.create as (c: unknown, x: PluginContext) => OutputInstance | Promise<OutputInstance>)(p.prepared, ctx));
         if (!instance) continue;
         const engine = new DeliveryEngine(
           p.id,
@@ -348,7 +352,7 @@ export class Pipeline {
       const node: InputNode = { id: p.id, instance: undefined as unknown as InputInstance, filesystem, reached, flow };
       const ingest = (events: LogEvent[], commit: Commit, bytes: number) => this.ingestFrom(node, events, commit, bytes);
       const ctx: InputContext = { ...base, ingest, flow };
-      const instance = await wrap(p, () => (p.plugin.create as (c: unknown, x: InputContext) => InputInstance | Promise<InputInstance>)(p.config, ctx));
+      const instance = await wrap(p, () => (p.plugin.create as (c: unknown, x: InputContext) => InputInstance | Promise<InputInstance>)(p.prepared, ctx));
       if (!instance) {
         flow.detach();
         continue;

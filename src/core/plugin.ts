@@ -4,6 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { OptionTable, RawSection } from '../config/schema.js';
+import type { commonFilterOptions, commonInputOptions, commonOutputOptions } from './common-options.js';
 import type { Commit } from './commit.js';
 import type { EventTime, LogEvent, LogRecord } from './event.js';
 import type { FlowControl } from './flow.js';
@@ -151,33 +152,118 @@ export interface OutputInstance {
   close?(): Promise<void>;
 }
 
-export interface PluginDef<C = Record<string, unknown>> {
+/** The value an option of this spec has in the config, once its table was applied. */
+type ValueOf<S> = S extends { type: 'string' }
+  ? string
+  : S extends { type: 'int' | 'float' | 'size' | 'duration' }
+    ? number
+    : S extends { type: 'bool' }
+      ? boolean
+      : S extends { type: 'enum'; values: readonly (infer V extends string)[] }
+        ? V
+        : S extends { type: 'list' | 'multi' }
+          ? string[]
+          : unknown;
+
+/** Whether the config always holds the option: it is required or has a default (and no "unlimited" reading). */
+type AlwaysSet<S> = S extends { unlimited: true }
+  ? false
+  : S extends { required: true }
+    ? true
+    : S extends { default: infer D }
+      ? [D] extends [undefined]
+        ? false
+        : true
+      : false;
+
+type Simplify<T> = { [K in keyof T]: T[K] } & {};
+
+/**
+ * The config a plugin gets, inferred from its option table: `string` options are strings, `int`,
+ * `float`, `size` and `duration` numbers, `bool` booleans, an `enum` the union of its values
+ * (declared `as const`), `list` and `multi` string arrays, `any` unknown. An option that is
+ * required or has a default is always there; the others may be absent.
+ */
+export type ConfigOf<T> = Simplify<
+  { -readonly [K in keyof T as AlwaysSet<T[K]> extends true ? K : never]: ValueOf<T[K]> } & {
+    -readonly [K in keyof T as AlwaysSet<T[K]> extends true ? never : K]?: ValueOf<T[K]>;
+  }
+>;
+
+type CommonTable<K extends PluginKind> = K extends 'input'
+  ? typeof commonInputOptions
+  : K extends 'filter'
+    ? typeof commonFilterOptions
+    : typeof commonOutputOptions;
+
+/** The table a plugin's sections are checked against: the options of its kind, then its own (optionTableFor). */
+export type TableOf<K extends PluginKind, O> = Omit<CommonTable<K>, keyof O> & O;
+
+/** The config of a plugin of kind K with option table O (its own options and those of its kind). */
+export type PluginConfig<K extends PluginKind, O> = ConfigOf<TableOf<K, O>>;
+
+export interface PluginDef<C = any, P = any> {
   kind: PluginKind;
   name: string;
   description: string;
   /**
-   * The plugin's options. Outputs whose transport wants other delivery defaults than the common
-   * ones restate them here with `deliveryOptions({ ... })` (src/core/common-options.ts).
+   * The plugin's options: the one declaration of their names, types, defaults and docs. Outputs
+   * whose transport wants other delivery defaults than the common ones restate them here with
+   * `deliveryOptions({ ... })` (src/core/common-options.ts).
    */
   options: OptionTable;
-  /** Extra load-time validation across options; throw ConfigError with positions. */
+  /**
+   * Runs when the configuration is planned (so `validate` runs it too): checks across options
+   * (throw ConfigError with positions) and compiles what the instance needs, reading the files
+   * the options name. Its result is what `create` gets; without it, `create` gets the config.
+   * It must not start anything: the result may be built into an instance later, or never.
+   */
+  prepare?(config: C, section: RawSection): P;
+  /** Extra load-time validation across options (plugins not yet declared with prepare). */
   validate?(config: C, section: RawSection): void;
-  create(config: C, ctx: never): InputInstance | FilterInstance | OutputInstance | Promise<InputInstance | FilterInstance | OutputInstance>;
+  create(prepared: P, ctx: never): InputInstance | FilterInstance | OutputInstance | Promise<InputInstance | FilterInstance | OutputInstance>;
 }
 
-export interface InputPlugin<C = Record<string, unknown>> extends PluginDef<C> {
+export interface InputPlugin<C = Record<string, unknown>, P = C> extends PluginDef<C, P> {
   kind: 'input';
-  create(config: C, ctx: InputContext): InputInstance | Promise<InputInstance>;
+  create(prepared: P, ctx: InputContext): InputInstance | Promise<InputInstance>;
 }
 
-export interface FilterPlugin<C = Record<string, unknown>> extends PluginDef<C> {
+export interface FilterPlugin<C = Record<string, unknown>, P = C> extends PluginDef<C, P> {
   kind: 'filter';
-  create(config: C, ctx: PluginContext): FilterInstance | Promise<FilterInstance>;
+  create(prepared: P, ctx: PluginContext): FilterInstance | Promise<FilterInstance>;
 }
 
-export interface OutputPlugin<C = Record<string, unknown>> extends PluginDef<C> {
+export interface OutputPlugin<C = Record<string, unknown>, P = C> extends PluginDef<C, P> {
   kind: 'output';
-  create(config: C, ctx: PluginContext): OutputInstance | Promise<OutputInstance>;
+  create(prepared: P, ctx: PluginContext): OutputInstance | Promise<OutputInstance>;
 }
 
-export type AnyPlugin = InputPlugin<any> | FilterPlugin<any> | OutputPlugin<any>;
+export type AnyPlugin = InputPlugin<any, any> | FilterPlugin<any, any> | OutputPlugin<any, any>;
+
+interface KindTypes {
+  input: { ctx: InputContext; instance: InputInstance };
+  filter: { ctx: PluginContext; instance: FilterInstance };
+  output: { ctx: PluginContext; instance: OutputInstance };
+}
+
+/** What a plugin folder declares: its kind, name, option table and how to build an instance. */
+export interface PluginSpec<K extends PluginKind, O extends OptionTable, P> {
+  kind: K;
+  name: string;
+  description: string;
+  options: O;
+  prepare?(config: PluginConfig<K, O>, section: RawSection): P;
+  create(prepared: P, ctx: KindTypes[K]['ctx']): KindTypes[K]['instance'] | Promise<KindTypes[K]['instance']>;
+}
+
+/**
+ * Declares a plugin. The config type comes from the option table (declare it `as const
+ * satisfies OptionTable` so enum values stay literal): there is no second declaration of it.
+ */
+export function definePlugin<const O extends OptionTable, P = PluginConfig<'input', O>>(spec: PluginSpec<'input', O, P>): InputPlugin<PluginConfig<'input', O>, P>;
+export function definePlugin<const O extends OptionTable, P = PluginConfig<'filter', O>>(spec: PluginSpec<'filter', O, P>): FilterPlugin<PluginConfig<'filter', O>, P>;
+export function definePlugin<const O extends OptionTable, P = PluginConfig<'output', O>>(spec: PluginSpec<'output', O, P>): OutputPlugin<PluginConfig<'output', O>, P>;
+export function definePlugin(spec: PluginSpec<PluginKind, OptionTable, unknown>): AnyPlugin {
+  return spec as AnyPlugin;
+}

@@ -6,7 +6,7 @@
  */
 import type { OptionTable } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
-import type { OutputInstance, OutputPlugin } from '../../core/plugin.js';
+import { definePlugin, type OutputInstance } from '../../core/plugin.js';
 import { compileFormat, jsonDateOptions } from '../format.js';
 import { deliveryOptions } from '../../core/common-options.js';
 
@@ -19,15 +19,9 @@ const options = {
     description: 'msgpack discards the records as they are; json, json_lines and json_stream serialise them first',
   },
   ...jsonDateOptions,
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
-interface NullConfig {
-  format: string;
-  json_date_key: string;
-  json_date_format: string;
-}
-
-export const nullOutput: OutputPlugin<NullConfig> = {
+export const nullOutput = definePlugin({
   kind: 'output',
   name: 'null',
   description: 'Discards records (Fluent Bit out_null); with a json format it serialises them first',
@@ -42,4 +36,4 @@ export const nullOutput: OutputPlugin<NullConfig> = {
       },
     };
   },
-};
+});
