@@ -6,8 +6,8 @@
 import { Agent, errors as undiciErrors, request, type Dispatcher } from 'undici';
 import { ConfigError } from '../config/errors.js';
 import type { OptionTable, RawSection } from '../config/schema.js';
-import { DeliveryError } from '../core/plugin.js';
-import { checkClientTls, clientTlsConnect, clientTlsOptions, readTlsFiles } from './tls.js';
+import { DeliveryError, type ConfigOf } from '../core/plugin.js';
+import { checkClientTls, clientTlsConnect, clientTlsOptions, readTlsFiles, type TlsFiles } from './tls.js';
 
 export const httpClientOptions = {
   tls: { type: 'bool', default: false, description: 'Use TLS (https)' },
@@ -27,23 +27,19 @@ export const httpClientOptions = {
     type: 'multi',
     description: "Extra HTTP header as 'Name value' (Fluent Bit's header); repeat it or give a list for several",
   },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
-export interface HttpClientConfig {
-  tls: boolean;
-  'tls.verify': boolean;
-  'tls.verify_hostname': boolean;
-  'tls.ca_file'?: string;
-  'tls.crt_file'?: string;
-  'tls.key_file'?: string;
-  'tls.vhost'?: string;
-  http_user?: string;
-  http_passwd: string;
-  bearer_token?: string;
-  'net.connect_timeout': number;
-  'net.io_timeout': number;
-  'net.keepalive': boolean;
-  header?: string[];
+export type HttpClientConfig = ConfigOf<typeof httpClientOptions>;
+
+/**
+ * What an output's HTTP client is built from, made when the plan is made: the options checked,
+ * the `header` entries parsed and the TLS files read (once: the running output does not read
+ * them again).
+ */
+export interface HttpClientSetup {
+  config: HttpClientConfig;
+  headers: Record<string, string>;
+  files: TlsFiles;
 }
 
 /** Headers the client sets itself from the body and the connection; a `header` entry may not replace them. */
@@ -82,14 +78,15 @@ export function parseHeaders(c: HttpClientConfig, section: RawSection, forbidden
   return out;
 }
 
-/** Cross-option checks shared by the HTTP outputs. */
-export function validateHttpClient(c: HttpClientConfig, section: RawSection): void {
+/** Cross-option checks shared by the HTTP outputs, then the headers parsed and the TLS files read. */
+export function prepareHttpClient(c: HttpClientConfig, section: RawSection): HttpClientSetup {
   const at = (k: string) => section.keyPos[k] ?? section.pos;
   if (c.http_user !== undefined && c.bearer_token !== undefined) {
     throw new ConfigError('set http_user/http_passwd or bearer_token, not both', at('bearer_token'), 'bearer_token');
   }
   checkClientTls(c, at);
-  parseHeaders(c, section);
+  const headers = parseHeaders(c, section);
+  return { config: c, headers, files: readTlsFiles(c, section.baseDir, (k) => section.valuePos[k] ?? section.pos) };
 }
 
 export interface HttpResponse {
@@ -101,8 +98,8 @@ export interface HttpResponse {
 const MAX_ERROR_BODY = 1024;
 
 /**
- * One output's HTTP client: a keep-alive agent sized to the output's workers, the TLS material
- * read once at start, and the Authorization header computed once.
+ * One output's HTTP client: a keep-alive agent sized to the output's workers, with the TLS
+ * material read when the plan was made, and the Authorization header computed once.
  */
 export class HttpClient {
   readonly dispatcher: Dispatcher;
@@ -111,8 +108,8 @@ export class HttpClient {
   /** The `header` entries, sent with every request. */
   readonly extraHeaders: Record<string, string>;
 
-  constructor(c: HttpClientConfig, section: RawSection, connections: number) {
-    const files = readTlsFiles(c, section.baseDir, (k) => section.valuePos[k] ?? section.pos);
+  constructor(setup: HttpClientSetup, connections: number) {
+    const { config: c, files } = setup;
     this.ioTimeoutMs = c['net.io_timeout'] * 1000;
     this.dispatcher = new Agent({
       connections,
@@ -122,7 +119,7 @@ export class HttpClient {
       pipelining: c['net.keepalive'] ? 1 : 0,
       connect: clientTlsConnect(c, files),
     });
-    this.extraHeaders = parseHeaders(c, section);
+    this.extraHeaders = setup.headers;
     if (c.bearer_token !== undefined) this.auth = `Bearer ${c.bearer_token}`;
     else if (c.http_user !== undefined) this.auth = `Basic ${Buffer.from(`${c.http_user}:${c.http_passwd}`).toString('base64')}`;
   }

@@ -8,8 +8,8 @@
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
-import { DeliveryError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
-import { classifyStatus, HttpClient, httpClientOptions, safeUrl, validateHttpClient, type HttpClientConfig } from '../http-common.js';
+import { definePlugin, DeliveryError, type OutputInstance, type PluginConfig, type PluginContext } from '../../core/plugin.js';
+import { classifyStatus, HttpClient, httpClientOptions, prepareHttpClient, safeUrl, type HttpClientSetup } from '../http-common.js';
 import { buildAlert, DEFAULT_SEVERITY, fingerprint, priorityRank, PRIORITIES, type AlertOptions, type PostableAlert, type Priority } from './alert.js';
 import { deliveryOptions } from '../../core/common-options.js';
 
@@ -53,22 +53,9 @@ const options = {
   },
   extra_labels: { type: 'any', description: 'Labels added to every alert, a map or "name:value,..." (override the built ones)' },
   extra_annotations: { type: 'any', description: 'Annotations added to every alert, a map or "name:value,..."' },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
-export interface AlertmanagerConfig extends HttpClientConfig {
-  url?: string[];
-  host?: string;
-  port: number;
-  uri: string;
-  minimum_priority?: string;
-  expires_after: number;
-  resend_interval: number;
-  max_active_alerts: number;
-  severity_map?: unknown;
-  extra_labels?: unknown;
-  extra_annotations?: unknown;
-  workers: number;
-}
+export type AlertmanagerConfig = PluginConfig<'output', typeof options>;
 
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
@@ -151,9 +138,16 @@ export function compile(c: AlertmanagerConfig, section: RawSection): Compiled {
   };
 }
 
-function validate(c: AlertmanagerConfig, section: RawSection): void {
-  validateHttpClient(c, section);
-  compile(c, section);
+/** What an Alertmanager output is built from, made once when the plan is made. */
+interface Prepared {
+  config: AlertmanagerConfig;
+  compiled: Compiled;
+  http: HttpClientSetup;
+}
+
+function prepare(config: AlertmanagerConfig, section: RawSection): Prepared {
+  const http = prepareHttpClient(config, section);
+  return { config, compiled: compile(config, section), http };
 }
 
 /** falcosidekick lets its test alert through whatever minimumpriority says (handlers.go). */
@@ -175,12 +169,16 @@ class AlertmanagerOutput implements OutputInstance {
   private resending: Promise<void> | undefined;
   private readonly m;
 
+  private readonly c: AlertmanagerConfig;
+
   constructor(
-    private readonly c: AlertmanagerConfig,
+    prepared: Prepared,
     private readonly ctx: PluginContext,
   ) {
-    this.compiled = compile(c, ctx.section);
-    this.client = new HttpClient(c, ctx.section, c.workers + 1);
+    const c = prepared.config;
+    this.c = c;
+    this.compiled = prepared.compiled;
+    this.client = new HttpClient(prepared.http, c.workers + 1);
     const id = ctx.id;
     this.m = {
       filtered: ctx.metrics.counter('logwarden_alertmanager_filtered_records_total', 'Alert records below minimum_priority', ['name']).labels(id),
@@ -324,11 +322,11 @@ class AlertmanagerOutput implements OutputInstance {
   }
 }
 
-export const alertmanagerOutput: OutputPlugin<AlertmanagerConfig> = {
+export const alertmanagerOutput = definePlugin({
   kind: 'output',
   name: 'alertmanager',
   description: 'Send Falco alerts to Prometheus Alertmanager (POST /api/v2/alerts), falcosidekick-compatible labels and annotations',
   options,
-  validate,
-  create: (config, ctx) => new AlertmanagerOutput(config, ctx),
-};
+  prepare,
+  create: (prepared, ctx) => new AlertmanagerOutput(prepared, ctx),
+});

@@ -10,15 +10,15 @@ import { resolve } from 'node:path';
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
-import { DeliveryError, EncodeError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
+import { definePlugin, DeliveryError, EncodeError, type OutputInstance, type PluginConfig, type PluginContext } from '../../core/plugin.js';
 import { recordJSON, toJSONLine, withoutMembers } from '../../core/json.js';
-import { classifyStatus, HttpClient, httpClientOptions, parseHeaders, validateHttpClient, type HttpClientConfig } from '../http-common.js';
+import { classifyStatus, HttpClient, httpClientOptions, prepareHttpClient, type HttpClientSetup } from '../http-common.js';
 import { setField, valueToText } from '../../core/record-accessor.js';
 import { JsonWriter, writeRecordJSON } from '../../core/msgpack-json.js';
 import { sharedView } from '../../core/record-view.js';
 import { WireEvent } from '../../core/wire-event.js';
 import { compileAccessor, without, type Accessor, type PathPart } from './accessor.js';
-import { encodeBody, labelString, type Encoding, type Entry, type Stream } from './encode.js';
+import { encodeBody, labelString, type Entry, type Stream } from './encode.js';
 import {
   LabelSet,
   LabelWarnings,
@@ -30,7 +30,7 @@ import {
   type LabelTemplate,
   type SkippedLabel,
 } from './labels.js';
-import { formatLine, type DropSingleKey, type LineFormat } from './line.js';
+import { formatLine, type DropSingleKey } from './line.js';
 import { deliveryOptions } from '../../core/common-options.js';
 
 const options = {
@@ -90,31 +90,9 @@ const options = {
     default: '256Ki',
     description: "Longer lines are truncated to this size before sending (Loki's default limit, its 256KB: 262144 bytes; 0: send as is)",
   },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
-export interface LokiConfig extends HttpClientConfig {
-  url?: string;
-  host: string;
-  port: number;
-  uri: string;
-  tenant_id?: string;
-  tenant_id_key?: string;
-  labels?: string[];
-  label_keys?: string[];
-  label_map_path?: string;
-  remove_keys?: string[];
-  auto_kubernetes_labels: boolean;
-  drop_single_key: string;
-  line_format: LineFormat;
-  structured_metadata?: string[];
-  structured_metadata_map_keys?: string[];
-  encoding: Encoding;
-  compress: 'none' | 'gzip';
-  max_streams: number;
-  stream_idle_timeout: number;
-  max_line_size: number;
-  workers: number;
-}
+export type LokiConfig = PluginConfig<'output', typeof options>;
 
 const DEFAULT_LABEL: [string, string] = ['job', 'logwarden'];
 
@@ -152,7 +130,7 @@ function readLabelMap(file: string, section: RawSection): LabelTemplate[] {
 }
 
 /** Compiles label, metadata and key options; throws ConfigError with the option's position. */
-export function compile(c: LokiConfig, section: RawSection): Compiled {
+export function compile(c: LokiConfig, section: RawSection, headers: Record<string, string>): Compiled {
   const fail = (key: string, msg: string): never => {
     throw new ConfigError(msg, section.valuePos[key] ?? section.keyPos[key] ?? section.pos, key);
   };
@@ -190,7 +168,7 @@ export function compile(c: LokiConfig, section: RawSection): Compiled {
     ...metaMaps.map((a) => a.path),
   ];
   const tenantKey = c.tenant_id_key !== undefined ? accessor('tenant_id_key', c.tenant_id_key) : undefined;
-  const headerTenant = parseHeaders(c, section)['x-scope-orgid'];
+  const headerTenant = headers['x-scope-orgid'];
   if (headerTenant !== undefined && c.tenant_id !== undefined) {
     fail('header', 'set tenant_id or header X-Scope-OrgID, not both (they are the same header)');
   }
@@ -221,9 +199,16 @@ function withUrl(c: LokiConfig, section: RawSection): LokiConfig {
   };
 }
 
-function validate(config: LokiConfig, section: RawSection): void {
+/** What a Loki output is built from, made once when the plan is made. */
+interface Prepared {
+  config: LokiConfig;
+  compiled: Compiled;
+  http: HttpClientSetup;
+}
+
+function prepare(config: LokiConfig, section: RawSection): Prepared {
   const c = withUrl(config, section);
-  validateHttpClient(c, section);
+  const http = prepareHttpClient(c, section);
   if (c.compress === 'gzip' && c.encoding === 'protobuf') {
     throw new ConfigError(
       'compress gzip applies to encoding json; protobuf bodies are always snappy-compressed',
@@ -232,7 +217,7 @@ function validate(config: LokiConfig, section: RawSection): void {
     );
   }
   if (!c.uri.startsWith('/')) throw new ConfigError(`uri must start with '/'`, section.valuePos.uri ?? section.pos, 'uri');
-  compile(c, section);
+  return { config: c, compiled: compile(c, section, http.headers), http };
 }
 
 const sameKeys = (a: readonly PathPart[], b: readonly PathPart[]) => a.length === b.length && a.every((x, i) => x === b[i]);
@@ -280,11 +265,15 @@ class LokiOutput implements OutputInstance {
   private readonly delivered = new WeakMap<LogEvent, { length: number; tenants: Set<string> }>();
   private readonly m;
 
+  private readonly c: LokiConfig;
+
   constructor(
-    private readonly c: LokiConfig,
+    prepared: Prepared,
     private readonly ctx: PluginContext,
   ) {
-    this.compiled = compile(c, ctx.section);
+    const c = prepared.config;
+    this.c = c;
+    this.compiled = prepared.compiled;
     {
       const { derived, tenantKey, labels } = this.compiled;
       const paths = [...derived, ...(tenantKey ? [tenantKey.path] : [])];
@@ -313,7 +302,7 @@ class LokiOutput implements OutputInstance {
     const host = c.host.includes(':') && !c.host.startsWith('[') ? `[${c.host}]` : c.host;
     this.url = `${c.tls ? 'https' : 'http'}://${host}:${c.port}${c.uri}`;
     this.where = `loki ${c.host}:${c.port}`;
-    this.client = new HttpClient(c, ctx.section, c.workers);
+    this.client = new HttpClient(prepared.http, c.workers);
     const id = ctx.id;
     this.m = {
       overflow: ctx.metrics.counter(
@@ -543,12 +532,11 @@ class LokiOutput implements OutputInstance {
   }
 }
 
-export const lokiOutput: OutputPlugin<LokiConfig> = {
+export const lokiOutput = definePlugin({
   kind: 'output',
   name: 'loki',
   description: "Send logs to Grafana Loki's push API (protobuf+snappy or JSON), with Fluent Bit's out_loki options",
   options,
-  validate,
-  create: (config, ctx) => new LokiOutput(withUrl(config, ctx.section), ctx),
-};
-
+  prepare,
+  create: (prepared, ctx) => new LokiOutput(prepared, ctx),
+});
