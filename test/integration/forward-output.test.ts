@@ -7,7 +7,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -17,6 +17,10 @@ import { forwardOutput } from '../../src/outputs/forward/index.js';
 import { fileOutput } from '../../src/outputs/file/index.js';
 import { EventTime, type LogEvent } from '../../src/core/event.js';
 import { ConfigErrors } from '../../src/config/errors.js';
+import { loadConfigFile } from '../../src/config/load.js';
+import { Commit } from '../../src/core/commit.js';
+import { Pipeline, plan } from '../../src/core/pipeline.js';
+import { jsonLogger, registryOf } from '../support/harness.js';
 import { events, startPipeline, tempDir, type RunningPipeline } from '../support/output-pipeline.js';
 import { startInput, type StartedInput } from '../support/input-server.js';
 import { pki, writePki } from '../support/certs.js';
@@ -749,6 +753,30 @@ describe('forward output: upstream nodes', () => {
       await s.stop(1);
       await r1.run.stop(1);
       await r2.run.stop(1);
+    }
+  });
+
+  test('the upstream file is read once, when the plan is made: removed before the output starts, its nodes are still used', async () => {
+    const r = await receiver('shared_key: once');
+    const dir = tempDir();
+    writeFileSync(join(dir, 'upstream.conf'), `[UPSTREAM]\n    name one\n\n[NODE]\n    name       only\n    host       127.0.0.1\n    port       ${r.port}\n    shared_key once\n`);
+    const file = join(dir, 'pipeline.yaml');
+    writeFileSync(file, `pipeline:\n  outputs:\n    - name: forward\n      match: '*'\n      upstream: upstream.conf\n      require_ack_response: on\n`);
+    const planned = plan(loadConfigFile(file, {}), registryOf(...plugins));
+    rmSync(join(dir, 'upstream.conf'));
+    const pipeline = new Pipeline(planned, { logger: jsonLogger().logger });
+    await pipeline.start();
+    try {
+      const ok = await new Promise<boolean>((done) => {
+        const c = new Commit((delivered) => done(delivered));
+        pipeline.ingest(events('once', ids(5)), c, 500);
+        c.release();
+      });
+      assert.equal(ok, true);
+      assert.deepEqual(sortedIds(r.lines('once')), ids(5).map((x) => x.id));
+    } finally {
+      await pipeline.stop(1);
+      await r.run.stop(1);
     }
   });
 

@@ -6,9 +6,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadConfigFile } from '../../src/config/load.js';
+import { Commit } from '../../src/core/commit.js';
+import { Pipeline, plan } from '../../src/core/pipeline.js';
 import { lokiOutput } from '../../src/outputs/loki/index.js';
+import { jsonLogger, registryOf } from '../support/harness.js';
 import { LokiServer } from '../support/loki-server.js';
 import { events, startPipeline, tempDir } from '../support/output-pipeline.js';
 
@@ -86,5 +90,35 @@ test('tls.verify off accepts the certificate', async () => {
     assert.equal(plain.entries().length, 1);
   } finally {
     await p.stop(1);
+  }
+});
+
+test('the TLS files and label_map_path are read once, when the plan is made: removed before the output starts, they are not missed', async () => {
+  const own = tempDir('logwarden-tls-once-');
+  for (const f of ['ca.pem', 'client.pem', 'client.key']) copyFileSync(join(dir, f), join(own, f));
+  writeFileSync(join(own, 'labelmap.json'), JSON.stringify({ app: 'app' }));
+  const file = join(own, 'pipeline.yaml');
+  writeFileSync(
+    file,
+    yaml(mtls.port, '      tls.ca_file: ca.pem\n      tls.crt_file: client.pem\n      tls.key_file: client.key\n      label_map_path: labelmap.json'),
+  );
+  const planned = plan(loadConfigFile(file, {}), registryOf(lokiOutput));
+  for (const f of ['ca.pem', 'client.pem', 'client.key', 'labelmap.json']) rmSync(join(own, f));
+  const pipeline = new Pipeline(planned, { logger: jsonLogger().logger });
+  await pipeline.start();
+  try {
+    const before = mtls.entries().length;
+    const outcome = await new Promise<boolean>((done) => {
+      const c = new Commit((ok) => done(ok));
+      pipeline.ingest(events('t', [{ app: 'once', a: 3 }]), c, 100);
+      c.release();
+    });
+    assert.equal(outcome, true);
+    const sent = mtls.entries().slice(before);
+    assert.equal(sent.length, 1);
+    // The label the removed label map declared.
+    assert.equal(sent[0]!.labels.app, 'once');
+  } finally {
+    await pipeline.stop(1);
   }
 });

@@ -24,7 +24,7 @@ import { checkServerIdentity, type ConnectionOptions, type PeerCertificate } fro
 import { ConfigError, type SourcePos } from '../../config/errors.js';
 import { coerceOption, type OptionTable, type RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
-import { DeliveryError, EncodeError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
+import { definePlugin, DeliveryError, EncodeError, type OutputInstance, type PluginConfig, type PluginContext } from '../../core/plugin.js';
 import { compileTemplate, type Template } from '../../core/record-accessor.js';
 import { ForwardConnection, type Auth, type ClientTimeouts, type Endpoint } from './client.js';
 import { formatKey, optionsBytes, prepareFrame, type FrameFormat, type PreparedFrame } from './frame.js';
@@ -81,41 +81,9 @@ const options = {
   'net.io_timeout': { type: 'duration', fluentBit: 'time', default: 60, description: 'Seconds to wait for PONG and for each ack before the attempt fails' },
   'net.keepalive': { type: 'bool', default: true, description: 'Keep connections open between batches' },
   'net.keepalive_idle_timeout': { type: 'duration', fluentBit: 'time', default: 30, description: 'Close a kept connection unused this long (Fluent Bit default 30)' },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
-interface ForwardConfig {
-  /** From the delivery options: connections per node are bounded by it. */
-  workers: number;
-  host: string;
-  port: number;
-  unix_path?: string;
-  upstream?: string;
-  recover_wait: number;
-  tag?: string;
-  time_as_integer: boolean;
-  retain_metadata_in_forward_mode: boolean;
-  send_options: boolean;
-  require_ack_response: boolean;
-  compress: 'text' | 'gzip';
-  add_option?: string[];
-  shared_key?: string;
-  empty_shared_key: boolean;
-  self_hostname: string;
-  username?: string;
-  password?: string;
-  tls: boolean;
-  'tls.verify': boolean;
-  'tls.verify_hostname': boolean;
-  'tls.ca_file'?: string;
-  'tls.crt_file'?: string;
-  'tls.key_file'?: string;
-  'tls.key_passwd'?: string;
-  'tls.vhost'?: string;
-  'net.connect_timeout': number;
-  'net.io_timeout': number;
-  'net.keepalive': boolean;
-  'net.keepalive_idle_timeout': number;
-}
+type ForwardConfig = PluginConfig<'output', typeof options>;
 
 /**
  * Keys a [NODE] may set (Fluent Bit reads these per node: flb_upstream_ha.c create_node for the
@@ -289,12 +257,13 @@ function resolveNodes(c: ForwardConfig, section: RawSection): NodeSpec[] {
     for (const k of ['name', 'host', 'port']) {
       if (!(k in n.values)) throw new ConfigError(`node needs ${k} (name, host and port are mandatory in Fluent Bit)`, n.pos, k);
     }
-    const merged = { ...c } as Record<string, unknown>;
+    // A node's values are read by the output's own option specs, so they have the config's types.
+    const own: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(n.values)) {
       if (k === 'name') continue;
-      merged[k] = coerceOption(k, options[k as keyof typeof options], v, n.valuePos[k]);
+      own[k] = coerceOption(k, options[k as (typeof NODE_KEYS)[number] & keyof typeof options], v, n.valuePos[k]);
     }
-    const cfg = merged as unknown as ForwardConfig;
+    const cfg: ForwardConfig = Object.assign({}, c, own);
     const name = String(n.values.name);
     if (names.has(name)) throw new ConfigError(`two nodes are named '${name}'`, n.valuePos.name, 'name');
     names.add(name);
@@ -306,8 +275,14 @@ function resolveNodes(c: ForwardConfig, section: RawSection): NodeSpec[] {
   });
 }
 
-function validate(c: ForwardConfig, section: RawSection): void {
-  resolveNodes(c, section);
+/** What a forward output is built from, made once when the plan is made: its nodes, their TLS files read. */
+interface Prepared {
+  config: ForwardConfig;
+  nodes: NodeSpec[];
+}
+
+function prepare(config: ForwardConfig, section: RawSection): Prepared {
+  return { config, nodes: resolveNodes(config, section) };
 }
 
 const newChunk = () => randomBytes(16).toString('base64');
@@ -555,14 +530,11 @@ class ForwardOutput implements OutputInstance {
   }
 }
 
-export const forwardOutput: OutputPlugin<ForwardConfig> = {
+export const forwardOutput = definePlugin({
   kind: 'output',
   name: 'forward',
   description: "Send to Fluent Bit, Fluentd or logwarden over the forward protocol (Fluent Bit's out_forward: acks, shared key, gzip, upstream nodes)",
   options,
-  validate,
-  create(config, ctx) {
-    const specs = resolveNodes(config, ctx.section);
-    return new ForwardOutput(config, ctx, specs, config.workers);
-  },
-};
+  prepare,
+  create: ({ config, nodes }, ctx) => new ForwardOutput(config, ctx, nodes, config.workers),
+});
