@@ -6,10 +6,10 @@
  */
 import { resolve } from 'node:path';
 import { ConfigError, ConfigErrors } from '../../config/errors.js';
-import type { RawSection } from '../../config/schema.js';
+import type { OptionTable, RawSection } from '../../config/schema.js';
 import { readAuditValue } from '../../k8s-audit/audit-event.js';
 import { EventTime, type LogEvent } from '../../core/event.js';
-import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
+import { definePlugin, type FilterInstance, type PluginConfig } from '../../core/plugin.js';
 import { sharedView, UNSUPPORTED } from '../../core/record-view.js';
 import { WireEvent } from '../../core/wire-event.js';
 import { encode } from '../../core/msgpack.js';
@@ -28,16 +28,6 @@ import {
   type RuleSet,
 } from '../../falco/index.js';
 
-export interface DetectConfig {
-  rules_file?: string[];
-  rule_matching: 'first' | 'all';
-  minimum_priority: string;
-  alert_tag: string;
-  keep_events: boolean;
-  hostname: string;
-  key_name?: string;
-  include_event: boolean;
-}
 
 function pos(section: RawSection, key: string) {
   return section.valuePos[key] ?? section.keyPos[key] ?? section.pos;
@@ -67,59 +57,58 @@ export function loadRules(files: readonly string[], section: RawSection): RuleSe
   }
 }
 
-/** Rule sets loaded by validate(), reused by create() for the same configuration. */
-const loaded = new WeakMap<object, RuleSet>();
-
 const WARN_EVERY_MS = 60_000;
 
-export const detect: FilterPlugin<DetectConfig> = {
+const options = {
+  rules_file: {
+    type: 'multi',
+    description: 'Falco rule file(s), loaded in order, relative to the config file (default: the bundled rules/k8s_audit_rules.yaml)',
+  },
+  rule_matching: {
+    type: 'enum',
+    values: ['first', 'all'],
+    default: 'first',
+    description: "Falco's rule_matching: first (one alert per event: the first matching rule in rule order) or all",
+  },
+  minimum_priority: {
+    type: 'enum',
+    values: PRIORITY_VALUES,
+    default: 'debug',
+    description: 'Rules less severe than this priority are not evaluated (Falco priority names, case-insensitive)',
+  },
+  alert_tag: { type: 'string', default: 'falco', description: 'Tag of the emitted alert events' },
+  keep_events: {
+    type: 'bool',
+    default: true,
+    description: 'Pass the incoming records on (on) or drop them so only the alerts continue (off)',
+  },
+  hostname: {
+    type: 'string',
+    default: DEFAULT_HOSTNAME,
+    docDefault: 'the host name of the machine logwarden runs on',
+    description: 'hostname field of the alert records (Falco evt.hostname; the Alertmanager output makes it the `hostname` label)',
+  },
+  include_event: {
+    type: 'bool',
+    default: false,
+    description: 'Add the audit event that triggered each alert under audit_event (the web page shows it); off keeps Falco\'s alert shape',
+  },
+  key_name: {
+    type: 'string',
+    description: 'Key holding the audit event (a JSON string or a map); unset: the record is the event',
+  },
+} as const satisfies OptionTable;
+
+export type DetectConfig = PluginConfig<'filter', typeof options>;
+
+export const detect = definePlugin({
   kind: 'filter',
   name: 'detect',
   description: 'Evaluates Falco rules (source k8s_audit) on Kubernetes audit events and emits Falco alerts under alert_tag',
-  options: {
-    rules_file: {
-      type: 'multi',
-      description: 'Falco rule file(s), loaded in order, relative to the config file (default: the bundled rules/k8s_audit_rules.yaml)',
-    },
-    rule_matching: {
-      type: 'enum',
-      values: ['first', 'all'],
-      default: 'first',
-      description: "Falco's rule_matching: first (one alert per event: the first matching rule in rule order) or all",
-    },
-    minimum_priority: {
-      type: 'enum',
-      values: PRIORITY_VALUES,
-      default: 'debug',
-      description: 'Rules less severe than this priority are not evaluated (Falco priority names, case-insensitive)',
-    },
-    alert_tag: { type: 'string', default: 'falco', description: 'Tag of the emitted alert events' },
-    keep_events: {
-      type: 'bool',
-      default: true,
-      description: 'Pass the incoming records on (on) or drop them so only the alerts continue (off)',
-    },
-    hostname: {
-      type: 'string',
-      default: DEFAULT_HOSTNAME,
-      docDefault: 'the host name of the machine logwarden runs on',
-      description: 'hostname field of the alert records (Falco evt.hostname; the Alertmanager output makes it the `hostname` label)',
-    },
-    include_event: {
-      type: 'bool',
-      default: false,
-      description: 'Add the audit event that triggered each alert under audit_event (the web page shows it); off keeps Falco\'s alert shape',
-    },
-    key_name: {
-      type: 'string',
-      description: 'Key holding the audit event (a JSON string or a map); unset: the record is the event',
-    },
-  },
-  validate(config, section) {
-    loaded.set(config, loadRules(ruleFiles(config, section), section));
-  },
-  create(config, ctx): FilterInstance {
-    const ruleSet = loaded.get(config) ?? loadRules(ruleFiles(config, ctx.section), ctx.section);
+  options,
+  /** The rule files are read and compiled once, when the plan is made (`validate` reports their errors). */
+  prepare: (config, section) => ({ config, ruleSet: loadRules(ruleFiles(config, section), section) }),
+  create({ config, ruleSet }, ctx): FilterInstance {
     for (const m of ruleSet.messages) {
       if (m.severity !== 'warning') continue;
       if (m.code.startsWith('LOAD_UNUSED')) ctx.logger.debug({ code: m.code }, formatMessage(m));
@@ -241,6 +230,6 @@ export const detect: FilterPlugin<DetectConfig> = {
       },
     };
   },
-};
+});
 
 export default detect;
