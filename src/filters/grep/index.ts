@@ -17,17 +17,13 @@
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
-import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
+import { definePlugin, type FilterInstance, type PluginConfig } from '../../core/plugin.js';
 import { AccessorSyntaxError, compileAccessor, type RecordAccessor } from '../../core/record-accessor.js';
 import { readAccessor, viewable } from '../../core/record-read.js';
 import { compileRegex, RegexError, type SafeRegex } from '../../core/safe-regex.js';
 import { optionPos, orderedEntries, splitArgs } from '../modify/args.js';
 
-interface GrepConfig {
-  regex?: string[];
-  exclude?: string[];
-  logical_op: 'legacy' | 'and' | 'or';
-}
+type GrepConfig = PluginConfig<'filter', typeof options>;
 
 const options = {
   regex: { type: 'multi', description: 'KEY REGEX: keep records whose KEY (record accessor or key name) matches REGEX' },
@@ -38,7 +34,7 @@ const options = {
     default: 'legacy',
     description: 'How several rules combine: legacy (in order, first decisive rule wins), and, or',
   },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
 interface Rule {
   exclude: boolean;
@@ -77,16 +73,13 @@ function matches(rule: Rule, e: LogEvent, bytes: boolean): boolean {
   return typeof v === 'string' && rule.re.test(v);
 }
 
-export const grepFilter: FilterPlugin<GrepConfig> = {
+export const grepFilter = definePlugin({
   kind: 'filter',
   name: 'grep',
   description: "Keeps or drops records whose fields match regular expressions, as Fluent Bit's grep filter",
   options,
-  validate(config, section) {
-    compile(config, section);
-  },
-  create(config, ctx): FilterInstance {
-    const rules = compile(config, ctx.section);
+  prepare: (config, section) => ({ config, rules: compile(config, section) }),
+  create({ config, rules }): FilterInstance {
     const bytes = rules.every((r) => viewable(r.key));
     let keep: (e: LogEvent) => boolean;
     if (config.logical_op === 'legacy') {
@@ -118,4 +111,4 @@ export const grepFilter: FilterPlugin<GrepConfig> = {
       },
     };
   },
-};
+});

@@ -24,7 +24,7 @@
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogRecord } from '../../core/event.js';
-import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
+import { definePlugin, type FilterInstance } from '../../core/plugin.js';
 import { AccessorSyntaxError, compileAccessor, hasField, type PathPart, type RecordAccessor } from '../../core/record-accessor.js';
 import { compileRegex, RegexError, type SafeRegex } from '../../core/safe-regex.js';
 import { applyEdit } from '../../core/record-edit.js';
@@ -64,7 +64,7 @@ const options = {
   condition: multi(
     `CONDITION ARGS: apply the rules only when every condition holds; one of ${Object.keys(CONDITIONS).join(', ')}`,
   ),
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
 /**
  * A rule: one edit (src/core/record-view.ts), made when top-level `need` is there and `absent`
@@ -266,16 +266,13 @@ function compile(section: RawSection): { rules: Rule[]; conditions: Condition[];
   return { rules, conditions, viewConditions };
 }
 
-export const modifyFilter: FilterPlugin = {
+export const modifyFilter = definePlugin({
   kind: 'filter',
   name: 'modify',
   description: 'Changes records with rules (set, add, remove, rename, copy...) under conditions, as Fluent Bit\'s modify filter',
   options,
-  validate(_config, section) {
-    compile(section);
-  },
-  create(_config, ctx): FilterInstance {
-    const { rules, conditions, viewConditions } = compile(ctx.section);
+  prepare: (_config, section) => compile(section),
+  create({ rules, conditions, viewConditions }): FilterInstance {
     const view = sharedView;
     const conditional = viewConditions !== null && viewConditions.length > 0;
     /**
@@ -324,4 +321,4 @@ export const modifyFilter: FilterPlugin = {
       },
     };
   },
-};
+});

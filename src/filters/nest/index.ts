@@ -16,20 +16,13 @@
  */
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
-import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
+import { definePlugin, type FilterInstance, type PluginConfig } from '../../core/plugin.js';
 import { applyEdit } from '../../core/record-edit.js';
 import type { Edit } from '../../core/record-view.js';
 import { WireEvent } from '../../core/wire-event.js';
 import { optionPos, rawOption } from '../modify/args.js';
 
-interface NestConfig {
-  operation: 'nest' | 'lift';
-  wildcard?: string[];
-  nest_under?: string;
-  nested_under?: string;
-  add_prefix?: string;
-  remove_prefix?: string;
-}
+type NestConfig = PluginConfig<'filter', typeof options>;
 
 const options = {
   operation: { type: 'enum', values: ['nest', 'lift'], required: true, description: 'nest: move keys into a map; lift: move a map\'s keys up' },
@@ -38,7 +31,7 @@ const options = {
   nested_under: { type: 'string', description: 'lift: key of the map whose keys move up' },
   add_prefix: { type: 'string', description: 'Prefix added to the names of the moved keys' },
   remove_prefix: { type: 'string', description: 'Prefix removed from the names of the moved keys that start with it' },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
 function check(config: NestConfig, section: RawSection): void {
   const needs = (option: keyof NestConfig) => {
@@ -60,14 +53,16 @@ function check(config: NestConfig, section: RawSection): void {
   }
 }
 
-export const nestFilter: FilterPlugin<NestConfig> = {
+export const nestFilter = definePlugin({
   kind: 'filter',
   name: 'nest',
   description: "Nests keys under a map or lifts a map's keys up, as Fluent Bit's nest filter",
   options,
-  validate: check,
-  create(config, ctx): FilterInstance {
-    check(config, ctx.section);
+  prepare(config, section) {
+    check(config, section);
+    return config;
+  },
+  create(config): FilterInstance {
     const add = config.add_prefix ?? '';
     const strip = config.remove_prefix;
     const rename = (k: string) => add + (strip !== undefined && k.startsWith(strip) ? k.slice(strip.length) : k);
@@ -96,4 +91,4 @@ export const nestFilter: FilterPlugin<NestConfig> = {
       },
     };
   },
-};
+});

@@ -17,20 +17,14 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
-import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
+import { definePlugin, type FilterInstance, type PluginConfig } from '../../core/plugin.js';
 import { hasField } from '../../core/record-accessor.js';
 import { optionPos, rawOption, splitArgs } from '../modify/args.js';
 import { applyEdit } from '../../core/record-edit.js';
 import { sharedView, type Edit, type RecordView } from '../../core/record-view.js';
 import { WireEvent } from '../../core/wire-event.js';
 
-interface RecordModifierConfig {
-  record?: string[];
-  remove_key?: string[];
-  allowlist_key?: string[];
-  whitelist_key?: string[];
-  uuid_key?: string;
-}
+type RecordModifierConfig = PluginConfig<'filter', typeof options>;
 
 const options = {
   record: { type: 'multi', description: 'KEY VALUE: append KEY with VALUE (the rest of the line)' },
@@ -38,7 +32,7 @@ const options = {
   allowlist_key: { type: 'multi', description: 'Keep only these keys (case-insensitive; a trailing * matches a prefix)' },
   whitelist_key: { type: 'multi', description: 'Older name of allowlist_key' },
   uuid_key: { type: 'string', description: 'Add this key with a random UUID (v4) per record' },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
 interface Compiled {
   records: Array<[string, string]>;
@@ -93,16 +87,14 @@ function removes(view: RecordView, match: (key: string) => boolean): typeof NONE
   return hit === n ? ALL : hit === 0 ? NONE : SOME;
 }
 
-export const recordModifierFilter: FilterPlugin<RecordModifierConfig> = {
+export const recordModifierFilter = definePlugin({
   kind: 'filter',
   name: 'record_modifier',
   description: "Appends fields, removes keys or keeps an allowlist of keys, as Fluent Bit's record_modifier filter",
   options,
-  validate(config, section) {
-    compile(config, section);
-  },
-  create(config, ctx): FilterInstance {
-    const { records, matcher, remove } = compile(config, ctx.section);
+  prepare: (config, section) => ({ config, compiled: compile(config, section) }),
+  create({ config, compiled }): FilterInstance {
+    const { records, matcher, remove } = compiled;
     const uuidKey = config.uuid_key;
     // The changes as edits (src/core/record-view.ts): the keys removed (remove_key, or the ones
     // allowlist_key does not keep), then the fields appended. A record still in bytes records
@@ -155,4 +147,4 @@ export const recordModifierFilter: FilterPlugin<RecordModifierConfig> = {
       },
     };
   },
-};
+});

@@ -21,7 +21,7 @@
 import { ConfigError } from '../../config/errors.js';
 import { parseBool, type OptionTable, type RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
-import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
+import { definePlugin, type FilterInstance, type PluginConfig } from '../../core/plugin.js';
 import { AccessorSyntaxError, compileAccessor, compileTemplate, type RecordAccessor, type Template } from '../../core/record-accessor.js';
 import { compileRegex, RegexError, type SafeRegex } from '../../core/safe-regex.js';
 import { optionPos, splitArgs, WarnLimiter } from '../modify/args.js';
@@ -29,11 +29,7 @@ import { cloneRecord } from '../../core/msgpack.js';
 import { readAccessor, viewable } from '../../core/record-read.js';
 import { WireEvent } from '../../core/wire-event.js';
 
-interface RewriteTagConfig {
-  rule: string[];
-  emitter_name?: string;
-  'emitter_storage.type': 'memory';
-}
+type RewriteTagConfig = PluginConfig<'filter', typeof options>;
 
 const options = {
   rule: { type: 'multi', required: true, description: '$KEY REGEX NEW_TAG KEEP: emit a copy under NEW_TAG when KEY matches REGEX; KEEP true keeps the original' },
@@ -44,7 +40,7 @@ const options = {
     default: 'memory',
     description: 'Emitted records travel with the chunk they came from (memory); filesystem buffering is the input\'s storage.type',
   },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
 interface Rule {
   key: RecordAccessor;
@@ -78,16 +74,13 @@ function compile(config: RewriteTagConfig, section: RawSection): Rule[] {
   });
 }
 
-export const rewriteTagFilter: FilterPlugin<RewriteTagConfig> = {
+export const rewriteTagFilter = definePlugin({
   kind: 'filter',
   name: 'rewrite_tag',
   description: "Re-emits records under a new tag computed from the record, as Fluent Bit's rewrite_tag filter",
   options,
-  validate(config, section) {
-    compile(config, section);
-  },
-  create(config, ctx): FilterInstance {
-    const rules = compile(config, ctx.section);
+  prepare: (config, section) => ({ config, rules: compile(config, section) }),
+  create({ config, rules }, ctx): FilterInstance {
     const emitterName = config.emitter_name ?? `emitter_for_${ctx.id}`;
     const emitterRecords = ctx.metrics.inputRecords.labels(emitterName);
     const emptyTag = ctx.metrics
@@ -159,4 +152,4 @@ export const rewriteTagFilter: FilterPlugin<RewriteTagConfig> = {
       },
     };
   },
-};
+});

@@ -9,21 +9,14 @@
  * print_status the current rate is logged at info level every interval.
  */
 import type { OptionTable } from '../../config/schema.js';
-import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
-
-interface ThrottleConfig {
-  rate: number;
-  window: number;
-  interval: number;
-  print_status: boolean;
-}
+import { definePlugin, type FilterInstance } from '../../core/plugin.js';
 
 const options = {
   rate: { type: 'float', default: 1, min: 0, description: 'Average number of records allowed per interval' },
   window: { type: 'int', default: 5, min: 1, description: 'Number of intervals the average is taken over' },
   interval: { type: 'duration', fluentBit: 'throttle', default: 1, description: 'Length of one interval (e.g. 1s, 1.5m, 0.5h)', check: (v) => ((v as number) > 0 ? undefined : 'the interval must be above 0') },
   print_status: { type: 'bool', default: false, description: 'Log the current rate and the limit every interval' },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
 /** The sliding window: `size` panes, advanced by elapsed intervals. */
 export class ThrottleWindow {
@@ -68,7 +61,7 @@ export class ThrottleWindow {
   }
 }
 
-export const throttleFilter: FilterPlugin<ThrottleConfig> = {
+export const throttleFilter = definePlugin({
   kind: 'filter',
   name: 'throttle',
   description: "Drops records above an average rate over a sliding window, as Fluent Bit's throttle filter",
@@ -102,4 +95,4 @@ export const throttleFilter: FilterPlugin<ThrottleConfig> = {
       },
     };
   },
-};
+});
