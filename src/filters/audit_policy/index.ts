@@ -6,22 +6,16 @@
 import { resolve } from 'node:path';
 import { expandAuditEvents, isAuditEvent, readAuditValue, auditEventTime, type AuditEvent, type AuditSource } from '../../k8s-audit/audit-event.js';
 import { ConfigError } from '../../config/errors.js';
-import type { RawSection } from '../../config/schema.js';
+import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogEvent, LogRecord } from '../../core/event.js';
-import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
+import { definePlugin, type FilterInstance, type PluginConfig } from '../../core/plugin.js';
 import { setField } from '../../core/record-accessor.js';
 import { CompiledPolicy, copyWithout, withKey, type ViewDecision } from './checker.js';
 import { sharedView, UNSUPPORTED, type Edit } from '../../core/record-view.js';
 import { WireEvent } from '../../core/wire-event.js';
 import { LEVELS, loadPolicyFile, parseInlinePolicy, type Policy } from './policy.js';
 
-export interface AuditPolicyConfig {
-  policy_file?: string;
-  policy?: unknown;
-  key_name?: string;
-  reserve_data: boolean;
-  non_audit: 'pass' | 'drop';
-}
+export type AuditPolicyConfig = PluginConfig<'filter', typeof options>;
 
 function sourcePos(section: RawSection, key: string) {
   return section.valuePos[key] ?? section.keyPos[key] ?? section.pos;
@@ -46,37 +40,38 @@ const RESULTS = ['kept', 'dropped'] as const;
 /** Longest quiet time between two warnings about records that hold no audit Event. */
 const WARN_EVERY_MS = 60_000;
 
-export const auditPolicy: FilterPlugin<AuditPolicyConfig> = {
+const options = {
+  policy_file: { type: 'string', description: 'Policy YAML file (audit.k8s.io/v1 kind Policy), relative to the config file' },
+  policy: { type: 'any', description: 'Inline Policy: a YAML map (omitStages, omitManagedFields, rules) or its YAML text; instead of policy_file' },
+  key_name: {
+    type: 'string',
+    description: 'Key holding the audit Event (a JSON string, as tail sends it under log, or a map); unset: the record is the Event',
+  },
+  reserve_data: {
+    type: 'bool',
+    default: false,
+    description: 'With key_name holding a JSON string: keep the record\'s other keys next to the Event\'s fields (as the parser filter\'s reserve_data)',
+  },
+  non_audit: {
+    type: 'enum',
+    values: ['pass', 'drop'],
+    default: 'pass',
+    description: 'What happens to records that hold no audit Event: pass unchanged, or drop',
+  },
+} as const satisfies OptionTable;
+
+export const auditPolicy = definePlugin({
   kind: 'filter',
   name: 'audit_policy',
   description: 'Applies a Kubernetes audit Policy (audit.k8s.io/v1) to audit Events: drops or reduces them by rule',
-  options: {
-    policy_file: { type: 'string', description: 'Policy YAML file (audit.k8s.io/v1 kind Policy), relative to the config file' },
-    policy: { type: 'any', description: 'Inline Policy: a YAML map (omitStages, omitManagedFields, rules) or its YAML text; instead of policy_file' },
-    key_name: {
-      type: 'string',
-      description: 'Key holding the audit Event (a JSON string, as tail sends it under log, or a map); unset: the record is the Event',
-    },
-    reserve_data: {
-      type: 'bool',
-      default: false,
-      description: 'With key_name holding a JSON string: keep the record\'s other keys next to the Event\'s fields (as the parser filter\'s reserve_data)',
-    },
-    non_audit: {
-      type: 'enum',
-      values: ['pass', 'drop'],
-      default: 'pass',
-      description: 'What happens to records that hold no audit Event: pass unchanged, or drop',
-    },
-  },
-  validate(config, section) {
+  options,
+  prepare(config, section) {
     if (config.reserve_data && config.key_name === undefined) {
       throw new ConfigError('reserve_data keeps the keys around the Event under key_name; set key_name', sourcePos(section, 'reserve_data'), 'reserve_data');
     }
-    readPolicy(config, section);
+    return { config, policy: new CompiledPolicy(readPolicy(config, section)) };
   },
-  create(config, ctx): FilterInstance {
-    const checker = new CompiledPolicy(readPolicy(config, ctx.section));
+  create({ config, policy: checker }, ctx): FilterInstance {
     const keyName = config.key_name;
     const dropNonAudit = config.non_audit === 'drop';
     const nonAuditMetric = ctx.metrics
@@ -201,6 +196,6 @@ export const auditPolicy: FilterPlugin<AuditPolicyConfig> = {
       },
     };
   },
-};
+});
 
 export default auditPolicy;

@@ -17,23 +17,15 @@ import { readFileSync, statSync, type Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ConfigError } from '../../config/errors.js';
-import type { RawSection } from '../../config/schema.js';
+import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogEvent, LogRecord } from '../../core/event.js';
-import type { FilterInstance, FilterPlugin } from '../../core/plugin.js';
+import { definePlugin, type FilterInstance, type PluginConfig } from '../../core/plugin.js';
 import { compileAccessor, setField, type RecordAccessor } from '../../core/record-accessor.js';
 import { readAccessor, viewable } from '../../core/record-read.js';
 import { WireEvent } from '../../core/wire-event.js';
 import { formatOf, parseTable, TableError, type LookupTable, type TableFormat } from './table.js';
 
-export interface LookupConfig {
-  file: string;
-  lookup_key: string;
-  key_column?: string;
-  result_key?: string;
-  default?: unknown;
-  ignore_case: boolean;
-  reload_interval: number;
-}
+export type LookupConfig = PluginConfig<'filter', typeof options>;
 
 /** Changes closer together than this are read once (an editor's or a ConfigMap's several writes). */
 const RELOAD_DEBOUNCE_MS = 100;
@@ -139,33 +131,31 @@ function withKey(record: LogRecord, key: string, value: unknown): LogRecord {
   return out;
 }
 
-export const lookup: FilterPlugin<LookupConfig> = {
+const options = {
+  file: { type: 'string', required: true, description: 'Table file: .csv (header row, key column, value columns) or .yaml/.yml, relative to the config file' },
+  lookup_key: { type: 'string', required: true, description: "Record accessor of the value to look up, e.g. $user['username'] (a plain name is a top-level key)" },
+  key_column: { type: 'string', description: 'CSV column / YAML row field holding the key (default: the first column)' },
+  result_key: {
+    type: 'string',
+    description: 'Key the result is written under (one value, or a map of the row\'s other columns); unset: the row\'s other columns are merged into the record',
+  },
+  default: { type: 'any', description: 'Result when no row matches (a value under result_key, or a map of fields to merge); unset: the record is left as is' },
+  ignore_case: { type: 'bool', default: false, description: 'Match keys case-insensitively' },
+  reload_interval: {
+    type: 'duration',
+    default: 5,
+    description: 'How often the table file is checked for changes, reloaded when it changed (0: never reload)',
+  },
+} as const satisfies OptionTable;
+
+export const lookup = definePlugin({
   kind: 'filter',
   name: 'lookup',
   description: 'Adds fields from a CSV or YAML table keyed by a record field (user -> team, namespace -> owner); reloads the table when it changes',
-  options: {
-    file: { type: 'string', required: true, description: 'Table file: .csv (header row, key column, value columns) or .yaml/.yml, relative to the config file' },
-    lookup_key: { type: 'string', required: true, description: "Record accessor of the value to look up, e.g. $user['username'] (a plain name is a top-level key)" },
-    key_column: { type: 'string', description: 'CSV column / YAML row field holding the key (default: the first column)' },
-    result_key: {
-      type: 'string',
-      description: 'Key the result is written under (one value, or a map of the row\'s other columns); unset: the row\'s other columns are merged into the record',
-    },
-    default: { type: 'any', description: 'Result when no row matches (a value under result_key, or a map of fields to merge); unset: the record is left as is' },
-    ignore_case: { type: 'bool', default: false, description: 'Match keys case-insensitively' },
-    reload_interval: {
-      type: 'duration',
-      default: 5,
-      description: 'How often the table file is checked for changes, reloaded when it changed (0: never reload)',
-    },
-  },
-  validate(config, section) {
-    checkOptions(config, section);
-    loadTable(config, section);
-  },
-  create(config, ctx): FilterInstance {
-    const accessor = checkOptions(config, ctx.section);
-    const loaded = loadTable(config, ctx.section);
+  options,
+  /** The table is read when the plan is made; the instance starts from it and reloads it when it changes. */
+  prepare: (config, section) => ({ config, accessor: checkOptions(config, section), loaded: loadTable(config, section) }),
+  create({ config, accessor, loaded }, ctx): FilterInstance {
     let table = loaded.table;
     const { path, format } = loaded;
     const resultKey = config.result_key;
@@ -325,6 +315,6 @@ export const lookup: FilterPlugin<LookupConfig> = {
       },
     };
   },
-};
+});
 
 export default lookup;

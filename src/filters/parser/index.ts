@@ -32,7 +32,7 @@
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable } from '../../config/schema.js';
 import type { LogEvent, LogRecord } from '../../core/event.js';
-import type { FilterInstance, FilterPlugin, LogParser, ParsedRecord } from '../../core/plugin.js';
+import { definePlugin, type FilterInstance, type LogParser, type ParsedRecord } from '../../core/plugin.js';
 import { AccessorSyntaxError, compileAccessor, hasField, setField, type RecordAccessor } from '../../core/record-accessor.js';
 import { unescapeString } from '../../parsers/formats.js';
 import { sharedView, ViewUnsupported, type Edit, type RecordView } from '../../core/record-view.js';
@@ -41,15 +41,6 @@ import { WireEvent } from '../../core/wire-event.js';
 import { optionPos, WarnLimiter } from '../modify/args.js';
 import { cloneRecord } from '../../core/msgpack.js';
 
-interface ParserFilterConfig {
-  key_name: string;
-  parser: string[];
-  reserve_data: boolean;
-  preserve_key: boolean;
-  unescape_key: boolean;
-  nest_under?: string;
-}
-
 const options = {
   key_name: { type: 'string', required: true, description: 'Field to parse: a key name or a record accessor ($a[\'b\'])' },
   parser: { type: 'multi', required: true, description: 'Parser name(s); the first that matches the value wins' },
@@ -57,7 +48,7 @@ const options = {
   preserve_key: { type: 'bool', default: false, description: 'Keep key_name in the result' },
   unescape_key: { type: 'bool', default: false, description: 'Unescape backslash sequences (\\n, \\", \\uXXXX...) of the value before parsing' },
   nest_under: { type: 'string', description: 'Put the parsed fields under this key' },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
 const decoder = new TextDecoder();
 
@@ -74,22 +65,24 @@ function indexKey(v: RecordView, i: number): boolean {
   return true;
 }
 
-export const parserFilter: FilterPlugin<ParserFilterConfig> = {
+export const parserFilter = definePlugin({
   kind: 'filter',
   name: 'parser',
   description: "Parses a field with named parsers (json, regex, logfmt, ltsv), as Fluent Bit's parser filter",
   options,
-  validate(config, section) {
+  prepare(config, section) {
+    let accessor: RecordAccessor | undefined;
     if (config.key_name.startsWith('$')) {
       try {
-        compileAccessor(config.key_name, { allowLiteral: false });
+        accessor = compileAccessor(config.key_name, { allowLiteral: false });
       } catch (e) {
         if (e instanceof AccessorSyntaxError) throw new ConfigError(e.message, optionPos(section, 'key_name'), 'key_name');
         throw e;
       }
     }
+    return { config, accessor };
   },
-  create(config, ctx): FilterInstance {
+  create({ config, accessor }, ctx): FilterInstance {
     const parsers: LogParser[] = [];
     for (const name of config.parser) {
       const p = ctx.parsers.get(name);
@@ -98,7 +91,6 @@ export const parserFilter: FilterPlugin<ParserFilterConfig> = {
       }
       parsers.push(p);
     }
-    const accessor: RecordAccessor | undefined = config.key_name.startsWith('$') ? compileAccessor(config.key_name, { allowLiteral: false }) : undefined;
     const key = config.key_name;
     const { reserve_data: reserve, preserve_key: preserve, unescape_key: unescape, nest_under: nestUnder } = config;
 
@@ -268,4 +260,4 @@ export const parserFilter: FilterPlugin<ParserFilterConfig> = {
       },
     };
   },
-};
+});
