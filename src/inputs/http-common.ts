@@ -32,30 +32,19 @@ import { ConfigError } from '../config/errors.js';
 import type { OptionTable, RawSection } from '../config/schema.js';
 import { Commit } from '../core/commit.js';
 import type { LogEvent } from '../core/event.js';
-import type { InputContext, InputInstance } from '../core/plugin.js';
+import type { ConfigOf, InputContext, InputInstance } from '../core/plugin.js';
 import { arrayHeader, skipValue } from '../core/msgpack-scan.js';
 import {
   addressesOf,
   guardServer,
   listen,
   listenOptions,
-  serverTlsOptions,
   SummarizedLog,
   tlsServerOptions,
-  validateTlsServer,
-  type ListenConfig,
-  type TlsServerConfig,
+  prepareTlsServer,
 } from './listener.js';
 
-export interface HttpServerConfig extends ListenConfig, TlsServerConfig {
-  buffer_max_size: number;
-  connection_limit: number;
-  headers_timeout: number;
-  request_timeout: number;
-  keepalive_timeout: number;
-  retry_after: number;
-  inflight_max_size?: number;
-}
+export type HttpServerConfig = ConfigOf<ReturnType<typeof httpServerOptions>>;
 
 /** The listener's options; each plugin picks its own defaults where they differ. */
 export function httpServerOptions(d: { port: number; buffer_max_size: string; buffer_max_size_note: string; retry_after: number }) {
@@ -104,15 +93,15 @@ export function httpServerOptions(d: { port: number; buffer_max_size: string; bu
   } satisfies OptionTable;
 }
 
-/** Load-time checks of the listener options (positions for every error). */
-export function validateHttpServer(c: HttpServerConfig, section: RawSection): void {
+/** Load-time checks of the listener options (positions for every error); the server's TLS options, files read. */
+export function prepareHttpServer(c: HttpServerConfig, section: RawSection): tls.TlsOptions | undefined {
   const at = (k: string) => section.keyPos[k] ?? section.pos;
   if (!c.tls) {
     for (const k of ['tls.crt_file', 'tls.key_file', 'tls.ca_file', 'tls.verify', 'tls.verify_client_cert'] as const) {
       if (section.values[k] !== undefined) throw new ConfigError(`${k} has no effect without tls: on`, at(k), k);
     }
   }
-  validateTlsServer(c, section);
+  const serverTls = prepareTlsServer(c, section);
   if (c.inflight_max_size !== undefined && c.inflight_max_size < c.buffer_max_size) {
     throw new ConfigError(
       `inflight_max_size (${c.inflight_max_size}) must not be below buffer_max_size (${c.buffer_max_size}): a largest request would never fit`,
@@ -128,6 +117,7 @@ export function validateHttpServer(c: HttpServerConfig, section: RawSection): vo
       'request_timeout',
     );
   }
+  return serverTls;
 }
 
 
@@ -229,13 +219,13 @@ export class HttpInput<S> implements InputInstance {
     private readonly ctx: InputContext,
     private readonly endpoint: HttpEndpoint<S>,
     private readonly what: string,
+    serverTls: tls.TlsOptions | undefined,
   ) {
     this.inflightMax = c.inflight_max_size ?? 4 * c.buffer_max_size;
     this.requestHeap = Math.floor(ctx.service.memory_limit / 4);
     this.summarized = new SummarizedLog(ctx.logger);
     this.m = ctx.metrics.inputSeries(ctx.id);
-    const t = serverTlsOptions(c);
-    if (t) this.tlsOptions = { ...t, handshakeTimeout: c.headers_timeout * 1000 };
+    if (serverTls) this.tlsOptions = { ...serverTls, handshakeTimeout: c.headers_timeout * 1000 };
     ctx.flow.on('pause', this.onPause);
     ctx.flow.on('resume', this.onResume);
     if (ctx.flow.paused) this.m.paused.set(1);

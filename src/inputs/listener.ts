@@ -13,21 +13,11 @@ import type { Logger } from 'pino';
 import { ConfigError } from '../config/errors.js';
 import { clip } from '../observe/log.js';
 import type { OptionTable, RawSection } from '../config/schema.js';
+import type { ConfigOf } from '../core/plugin.js';
 
-export interface ListenConfig {
-  listen: string;
-  port: number;
-}
+export type ListenConfig = ConfigOf<ReturnType<typeof listenOptions>>;
 
-export interface TlsServerConfig {
-  tls: boolean;
-  'tls.crt_file'?: string;
-  'tls.key_file'?: string;
-  'tls.key_passwd'?: string;
-  'tls.ca_file'?: string;
-  'tls.verify': boolean;
-  'tls.verify_client_cert': boolean;
-}
+export type TlsServerConfig = ConfigOf<ReturnType<typeof tlsServerOptions>>;
 
 export function listenOptions(defaultPort: number) {
   return {
@@ -53,8 +43,12 @@ export function tlsServerOptions(serve: string) {
   } satisfies OptionTable;
 }
 
-/** Load-time checks of the TLS options: what tls on needs, and that the files can be read. */
-export function validateTlsServer(c: TlsServerConfig, section: RawSection): void {
+/**
+ * Load-time checks of the TLS options (what tls on needs, files that cannot be read), then the
+ * server's TLS options with the certificate files read, once, or undefined without tls. File
+ * paths are relative to the config file.
+ */
+export function prepareTlsServer(c: TlsServerConfig, section: RawSection): tls.TlsOptions | undefined {
   if (c.tls && (!c['tls.crt_file'] || !c['tls.key_file'])) {
     throw new ConfigError('tls on needs tls.crt_file and tls.key_file', section.keyPos.tls ?? section.pos, 'tls');
   }
@@ -65,32 +59,24 @@ export function validateTlsServer(c: TlsServerConfig, section: RawSection): void
       'tls.verify_client_cert',
     );
   }
-  for (const k of ['tls.crt_file', 'tls.key_file', 'tls.ca_file'] as const) {
+  const read = (k: 'tls.crt_file' | 'tls.key_file' | 'tls.ca_file'): Buffer | undefined => {
     const p = c[k];
-    if (p !== undefined) {
-      try {
-        readFileSync(resolve(section.baseDir, p));
-      } catch (e) {
-        throw new ConfigError(`cannot read ${p}: ${(e as Error).message}`, section.valuePos[k] ?? section.pos, k);
-      }
+    if (p === undefined) return undefined;
+    try {
+      return readFileSync(resolve(section.baseDir, p));
+    } catch (e) {
+      throw new ConfigError(`cannot read ${p}: ${(e as Error).message}`, section.valuePos[k] ?? section.pos, k);
     }
-  }
-}
-
-/** TLS paths are relative to the config file. */
-export function resolveTlsPaths<C extends TlsServerConfig>(c: C, baseDir: string): C {
-  const abs = (p: string | undefined) => (p === undefined ? undefined : resolve(baseDir, p));
-  return { ...c, 'tls.crt_file': abs(c['tls.crt_file']), 'tls.key_file': abs(c['tls.key_file']), 'tls.ca_file': abs(c['tls.ca_file']) };
-}
-
-/** The server's TLS options (certificate files read now), or undefined without tls. */
-export function serverTlsOptions(c: TlsServerConfig): tls.TlsOptions | undefined {
+  };
+  const cert = read('tls.crt_file');
+  const key = read('tls.key_file');
+  const ca = read('tls.ca_file');
   if (!c.tls) return undefined;
   return {
-    cert: readFileSync(c['tls.crt_file']!),
-    key: readFileSync(c['tls.key_file']!),
+    cert,
+    key,
     ...(c['tls.key_passwd'] ? { passphrase: c['tls.key_passwd'] } : {}),
-    ...(c['tls.ca_file'] ? { ca: readFileSync(c['tls.ca_file']) } : {}),
+    ...(ca ? { ca } : {}),
     // Node's rejectUnauthorized also refuses clients without a certificate, which is
     // tls.verify_client_cert; a presented certificate that fails verification under plain
     // tls.verify is refused by guardServer (rejectPeer).

@@ -15,7 +15,7 @@ import type { OptionTable } from '../../config/schema.js';
 import { Commit } from '../../core/commit.js';
 import { encode } from '../../core/msgpack.js';
 import { clip } from '../../observe/log.js';
-import type { InputContext, InputInstance, InputPlugin } from '../../core/plugin.js';
+import { definePlugin, type InputContext, type InputInstance, type PluginConfig } from '../../core/plugin.js';
 import { BudgetExhausted, BufferBudget, FrameTooLarge, Framer, MalformedFrame } from '../../forward-protocol/framer.js';
 import { answerPing, newHandshake, type AuthConfig, type HandshakeState } from './handshake.js';
 import { decodeFrame, FrameOverBudget, ProtocolError } from './protocol.js';
@@ -25,12 +25,8 @@ import {
   SummarizedLog,
   listen,
   listenOptions,
-  resolveTlsPaths,
-  serverTlsOptions,
   tlsServerOptions,
-  validateTlsServer,
-  type ListenConfig,
-  type TlsServerConfig,
+  prepareTlsServer,
 } from '../listener.js';
 
 const options = {
@@ -63,28 +59,14 @@ const options = {
     default: 10,
     description: 'A connection must finish its TLS handshake and, with shared_key, its HELO/PING/PONG handshake this long after it was accepted (Fluent Bit: 10s)',
   },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
 const SUMMARIZED = new Set(['timeout', 'idle', 'connection_limit', 'memory_budget']);
 
 /** Largest frame read before the handshake completes: a PING is a few hundred bytes. */
 export const PING_MAX_SIZE = 4096;
 
-interface ForwardConfig extends ListenConfig, TlsServerConfig {
-  unix_path?: string;
-  unix_perm?: string;
-  tag?: string;
-  tag_prefix?: string;
-  buffer_chunk_size: number;
-  buffer_max_size: number;
-  shared_key?: string;
-  empty_shared_key: boolean;
-  self_hostname: string;
-  'security.users'?: string[];
-  connection_limit: number;
-  receive_timeout: number;
-  'net.accept_timeout': number;
-}
+type ForwardConfig = PluginConfig<'input', typeof options>;
 
 /** One connection's phase and clocks (ms since epoch), checked by ForwardInput.sweep. */
 interface Conn {
@@ -140,11 +122,11 @@ class ForwardInput implements InputInstance {
   constructor(
     private readonly c: ForwardConfig,
     private readonly ctx: InputContext,
+    serverTls: tls.TlsOptions | undefined,
   ) {
     this.auth = authOf(c);
     this.m = { ...ctx.metrics.inputSeries(ctx.id), authFail: (reason: string) => ctx.metrics.inputAuthFailures.labels(ctx.id, reason) };
-    const t = serverTlsOptions(c);
-    if (t) this.tlsOptions = { ...t, handshakeTimeout: c['net.accept_timeout'] * 1000 };
+    if (serverTls) this.tlsOptions = { ...serverTls, handshakeTimeout: c['net.accept_timeout'] * 1000 };
     this.budget = new BufferBudget(Math.max(c.buffer_max_size, Math.floor(ctx.service.memory_limit / 4)));
     this.frameHeap = Math.floor(ctx.service.memory_limit / 4);
     this.summarized = new SummarizedLog(ctx.logger);
@@ -433,13 +415,13 @@ class ForwardInput implements InputInstance {
   }
 }
 
-export const forwardInput: InputPlugin<ForwardConfig> = {
+export const forwardInput = definePlugin({
   kind: 'input',
   name: 'forward',
   description: 'Receives Fluentd Forward Protocol v1 from Fluent Bit, Fluentd and forward clients (TCP, TLS, Unix socket)',
   options,
-  validate(c, section) {
-    validateTlsServer(c, section);
+  prepare(c, section) {
+    const serverTls = prepareTlsServer(c, section);
     if (c.shared_key !== undefined && c.empty_shared_key) {
       throw new ConfigError('set shared_key or empty_shared_key, not both', section.keyPos.empty_shared_key ?? section.pos, 'empty_shared_key');
     }
@@ -459,10 +441,11 @@ export const forwardInput: InputPlugin<ForwardConfig> = {
     if (c.buffer_chunk_size > c.buffer_max_size) {
       throw new ConfigError('buffer_chunk_size must not exceed buffer_max_size', section.keyPos.buffer_chunk_size ?? section.pos, 'buffer_chunk_size');
     }
+    return { config: c, serverTls };
   },
-  create(c, ctx) {
+  create({ config: c, serverTls }, ctx) {
     // The socket path, like the TLS files, is relative to the config file.
-    const resolved: ForwardConfig = { ...resolveTlsPaths(c, ctx.baseDir), unix_path: c.unix_path === undefined ? undefined : resolve(ctx.baseDir, c.unix_path) };
-    return new ForwardInput(resolved, ctx);
+    const resolved: ForwardConfig = { ...c, unix_path: c.unix_path === undefined ? undefined : resolve(ctx.baseDir, c.unix_path) };
+    return new ForwardInput(resolved, ctx, serverTls);
   },
-};
+});

@@ -8,19 +8,17 @@ import type http from 'node:http';
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable } from '../../config/schema.js';
 import { EventTime, type LogEvent } from '../../core/event.js';
-import type { InputPlugin } from '../../core/plugin.js';
+import { definePlugin, type PluginConfig } from '../../core/plugin.js';
 import { AccessorSyntaxError, compileAccessor, setField, type RecordAccessor } from '../../core/record-accessor.js';
 import {
   HttpError,
   HttpInput,
   httpServerOptions,
   mediaType,
-  validateHttpServer,
+  prepareHttpServer,
   type HttpEndpoint,
-  type HttpServerConfig,
   type RequestLog,
 } from '../http-common.js';
-import { resolveTlsPaths } from '../listener.js';
 import { MEDIA_TYPES, decodeJSON, decodeMsgpack, decodeNDJSON, decodeURLEncoded, sanitizeTag, tagFromPath, type BodyType } from './decode.js';
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -64,17 +62,9 @@ const options = {
     description: 'HTTP/2 is not served (HTTP/1.1 only); only off is accepted',
     check: (v) => (v === false ? undefined : 'HTTP/2 is not supported by this input; remove the option or set it to off'),
   },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
-interface HttpConfig extends HttpServerConfig {
-  tag?: string;
-  buffer_chunk_size: number;
-  tag_key?: string;
-  successful_response_code: number;
-  success_header?: string[];
-  add_remote_addr: boolean;
-  remote_addr_key: string;
-}
+type HttpConfig = PluginConfig<'input', typeof options>;
 
 function parseHeaders(list: string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -161,13 +151,13 @@ class HttpEndpointImpl implements HttpEndpoint<Checked> {
   }
 }
 
-export const httpInput: InputPlugin<HttpConfig> = {
+export const httpInput = definePlugin({
   kind: 'input',
   name: 'http',
   description: 'Receives records over HTTP(S) POST: JSON, newline-delimited JSON, form data, msgpack (Fluent Bit in_http)',
   options,
-  validate(c, section) {
-    validateHttpServer(c, section);
+  prepare(c, section) {
+    const serverTls = prepareHttpServer(c, section);
     if (section.values.buffer_chunk_size !== undefined && c.buffer_chunk_size > c.buffer_max_size) {
       throw new ConfigError('buffer_chunk_size must not exceed buffer_max_size', section.keyPos.buffer_chunk_size ?? section.pos, 'buffer_chunk_size');
     }
@@ -184,9 +174,9 @@ export const httpInput: InputPlugin<HttpConfig> = {
     } catch (e) {
       throw new ConfigError((e as Error).message, section.valuePos.success_header ?? section.pos, 'success_header');
     }
+    return { config: c, serverTls };
   },
-  create(c, ctx) {
-    const resolved = resolveTlsPaths(c, ctx.baseDir);
-    return new HttpInput(resolved, ctx, new HttpEndpointImpl(resolved, c.tag ?? ctx.id), 'http input');
+  create({ config: c, serverTls }, ctx) {
+    return new HttpInput(c, ctx, new HttpEndpointImpl(c, c.tag ?? ctx.id), 'http input', serverTls);
   },
-};
+});

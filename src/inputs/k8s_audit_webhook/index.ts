@@ -16,18 +16,16 @@ import { auditEventTime } from '../../k8s-audit/audit-event.js';
 import { nestedDeeperThan } from '../../core/json.js';
 import { MAX_DEPTH } from '../../core/msgpack-scan.js';
 import { EventTime, type LogEvent } from '../../core/event.js';
-import type { InputPlugin } from '../../core/plugin.js';
+import { definePlugin } from '../../core/plugin.js';
 import {
   HttpError,
   HttpInput,
   httpServerOptions,
   mediaType,
-  validateHttpServer,
+  prepareHttpServer,
   type HttpEndpoint,
-  type HttpServerConfig,
   type RequestLog,
 } from '../http-common.js';
-import { resolveTlsPaths } from '../listener.js';
 import { expandWebhookBody } from './events.js';
 
 export const DEFAULT_TAG = 'kube.audit';
@@ -47,12 +45,7 @@ const options = {
     description: 'URL path the API server POSTs to (the path of the server URL in its webhook kubeconfig)',
     check: (v) => (String(v).startsWith('/') && !String(v).includes('?') ? undefined : "expected a path starting with '/', without a query"),
   },
-} satisfies OptionTable;
-
-interface WebhookConfig extends HttpServerConfig {
-  tag?: string;
-  path: string;
-}
+} as const satisfies OptionTable;
 
 function describe(v: unknown): string {
   if (v === null || typeof v !== 'object') return `a JSON ${v === null ? 'null' : typeof v}`;
@@ -123,16 +116,16 @@ class WebhookEndpoint implements HttpEndpoint<null> {
   }
 }
 
-export const k8sAuditWebhookInput: InputPlugin<WebhookConfig> = {
+export const k8sAuditWebhookInput = definePlugin({
   kind: 'input',
   name: 'k8s_audit_webhook',
   description: "Receives the Kubernetes API server's audit webhook (audit.k8s.io EventLists over HTTP(S)), as Falco's k8saudit plugin does",
   options,
-  validate(c, section) {
-    validateHttpServer(c, section);
+  prepare(c, section) {
+    const serverTls = prepareHttpServer(c, section);
+    return { config: c, serverTls };
   },
-  create(c, ctx) {
-    const resolved = resolveTlsPaths(c, ctx.baseDir);
-    return new HttpInput(resolved, ctx, new WebhookEndpoint(c.path, c.tag ?? DEFAULT_TAG), 'audit webhook input');
+  create({ config: c, serverTls }, ctx) {
+    return new HttpInput(c, ctx, new WebhookEndpoint(c.path, c.tag ?? DEFAULT_TAG), 'audit webhook input', serverTls);
   },
-};
+});
