@@ -44,6 +44,44 @@ export interface OptionSpec {
 
 export type OptionTable = Record<string, OptionSpec>;
 
+/** The value an option of this spec has in the config, once its table was applied. */
+type ValueOf<S> = S extends { type: 'string' }
+  ? string
+  : S extends { type: 'int' | 'float' | 'size' | 'duration' }
+    ? number
+    : S extends { type: 'bool' }
+      ? boolean
+      : S extends { type: 'enum'; values: readonly (infer V extends string)[] }
+        ? V
+        : S extends { type: 'list' | 'multi' }
+          ? string[]
+          : unknown;
+
+/** Whether the config always holds the option: it is required or has a default (and no "unlimited" reading). */
+type AlwaysSet<S> = S extends { unlimited: true }
+  ? false
+  : S extends { required: true }
+    ? true
+    : S extends { default: infer D }
+      ? [D] extends [undefined]
+        ? false
+        : true
+      : false;
+
+type Simplify<T> = { [K in keyof T]: T[K] } & {};
+
+/**
+ * The config a plugin gets, inferred from its option table: `string` options are strings, `int`,
+ * `float`, `size` and `duration` numbers, `bool` booleans, an `enum` the union of its values
+ * (declared `as const`), `list` and `multi` string arrays, `any` unknown. An option that is
+ * required or has a default is always there; the others may be absent.
+ */
+export type ConfigOf<T> = Simplify<
+  { -readonly [K in keyof T as AlwaysSet<T[K]> extends true ? K : never]: ValueOf<T[K]> } & {
+    -readonly [K in keyof T as AlwaysSet<T[K]> extends true ? never : K]?: ValueOf<T[K]>;
+  }
+>;
+
 /** A configuration section as read from YAML: raw values plus where each key was written. */
 export interface RawSection {
   values: Record<string, unknown>;
@@ -358,4 +396,9 @@ export function applySchema(
     }
   }
   return out;
+}
+
+/** applySchema with the config typed after its table (the values are coerced by the same specs). */
+export function applyOptions<T extends OptionTable>(table: T, section: RawSection, what: string, errors: ConfigError[]): ConfigOf<T> {
+  return applySchema(table, section, what, errors) as ConfigOf<T>;
 }

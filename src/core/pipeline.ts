@@ -108,10 +108,9 @@ export function plan(loaded: LoadedConfig, registry: Registry): Plan {
       }
     }
     let prepared: unknown = config;
-    if (errors.length === before && (plugin.prepare || plugin.validate)) {
+    if (errors.length === before && plugin.prepare) {
       try {
-        plugin.validate?.(config, s.raw);
-        if (plugin.prepare) prepared = plugin.prepare(config, s.raw);
+        prepared = plugin.prepare(config, s.raw);
       } catch (e) {
         if (e instanceof ConfigError) errors.push(e);
         else if (e instanceof ConfigErrors) errors.push(...e.errors);
@@ -174,9 +173,13 @@ interface OutputNode {
   engine: DeliveryEngine;
 }
 
-interface InputNode {
-  id: string;
+interface InputNode extends InputRoute {
   instance: InputInstance;
+}
+
+/** What routing needs of an input (its instance is created with a function that routes to it). */
+interface InputRoute {
+  id: string;
   /** storage.type filesystem: chunks are buffered and acked once stored. */
   filesystem: boolean;
   /** Outputs this input's chunks have been routed to so far (which scoped blockers apply). */
@@ -349,16 +352,15 @@ export class Pipeline {
         if (scope.storage) return filesystem && (scope.output === undefined || reached.has(scope.output));
         return !filesystem && scope.output !== undefined && reached.has(scope.output);
       });
-      const node: InputNode = { id: p.id, instance: undefined as unknown as InputInstance, filesystem, reached, flow };
-      const ingest = (events: LogEvent[], commit: Commit, bytes: number) => this.ingestFrom(node, events, commit, bytes);
+      const route: InputRoute = { id: p.id, filesystem, reached, flow };
+      const ingest = (events: LogEvent[], commit: Commit, bytes: number) => this.ingestFrom(route, events, commit, bytes);
       const ctx: InputContext = { ...base, ingest, flow };
       const instance = await wrap(p, () => (p.plugin.create as (c: unknown, x: InputContext) => InputInstance | Promise<InputInstance>)(p.prepared, ctx));
       if (!instance) {
         flow.detach();
         continue;
       }
-      node.instance = instance;
-      this.inputs.push(node);
+      this.inputs.push({ ...route, instance });
     }
     if (errors.length) {
       await this.closeInstances();
@@ -407,7 +409,7 @@ export class Pipeline {
    * they deliver. Filesystem storage: filtered and routed, then handed to the buffer, which holds
    * the commit until the chunk is written.
    */
-  private ingestFrom(input: InputNode, events: LogEvent[], commit: Commit, bytes: number): void {
+  private ingestFrom(input: InputRoute, events: LogEvent[], commit: Commit, bytes: number): void {
     const reach = (outputs: OutputNode[]) => {
       let grew = false;
       for (const o of outputs) {

@@ -3,7 +3,9 @@
  * src/plugins.ts; the core never names a plugin.
  */
 import type { Logger } from 'pino';
-import type { OptionTable, RawSection } from '../config/schema.js';
+import type { ConfigOf, OptionTable, RawSection } from '../config/schema.js';
+
+export type { ConfigOf };
 import type { commonFilterOptions, commonInputOptions, commonOutputOptions } from './common-options.js';
 import type { Commit } from './commit.js';
 import type { EventTime, LogEvent, LogRecord } from './event.js';
@@ -152,44 +154,6 @@ export interface OutputInstance {
   close?(): Promise<void>;
 }
 
-/** The value an option of this spec has in the config, once its table was applied. */
-type ValueOf<S> = S extends { type: 'string' }
-  ? string
-  : S extends { type: 'int' | 'float' | 'size' | 'duration' }
-    ? number
-    : S extends { type: 'bool' }
-      ? boolean
-      : S extends { type: 'enum'; values: readonly (infer V extends string)[] }
-        ? V
-        : S extends { type: 'list' | 'multi' }
-          ? string[]
-          : unknown;
-
-/** Whether the config always holds the option: it is required or has a default (and no "unlimited" reading). */
-type AlwaysSet<S> = S extends { unlimited: true }
-  ? false
-  : S extends { required: true }
-    ? true
-    : S extends { default: infer D }
-      ? [D] extends [undefined]
-        ? false
-        : true
-      : false;
-
-type Simplify<T> = { [K in keyof T]: T[K] } & {};
-
-/**
- * The config a plugin gets, inferred from its option table: `string` options are strings, `int`,
- * `float`, `size` and `duration` numbers, `bool` booleans, an `enum` the union of its values
- * (declared `as const`), `list` and `multi` string arrays, `any` unknown. An option that is
- * required or has a default is always there; the others may be absent.
- */
-export type ConfigOf<T> = Simplify<
-  { -readonly [K in keyof T as AlwaysSet<T[K]> extends true ? K : never]: ValueOf<T[K]> } & {
-    -readonly [K in keyof T as AlwaysSet<T[K]> extends true ? never : K]?: ValueOf<T[K]>;
-  }
->;
-
 type CommonTable<K extends PluginKind> = K extends 'input'
   ? typeof commonInputOptions
   : K extends 'filter'
@@ -219,8 +183,6 @@ export interface PluginDef<C = any, P = any> {
    * It must not start anything: the result may be built into an instance later, or never.
    */
   prepare?(config: C, section: RawSection): P;
-  /** Extra load-time validation across options (plugins not yet declared with prepare). */
-  validate?(config: C, section: RawSection): void;
   create(prepared: P, ctx: never): InputInstance | FilterInstance | OutputInstance | Promise<InputInstance | FilterInstance | OutputInstance>;
 }
 

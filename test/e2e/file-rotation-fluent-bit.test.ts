@@ -21,7 +21,7 @@ function logwarden(dir: string, values: Record<string, unknown>): FileOutput {
   const errors: Error[] = [];
   const c = applySchema(fileOutput.options, section, "output 'file'", errors as never);
   assert.deepEqual(errors, []);
-  fileOutput.validate!(c as never, section);
+  fileOutput.prepare!(c as never, section);
   return new FileOutput(dir, c as never);
 }
 

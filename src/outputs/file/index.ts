@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
-import { DeliveryError, EncodeError, RecordsFailed, type OutputInstance, type OutputPlugin } from '../../core/plugin.js';
+import { definePlugin, DeliveryError, EncodeError, RecordsFailed, type OutputInstance, type PluginConfig } from '../../core/plugin.js';
 import { compileFormat, jsonDateOptions } from '../format.js';
 import { acquireFile, releaseFile, rotationsSettled, type RotateRules, type SharedFile } from './rotate.js';
 import { deliveryOptions } from '../../core/common-options.js';
@@ -46,25 +46,9 @@ const options = {
     default: 0,
     description: 'With rotate (logwarden addition): rotate before a write once the current file is this old (e.g. 1h, 1d; since it was created); 0: no age rule',
   },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
-interface FileConfig {
-  path?: string;
-  file?: string;
-  mkdir: boolean;
-  format: string;
-  delimiter?: string;
-  label_delimiter?: string;
-  template: string;
-  json_date_key: string;
-  json_date_format: string;
-  max_open_files: number;
-  rotate: boolean;
-  rotate_max_size: number;
-  rotate_max_files: number;
-  rotate_gzip: boolean;
-  rotate_interval: number;
-}
+type FileConfig = PluginConfig<'output', typeof options>;
 
 /** The rotation rules of a configuration; undefined when `rotate` is off. */
 export function rotateRules(c: FileConfig): RotateRules | undefined {
@@ -252,12 +236,12 @@ export class FileOutput implements OutputInstance {
   }
 }
 
-export const fileOutput: OutputPlugin<FileConfig> = {
+export const fileOutput = definePlugin({
   kind: 'output',
   name: 'file',
   description: 'Appends records to files, one per tag by default (Fluent Bit out_file)',
   options,
-  validate(c, section) {
+  prepare(c, section) {
     if (c.file !== undefined && /[/\\\0]/.test(c.file)) {
       throw new ConfigError('file is a name inside path, without directory separators', section.valuePos.file ?? section.pos, 'file');
     }
@@ -269,8 +253,9 @@ export const fileOutput: OutputPlugin<FileConfig> = {
     } else if (c.rotate_max_size === 0 && c.rotate_interval === 0) {
       throw new ConfigError('rotate_max_size 0 leaves no rotation rule: give a size, or rotate_interval for age-based rotation', positionOf(section, 'rotate_max_size') ?? section.pos, 'rotate_max_size');
     }
+    return c;
   },
   create(c, ctx) {
     return new FileOutput(resolve(c.path === undefined ? process.cwd() : resolve(ctx.baseDir, c.path)), c, { logger: ctx.logger });
   },
-};
+});

@@ -6,7 +6,7 @@
 import type { OptionTable } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
 import { recordJSON } from '../../core/json.js';
-import type { OutputInstance, OutputPlugin } from '../../core/plugin.js';
+import { definePlugin, type OutputInstance } from '../../core/plugin.js';
 import { compileFormat, jsonDateOptions } from '../format.js';
 import { deliveryOptions } from '../../core/common-options.js';
 
@@ -14,13 +14,7 @@ const options = {
   ...deliveryOptions({ batch_size: 2000, batch_wait: 0, workers: 1 }),
   format: { type: 'enum', values: ['msgpack', 'json_lines', 'json'], default: 'msgpack', description: 'Output format' },
   ...jsonDateOptions,
-} satisfies OptionTable;
-
-interface StdoutConfig {
-  format: string;
-  json_date_key: string;
-  json_date_format: string;
-}
+} as const satisfies OptionTable;
 
 function write(text: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -28,7 +22,7 @@ function write(text: string): Promise<void> {
   });
 }
 
-export const stdoutOutput: OutputPlugin<StdoutConfig> = {
+export const stdoutOutput = definePlugin({
   kind: 'output',
   name: 'stdout',
   description: 'Prints records on standard output (Fluent Bit out_stdout)',
@@ -47,4 +41,4 @@ export const stdoutOutput: OutputPlugin<StdoutConfig> = {
     const fmt = compileFormat(c);
     return { send: (events: LogEvent[]) => write(fmt(events) as string) };
   },
-};
+});

@@ -6,14 +6,14 @@
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
-import { DeliveryError, type OutputInstance, type OutputPlugin, type PluginContext } from '../../core/plugin.js';
+import { definePlugin, DeliveryError, type OutputInstance, type PluginContext } from '../../core/plugin.js';
 import { UiServer } from '../../ui/server.js';
 import { isPostgresUrl, openAlertStore, StoreUnavailable, type AlertStore } from '../../ui/store.js';
 import { deliveryOptions } from '../../core/common-options.js';
 
-const options = { ...deliveryOptions({ batch_size: 500, batch_wait: 0, workers: 1, retry_limit: 'no_limits' }) } satisfies OptionTable;
+const options = { ...deliveryOptions({ batch_size: 500, batch_wait: 0, workers: 1, retry_limit: 'no_limits' }) } as const satisfies OptionTable;
 
-export const uiOutput: OutputPlugin<Record<string, never>> = {
+export const uiOutput = definePlugin({
   kind: 'output',
   name: 'ui',
   description: 'Shows alerts on the web page of service.ui (live list, filters, counts, full records); route the detect filter\'s alert_tag here',
@@ -69,4 +69,4 @@ export const uiOutput: OutputPlugin<Record<string, never>> = {
       },
     };
   },
-};
+});

@@ -28,7 +28,7 @@ function configOf(values: Options): never {
   const errors: Error[] = [];
   const c = applySchema(fileOutput.options, section, "output 'file'", errors as never);
   assert.deepEqual(errors, []);
-  fileOutput.validate!(c as never, section);
+  fileOutput.prepare!(c as never, section);
   return c as never;
 }
 
