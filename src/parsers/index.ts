@@ -11,12 +11,12 @@ import { existsSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { ConfigError, ConfigErrors, formatPos, type SourcePos } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
-import { applySchema, type RawSection } from '../config/schema.js';
+import { applyOptions, type RawSection } from '../config/schema.js';
 import type { ServiceConfig } from '../config/service.js';
 import type { LogParser, ParserRegistry } from '../core/plugin.js';
 import { builtinSections } from './builtin.js';
 import { readClassicParsersFile } from './classic.js';
-import { createParser, parserOptions, type ParserConfig } from './parser.js';
+import { createParser, parserOptions } from './parser.js';
 
 export { createParser, parserOptions, type ParserConfig } from './parser.js';
 
@@ -76,7 +76,7 @@ function readParsersFile(file: string, from: SourcePos, errors: ConfigError[]): 
 export function buildParsers(sections: RawSection[], service: ServiceConfig, errors: ConfigError[], serviceSection?: RawSection): Parsers {
   const parsers = new Parsers();
   for (const section of builtinSections()) {
-    parsers.add(createParser(applySchema(parserOptions, section, 'parser', []) as unknown as ParserConfig, section));
+    parsers.add(createParser(applyOptions(parserOptions, section, 'parser', []), section));
   }
 
   const all = [...sections];
@@ -88,7 +88,7 @@ export function buildParsers(sections: RawSection[], service: ServiceConfig, err
   const definedAt = new Map<string, SourcePos>();
   for (const section of all) {
     const before = errors.length;
-    const config = applySchema(parserOptions, section, 'parser', errors) as unknown as ParserConfig;
+    const config = applyOptions(parserOptions, section, 'parser', errors);
     if (errors.length > before) continue;
     const namePos = section.valuePos[Object.keys(section.values).find((k) => k.toLowerCase() === 'name') ?? 'name'] ?? section.pos;
     const first = definedAt.get(config.name);

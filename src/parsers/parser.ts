@@ -6,7 +6,7 @@
 import { nestedDeeperThan } from '../core/json.js';
 import { MAX_DEPTH } from '../core/msgpack-scan.js';
 import { ConfigError, type SourcePos } from '../config/errors.js';
-import type { OptionTable, RawSection } from '../config/schema.js';
+import type { ConfigOf, OptionTable, RawSection } from '../config/schema.js';
 import { EventTime, type LogRecord } from '../core/event.js';
 import type { LogParser, ParsedRecord } from '../core/plugin.js';
 import { hasField, isMap, setField } from '../core/record-accessor.js';
@@ -49,22 +49,10 @@ export const parserOptions = {
   },
   skip_empty_values: { type: 'bool', description: 'format regex: leave out groups that matched nothing or an empty string (default true)' },
   logfmt_no_bare_keys: { type: 'bool', description: 'format logfmt: a key without =value makes the line not match (default false)' },
-} satisfies OptionTable;
+} as const satisfies OptionTable;
 
-export interface ParserConfig {
-  name: string;
-  format: ParserFormat;
-  regex?: string;
-  time_key?: string;
-  time_format?: string;
-  time_offset?: string;
-  time_keep: boolean;
-  time_strict: boolean;
-  time_system_timezone: boolean;
-  types?: string;
-  skip_empty_values?: boolean;
-  logfmt_no_bare_keys?: boolean;
-}
+/** A parser section's config, as its option table gives it. */
+export type ParserConfig = ConfigOf<typeof parserOptions>;
 
 function at(section: RawSection, key: string): SourcePos {
   return section.valuePos[key] ?? section.keyPos[key] ?? section.pos;

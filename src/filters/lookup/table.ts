@@ -2,7 +2,7 @@
  * Lookup tables: a CSV file (header row, then one row per key) or a YAML file (a map from key to
  * value or to a map of fields, or a list of row maps), read into a Map from key to result.
  */
-import { parse as parseCsv } from 'csv-parse/sync';
+import { parse as parseCsv, type Options as CsvOptions } from 'csv-parse/sync';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair } from 'yaml';
 import { setField } from '../../core/record-accessor.js';
 
@@ -64,10 +64,13 @@ class Builder {
   }
 }
 
+/** csv-parse with `info: true` returns each record with its info (its typings leave that overload out). */
+const parseCsvWithInfo = parseCsv as (input: string, options: CsvOptions & { info: true }) => Array<{ record: string[]; info: { lines: number } }>;
+
 function readCsv(text: string, opts: TableOptions): LookupTable {
   let records: Array<{ record: string[]; info: { lines: number } }>;
   try {
-    records = parseCsv(text, { bom: true, skip_empty_lines: true, info: true }) as unknown as typeof records;
+    records = parseCsvWithInfo(text, { bom: true, skip_empty_lines: true, info: true });
   } catch (e) {
     const err = e as Error & { lines?: number };
     throw new TableError(`malformed CSV: ${err.message}`, err.lines);
@@ -144,8 +147,7 @@ function readYaml(text: string, opts: TableOptions): LookupTable {
   if (isSeq(root)) {
     let keyColumn = opts.keyColumn;
     for (const item of root.items as Node[]) {
-      if (!isMap(item)) fail(item, 'each row of a YAML list table must be a map of fields');
-      const pairs = (item as unknown as { items: Pair<Node, Node>[] }).items;
+      const pairs = isMap(item) ? (item.items as Pair<Node, Node>[]) : fail(item, 'each row of a YAML list table must be a map of fields');
       if (keyColumn === undefined) {
         const first = keyText(pairs[0]?.key);
         if (first === null) fail(item, 'the first row has no field to use as the key (set key_column)');

@@ -80,8 +80,7 @@ export function valueKind(v: unknown): string {
 /** Valid UTF-8 (lone surrogates replaced) within Loki's value length. */
 export function sanitizeLabelValue(v: string): string {
   // String#toWellFormed (Node 20) replaces lone surrogates, which are not encodable as UTF-8.
-  const w = v as unknown as { isWellFormed(): boolean; toWellFormed(): string };
-  const s = w.isWellFormed() ? v : w.toWellFormed();
+  const s = v.isWellFormed() ? v : v.toWellFormed();
   return s.length > MAX_LABEL_VALUE_LENGTH ? s.slice(0, MAX_LABEL_VALUE_LENGTH) : s;
 }
 
@@ -336,5 +335,13 @@ export class StreamTracker {
       if (now - t < this.idleMs) break;
       this.seen.delete(k);
     }
+  }
+}
+
+declare global {
+  // ES2024 (Node 20); the project's lib is ES2022.
+  interface String {
+    isWellFormed(): boolean;
+    toWellFormed(): string;
   }
 }
