@@ -402,3 +402,25 @@ export function applySchema(
 export function applyOptions<T extends OptionTable>(table: T, section: RawSection, what: string, errors: ConfigError[]): ConfigOf<T> {
   return applySchema(table, section, what, errors) as ConfigOf<T>;
 }
+
+/**
+ * The section with its keys spelled as the table spells them (option names are case-insensitive):
+ * what a plugin reads of the section itself — whether an option was written, where — is then
+ * found however the user wrote the name. Keys the table does not know stay as written.
+ */
+export function canonicalSection(table: OptionTable, section: RawSection): RawSection {
+  const byLower = new Map<string, string>();
+  for (const k of Object.keys(table)) byLower.set(k.toLowerCase(), k);
+  const values: Record<string, unknown> = {};
+  const keyPos: Record<string, SourcePos> = {};
+  const valuePos: Record<string, SourcePos> = {};
+  for (const [key, v] of Object.entries(section.values)) {
+    const name = byLower.get(key.toLowerCase()) ?? key;
+    values[name] = v;
+    const kp = section.keyPos[key];
+    const vp = section.valuePos[key];
+    if (kp) keyPos[name] = kp;
+    if (vp) valuePos[name] = vp;
+  }
+  return { ...section, values, keyPos, valuePos };
+}

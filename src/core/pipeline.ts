@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, ConfigErrors } from '../config/errors.js';
 import type { LoadedConfig, PluginSection } from '../config/load.js';
-import { applySchema, type RawSection } from '../config/schema.js';
+import { applySchema, canonicalSection, type RawSection } from '../config/schema.js';
 import { checkService, serviceOptions, type ServiceConfig } from '../config/service.js';
 import { optionTableFor, type DeliveryConfig } from './common-options.js';
 import { Commit } from './commit.js';
@@ -88,36 +88,38 @@ export function plan(loaded: LoadedConfig, registry: Registry): Plan {
     const table = optionTableFor(plugin);
     const before = errors.length;
     const config = applySchema(table, s.raw, `${s.kind} '${s.name}'`, errors);
+    // Plugins and the checks below read the section by the table's option names.
+    const raw = canonicalSection(table, s.raw);
     const n = counters.get(`${s.kind}:${s.name}`) ?? 0;
     counters.set(`${s.kind}:${s.name}`, n + 1);
     const id = (config.alias as string | undefined) ?? `${s.name}.${n}`;
-    if (ids.has(`${s.kind}:${id}`)) errors.push(new ConfigError(`duplicate ${s.kind} alias '${id}'`, s.raw.valuePos.alias ?? s.raw.pos, 'alias'));
+    if (ids.has(`${s.kind}:${id}`)) errors.push(new ConfigError(`duplicate ${s.kind} alias '${id}'`, raw.valuePos.alias ?? raw.pos, 'alias'));
     ids.add(`${s.kind}:${id}`);
     let matcher: TagMatcher | null = null;
     if (s.kind !== 'input') {
       if (config.match !== undefined && config.match_regex !== undefined) {
-        errors.push(new ConfigError('set match or match_regex, not both', s.raw.keyPos.match_regex ?? s.raw.pos, 'match_regex'));
+        errors.push(new ConfigError('set match or match_regex, not both', raw.keyPos.match_regex ?? raw.pos, 'match_regex'));
       }
       try {
         matcher = compileMatch(config.match as string | undefined, config.match_regex as string | undefined);
       } catch (e) {
-        errors.push(new ConfigError(`invalid regular expression: ${(e as Error).message}`, s.raw.valuePos.match_regex ?? s.raw.pos, 'match_regex'));
+        errors.push(new ConfigError(`invalid regular expression: ${(e as Error).message}`, raw.valuePos.match_regex ?? raw.pos, 'match_regex'));
       }
       if (!matcher && errors.length === before) {
-        errors.push(new ConfigError(`${s.kind} '${id}' has no match or match_regex, so no event would reach it`, s.raw.pos, 'match'));
+        errors.push(new ConfigError(`${s.kind} '${id}' has no match or match_regex, so no event would reach it`, raw.pos, 'match'));
       }
     }
     let prepared: unknown = config;
     if (errors.length === before && plugin.prepare) {
       try {
-        prepared = plugin.prepare(config, s.raw);
+        prepared = plugin.prepare(config, raw);
       } catch (e) {
         if (e instanceof ConfigError) errors.push(e);
         else if (e instanceof ConfigErrors) errors.push(...e.errors);
-        else errors.push(new ConfigError((e as Error).message, s.raw.pos));
+        else errors.push(new ConfigError((e as Error).message, raw.pos));
       }
     }
-    return { kind: s.kind, plugin, id, config, prepared, raw: s.raw, matcher };
+    return { kind: s.kind, plugin, id, config, prepared, raw, matcher };
   };
   const inputs = loaded.inputs.map(build).filter((x): x is PlannedPlugin => x !== null);
   const filters = loaded.filters.map(build).filter((x): x is PlannedPlugin => x !== null);

@@ -12,7 +12,7 @@ import { ConfigError } from '../../../src/config/errors.js';
 import { loadConfigFile } from '../../../src/config/load.js';
 import { applySchema, type OptionSpec, type RawSection } from '../../../src/config/schema.js';
 import { deliveryOptionTable, optionTableFor } from '../../../src/core/common-options.js';
-import { plan, Pipeline } from '../../../src/core/pipeline.js';
+import { plan, Pipeline, type PlannedPlugin } from '../../../src/core/pipeline.js';
 import { plugins, registry } from '../../../src/plugins.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'logwarden-option-case-'));
@@ -176,7 +176,8 @@ for (const p of plugins) {
   });
 }
 
-test('the plan hands each plugin the same config for upper-case option names', () => {
+test('the plan hands each plugin the same config for upper-case and mixed-case option names', () => {
+  writeFileSync(join(dir, 'users.csv'), 'user,team\nana,core\n');
   const sections: Array<[kind: string, body: Record<string, unknown>]> = [
     ['inputs', { name: 'forward', port: 0, tag: 'a', buffer_chunk_size: '64Ki' }],
     ['inputs', { name: 'http', port: 0, successful_response_code: 200 }],
@@ -187,9 +188,15 @@ test('the plan hands each plugin the same config for upper-case option names', (
     ['filters', { name: 'nest', match: '*', operation: 'lift', nested_under: 'x' }],
     ['filters', { name: 'rewrite_tag', match: '*', rule: '$a ^x$ new false' }],
     ['filters', { name: 'throttle', match: '*', rate: 5, window: 3 }],
+    ['filters', { name: 'audit_policy', match: '*', policy: { rules: [{ level: 'Metadata' }] }, non_audit: 'drop' }],
+    ['filters', { name: 'parser', match: '*', key_name: 'log', parser: 'json', reserve_data: true }],
+    ['filters', { name: 'lookup', match: '*', file: 'users.csv', lookup_key: 'user', result_key: 'team', ignore_case: true }],
+    ['filters', { name: 'detect', match: '*', rule_matching: 'all', alert_tag: 'alerts', keep_events: false }],
     ...Object.entries(outputBase).map(([name, o]): [string, Record<string, unknown>] => ['outputs', { name, match: '*', retry_limit: 4, workers: 3, ...o }]),
   ];
-  const render = (upper: boolean) => {
+  const planned = sections.map(([kind, body]) => `${kind.slice(0, -1)} ${String(body.name)}`).sort();
+  assert.deepEqual(planned, plugins.map((p) => `${p.kind} ${p.name}`).sort(), 'one section of every registered plugin');
+  const render = (spell: (k: string) => string) => {
     const lines = ['pipeline:'];
     for (const kind of ['inputs', 'filters', 'outputs']) {
       lines.push(`  ${kind}:`);
@@ -197,18 +204,47 @@ test('the plan hands each plugin the same config for upper-case option names', (
         void k;
         let first = true;
         for (const [key, v] of Object.entries(body)) {
-          const name = key === 'name' || !upper ? key : key.toUpperCase();
+          const name = key === 'name' ? key : spell(key);
           lines.push(`    ${first ? '-' : ' '} ${name}: ${JSON.stringify(v)}`);
           first = false;
         }
       }
     }
-    const file = join(dir, `plan-${upper}.yaml`);
+    const file = join(dir, `plan-${n++}.yaml`);
     writeFileSync(file, `${lines.join('\n')}\n`);
     const p = plan(loadConfigFile(file, {}), registry);
-    return [...p.inputs, ...p.filters, ...p.outputs].map((x) => ({ id: x.id, config: { ...x.config } }));
+    // What create() gets: the config, or what prepare() made of it (with the config it used).
+    const handed = (x: PlannedPlugin) => {
+      if (x.prepared === x.config) return 'the config';
+      const c = (x.prepared as { config?: Record<string, unknown> }).config;
+      return c === undefined ? 'compiled' : { ...c };
+    };
+    return [...p.inputs, ...p.filters, ...p.outputs].map((x) => ({ id: x.id, config: { ...x.config }, handed: handed(x) }));
   };
-  const lower = render(false);
+  const lower = render(spellings[0]!);
   assert.equal(lower.length, sections.length);
-  assert.deepEqual(render(true), lower);
+  for (const spell of spellings.slice(1)) assert.deepEqual(render(spell), lower);
+});
+
+test("cross-option checks see an option however its name is spelled (loki url with HOST, forward upstream with PORT, http TLS.CRT_FILE without tls)", () => {
+  writeFileSync(join(dir, 'up.conf'), '[UPSTREAM]\n  name u\n[NODE]\n  name a\n  host 127.0.0.1\n  port 1\n');
+  const cases: Array<[kind: string, body: Record<string, unknown>, error: RegExp]> = [
+    ['outputs', { name: 'loki', match: '*', url: 'http://127.0.0.1:3100', host: '127.0.0.2' }, /set url or host, not both/],
+    ['outputs', { name: 'forward', match: '*', upstream: 'up.conf', port: 24224 }, /set upstream or port, not both/],
+    ['inputs', { name: 'http', port: 0, 'tls.crt_file': 'x.pem' }, /tls\.crt_file has no effect without tls: on/],
+    ['inputs', { name: 'http', port: 0, buffer_chunk_size: '8M', buffer_max_size: '4M' }, /buffer_chunk_size must not exceed buffer_max_size/],
+  ];
+  for (const [kind, body, error] of cases) {
+    for (const spell of spellings) {
+      const lines = ['pipeline:', `  ${kind}:`];
+      let first = true;
+      for (const [key, v] of Object.entries(body)) {
+        lines.push(`    ${first ? '-' : ' '} ${key === 'name' ? key : spell(key)}: ${JSON.stringify(v)}`);
+        first = false;
+      }
+      const file = join(dir, `cross-${n++}.yaml`);
+      writeFileSync(file, `${lines.join('\n')}\n`);
+      assert.throws(() => plan(loadConfigFile(file, {}), registry), (e: unknown) => error.test(String((e as Error).message)), `${body.name} ${spell('x_y')}`);
+    }
+  }
 });
