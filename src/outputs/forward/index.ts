@@ -17,10 +17,9 @@
  * acks per emitted record rather than per batch, and has no notion of an upstream of nodes.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
-import { checkServerIdentity, type ConnectionOptions, type PeerCertificate } from 'node:tls';
+import type { ConnectionOptions } from 'node:tls';
 import { ConfigError, type SourcePos } from '../../config/errors.js';
 import { coerceOption, type OptionTable, type RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
@@ -29,6 +28,7 @@ import { compileTemplate, type Template } from '../../core/record-accessor.js';
 import { ForwardConnection, type Auth, type ClientTimeouts, type Endpoint } from './client.js';
 import { formatKey, optionsBytes, prepareFrame, type FrameFormat, type PreparedFrame } from './frame.js';
 import { readUpstreamFile } from './upstream.js';
+import { checkClientTls, clientTlsConnect, clientTlsOptions, readTlsFiles } from '../tls.js';
 import { deliveryOptions } from '../../core/common-options.js';
 
 const options = {
@@ -70,13 +70,8 @@ const options = {
   username: { type: 'string', description: 'User for servers with user authentication (needs shared_key)' },
   password: { type: 'string', description: 'Password of username' },
   tls: { type: 'bool', default: false, description: 'Use TLS' },
-  'tls.verify': { type: 'bool', default: true, description: 'Verify the server certificate chain against tls.ca_file (default: the system CAs)' },
-  'tls.verify_hostname': { type: 'bool', default: false, description: 'Also check that the certificate names the host (tls.vhost, else host), as Fluent Bit (default off)' },
-  'tls.ca_file': { type: 'string', description: 'PEM file of CA certificates to trust (default: the system CAs)' },
-  'tls.crt_file': { type: 'string', description: 'PEM client certificate (mutual TLS)' },
-  'tls.key_file': { type: 'string', description: 'PEM private key of tls.crt_file' },
+  ...clientTlsOptions('host'),
   'tls.key_passwd': { type: 'string', description: 'Password of tls.key_file' },
-  'tls.vhost': { type: 'string', description: 'Host name sent as SNI and checked by tls.verify_hostname (default: the host)' },
   'net.connect_timeout': { type: 'duration', fluentBit: 'time', default: 10, description: 'Seconds to connect, including TLS and waiting for HELO (Fluent Bit default 10)' },
   'net.io_timeout': { type: 'duration', fluentBit: 'time', default: 60, description: 'Seconds to wait for PONG and for each ack before the attempt fails' },
   'net.keepalive': { type: 'bool', default: true, description: 'Keep connections open between batches' },
@@ -140,16 +135,6 @@ function parseAddOptions(list: string[] | undefined, posOf: PosOf): Array<[strin
   return out;
 }
 
-function readPem(file: string | undefined, baseDir: string, key: string, posOf: PosOf): Buffer | undefined {
-  if (file === undefined) return undefined;
-  const path = resolve(baseDir, file);
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new ConfigError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, posOf(key), key);
-  }
-}
-
 /** Cross-option checks that apply to the output and to each node (with the node's values). */
 function checkCombination(c: ForwardConfig, posOf: PosOf): void {
   if (c.compress === 'gzip' && c.time_as_integer) {
@@ -166,10 +151,7 @@ function checkCombination(c: ForwardConfig, posOf: PosOf): void {
     }
   }
   if (c.username !== undefined && c.password === undefined) throw new ConfigError('username needs password', posOf('username'), 'username');
-  if ((c['tls.crt_file'] === undefined) !== (c['tls.key_file'] === undefined)) {
-    const k = c['tls.crt_file'] === undefined ? 'tls.key_file' : 'tls.crt_file';
-    throw new ConfigError('tls.crt_file and tls.key_file go together (client certificate and its key)', posOf(k), k);
-  }
+  checkClientTls(c, posOf);
 }
 
 function compileTag(text: string | undefined, posOf: PosOf): Template | undefined {
@@ -187,20 +169,7 @@ function specOf(c: ForwardConfig, name: string, endpointBase: Omit<Endpoint, 'tl
   let tlsOptions: ConnectionOptions | undefined;
   if (c.tls) {
     const host = endpointBase.host ?? '';
-    const servername = c['tls.vhost'] ?? (isIP(host) ? undefined : host);
-    const ca = readPem(c['tls.ca_file'], baseDir, 'tls.ca_file', posOf);
-    const cert = readPem(c['tls.crt_file'], baseDir, 'tls.crt_file', posOf);
-    const key = readPem(c['tls.key_file'], baseDir, 'tls.key_file', posOf);
-    tlsOptions = {
-      rejectUnauthorized: c['tls.verify'],
-      // Fluent Bit checks the name only with tls.verify_hostname (the chain with tls.verify).
-      ...(c['tls.verify_hostname'] ? { checkServerIdentity: (_h: string, cert: PeerCertificate) => checkServerIdentity(c['tls.vhost'] ?? host, cert) } : { checkServerIdentity: () => undefined }),
-      ...(servername ? { servername } : {}),
-      ...(ca ? { ca } : {}),
-      ...(cert ? { cert } : {}),
-      ...(key ? { key } : {}),
-      ...(c['tls.key_passwd'] !== undefined ? { passphrase: c['tls.key_passwd'] } : {}),
-    };
+    tlsOptions = clientTlsConnect(c, readTlsFiles(c, baseDir, posOf), { name: host, sni: !isIP(host) });
   }
   const keyed = c.shared_key !== undefined || c.empty_shared_key;
   return {
