@@ -58,7 +58,10 @@ export function fluentBit(): string {
         '(put fluent-bit on PATH, run test/e2e/setup.sh, or set LOGWARDEN_SHARED to the folder with tools/peers)',
     );
   }
-  const dir = execFileSync('bash', [install], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop()!;
+  const dir = execFileSync('bash', [install], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+    .trim()
+    .split('\n')
+    .pop()!;
   const bin = join(dir, 'fluent-bit');
   accessSync(bin, constants.X_OK);
   return bin;
@@ -109,10 +112,7 @@ ${o.parse ? '      parser: audit_json\n' : ''}      read_from_head: true
 
 /** A Fluent Bit receiver: forward -> null or file (`plain`: one JSON record per line). */
 function receiverConfig(o: { output: 'null' | 'file'; port: number; httpPort: number; out: string }): string {
-  const output =
-    o.output === 'null'
-      ? '    - name: null\n      match: "*"\n'
-      : `    - name: file\n      match: "*"\n      path: ${o.out}\n      mkdir: on\n      format: plain\n`;
+  const output = o.output === 'null' ? '    - name: null\n      match: "*"\n' : `    - name: file\n      match: "*"\n      path: ${o.out}\n      mkdir: on\n      format: plain\n`;
   return `service:
   flush: 1
   log_level: info
@@ -367,7 +367,7 @@ const real: RealScenario[] = [
     name: 'lw-security-file',
     what: 'logwarden audit_policy -> modify -> detect -> file (security-file.yaml)',
     parse: true,
-    start: (d) => logwardenReceiver('security-file.yaml', d, {})
+    start: (d) => logwardenReceiver('security-file.yaml', d, {}),
   },
   {
     name: 'lw-security',
@@ -611,7 +611,13 @@ export async function capture(events: string, n: number, parse = true): Promise<
           }
         } else bump(c.modes, typeof entries === 'number' ? 'message' : 'packed');
         const opts = (v[2] ?? {}) as Record<string, unknown>;
-        bump(c.options, Object.entries(opts).map(([k, x]) => (k === 'chunk' ? 'chunk' : `${k}=${JSON.stringify(x)}`)).sort().join(', ') || '(none)');
+        bump(
+          c.options,
+          Object.entries(opts)
+            .map(([k, x]) => (k === 'chunk' ? 'chunk' : `${k}=${JSON.stringify(x)}`))
+            .sort()
+            .join(', ') || '(none)',
+        );
         if (typeof opts.chunk === 'string') {
           c.chunk_id_bytes.push(Buffer.byteLength(opts.chunk));
           sock.write(encoder.encode({ ack: opts.chunk }));
@@ -708,7 +714,9 @@ async function main(): Promise<void> {
     for (const s of gens) {
       const r = await runOnce(s, events);
       genRuns.get(s.name)!.push(r);
-      process.stderr.write(`${s.name} (load generator) run ${i + 1}/${RUNS}: ${fmt(r.records_per_s)} rec/s, ${r.cpu_us_per_record.toFixed(2)} µs CPU/rec, peak RSS ${r.peak_rss_mb.toFixed(0)} MB, load ${loadavg()}\n`);
+      process.stderr.write(
+        `${s.name} (load generator) run ${i + 1}/${RUNS}: ${fmt(r.records_per_s)} rec/s, ${r.cpu_us_per_record.toFixed(2)} µs CPU/rec, peak RSS ${r.peak_rss_mb.toFixed(0)} MB, load ${loadavg()}\n`,
+      );
     }
     load.push(loadavg());
   }

@@ -91,11 +91,9 @@ async function runOnce(compress: string, events: string): Promise<Result> {
   const a = await start('forward-relay.yaml', { BENCH_PORT: String(aPort), BENCH_NEXT_PORT: String(bPort), BENCH_COMPRESS: compress });
   try {
     const cpu0 = cpuSeconds(a.child.pid!);
-    const gen = execFileSync(
-      process.execPath,
-      [join(root, 'dist', 'bench', 'loadgen.js'), '--port', String(aPort), '--events', events, '--mode', 'forward', '--chunk', '2000', '--connections', '2'],
-      { maxBuffer: 1 << 20 },
-    );
+    const gen = execFileSync(process.execPath, [join(root, 'dist', 'bench', 'loadgen.js'), '--port', String(aPort), '--events', events, '--mode', 'forward', '--chunk', '2000', '--connections', '2'], {
+      maxBuffer: 1 << 20,
+    });
     const cpu = cpuSeconds(a.child.pid!) - cpu0;
     const g = JSON.parse(gen.toString()) as { records: number; records_per_s: number; mb_per_s: number; ack_ms_p50: number; ack_ms_p99: number };
     // Every acked record is in B's file ([time, record] values back to back).

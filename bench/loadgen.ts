@@ -42,7 +42,7 @@ function parse(argv: string[]): Args {
   return {
     port: Number(get('port')),
     events: get('events')!,
-    mode: (get('mode', 'forward') as 'forward' | 'packed'),
+    mode: get('mode', 'forward') as 'forward' | 'packed',
     chunk: Number(get('chunk', '2000')),
     connections: Number(get('connections', '2')),
     records: Number(get('records', '0')),

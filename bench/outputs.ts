@@ -75,7 +75,9 @@ async function chunks(run: { ingest(e: LogEvent[]): Promise<{ ok: boolean }> }, 
 }
 
 async function benchLoki(records: LogRecord[]): Promise<void> {
-  console.log(`loki: ${records.length} Kubernetes audit events (${Math.round(records.reduce((n, r) => n + JSON.stringify(r).length, 0) / records.length)} bytes of JSON each on average), chunks of ${CHUNK}`);
+  console.log(
+    `loki: ${records.length} Kubernetes audit events (${Math.round(records.reduce((n, r) => n + JSON.stringify(r).length, 0) / records.length)} bytes of JSON each on average), chunks of ${CHUNK}`,
+  );
   console.log('encoding        records/s  requests/s  wire bytes/record  (batch_size 1000, workers 2)');
   for (const [name, extra] of [
     ['protobuf', 'encoding: protobuf'],
@@ -92,9 +94,7 @@ async function benchLoki(records: LogRecord[]): Promise<void> {
     const s = await new Promise<ServerStats>((r) => worker.once('message', r));
     await worker.terminate();
     if (s.entries !== records.length) throw new Error(`${name}: server got ${s.entries} of ${records.length} (statuses ${s.statuses})`);
-    console.log(
-      `${name.padEnd(14)} ${String(Math.round(records.length / secs)).padStart(9)}  ${(s.requests / secs).toFixed(1).padStart(10)}  ${(s.bytes / records.length).toFixed(1).padStart(17)}`,
-    );
+    console.log(`${name.padEnd(14)} ${String(Math.round(records.length / secs)).padStart(9)}  ${(s.requests / secs).toFixed(1).padStart(10)}  ${(s.bytes / records.length).toFixed(1).padStart(17)}`);
   }
 }
 

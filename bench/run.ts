@@ -161,7 +161,11 @@ export async function runOnce(s: Scenario, events: string): Promise<RunResult> {
   });
   let log = '';
   receiver.stderr!.on('data', (d) => (log += d));
-  await waitForPort(port, () => receiver.exitCode, () => log);
+  await waitForPort(
+    port,
+    () => receiver.exitCode,
+    () => log,
+  );
   // Resident memory of the receiver's processes every 100 ms: the steady value is the median.
   const rssSamples: number[] = [];
   const sampler = setInterval(() => {
@@ -370,14 +374,13 @@ export const scenarios: Scenario[] = [
   security('security-loki-down', 'security while Loki answers 503 until the sender has every ack, then recovers (retry_limit no_limits)', { lokiDown: true }),
   // The V8 flags deploy/container/entrypoint.sh derives for a 512 MiB container (the manifests'
   // limit), and a tighter heap (4 MiB semi-space, 160 MiB old space) that trades CPU for RSS.
-  ...[
-    ['container-512mi', ['--max-semi-space-size=32', '--max-old-space-size=262']] as const,
-    ['bounded-heap', ['--max-semi-space-size=4', '--max-old-space-size=160']] as const,
-  ].flatMap(([suffix, flags]) => [
-    security(`security-${suffix}`, `security with node ${flags.join(' ')}`, { nodeFlags: [...flags] }),
-    security(`security-overload-${suffix}`, `security-overload with node ${flags.join(' ')}`, { nodeFlags: [...flags], connections: 20 }),
-    security(`security-loki-down-${suffix}`, `security-loki-down with node ${flags.join(' ')}`, { nodeFlags: [...flags], lokiDown: true }),
-  ]),
+  ...[['container-512mi', ['--max-semi-space-size=32', '--max-old-space-size=262']] as const, ['bounded-heap', ['--max-semi-space-size=4', '--max-old-space-size=160']] as const].flatMap(
+    ([suffix, flags]) => [
+      security(`security-${suffix}`, `security with node ${flags.join(' ')}`, { nodeFlags: [...flags] }),
+      security(`security-overload-${suffix}`, `security-overload with node ${flags.join(' ')}`, { nodeFlags: [...flags], connections: 20 }),
+      security(`security-loki-down-${suffix}`, `security-loki-down with node ${flags.join(' ')}`, { nodeFlags: [...flags], lokiDown: true }),
+    ],
+  ),
   relay('relay-forward-warm', 'relay-forward measured after a 5,000-record warm-up (JIT, heap growth): the steady-state cost', { args: warm() }),
   security('security-memory-warm', 'security-memory measured after a 5,000-record warm-up', { env: MEMORY, args: warm() }),
   security('security-memory-1cpu-warm', 'security-memory-1cpu measured after a 5,000-event warm-up', {
@@ -407,10 +410,7 @@ for (const kb of [1, 2, 4, 8, 16]) {
     chunk: Math.max(16, Math.round(2e6 / size)),
     args: ['--records', String(Math.min(100_000, Math.round(200e6 / size))), '--pad-to', String(size), ...warm()],
   };
-  scenarios.push(
-    relay(`relay-size-${kb}k`, `relay-forward with ${kb} KB records`, sweep),
-    security(`security-size-${kb}k`, `security-memory with ${kb} KB audit events`, { ...sweep, env: MEMORY }),
-  );
+  scenarios.push(relay(`relay-size-${kb}k`, `relay-forward with ${kb} KB records`, sweep), security(`security-size-${kb}k`, `security-memory with ${kb} KB audit events`, { ...sweep, env: MEMORY }));
 }
 
 async function main(): Promise<void> {
@@ -435,9 +435,7 @@ async function main(): Promise<void> {
         `${s.name} run ${i + 1}/${RUNS}: ${Math.round(r.records_per_s)} rec/s, ${r.cpu_us_per_record.toFixed(2)} us CPU/rec, RSS ${r.steady_rss_mb.toFixed(0)} / ${r.peak_rss_mb.toFixed(0)} MB, cores busy ${r.cores_busy.toFixed(2)} (loadgen ${r.loadgen_cpu_s.toFixed(1)} s, downstream ${r.downstream_cpu_s.toFixed(1)} s)\n`,
       );
     }
-    const med = Object.fromEntries(
-      (Object.keys(runs[0]!) as Array<keyof RunResult>).map((k) => [k, Number(median(runs.map((r) => r[k])).toFixed(3))]),
-    ) as unknown as RunResult;
+    const med = Object.fromEntries((Object.keys(runs[0]!) as Array<keyof RunResult>).map((k) => [k, Number(median(runs.map((r) => r[k])).toFixed(3))])) as unknown as RunResult;
     results[s.name] = { what: s.what, median: med, runs };
     rows.push(
       `| ${s.name} | ${Math.round(med.records_per_s).toLocaleString('en')} | ${Math.round(med.acked_per_s).toLocaleString('en')} | ${med.mb_per_s.toFixed(1)} | ${med.cpu_us_per_record.toFixed(2)} | ${Math.round(med.records_per_cpu_s).toLocaleString('en')} | ${med.steady_rss_mb.toFixed(0)} / ${med.peak_rss_mb.toFixed(0)} | ${med.ack_ms_p50.toFixed(1)} / ${med.ack_ms_p99.toFixed(1)} | ${med.json_bytes_per_record} | ${((med.cpu_us_per_record * 1024) / med.json_bytes_per_record).toFixed(2)} | ${med.cores_busy.toFixed(2)} (${med.loadgen_cpu_s.toFixed(1)} / ${med.downstream_cpu_s.toFixed(1)} s) |`,

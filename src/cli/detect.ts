@@ -7,18 +7,7 @@ import { once } from 'node:events';
 import { parseArgs, UsageError, type Command } from './command.js';
 import { toJSONLine } from '../core/json.js';
 import { jsonItems, Progress } from './stream-json.js';
-import {
-  BUNDLED_RULES,
-  DEFAULT_HOSTNAME,
-  Engine,
-  NOT_AUDIT,
-  PRIORITY_NAMES,
-  RuleLoadError,
-  RuleLoader,
-  formatMessage,
-  newStats,
-  parsePriority,
-} from '../falco/index.js';
+import { BUNDLED_RULES, DEFAULT_HOSTNAME, Engine, NOT_AUDIT, PRIORITY_NAMES, RuleLoadError, RuleLoader, formatMessage, newStats, parsePriority } from '../falco/index.js';
 
 const usage = `Usage: logwarden detect [-r RULES.yaml ...] -e EVENTS [-e EVENTS ...] [options]
 
@@ -94,7 +83,11 @@ export const detectCommand: Command = {
       const rows = ruleSet.summary.map((r) => [r.name, r.priorityName, r.source, `${r.where.file}:${r.where.line}`, r.skipped ? `skipped: ${r.skipped}` : r.enabled ? '' : 'disabled']);
       const head = ['RULE', 'PRIORITY', 'SOURCE', 'FILE', ''];
       const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-      const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+      const fmt = (r: string[]) =>
+        r
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd();
       process.stdout.write(`${[fmt(head), ...rows.map(fmt)].join('\n')}\n`);
       return 0;
     }

@@ -224,7 +224,7 @@ async function* documentItems(chunks: AsyncIterable<string>): AsyncGenerator<Jso
       strStart = 0;
     }
     if (elem !== undefined) {
-      elem.push(chunk.slice(elemStart < 0 ? 0 : elemStart));
+      elem.push(chunk.slice(Math.max(0, elemStart)));
       elemStart = 0;
     }
     // The next chunk continues the pending key string and element from its start.

@@ -20,9 +20,7 @@ FILE:LINE:COL: option: what was found, what is expected; exits 1 on errors.`,
     await pipeline.build();
     await pipeline.close();
     const list = (xs: { id: string }[]) => xs.map((x) => x.id).join(', ') || '-';
-    process.stdout.write(
-      `OK ${p.file}\n  inputs:  ${list(p.inputs)}\n  filters: ${list(p.filters)}\n  outputs: ${list(p.outputs)}\n`,
-    );
+    process.stdout.write(`OK ${p.file}\n  inputs:  ${list(p.inputs)}\n  filters: ${list(p.filters)}\n  outputs: ${list(p.outputs)}\n`);
     return 0;
   },
 };

@@ -162,9 +162,9 @@ export async function runPrimary(p: Plan, log: Logger): Promise<number> {
       void (ui?.close() ?? Promise.resolve())
         .then(() => http?.close())
         .then(() => {
-        log.info('stopped');
-        resolve(0);
-      });
+          log.info('stopped');
+          resolve(0);
+        });
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

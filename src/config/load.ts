@@ -46,11 +46,7 @@ class Source {
  */
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([-+])([^}]*))?\}/g;
 
-export function substituteEnv(
-  text: string,
-  env: Record<string, string | undefined>,
-  onMissing: (name: string) => void,
-): string {
+export function substituteEnv(text: string, env: Record<string, string | undefined>, onMissing: (name: string) => void): string {
   if (!text.includes('${')) return text;
   return text.replace(ENV_REF, (_m, name: string, op: string | undefined, word: string | undefined) => {
     const v = env[name];
@@ -74,11 +70,7 @@ function toJS(node: unknown, src: Source, ctx: Ctx): unknown {
   if (isScalar(node)) {
     const v = node.value;
     if (typeof v === 'string') {
-      return substituteEnv(v, ctx.env, (name) =>
-        ctx.errors.push(
-          new ConfigError(`environment variable '${name}' is not set and has no default (write \${${name}:-default})`, src.pos(node)),
-        ),
-      );
+      return substituteEnv(v, ctx.env, (name) => ctx.errors.push(new ConfigError(`environment variable '${name}' is not set and has no default (write \${${name}:-default})`, src.pos(node))));
     }
     return v;
   }

@@ -58,15 +58,7 @@ type ValueOf<S> = S extends { type: 'string' }
           : unknown;
 
 /** Whether the config always holds the option: it is required or has a default (and no "unlimited" reading). */
-type AlwaysSet<S> = S extends { unlimited: true }
-  ? false
-  : S extends { required: true }
-    ? true
-    : S extends { default: infer D }
-      ? [D] extends [undefined]
-        ? false
-        : true
-      : false;
+type AlwaysSet<S> = S extends { unlimited: true } ? false : S extends { required: true } ? true : S extends { default: infer D } ? ([D] extends [undefined] ? false : true) : false;
 
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
 
@@ -116,8 +108,18 @@ export function parseBool(v: unknown): boolean | undefined {
  */
 const SIZE_UNITS: Record<string, number> = {
   '': 1,
-  k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9,
-  ki: 1024, kib: 1024, mi: 1024 ** 2, mib: 1024 ** 2, gi: 1024 ** 3, gib: 1024 ** 3,
+  k: 1e3,
+  kb: 1e3,
+  m: 1e6,
+  mb: 1e6,
+  g: 1e9,
+  gb: 1e9,
+  ki: 1024,
+  kib: 1024,
+  mi: 1024 ** 2,
+  mib: 1024 ** 2,
+  gi: 1024 ** 3,
+  gib: 1024 ** 3,
 };
 
 /** What a size may look like, for error messages. */
@@ -243,7 +245,7 @@ function describeType(spec: OptionSpec): string {
 }
 
 function show(v: unknown): string {
-  const s = typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? String(v);
+  const s = typeof v === 'string' ? JSON.stringify(v) : (JSON.stringify(v) ?? String(v));
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
@@ -356,13 +358,7 @@ export function suggest(name: string, candidates: Iterable<string>): string {
  * Validates a section against a table: unknown options, types, required options; fills defaults.
  * Option names are matched case-insensitively, as Fluent Bit does. Returns errors, never throws.
  */
-export function applySchema(
-  table: OptionTable,
-  section: RawSection,
-  what: string,
-  errors: ConfigError[],
-  ignore: ReadonlySet<string> = new Set(),
-): Record<string, unknown> {
+export function applySchema(table: OptionTable, section: RawSection, what: string, errors: ConfigError[], ignore: ReadonlySet<string> = new Set()): Record<string, unknown> {
   const out: Record<string, unknown> = Object.create(null);
   const byLower = new Map<string, string>();
   for (const k of Object.keys(table)) byLower.set(k.toLowerCase(), k);
@@ -371,13 +367,7 @@ export function applySchema(
     if (ignore.has(lower)) continue;
     const name = byLower.get(lower);
     if (name === undefined) {
-      errors.push(
-        new ConfigError(
-          `unknown option for ${what}${suggest(key, Object.keys(table))}; known options: ${Object.keys(table).join(', ')}`,
-          section.keyPos[key] ?? section.pos,
-          key,
-        ),
-      );
+      errors.push(new ConfigError(`unknown option for ${what}${suggest(key, Object.keys(table))}; known options: ${Object.keys(table).join(', ')}`, section.keyPos[key] ?? section.pos, key));
       continue;
     }
     try {

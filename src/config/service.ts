@@ -16,7 +16,7 @@ export const serviceOptions = {
     type: 'enum',
     values: ['off', 'error', 'warn', 'warning', 'info', 'debug', 'trace'],
     default: 'info',
-    description: 'Level of logwarden\'s own logs',
+    description: "Level of logwarden's own logs",
   },
   log_format: { type: 'enum', values: ['auto', 'json', 'pretty'], default: 'auto', description: 'Own logs as JSON, or readable (auto: readable on a terminal)' },
   http_server: { type: 'bool', default: false, description: 'Serve /metrics, /healthz and /readyz' },
@@ -128,7 +128,7 @@ export function checkService(service: ServiceConfig, section: RawSection): Confi
       errors.push(new ConfigError('not a valid URL (special characters in the password must be percent-encoded)', valueAt('ui.store'), 'ui.store'));
     }
     if (service['ui.db_path'] !== undefined) {
-      errors.push(new ConfigError('keeps one process\'s alerts in a file: remove it, ui.store is a shared database', at('ui.db_path'), 'ui.db_path'));
+      errors.push(new ConfigError("keeps one process's alerts in a file: remove it, ui.store is a shared database", at('ui.db_path'), 'ui.db_path'));
     }
   }
   const am = service['ui.alertmanager_url'];
@@ -140,12 +140,13 @@ export function checkService(service: ServiceConfig, section: RawSection): Confi
     } catch {
       ok = false;
     }
-    if (!ok) errors.push(new ConfigError(`found ${JSON.stringify(am)}, expected an http:// or https:// URL without query (the Alertmanager's base URL)`, valueAt('ui.alertmanager_url'), 'ui.alertmanager_url'));
+    if (!ok)
+      errors.push(
+        new ConfigError(`found ${JSON.stringify(am)}, expected an http:// or https:// URL without query (the Alertmanager's base URL)`, valueAt('ui.alertmanager_url'), 'ui.alertmanager_url'),
+      );
   }
   if (service.workers > 1 && service.ui && !shared) {
-    errors.push(
-      new ConfigError('the web page keeps its alerts in one process: set workers: 1 with ui: on, or a shared ui.store (postgres://...)', at('workers'), 'workers'),
-    );
+    errors.push(new ConfigError('the web page keeps its alerts in one process: set workers: 1 with ui: on, or a shared ui.store (postgres://...)', at('workers'), 'workers'));
   }
   return errors;
 }

@@ -23,8 +23,7 @@ export const commonInputOptions = {
     type: 'enum',
     values: ['memory', 'filesystem'],
     default: 'memory',
-    description:
-      'Where chunks are buffered until committed: memory (acked after every output delivered) or filesystem (written under service storage.path and acked once stored; survives a crash)',
+    description: 'Where chunks are buffered until committed: memory (acked after every output delivered) or filesystem (written under service storage.path and acked once stored; survives a crash)',
   },
 } as const satisfies OptionTable;
 

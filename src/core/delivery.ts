@@ -197,16 +197,9 @@ export class DeliveryEngine {
     const over = this.pendingRecords >= this.opts.queueRecords || this.pendingBytes >= this.opts.queueBytes;
     if (over && !this.blocked) {
       this.blocked = true;
-      this.log.warn(
-        { output: this.id, records: this.pendingRecords, bytes: this.pendingBytes },
-        'output queue full: pausing inputs until it drains',
-      );
+      this.log.warn({ output: this.id, records: this.pendingRecords, bytes: this.pendingBytes }, 'output queue full: pausing inputs until it drains');
       this.flow.block(this.id, `queue full (${this.pendingRecords} records, ${this.pendingBytes} bytes)`, { output: this.id });
-    } else if (
-      this.blocked &&
-      this.pendingRecords <= this.opts.queueRecords / 2 &&
-      this.pendingBytes <= this.opts.queueBytes / 2
-    ) {
+    } else if (this.blocked && this.pendingRecords <= this.opts.queueRecords / 2 && this.pendingBytes <= this.opts.queueBytes / 2) {
       this.blocked = false;
       this.log.info({ output: this.id }, 'output queue below low-water mark: resuming inputs');
       this.flow.unblock(this.id);
@@ -317,14 +310,14 @@ export class DeliveryEngine {
       batch.attempts++;
       this.m.retries.inc();
       const wait = this.backoff(batch.attempts);
-      this.log.warn(
-        { output: this.id, records: events.length, attempt: batch.attempts, retry_in_s: Number(wait.toFixed(3)), err: err.message },
-        'batch failed, will retry',
+      this.log.warn({ output: this.id, records: events.length, attempt: batch.attempts, retry_in_s: Number(wait.toFixed(3)), err: err.message }, 'batch failed, will retry');
+      const t = setTimeout(
+        () => {
+          this.retryTimers.delete(t);
+          this.dispatch(batch);
+        },
+        (this.closing ? Math.min(wait, 0.25) : wait) * 1000,
       );
-      const t = setTimeout(() => {
-        this.retryTimers.delete(t);
-        this.dispatch(batch);
-      }, (this.closing ? Math.min(wait, 0.25) : wait) * 1000);
       this.retryTimers.set(t, batch);
       return;
     }
@@ -402,7 +395,10 @@ export class DeliveryEngine {
         this.m.errors(f.error.reason).inc();
         this.m.dropped(f.error.reason).inc();
       }
-      const written = await this.writeDeadLetter(e.failed.map((f) => ({ ev: f.event, err: f.error })), batch.attempts + 1);
+      const written = await this.writeDeadLetter(
+        e.failed.map((f) => ({ ev: f.event, err: f.error })),
+        batch.attempts + 1,
+      );
       for (const f of e.failed) {
         this.log.error(
           { output: this.id, tag: f.event.tag, reason: f.error.reason, err: f.error.message },
@@ -424,7 +420,11 @@ export class DeliveryEngine {
   private async deadLetter(batch: Batch, events: LogEvent[], err: DeliveryError, rejected: boolean): Promise<void> {
     this.m.dropped(err.reason).inc(events.length);
     let written = false;
-    if (this.opts.deadLetterFile) written = await this.writeDeadLetter(events.map((ev) => ({ ev, err })), batch.attempts + 1);
+    if (this.opts.deadLetterFile)
+      written = await this.writeDeadLetter(
+        events.map((ev) => ({ ev, err })),
+        batch.attempts + 1,
+      );
     else this.log.error({ output: this.id, records: events.length, reason: err.reason }, 'records dropped (no dead_letter_file / storage.path)');
     // A rejected batch is committed once it is on disk; otherwise the sender must resend. Either
     // way a written dead letter makes the data safe (the filesystem buffer may let it go).
@@ -512,10 +512,7 @@ export class DeliveryEngine {
       this.settle(b, false, 'shutdown: grace period over', false);
     }
     this.shutdown.abort(new DeliveryError('shutdown: grace period over', true, 'shutdown'));
-    this.log.warn(
-      { output: this.id, records, batches: batches.length },
-      `grace period over: ${records} records of this output left undelivered (requests aborted, not committed)`,
-    );
+    this.log.warn({ output: this.id, records, batches: batches.length }, `grace period over: ${records} records of this output left undelivered (requests aborted, not committed)`);
     return records;
   }
 }

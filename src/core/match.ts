@@ -11,6 +11,11 @@ export function compileMatch(match: string | undefined, matchRegex: string | und
   if (match === undefined) return null;
   if (match === '*') return () => true;
   if (!match.includes('*')) return (tag) => tag === match;
-  const re = new RegExp(`^${match.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  const re = new RegExp(
+    `^${match
+      .split('*')
+      .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
   return (tag) => re.test(tag);
 }

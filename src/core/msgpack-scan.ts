@@ -44,27 +44,90 @@ export function skipValue(buf: Uint8Array, pos: number): number {
       pos += 1 + (t & 0x1f);
     } else {
       switch (t) {
-        case 0xc4: case 0xd9: need(b, pos + 2); pos += 2 + b[pos + 1]!; break;
-        case 0xc5: case 0xda: need(b, pos + 3); pos += 3 + ((b[pos + 1]! << 8) | b[pos + 2]!); break;
-        case 0xc6: case 0xdb: need(b, pos + 5); pos += 5 + readU32(b, pos + 1); break;
-        case 0xc7: need(b, pos + 2); pos += 3 + b[pos + 1]!; break;
-        case 0xc8: need(b, pos + 3); pos += 4 + ((b[pos + 1]! << 8) | b[pos + 2]!); break;
-        case 0xc9: need(b, pos + 5); pos += 6 + readU32(b, pos + 1); break;
-        case 0xca: pos += 5; break;
-        case 0xcb: pos += 9; break;
-        case 0xcc: case 0xd0: pos += 2; break;
-        case 0xcd: case 0xd1: pos += 3; break;
-        case 0xce: case 0xd2: pos += 5; break;
-        case 0xcf: case 0xd3: pos += 9; break;
-        case 0xd4: pos += 3; break;
-        case 0xd5: pos += 4; break;
-        case 0xd6: pos += 6; break;
-        case 0xd7: pos += 10; break;
-        case 0xd8: pos += 18; break;
-        case 0xdc: need(b, pos + 3); left += (b[pos + 1]! << 8) | b[pos + 2]!; pos += 3; break;
-        case 0xdd: need(b, pos + 5); left += readU32(b, pos + 1); pos += 5; break;
-        case 0xde: need(b, pos + 3); left += ((b[pos + 1]! << 8) | b[pos + 2]!) * 2; pos += 3; break;
-        case 0xdf: need(b, pos + 5); left += readU32(b, pos + 1) * 2; pos += 5; break;
+        case 0xc4:
+        case 0xd9:
+          need(b, pos + 2);
+          pos += 2 + b[pos + 1]!;
+          break;
+        case 0xc5:
+        case 0xda:
+          need(b, pos + 3);
+          pos += 3 + ((b[pos + 1]! << 8) | b[pos + 2]!);
+          break;
+        case 0xc6:
+        case 0xdb:
+          need(b, pos + 5);
+          pos += 5 + readU32(b, pos + 1);
+          break;
+        case 0xc7:
+          need(b, pos + 2);
+          pos += 3 + b[pos + 1]!;
+          break;
+        case 0xc8:
+          need(b, pos + 3);
+          pos += 4 + ((b[pos + 1]! << 8) | b[pos + 2]!);
+          break;
+        case 0xc9:
+          need(b, pos + 5);
+          pos += 6 + readU32(b, pos + 1);
+          break;
+        case 0xca:
+          pos += 5;
+          break;
+        case 0xcb:
+          pos += 9;
+          break;
+        case 0xcc:
+        case 0xd0:
+          pos += 2;
+          break;
+        case 0xcd:
+        case 0xd1:
+          pos += 3;
+          break;
+        case 0xce:
+        case 0xd2:
+          pos += 5;
+          break;
+        case 0xcf:
+        case 0xd3:
+          pos += 9;
+          break;
+        case 0xd4:
+          pos += 3;
+          break;
+        case 0xd5:
+          pos += 4;
+          break;
+        case 0xd6:
+          pos += 6;
+          break;
+        case 0xd7:
+          pos += 10;
+          break;
+        case 0xd8:
+          pos += 18;
+          break;
+        case 0xdc:
+          need(b, pos + 3);
+          left += (b[pos + 1]! << 8) | b[pos + 2]!;
+          pos += 3;
+          break;
+        case 0xdd:
+          need(b, pos + 5);
+          left += readU32(b, pos + 1);
+          pos += 5;
+          break;
+        case 0xde:
+          need(b, pos + 3);
+          left += ((b[pos + 1]! << 8) | b[pos + 2]!) * 2;
+          pos += 3;
+          break;
+        case 0xdf:
+          need(b, pos + 5);
+          left += readU32(b, pos + 1) * 2;
+          pos += 5;
+          break;
         default:
           throw new ScanError(`invalid msgpack type byte 0x${t.toString(16)}`);
       }
@@ -203,34 +266,85 @@ export function readRawValue(buf: Uint8Array, pos: number, depth = 0): [RawValue
   if (t <= 0xbf) return bytes(pos + 1, t & 0x1f);
   need(b, pos + 1);
   switch (t) {
-    case 0xc0: return [null, pos + 1];
-    case 0xc2: return [false, pos + 1];
-    case 0xc3: return [true, pos + 1];
-    case 0xc4: case 0xd9: need(b, pos + 2); return bytes(pos + 2, b[pos + 1]!);
-    case 0xc5: case 0xda: need(b, pos + 3); return bytes(pos + 3, b.readUInt16BE(pos + 1));
-    case 0xc6: case 0xdb: need(b, pos + 5); return bytes(pos + 5, b.readUInt32BE(pos + 1));
-    case 0xc7: need(b, pos + 3); return bytes(pos + 3, b[pos + 1]!);
-    case 0xc8: need(b, pos + 4); return bytes(pos + 4, b.readUInt16BE(pos + 1));
-    case 0xc9: need(b, pos + 6); return bytes(pos + 6, b.readUInt32BE(pos + 1));
-    case 0xca: need(b, pos + 5); return [b.readFloatBE(pos + 1), pos + 5];
-    case 0xcb: need(b, pos + 9); return [b.readDoubleBE(pos + 1), pos + 9];
-    case 0xcc: need(b, pos + 2); return [b[pos + 1]!, pos + 2];
-    case 0xcd: need(b, pos + 3); return [b.readUInt16BE(pos + 1), pos + 3];
-    case 0xce: need(b, pos + 5); return [b.readUInt32BE(pos + 1), pos + 5];
-    case 0xcf: need(b, pos + 9); return [b.readBigUInt64BE(pos + 1), pos + 9];
-    case 0xd0: need(b, pos + 2); return [b.readInt8(pos + 1), pos + 2];
-    case 0xd1: need(b, pos + 3); return [b.readInt16BE(pos + 1), pos + 3];
-    case 0xd2: need(b, pos + 5); return [b.readInt32BE(pos + 1), pos + 5];
-    case 0xd3: need(b, pos + 9); return [b.readBigInt64BE(pos + 1), pos + 9];
-    case 0xd4: return bytes(pos + 2, 1);
-    case 0xd5: return bytes(pos + 2, 2);
-    case 0xd6: return bytes(pos + 2, 4);
-    case 0xd7: return bytes(pos + 2, 8);
-    case 0xd8: return bytes(pos + 2, 16);
-    case 0xdc: need(b, pos + 3); return items(b.readUInt16BE(pos + 1), pos + 3);
-    case 0xdd: need(b, pos + 5); return items(b.readUInt32BE(pos + 1), pos + 5);
-    case 0xde: need(b, pos + 3); return entries(b.readUInt16BE(pos + 1), pos + 3);
-    case 0xdf: need(b, pos + 5); return entries(b.readUInt32BE(pos + 1), pos + 5);
+    case 0xc0:
+      return [null, pos + 1];
+    case 0xc2:
+      return [false, pos + 1];
+    case 0xc3:
+      return [true, pos + 1];
+    case 0xc4:
+    case 0xd9:
+      need(b, pos + 2);
+      return bytes(pos + 2, b[pos + 1]!);
+    case 0xc5:
+    case 0xda:
+      need(b, pos + 3);
+      return bytes(pos + 3, b.readUInt16BE(pos + 1));
+    case 0xc6:
+    case 0xdb:
+      need(b, pos + 5);
+      return bytes(pos + 5, b.readUInt32BE(pos + 1));
+    case 0xc7:
+      need(b, pos + 3);
+      return bytes(pos + 3, b[pos + 1]!);
+    case 0xc8:
+      need(b, pos + 4);
+      return bytes(pos + 4, b.readUInt16BE(pos + 1));
+    case 0xc9:
+      need(b, pos + 6);
+      return bytes(pos + 6, b.readUInt32BE(pos + 1));
+    case 0xca:
+      need(b, pos + 5);
+      return [b.readFloatBE(pos + 1), pos + 5];
+    case 0xcb:
+      need(b, pos + 9);
+      return [b.readDoubleBE(pos + 1), pos + 9];
+    case 0xcc:
+      need(b, pos + 2);
+      return [b[pos + 1]!, pos + 2];
+    case 0xcd:
+      need(b, pos + 3);
+      return [b.readUInt16BE(pos + 1), pos + 3];
+    case 0xce:
+      need(b, pos + 5);
+      return [b.readUInt32BE(pos + 1), pos + 5];
+    case 0xcf:
+      need(b, pos + 9);
+      return [b.readBigUInt64BE(pos + 1), pos + 9];
+    case 0xd0:
+      need(b, pos + 2);
+      return [b.readInt8(pos + 1), pos + 2];
+    case 0xd1:
+      need(b, pos + 3);
+      return [b.readInt16BE(pos + 1), pos + 3];
+    case 0xd2:
+      need(b, pos + 5);
+      return [b.readInt32BE(pos + 1), pos + 5];
+    case 0xd3:
+      need(b, pos + 9);
+      return [b.readBigInt64BE(pos + 1), pos + 9];
+    case 0xd4:
+      return bytes(pos + 2, 1);
+    case 0xd5:
+      return bytes(pos + 2, 2);
+    case 0xd6:
+      return bytes(pos + 2, 4);
+    case 0xd7:
+      return bytes(pos + 2, 8);
+    case 0xd8:
+      return bytes(pos + 2, 16);
+    case 0xdc:
+      need(b, pos + 3);
+      return items(b.readUInt16BE(pos + 1), pos + 3);
+    case 0xdd:
+      need(b, pos + 5);
+      return items(b.readUInt32BE(pos + 1), pos + 5);
+    case 0xde:
+      need(b, pos + 3);
+      return entries(b.readUInt16BE(pos + 1), pos + 3);
+    case 0xdf:
+      need(b, pos + 5);
+      return entries(b.readUInt32BE(pos + 1), pos + 5);
     default:
       throw new ScanError(`invalid msgpack type byte 0x${t.toString(16)}`);
   }
@@ -301,27 +415,98 @@ export function checkValue(buf: Uint8Array, pos: number, maxDepth = MAX_DEPTH, e
       let extLen = -1;
       let extAt = 0;
       switch (t) {
-        case 0xc4: case 0xd9: need(b, pos + 2); pos += 2 + b[pos + 1]!; break;
-        case 0xc5: case 0xda: need(b, pos + 3); pos += 3 + ((b[pos + 1]! << 8) | b[pos + 2]!); break;
-        case 0xc6: case 0xdb: need(b, pos + 5); pos += 5 + readU32(b, pos + 1); break;
-        case 0xc7: need(b, pos + 3); extLen = b[pos + 1]!; extAt = pos + 2; break;
-        case 0xc8: need(b, pos + 4); extLen = (b[pos + 1]! << 8) | b[pos + 2]!; extAt = pos + 3; break;
-        case 0xc9: need(b, pos + 6); extLen = readU32(b, pos + 1); extAt = pos + 5; break;
-        case 0xca: pos += 5; break;
-        case 0xcb: pos += 9; break;
-        case 0xcc: case 0xd0: pos += 2; break;
-        case 0xcd: case 0xd1: pos += 3; break;
-        case 0xce: case 0xd2: pos += 5; break;
-        case 0xcf: case 0xd3: pos += 9; break;
-        case 0xd4: extLen = 1; extAt = pos + 1; break;
-        case 0xd5: extLen = 2; extAt = pos + 1; break;
-        case 0xd6: extLen = 4; extAt = pos + 1; break;
-        case 0xd7: extLen = 8; extAt = pos + 1; break;
-        case 0xd8: extLen = 16; extAt = pos + 1; break;
-        case 0xdc: need(b, pos + 3); items = (b[pos + 1]! << 8) | b[pos + 2]!; pos += 3; break;
-        case 0xdd: need(b, pos + 5); items = readU32(b, pos + 1); pos += 5; break;
-        case 0xde: need(b, pos + 3); items = ((b[pos + 1]! << 8) | b[pos + 2]!) * 2; pos += 3; break;
-        case 0xdf: need(b, pos + 5); items = readU32(b, pos + 1) * 2; pos += 5; break;
+        case 0xc4:
+        case 0xd9:
+          need(b, pos + 2);
+          pos += 2 + b[pos + 1]!;
+          break;
+        case 0xc5:
+        case 0xda:
+          need(b, pos + 3);
+          pos += 3 + ((b[pos + 1]! << 8) | b[pos + 2]!);
+          break;
+        case 0xc6:
+        case 0xdb:
+          need(b, pos + 5);
+          pos += 5 + readU32(b, pos + 1);
+          break;
+        case 0xc7:
+          need(b, pos + 3);
+          extLen = b[pos + 1]!;
+          extAt = pos + 2;
+          break;
+        case 0xc8:
+          need(b, pos + 4);
+          extLen = (b[pos + 1]! << 8) | b[pos + 2]!;
+          extAt = pos + 3;
+          break;
+        case 0xc9:
+          need(b, pos + 6);
+          extLen = readU32(b, pos + 1);
+          extAt = pos + 5;
+          break;
+        case 0xca:
+          pos += 5;
+          break;
+        case 0xcb:
+          pos += 9;
+          break;
+        case 0xcc:
+        case 0xd0:
+          pos += 2;
+          break;
+        case 0xcd:
+        case 0xd1:
+          pos += 3;
+          break;
+        case 0xce:
+        case 0xd2:
+          pos += 5;
+          break;
+        case 0xcf:
+        case 0xd3:
+          pos += 9;
+          break;
+        case 0xd4:
+          extLen = 1;
+          extAt = pos + 1;
+          break;
+        case 0xd5:
+          extLen = 2;
+          extAt = pos + 1;
+          break;
+        case 0xd6:
+          extLen = 4;
+          extAt = pos + 1;
+          break;
+        case 0xd7:
+          extLen = 8;
+          extAt = pos + 1;
+          break;
+        case 0xd8:
+          extLen = 16;
+          extAt = pos + 1;
+          break;
+        case 0xdc:
+          need(b, pos + 3);
+          items = (b[pos + 1]! << 8) | b[pos + 2]!;
+          pos += 3;
+          break;
+        case 0xdd:
+          need(b, pos + 5);
+          items = readU32(b, pos + 1);
+          pos += 5;
+          break;
+        case 0xde:
+          need(b, pos + 3);
+          items = ((b[pos + 1]! << 8) | b[pos + 2]!) * 2;
+          pos += 3;
+          break;
+        case 0xdf:
+          need(b, pos + 5);
+          items = readU32(b, pos + 1) * 2;
+          pos += 5;
+          break;
         default:
           throw new ScanError(`invalid msgpack type byte 0x${t.toString(16)}`);
       }

@@ -17,15 +17,7 @@ import type { LogEvent } from './event.js';
 import { FlowControl, InputFlow, type BlockScope } from './flow.js';
 import { FilesystemStorage, type RoutedSegment } from './storage/buffer.js';
 import { compileMatch, type TagMatcher } from './match.js';
-import type {
-  AnyPlugin,
-  FilterInstance,
-  InputContext,
-  InputInstance,
-  OutputInstance,
-  ParserRegistry,
-  PluginContext,
-} from './plugin.js';
+import type { AnyPlugin, FilterInstance, InputContext, InputInstance, OutputInstance, ParserRegistry, PluginContext } from './plugin.js';
 import { Metrics } from '../observe/metrics.js';
 import type { ServiceHttp } from '../observe/http.js';
 import { cloneRecord } from './msgpack.js';
@@ -80,9 +72,7 @@ export function plan(loaded: LoadedConfig, registry: Registry): Plan {
     const plugin = registry.find(s.kind, s.name);
     if (!plugin) {
       const known = registry.names(s.kind);
-      errors.push(
-        new ConfigError(`unknown ${s.kind} plugin '${s.name}'; available: ${known.join(', ')}`, s.raw.valuePos.name ?? s.raw.pos, 'name'),
-      );
+      errors.push(new ConfigError(`unknown ${s.kind} plugin '${s.name}'; available: ${known.join(', ')}`, s.raw.valuePos.name ?? s.raw.pos, 'name'));
       return null;
     }
     const table = optionTableFor(plugin);
@@ -134,9 +124,7 @@ function checkStorage(loaded: LoadedConfig, service: ServiceConfig, inputs: Plan
   const fs = inputs.filter((i) => i.config['storage.type'] === 'filesystem');
   for (const i of fs) {
     if (!service['storage.path']) {
-      errors.push(
-        new ConfigError(`storage.type filesystem needs service storage.path (the directory of the buffer)`, i.raw.valuePos['storage.type'] ?? i.raw.pos, 'storage.type'),
-      );
+      errors.push(new ConfigError(`storage.type filesystem needs service storage.path (the directory of the buffer)`, i.raw.valuePos['storage.type'] ?? i.raw.pos, 'storage.type'));
     }
   }
   const svc = loaded.service;

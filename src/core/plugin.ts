@@ -62,13 +62,11 @@ export interface ParserRegistry {
 }
 
 /** Where inputs hand their chunks. Synchronous: filters run and outputs enqueue before it returns. */
-export interface Ingest {
-  /**
-   * Route one chunk. `bytes` is its wire size (for queue accounting). The commit is held by every
-   * output that accepts events; the caller releases its own reference afterwards.
-   */
-  (events: LogEvent[], commit: Commit, bytes: number): void;
-}
+/**
+ * Route one chunk. `bytes` is its wire size (for queue accounting). The commit is held by every
+ * output that accepts events; the caller releases its own reference afterwards.
+ */
+export type Ingest = (events: LogEvent[], commit: Commit, bytes: number) => void;
 
 export interface InputContext extends PluginContext {
   ingest: Ingest;
@@ -154,11 +152,7 @@ export interface OutputInstance {
   close?(): Promise<void>;
 }
 
-type CommonTable<K extends PluginKind> = K extends 'input'
-  ? typeof commonInputOptions
-  : K extends 'filter'
-    ? typeof commonFilterOptions
-    : typeof commonOutputOptions;
+type CommonTable<K extends PluginKind> = K extends 'input' ? typeof commonInputOptions : K extends 'filter' ? typeof commonFilterOptions : typeof commonOutputOptions;
 
 /** The table a plugin's sections are checked against: the options of its kind, then its own (optionTableFor). */
 export type TableOf<K extends PluginKind, O> = Omit<CommonTable<K>, keyof O> & O;
@@ -166,7 +160,7 @@ export type TableOf<K extends PluginKind, O> = Omit<CommonTable<K>, keyof O> & O
 /** The config of a plugin of kind K with option table O (its own options and those of its kind). */
 export type PluginConfig<K extends PluginKind, O> = ConfigOf<TableOf<K, O>>;
 
-export interface PluginDef<C = any, P = any> {
+export interface PluginDef<C = unknown, P = unknown> {
   kind: PluginKind;
   name: string;
   description: string;
@@ -201,7 +195,7 @@ export interface OutputPlugin<C = Record<string, unknown>, P = C> extends Plugin
   create(prepared: P, ctx: PluginContext): OutputInstance | Promise<OutputInstance>;
 }
 
-export type AnyPlugin = InputPlugin<any, any> | FilterPlugin<any, any> | OutputPlugin<any, any>;
+export type AnyPlugin = InputPlugin<unknown, unknown> | FilterPlugin<unknown, unknown> | OutputPlugin<unknown, unknown>;
 
 interface KindTypes {
   input: { ctx: InputContext; instance: InputInstance };

@@ -25,7 +25,7 @@ export function setField(obj: Record<string, unknown>, key: string, value: unkno
 }
 
 export function hasField(obj: object, key: string): boolean {
-  return Object.prototype.hasOwnProperty.call(obj, key);
+  return Object.hasOwn(obj, key);
 }
 
 export function isMap(v: unknown): v is Record<string, unknown> {
@@ -216,12 +216,7 @@ export function valueToText(v: unknown): string | undefined {
   return undefined;
 }
 
-type Part =
-  | { kind: 'text'; text: string }
-  | { kind: 'key'; accessor: RecordAccessor }
-  | { kind: 'tag' }
-  | { kind: 'tagPart'; index: number }
-  | { kind: 'capture'; index: number };
+type Part = { kind: 'text'; text: string } | { kind: 'key'; accessor: RecordAccessor } | { kind: 'tag' } | { kind: 'tagPart'; index: number } | { kind: 'capture'; index: number };
 
 /** A compiled record accessor template. */
 export class Template {

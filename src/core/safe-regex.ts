@@ -78,8 +78,7 @@ const UNSUPPORTED_ESCAPES: Record<string, string> = {
 
 function unsupported(what: string, at: number): never {
   throw new RegexError(
-    `${what} at offset ${at} needs a backtracking engine; configured regexes run on RE2 (linear time, no catastrophic backtracking), ` +
-      'which does not support it: rewrite the pattern without it',
+    `${what} at offset ${at} needs a backtracking engine; configured regexes run on RE2 (linear time, no catastrophic backtracking), ` + 'which does not support it: rewrite the pattern without it',
   );
 }
 

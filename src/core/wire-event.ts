@@ -124,7 +124,7 @@ export class WireEvent implements LogEvent {
    * answer for the keys they name, `view` (pointed at the bytes here) for the others.
    */
   hasKey(key: string, view: RecordView): boolean {
-    if (this.#raw === undefined) return Object.prototype.hasOwnProperty.call(this.#record, key);
+    if (this.#raw === undefined) return Object.hasOwn(this.#record!, key);
     const edits = this.#edits;
     if (edits !== undefined) {
       for (let i = edits.length - 1; i >= 0; i--) {
@@ -132,7 +132,7 @@ export class WireEvent implements LogEvent {
         if (e.op === 'nest' || e.op === 'lift') {
           // Which keys these move depends on the record: apply the edits and look.
           this.#flush();
-          if (this.#raw === undefined) return Object.prototype.hasOwnProperty.call(this.#record, key);
+          if (this.#raw === undefined) return Object.hasOwn(this.#record!, key);
           if (!this.open(view, false)) throw UNSUPPORTED;
           return view.has(key);
         }

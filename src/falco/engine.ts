@@ -366,11 +366,7 @@ export function newStats(): DetectStats {
  * reads a k8saudit `open_params` file. Returns the statistics and the messages Falco would log
  * (unrecognised data, invalid JSON, events without a valid stageTimestamp).
  */
-export function detectEventsText(
-  engine: Engine,
-  text: string,
-  onAlert: (record: Record<string, unknown>, r: ActiveRule) => void,
-): { stats: DetectStats; messages: string[] } {
+export function detectEventsText(engine: Engine, text: string, onAlert: (record: Record<string, unknown>, r: ActiveRule) => void): { stats: DetectStats; messages: string[] } {
   const stats = newStats();
   const messages: string[] = [];
   const parsed = parseEventsText(text);

@@ -194,14 +194,12 @@ function atOwn(v: unknown, k: string): unknown {
   return hasOwn.call(v, k) ? (v as Record<string, unknown>)[k] : undefined;
 }
 
-
 /** The value at fixed keys (at() at each step). */
 export function path(obj: unknown, keys: readonly string[]): unknown {
   let v = obj;
   for (let i = 0; i < keys.length && v !== undefined; i++) v = at(v, keys[i]!);
   return v;
 }
-
 
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
 

@@ -47,7 +47,6 @@ export function valueText(v: unknown): string {
   }
 }
 
-
 /** A single value at a fixed path (extractFromKeys for a non-list field). */
 function scalarAt(...keys: string[]): Extractor {
   if (keys.length === 1) {
@@ -328,7 +327,6 @@ function indented(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? Number(x) : x instanceof Uint8Array ? Buffer.from(x).toString('utf8') : x), 2);
 }
 
-
 const none = (f: Extractor) => () => f;
 
 function def(name: string, type: ValueType, arg: ArgKind, description: string, make: (arg: string | undefined) => Extractor): FieldInfo {
@@ -513,7 +511,13 @@ function jsonFields(prefix: 'json' | 'jevt'): FieldInfo[] {
 const EVT: FieldInfo[] = [
   def('evt.time', 'str', 'none', 'Event time of day, local time with nanoseconds', () => (ev) => (eventTime(ev) ? timeOfDay(ev.sec, ev.nsec) : undefined)),
   def('evt.time.s', 'str', 'none', 'Event time of day, local time without nanoseconds', () => (ev) => (eventTime(ev) ? timeOfDay(ev.sec, 0).slice(0, 8) : undefined)),
-  def('evt.time.iso8601', 'str', 'none', 'Event time, ISO 8601 with nanoseconds and UTC offset', () => (ev) => (eventTime(ev) ? `${localDate(ev.sec)}T${timeOfDay(ev.sec, ev.nsec)}${tzOffset(ev.sec)}` : undefined)),
+  def(
+    'evt.time.iso8601',
+    'str',
+    'none',
+    'Event time, ISO 8601 with nanoseconds and UTC offset',
+    () => (ev) => (eventTime(ev) ? `${localDate(ev.sec)}T${timeOfDay(ev.sec, ev.nsec)}${tzOffset(ev.sec)}` : undefined),
+  ),
   def('evt.datetime', 'str', 'none', 'Event date and time, local time with nanoseconds', () => (ev) => (eventTime(ev) ? `${localDate(ev.sec)} ${timeOfDay(ev.sec, ev.nsec)}` : undefined)),
   def('evt.datetime.s', 'str', 'none', 'Event date and time, local time without nanoseconds', () => (ev) => (eventTime(ev) ? `${localDate(ev.sec)} ${timeOfDay(ev.sec, 0).slice(0, 8)}` : undefined)),
   def('evt.rawtime', 'num', 'none', 'Event time in nanoseconds since the epoch', () => (ev) => (eventTime(ev) ? ev.sec * 1e9 + ev.nsec : undefined)),
@@ -524,9 +528,7 @@ const EVT: FieldInfo[] = [
   def('evt.hostname', 'str', 'none', 'Host name of the detecting process', () => (ev) => ev.hostname),
 ];
 
-export const FIELDS: ReadonlyMap<string, FieldInfo> = new Map(
-  [...K8S.map(auditOnly), ...jsonFields('json'), ...jsonFields('jevt'), ...EVT].map((f) => [f.name, f]),
-);
+export const FIELDS: ReadonlyMap<string, FieldInfo> = new Map([...K8S.map(auditOnly), ...jsonFields('json'), ...jsonFields('jevt'), ...EVT].map((f) => [f.name, f]));
 
 /** Field names sorted longest first (output formats pick the longest known name, as libsinsp). */
 export const FIELD_NAMES_LONGEST_FIRST: readonly string[] = [...FIELDS.keys()].sort((a, b) => b.length - a.length);

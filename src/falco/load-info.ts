@@ -41,7 +41,12 @@ export function formatMessage(m: LoadMessage): string {
 
 export class RuleLoadError extends Error {
   constructor(readonly messages: LoadMessage[]) {
-    super(messages.filter((m) => m.severity === 'error').map(formatMessage).join('\n'));
+    super(
+      messages
+        .filter((m) => m.severity === 'error')
+        .map(formatMessage)
+        .join('\n'),
+    );
     this.name = 'RuleLoadError';
   }
   get first(): LoadMessage {

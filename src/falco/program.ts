@@ -112,26 +112,43 @@ export class Program {
     const base = this.operandSlot(o.args[0]!);
     const key = `${o.name}(${base.key})`;
     const g = base.get;
-    const mapStr = (fn: (s: string) => string | undefined): ((c: EvalContext) => FieldValue) => (c) => {
-      const v = g(c);
-      if (v === undefined) return undefined;
-      if (typeof v === 'string') return fn(v);
-      if (typeof v === 'number') return fn(String(v));
-      const out: string[] = [];
-      for (const s of v) {
-        const x = fn(s);
-        if (x !== undefined) out.push(x);
-      }
-      return out.length ? out : undefined;
-    };
+    const mapStr =
+      (fn: (s: string) => string | undefined): ((c: EvalContext) => FieldValue) =>
+      (c) => {
+        const v = g(c);
+        if (v === undefined) return undefined;
+        if (typeof v === 'string') return fn(v);
+        if (typeof v === 'number') return fn(String(v));
+        const out: string[] = [];
+        for (const s of v) {
+          const x = fn(s);
+          if (x !== undefined) out.push(x);
+        }
+        return out.length ? out : undefined;
+      };
     const outType: ValueType = base.type === 'num' ? 'str' : base.type;
     switch (o.name) {
       case 'tolower':
-        return this.addSlot(key, outType, false, mapStr((s) => s.toLowerCase()));
+        return this.addSlot(
+          key,
+          outType,
+          false,
+          mapStr((s) => s.toLowerCase()),
+        );
       case 'toupper':
-        return this.addSlot(key, outType, false, mapStr((s) => s.toUpperCase()));
+        return this.addSlot(
+          key,
+          outType,
+          false,
+          mapStr((s) => s.toUpperCase()),
+        );
       case 'basename':
-        return this.addSlot(key, outType, false, mapStr((s) => s.slice(s.lastIndexOf('/') + 1)));
+        return this.addSlot(
+          key,
+          outType,
+          false,
+          mapStr((s) => s.slice(s.lastIndexOf('/') + 1)),
+        );
       case 'b64':
         return this.addSlot(
           key,
@@ -185,7 +202,14 @@ export class Program {
           stack.push({ e: c, kids: exprChildren(c), i: 0 });
           continue;
         }
-        if (!memo.has(f.e)) memo.set(f.e, this.planOne(f.e, f.kids.map((k) => memo.get(k)!)));
+        if (!memo.has(f.e))
+          memo.set(
+            f.e,
+            this.planOne(
+              f.e,
+              f.kids.map((k) => memo.get(k)!),
+            ),
+          );
         stack.pop();
       }
     } catch (e) {
@@ -257,17 +281,25 @@ export class Program {
       const nums = values.map((v) => parseNumber(v, r.pos));
       if (op === 'in' || op === 'intersects') {
         const set = new Set(nums);
-        return this.node(key, { kind: 'check', children: [], make: () => (c) => {
-          const v = g(c);
-          return v !== undefined && set.has(v as number);
-        } });
+        return this.node(key, {
+          kind: 'check',
+          children: [],
+          make: () => (c) => {
+            const v = g(c);
+            return v !== undefined && set.has(v as number);
+          },
+        });
       }
       if (nums.length !== 1) throw new CompileError(`operator '${op}' takes one value`, r.pos);
       const t = numTest(op, nums[0]!, r.pos);
-      return this.node(key, { kind: 'check', children: [], make: () => (c) => {
-        const v = g(c);
-        return v !== undefined && t(v as number);
-      } });
+      return this.node(key, {
+        kind: 'check',
+        children: [],
+        make: () => (c) => {
+          const v = g(c);
+          return v !== undefined && t(v as number);
+        },
+      });
     }
 
     if (left.type === 'list') {
@@ -275,26 +307,38 @@ export class Program {
         // Falco of the legacy rule files failed such a check only when evaluating it; newer Falco
         // rejects the rule. Keep the rule file loadable, report it, and count evaluation errors.
         this.warnings.push({ message: `'${op}' operator not supported on list field '${left.key}': the check is always false`, pos: e.pos });
-        return this.node(`${key}!`, { kind: 'check', children: [], make: () => (c) => {
-          if (g(c) !== undefined) c.runtimeErrors++;
-          return false;
-        } });
+        return this.node(`${key}!`, {
+          kind: 'check',
+          children: [],
+          make: () => (c) => {
+            if (g(c) !== undefined) c.runtimeErrors++;
+            return false;
+          },
+        });
       }
       const set = new Set(values);
       if (op === 'in') {
-        return this.node(key, { kind: 'check', children: [], make: () => (c) => {
+        return this.node(key, {
+          kind: 'check',
+          children: [],
+          make: () => (c) => {
+            const v = g(c) as string[] | undefined;
+            if (v === undefined) return false;
+            for (let i = 0; i < v.length; i++) if (!set.has(v[i]!)) return false;
+            return true;
+          },
+        });
+      }
+      return this.node(key, {
+        kind: 'check',
+        children: [],
+        make: () => (c) => {
           const v = g(c) as string[] | undefined;
           if (v === undefined) return false;
-          for (let i = 0; i < v.length; i++) if (!set.has(v[i]!)) return false;
-          return true;
-        } });
-      }
-      return this.node(key, { kind: 'check', children: [], make: () => (c) => {
-        const v = g(c) as string[] | undefined;
-        if (v === undefined) return false;
-        for (let i = 0; i < v.length; i++) if (set.has(v[i]!)) return true;
-        return false;
-      } });
+          for (let i = 0; i < v.length; i++) if (set.has(v[i]!)) return true;
+          return false;
+        },
+      });
     }
 
     // Single-valued string field.
@@ -305,17 +349,26 @@ export class Program {
         const only = values[0]!;
         return this.node(key, { kind: 'check', children: [], constraint, make: () => (c) => g(c) === only });
       }
-      return this.node(key, { kind: 'check', children: [], constraint, make: () => (c) => {
-        const v = g(c);
-        return v !== undefined && set.has(v as string);
-      } });
+      return this.node(key, {
+        kind: 'check',
+        children: [],
+        constraint,
+        make: () => (c) => {
+          const v = g(c);
+          return v !== undefined && set.has(v as string);
+        },
+      });
     }
     if (op === 'pmatch') {
       const t = compilePmatch(values);
-      return this.node(key, { kind: 'check', children: [], make: () => (c) => {
-        const v = g(c);
-        return v !== undefined && t(v as string);
-      } });
+      return this.node(key, {
+        kind: 'check',
+        children: [],
+        make: () => (c) => {
+          const v = g(c);
+          return v !== undefined && t(v as string);
+        },
+      });
     }
     if (values.length !== 1) throw new CompileError(`operator '${op}' takes one value`, r.pos);
     const lit = values[0]!;
@@ -324,10 +377,14 @@ export class Program {
       return this.node(key, { kind: 'check', children: [], constraint, make: () => (c) => g(c) === lit });
     }
     const t = stringTest(op, lit, r.pos);
-    return this.node(key, { kind: 'check', children: [], make: () => (c) => {
-      const v = g(c);
-      return v !== undefined && t(v as string);
-    } });
+    return this.node(key, {
+      kind: 'check',
+      children: [],
+      make: () => (c) => {
+        const v = g(c);
+        return v !== undefined && t(v as string);
+      },
+    });
   }
 
   private dynamicCheck(left: Slot, op: string, rtype: ValueType, rg: Getter, pos: Pos): Pred {

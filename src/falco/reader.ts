@@ -183,7 +183,10 @@ class ItemReader {
         replace.add(key);
       } else {
         const allowed = `${appendable.has(key) ? 'append ' : ''}${replaceable.has(key) ? 'replace ' : ''}`;
-        throw new ItemError('LOAD_ERR_YAML_VALIDATE', `Invalid override operation for key '${key}': '${op}'. Allowed values are: ${allowed}`, { where: this.src.where(pair.value as Node), item: ctx.item });
+        throw new ItemError('LOAD_ERR_YAML_VALIDATE', `Invalid override operation for key '${key}': '${op}'. Allowed values are: ${allowed}`, {
+          where: this.src.where(pair.value as Node),
+          item: ctx.item,
+        });
       }
     }
     return { append, replace };

@@ -166,39 +166,96 @@ export class Framer {
       else if (t >= 0xa0 && t <= 0xbf) len = t & 0x1f;
       else {
         switch (t) {
-          case 0xc4: case 0xd9: // bin8, str8
+          case 0xc4:
+          case 0xd9: // bin8, str8
             hdr = 2;
             if (!this.have(p, 2)) return;
             len = b[p + 1]!;
             break;
-          case 0xc5: case 0xda: // bin16, str16
+          case 0xc5:
+          case 0xda: // bin16, str16
             hdr = 3;
             if (!this.have(p, 3)) return;
             len = b.readUInt16BE(p + 1);
             break;
-          case 0xc6: case 0xdb: // bin32, str32
+          case 0xc6:
+          case 0xdb: // bin32, str32
             hdr = 5;
             if (!this.have(p, 5)) return;
             len = b.readUInt32BE(p + 1);
             break;
-          case 0xc7: hdr = 3; if (!this.have(p, 3)) return; len = b[p + 1]!; break; // ext8 (+type)
-          case 0xc8: hdr = 4; if (!this.have(p, 4)) return; len = b.readUInt16BE(p + 1); break; // ext16
-          case 0xc9: hdr = 6; if (!this.have(p, 6)) return; len = b.readUInt32BE(p + 1); break; // ext32
-          case 0xca: len = 4; break; // float32
-          case 0xcb: len = 8; break; // float64
-          case 0xcc: case 0xd0: len = 1; break;
-          case 0xcd: case 0xd1: len = 2; break;
-          case 0xce: case 0xd2: len = 4; break;
-          case 0xcf: case 0xd3: len = 8; break;
-          case 0xd4: len = 2; break; // fixext1 (type + 1)
-          case 0xd5: len = 3; break;
-          case 0xd6: len = 5; break;
-          case 0xd7: len = 9; break;
-          case 0xd8: len = 17; break;
-          case 0xdc: hdr = 3; if (!this.have(p, 3)) return; children = b.readUInt16BE(p + 1); break; // array16
-          case 0xdd: hdr = 5; if (!this.have(p, 5)) return; children = b.readUInt32BE(p + 1); break; // array32
-          case 0xde: hdr = 3; if (!this.have(p, 3)) return; children = b.readUInt16BE(p + 1) * 2; break; // map16
-          case 0xdf: hdr = 5; if (!this.have(p, 5)) return; children = b.readUInt32BE(p + 1) * 2; break; // map32
+          case 0xc7:
+            hdr = 3;
+            if (!this.have(p, 3)) return;
+            len = b[p + 1]!;
+            break; // ext8 (+type)
+          case 0xc8:
+            hdr = 4;
+            if (!this.have(p, 4)) return;
+            len = b.readUInt16BE(p + 1);
+            break; // ext16
+          case 0xc9:
+            hdr = 6;
+            if (!this.have(p, 6)) return;
+            len = b.readUInt32BE(p + 1);
+            break; // ext32
+          case 0xca:
+            len = 4;
+            break; // float32
+          case 0xcb:
+            len = 8;
+            break; // float64
+          case 0xcc:
+          case 0xd0:
+            len = 1;
+            break;
+          case 0xcd:
+          case 0xd1:
+            len = 2;
+            break;
+          case 0xce:
+          case 0xd2:
+            len = 4;
+            break;
+          case 0xcf:
+          case 0xd3:
+            len = 8;
+            break;
+          case 0xd4:
+            len = 2;
+            break; // fixext1 (type + 1)
+          case 0xd5:
+            len = 3;
+            break;
+          case 0xd6:
+            len = 5;
+            break;
+          case 0xd7:
+            len = 9;
+            break;
+          case 0xd8:
+            len = 17;
+            break;
+          case 0xdc:
+            hdr = 3;
+            if (!this.have(p, 3)) return;
+            children = b.readUInt16BE(p + 1);
+            break; // array16
+          case 0xdd:
+            hdr = 5;
+            if (!this.have(p, 5)) return;
+            children = b.readUInt32BE(p + 1);
+            break; // array32
+          case 0xde:
+            hdr = 3;
+            if (!this.have(p, 3)) return;
+            children = b.readUInt16BE(p + 1) * 2;
+            break; // map16
+          case 0xdf:
+            hdr = 5;
+            if (!this.have(p, 5)) return;
+            children = b.readUInt32BE(p + 1) * 2;
+            break; // map32
           default:
             throw new MalformedFrame(`invalid msgpack type byte 0x${t.toString(16)} at offset ${p - this.start}`);
         }

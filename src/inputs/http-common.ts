@@ -34,15 +34,7 @@ import { Commit } from '../core/commit.js';
 import type { LogEvent } from '../core/event.js';
 import type { ConfigOf, InputContext, InputInstance } from '../core/plugin.js';
 import { arrayHeader, skipValue } from '../core/msgpack-scan.js';
-import {
-  addressesOf,
-  guardServer,
-  listen,
-  listenOptions,
-  SummarizedLog,
-  tlsServerOptions,
-  prepareTlsServer,
-} from './listener.js';
+import { addressesOf, guardServer, listen, listenOptions, SummarizedLog, tlsServerOptions, prepareTlsServer } from './listener.js';
 
 export type HttpServerConfig = ConfigOf<ReturnType<typeof httpServerOptions>>;
 
@@ -76,7 +68,7 @@ export function httpServerOptions(d: { port: number; buffer_max_size: string; bu
     keepalive_timeout: {
       type: 'duration',
       default: 120,
-      description: 'Idle keep-alive connections are closed after this long (above Go\'s 90 s client idle timeout, so the sender closes first)',
+      description: "Idle keep-alive connections are closed after this long (above Go's 90 s client idle timeout, so the sender closes first)",
     },
     inflight_max_size: {
       type: 'size',
@@ -119,7 +111,6 @@ export function prepareHttpServer(c: HttpServerConfig, section: RawSection): tls
   }
   return serverTls;
 }
-
 
 /** A refused request: its status, the message the sender reads, the metric reason. */
 export class HttpError extends Error {
@@ -194,8 +185,7 @@ function countMsgpackRecords(b: Buffer): number {
 
 const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
 
-const inflate = (fn: typeof zlib.gunzip, buf: Buffer, max: number) =>
-  new Promise<Buffer>((resolve, reject) => fn(buf, { maxOutputLength: max }, (err, out) => (err ? reject(err) : resolve(out))));
+const inflate = (fn: typeof zlib.gunzip, buf: Buffer, max: number) => new Promise<Buffer>((resolve, reject) => fn(buf, { maxOutputLength: max }, (err, out) => (err ? reject(err) : resolve(out))));
 
 export class HttpInput<S> implements InputInstance {
   private server: http.Server | undefined;
@@ -267,7 +257,10 @@ export class HttpInput<S> implements InputInstance {
     });
     this.server = server;
     await listen(server, { host: c.listen, port: c.port }, this.ctx.logger, this.ctx.section);
-    this.ctx.logger.info({ listen: this.addresses(), tls: c.tls, client_certs: c.tls ? (c['tls.verify_client_cert'] ? 'required' : c['tls.verify'] ? 'verified if presented' : 'not verified') : undefined }, `${this.what} listening`);
+    this.ctx.logger.info(
+      { listen: this.addresses(), tls: c.tls, client_certs: c.tls ? (c['tls.verify_client_cert'] ? 'required' : c['tls.verify'] ? 'verified if presented' : 'not verified') : undefined },
+      `${this.what} listening`,
+    );
   }
 
   addresses(): string[] {
@@ -323,9 +316,7 @@ export class HttpInput<S> implements InputInstance {
     this.ctx.logger.warn({ remote: socket.remoteAddress, status, reason, err: err.message }, `closing connection: ${message}`);
     if (socket.writable && socket.bytesWritten === 0) {
       const body = `${message}\n`;
-      socket.write(
-        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-      );
+      socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     }
     socket.destroy();
   }
@@ -393,7 +384,13 @@ export class HttpInput<S> implements InputInstance {
         if (refused) return;
         refused = true;
         release();
-        this.refuse(req, res, new HttpError(408, `upload too slow: ${upload.received} bytes in ${((Date.now() - upload.started) / 1000).toFixed(1)} s while inflight_max_size is reached`, 'slow'), true, true);
+        this.refuse(
+          req,
+          res,
+          new HttpError(408, `upload too slow: ${upload.received} bytes in ${((Date.now() - upload.started) / 1000).toFixed(1)} s while inflight_max_size is reached`, 'slow'),
+          true,
+          true,
+        );
       },
     };
     this.uploads.add(upload);
@@ -415,12 +412,7 @@ export class HttpInput<S> implements InputInstance {
       if (this.inflight > this.inflightMax && this.inflight > held && !this.makeRoom(0, upload)) {
         refused = true;
         release();
-        this.refuse(
-          req,
-          res,
-          new HttpError(503, `busy: inflight_max_size (${this.inflightMax} bytes) reached, retry later`, 'busy', { 'Retry-After': String(this.c.retry_after) }),
-          true,
-        );
+        this.refuse(req, res, new HttpError(503, `busy: inflight_max_size (${this.inflightMax} bytes) reached, retry later`, 'busy', { 'Retry-After': String(this.c.retry_after) }), true);
         return;
       }
       for (let off = 0; off < chunk.length; ) {
@@ -463,9 +455,7 @@ export class HttpInput<S> implements InputInstance {
    */
   private makeRoom(need: number, except?: object): boolean {
     const now = Date.now();
-    const old = [...this.uploads]
-      .filter((u) => u !== except && now - u.started > this.c.headers_timeout * 1000)
-      .sort((a, b) => a.received / (now - a.started) - b.received / (now - b.started));
+    const old = [...this.uploads].filter((u) => u !== except && now - u.started > this.c.headers_timeout * 1000).sort((a, b) => a.received / (now - a.started) - b.received / (now - b.started));
     for (const u of old) {
       if (this.inflight + need <= this.inflightMax) break;
       u.evict();
@@ -525,12 +515,7 @@ export class HttpInput<S> implements InputInstance {
       }
       if (ok) this.succeed(res);
       else {
-        this.refuse(
-          req,
-          res,
-          new HttpError(503, `events not committed (${reason ?? 'failed'}); retry later`, 'commit_failed', { 'Retry-After': String(this.c.retry_after) }),
-          false,
-        );
+        this.refuse(req, res, new HttpError(503, `events not committed (${reason ?? 'failed'}); retry later`, 'commit_failed', { 'Retry-After': String(this.c.retry_after) }), false);
       }
     });
     try {

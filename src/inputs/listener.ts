@@ -216,11 +216,7 @@ export async function listen(
  * section when the address is a default): `file:line:col: port: 127.0.0.1:24224 is already in use
  * (EADDRINUSE)...` instead of a stack trace.
  */
-export function bindError(
-  e: NodeJS.ErrnoException,
-  section: RawSection,
-  at: { host: string; port: number; hostKey: string; portKey: string } | { path: string; key: string },
-): Error {
+export function bindError(e: NodeJS.ErrnoException, section: RawSection, at: { host: string; port: number; hostKey: string; portKey: string } | { path: string; key: string }): Error {
   const code = e.code ?? '';
   const isPath = 'path' in at;
   const key = isPath ? at.key : code === 'EADDRNOTAVAIL' ? at.hostKey : at.portKey;

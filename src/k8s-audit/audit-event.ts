@@ -78,7 +78,7 @@ export type ReadAuditResult = AuditValue | { error: 'missing_key' | 'not_json' |
  */
 export function readAuditValue(record: Record<string, unknown>, keyName?: string): ReadAuditResult {
   if (keyName === undefined) return { value: record, source: 'record' };
-  if (!Object.prototype.hasOwnProperty.call(record, keyName)) return { error: 'missing_key' };
+  if (!Object.hasOwn(record, keyName)) return { error: 'missing_key' };
   const raw = record[keyName];
   if (isMap(raw) || Array.isArray(raw)) return { value: raw, source: 'map' };
   let text: string;

@@ -51,10 +51,7 @@ export function createLogger(level: string, format: string, destination: NodeJS.
   const fd = typeof destination === 'number' ? destination : undefined;
   const pretty = format === 'pretty' || (format === 'auto' && fd !== undefined && process.stderr.isTTY && !process.env.CI);
   if (pretty) {
-    return pino(
-      { level: lvl, base: undefined, ...clipping },
-      pino.transport({ target: 'pino-pretty', options: { destination: fd ?? 2, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } }),
-    );
+    return pino({ level: lvl, base: undefined, ...clipping }, pino.transport({ target: 'pino-pretty', options: { destination: fd ?? 2, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } }));
   }
   return pino(
     { level: lvl, base: undefined, timestamp: pino.stdTimeFunctions.isoTime, ...clipping },

@@ -25,47 +25,28 @@ export class Metrics {
 
   readonly inputRecords = this.counter('logwarden_input_records_total', 'Records received by an input', ['name']);
   readonly inputBytes = this.counter('logwarden_input_bytes_total', 'Bytes received by an input (wire size)', ['name']);
-  readonly inputErrors = this.counter(
-    'logwarden_input_errors_total',
-    'Malformed or rejected wire data by reason; each closes at most the offending connection',
-    ['name', 'reason'],
-  );
+  readonly inputErrors = this.counter('logwarden_input_errors_total', 'Malformed or rejected wire data by reason; each closes at most the offending connection', ['name', 'reason']);
   readonly inputConnections = this.gauge('logwarden_input_connections', 'Open connections of an input', ['name']);
   readonly inputAuthFailures = this.counter('logwarden_input_auth_failures_total', 'Failed forward handshakes', ['name', 'reason']);
   readonly inputPaused = this.gauge('logwarden_input_paused', '1 while an input is paused by backpressure', ['name']);
   readonly inputAcks = this.counter('logwarden_input_acks_total', 'Chunks acked to senders after commit', ['name']);
   readonly inputUnacked = this.counter('logwarden_input_unacked_chunks_total', 'Chunks not acked because a commit failed', ['name']);
 
-  readonly filterRecords = this.counter(
-    'logwarden_filter_records_total',
-    'Records through a filter by result: in, out, dropped, emitted',
-    ['name', 'result'],
-  );
-  readonly filterErrors = this.counter('logwarden_filter_errors_total', 'Chunks on which a filter threw (the chunk was refused, not acked)', [
-    'name',
-  ]);
+  readonly filterRecords = this.counter('logwarden_filter_records_total', 'Records through a filter by result: in, out, dropped, emitted', ['name', 'result']);
+  readonly filterErrors = this.counter('logwarden_filter_errors_total', 'Chunks on which a filter threw (the chunk was refused, not acked)', ['name']);
 
   readonly outputRecords = this.counter('logwarden_output_proc_records_total', 'Records delivered by an output', ['name']);
   readonly outputBatches = this.counter('logwarden_output_proc_batches_total', 'Batches delivered by an output', ['name']);
   readonly outputRetries = this.counter('logwarden_output_retries_total', 'Batch retries by an output', ['name']);
   readonly outputRetriesFailed = this.counter('logwarden_output_retries_failed_total', 'Batches that exhausted their retries', ['name']);
-  readonly outputDropped = this.counter('logwarden_output_dropped_records_total', 'Records finally dropped by an output, by reason', [
-    'name',
-    'reason',
-  ]);
+  readonly outputDropped = this.counter('logwarden_output_dropped_records_total', 'Records finally dropped by an output, by reason', ['name', 'reason']);
   readonly outputErrors = this.counter('logwarden_output_errors_total', 'Failed send attempts by reason', ['name', 'reason']);
   readonly outputQueueRecords = this.gauge('logwarden_output_queue_records', 'Records queued or in flight in an output', ['name']);
   readonly outputQueueBytes = this.gauge('logwarden_output_queue_bytes', 'Bytes queued or in flight in an output', ['name']);
-  readonly outputQueueLimitRecords = this.gauge(
-    'logwarden_output_queue_limit_records',
-    'Records an output holds (queued or in flight) before the inputs routed to it pause (queue_max_records)',
-    ['name'],
-  );
-  readonly outputQueueLimitBytes = this.gauge(
-    'logwarden_output_queue_limit_bytes',
-    'Bytes an output holds (queued or in flight) before the inputs routed to it pause (queue_max_bytes)',
-    ['name'],
-  );
+  readonly outputQueueLimitRecords = this.gauge('logwarden_output_queue_limit_records', 'Records an output holds (queued or in flight) before the inputs routed to it pause (queue_max_records)', [
+    'name',
+  ]);
+  readonly outputQueueLimitBytes = this.gauge('logwarden_output_queue_limit_bytes', 'Bytes an output holds (queued or in flight) before the inputs routed to it pause (queue_max_bytes)', ['name']);
   readonly outputLatency = this.histogram(
     'logwarden_output_request_duration_seconds',
     'Duration of one send attempt of an output',
@@ -143,8 +124,7 @@ export class Metrics {
     const labels = h.labels.bind(h);
     const seen = new Set<string>();
     h.labels = ((...values: never[]) => {
-      const obj: Record<string, string> =
-        typeof values[0] === 'object' ? (values[0] as Record<string, string>) : Object.fromEntries(labelNames.map((n, i) => [n, String(values[i])]));
+      const obj: Record<string, string> = typeof values[0] === 'object' ? (values[0] as Record<string, string>) : Object.fromEntries(labelNames.map((n, i) => [n, String(values[i])]));
       const key = labelNames.map((n) => obj[n]).join('\u0000');
       if (!seen.has(key)) {
         seen.add(key);

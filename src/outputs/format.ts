@@ -175,22 +175,12 @@ export function compileFormat(o: FormatOptions): Formatter {
       });
     case 'csv': {
       const d = delimiterOf(o.delimiter, ',');
-      return plain((events) =>
-        events
-          .map((ev) => [ev.time.toFixed9(), ...Object.values(ev.record).map((v) => toJSONLine(v))].join(d))
-          .join('\n') + '\n',
-      );
+      return plain((events) => events.map((ev) => [ev.time.toFixed9(), ...Object.values(ev.record).map((v) => toJSONLine(v))].join(d)).join('\n') + '\n');
     }
     case 'ltsv': {
       const d = delimiterOf(o.delimiter, '\t');
       const ld = delimiterOf(o.label_delimiter, ':');
-      return plain((events) =>
-        events
-          .map((ev) =>
-            [`time${ld}${ev.time.toFixed9()}`, ...Object.entries(ev.record).map(([k, v]) => `${k}${ld}${scalarText(v)}`)].join(d),
-          )
-          .join('\n') + '\n',
-      );
+      return plain((events) => events.map((ev) => [`time${ld}${ev.time.toFixed9()}`, ...Object.entries(ev.record).map(([k, v]) => `${k}${ld}${scalarText(v)}`)].join(d)).join('\n') + '\n');
     }
     case 'template': {
       const parts = (o.template ?? '{time} {message}').split(/(\{[^{}]+\})/);
@@ -203,7 +193,7 @@ export function compileFormat(o: FormatOptions): Formatter {
               if (k === 'time') s += ev.time.toFixed9();
               else if (k === 'tag') s += ev.tag;
               else {
-                const v = Object.prototype.hasOwnProperty.call(ev.record, k) ? ev.record[k] : undefined;
+                const v = Object.hasOwn(ev.record, k) ? ev.record[k] : undefined;
                 s += v === undefined ? '' : scalarText(v);
               }
             } else s += p;
@@ -215,9 +205,7 @@ export function compileFormat(o: FormatOptions): Formatter {
     }
     case 'msgpack':
       // [time, record]; a record nobody read is written as the bytes it arrived as.
-      return plain((events) =>
-        Buffer.concat(events.map((ev) => (ev.raw ? Buffer.concat([ARRAY2, encode(ev.time), ev.raw]) : encode([ev.time, ev.record])))),
-      );
+      return plain((events) => Buffer.concat(events.map((ev) => (ev.raw ? Buffer.concat([ARRAY2, encode(ev.time), ev.raw]) : encode([ev.time, ev.record])))));
     default: // out_file: `tag: [sec.nsec, {record}]`
       return pooled((w, events) => {
         for (const ev of events) {

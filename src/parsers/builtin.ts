@@ -22,8 +22,7 @@ export const BUILTIN_PARSERS: Array<Record<string, string>> = [
   {
     name: 'apache2',
     format: 'regex',
-    regex:
-      '^(?<host>[^ ]*) [^ ]* (?<user>[^ ]*) \\[(?<time>[^\\]]*)\\] "(?<method>\\S+)(?: +(?<path>[^ ]*) +\\S*)?" (?<code>[^ ]*) (?<size>[^ ]*)(?: "(?<referer>[^\\"]*)" "(?<agent>.*)")?$',
+    regex: '^(?<host>[^ ]*) [^ ]* (?<user>[^ ]*) \\[(?<time>[^\\]]*)\\] "(?<method>\\S+)(?: +(?<path>[^ ]*) +\\S*)?" (?<code>[^ ]*) (?<size>[^ ]*)(?: "(?<referer>[^\\"]*)" "(?<agent>.*)")?$',
     time_key: 'time',
     time_format: APACHE_TIME,
   },
@@ -61,8 +60,7 @@ export const BUILTIN_PARSERS: Array<Record<string, string>> = [
   {
     name: 'syslog-rfc5424',
     format: 'regex',
-    regex:
-      '^\\<(?<pri>[0-9]{1,5})\\>1 (?<time>[^ ]+) (?<host>[^ ]+) (?<ident>[^ ]+) (?<pid>[-0-9]+) (?<msgid>[^ ]+) (?<extradata>(\\[(.*)\\]|-)) (?<message>.+)$',
+    regex: '^\\<(?<pri>[0-9]{1,5})\\>1 (?<time>[^ ]+) (?<host>[^ ]+) (?<ident>[^ ]+) (?<pid>[-0-9]+) (?<msgid>[^ ]+) (?<extradata>(\\[(.*)\\]|-)) (?<message>.+)$',
     time_key: 'time',
     time_format: '%Y-%m-%dT%H:%M:%S.%L',
     time_keep: 'on',
@@ -78,8 +76,7 @@ export const BUILTIN_PARSERS: Array<Record<string, string>> = [
   {
     name: 'syslog-rfc3164',
     format: 'regex',
-    regex:
-      '/^\\<(?<pri>[0-9]+)\\>(?<time>[^ ]* {1,2}[^ ]* [^ ]*) (?<host>[^ ]*) (?<ident>[a-zA-Z0-9_\\/\\.\\-]*)(?:\\[(?<pid>[0-9]+)\\])?(?:[^\\:]*\\:)? *(?<message>.*)$/',
+    regex: '/^\\<(?<pri>[0-9]+)\\>(?<time>[^ ]* {1,2}[^ ]* [^ ]*) (?<host>[^ ]*) (?<ident>[a-zA-Z0-9_\\/\\.\\-]*)(?:\\[(?<pid>[0-9]+)\\])?(?:[^\\:]*\\:)? *(?<message>.*)$/',
     time_key: 'time',
     time_format: '%b %d %H:%M:%S',
     time_keep: 'on',

@@ -13,12 +13,7 @@ import { ConfigError } from '../config/errors.js';
 import { substituteEnv } from '../config/load.js';
 import type { RawSection } from '../config/schema.js';
 
-export function readClassicParsersFile(
-  file: string,
-  env: Record<string, string | undefined>,
-  errors: ConfigError[],
-  seen: Set<string> = new Set(),
-): RawSection[] {
+export function readClassicParsersFile(file: string, env: Record<string, string | undefined>, errors: ConfigError[], seen: Set<string> = new Set()): RawSection[] {
   const abs = resolve(file);
   const sections: RawSection[] = [];
   if (seen.has(abs)) {

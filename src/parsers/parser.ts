@@ -23,8 +23,7 @@ export const parserOptions = {
   format: { type: 'enum', values: FORMATS, required: true, description: 'json, regex, logfmt or ltsv' },
   regex: {
     type: 'string',
-    description:
-      'format regex: a Ruby (Onigmo) regular expression with named groups (?<name>...); each group becomes a field. Runs on RE2: no backreferences or lookaround',
+    description: 'format regex: a Ruby (Onigmo) regular expression with named groups (?<name>...); each group becomes a field. Runs on RE2: no backreferences or lookaround',
   },
   time_key: { type: 'string', description: "Field holding the record's time (default: time); needs time_format" },
   time_format: {
@@ -139,7 +138,7 @@ class Parser implements LogParser {
         return this.parseRegex(text);
       case 'logfmt': {
         const pairs = scanLogfmt(text, this.noBareKeys);
-        return pairs && pairs.length ? this.fromPairs(pairs) : null;
+        return pairs?.length ? this.fromPairs(pairs) : null;
       }
       case 'ltsv': {
         const pairs = scanLtsv(text);

@@ -24,7 +24,7 @@ function cell(v: unknown): string {
 function table(t: OptionTable, skip: ReadonlySet<string> = new Set()): string {
   const rows = Object.entries(t)
     .filter(([k]) => !skip.has(k))
-    .map(([k, s]) => `| \`${k}\` | ${typeOf(s)} | ${s.required ? 'required' : s.docDefault ?? cell(s.default)} | ${s.description.replace(/\|/g, '\\|').replace(/\n/g, ' ')} |`);
+    .map(([k, s]) => `| \`${k}\` | ${typeOf(s)} | ${s.required ? 'required' : (s.docDefault ?? cell(s.default))} | ${s.description.replace(/\|/g, '\\|').replace(/\n/g, ' ')} |`);
   return ['| option | type | default | description |', '|---|---|---|---|', ...rows].join('\n');
 }
 
@@ -32,8 +32,8 @@ export function configurationReference(): string {
   const out: string[] = [
     '# Configuration reference',
     '',
-    'Generated from the plugins\' option tables by `npm run docs` — do not edit by hand.',
-    'Pipelines use Fluent Bit\'s YAML schema (`service`, `pipeline.inputs/filters/outputs`, `parsers`, `includes`, `env`);',
+    "Generated from the plugins' option tables by `npm run docs` — do not edit by hand.",
+    "Pipelines use Fluent Bit's YAML schema (`service`, `pipeline.inputs/filters/outputs`, `parsers`, `includes`, `env`);",
     'option names are case-insensitive. Booleans take `on/off`, `true/false`, `yes/no`. `${VAR}`, `${VAR:-default}` and',
     '`${VAR:+word}` are substituted; relative paths resolve against the directory of the file that names them.',
     '',
@@ -53,12 +53,12 @@ export function configurationReference(): string {
     '',
     'The same rule holds for options only logwarden has (`memory_limit`, `queue_max_bytes`, `batch_bytes`,',
     '`inflight_max_size`, `max_line_size`): their defaults are written in binary units where the number comes from',
-    'a binary source (`memory_limit` `256Mi`, half a `512Mi` container limit; Loki\'s 256KB line limit is 262144',
-    'bytes, `256Ki`; Falco\'s 12582912-byte webhook batch, `12Mi`). Copy a Kubernetes memory limit as written',
-    '(`512Mi`), not as `512M` (512000000). Refused with an error at the value\'s position, where Fluent Bit 5.1',
+    "a binary source (`memory_limit` `256Mi`, half a `512Mi` container limit; Loki's 256KB line limit is 262144",
+    "bytes, `256Ki`; Falco's 12582912-byte webhook batch, `12Mi`). Copy a Kubernetes memory limit as written",
+    "(`512Mi`), not as `512M` (512000000). Refused with an error at the value's position, where Fluent Bit 5.1",
     'turns the value into its -1 error value (a limit of 2^64-1, or a config error): a bare `B` (`100B`), a space',
     'before the unit (`1 M`), other units (`T`), negative numbers and text; also `1e3` and `0x10` (which Fluent',
-    'Bit\'s `atof()` reads as 1000 and 16) and sizes above 2^53 bytes. Fluent Bit\'s binary parser serves only',
+    "Bit's `atof()` reads as 1000 and 16) and sizes above 2^53 bytes. Fluent Bit's binary parser serves only",
     '`multiline_buffer_limit` (it takes `KiB` but not `Ki`, and reads `K`/`KB` as 1024 there); logwarden has no such',
     'option. `test/e2e/sizes-fluent-bit.test.ts` compares these forms with what the Fluent Bit 5.1.1 binary logs.',
     '',

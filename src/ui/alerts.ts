@@ -51,7 +51,7 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : typ
 function field(fields: unknown, name: string): string | undefined {
   if (fields === null || typeof fields !== 'object') return undefined;
   // output_fields keys are data: read own properties only.
-  return Object.prototype.hasOwnProperty.call(fields, name) ? str((fields as Record<string, unknown>)[name]) : undefined;
+  return Object.hasOwn(fields, name) ? str((fields as Record<string, unknown>)[name]) : undefined;
 }
 
 const WORD = /[\p{L}\p{N}_]/u;
@@ -213,7 +213,11 @@ export function parseQuery(params: URLSearchParams, errors?: string[]): AlertQue
       .getAll(k)
       .map((v) => v.slice(0, MAX_PARAM))
       .filter((v) => v !== '');
-  const prio = all('priority').flatMap((p) => p.split(',')).map((x) => x.trim()).filter((x) => x !== '').map(canonicalPriority);
+  const prio = all('priority')
+    .flatMap((p) => p.split(','))
+    .map((x) => x.trim())
+    .filter((x) => x !== '')
+    .map(canonicalPriority);
   if (prio.length) q.priority = [...new Set(prio)];
   for (const k of LISTS) {
     const list = [...new Set(all(k))];
@@ -356,7 +360,10 @@ export class ChartSeries {
     for (const [r] of top.slice(0, CHART_RULES)) byRule[r] = this.#rule.get(r)!;
     if (top.length > CHART_RULES) {
       const other = new Array<number>(this.buckets).fill(0);
-      for (const [r] of top.slice(CHART_RULES)) this.#rule.get(r)!.forEach((n, i) => (other[i]! += n));
+      for (const [r] of top.slice(CHART_RULES))
+        this.#rule.get(r)!.forEach((n, i) => {
+          other[i]! += n;
+        });
       byRule[OTHER_RULES] = other;
     }
     const byPriority: Record<string, number[]> = Object.create(null) as Record<string, number[]>;

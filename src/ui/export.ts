@@ -29,19 +29,7 @@ export function csvHeader(): string {
 }
 
 export function csvRow(a: AlertSummary): string {
-  const cells: string[] = [
-    String(a.id),
-    new Date(a.received).toISOString(),
-    a.time,
-    a.priority,
-    a.rule,
-    a.source,
-    a.hostname ?? '',
-    a.namespace ?? '',
-    a.user ?? '',
-    a.tags.join(','),
-    a.output,
-  ];
+  const cells: string[] = [String(a.id), new Date(a.received).toISOString(), a.time, a.priority, a.rule, a.source, a.hostname ?? '', a.namespace ?? '', a.user ?? '', a.tags.join(','), a.output];
   return `${cells.map(csvField).join(',')}\r\n`;
 }
 
@@ -52,6 +40,9 @@ export function jsonLine(json: string): string {
 
 /** `logwarden-alerts-20260102T030405Z.csv` for a time (ms). */
 export function exportFileName(format: ExportFormat, now: number): string {
-  const stamp = new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = new Date(now)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `logwarden-alerts-${stamp}.${format}`;
 }

@@ -268,9 +268,7 @@ export class UiServer {
       res.destroy();
       return;
     }
-    const body = unavailable
-      ? { error: `alert store unreachable: ${(e as Error).message}`, store: this.store.status() }
-      : { error: `alert store query failed: ${(e as Error).message}` };
+    const body = unavailable ? { error: `alert store unreachable: ${(e as Error).message}`, store: this.store.status() } : { error: `alert store query failed: ${(e as Error).message}` };
     res.writeHead(unavailable ? 503 : 500, {
       ...SECURITY_HEADERS,
       'content-type': 'application/json',
@@ -357,7 +355,12 @@ export class UiServer {
     let closed = false;
     res.on('close', () => (closed = true));
     const write = async (text: string) => {
-      if (!res.write(text)) await new Promise<void>((r) => (closed ? r() : (res.once('drain', r), res.once('close', r))));
+      if (!res.write(text))
+        await new Promise<void>((r) => {
+          if (closed) return r();
+          res.once('drain', r);
+          res.once('close', r);
+        });
     };
     if (format === 'csv') await write(csvHeader());
     let before: number | undefined;
@@ -523,7 +526,9 @@ export class UiServer {
         host = undefined;
       }
       // Behind a proxy that rewrites Host, the host the browser used is in X-Forwarded-Host.
-      const forwarded = String(req.headers['x-forwarded-host'] ?? '').split(',')[0]!.trim();
+      const forwarded = String(req.headers['x-forwarded-host'] ?? '')
+        .split(',')[0]!
+        .trim();
       if (host !== req.headers.host && (forwarded === '' || host !== forwarded)) return `cross-origin request refused (Origin: ${origin.slice(0, 100)})`;
     }
     return undefined;

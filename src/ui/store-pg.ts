@@ -23,27 +23,8 @@ import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { LogEvent } from '../core/event.js';
 import { recordJSON } from '../core/json.js';
-import {
-  ChartSeries,
-  haystack,
-  resolveQuery,
-  summarize,
-  type AlertQuery,
-  type AlertStats,
-  type AlertSummary,
-  type Mute,
-  type NewMute,
-} from './alerts.js';
-import {
-  detailJson,
-  StoreUnavailable,
-  type AlertList,
-  type AlertPage,
-  type AlertStore,
-  type AlertStoreOptions,
-  type AlertStoreStatus,
-  type StoredAlert,
-} from './store.js';
+import { ChartSeries, haystack, resolveQuery, summarize, type AlertQuery, type AlertStats, type AlertSummary, type Mute, type NewMute } from './alerts.js';
+import { detailJson, StoreUnavailable, type AlertList, type AlertPage, type AlertStore, type AlertStoreOptions, type AlertStoreStatus, type StoredAlert } from './store.js';
 
 /** Advisory lock keys (one 64-bit space per database; these spell "lwui" + a number). */
 export const LOCK_MIGRATE = 0x6c777569_0001n;
@@ -243,7 +224,9 @@ export function insertBatch(events: LogEvent[], received: number): InsertBatch {
     const s = summarize(0, received, ev.tag, JSON.parse(json) as Record<string, unknown>, eventTime);
     alerts.push({ summary: s, eventTime, record: json });
     const row = [received, ev.tag, eventTime, s.time, s.rule, s.priority, s.source, s.output, JSON.stringify(s.tags), s.namespace ?? null, s.user ?? null, s.hostname ?? null, haystack(s)];
-    row.forEach((v, i) => cols[i]!.push(v));
+    row.forEach((v, i) => {
+      cols[i]!.push(v);
+    });
   }
   // The record text and the marks are the 14th and 15th columns; kept apart above only to keep the row readable.
   cols.push(alerts.map((a) => a.record));
@@ -542,16 +525,13 @@ export class PgAlertStore implements AlertStore {
     const kept = whereClause({}, base);
     const n = all.params.length;
     const values = (col: string) =>
-      this.run<{ v: string }>(`SELECT DISTINCT ${col} AS v FROM ${TABLE} WHERE ${kept.sql} ORDER BY 1 LIMIT ${MAX_VALUES}`, kept.params).then((r) =>
-        r.rows.map((x) => x.v).filter((v) => v !== null),
-      );
+      this.run<{ v: string }>(`SELECT DISTINCT ${col} AS v FROM ${TABLE} WHERE ${kept.sql} ORDER BY 1 LIMIT ${MAX_VALUES}`, kept.params).then((r) => r.rows.map((x) => x.v).filter((v) => v !== null));
     const [total, byP, byR, series, rules, tags, namespaces, users, hostnames, sources] = await Promise.all([
       this.run<{ n: string }>(`SELECT COUNT(*) AS n FROM ${TABLE} WHERE ${all.sql}`, all.params),
       this.run<{ k: string; n: string }>(`SELECT priority AS k, COUNT(*) AS n FROM ${TABLE} WHERE ${noP.sql} GROUP BY 1`, noP.params),
       this.run<{ k: string; n: string }>(`SELECT rule AS k, COUNT(*) AS n FROM ${TABLE} WHERE ${noR.sql} GROUP BY 1`, noR.params),
       this.run<{ b: string; priority: string; rule: string; n: string }>(
-        `SELECT (received - $${n + 1}) / $${n + 3} AS b, priority, rule, COUNT(*) AS n FROM ${TABLE} ` +
-          `WHERE ${all.sql} AND received >= $${n + 1} AND received < $${n + 2} GROUP BY 1, 2, 3`,
+        `SELECT (received - $${n + 1}) / $${n + 3} AS b, priority, rule, COUNT(*) AS n FROM ${TABLE} ` + `WHERE ${all.sql} AND received >= $${n + 1} AND received < $${n + 2} GROUP BY 1, 2, 3`,
         [...all.params, start, end, step],
       ),
       values('rule'),
@@ -581,10 +561,16 @@ export class PgAlertStore implements AlertStore {
   }
 
   async addMute(m: NewMute): Promise<Mute> {
-    const r = await this.run<MuteRow>(
-      `INSERT INTO ${MUTES} (rule, namespace, username, created, until, created_by, comment, silence) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${MUTE_COLS}`,
-      [m.rule, m.namespace ?? null, m.user ?? null, this.now(), m.until, m.by ?? null, m.comment ?? null, m.silence ?? null],
-    );
+    const r = await this.run<MuteRow>(`INSERT INTO ${MUTES} (rule, namespace, username, created, until, created_by, comment, silence) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${MUTE_COLS}`, [
+      m.rule,
+      m.namespace ?? null,
+      m.user ?? null,
+      this.now(),
+      m.until,
+      m.by ?? null,
+      m.comment ?? null,
+      m.silence ?? null,
+    ]);
     // Ended mutes go as new ones come: the table holds little more than the active ones.
     await this.run(`DELETE FROM ${MUTES} WHERE until <= $1`, [this.now()]).catch(() => undefined);
     return rowMute(r.rows[0]!);

@@ -14,17 +14,7 @@ import type { Database as SqliteDatabase, Statement } from 'better-sqlite3';
 import type { LogEvent } from '../core/event.js';
 import { recordJSON } from '../core/json.js';
 import type { Metrics } from '../observe/metrics.js';
-import {
-  ChartSeries,
-  compileQuery,
-  haystack,
-  summarize,
-  type AlertQuery,
-  type AlertStats,
-  type AlertSummary,
-  type Mute,
-  type NewMute,
-} from './alerts.js';
+import { ChartSeries, compileQuery, haystack, summarize, type AlertQuery, type AlertStats, type AlertSummary, type Mute, type NewMute } from './alerts.js';
 import { MuteBook } from './mutes.js';
 
 export interface StoredAlert {
@@ -456,9 +446,7 @@ async function openSqlite(path: string): Promise<Sqlite> {
       db.close();
       throw new Error(`written by a newer logwarden (schema ${version}, this one reads ${SCHEMA_VERSION})`);
     }
-    db.exec(
-      'CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, received INTEGER NOT NULL, tag TEXT NOT NULL, time TEXT NOT NULL, record TEXT NOT NULL)',
-    );
+    db.exec('CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, received INTEGER NOT NULL, tag TEXT NOT NULL, time TEXT NOT NULL, record TEXT NOT NULL)');
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   } catch (e) {
     throw new Error(`ui.db_path ${path}: ${(e as Error).message}`);

@@ -61,7 +61,7 @@ describe('alertmanager output against real Alertmanagers', () => {
       [alertmanagerOutput],
     );
     const t = EventTime.now();
-    const critical = alertEvent('Attach/Exec Pod', 'Critical', { 'ka.user.name': 'alice', 'ka.target.namespace': 'default', 'n_evts': '3', 'ka.req.pod.containers.image': ['nginx'] }, t);
+    const critical = alertEvent('Attach/Exec Pod', 'Critical', { 'ka.user.name': 'alice', 'ka.target.namespace': 'default', n_evts: '3', 'ka.req.pod.containers.image': ['nginx'] }, t);
     const notice = alertEvent('K8s Serviceaccount Created', 'Notice', { 'ka.user.name': 'bob' }, t);
     const warning = alertEvent('Create Disallowed Namespace', 'Warning', { 'ka.target.name': 'foo' }, t);
     assert.deepEqual(await running.ingest([critical, notice, warning]), { ok: true });

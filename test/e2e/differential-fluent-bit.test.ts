@@ -53,11 +53,7 @@ function byTag(run: RunResult, normalize: Array<[RegExp, string]> = []): Map<str
 
 async function differential(c: Case): Promise<void> {
   const dir = join(root, c.name.replace(/[^a-z0-9]+/gi, '-'));
-  const [fb, lw, wire] = await Promise.all([
-    runFluentBit(join(dir, 'fb'), c),
-    runLogwarden(join(dir, 'lw'), c),
-    c.wire ? runLogwardenForward(join(dir, 'wire'), c) : undefined,
-  ]);
+  const [fb, lw, wire] = await Promise.all([runFluentBit(join(dir, 'fb'), c), runLogwarden(join(dir, 'lw'), c), c.wire ? runLogwardenForward(join(dir, 'wire'), c) : undefined]);
   const want = byTag(fb, c.normalize);
   for (const d of c.differs ?? []) {
     const list = want.get(d.tag ?? c.tag) ?? [];
@@ -155,7 +151,8 @@ const cases: Case[] = [
       {
         name: 'apache',
         format: 'regex',
-        regex: '^(?<host>[^ ]*) [^ ]* (?<user>[^ ]*) \\[(?<time>[^\\]]*)\\] "(?<method>\\S+)(?: +(?<path>[^\\"]*?)(?: +\\S*)?)?" (?<code>[^ ]*) (?<size>[^ ]*)(?: "(?<referer>[^\\"]*)" "(?<agent>[^\\"]*)")?$',
+        regex:
+          '^(?<host>[^ ]*) [^ ]* (?<user>[^ ]*) \\[(?<time>[^\\]]*)\\] "(?<method>\\S+)(?: +(?<path>[^\\"]*?)(?: +\\S*)?)?" (?<code>[^ ]*) (?<size>[^ ]*)(?: "(?<referer>[^\\"]*)" "(?<agent>[^\\"]*)")?$',
         time_key: 'time',
         time_format: '%d/%b/%Y:%H:%M:%S %z',
         types: 'code:integer size:integer',
@@ -301,11 +298,7 @@ const cases: Case[] = [
       { name: 'inner', format: 'json', time_key: 't', time_format: '%s' },
     ],
     filters: [{ name: 'parser', match: 'app.pf2', key_name: 'payload', parser: 'inner' }],
-    lines: [
-      w({ payload: w({ t: '1700000000', a: 1 }), dropped: true }),
-      w({ payload: w({ a: 2 }) }),
-      w({ payload: 'not json', kept: true }),
-    ],
+    lines: [w({ payload: w({ t: '1700000000', a: 1 }), dropped: true }), w({ payload: w({ a: 2 }) }), w({ payload: 'not json', kept: true })],
   },
   {
     name: 'grep: legacy rules, record accessor, numbers and missing keys',
@@ -313,9 +306,7 @@ const cases: Case[] = [
     tag: 'app.grep',
     tailParser: 'j',
     parsers: [{ name: 'j', format: 'json' }],
-    filters: [
-      { name: 'grep', match: '*', regex: ['level ^(info|warn)$', "$kubernetes['labels']['app'] ^web"], exclude: 'msg health' },
-    ],
+    filters: [{ name: 'grep', match: '*', regex: ['level ^(info|warn)$', "$kubernetes['labels']['app'] ^web"], exclude: 'msg health' }],
     lines: [
       w({ level: 'info', kubernetes: { labels: { app: 'web-1' } }, msg: 'ok' }),
       w({ level: 'info', kubernetes: { labels: { app: 'db' } }, msg: 'ok' }),
@@ -431,12 +422,7 @@ const cases: Case[] = [
       { name: 'nest', match: '*', operation: 'nest', wildcard: ['k8s_*', 'pod'], nest_under: 'kubernetes', add_prefix: 'x_' },
       { name: 'nest', match: '*', operation: 'lift', nested_under: 'meta', remove_prefix: 'm_' },
     ],
-    lines: [
-      w({ a: 1, k8s_ns: 'n', pod: 'p', k8s_node: 'x', b: 2 }),
-      w({ meta: { m_a: 1, b: { deep: true }, m_c: [1] }, after: 1 }),
-      w({ meta: 'not a map', plain: 1 }),
-      w({ none: 'matches' }),
-    ],
+    lines: [w({ a: 1, k8s_ns: 'n', pod: 'p', k8s_node: 'x', b: 2 }), w({ meta: { m_a: 1, b: { deep: true }, m_c: [1] }, after: 1 }), w({ meta: 'not a map', plain: 1 }), w({ none: 'matches' })],
   },
   {
     name: 'rewrite_tag: captures, $TAG parts, record values, keep',
@@ -578,7 +564,7 @@ const cases: Case[] = [
     parsers: [{ name: 'j', format: 'json' }],
     filters: [
       { name: 'grep', match: '*', regex: 'msg ^GET /(api|health) HTTP' },
-      { name: 'grep', match: '*', exclude: ["$list[1] ^drop$", 'ua /bot/i'] },
+      { name: 'grep', match: '*', exclude: ['$list[1] ^drop$', 'ua /bot/i'] },
     ],
     lines: [
       w({ msg: 'GET /api HTTP/1.1', list: ['a', 'keep'], ua: 'curl' }),
@@ -625,14 +611,9 @@ const cases: Case[] = [
     parsers: [{ name: 'j', format: 'json' }],
     filters: [
       { name: 'rewrite_tag', match: 'app.*', rule: ['$kind ^audit$ app.audit.$TAG[1] false', '$msg "^hello world$" greet.$TAG[0] true'] },
-      { name: 'rewrite_tag', match: 'app.audit.*', rule: "$user ^(admin)$ admin.$1 true" },
+      { name: 'rewrite_tag', match: 'app.audit.*', rule: '$user ^(admin)$ admin.$1 true' },
     ],
-    lines: [
-      w({ kind: 'audit', user: 'admin', i: 1 }),
-      w({ kind: 'audit', user: 'bob', i: 2 }),
-      w({ msg: 'hello world', i: 3 }),
-      w({ msg: 'hello  world', i: 4 }),
-    ],
+    lines: [w({ kind: 'audit', user: 'admin', i: 1 }), w({ kind: 'audit', user: 'bob', i: 2 }), w({ msg: 'hello world', i: 3 }), w({ msg: 'hello  world', i: 4 })],
   },
   {
     name: 'record_modifier: quoted value and uuid_key',
@@ -650,7 +631,13 @@ const cases: Case[] = [
     parsers: [{ name: 'r', format: 'regex', regex: '^(?<time>\\S+) (?<m>.*)$', time_key: 'time', time_format: '%Y-%m-%d' }],
     filters: [],
     lines: ['2024-01-02 good', 'yesterday bad'],
-    differs: [{ fluentBit: `read time ${w({ m: 'bad' })}`, logwarden: `read time ${w({ time: 'yesterday', m: 'bad' })}`, doc: ['docs/parsers.md', 'Fluent Bit drops the field for regex and fails the whole line for\n  logfmt and ltsv'] }],
+    differs: [
+      {
+        fluentBit: `read time ${w({ m: 'bad' })}`,
+        logwarden: `read time ${w({ time: 'yesterday', m: 'bad' })}`,
+        doc: ['docs/parsers.md', 'Fluent Bit drops the field for regex and fails the whole line for\n  logfmt and ltsv'],
+      },
+    ],
   },
   {
     name: 'time that does not match time_format: logfmt',
@@ -659,7 +646,13 @@ const cases: Case[] = [
     parsers: [{ name: 'lf', format: 'logfmt', time_key: 'ts', time_format: '%Y-%m-%d' }],
     filters: [],
     lines: ['ts=2024-01-02 m=good', 'ts=yesterday m=bad', 'ts=2024-01-01 m=twice ts=2024-01-03'],
-    differs: [{ fluentBit: `read time ${w({ log: 'ts=yesterday m=bad' })}`, logwarden: `read time ${w({ ts: 'yesterday', m: 'bad' })}`, doc: ['docs/parsers.md', 'Fluent Bit drops the field for regex and fails the whole line for\n  logfmt and ltsv'] }],
+    differs: [
+      {
+        fluentBit: `read time ${w({ log: 'ts=yesterday m=bad' })}`,
+        logwarden: `read time ${w({ ts: 'yesterday', m: 'bad' })}`,
+        doc: ['docs/parsers.md', 'Fluent Bit drops the field for regex and fails the whole line for\n  logfmt and ltsv'],
+      },
+    ],
   },
   {
     name: 'time that does not match time_format: ltsv',
@@ -668,7 +661,13 @@ const cases: Case[] = [
     parsers: [{ name: 'lt', format: 'ltsv', time_key: 'ts', time_format: '%Y-%m-%d' }],
     filters: [],
     lines: ['ts:2024-01-02\tm:good', 'ts:yesterday\tm:bad'],
-    differs: [{ fluentBit: `read time ${w({ log: 'ts:yesterday\tm:bad' })}`, logwarden: `read time ${w({ ts: 'yesterday', m: 'bad' })}`, doc: ['docs/parsers.md', 'Fluent Bit drops the field for regex and fails the whole line for\n  logfmt and ltsv'] }],
+    differs: [
+      {
+        fluentBit: `read time ${w({ log: 'ts:yesterday\tm:bad' })}`,
+        logwarden: `read time ${w({ ts: 'yesterday', m: 'bad' })}`,
+        doc: ['docs/parsers.md', 'Fluent Bit drops the field for regex and fails the whole line for\n  logfmt and ltsv'],
+      },
+    ],
   },
   {
     name: 'regex parser: Unicode text, classes, case-insensitive options',
@@ -727,7 +726,7 @@ const cases: Case[] = [
     ],
   },
   {
-    name: 'rewrite_tag: a record re-tagged into the filter\'s own match is not rewritten again',
+    name: "rewrite_tag: a record re-tagged into the filter's own match is not rewritten again",
     tag: 'app.loop',
     tailParser: 'j',
     parsers: [{ name: 'j', format: 'json' }],
@@ -755,15 +754,8 @@ const cases: Case[] = [
     tag: 'app.tpl.x',
     tailParser: 'j',
     parsers: [{ name: 'j', format: 'json' }],
-    filters: [{ name: 'rewrite_tag', match: 'app.tpl.x', rule: "$kind ^(\\w)(\\w*)$ t.$2.$1.$v.$TAG[2].$TAG[0] false" }],
-    lines: [
-      w({ kind: 'int', v: 42 }),
-      w({ kind: 'float', v: 1.5 }),
-      w({ kind: 'bool', v: true }),
-      w({ kind: 'str', v: 'text' }),
-      w({ kind: 'missing' }),
-      w({ kind: 'neg', v: -7 }),
-    ],
+    filters: [{ name: 'rewrite_tag', match: 'app.tpl.x', rule: '$kind ^(\\w)(\\w*)$ t.$2.$1.$v.$TAG[2].$TAG[0] false' }],
+    lines: [w({ kind: 'int', v: 42 }), w({ kind: 'float', v: 1.5 }), w({ kind: 'bool', v: true }), w({ kind: 'str', v: 'text' }), w({ kind: 'missing' }), w({ kind: 'neg', v: -7 })],
   },
 ];
 

@@ -35,14 +35,18 @@ function compare(spec: OptionSpec, text: string, theirs: number): 'same' | 'refu
 }
 
 test('service flush and grace: the forms Fluent Bit 5.1.1 reads alike are the same seconds; the others are refused', { timeout: 120_000 }, async () => {
-  const pairs: Array<[string, string]> = [['1.5', '10s'], ['5m', '1.5h'], ['500ms', '2m'], ['10s', '7'], ['2h', '2.9'], ['0.5', '5d']];
+  const pairs: Array<[string, string]> = [
+    ['1.5', '10s'],
+    ['5m', '1.5h'],
+    ['500ms', '2m'],
+    ['10s', '7'],
+    ['2h', '2.9'],
+    ['0.5', '5d'],
+  ];
   const dir = tempDir();
   const tally = { same: 0, refused: 0 };
   for (const [flush, grace] of pairs) {
-    const fb = FluentBit.start(
-      { service: { log_level: 'debug', flush, grace }, pipeline: { inputs: [{ name: 'dummy', samples: 1 }], outputs: [{ name: 'null', match: '*' }] } },
-      dir,
-    );
+    const fb = FluentBit.start({ service: { log_level: 'debug', flush, grace }, pipeline: { inputs: [{ name: 'dummy', samples: 1 }], outputs: [{ name: 'null', match: '*' }] } }, dir);
     try {
       const f = Number(/flush time\s*\|\s*([\d.]+) seconds/.exec(await fb.waitLog(/flush time\s*\|/, 20_000))![1]);
       const g = Number(/grace\s*\|\s*(\d+) seconds/.exec(await fb.waitLog(/grace\s*\|/, 20_000))![1]);
@@ -76,16 +80,22 @@ test('net.io_timeout (flb_utils_time_to_seconds): the same whole seconds in logw
   const parsed = new Map<number, number>();
   try {
     fb = FluentBit.start(
-    {
-      pipeline: {
-        inputs: [{ name: 'dummy', samples: 1 }],
-        outputs: written.map((v, i) => ({
-          name: 'http', match: '*', host: '127.0.0.1', port: port(i), retry_limit: 'false', 'net.io_timeout': v, 'http.response_timeout': '5',
-        })),
+      {
+        pipeline: {
+          inputs: [{ name: 'dummy', samples: 1 }],
+          outputs: written.map((v, i) => ({
+            name: 'http',
+            match: '*',
+            host: '127.0.0.1',
+            port: port(i),
+            retry_limit: 'false',
+            'net.io_timeout': v,
+            'http.response_timeout': '5',
+          })),
+        },
       },
-    },
-    dir,
-  );
+      dir,
+    );
     const deadline = Date.now() + 30_000;
     while (parsed.size < written.length) {
       assert.ok(fb.running, fb.tail());
@@ -102,9 +112,14 @@ test('net.io_timeout (flb_utils_time_to_seconds): the same whole seconds in logw
     for (const s of servers) s.close();
   }
   // 0.04m is 0 to Fluent Bit (no io timeout): the request then ends at http.response_timeout, 5 s.
-  assert.deepEqual(written.map((_, i) => parsed.get(i)), [2, 2, 3, 2, 5]);
+  assert.deepEqual(
+    written.map((_, i) => parsed.get(i)),
+    [2, 2, 3, 2, 5],
+  );
   const spec = lokiOutput.options!['net.io_timeout']!; // the option of logwarden's HTTP outputs
   const tally = { same: 0, refused: 0 };
-  written.forEach((text, i) => tally[compare(spec, text, text === '0.04m' ? 0 : parsed.get(i)!)]++);
+  written.forEach((text, i) => {
+    tally[compare(spec, text, text === '0.04m' ? 0 : parsed.get(i)!)]++;
+  });
   assert.deepEqual(tally, { same: 3, refused: 2 });
 });

@@ -33,7 +33,10 @@ function alert(i: number, phase: string): [number, Record<string, unknown>] {
   ];
 }
 
-test(`Alertmanager down for ${DOWN_S}s: no alert lost`, { skip: existsSync(ALERTMANAGER_BINARY) ? false : `${ALERTMANAGER_BINARY} missing (test/e2e/setup.sh)`, timeout: (DOWN_S + 120) * 1000 }, async () => {
+test(`Alertmanager down for ${DOWN_S}s: no alert lost`, {
+  skip: existsSync(ALERTMANAGER_BINARY) ? false : `${ALERTMANAGER_BINARY} missing (test/e2e/setup.sh)`,
+  timeout: (DOWN_S + 120) * 1000,
+}, async () => {
   const am = await new Alertmanager(await freePort()).start();
   const dir = tempDir('logwarden-fault-am-');
   const config = writeFaultConfig(dir, {

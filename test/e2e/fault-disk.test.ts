@@ -56,9 +56,11 @@ test('disk full: ENOSPC pauses the filesystem input with an error and a metric; 
     const t0 = Date.now();
     sender = new AckingSender(lw.port(), { tag: 'disk', chunk: 250, inFlight: 2000, ackTimeoutMs: 120_000 });
     const s = sender;
-    const sending = s.send((function* () {
-      for (let seq = 0; seq < TOTAL; seq++) yield [seq, { seq, pad: PAD }] as [number, Record<string, unknown>];
-    })());
+    const sending = s.send(
+      (function* () {
+        for (let seq = 0; seq < TOTAL; seq++) yield [seq, { seq, pad: PAD }] as [number, Record<string, unknown>];
+      })(),
+    );
 
     const full = await lw.waitLog((l) => String(l.msg).includes('no space left'), 'the ENOSPC error line', 60_000);
     const fullAt = Date.now();
@@ -86,7 +88,11 @@ test('disk full: ENOSPC pauses the filesystem input with an error and a metric; 
     loki.clearFailure();
     const recoverAt = Date.now();
     await Promise.race([sending, sleep(90_000)]);
-    const lines = () => loki.entries().map((e) => e.line).join('\n');
+    const lines = () =>
+      loki
+        .entries()
+        .map((e) => e.line)
+        .join('\n');
     const deadline2 = Date.now() + 60_000;
     let seen = countSeqs(lines());
     while (seen.size < TOTAL && Date.now() < deadline2) {

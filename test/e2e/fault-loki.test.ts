@@ -52,10 +52,20 @@ test(`Loki answers 503 for ${OUTAGE_S}s, then recovers: nothing lost, RSS under 
     loki.clearFailure();
     const recoverAt = Date.now();
     const deadline = recoverAt + 120_000;
-    let seen = countSeqs(loki.entries().map((e) => e.line).join('\n'));
+    let seen = countSeqs(
+      loki
+        .entries()
+        .map((e) => e.line)
+        .join('\n'),
+    );
     while (seen.size < sent && Date.now() < deadline) {
       await sleep(250);
-      seen = countSeqs(loki.entries().map((e) => e.line).join('\n'));
+      seen = countSeqs(
+        loki
+          .entries()
+          .map((e) => e.line)
+          .join('\n'),
+      );
     }
     const drainMs = Date.now() - recoverAt;
     await sleep(500);

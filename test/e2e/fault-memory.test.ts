@@ -89,9 +89,11 @@ test(`Loki down while ${RECORDS} records arrive fast: buffered events stay withi
   const sender = new AckingSender(lw.port(), { tag: 'kube.audit', chunk: 2000, inFlight: 4000, ackTimeoutMs: 60_000 });
   try {
     const t0 = Date.now();
-    await sender.send((function* () {
-      for (let s = 0; s < RECORDS; s++) yield [s, { log: auditLine(s), stream: 'stdout' }] as [number, Record<string, unknown>];
-    })());
+    await sender.send(
+      (function* () {
+        for (let s = 0; s < RECORDS; s++) yield [s, { log: auditLine(s), stream: 'stdout' }] as [number, Record<string, unknown>];
+      })(),
+    );
     const sendMs = Date.now() - t0;
     assert.equal(sender.acked.size, RECORDS, 'every record acked while Loki is down (stored on disk)');
     const bufferedBytes = await lw.metric('logwarden_storage_bytes');
@@ -109,7 +111,9 @@ test(`Loki down while ${RECORDS} records arrive fast: buffered events stay withi
     sampling = false;
     await estimates;
     const peak = rss.stop();
-    const fileLines = readFileSync(join(dir, 'out', 'kube.audit'), 'utf8').split('\n').filter(Boolean).length;
+    const fileLines = readFileSync(join(dir, 'out', 'kube.audit'), 'utf8')
+      .split('\n')
+      .filter(Boolean).length;
     const figures = {
       records: RECORDS,
       acked: sender.acked.size,

@@ -81,7 +81,11 @@ test('a slow output pauses only the inputs routed to it; a fast output keeps flo
     await Promise.all([fastDone, diskDone]);
     const lokiAtFastDone = loki.entries().length;
     await slowDone;
-    const lines = () => loki.entries().map((e) => e.line).join('\n');
+    const lines = () =>
+      loki
+        .entries()
+        .map((e) => e.line)
+        .join('\n');
     const deadline = Date.now() + 90_000;
     while (countSeqs(lines()).size < SLOW + DISK && Date.now() < deadline) await sleep(200);
     times.slow_delivered_ms = Date.now() - t0;

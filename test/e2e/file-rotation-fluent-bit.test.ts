@@ -53,7 +53,10 @@ async function fluentBit(dir: string, rotate: Record<string, unknown>, re: RegEx
   return fb.log;
 }
 
-const rotatedIn = (dir: string) => readdirSync(dir).filter((f) => isRotatedName(f, 'app.log')).sort();
+const rotatedIn = (dir: string) =>
+  readdirSync(dir)
+    .filter((f) => isRotatedName(f, 'app.log'))
+    .sort();
 
 function lines(file: string): string[] {
   const raw = readFileSync(file);
@@ -81,8 +84,11 @@ test('logwarden trims the rotated files Fluent Bit 5.1.1 wrote, and reads its .g
   await out.close();
   const left = rotatedIn(dir);
   assert.equal(left.length, 2, readdirSync(dir).join(' '));
-  assert.ok(left.some((f) => !fromFluentBit.includes(f)), 'logwarden\'s own rotated file is kept');
-  assert.ok(left.includes(newest), 'and Fluent Bit\'s newest');
+  assert.ok(
+    left.some((f) => !fromFluentBit.includes(f)),
+    "logwarden's own rotated file is kept",
+  );
+  assert.ok(left.includes(newest), "and Fluent Bit's newest");
 });
 
 test('Fluent Bit 5.1.1 trims the rotated files logwarden wrote (it reads the same names)', async () => {
@@ -94,13 +100,18 @@ test('Fluent Bit 5.1.1 trims the rotated files logwarden wrote (it reads the sam
   const ours = rotatedIn(dir);
   assert.equal(ours.length, 3);
   for (const f of ours) assert.match(f, /^app\.log\.\d{8}_\d{6}_[0-9a-f]{8}\.gz$/);
-  assert.deepEqual(ours.flatMap((f) => lines(join(dir, f)).map((l) => JSON.parse(l).n as number)).sort((a, b) => a - b), Array.from({ length: 15 }, (_, i) => i));
+  assert.deepEqual(
+    ours.flatMap((f) => lines(join(dir, f)).map((l) => JSON.parse(l).n as number)).sort((a, b) => a - b),
+    Array.from({ length: 15 }, (_, i) => i),
+  );
   // Fluent Bit orders by whole-second mtimes (then by name): make ours clearly older.
   const hourAgo = Date.now() / 1000 - 3600;
-  ours.forEach((f, i) => utimesSync(join(dir, f), hourAgo + i, hourAgo + i));
+  ours.forEach((f, i) => {
+    utimesSync(join(dir, f), hourAgo + i, hourAgo + i);
+  });
   const log = await fluentBit(dir, { rotate_max_size: '2k', rotate_max_files: 1 }, /cleaning up old rotated files/, 1);
   assert.match(log, /removing 3 files \(keeping 1\)/);
   const left = rotatedIn(dir);
   assert.equal(left.length, 1, readdirSync(dir).join(' '));
-  assert.ok(!ours.includes(left[0]!), 'Fluent Bit removed logwarden\'s three rotated files');
+  assert.ok(!ours.includes(left[0]!), "Fluent Bit removed logwarden's three rotated files");
 });

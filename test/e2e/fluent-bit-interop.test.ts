@@ -197,7 +197,15 @@ ${tlsFiles}      tls.ca_file: ${pem['ca.pem']}
     {
       name: 'mutual TLS (receiver tls.verify_client_cert on, sender tls.crt_file) + ack',
       input: 'mtls',
-      output: () => ({ name: 'forward', tls: 'on', 'tls.verify': 'on', 'tls.ca_file': pem['ca.pem'], 'tls.crt_file': pem['client.pem'], 'tls.key_file': pem['client.key'], require_ack_response: true }),
+      output: () => ({
+        name: 'forward',
+        tls: 'on',
+        'tls.verify': 'on',
+        'tls.ca_file': pem['ca.pem'],
+        'tls.crt_file': pem['client.pem'],
+        'tls.key_file': pem['client.key'],
+        require_ack_response: true,
+      }),
     },
     { name: 'unix socket (unix_path) + ack', input: 'unix', output: () => ({ name: 'forward', require_ack_response: true }) },
     { name: 'out_http format json -> http input', input: 'http', output: () => ({ name: 'http', host: '127.0.0.1', format: 'json', json_date_key: false }) },
@@ -215,12 +223,7 @@ ${tlsFiles}      tls.ca_file: ${pem['ca.pem']}
   cases.forEach((c, i) => {
     test(c.name, { timeout: 120_000 }, async () => {
       const tag = `fb.case${i}`;
-      const where: Record<string, unknown> =
-        c.input === 'unix'
-          ? { unix_path: sock }
-          : c.input === 'http'
-            ? { port: lw.port('http'), uri: `/${tag}` }
-            : { host: '127.0.0.1', port: lw.port(c.input) };
+      const where: Record<string, unknown> = c.input === 'unix' ? { unix_path: sock } : c.input === 'http' ? { port: lw.port('http'), uri: `/${tag}` } : { host: '127.0.0.1', port: lw.port(c.input) };
       const fb = FluentBit.start(tailSender(tag, { ...c.output(), ...where }), dir, `sender-${i}`);
       const code = await fb.waitExit(90_000);
       const want = c.expect ?? N;
@@ -228,12 +231,18 @@ ${tlsFiles}      tls.ca_file: ${pem['ca.pem']}
       matrix.push({ direction: 'fluent-bit → logwarden', case: c.name, expected: want, delivered: s.unique, duplicates: s.duplicates });
       assert.equal(s.unique, want, `${c.name}: stored ${s.unique} of ${want}; fluent-bit exit ${code}\n${fb.problems().slice(-10).join('\n')}`);
       if (c.log) assert.match(fb.log, c.log);
-      if (c.receiverLog) assert.ok(lw.logs.some((l) => l.msg === c.receiverLog && l.plugin === c.input), `logwarden logged '${c.receiverLog}'`);
+      if (c.receiverLog)
+        assert.ok(
+          lw.logs.some((l) => l.msg === c.receiverLog && l.plugin === c.input),
+          `logwarden logged '${c.receiverLog}'`,
+        );
       if (want) assert.equal(s.duplicates, 0, 'no duplicates without failures');
     });
   });
 
-  test('what the cases above exercise: Fluent Bit 5.1.1 sends [[time, {metadata}], record] entries by default, [time, record] without retain_metadata_in_forward_mode', { timeout: 60_000 }, async () => {
+  test('what the cases above exercise: Fluent Bit 5.1.1 sends [[time, {metadata}], record] entries by default, [time, record] without retain_metadata_in_forward_mode', {
+    timeout: 60_000,
+  }, async () => {
     // A bare server that records Fluent Bit's first frame and acks it (decoded by @msgpack/msgpack,
     // not by logwarden's code).
     const shapes: string[] = [];
@@ -262,7 +271,11 @@ ${tlsFiles}      tls.ca_file: ${pem['ca.pem']}
     writeFileSync(small, auditLines(10));
     try {
       for (const [i, retain] of [true, false].entries()) {
-        const fb = FluentBit.start(tailSender(`fb.shape${i}`, { name: 'forward', host: '127.0.0.1', port, require_ack_response: true, retain_metadata_in_forward_mode: retain }, small), dir, `shape-${i}`);
+        const fb = FluentBit.start(
+          tailSender(`fb.shape${i}`, { name: 'forward', host: '127.0.0.1', port, require_ack_response: true, retain_metadata_in_forward_mode: retain }, small),
+          dir,
+          `shape-${i}`,
+        );
         await fb.waitExit(30_000);
       }
       assert.deepEqual(shapes, ['metadata', 'plain'], 'one frame per run: with metadata entries, then without');
@@ -300,10 +313,7 @@ pipeline:
     const b = await LogwardenProcess.start(nodeConfig('b'));
     const aPort = a.port();
     const upstream = join(dir, 'upstream.conf');
-    writeFileSync(
-      upstream,
-      `[UPSTREAM]\n    name logwarden\n\n[NODE]\n    name a\n    host 127.0.0.1\n    port ${a.port()}\n\n[NODE]\n    name b\n    host 127.0.0.1\n    port ${b.port()}\n`,
-    );
+    writeFileSync(upstream, `[UPSTREAM]\n    name logwarden\n\n[NODE]\n    name a\n    host 127.0.0.1\n    port ${a.port()}\n\n[NODE]\n    name b\n    host 127.0.0.1\n    port ${b.port()}\n`);
     const log = join(dir, 'upstream-audit.log');
     writeFileSync(log, '');
     const tag = 'fb.upstream';
@@ -331,21 +341,41 @@ pipeline:
       assert.ok(killedAt > 0, `node a was killed mid-stream (it had stored ${stored(files[0]!).unique})`);
       const atA = stored(files[0]!).unique;
       const s = await settle(N, 60_000, ...files);
-      const holder = s.unique === N ? '' : (() => {
-        try {
-          return execFileSync('ss', ['-tlnp', `sport = :${aPort}`], { encoding: 'utf8' });
-        } catch (e) {
-          return String(e);
-        }
-      })();
-      const bMetrics = s.unique === N ? '' : JSON.stringify({
-        input_records: await b.metric('logwarden_input_records_total'),
-        output_records: await b.metric('logwarden_output_proc_records_total'),
-        unrouted: await b.metric('logwarden_router_unrouted_records_total'),
-        bytes: await b.metric('logwarden_input_bytes_total'),
+      const holder =
+        s.unique === N
+          ? ''
+          : (() => {
+              try {
+                return execFileSync('ss', ['-tlnp', `sport = :${aPort}`], { encoding: 'utf8' });
+              } catch (e) {
+                return String(e);
+              }
+            })();
+      const bMetrics =
+        s.unique === N
+          ? ''
+          : JSON.stringify({
+              input_records: await b.metric('logwarden_input_records_total'),
+              output_records: await b.metric('logwarden_output_proc_records_total'),
+              unrouted: await b.metric('logwarden_router_unrouted_records_total'),
+              bytes: await b.metric('logwarden_input_bytes_total'),
+            });
+      matrix.push({
+        direction: 'fluent-bit → logwarden',
+        case: `upstream of 2 logwarden nodes, node a killed -9 mid-stream (a kept ${atA})`,
+        expected: N,
+        delivered: s.unique,
+        duplicates: s.duplicates,
       });
-      matrix.push({ direction: 'fluent-bit → logwarden', case: `upstream of 2 logwarden nodes, node a killed -9 mid-stream (a kept ${atA})`, expected: N, delivered: s.unique, duplicates: s.duplicates });
-      assert.equal(s.unique, N, `stored ${s.unique} of ${N} (node a ${atA} before the kill)\n${fb.log.split('\n').filter((l) => /\[(error| warn)\]|retry|succeeded|upstream|ACK|ack/.test(l)).slice(-60).join('\n')}\nnode a's port ${aPort} now: ${holder}\nnode b: ${bMetrics} ${JSON.stringify(b.logs.filter((l) => (l.level ?? 0) >= 40))}`);
+      assert.equal(
+        s.unique,
+        N,
+        `stored ${s.unique} of ${N} (node a ${atA} before the kill)\n${fb.log
+          .split('\n')
+          .filter((l) => /\[(error| warn)\]|retry|succeeded|upstream|ACK|ack/.test(l))
+          .slice(-60)
+          .join('\n')}\nnode a's port ${aPort} now: ${holder}\nnode b: ${bMetrics} ${JSON.stringify(b.logs.filter((l) => (l.level ?? 0) >= 40))}`,
+      );
       assert.ok(stored(files[1]!).unique > 0, 'node b took part');
     } finally {
       await fb.stop();
@@ -413,7 +443,11 @@ ${output('to.ack', ports.plain!, 'self_hostname: logwarden-sender')}${output('to
     assert.deepEqual(unexpected, [], 'no warnings from the sender');
     // Only the wrong-key control of `logwarden send` may have made Fluent Bit complain.
     const expected = /\[input:forward:key\] (shared_key mismatch|handshake error checking PING)/;
-    assert.deepEqual((fb?.problems() ?? []).filter((l) => !expected.test(l)), [], 'no other warnings from the Fluent Bit receiver');
+    assert.deepEqual(
+      (fb?.problems() ?? []).filter((l) => !expected.test(l)),
+      [],
+      'no other warnings from the Fluent Bit receiver',
+    );
   });
 
   const cases: Array<{ name: string; tag: string }> = [
@@ -440,13 +474,18 @@ ${output('to.ack', ports.plain!, 'self_hostname: logwarden-sender')}${output('to
     for (const mode of ['message', 'forward', 'packed', 'gzip']) {
       const tag = `send.${mode}`;
       const how = mode === 'gzip' ? ['--compress', 'gzip'] : ['--mode', mode];
-      const r = await runCli(
-        ['send', '-p', String(ports.users), '-t', tag, ...how, '--ack', '--shared-key', KEY, '--username', 'alice', '--password', 'wonder land', '--batch', '250', jsonl],
-        { timeoutMs: 90_000 },
-      );
+      const r = await runCli(['send', '-p', String(ports.users), '-t', tag, ...how, '--ack', '--shared-key', KEY, '--username', 'alice', '--password', 'wonder land', '--batch', '250', jsonl], {
+        timeoutMs: 90_000,
+      });
       assert.equal(r.code, 0, `logwarden send --${mode}: ${r.stdout}${r.stderr}`);
       const s = await settle(N, 15_000, out(tag));
-      matrix.push({ direction: 'logwarden → fluent-bit', case: `logwarden send --${mode === 'gzip' ? 'compress gzip' : `mode ${mode}`} + shared_key + username/password + --ack`, expected: N, delivered: s.unique, duplicates: s.duplicates });
+      matrix.push({
+        direction: 'logwarden → fluent-bit',
+        case: `logwarden send --${mode === 'gzip' ? 'compress gzip' : `mode ${mode}`} + shared_key + username/password + --ack`,
+        expected: N,
+        delivered: s.unique,
+        duplicates: s.duplicates,
+      });
       assert.equal(s.unique, N, `${mode}: Fluent Bit stored ${s.unique} of ${N}`);
     }
     const wrong = await runCli(['send', '-p', String(ports.key), '-t', 'send.wrong', '--ack', '--shared-key', 'wrong', '--timeout', '5', jsonl], { timeoutMs: 30_000 });
@@ -520,7 +559,13 @@ pipeline:
       assert.equal(r.code, 0, r.stderr);
       const atA = stored(files[0]!).unique;
       const s = await settle(N, 20_000, ...files);
-      matrix.push({ direction: 'logwarden → fluent-bit', case: `upstream of 2 Fluent Bit receivers + shared_key + ack, receiver a stopped mid-stream (a kept ${atA})`, expected: N, delivered: s.unique, duplicates: s.duplicates });
+      matrix.push({
+        direction: 'logwarden → fluent-bit',
+        case: `upstream of 2 Fluent Bit receivers + shared_key + ack, receiver a stopped mid-stream (a kept ${atA})`,
+        expected: N,
+        delivered: s.unique,
+        duplicates: s.duplicates,
+      });
       assert.equal(s.unique, N, `stored ${s.unique} of ${N}: a ${atA}, b ${stored(files[1]!).unique}`);
       assert.ok(atA > 0 && stored(files[1]!).unique > 0, 'both receivers took part');
     } finally {

@@ -36,7 +36,13 @@ test('Fluent Bit upstream file: host, port and shared_key from ${VARIABLES}', { 
   const out = join(dir, 'out', 'up.test');
   try {
     await until(() => existsSync(out) && readFileSync(out, 'utf8').split('\n').filter(Boolean).length === 3, `3 records via the upstream node\n${fbLog}`, 60_000, 200);
-    assert.deepEqual(readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)), [{ msg: 'hello' }, { msg: 'hello' }, { msg: 'hello' }]);
+    assert.deepEqual(
+      readFileSync(out, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l)),
+      [{ msg: 'hello' }, { msg: 'hello' }, { msg: 'hello' }],
+    );
   } finally {
     fb.kill('SIGTERM');
     await d.stop();

@@ -82,7 +82,10 @@ describe('loki output against the real Loki 2.8.0', { timeout: 240_000 }, () => 
       assert.deepEqual(await p.ingest(evs), { ok: true });
       const got = await plain.waitForEntries(`{job="${job}"}`, 4);
       const alice = got.filter((e) => e.labels.user === 'alice');
-      assert.deepEqual(alice.map((e) => e.labels), Array(3).fill({ job, level: 'info', user: 'alice' }));
+      assert.deepEqual(
+        alice.map((e) => e.labels),
+        Array(3).fill({ job, level: 'info', user: 'alice' }),
+      );
       assert.deepEqual(
         alice.map((e) => JSON.parse(e.line)),
         [0, 1, 2].map((i) => ({ user: {}, msg: recs.find((r) => r.user.name === 'alice' && r.i === i)!.msg, i })),
@@ -92,7 +95,15 @@ describe('loki output against the real Loki 2.8.0', { timeout: 240_000 }, () => 
         [0n, 1n, 2n].map((i) => ns(t0) + i * 1000n + 7n),
       );
       const bob = got.filter((e) => e.labels.user === 'bob');
-      assert.deepEqual(bob.map((e) => [e.labels, JSON.parse(e.line)]), [[{ job, level: 'warn', user: 'bob' }, { user: {}, msg: 'x', i: 0 }]]);
+      assert.deepEqual(
+        bob.map((e) => [e.labels, JSON.parse(e.line)]),
+        [
+          [
+            { job, level: 'warn', user: 'bob' },
+            { user: {}, msg: 'x', i: 0 },
+          ],
+        ],
+      );
       assert.equal(got.length, 4);
     });
   }
@@ -100,11 +111,7 @@ describe('loki output against the real Loki 2.8.0', { timeout: 240_000 }, () => 
   test('labels: sanitised names, list values joined, binary as hex, reserved and unrenderable ones left out with a warning, label_map_path, 15 at most', async () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'labelmap.json'), JSON.stringify({ kubernetes: { container_name: 'container', pod_name: 'pod', labels: { team: 'team' } } }));
-    const p = await run(
-      plain,
-      { labels: 'job=labels, $tags, $deep, value=$v, $bin', auto_kubernetes_labels: true, label_map_path: 'labelmap.json' },
-      dir,
-    );
+    const p = await run(plain, { labels: 'job=labels, $tags, $deep, value=$v, $bin', auto_kubernetes_labels: true, label_map_path: 'labelmap.json' }, dir);
     // Parsed from text, as wire data is: "__proto__" is then an own key.
     const rec = JSON.parse(
       '{"kubernetes":{"container_name":"api","pod_name":"api-7d9","labels":{"app.kubernetes.io/name":"api","9lives":"cat","team":"core",' +
@@ -168,15 +175,34 @@ describe('loki output against the real Loki 2.8.0', { timeout: 240_000 }, () => 
     assert.deepEqual(await p.ingest([at(0, 0), at(-5, 1), at(-2, 2)]), { ok: true });
     assert.deepEqual(await p.ingest([at(-1800, 3), at(-60, 4)]), { ok: true });
     const got = await plain.waitForEntries('{job="ooo"}', 5);
-    assert.deepEqual(got.map((e) => JSON.parse(e.line).i), [3, 4, 1, 2, 0]);
+    assert.deepEqual(
+      got.map((e) => JSON.parse(e.line).i),
+      [3, 4, 1, 2, 0],
+    );
     // Loki 2.8 refuses entries more than 1 h behind the stream's newest.
     assert.deepEqual(await p.ingest([at(-7200, 5), at(-10, 6)]), { ok: true });
     const after = await plain.waitForEntries('{job="ooo"}', 6);
-    assert.deepEqual(after.map((e) => JSON.parse(e.line).i), [3, 4, 6, 1, 2, 0], 'the valid entry of the refused push is stored');
+    assert.deepEqual(
+      after.map((e) => JSON.parse(e.line).i),
+      [3, 4, 6, 1, 2, 0],
+      'the valid entry of the refused push is stored',
+    );
     const err = p.logs.find((l) => l.msg === 'batch rejected, not retryable');
-    assert.match(String(err?.err), /HTTP 400: entry with timestamp .* ignored, reason: 'entry too far behind, oldest acceptable timestamp is: .*' for stream: \{job="ooo"\},\nuser 'fake', total ignored: 1 out of 2/);
-    const lines = readFileSync(dead, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(lines.map((l) => [l.reason, l.record.i]), [['http_400', 5], ['http_400', 6]]);
+    assert.match(
+      String(err?.err),
+      /HTTP 400: entry with timestamp .* ignored, reason: 'entry too far behind, oldest acceptable timestamp is: .*' for stream: \{job="ooo"\},\nuser 'fake', total ignored: 1 out of 2/,
+    );
+    const lines = readFileSync(dead, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      lines.map((l) => [l.reason, l.record.i]),
+      [
+        ['http_400', 5],
+        ['http_400', 6],
+      ],
+    );
   });
 
   test("a line over Loki's max_line_size: truncated to max_line_size by default; with max_line_size 0 Loki answers 400, stores the rest, the batch is dead-lettered", async () => {
@@ -184,14 +210,20 @@ describe('loki output against the real Loki 2.8.0', { timeout: 240_000 }, () => 
     const t0 = EventTime.now();
     assert.deepEqual(await p.ingest(events('t', [{ log: 'before' }, { log: 'é'.repeat(150 * 1024) }, { log: 'after' }], t0)), { ok: true });
     const got = await plain.waitForEntries('{job="long"}', 3);
-    assert.deepEqual(got.map((e) => Buffer.byteLength(e.line)), [6, LINE_LIMIT, 5]);
+    assert.deepEqual(
+      got.map((e) => Buffer.byteLength(e.line)),
+      [6, LINE_LIMIT, 5],
+    );
     assert.equal(await p.counter('logwarden_loki_truncated_lines_total'), 1);
 
     const dead = join(tempDir(), 'dead.jsonl');
     const q = await run(plain, { labels: 'job=long0', drop_single_key: 'raw', max_line_size: 0, dead_letter_file: dead, retry_limit: 3 });
     assert.deepEqual(await q.ingest(events('t', [{ log: 'before' }, { log: 'x'.repeat(LINE_LIMIT + 1) }, { log: 'after' }])), { ok: true });
     const stored = await plain.waitForEntries('{job="long0"}', 2);
-    assert.deepEqual(stored.map((e) => e.line), ['before', 'after']);
+    assert.deepEqual(
+      stored.map((e) => e.line),
+      ['before', 'after'],
+    );
     assert.equal(await q.counter('logwarden_output_retries_total'), 0);
     const err = q.logs.find((l) => l.msg === 'batch rejected, not retryable');
     assert.match(String(err?.err), /HTTP 400: Max entry size '262144' bytes exceeded for stream '\{job="long0"\}' while adding an entry with length '262145' bytes/);
@@ -234,7 +266,10 @@ describe('loki output against the real Loki 2.8.0', { timeout: 240_000 }, () => 
 
     const h = await run(tenants, { labels: 'job=mt_header', header: ['X-Scope-OrgID team-h', 'X-Extra value with spaces'] });
     assert.deepEqual(await h.ingest(events('t', [{ n: 5 }])), { ok: true });
-    assert.deepEqual((await tenants.waitForEntries('{job="mt_header"}', 1, { tenant: 'team-h' })).map((e) => JSON.parse(e.line).n), [5]);
+    assert.deepEqual(
+      (await tenants.waitForEntries('{job="mt_header"}', 1, { tenant: 'team-h' })).map((e) => JSON.parse(e.line).n),
+      [5],
+    );
     assert.deepEqual(await tenants.entries('{job="mt_header"}', { tenant: 'team-a' }), []);
 
     const dead = join(tempDir(), 'dead.jsonl');
@@ -247,12 +282,21 @@ describe('loki output against the real Loki 2.8.0', { timeout: 240_000 }, () => 
   test('structured metadata: Loki 2.8 ignores it in protobuf and refuses it in JSON; the JSON push is sent again without it', async () => {
     const p = await run(plain, { labels: 'job=sm_pb', structured_metadata: 'trace=$trace' });
     assert.deepEqual(await p.ingest(events('t', [{ trace: 'abc', msg: 'a' }])), { ok: true });
-    assert.deepEqual((await plain.waitForEntries('{job="sm_pb"}', 1)).map((e) => JSON.parse(e.line)), [{ msg: 'a' }]);
+    assert.deepEqual(
+      (await plain.waitForEntries('{job="sm_pb"}', 1)).map((e) => JSON.parse(e.line)),
+      [{ msg: 'a' }],
+    );
 
     const q = await run(plain, { labels: 'job=sm_json', encoding: 'json', structured_metadata: 'trace=$trace', retry_limit: 'no_retries' });
     assert.deepEqual(await q.ingest(events('t', [{ trace: 'abc', msg: 'a' }])), { ok: true });
     assert.deepEqual(await q.ingest(events('t', [{ trace: 'def', msg: 'b' }])), { ok: true });
-    assert.deepEqual((await plain.waitForEntries('{job="sm_json"}', 2)).map((e) => JSON.parse(e.line)), [{ trace: 'abc', msg: 'a' }, { trace: 'def', msg: 'b' }]);
+    assert.deepEqual(
+      (await plain.waitForEntries('{job="sm_json"}', 2)).map((e) => JSON.parse(e.line)),
+      [
+        { trace: 'abc', msg: 'a' },
+        { trace: 'def', msg: 'b' },
+      ],
+    );
     assert.equal(q.logs.filter((l) => String(l.msg).startsWith('Loki refused structured metadata')).length, 1);
   });
 
@@ -307,7 +351,9 @@ describe('loki output against the real Loki 2.8.0', { timeout: 240_000 }, () => 
         ['label value too long', json([{ stream: { job: 'v'.repeat(2049) }, values: [[String(ns(t)), 'a']] }])],
         [
           'line too long among valid lines',
-          await protobuf([{ labels: [['job', 'cmp_long']], entries: [entry(t, 'ok1'), entry(new EventTime(t.sec, t.nsec + 1), 'x'.repeat(LINE_LIMIT + 1)), entry(new EventTime(t.sec, t.nsec + 2), 'ok2')] }]),
+          await protobuf([
+            { labels: [['job', 'cmp_long']], entries: [entry(t, 'ok1'), entry(new EventTime(t.sec, t.nsec + 1), 'x'.repeat(LINE_LIMIT + 1)), entry(new EventTime(t.sec, t.nsec + 2), 'ok2')] },
+          ]),
         ],
         ['timestamp too new', json([{ stream: { job: 'cmp_new' }, values: [[String(ns(t) + 3600n * 1_000_000_000n), 'a']] }])],
         ['corrupt snappy', { body: 'garbage', headers: { 'content-type': 'application/x-protobuf' } }],
@@ -324,10 +370,31 @@ describe('loki output against the real Loki 2.8.0', { timeout: 240_000 }, () => 
       }
       const fb = new EventTime(t.sec + 1, 0);
       await same('stream newest', json([{ stream: { job: 'cmp_fb' }, values: [[String(ns(fb)), 'new']] }]));
-      const a = await same('too far behind', json([{ stream: { job: 'cmp_fb' }, values: [[String(ns(fb) - 7200n * 1_000_000_000n), 'old'], [String(ns(fb) - 1n), 'ok']] }]));
+      const a = await same(
+        'too far behind',
+        json([
+          {
+            stream: { job: 'cmp_fb' },
+            values: [
+              [String(ns(fb) - 7200n * 1_000_000_000n), 'old'],
+              [String(ns(fb) - 1n), 'ok'],
+            ],
+          },
+        ]),
+      );
       assert.equal(a.status, 400);
-      assert.deepEqual((await plain.entries('{job="cmp_long"}')).map((e) => e.line), ['ok1', 'ok2'], 'real Loki keeps the valid entries of a 400');
-      assert.deepEqual(server.entries().filter((e) => e.labels.job === 'cmp_long').map((e) => e.line), ['ok1', 'ok2']);
+      assert.deepEqual(
+        (await plain.entries('{job="cmp_long"}')).map((e) => e.line),
+        ['ok1', 'ok2'],
+        'real Loki keeps the valid entries of a 400',
+      );
+      assert.deepEqual(
+        server
+          .entries()
+          .filter((e) => e.labels.job === 'cmp_long')
+          .map((e) => e.line),
+        ['ok1', 'ok2'],
+      );
     });
 
     test('404 for another path, 405 for GET, 401 without a tenant when auth is enabled', async () => {

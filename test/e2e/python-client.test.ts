@@ -57,14 +57,20 @@ test('python3-fluent-logger (Message mode, EventTime and integer times) reaches 
     const deadline = Date.now() + 10_000;
     const count = (tag: string) => {
       try {
-        return readFileSync(join(dir, 'out', tag), 'utf8').trim().split('\n').length;
+        return readFileSync(join(dir, 'out', tag), 'utf8')
+          .trim()
+          .split('\n').length;
       } catch {
         return 0;
       }
     };
     while ((count('py.ns') < 500 || count('py.sec') < 500) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    const ns = readFileSync(join(dir, 'out', 'py.ns'), 'utf8').trim().split('\n');
-    const sec = readFileSync(join(dir, 'out', 'py.sec'), 'utf8').trim().split('\n');
+    const ns = readFileSync(join(dir, 'out', 'py.ns'), 'utf8')
+      .trim()
+      .split('\n');
+    const sec = readFileSync(join(dir, 'out', 'py.sec'), 'utf8')
+      .trim()
+      .split('\n');
     assert.equal(ns.length, 500);
     assert.equal(sec.length, 500);
     // out_file format: `tag: [sec.nsec, {record}]`; Python's float keeps ~microsecond precision.

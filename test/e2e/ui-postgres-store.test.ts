@@ -73,7 +73,10 @@ test('the database answers every filter, page, count and catch-up as the memory 
     for (let b = 0; b < 20; b++) {
       const batch = Array.from({ length: 10 }, (_, k) => alert(b * 10 + k));
       const [x, y] = [await mem.add(batch), await pgs.add(batch)];
-      assert.deepEqual(y.map((a) => a.summary.rule), x.map((a) => a.summary.rule));
+      assert.deepEqual(
+        y.map((a) => a.summary.rule),
+        x.map((a) => a.summary.rule),
+      );
       clock.t += 60_000;
     }
     assert.equal(Number(await pg.sql('SELECT COUNT(*) FROM logwarden_alerts', name)), 150, 'max_alerts enforced in the database');
@@ -111,7 +114,11 @@ test('the database answers every filter, page, count and catch-up as the memory 
       const q = resolveQuery(parseQuery(new URLSearchParams(text)), clock.now());
       const [a, b] = [await mem.query(q, { limit: 20 }), await pgs.query(q, { limit: 20 })];
       assert.deepEqual(b.alerts.map(strip), a.alerts.map(strip), `list ${text}`);
-      assert.deepEqual(b.alerts.map((x) => x.id), a.alerts.map((x) => toPg.get(x.id)), `ids ${text}`);
+      assert.deepEqual(
+        b.alerts.map((x) => x.id),
+        a.alerts.map((x) => toPg.get(x.id)),
+        `ids ${text}`,
+      );
       assert.deepEqual([b.more, b.total], [a.more, a.total], `more/total ${text}`);
       if (a.alerts.length === 0) empty.push(text);
       if (a.alerts.length) {
@@ -123,14 +130,21 @@ test('the database answers every filter, page, count and catch-up as the memory 
       assert.deepEqual(JSON.parse(JSON.stringify(sb)), JSON.parse(JSON.stringify(sa)), `counts ${text}`);
       const mid = memIds[100]!;
       const [ca, cb] = [await mem.since(mid, q, 30), await pgs.since(toPg.get(mid)!, q, 30)];
-      assert.deepEqual(cb.map((x) => strip(x.summary)), ca.map((x) => strip(x.summary)), `since ${text}`);
+      assert.deepEqual(
+        cb.map((x) => strip(x.summary)),
+        ca.map((x) => strip(x.summary)),
+        `since ${text}`,
+      );
     }
     assert.deepEqual(empty, [], 'every query selects some alerts (and not all: see the counts)');
     // The full record reads back byte for byte.
     const one = memIds[42]!;
     assert.equal((await pgs.get(toPg.get(one)!))!.json.replace(/^\{"id":\d+/, ''), (await mem.get(one))!.json.replace(/^\{"id":\d+/, ''));
     assert.equal(await pgs.get(pgIds[0]! - 1), undefined, 'pushed out by max_alerts');
-    assert.deepEqual((await pgs.mutes()).map((m) => ({ ...m, id: 0 })), (await mem.mutes()).map((m) => ({ ...m, id: 0 })));
+    assert.deepEqual(
+      (await pgs.mutes()).map((m) => ({ ...m, id: 0 })),
+      (await mem.mutes()).map((m) => ({ ...m, id: 0 })),
+    );
   } finally {
     await mem.close();
     await pgs.close();
@@ -147,9 +161,12 @@ test('a database at schema 1 is migrated in place; its rows stay readable', asyn
   );
   const s = await PgAlertStore.open({ maxAlerts: 100, retention: 0, logger, store: pg.url(false, name) });
   try {
-    assert.equal(await pg.sql('SELECT string_agg(version::text, \',\' ORDER BY version) FROM logwarden_schema_version', name), MIGRATIONS.map((_, i) => i + 1).join(','));
+    assert.equal(await pg.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM logwarden_schema_version", name), MIGRATIONS.map((_, i) => i + 1).join(','));
     const list = await s.query({}, { limit: 10 });
-    assert.deepEqual(list.alerts.map((a) => [a.rule, a.user, a.marks]), [['Old Rule', 'alice', undefined]]);
+    assert.deepEqual(
+      list.alerts.map((a) => [a.rule, a.user, a.marks]),
+      [['Old Rule', 'alice', undefined]],
+    );
     await s.add([alert(1)]);
     assert.equal((await s.query({}, { limit: 10 })).total, 2);
   } finally {

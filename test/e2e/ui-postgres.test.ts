@@ -127,8 +127,12 @@ let pageB: Page;
 const problems: string[] = [];
 
 const dbCount = async () => Number(await pg.sql('SELECT COUNT(*) FROM logwarden_alerts'));
-const dbIds = async () => (await pg.sql('SELECT id FROM logwarden_alerts ORDER BY id DESC')).split('\n').filter((x) => x !== '').map(Number);
-const pageIds = async (p: Page) => (await p.locator('#rows tr').evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-id") ?? ''))).map(Number);
+const dbIds = async () =>
+  (await pg.sql('SELECT id FROM logwarden_alerts ORDER BY id DESC'))
+    .split('\n')
+    .filter((x) => x !== '')
+    .map(Number);
+const pageIds = async (p: Page) => (await p.locator('#rows tr').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-id') ?? ''))).map(Number);
 const rowCount = (p: Page) => p.locator('#rows tr').count();
 
 /** Both pages list exactly the database's alerts (ids, newest first). */
@@ -183,8 +187,8 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test('two replicas migrate one schema; each page shows every replica\'s alerts, live', async () => {
-  assert.equal(await pg.sql('SELECT string_agg(version::text, \',\' ORDER BY version) FROM logwarden_schema_version'), MIGRATIONS.map((_, i) => i + 1).join(','), 'every migration applied once');
+test("two replicas migrate one schema; each page shows every replica's alerts, live", async () => {
+  assert.equal(await pg.sql("SELECT string_agg(version::text, ',' ORDER BY version) FROM logwarden_schema_version"), MIGRATIONS.map((_, i) => i + 1).join(','), 'every migration applied once');
   await pageA.goto(a.base);
   await pageB.goto(b.base);
   for (const p of [pageA, pageB]) await p.locator('#live[data-state="live"]').waitFor({ timeout: 15_000 });
@@ -198,7 +202,7 @@ test('two replicas migrate one schema; each page shows every replica\'s alerts, 
   // More alerts on each replica, pages not reloaded: the live streams carry the other replica's too.
   for (const f of ['create_cluster_role_wildcard_verbs.json', 'anonymous_creates_namespace_foo.json']) await a.send(join(events, f));
   for (const f of ['create_nginx_pod_hostnetwork.json', 'create_cluster_role_wildcard_resources.json']) await b.send(join(events, f));
-  await pagesShowDatabase('both pages updated live with both replicas\' alerts');
+  await pagesShowDatabase("both pages updated live with both replicas' alerts");
   assert.equal(await dbCount(), a.fileAlerts().length + b.fileAlerts().length, 'every alert of both file outputs is in the database once');
   const api = (await (await fetch(`${b.base}/api/v1/alerts?limit=1000`)).json()) as { total: number; alerts: Array<{ id: number }> };
   assert.equal(api.total, await dbCount());
@@ -213,7 +217,7 @@ test('a restart of one replica keeps the history; the other page stays live mean
   await a.start();
   await pageA.reload();
   await pageA.locator('#live[data-state="live"]').waitFor({ timeout: 15_000 });
-  await pagesShowDatabase('the restarted replica\'s page shows the whole history');
+  await pagesShowDatabase("the restarted replica's page shows the whole history");
   await a.send(join(events, 'attach_pod.json'));
   await pagesShowDatabase('the restarted replica writes again, both pages get it');
 });
@@ -278,7 +282,10 @@ test('shared triage: a mute made on one replica hides and marks the group on the
   assert.equal(all.length, await dbCount());
   const target = all.find((x) => x.namespace !== undefined && x.user !== undefined)!;
   assert.ok(target, 'an alert with a namespace and a user');
-  assert.ok(all.some((x) => (x.marks?.length ?? 0) > 0), 'marks are stored and read back');
+  assert.ok(
+    all.some((x) => (x.marks?.length ?? 0) > 0),
+    'marks are stored and read back',
+  );
   const group = (x: Summary) => x.rule === target.rule && x.namespace === target.namespace && x.user === target.user;
   const post = await fetch(`${a.base}/api/v1/mutes`, {
     method: 'POST',
@@ -288,15 +295,28 @@ test('shared triage: a mute made on one replica hides and marks the group on the
   assert.equal(post.status, 201, await post.clone().text());
   const { mute } = (await post.json()) as { mute: { id: number } };
   const onB = (await (await fetch(`${b.base}/api/v1/mutes`)).json()) as { mutes: Array<{ id: number; rule: string }> };
-  assert.deepEqual(onB.mutes.map((m) => [m.id, m.rule]), [[mute.id, target.rule]], 'the other replica reads the same mutes');
-  assert.deepEqual((await list(b.base, '&muted=hide')).map((x) => x.id), all.filter((x) => !group(x)).map((x) => x.id));
-  assert.deepEqual((await list(b.base, '&muted=only')).map((x) => x.id), all.filter(group).map((x) => x.id));
+  assert.deepEqual(
+    onB.mutes.map((m) => [m.id, m.rule]),
+    [[mute.id, target.rule]],
+    'the other replica reads the same mutes',
+  );
+  assert.deepEqual(
+    (await list(b.base, '&muted=hide')).map((x) => x.id),
+    all.filter((x) => !group(x)).map((x) => x.id),
+  );
+  assert.deepEqual(
+    (await list(b.base, '&muted=only')).map((x) => x.id),
+    all.filter(group).map((x) => x.id),
+  );
   await pageB.reload();
   await until(async () => (await pageB.locator(`#rows tr[data-id="${target.id}"].muted-row`).count()) === 1, 'the row muted on page b', 15_000, 200);
   // Lists and time ranges as SQL give what the memory filters give.
   const rules = [...new Set(all.map((x) => x.rule))].slice(0, 2);
   const q = rules.map((r) => `&rule=${encodeURIComponent(r)}`).join('');
-  assert.deepEqual((await list(a.base, q)).map((x) => x.id), all.filter((x) => rules.includes(x.rule)).map((x) => x.id));
+  assert.deepEqual(
+    (await list(a.base, q)).map((x) => x.id),
+    all.filter((x) => rules.includes(x.rule)).map((x) => x.id),
+  );
   assert.equal((await list(a.base, `&since=1h&hostname=${encodeURIComponent(all[0]!.hostname ?? '')}`)).length, all.filter((x) => x.hostname === all[0]!.hostname).length);
   assert.deepEqual(await list(a.base, '&to=1000'), []);
   const csv = await (await fetch(`${b.base}/api/v1/alerts/export?format=csv`)).text();
@@ -315,19 +335,18 @@ test('service.workers: 2 with the shared store: the workers write, the primary s
   try {
     await pageC.goto(c.base);
     await pageC.locator('#live[data-state="live"]').waitFor({ timeout: 15_000 });
-    const shows = (what: string) =>
-      until(async () => JSON.stringify(await pageIds(pageC)) === JSON.stringify((await dbIds()).slice(0, 100)), what, 30_000, 200);
-    await shows('the primary\'s page shows the whole shared history');
+    const shows = (what: string) => until(async () => JSON.stringify(await pageIds(pageC)) === JSON.stringify((await dbIds()).slice(0, 100)), what, 30_000, 200);
+    await shows("the primary's page shows the whole shared history");
     // Each `logwarden send` is one connection, handed to one worker or the other.
     const before = await dbCount();
     for (const f of ['create_nginx_pod_privileged.json', 'attach_pod.json', 'create_nginx_pod_hostnetwork.json', 'anonymous_creates_namespace_foo.json']) await c.send(join(events, f));
-    await until(async () => (await dbCount()) === before + c.fileAlerts().length && c.fileAlerts().length > 0, 'the workers\' alerts in the database', 30_000, 200);
-    await shows('the alerts of both workers reach the primary\'s page live');
-    await pagesShowDatabase('and the other replicas\' pages');
+    await until(async () => (await dbCount()) === before + c.fileAlerts().length && c.fileAlerts().length > 0, "the workers' alerts in the database", 30_000, 200);
+    await shows("the alerts of both workers reach the primary's page live");
+    await pagesShowDatabase("and the other replicas' pages");
     const health = (await (await fetch(`${c.base}/api/v1/health`)).json()) as { store: { kind: string; up: boolean }; outputs: Array<{ name: string; delivered: number }> };
     assert.deepEqual([health.store.kind, health.store.up], ['postgres', true]);
     assert.equal(health.outputs.find((o) => o.name === 'ui.0')!.delivered, c.fileAlerts().length, 'health merged from the workers');
-    assert.match(await (await fetch(`${c.base}/metrics`)).text(), /^logwarden_ui_store_up 1$/m, 'the workers\' store gauge merges as a minimum');
+    assert.match(await (await fetch(`${c.base}/metrics`)).text(), /^logwarden_ui_store_up 1$/m, "the workers' store gauge merges as a minimum");
   } finally {
     await pageC.close();
     await c.stop();

@@ -71,7 +71,7 @@ async function send(file: string): Promise<void> {
 
 const rowCount = () => page.locator('#rows tr').count();
 const rowsAre = (n: number) => until(async () => (await rowCount()) === n, `${n} rows`, 10_000, 100);
-const rowIds = async () => (await page.locator('#rows tr').evaluateAll((trs) => trs.map((t) => Number(t.getAttribute('data-id')))));
+const rowIds = async () => await page.locator('#rows tr').evaluateAll((trs) => trs.map((t) => Number(t.getAttribute('data-id'))));
 
 /** RFC 4180 CSV to rows (quoted fields, doubled quotes, CRLF). */
 function parseCsv(text: string): string[][] {
@@ -82,12 +82,16 @@ function parseCsv(text: string): string[][] {
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
     if (quoted) {
-      if (c === '"' && text[i + 1] === '"') (field += '"'), i++;
-      else if (c === '"') quoted = false;
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
       else field += c;
     } else if (c === '"') quoted = true;
-    else if (c === ',') row.push(field), (field = '');
-    else if (c === '\r' && text[i + 1] === '\n') {
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\r' && text[i + 1] === '\n') {
       row.push(field);
       rows.push(row);
       row = [];
@@ -95,7 +99,10 @@ function parseCsv(text: string): string[][] {
       i++;
     } else field += c;
   }
-  if (field !== '' || row.length) row.push(field), rows.push(row);
+  if (field !== '' || row.length) {
+    row.push(field);
+    rows.push(row);
+  }
   return rows;
 }
 
@@ -204,16 +211,25 @@ test('on a 1400x900 screen the alerts are above the fold; tags column; output fi
 
 test('paging: 25 a page, older and newer, "1-25 of 34"', async () => {
   const stored = await allAlerts();
-  assert.deepEqual(await rowIds(), stored.slice(0, 25).map((a) => a.id));
+  assert.deepEqual(
+    await rowIds(),
+    stored.slice(0, 25).map((a) => a.id),
+  );
   await until(async () => (await page.locator('#page-info').textContent()) === '1–25 of 34', 'page info', 10_000, 100);
   await page.locator('#older').click();
   await rowsAre(9);
-  assert.deepEqual(await rowIds(), stored.slice(25).map((a) => a.id));
+  assert.deepEqual(
+    await rowIds(),
+    stored.slice(25).map((a) => a.id),
+  );
   assert.equal(await page.locator('#page-info').textContent(), '26–34 of 34');
   assert.equal(await page.locator('#older').isVisible(), false);
   await page.locator('#newer').click();
   await rowsAre(25);
-  assert.deepEqual(await rowIds(), stored.slice(0, 25).map((a) => a.id));
+  assert.deepEqual(
+    await rowIds(),
+    stored.slice(0, 25).map((a) => a.id),
+  );
 });
 
 test('filters: multi-select rules, hostname, source, time range; the URL keeps them', async () => {
@@ -334,18 +350,22 @@ test('mute an alert group: dimmed, hidden on request, listed, silenced in Alertm
   const m = mutes.mutes[0]!;
   assert.deepEqual([m.rule, m.namespace, m.user, m.by], ['Attach/Exec Pod', attach.namespace, attach.user, USER]);
   // The silence in the real Alertmanager: matchers on the labels the alertmanager output sets.
-  const silences = (await (await fetch(`${am.url}/api/v2/silences`)).json()) as Array<{ id: string; matchers: Array<{ name: string; value: string; isRegex: boolean; isEqual?: boolean }>; status: { state: string }; createdBy: string; comment: string; endsAt: string }>;
+  const silences = (await (await fetch(`${am.url}/api/v2/silences`)).json()) as Array<{
+    id: string;
+    matchers: Array<{ name: string; value: string; isRegex: boolean; isEqual?: boolean }>;
+    status: { state: string };
+    createdBy: string;
+    comment: string;
+    endsAt: string;
+  }>;
   const s = silences.find((x) => x.id === m.silence);
   assert.ok(s, JSON.stringify(silences));
   assert.equal(s.status.state, 'active');
-  assert.deepEqual(
-    s.matchers.map((x) => [x.name, x.value, x.isRegex, x.isEqual ?? true]).sort(),
-    [
-      ['ka_target_namespace', attach.namespace, false, true],
-      ['ka_user_name', attach.user, false, true],
-      ['rule', 'Attach/Exec Pod', false, true],
-    ],
-  );
+  assert.deepEqual(s.matchers.map((x) => [x.name, x.value, x.isRegex, x.isEqual ?? true]).sort(), [
+    ['ka_target_namespace', attach.namespace, false, true],
+    ['ka_user_name', attach.user, false, true],
+    ['rule', 'Attach/Exec Pod', false, true],
+  ]);
   assert.equal(s.createdBy, USER);
   assert.equal(s.comment, 'known maintenance, "planned"');
   assert.ok(Math.abs(Date.parse(s.endsAt) - m.until) < 1000, 'the silence ends with the mute');

@@ -140,7 +140,11 @@ test('alerts appear live, newest first, as audit events are sent', async () => {
   const stored = await lw.alerts();
   assert.ok(stored.length >= 5, `the bundled rules alert on each of these events: ${JSON.stringify(stored)}`);
   await rowsAre(stored.length);
-  assert.deepEqual(await rowRules(), stored.map((a) => a.rule), 'the page shows what the API holds, newest first, without a reload');
+  assert.deepEqual(
+    await rowRules(),
+    stored.map((a) => a.rule),
+    'the page shows what the API holds, newest first, without a reload',
+  );
   // The counts follow the rows: stats are fetched again shortly after live alerts arrive.
   await until(async () => (await page.locator('#total').textContent()) === `${stored.length} kept`, `'${stored.length} kept'`, 10_000, 100);
 });
@@ -185,7 +189,10 @@ test('filters: priority chip, free text, namespace; the URL keeps them', async (
   await page.locator('#f-namespace').fill('default');
   const inDefault = (await (await fetch(`${lw.base}/api/v1/alerts?namespace=default`)).json()) as { alerts: Array<{ rule: string }> };
   await rowsAre(inDefault.alerts.length);
-  assert.deepEqual(await rowRules(), inDefault.alerts.map((a) => a.rule));
+  assert.deepEqual(
+    await rowRules(),
+    inDefault.alerts.map((a) => a.rule),
+  );
 
   // A new alert that does not match the filters does not appear; one that matches does.
   await page.reload();
@@ -248,8 +255,14 @@ test('a restart keeps the history (SQLite) and the page reconnects live', async 
   // page made then (the stats after the last live alert) warns that its fetch failed.
   const down = problems.splice(seen);
   const expectedWhileDown = (p: string) => p.includes('net::ERR_CONNECTION_REFUSED') || p.startsWith('console warning: TypeError: Failed to fetch');
-  assert.deepEqual(down.filter((p) => !expectedWhileDown(p)), []);
-  assert.deepEqual((await lw.alerts()).map((a) => a.id), before.map((a) => a.id));
+  assert.deepEqual(
+    down.filter((p) => !expectedWhileDown(p)),
+    [],
+  );
+  assert.deepEqual(
+    (await lw.alerts()).map((a) => a.id),
+    before.map((a) => a.id),
+  );
   await lw.send(join(events, 'attach_pod.json'));
   await rowsAre(before.length + 1);
   assert.equal((await rowRules())[0], 'Attach/Exec Pod');

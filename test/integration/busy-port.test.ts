@@ -24,7 +24,9 @@ test('a busy port is one line: the option and where it is set', async () => {
     const cases: Array<[string, RegExp]> = [
       [
         `pipeline:\n  inputs:\n    - name: forward\n      listen: 127.0.0.1\n      port: ${busy.port}\n  outputs:\n    - name: stdout\n      match: '*'\n`,
-        new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:5:13: port: 127\\.0\\.0\\.1:${busy.port} is already in use \\(EADDRINUSE\\): another process listens there; stop it or choose another port\\n$`),
+        new RegExp(
+          `^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:5:13: port: 127\\.0\\.0\\.1:${busy.port} is already in use \\(EADDRINUSE\\): another process listens there; stop it or choose another port\\n$`,
+        ),
       ],
       [
         `pipeline:\n  inputs:\n    - name: http\n      listen: 127.0.0.1\n      port: ${busy.port}\n  outputs:\n    - name: stdout\n      match: '*'\n`,

@@ -59,7 +59,9 @@ test('run + send: records sent with ack, gzip and shared key reach the file; met
     assert.equal(unrouted.code, 0);
 
     for (const mode of ['message', 'forward', 'packed', 'gzip']) {
-      const lines = readFileSync(join(dir, 'out', `kube.${mode}`), 'utf8').trim().split('\n');
+      const lines = readFileSync(join(dir, 'out', `kube.${mode}`), 'utf8')
+        .trim()
+        .split('\n');
       assert.equal(lines.length, 200, mode);
       assert.deepEqual(JSON.parse(lines[199]!), { i: 199, msg: 'line 199' });
     }
@@ -113,7 +115,10 @@ test('replay prints what leaves the filters as {tag, time, record}; EventLists a
   writeFileSync(join(dir, 'list.json'), JSON.stringify(list));
   const r = await runCli(['replay', '-c', file, '-i', join(dir, 'list.json'), '--tag', 'kube.audit'], { env: { KEY: 'x' } });
   assert.equal(r.code, 0, r.stderr);
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { tag: string; time: string; record: { auditID: string } });
+  const lines = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { tag: string; time: string; record: { auditID: string } });
   assert.deepEqual(
     lines.map((l) => [l.tag, l.time, l.record.auditID]),
     [

@@ -28,7 +28,16 @@ function detect(...args: string[]) {
 
 describe('logwarden detect (child process)', () => {
   it('prints Falco JSON alerts and a summary, like falco -r -e', () => {
-    const r = detect('-r', rules('falco_rules-1.0.1.shared-lists.yaml'), '-r', rules('k8s_audit_rules.legacy.yaml'), '-e', events('create_configmap_sensitive_values.json'), '-r', rules('disallow_kactivity.yaml'));
+    const r = detect(
+      '-r',
+      rules('falco_rules-1.0.1.shared-lists.yaml'),
+      '-r',
+      rules('k8s_audit_rules.legacy.yaml'),
+      '-e',
+      events('create_configmap_sensitive_values.json'),
+      '-r',
+      rules('disallow_kactivity.yaml'),
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.alerts.length, 6);
     for (const a of r.alerts) {
@@ -36,7 +45,10 @@ describe('logwarden detect (child process)', () => {
       assert.equal(a.priority, 'Warning');
       assert.equal(a.source, 'k8s_audit');
       assert.match(a.time as string, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
-      assert.match(a.output as string, /^\d\d:\d\d:\d\d\.\d{9}: Warning K8s configmap with private credential \(user=minikube-user verb=create resource=configmaps configmap=my-config config=\{"access\.properties"/);
+      assert.match(
+        a.output as string,
+        /^\d\d:\d\d:\d\d\.\d{9}: Warning K8s configmap with private credential \(user=minikube-user verb=create resource=configmaps configmap=my-config config=\{"access\.properties"/,
+      );
       assert.equal(typeof (a.output_fields as Record<string, unknown>)['evt.time'], 'number');
     }
     assert.match(r.stderr, /Events read: 6 \(1 file\)/);
@@ -49,8 +61,14 @@ describe('logwarden detect (child process)', () => {
     const first = detect('-e', events('create_cluster_role_wildcard_verbs.json'));
     const all = detect('-e', events('create_cluster_role_wildcard_verbs.json'), '--rule-matching', 'all');
     assert.equal(first.status, 0, first.stderr);
-    assert.deepEqual(first.alerts.map((a) => a.rule), ['ClusterRole With Wildcard Created']);
-    assert.deepEqual(all.alerts.map((a) => a.rule), ['ClusterRole With Wildcard Created', 'K8s ClusterRole Created']);
+    assert.deepEqual(
+      first.alerts.map((a) => a.rule),
+      ['ClusterRole With Wildcard Created'],
+    );
+    assert.deepEqual(
+      all.alerts.map((a) => a.rule),
+      ['ClusterRole With Wildcard Created', 'K8s ClusterRole Created'],
+    );
   });
 
   it('reports data that is no audit event and still exits 0 with no alert (case fal_01_003)', () => {

@@ -63,7 +63,10 @@ describe('hostile rule files (child process)', () => {
         assert.equal(v.code, 0, v.stderr);
         assert.match(v.stdout, /^OK /);
         assert.equal(d.code, 0, d.stderr);
-        const alerts = d.stdout.trim().split('\n').map((l) => JSON.parse(l) as { rule: string });
+        const alerts = d.stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { rule: string });
         assert.ok(alerts.length > 0 && alerts.every((a) => a.rule === 'Hostile'), d.stdout);
         return;
       }

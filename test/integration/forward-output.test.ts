@@ -153,27 +153,75 @@ function skip(b: Buffer, p: number): number {
   const len16 = () => (p + 3 <= b.length ? b.readUInt16BE(p + 1) : -1);
   const len32 = () => (p + 5 <= b.length ? b.readUInt32BE(p + 1) : -1);
   switch (t) {
-    case 0xc4: case 0xd9: { const n = len8(); return n < 0 ? -1 : need(2 + n); }
-    case 0xc5: case 0xda: { const n = len16(); return n < 0 ? -1 : need(3 + n); }
-    case 0xc6: case 0xdb: { const n = len32(); return n < 0 ? -1 : need(5 + n); }
-    case 0xc7: { const n = len8(); return n < 0 ? -1 : need(3 + n); }
-    case 0xc8: { const n = len16(); return n < 0 ? -1 : need(4 + n); }
-    case 0xc9: { const n = len32(); return n < 0 ? -1 : need(6 + n); }
-    case 0xca: return need(5);
-    case 0xcb: return need(9);
-    case 0xcc: case 0xd0: return need(2);
-    case 0xcd: case 0xd1: return need(3);
-    case 0xce: case 0xd2: return need(5);
-    case 0xcf: case 0xd3: return need(9);
-    case 0xd4: return need(3);
-    case 0xd5: return need(4);
-    case 0xd6: return need(6);
-    case 0xd7: return need(10);
-    case 0xd8: return need(18);
-    case 0xdc: { const n = len16(); return n < 0 ? -1 : items(p + 3, n); }
-    case 0xdd: { const n = len32(); return n < 0 ? -1 : items(p + 5, n); }
-    case 0xde: { const n = len16(); return n < 0 ? -1 : items(p + 3, n * 2); }
-    case 0xdf: { const n = len32(); return n < 0 ? -1 : items(p + 5, n * 2); }
+    case 0xc4:
+    case 0xd9: {
+      const n = len8();
+      return n < 0 ? -1 : need(2 + n);
+    }
+    case 0xc5:
+    case 0xda: {
+      const n = len16();
+      return n < 0 ? -1 : need(3 + n);
+    }
+    case 0xc6:
+    case 0xdb: {
+      const n = len32();
+      return n < 0 ? -1 : need(5 + n);
+    }
+    case 0xc7: {
+      const n = len8();
+      return n < 0 ? -1 : need(3 + n);
+    }
+    case 0xc8: {
+      const n = len16();
+      return n < 0 ? -1 : need(4 + n);
+    }
+    case 0xc9: {
+      const n = len32();
+      return n < 0 ? -1 : need(6 + n);
+    }
+    case 0xca:
+      return need(5);
+    case 0xcb:
+      return need(9);
+    case 0xcc:
+    case 0xd0:
+      return need(2);
+    case 0xcd:
+    case 0xd1:
+      return need(3);
+    case 0xce:
+    case 0xd2:
+      return need(5);
+    case 0xcf:
+    case 0xd3:
+      return need(9);
+    case 0xd4:
+      return need(3);
+    case 0xd5:
+      return need(4);
+    case 0xd6:
+      return need(6);
+    case 0xd7:
+      return need(10);
+    case 0xd8:
+      return need(18);
+    case 0xdc: {
+      const n = len16();
+      return n < 0 ? -1 : items(p + 3, n);
+    }
+    case 0xdd: {
+      const n = len32();
+      return n < 0 ? -1 : items(p + 5, n);
+    }
+    case 0xde: {
+      const n = len16();
+      return n < 0 ? -1 : items(p + 3, n * 2);
+    }
+    case 0xdf: {
+      const n = len32();
+      return n < 0 ? -1 : items(p + 5, n * 2);
+    }
   }
   throw new Error(`bad type byte ${t}`);
 }
@@ -195,16 +243,20 @@ async function waitFor(pred: () => boolean, ms = 5000, what = 'condition'): Prom
 describe('forward output into the forward input', () => {
   test('acks, shared key and users: every record arrives once, nanoseconds kept, one frame per tag', async () => {
     const r = await receiver('shared_key: s3cret\nself_hostname: relay-b\nsecurity.users:\n  - alice wonder land');
-    const s = await sender(
-      `host: 127.0.0.1\nport: ${r.port}\nrequire_ack_response: on\nshared_key: s3cret\nself_hostname: relay-a\nusername: alice\npassword: wonder land`,
-    );
+    const s = await sender(`host: 127.0.0.1\nport: ${r.port}\nrequire_ack_response: on\nshared_key: s3cret\nself_hostname: relay-a\nusername: alice\npassword: wonder land`);
     try {
       const start = new EventTime(1_700_000_000, 123_456_789);
       const batch = [...events('app.a', ids(300), start), ...events('app.b', ids(200, 300), start)];
       const res = await s.ingest(batch);
       assert.deepEqual(res, { ok: true });
-      assert.deepEqual(sortedIds(r.lines('app.a')), ids(300).map((x) => x.id));
-      assert.deepEqual(sortedIds(r.lines('app.b')), ids(200, 300).map((x) => x.id));
+      assert.deepEqual(
+        sortedIds(r.lines('app.a')),
+        ids(300).map((x) => x.id),
+      );
+      assert.deepEqual(
+        sortedIds(r.lines('app.b')),
+        ids(200, 300).map((x) => x.id),
+      );
       const ev = r.seen.find((e) => e.tag === 'app.a' && e.record.id === 7)!;
       assert.equal(ev.time.sec, 1_700_000_000);
       assert.equal(ev.time.nsec, 123_456_796);
@@ -235,9 +287,12 @@ describe('forward output into the forward input', () => {
     try {
       const records = ids(500).map((x) => ({ ...x, pad: 'x'.repeat(200) }));
       assert.deepEqual(await s.ingest(events('gz', records)), { ok: true });
-      assert.deepEqual(sortedIds(r.lines('gz')), ids(500).map((x) => x.id));
+      assert.deepEqual(
+        sortedIds(r.lines('gz')),
+        ids(500).map((x) => x.id),
+      );
       const wire = await r.run.counter('logwarden_input_bytes_total');
-      assert.ok(wire < 500 * 200 / 5, `gzip frame is small (${wire} bytes)`);
+      assert.ok(wire < (500 * 200) / 5, `gzip frame is small (${wire} bytes)`);
     } finally {
       await s.stop(1);
       await r.run.stop(1);
@@ -252,7 +307,10 @@ describe('forward output into the forward input', () => {
       const evs = r.seen.filter((e) => e.tag === 'tai');
       assert.equal(evs.length, 3);
       for (const e of evs) assert.equal(e.time.nsec, 0);
-      assert.deepEqual(evs.map((e) => e.time.sec), [1_700_000_005, 1_700_000_006, 1_700_000_006]);
+      assert.deepEqual(
+        evs.map((e) => e.time.sec),
+        [1_700_000_005, 1_700_000_006, 1_700_000_006],
+      );
     } finally {
       await s.stop(1);
       await r.run.stop(1);
@@ -323,7 +381,10 @@ describe('forward output into the forward input', () => {
       tempDirWith('ca.pem', ca.cert),
     );
     const anyName = await sender(`host: 127.0.0.1\nport: ${r.port}\ntls: on\ntls.ca_file: ca.pem\ntls.vhost: elsewhere\nrequire_ack_response: on`, tempDirWith('ca.pem', ca.cert));
-    const rightName = await sender(`host: 127.0.0.1\nport: ${r.port}\ntls: on\ntls.ca_file: ca.pem\ntls.vhost: localhost\ntls.verify_hostname: on\nrequire_ack_response: on`, tempDirWith('ca.pem', ca.cert));
+    const rightName = await sender(
+      `host: 127.0.0.1\nport: ${r.port}\ntls: on\ntls.ca_file: ca.pem\ntls.vhost: localhost\ntls.verify_hostname: on\nrequire_ack_response: on`,
+      tempDirWith('ca.pem', ca.cert),
+    );
     try {
       assert.deepEqual(await good.ingest(events('tls.ok', ids(4))), { ok: true });
       assert.deepEqual(sortedIds(r.lines('tls.ok')), [0, 1, 2, 3]);
@@ -361,10 +422,7 @@ describe('forward output into the forward input', () => {
         up.on('error', () => undefined);
       });
       await new Promise<void>((res) => relay.listen(0, '127.0.0.1', () => res()));
-      const idle = await sender(
-        `host: 127.0.0.1\nport: ${(relay.address() as net.AddressInfo).port}\ntls: on\ntls.ca_file: ca.pem\nnet.keepalive_idle_timeout: 0.2`,
-        tempDirWith('ca.pem', ca.cert),
-      );
+      const idle = await sender(`host: 127.0.0.1\nport: ${(relay.address() as net.AddressInfo).port}\ntls: on\ntls.ca_file: ca.pem\nnet.keepalive_idle_timeout: 0.2`, tempDirWith('ca.pem', ca.cert));
       try {
         assert.deepEqual(await idle.ingest(events('tls.idle', ids(2))), { ok: true });
         const deadline = Date.now() + 5000;
@@ -465,7 +523,15 @@ describe('forward output: what goes on the wire', () => {
     try {
       cap.frames.length = 0;
       const tag = `t.${'x'.repeat(298)}`;
-      assert.deepEqual(await s.ingest(events(tag, Array.from({ length: 70_000 }, (_, i) => ({ i })))), { ok: true });
+      assert.deepEqual(
+        await s.ingest(
+          events(
+            tag,
+            Array.from({ length: 70_000 }, (_, i) => ({ i })),
+          ),
+        ),
+        { ok: true },
+      );
       assert.equal(cap.frames.length, 1);
       const [t, entries, opts] = cap.frames[0] as [string, Array<[unknown, { i: number }]>, { size: number }];
       assert.equal(t, tag);
@@ -508,7 +574,10 @@ describe('forward output: what goes on the wire', () => {
       assert.deepEqual(Object.keys(opts), ['chunk', 'size', 'compressed']);
       assert.equal(opts.compressed, 'gzip');
       const entries = [...new Decoder().decodeMulti(gunzipSync(payload))] as Array<[unknown, Record<string, unknown>]>;
-      assert.deepEqual(entries.map((e) => e[1].id), [0, 1, 2, 3]);
+      assert.deepEqual(
+        entries.map((e) => e[1].id),
+        [0, 1, 2, 3],
+      );
     } finally {
       await s.stop(1);
     }
@@ -523,7 +592,10 @@ describe('forward output: what goes on the wire', () => {
       await tai.ingest([{ tag: 'wire.tai', time: t, record: { a: 1 }, metadata: { m: 1 } }]);
       await waitFor(() => cap.frames.length === 1);
       assert.deepEqual((cap.frames[0]![1] as unknown[])[0], [1_700_000_001, { a: 1 }]);
-      await meta.ingest([{ tag: 'wire.meta', time: t, record: { a: 1 }, metadata: { m: 1 } }, { tag: 'wire.meta', time: t, record: { a: 2 } }]);
+      await meta.ingest([
+        { tag: 'wire.meta', time: t, record: { a: 1 }, metadata: { m: 1 } },
+        { tag: 'wire.meta', time: t, record: { a: 2 } },
+      ]);
       await waitFor(() => cap.frames.length === 2);
       const [e1, e2] = cap.frames[1]![1] as unknown[][];
       assert.ok(Array.isArray(e1![0]));
@@ -602,8 +674,14 @@ describe('forward output: handshake failures', () => {
       assert.equal(retries.length, 2);
       assert.match(String(retries[0]!.err), /authentication failed: shared_key mismatch/);
       assert.equal(await s.counter('logwarden_output_errors_total', { reason: 'auth' }), 3);
-      const dead = readFileSync(dl, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { record: { id: number }; error: string });
-      assert.deepEqual(dead.map((d) => d.record.id), [0, 1, 2]);
+      const dead = readFileSync(dl, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { record: { id: number }; error: string });
+      assert.deepEqual(
+        dead.map((d) => d.record.id),
+        [0, 1, 2],
+      );
       assert.match(dead[0]!.error, /shared_key mismatch/);
       assert.equal(r.lines('auth.bad').length, 0);
     } finally {
@@ -745,9 +823,15 @@ describe('forward output: upstream nodes', () => {
       const b = sortedIds(r2.lines('rr'));
       assert.equal(a.length, 30, 'three batches each');
       assert.equal(b.length, 30, 'three batches each');
-      assert.deepEqual([...a, ...b].sort((x, y) => x - y), ids(60).map((x) => x.id));
+      assert.deepEqual(
+        [...a, ...b].sort((x, y) => x - y),
+        ids(60).map((x) => x.id),
+      );
       // Batches alternate: 0-9 first, 10-19 second, ...
-      assert.deepEqual(a.slice(0, 10), ids(10).map((x) => x.id));
+      assert.deepEqual(
+        a.slice(0, 10),
+        ids(10).map((x) => x.id),
+      );
       assert.equal(await s.counter('logwarden_output_errors_total'), 0);
     } finally {
       await s.stop(1);
@@ -773,7 +857,10 @@ describe('forward output: upstream nodes', () => {
         c.release();
       });
       assert.equal(ok, true);
-      assert.deepEqual(sortedIds(r.lines('once')), ids(5).map((x) => x.id));
+      assert.deepEqual(
+        sortedIds(r.lines('once')),
+        ids(5).map((x) => x.id),
+      );
     } finally {
       await pipeline.stop(1);
       await r.run.stop(1);
@@ -827,7 +914,12 @@ pipeline:
     const s = await sender('upstream: upstream.yaml\nrequire_ack_response: on\nrecover_wait: 1\nnet.io_timeout: 3\nnet.connect_timeout: 2\nretry_limit: no_limits', dir);
     const read = (i: number) => {
       const f = join(dir, `out${i}`, 'fo');
-      return existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { id: number }).id) : [];
+      return existsSync(f)
+        ? readFileSync(f, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => (JSON.parse(l) as { id: number }).id)
+        : [];
     };
     try {
       const batches = 30;
@@ -845,9 +937,14 @@ pipeline:
       }
       assert.ok(killed, 'r0 was killed mid-stream');
       const settled = await Promise.all(results);
-      assert.ok(settled.every((x) => x.ok), 'every batch acked');
+      assert.ok(
+        settled.every((x) => x.ok),
+        'every batch acked',
+      );
       const got = new Set([...read(0), ...read(1)]);
-      const missing = ids(batches * 20).map((x) => x.id).filter((id) => !got.has(id));
+      const missing = ids(batches * 20)
+        .map((x) => x.id)
+        .filter((id) => !got.has(id));
       assert.deepEqual(missing, [], 'no record lost');
       assert.ok(s.logs.some((l) => l.msg === 'forward node failed; skipping it and trying the next node'));
       assert.ok(read(0).length > 0 && read(1).length > 0);

@@ -105,12 +105,7 @@ describe('forward handshake', () => {
     assert.equal(pong[1], true);
     assert.equal(pong[3], 'receiver');
     const { createHash } = await import('node:crypto');
-    const expected = createHash('sha512')
-      .update(Buffer.from('0123456789abcdef'))
-      .update('receiver')
-      .update(Buffer.from(helo[1].nonce))
-      .update('s3cret')
-      .digest('hex');
+    const expected = createHash('sha512').update(Buffer.from('0123456789abcdef')).update('receiver').update(Buffer.from(helo[1].nonce)).update('s3cret').digest('hex');
     assert.equal(pong[4], expected);
     await c.write(pack(['after.auth', [[new WireTime(5, 5), { a: 1 }]], { chunk: 'c1' }]));
     await c.until(() => c.replies.some((r) => (r as { ack?: string }).ack === 'c1'), 5000, 'ack');
@@ -278,7 +273,7 @@ describe('forward frames crafted from the spec', () => {
     const ev = s.seen.find((e) => e.tag === 'safe')!;
     assert.equal(Object.getPrototypeOf(ev.record), Object.prototype);
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
-    assert.ok(Object.prototype.hasOwnProperty.call(ev.record, '__proto__'));
+    assert.ok(Object.hasOwn(ev.record, '__proto__'));
   });
 
   test('a frame split into 1..7-byte TCP segments decodes; a nil heartbeat is ignored; no chunk, no reply', async () => {

@@ -145,12 +145,7 @@ const problems = (from: number) => env.p.logs.slice(from).filter((l: LogLine) =>
  * Runs one hostile case: `send` delivers it and resolves once it was answered. Asserts one warning
  * or error line matching `line`, the metric `metric` up by one, the process alive, bystanders served.
  */
-async function hostile(
-  name: string,
-  metric: { name: string; labels: Record<string, string> },
-  line: RegExp,
-  send: () => Promise<void>,
-): Promise<void> {
+async function hostile(name: string, metric: { name: string; labels: Record<string, string> }, line: RegExp, send: () => Promise<void>): Promise<void> {
   const m0 = await env.p.metric(metric.name, metric.labels);
   const l0 = env.p.logs.length;
   const rss0 = env.p.rss();
@@ -186,22 +181,17 @@ const inputError = (reason: string, name = 'forward.0') => ({ name: 'logwarden_i
 
 test('forward Message mode: a timestamp ext of a wrong length is refused at the input', async () => {
   const frame = Buffer.concat([Buffer.from([0x94]), pack('by.hostile'), pack(new WireTime(now(), 0)), map1('t', BAD_TIMESTAMP), pack({ chunk: 'h1' })]);
-  await hostile('forward message, timestamp ext of 1 byte', inputError('bad_ext'), /closing connection: refused message: msgpack timestamp extension of 1 bytes/, () =>
-    forwardRefused(frame),
-  );
+  await hostile('forward message, timestamp ext of 1 byte', inputError('bad_ext'), /closing connection: refused message: msgpack timestamp extension of 1 bytes/, () => forwardRefused(frame));
 });
 
 test('forward Forward mode: one record with a bad timestamp next to innocent ones refuses the frame', async () => {
-  const frame = Buffer.concat([
-    Buffer.from([0x93]),
-    pack('by.hostile'),
-    Buffer.from([0x93]),
-    entry(pack({ ok: 1 })),
-    entry(map1('t', BAD_NANOSECONDS)),
-    entry(pack({ ok: 2 })),
-    pack({ chunk: 'h2' }),
-  ]);
-  await hostile('forward mode, timestamp (8 bytes) with 2^30-1 ns in the 2nd of 3 records', inputError('bad_ext'), /closing connection: refused message: msgpack timestamp with nanoseconds past 999999999/, () => forwardRefused(frame));
+  const frame = Buffer.concat([Buffer.from([0x93]), pack('by.hostile'), Buffer.from([0x93]), entry(pack({ ok: 1 })), entry(map1('t', BAD_NANOSECONDS)), entry(pack({ ok: 2 })), pack({ chunk: 'h2' })]);
+  await hostile(
+    'forward mode, timestamp (8 bytes) with 2^30-1 ns in the 2nd of 3 records',
+    inputError('bad_ext'),
+    /closing connection: refused message: msgpack timestamp with nanoseconds past 999999999/,
+    () => forwardRefused(frame),
+  );
 });
 
 test('forward: a reserved extension type (-2) in a record is refused', async () => {
@@ -285,13 +275,22 @@ async function longTagInBatch(prefix: 'mix' | 'drop'): Promise<void> {
   assert.equal(innocent.closed, false);
   innocent.close();
   evil.close();
-  const lines = readFileSync(join(env.out, `${prefix}.ok`), 'utf8').trim().split('\n');
-  assert.deepEqual(lines.map((l) => (JSON.parse(l) as { n: number }).n), Array.from({ length: 20 }, (_, i) => i), 'each innocent record once');
+  const lines = readFileSync(join(env.out, `${prefix}.ok`), 'utf8')
+    .trim()
+    .split('\n');
+  assert.deepEqual(
+    lines.map((l) => (JSON.parse(l) as { n: number }).n),
+    Array.from({ length: 20 }, (_, i) => i),
+    'each innocent record once',
+  );
 }
 
 test('file output: a 300-byte tag fails alone (dead letter); its batch-mates are written once', async () => {
-  await hostile('forward, 300-byte tag → file output (ENAMETOOLONG), dead letter', { name: 'logwarden_output_errors_total', labels: { name: 'file.1', reason: 'fs_enametoolong' } }, /written to the dead letter/, () =>
-    longTagInBatch('mix'),
+  await hostile(
+    'forward, 300-byte tag → file output (ENAMETOOLONG), dead letter',
+    { name: 'logwarden_output_errors_total', labels: { name: 'file.1', reason: 'fs_enametoolong' } },
+    /written to the dead letter/,
+    () => longTagInBatch('mix'),
   );
   const dead = readFileSync(join(env.dir, 'dead-mix.jsonl'), 'utf8').trim().split('\n');
   assert.equal(dead.length, 1);
@@ -303,8 +302,11 @@ test('file output: a 300-byte tag fails alone (dead letter); its batch-mates are
 });
 
 test('file output without a dead letter: the record is dropped with a log line and a metric; the rest written once', async () => {
-  await hostile('forward, 300-byte tag → file output without dead letter', { name: 'logwarden_output_dropped_records_total', labels: { name: 'file.2', reason: 'fs_enametoolong' } }, /cannot be delivered by this output: dropped/, () =>
-    longTagInBatch('drop'),
+  await hostile(
+    'forward, 300-byte tag → file output without dead letter',
+    { name: 'logwarden_output_dropped_records_total', labels: { name: 'file.2', reason: 'fs_enametoolong' } },
+    /cannot be delivered by this output: dropped/,
+    () => longTagInBatch('drop'),
   );
 });
 
@@ -390,10 +392,18 @@ pipeline:
     const deadline = Date.now() + 5000;
     while (readdirSync(chunks).some((n) => n !== name(0)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(readdirSync(chunks), [name(0)]);
-    const lines = readFileSync(join(out, 'fs.ok'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { n: number; t?: unknown });
-    assert.deepEqual(lines.map((l) => l.n), [1, 2]);
+    const lines = readFileSync(join(out, 'fs.ok'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { n: number; t?: unknown });
+    assert.deepEqual(
+      lines.map((l) => l.n),
+      [1, 2],
+    );
     assert.equal(typeof lines[0]!.t, 'string', 'the invalid timestamp is written as text, never as an Invalid Date');
-    const dead = readFileSync(join(storage, 'dead-letter', 'file.0.jsonl'), 'utf8').trim().split('\n');
+    const dead = readFileSync(join(storage, 'dead-letter', 'file.0.jsonl'), 'utf8')
+      .trim()
+      .split('\n');
     assert.equal(dead.length, 1);
     assert.deepEqual((JSON.parse(dead[0]!) as { record: unknown }).record, { poison: true });
     // A hostile record sent now is refused, so nothing of it is stored.
@@ -416,10 +426,22 @@ pipeline:
     const deadline2 = Date.now() + 5000;
     while (readdirSync(chunks).length > 1 && Date.now() < deadline2) await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(readdirSync(chunks), [name(0)], 'every chunk committed and deleted');
-    const live = readFileSync(join(out, 'fs.live'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { n: number }).n);
-    assert.deepEqual(live, Array.from({ length: 20 }, (_, i) => i));
-    const deadNow = readFileSync(join(storage, 'dead-letter', 'file.0.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { record: unknown });
-    assert.deepEqual(deadNow.map((d) => d.record), [{ poison: true }, { evil: true }]);
+    const live = readFileSync(join(out, 'fs.live'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { n: number }).n);
+    assert.deepEqual(
+      live,
+      Array.from({ length: 20 }, (_, i) => i),
+    );
+    const deadNow = readFileSync(join(storage, 'dead-letter', 'file.0.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { record: unknown });
+    assert.deepEqual(
+      deadNow.map((d) => d.record),
+      [{ poison: true }, { evil: true }],
+    );
   } finally {
     await p.stop();
   }
@@ -437,7 +459,14 @@ pipeline:
     }
     assert.equal(await p.exited, 0);
   }
-  assert.deepEqual(readFileSync(join(out, 'fs.ok'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { n: number }).n), [1, 2], 'nothing delivered twice');
+  assert.deepEqual(
+    readFileSync(join(out, 'fs.ok'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { n: number }).n),
+    [1, 2],
+    'nothing delivered twice',
+  );
   assert.equal(readFileSync(join(out, 'fs.live'), 'utf8').trim().split('\n').length, 20, 'nothing delivered twice');
   figures.push({ case: 'filesystem buffer: FIFO + too-deep chunk + poison-tag chunk', start_ms: starts });
 });
@@ -500,9 +529,19 @@ test('a throwing filter fails its chunk only; a throwing output encoder fails it
     const boomCommit = new Commit();
     assert.throws(() => r.pipeline.ingest(events('t', [{ n: 1 }, { boom: true }]), boomCommit, 100), ChunkRefused);
     const chunks = [
-      r.ingest(events('t', Array.from({ length: 7 }, (_, i) => ({ n: 10 + i })))),
+      r.ingest(
+        events(
+          't',
+          Array.from({ length: 7 }, (_, i) => ({ n: 10 + i })),
+        ),
+      ),
       r.ingest(events('t', [{ n: 20 }, { poison: true }, { n: 21 }])),
-      r.ingest(events('t', Array.from({ length: 10 }, (_, i) => ({ n: 30 + i })))),
+      r.ingest(
+        events(
+          't',
+          Array.from({ length: 10 }, (_, i) => ({ n: 30 + i })),
+        ),
+      ),
     ];
     assert.deepEqual(
       (await Promise.all(chunks)).map((c) => c.ok),
@@ -510,10 +549,19 @@ test('a throwing filter fails its chunk only; a throwing output encoder fails it
       'every chunk of the batch is committed, the poisoned one too (its record is in the dead letter)',
     );
     assert.ok(!sent.flat().some((l) => l.includes('"n":1}')), 'nothing of the refused chunk reached the output');
-    const delivered = sent.flat().map((l) => (JSON.parse(l) as { n: number }).n).sort((a, b) => a - b);
+    const delivered = sent
+      .flat()
+      .map((l) => (JSON.parse(l) as { n: number }).n)
+      .sort((a, b) => a - b);
     assert.deepEqual(delivered, [...Array.from({ length: 7 }, (_, i) => 10 + i), 20, 21, ...Array.from({ length: 10 }, (_, i) => 30 + i)], 'each once');
-    const dead = readFileSync(join(dir, 'dead.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { reason: string; record: unknown });
-    assert.deepEqual(dead.map((d) => [d.reason, d.record]), [['encode', { poison: true }]]);
+    const dead = readFileSync(join(dir, 'dead.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { reason: string; record: unknown });
+    assert.deepEqual(
+      dead.map((d) => [d.reason, d.record]),
+      [['encode', { poison: true }]],
+    );
     assert.equal(await r.counter('logwarden_filter_errors_total'), 1);
     assert.equal(await r.counter('logwarden_output_dropped_records_total', { reason: 'encode' }), 1);
     assert.ok(r.logs.some((l) => l.msg === 'filter failed on a chunk; the chunk is refused'));
@@ -574,7 +622,10 @@ test('the shipped default pipeline: the deep audit Event, the bad timestamp and 
     assert.deepEqual(line.replies, [{ ack: 'l' }]);
     line.close();
     served.push(await bystander(4));
-    assert.ok(served.every((ms) => ms < 1000), JSON.stringify(served));
+    assert.ok(
+      served.every((ms) => ms < 1000),
+      JSON.stringify(served),
+    );
     assert.equal(p.proc.exitCode, null);
     assert.equal(await p.metric('logwarden_input_errors_total', { reason: 'too_deep' }), 1);
     assert.equal(await p.metric('logwarden_input_errors_total', { reason: 'bad_ext' }), 1);

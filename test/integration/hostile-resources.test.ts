@@ -341,7 +341,13 @@ describe('hostile input: memory and connections (forward)', { timeout: 180_000 }
     await c.until(() => c.replies.length > 0 || c.closed, 10_000, 'ack or close');
     c.close();
     await sleep(1500); // the file output fails on the name and records last_error
-    const longest = Math.max(0, ...t.lw.output.split('\n').slice(-200).map((l) => l.length));
+    const longest = Math.max(
+      0,
+      ...t.lw.output
+        .split('\n')
+        .slice(-200)
+        .map((l) => l.length),
+    );
     const status = await (await fetch(`${t.lw.httpUrl}/api/v1/status`)).text();
     console.log(JSON.stringify({ case: '1 MB tag', longest_log_line: longest, status_bytes: status.length, lines: t.lw.logs.length - from }));
     assert.ok(longest < 64 * 1024, `longest log line ${longest} chars`);
@@ -355,10 +361,12 @@ describe('hostile input: memory and connections (forward)', { timeout: 180_000 }
 describe('hostile input: before the handshake (forward with shared_key)', { timeout: 120_000 }, () => {
   const t = new Target();
   const key = 'hostile-test-key';
-  before(() => t.start(`      shared_key: ${key}
+  before(() =>
+    t.start(`      shared_key: ${key}
       receive_timeout: 2
       net.accept_timeout: 1
-      connection_limit: 200`));
+      connection_limit: 200`),
+  );
   after(() => t.stop());
 
   /** A client that answers HELO, waits for PONG, then sends a frame. */
@@ -557,7 +565,10 @@ describe('hostile input: HTTP bodies that decode to millions of records, slow up
     await t.run('4 x 4 MB JSON array of {}', {
       input: 'http.0',
       attack: async () => {
-        statuses = await rawPosts(t.lw.port('http.0'), [0, 1, 2, 3].map(() => post('/many', body)));
+        statuses = await rawPosts(
+          t.lw.port('http.0'),
+          [0, 1, 2, 3].map(() => post('/many', body)),
+        );
       },
       bystander: httpServed,
       log: /would take about .* in memory once decoded/,
@@ -575,7 +586,10 @@ describe('hostile input: HTTP bodies that decode to millions of records, slow up
     await t.run('4 x gzip inflating to 4 MB of {}', {
       input: 'http.0',
       attack: async () => {
-        statuses = await rawPosts(t.lw.port('http.0'), [0, 1, 2, 3].map(() => post('/many', gz, { 'Content-Encoding': 'gzip' })));
+        statuses = await rawPosts(
+          t.lw.port('http.0'),
+          [0, 1, 2, 3].map(() => post('/many', gz, { 'Content-Encoding': 'gzip' })),
+        );
       },
       bystander: httpServed,
       log: /would take about .* in memory once decoded/,
@@ -605,7 +619,9 @@ describe('hostile input: HTTP bodies that decode to millions of records, slow up
           // (15.6 of the 16 MB inflight_max_size), then one byte a second.
           s.write(`POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 3990000\r\n\r\n[` + ' '.repeat(3_900_000));
         }
-        const drip = setInterval(() => sockets.forEach((s) => !s.destroyed && s.write(' ')), 1000);
+        const drip = setInterval(() => {
+          for (const s of sockets) if (!s.destroyed) s.write(' ');
+        }, 1000);
         await sleep(1500); // past headers_timeout: the uploads are old and slow now
         // A 1 MB request needs room: the slowest upload is closed with 408.
         const big = Buffer.from(JSON.stringify(Array.from({ length: 10_000 }, (_, i) => ({ i, pad: 'p'.repeat(80) }))));

@@ -175,7 +175,7 @@ describe('http input: bodies, tags and times', () => {
 
 describe('http input: options', () => {
   test('without tag the instance name is the tag of /; tag_key (plain key and record accessor) overrides the path', async () => {
-    const s = await server('tag_key: $meta[\'tag\']');
+    const s = await server("tag_key: $meta['tag']");
     try {
       await post(`${s.url}/`, '{"n":0}', json);
       await post(`${s.url}/path.tag`, JSON.stringify([{ n: 1, meta: { tag: 'from record/x' } }, { n: 2, meta: { tag: 5 } }, { n: 3 }]), json);

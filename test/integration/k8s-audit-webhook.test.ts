@@ -110,7 +110,9 @@ describe('k8s_audit_webhook: the Falco k8s-audit corpus as the API server sends 
       s.seen.some((e) => e.time.nsec % 1_000_000 !== 0),
       'microsecond digits of stageTimestamp are kept',
     );
-    const lines = readFileSync(join(s.run.dir, 'out', 'kube.audit'), 'utf8').trim().split('\n');
+    const lines = readFileSync(join(s.run.dir, 'out', 'kube.audit'), 'utf8')
+      .trim()
+      .split('\n');
     assert.equal(lines.length, events.length);
     assert.equal(await s.run.counter('logwarden_input_records_total'), events.length);
   });
@@ -383,7 +385,10 @@ describe('k8s_audit_webhook: into the audit pipeline', () => {
       assert.ok(pods.length > 0, 'the corpus has pod events');
       const res = await post(r.url, eventList(events.map(asItem)));
       assert.equal(res.status, 200);
-      const out = readFileSync(join(dir, 'out', 'kube.audit'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Obj);
+      const out = readFileSync(join(dir, 'out', 'kube.audit'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Obj);
       assert.ok(out.length >= pods.length, `events kept by the policy (${out.length})`);
       for (const p of pods) {
         const got = out.find((o) => o.auditID === p.auditID && o.stage === p.stage)!;

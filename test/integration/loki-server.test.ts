@@ -58,11 +58,23 @@ test("invalid labels, missing labels and more than 30 names are 400 with Loki 2.
   const many = `{${Array.from({ length: 31 }, (_, i) => `l${String(i).padStart(2, '0')}="v"`).join(', ')}}`;
   r = await post(protobufBody([{ labels: many, entries: [{ sec: t, line: 'a' }] }]), 'application/x-protobuf');
   assert.equal(r.text, `entry for stream '${many}' has 31 label names; limit 30\n`);
-  r = await post(JSON.stringify({ streams: [{ stream: { 'bad-name': 'x' }, values: [[`${t}000000000`, 'a']] }, { stream: {}, values: [[`${t}000000000`, 'a']] }] }), 'application/json');
+  r = await post(
+    JSON.stringify({
+      streams: [
+        { stream: { 'bad-name': 'x' }, values: [[`${t}000000000`, 'a']] },
+        { stream: {}, values: [[`${t}000000000`, 'a']] },
+      ],
+    }),
+    'application/json',
+  );
   assert.deepEqual([r.status, r.text], [400, 'error at least one label pair is required per stream\n']);
   const strict = await new LokiServer({ maxLabelNames: 15 }).start();
   try {
-    const res = await fetch(`${strict.url}/loki/api/v1/push`, { method: 'POST', body: protobufBody([{ labels: `{${Array.from({ length: 16 }, (_, i) => `l${i}="v"`).join(', ')}}`, entries: [{ sec: t, line: 'a' }] }]), headers: { 'content-type': 'application/x-protobuf' } });
+    const res = await fetch(`${strict.url}/loki/api/v1/push`, {
+      method: 'POST',
+      body: protobufBody([{ labels: `{${Array.from({ length: 16 }, (_, i) => `l${i}="v"`).join(', ')}}`, entries: [{ sec: t, line: 'a' }] }]),
+      headers: { 'content-type': 'application/x-protobuf' },
+    });
     assert.match(await res.text(), /has 16 label names; limit 15/);
   } finally {
     await strict.stop();
@@ -82,12 +94,27 @@ test('numeric JSON timestamps, corrupt snappy and unparsable JSON are 400', asyn
 test('timestamps too new or too old are refused; the valid entries of the same push are kept', async () => {
   const t = nowSec();
   const r = await post(
-    protobufBody([{ labels: '{job="time"}', entries: [{ sec: t + 3600, line: 'future' }, { sec: t - 8 * 86400, line: 'ancient' }, { sec: t, line: 'ok' }] }]),
+    protobufBody([
+      {
+        labels: '{job="time"}',
+        entries: [
+          { sec: t + 3600, line: 'future' },
+          { sec: t - 8 * 86400, line: 'ancient' },
+          { sec: t, line: 'ok' },
+        ],
+      },
+    ]),
     'application/x-protobuf',
   );
   assert.equal(r.status, 400);
   assert.match(r.text, /^entry for stream '\{job="time"\}' has timestamp too old: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, oldest acceptable timestamp is: /);
-  assert.deepEqual(loki.entries().filter((e) => e.labels.job === 'time').map((e) => e.line), ['ok']);
+  assert.deepEqual(
+    loki
+      .entries()
+      .filter((e) => e.labels.job === 'time')
+      .map((e) => e.line),
+    ['ok'],
+  );
 });
 
 test('an identical entry is stored once within the head block, twice once the block was cut; 1h behind its stream is too far behind', async () => {

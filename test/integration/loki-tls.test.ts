@@ -58,10 +58,9 @@ ${extra}
 `;
 
 test('tls.ca_file verifies the server; tls.crt_file/tls.key_file authenticate the client', async () => {
-  const p = await startPipeline(
-    yaml(mtls.port, `      tls.ca_file: ${join(dir, 'ca.pem')}\n      tls.crt_file: ${join(dir, 'client.pem')}\n      tls.key_file: ${join(dir, 'client.key')}`),
-    [lokiOutput],
-  );
+  const p = await startPipeline(yaml(mtls.port, `      tls.ca_file: ${join(dir, 'ca.pem')}\n      tls.crt_file: ${join(dir, 'client.pem')}\n      tls.key_file: ${join(dir, 'client.key')}`), [
+    lokiOutput,
+  ]);
   try {
     assert.deepEqual(await p.ingest(events('t', [{ a: 1 }])), { ok: true });
     assert.equal(mtls.entries().length, 1);
@@ -98,10 +97,7 @@ test('the TLS files and label_map_path are read once, when the plan is made: rem
   for (const f of ['ca.pem', 'client.pem', 'client.key']) copyFileSync(join(dir, f), join(own, f));
   writeFileSync(join(own, 'labelmap.json'), JSON.stringify({ app: 'app' }));
   const file = join(own, 'pipeline.yaml');
-  writeFileSync(
-    file,
-    yaml(mtls.port, '      tls.ca_file: ca.pem\n      tls.crt_file: client.pem\n      tls.key_file: client.key\n      label_map_path: labelmap.json'),
-  );
+  writeFileSync(file, yaml(mtls.port, '      tls.ca_file: ca.pem\n      tls.crt_file: client.pem\n      tls.key_file: client.key\n      label_map_path: labelmap.json'));
   const planned = plan(loadConfigFile(file, {}), registryOf(lokiOutput));
   for (const f of ['ca.pem', 'client.pem', 'client.key', 'labelmap.json']) rmSync(join(own, f));
   const pipeline = new Pipeline(planned, { logger: jsonLogger().logger });

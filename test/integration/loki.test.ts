@@ -107,11 +107,7 @@ describe('loki output', () => {
     assert.deepEqual(got[1], got[0]);
   });
 
-  for (const enc of [
-    { encoding: 'protobuf' },
-    { encoding: 'json' },
-    { encoding: 'json', compress: 'gzip' },
-  ] as Array<Record<string, string>>) {
+  for (const enc of [{ encoding: 'protobuf' }, { encoding: 'json' }, { encoding: 'json', compress: 'gzip' }] as Array<Record<string, string>>) {
     test(`${JSON.stringify(enc)}: streams grouped by label set, entries in time order, label keys out of the line`, async () => {
       const fresh = await new LokiServer().start();
       try {
@@ -139,7 +135,11 @@ describe('loki output', () => {
         assert.deepEqual(
           alice.entries.map((e) => JSON.parse(e.line)),
           // `user=$user['name']` removes only the nested key, as Fluent Bit's accessor removal does.
-          [{ user: {}, msg: 'a', i: 0 }, { user: {}, msg: 'b', i: 1 }, { user: {}, msg: 'c', i: 2 }],
+          [
+            { user: {}, msg: 'a', i: 0 },
+            { user: {}, msg: 'b', i: 1 },
+            { user: {}, msg: 'c', i: 2 },
+          ],
         );
         assert.deepEqual(
           alice.entries.map((e) => e.ts),
@@ -181,7 +181,12 @@ describe('loki output', () => {
       const p = await run({ batch_size: 3, batch_wait: '300ms', workers: 1, labels: 'job=b' }, '', fresh);
       // setTimeout is mocked from here: the batch_wait timer fires only when the test moves the clock.
       t.mock.timers.enable({ apis: ['setTimeout'] });
-      const outcome = p.ingest(events('t', Array.from({ length: 7 }, (_, i) => ({ i }))));
+      const outcome = p.ingest(
+        events(
+          't',
+          Array.from({ length: 7 }, (_, i) => ({ i })),
+        ),
+      );
       await pushed(fresh, 2);
       assert.equal(fresh.pushes.length, 2, 'full batches go at once (the clock has not moved)');
       t.mock.timers.tick(299);
@@ -220,8 +225,14 @@ describe('loki output', () => {
       const q = await run({ auto_kubernetes_labels: 'on' }, '', fresh);
       assert.deepEqual(await q.ingest(events('t', [rec, { other: 1 }])), { ok: true });
       const keys = fresh.streams().map((s) => s.labels);
-      assert.ok(keys.some((l) => l.app_kubernetes_io_name === 'api' && l._9lives === 'cat'), JSON.stringify(keys));
-      assert.ok(keys.some((l) => JSON.stringify(l) === '{"job":"logwarden"}'), JSON.stringify(keys));
+      assert.ok(
+        keys.some((l) => l.app_kubernetes_io_name === 'api' && l._9lives === 'cat'),
+        JSON.stringify(keys),
+      );
+      assert.ok(
+        keys.some((l) => JSON.stringify(l) === '{"job":"logwarden"}'),
+        JSON.stringify(keys),
+      );
     } finally {
       await done();
       await fresh.stop();
@@ -229,14 +240,11 @@ describe('loki output', () => {
   });
 
   test('an invalid static label name is a load-time error with file:line:col', async () => {
-    await assert.rejects(
-      startPipeline(pipelineYaml(1, { labels: 'job=a, app.name=x' }), [lokiOutput]),
-      (e: unknown) => {
-        assert.ok(e instanceof ConfigErrors);
-        assert.match(e.message, /pipeline\.yaml:\d+:\d+.*invalid label name 'app\.name'/s);
-        return true;
-      },
-    );
+    await assert.rejects(startPipeline(pipelineYaml(1, { labels: 'job=a, app.name=x' }), [lokiOutput]), (e: unknown) => {
+      assert.ok(e instanceof ConfigErrors);
+      assert.match(e.message, /pipeline\.yaml:\d+:\d+.*invalid label name 'app\.name'/s);
+      return true;
+    });
   });
 
   test('5xx and 429 are retried with backoff, then delivered', async () => {
@@ -248,7 +256,10 @@ describe('loki output', () => {
       const times: number[] = [];
       fresh.onRequest = () => times.push(Date.now());
       assert.deepEqual(await p.ingest(events('t', [{ a: 1 }, { a: 2 }])), { ok: true });
-      assert.deepEqual(fresh.pushes.map((x) => x.status), [503, 429, 204]);
+      assert.deepEqual(
+        fresh.pushes.map((x) => x.status),
+        [503, 429, 204],
+      );
       // scheduler.base 0.05 s: each retry waits at least base.
       assert.ok(times[1]! - times[0]! >= 45 && times[2]! - times[1]! >= 45, JSON.stringify(times));
       assert.equal(await p.counter('logwarden_output_retries_total'), 2);
@@ -270,11 +281,17 @@ describe('loki output', () => {
       const big = 'x'.repeat(300 * 1024);
       const outcome = await p.ingest(events('kube.audit', [{ msg: big }, { msg: 'small' }]));
       assert.deepEqual(outcome, { ok: true });
-      assert.deepEqual(fresh.pushes.map((x) => x.status), [400]);
+      assert.deepEqual(
+        fresh.pushes.map((x) => x.status),
+        [400],
+      );
       assert.match(fresh.pushes[0]!.error!, /Max entry size '262144' bytes exceeded/);
       assert.equal(await p.counter('logwarden_output_retries_total'), 0);
       assert.equal(await p.counter('logwarden_output_dropped_records_total', { reason: 'http_400' }), 2);
-      const lines = readFileSync(dead, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const lines = readFileSync(dead, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       assert.equal(lines.length, 2);
       assert.equal(lines[0].reason, 'http_400');
       assert.equal(lines[0].tag, 'kube.audit');
@@ -315,9 +332,15 @@ describe('loki output', () => {
       const outcome = await p.ingest(events('t', [{ a: 1 }]));
       assert.equal(outcome.ok, false);
       assert.match(outcome.reason!, /HTTP 500/);
-      assert.deepEqual(fresh.pushes.map((x) => x.status), [500, 500, 500]);
+      assert.deepEqual(
+        fresh.pushes.map((x) => x.status),
+        [500, 500, 500],
+      );
       assert.equal(await p.counter('logwarden_output_retries_failed_total'), 1);
-      const [line] = readFileSync(dead, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const [line] = readFileSync(dead, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       assert.equal(line.reason, 'http_500');
       assert.equal(line.attempts, 3);
     } finally {
@@ -352,13 +375,18 @@ describe('loki output', () => {
       const recs = ['u1', 'u2', 'u3', 'u4', 'u1'].map((user, i) => ({ user, i }));
       assert.deepEqual(await p.ingest(events('t', recs)), { ok: true });
       const streams = fresh.streams();
-      assert.deepEqual(streams.map((s) => s.labels).sort((a, b) => (a.user ?? '').localeCompare(b.user ?? '')), [
-        { job: 'c' },
-        { job: 'c', user: 'u1' },
-        { job: 'c', user: 'u2' },
-      ]);
+      assert.deepEqual(
+        streams.map((s) => s.labels).sort((a, b) => (a.user ?? '').localeCompare(b.user ?? '')),
+        [{ job: 'c' }, { job: 'c', user: 'u1' }, { job: 'c', user: 'u2' }],
+      );
       const overflow = streams.find((s) => !s.labels.user)!;
-      assert.deepEqual(overflow.entries.map((e) => JSON.parse(e.line)), [{ user: 'u3', i: 2 }, { user: 'u4', i: 3 }]);
+      assert.deepEqual(
+        overflow.entries.map((e) => JSON.parse(e.line)),
+        [
+          { user: 'u3', i: 2 },
+          { user: 'u4', i: 3 },
+        ],
+      );
       assert.equal(await p.counter('logwarden_loki_stream_overflow_records_total'), 2);
       assert.deepEqual(await p.ingest(events('t', [{ user: 'u5', i: 5 }])), { ok: true });
       assert.equal(p.logs.filter((l) => String(l.msg).startsWith('too many distinct label sets')).length, 1);
@@ -374,10 +402,7 @@ describe('loki output', () => {
       const p = await run({ labels: 'job=t', tenant_id: 'default', tenant_id_key: "$meta['tenant']", retry_limit: 3 }, '', fresh);
       fresh.failTenant('b', 503, 2);
       assert.deepEqual(await p.ingest(events('t', [{ meta: { tenant: 'a' }, n: 1 }, { n: 2 }, { meta: { tenant: 'b' }, n: 3 }])), { ok: true });
-      assert.deepEqual(
-        fresh.pushes.map((x) => `${x.tenant}:${x.status}`).sort(),
-        ['a:204', 'b:204', 'b:503', 'b:503', 'default:204'],
-      );
+      assert.deepEqual(fresh.pushes.map((x) => `${x.tenant}:${x.status}`).sort(), ['a:204', 'b:204', 'b:503', 'b:503', 'default:204']);
       assert.equal(fresh.entries('a').length, 1);
       assert.equal(fresh.entries('b').length, 1);
       assert.equal(fresh.ignoredDuplicates + fresh.duplicates, 0);
@@ -387,14 +412,17 @@ describe('loki output', () => {
     }
   });
 
-  test("header: extra headers on every push, X-Scope-OrgID as the default tenant; conflicts are load-time errors", async () => {
+  test('header: extra headers on every push, X-Scope-OrgID as the default tenant; conflicts are load-time errors', async () => {
     const fresh = await new LokiServer().start();
     try {
       const p = await run({ labels: 'job=h', header: 'X-Scope-OrgID team-h', tenant_id_key: 'tenant' }, '', fresh);
       assert.deepEqual(await p.ingest(events('t', [{ n: 1 }, { tenant: 'other', n: 2 }])), { ok: true });
       assert.deepEqual(fresh.pushes.map((x) => x.tenant).sort(), ['other', 'team-h']);
       await done();
-      const yaml = pipelineYaml(fresh.port, { labels: 'job=h2' }).replace('      labels: job=h2', "      labels: job=h2\n      header:\n        - X-Request-Source audit pipeline\n        - 'User-Agent: custom'");
+      const yaml = pipelineYaml(fresh.port, { labels: 'job=h2' }).replace(
+        '      labels: job=h2',
+        "      labels: job=h2\n      header:\n        - X-Request-Source audit pipeline\n        - 'User-Agent: custom'",
+      );
       running = await startPipeline(yaml, [lokiOutput]);
       assert.deepEqual(await running.ingest(events('t', [{ n: 3 }])), { ok: true });
       const last = fresh.pushes.at(-1)!;
@@ -459,12 +487,18 @@ describe('loki output', () => {
       const rec = JSON.parse('{"tags":["k8s","T1059","container"],"kubernetes":{"labels":{"__proto__":"x","app":"api"}}}') as Record<string, unknown>;
       const evs = [rec, { ...rec, deep: [['x']] }, { ...rec, deep: [{ k: 'v' }] }];
       assert.deepEqual(await p.ingest(events('t', evs)), { ok: true });
-      assert.deepEqual(fresh.streams().map((s) => s.labels), [{ app: 'api', job: 'l', tags: 'T1059,container,k8s' }]);
+      assert.deepEqual(
+        fresh.streams().map((s) => s.labels),
+        [{ app: 'api', job: 'l', tags: 'T1059,container,k8s' }],
+      );
       assert.equal(fresh.entries().length, 3);
       assert.equal(await p.counter('logwarden_loki_labels_skipped_total', { reason: 'reserved' }), 3);
       assert.equal(await p.counter('logwarden_loki_labels_skipped_total', { reason: 'unrenderable' }), 2);
       const warnings = p.logs.filter((l) => l.level === 40).map((l) => [l.label, l.key ?? l.value_type]);
-      assert.deepEqual(warnings, [['__proto__', '__proto__'], ['deep', 'list of maps or lists']]);
+      assert.deepEqual(warnings, [
+        ['__proto__', '__proto__'],
+        ['deep', 'list of maps or lists'],
+      ]);
     } finally {
       await done();
       await fresh.stop();
@@ -477,8 +511,17 @@ describe('loki output', () => {
       const p = await run({ labels: 'job=sm', encoding: 'json', structured_metadata: '$trace', retry_limit: 'no_retries' }, '', old);
       assert.deepEqual(await p.ingest(events('t', [{ trace: 'abc', msg: 'a' }])), { ok: true });
       assert.deepEqual(await p.ingest(events('t', [{ trace: 'def', msg: 'b' }])), { ok: true });
-      assert.deepEqual(old.pushes.map((x) => x.status), [400, 204, 204]);
-      assert.deepEqual(old.entries().map((e) => JSON.parse(e.line)), [{ trace: 'abc', msg: 'a' }, { trace: 'def', msg: 'b' }]);
+      assert.deepEqual(
+        old.pushes.map((x) => x.status),
+        [400, 204, 204],
+      );
+      assert.deepEqual(
+        old.entries().map((e) => JSON.parse(e.line)),
+        [
+          { trace: 'abc', msg: 'a' },
+          { trace: 'def', msg: 'b' },
+        ],
+      );
       assert.equal(p.logs.filter((l) => String(l.msg).startsWith('Loki refused structured metadata')).length, 1);
       assert.equal(await p.counter('logwarden_output_errors_total'), 0);
     } finally {
@@ -495,7 +538,10 @@ describe('loki output', () => {
       await done();
       const q = await run({ labels: 'job=a', bearer_token: 'tok', dead_letter_file: join(tempDir(), 'd.jsonl') }, '', basic);
       assert.deepEqual(await q.ingest(events('t', [{ a: 2 }])), { ok: true });
-      assert.deepEqual(basic.pushes.map((x) => x.status), [204, 401]);
+      assert.deepEqual(
+        basic.pushes.map((x) => x.status),
+        [204, 401],
+      );
     } finally {
       await done();
       await basic.stop();
@@ -511,7 +557,20 @@ describe('loki output', () => {
       const pauses: string[] = [];
       p.pipeline.flow.on('pause', (who: string) => pauses.push(`pause ${who}`));
       p.pipeline.flow.on('resume', () => pauses.push('resume'));
-      const outcomes = [p.ingest(events('t', Array.from({ length: 6 }, (_, i) => ({ i })))), p.ingest(events('t', Array.from({ length: 6 }, (_, i) => ({ i: i + 6 }))))];
+      const outcomes = [
+        p.ingest(
+          events(
+            't',
+            Array.from({ length: 6 }, (_, i) => ({ i })),
+          ),
+        ),
+        p.ingest(
+          events(
+            't',
+            Array.from({ length: 6 }, (_, i) => ({ i: i + 6 })),
+          ),
+        ),
+      ];
       assert.equal(p.pipeline.flow.paused, true);
       assert.deepEqual(pauses, ['pause loki.0']);
       assert.equal(p.pipeline.status().outputs['loki.0']!.records, 12);

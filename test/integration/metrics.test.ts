@@ -63,8 +63,7 @@ pipeline:
   try {
     const text = await (await fetch(`http://127.0.0.1:${http}/metrics`)).text();
     const all = samples(text);
-    const value = (name: string, labels: Record<string, string>) =>
-      all.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+    const value = (name: string, labels: Record<string, string>) => all.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
     for (const input of ['forward.0', 'k8s_audit_webhook.0']) {
       for (const m of ['logwarden_input_records_total', 'logwarden_input_bytes_total']) assert.equal(value(m, { name: input }), 0, `${m}{name="${input}"}`);
     }

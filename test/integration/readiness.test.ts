@@ -124,7 +124,10 @@ pipeline:
       answers.push(a);
     }
     for (const a of answers) if (a.status === 200) assert.equal(a.listening, true, 'readyz answered 200 while the forward port refused connections');
-    assert.ok(answers.slice(-20).every((a) => a.status === 200 && a.state === 'running'), JSON.stringify(answers.slice(-20)));
+    assert.ok(
+      answers.slice(-20).every((a) => a.status === 200 && a.state === 'running'),
+      JSON.stringify(answers.slice(-20)),
+    );
 
     child.kill('SIGTERM');
     const after: Answer[] = [];

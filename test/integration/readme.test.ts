@@ -166,7 +166,11 @@ const SHELL_LINES: Record<string, ShellCheck> = {
     const file = join(t.work, 'data', 'kube.audit');
     const events = await waitFor('data/kube.audit', () => (existsSync(file) && readFileSync(file, 'utf8').trim() ? jsonLines(readFileSync(file, 'utf8')) : undefined));
     assert.ok(t.sent.length > 0, 'nothing was sent before reading data/kube.audit');
-    for (const id of t.sent) assert.ok(events.some((e) => e.auditID === id), `event ${id} not in data/kube.audit`);
+    for (const id of t.sent)
+      assert.ok(
+        events.some((e) => e.auditID === id),
+        `event ${id} not in data/kube.audit`,
+      );
     for (const e of events) assert.equal(e.cluster, 'local');
     const tail = readFileSync(file).subarray(-300).toString('utf8');
     assert.ok(tail.length > 0);

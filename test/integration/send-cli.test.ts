@@ -40,7 +40,10 @@ ${tls}
   return file;
 }
 
-const lines = (file: string) => readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).length;
+const lines = (file: string) =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim()).length;
 
 test('send FILE FILE...: every file is sent, in order, with a count per file', async () => {
   const dir = tempDir();
@@ -54,7 +57,10 @@ test('send FILE FILE...: every file is sent, in order, with a count per file', a
     assert.equal(r.code, 0, r.stderr + r.stdout);
     const summary = JSON.parse(r.stdout) as { records: number; sent: number; files: Array<{ file: string; records: number }> };
     const want = [lines(files[0]!), lines(files[1]!), 50];
-    assert.deepEqual(summary.files.map((f) => f.records), want);
+    assert.deepEqual(
+      summary.files.map((f) => f.records),
+      want,
+    );
     assert.equal(summary.sent, want[0]! + want[1]! + 50);
     assert.equal(lines(join(dir, 'out', 'multi')), summary.sent);
   } finally {
@@ -66,7 +72,18 @@ test('detect, replay and send stream files larger than the heap: JSON lines and 
   const dir = tempDir();
   const pad = 'x'.repeat(900);
   const event = (i: number) =>
-    JSON.stringify({ kind: 'Event', apiVersion: 'audit.k8s.io/v1', level: 'Metadata', auditID: `id-${i}`, stage: 'ResponseComplete', verb: 'get', requestURI: '/healthz', user: { username: 'probe' }, stageTimestamp: '2024-05-01T10:00:00.000000Z', annotations: { pad } });
+    JSON.stringify({
+      kind: 'Event',
+      apiVersion: 'audit.k8s.io/v1',
+      level: 'Metadata',
+      auditID: `id-${i}`,
+      stage: 'ResponseComplete',
+      verb: 'get',
+      requestURI: '/healthz',
+      user: { username: 'probe' },
+      stageTimestamp: '2024-05-01T10:00:00.000000Z',
+      annotations: { pad },
+    });
   const N = 64_000; // about 64 MB each: more than the 64 MB heap the commands get below
   const jsonl = join(dir, 'big.jsonl');
   const list = join(dir, 'big-list.json');
@@ -114,9 +131,7 @@ test('send --tls-ca/--tls-cert/--tls-key/--tls-vhost to a listener that requires
   const key = files['client.key'];
   const otherCa = files['other.pem'];
   const port = await freePort();
-  const d = await startDaemon(
-    receiver(dir, port, '      tls: on\n      tls.crt_file: server.pem\n      tls.key_file: server.key\n      tls.ca_file: ca.pem\n      tls.verify_client_cert: on'),
-  );
+  const d = await startDaemon(receiver(dir, port, '      tls: on\n      tls.crt_file: server.pem\n      tls.key_file: server.key\n      tls.ca_file: ca.pem\n      tls.verify_client_cert: on'));
   try {
     const base = ['send', '-H', '127.0.0.1', '-p', String(port), '-t', 'tls', '--ack', '--timeout', '5', events('exec_pod.json')];
     const ok = await runCli([...base, '--tls-ca', caFile, '--tls-cert', cert, '--tls-key', key, '--tls-vhost', 'logwarden.example']);

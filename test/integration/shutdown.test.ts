@@ -148,8 +148,16 @@ ${forwardInput('filesystem')}  outputs:
     loki = await new LokiServer().start();
     again = await LogwardenProcess.start(writeConfig(dir, pipeline(loki.port), 'restart.yaml'));
     await loki.waitForEntries(40);
-    const seqs = countSeqs(loki.entries().map((e) => e.line).join('\n'));
-    assert.deepEqual([...seqs.keys()].sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i));
+    const seqs = countSeqs(
+      loki
+        .entries()
+        .map((e) => e.line)
+        .join('\n'),
+    );
+    assert.deepEqual(
+      [...seqs.keys()].sort((a, b) => a - b),
+      Array.from({ length: 40 }, (_, i) => i),
+    );
     await until(() => bufferedChunks(storage).length === 0, 'the delivered chunk to leave the buffer', 15_000);
     const r2 = await terminate(again);
     assert.equal(r2.code, 0, again.output);
@@ -201,7 +209,10 @@ ${forwardInput('memory')}  outputs:
     again = await LogwardenProcess.start(writeConfig(dir, pipeline(receiver.port()), 'restart.yaml'));
     const file = join(out, 'kube.audit');
     await until(() => existsSync(file) && countSeqs(readFileSync(file, 'utf8')).size === 25, '25 records at the receiver', 15_000);
-    assert.deepEqual([...countSeqs(readFileSync(file, 'utf8')).keys()].sort((a, b) => a - b), Array.from({ length: 25 }, (_, i) => i));
+    assert.deepEqual(
+      [...countSeqs(readFileSync(file, 'utf8')).keys()].sort((a, b) => a - b),
+      Array.from({ length: 25 }, (_, i) => i),
+    );
     await until(() => bufferedChunks(storage).length === 0, 'the delivered chunk to leave the buffer', 15_000);
   } finally {
     await again?.stop();

@@ -72,7 +72,11 @@ function frame(tag: string, id: string, n: number, from = 0): Buffer {
 
 function chunkFiles(dir: string, input = 'forward.0'): string[] {
   const d = join(dir, 'buf', input);
-  return existsSync(d) ? readdirSync(d).filter((n) => n.endsWith('.lwc')).sort() : [];
+  return existsSync(d)
+    ? readdirSync(d)
+        .filter((n) => n.endsWith('.lwc'))
+        .sort()
+    : [];
 }
 
 function acks(c: RawClient): string[] {

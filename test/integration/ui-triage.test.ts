@@ -28,7 +28,16 @@ function alert(rule: string, user: string, ns: string, output: string): LogEvent
   return {
     tag: 'falco',
     time,
-    record: { time: time.toISO(), rule, priority: 'Warning', source: 'k8s_audit', tags: ['k8s', 'a,b'], output, output_fields: { 'ka.user.name': user, 'ka.target.namespace': ns }, hostname: 'node-1' },
+    record: {
+      time: time.toISO(),
+      rule,
+      priority: 'Warning',
+      source: 'k8s_audit',
+      tags: ['k8s', 'a,b'],
+      output,
+      output_fields: { 'ka.user.name': user, 'ka.target.namespace': ns },
+      hostname: 'node-1',
+    },
   };
 }
 
@@ -59,7 +68,11 @@ test('export: CSV quoted as RFC 4180, JSON lines of the full alerts, filters and
     assert.equal(jsonl.headers.get('content-type'), 'application/x-ndjson; charset=utf-8');
     const rows = (await jsonl.text()).split('\n');
     assert.equal(rows.pop(), '');
-    assert.deepEqual(rows.map((l) => (JSON.parse(l) as { id: number }).id), [3, 1], 'the filter applies, newest first');
+    assert.deepEqual(
+      rows.map((l) => (JSON.parse(l) as { id: number }).id),
+      [3, 1],
+      'the filter applies, newest first',
+    );
     assert.equal(rows[0], (await (await fetch(`${r.base}/api/v1/alerts/3`, { headers: auth })).text()).trim());
     assert.equal((await fetch(`${r.base}/api/v1/alerts/export`)).status, 401);
     assert.equal((await fetch(`${r.base}/api/v1/alerts/export?format=xlsx`, { headers: auth })).status, 400);
@@ -180,9 +193,16 @@ test('an Alertmanager that cannot be reached: the mute is made, the answer says 
 test('ui.alertmanager_url must be an http(s) URL', async () => {
   const dir = tempDir('logwarden-ui-am-');
   const file = join(dir, 'p.yaml');
-  for (const [value, col] of [['ftp://am:9093', 24], ['not a url', 24], ['http://am:9093/?x=1', 24]] as const) {
+  for (const [value, col] of [
+    ['ftp://am:9093', 24],
+    ['not a url', 24],
+    ['http://am:9093/?x=1', 24],
+  ] as const) {
     writeFileSync(file, `service:\n  http_server: on\n  ui: on\n  ui.alertmanager_url: ${value}\npipeline:\n  outputs:\n    - name: ui\n      match: falco\n`);
-    assert.throws(() => plan(loadConfigFile(file, {}), registry), (e: Error) => e.message.includes(`${file}:4:${col}: ui.alertmanager_url: found "${value}", expected an http:// or https:// URL`));
+    assert.throws(
+      () => plan(loadConfigFile(file, {}), registry),
+      (e: Error) => e.message.includes(`${file}:4:${col}: ui.alertmanager_url: found "${value}", expected an http:// or https:// URL`),
+    );
   }
   writeFileSync(file, `service:\n  http_server: on\n  ui: on\n  ui.alertmanager_url: https://am.example:9093/prefix\npipeline:\n  outputs:\n    - name: ui\n      match: falco\n`);
   assert.equal(plan(loadConfigFile(file, {}), registry).service['ui.alertmanager_url'], 'https://am.example:9093/prefix');

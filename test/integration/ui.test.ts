@@ -32,11 +32,16 @@ function start(service: string, opts: { assets?: string; outputs?: string } = {}
 }
 
 function alert(rule: string, priority: string, user = 'alice', ns = 'default'): LogEvent {
-  return falcoAlert(rule, priority, { 'ka.user.name': user, 'ka.target.namespace': ns }, {
-    time: EventTime.now(),
-    tags: ['k8s'],
-    output: `${priority} ${rule} (user=${user} ns=${ns}) <img src=x onerror=alert(1)>`,
-  });
+  return falcoAlert(
+    rule,
+    priority,
+    { 'ka.user.name': user, 'ka.target.namespace': ns },
+    {
+      time: EventTime.now(),
+      tags: ['k8s'],
+      output: `${priority} ${rule} (user=${user} ns=${ns}) <img src=x onerror=alert(1)>`,
+    },
+  );
 }
 
 async function get(url: string, headers: Record<string, string> = {}) {
@@ -175,16 +180,22 @@ test('SSE: alerts arrive live as they are routed to the ui output, filtered, and
     assert.equal(evs[0]!.event, 'hello');
     assert.deepEqual(JSON.parse(evs[0]!.data), { newest: 0 });
     const alerts = evs.filter((e) => e.event === 'alert');
-    assert.deepEqual(alerts.map((e) => e.id), ['1', '2', '3']);
+    assert.deepEqual(
+      alerts.map((e) => e.id),
+      ['1', '2', '3'],
+    );
     const first = JSON.parse(alerts[0]!.data) as Record<string, unknown>;
     assert.equal(first.rule, 'Create Privileged Pod');
     assert.equal(first.priority, 'Warning');
     assert.equal(first.user, 'alice');
     assert.equal(first.namespace, 'default');
-    assert.match(String(first.output), /<img src=x onerror=alert\(1\)>/, 'data is carried as text, escaping is the page\'s job (textContent)');
+    assert.match(String(first.output), /<img src=x onerror=alert\(1\)>/, "data is carried as text, escaping is the page's job (textContent)");
 
     const crit = (await readEvents(critical.body, 1)).filter((e) => e.event === 'alert');
-    assert.deepEqual(crit.map((e) => (JSON.parse(e.data) as { rule: string }).rule), ['Attach/Exec Pod']);
+    assert.deepEqual(
+      crit.map((e) => (JSON.parse(e.data) as { rule: string }).rule),
+      ['Attach/Exec Pod'],
+    );
     all.body.destroy();
     critical.body.destroy();
 
@@ -193,11 +204,17 @@ test('SSE: alerts arrive live as they are routed to the ui output, filtered, and
     const got = readEvents(resumed.body, 3);
     await new Promise((res) => setTimeout(res, 50));
     await r.ingest([alert('Create HostNetwork Pod', 'Warning')]);
-    assert.deepEqual((await got).filter((e) => e.event === 'alert').map((e) => e.id), ['2', '3', '4']);
+    assert.deepEqual(
+      (await got).filter((e) => e.event === 'alert').map((e) => e.id),
+      ['2', '3', '4'],
+    );
     resumed.body.destroy();
     // `after` does the same for clients that cannot set headers.
     const viaQuery = await request(`${r.base}/api/v1/alerts/stream?after=3&user=alice`);
-    assert.deepEqual((await readEvents(viaQuery.body, 1)).filter((e) => e.event === 'alert').map((e) => e.id), ['4']);
+    assert.deepEqual(
+      (await readEvents(viaQuery.body, 1)).filter((e) => e.event === 'alert').map((e) => e.id),
+      ['4'],
+    );
     viaQuery.body.destroy();
     await new Promise((res) => setTimeout(res, 50));
     assert.equal(r.ui.streamCount, 0, 'closed streams are forgotten');
@@ -227,7 +244,10 @@ test('a stream client that stops reading is disconnected once 1 MiB is buffered 
     assert.ok(r.logs.some((l) => l.msg === 'ui stream client too slow: disconnected'));
     await r.ui.add([alert('last', 'Warning')]);
     const evs = await readEvents(reading.body, 1);
-    assert.deepEqual(evs.filter((e) => e.event === 'alert').map((e) => (JSON.parse(e.data) as { rule: string }).rule), ['last']);
+    assert.deepEqual(
+      evs.filter((e) => e.event === 'alert').map((e) => (JSON.parse(e.data) as { rule: string }).rule),
+      ['last'],
+    );
     reading.body.destroy();
     stalled.destroy();
   } finally {
@@ -238,13 +258,25 @@ test('a stream client that stops reading is disconnected once 1 MiB is buffered 
 test('alert API: list, paging, one alert with its full record, stats, bad parameters', async () => {
   const r = await start('  ui.max_alerts: 3');
   try {
-    for (const [rule, p] of [['A', 'Warning'], ['B', 'Critical'], ['C', 'Notice'], ['D', 'Warning']] as const) await r.ingest([alert(rule, p)]);
+    for (const [rule, p] of [
+      ['A', 'Warning'],
+      ['B', 'Critical'],
+      ['C', 'Notice'],
+      ['D', 'Warning'],
+    ] as const)
+      await r.ingest([alert(rule, p)]);
     const list = JSON.parse((await get(`${r.base}/api/v1/alerts?limit=2`)).text) as { alerts: Array<{ id: number; rule: string }>; more: boolean; total: number };
-    assert.deepEqual(list.alerts.map((a) => a.rule), ['D', 'C']);
+    assert.deepEqual(
+      list.alerts.map((a) => a.rule),
+      ['D', 'C'],
+    );
     assert.equal(list.more, true);
     assert.equal(list.total, 3, 'ui.max_alerts');
     const older = JSON.parse((await get(`${r.base}/api/v1/alerts?limit=2&before=3`)).text) as { alerts: Array<{ rule: string }>; more: boolean };
-    assert.deepEqual(older.alerts.map((a) => a.rule), ['B']);
+    assert.deepEqual(
+      older.alerts.map((a) => a.rule),
+      ['B'],
+    );
     assert.equal(older.more, false);
 
     const one = await get(`${r.base}/api/v1/alerts/4`);
@@ -264,7 +296,10 @@ test('alert API: list, paging, one alert with its full record, stats, bad parame
     assert.equal(stats.total, 1);
     assert.deepEqual(stats.byPriority, { Critical: 1, Notice: 1, Warning: 1 });
     assert.equal(stats.series.step, 60_000);
-    assert.equal(stats.series.byPriority.Warning!.reduce((a, b) => a + b, 0), 1);
+    assert.equal(
+      stats.series.byPriority.Warning!.reduce((a, b) => a + b, 0),
+      1,
+    );
 
     const bad = await get(`${r.base}/api/v1/alerts?limit=100000`);
     assert.equal(bad.status, 400);
@@ -281,7 +316,10 @@ test('the ui output skips records that are no alert, counting them, and keeps th
     const plain: LogEvent = { tag: 'kube.audit', time: EventTime.now(), record: { verb: 'get' } };
     assert.equal(await r.ingest([plain, { ...alert('A', 'Warning'), tag: 'kube.audit' }]), true);
     const list = JSON.parse((await get(`${r.base}/api/v1/alerts`)).text) as { alerts: Array<{ rule: string; tag: string }> };
-    assert.deepEqual(list.alerts.map((a) => [a.rule, a.tag]), [['A', 'kube.audit']]);
+    assert.deepEqual(
+      list.alerts.map((a) => [a.rule, a.tag]),
+      [['A', 'kube.audit']],
+    );
     const metrics = (await get(`${r.base}/metrics`)).text;
     assert.match(metrics, /logwarden_output_ui_skipped_records_total\{name="ui\.0"\} 1/);
     assert.ok(r.logs.some((l) => String(l.msg).includes('records without a rule are no alerts')));
@@ -298,8 +336,14 @@ test('health JSON carries the same numbers as /metrics, per input, filter and ou
     const h0 = JSON.parse((await get(`${r.base}/api/v1/health`)).text) as Health;
     assert.equal(h0.ready, true);
     assert.equal(h0.state, 'running');
-    assert.deepEqual(h0.inputs.map((i) => i.name), ['forward.0']);
-    assert.deepEqual(h0.outputs.map((o) => o.name), ['ui.0', 'file.0']);
+    assert.deepEqual(
+      h0.inputs.map((i) => i.name),
+      ['forward.0'],
+    );
+    assert.deepEqual(
+      h0.outputs.map((o) => o.name),
+      ['ui.0', 'file.0'],
+    );
     assert.equal(h0.outputs[0]!.records_per_s, null, 'no rate before a second sample');
     assert.equal(h0.buffer.limit_bytes, 64 * 1024 * 1024);
 
@@ -321,7 +365,10 @@ test('health JSON carries the same numbers as /metrics, per input, filter and ou
     assert.ok(file.last_error && file.last_error.length > 0);
     const errorLines = [...metrics.matchAll(/^logwarden_output_errors_total\{name="file\.0",[^}]*\} (\S+)$/gm)];
     assert.ok(file.errors >= 1);
-    assert.equal(file.errors, errorLines.reduce((n, m) => n + Number(m[1]), 0));
+    assert.equal(
+      file.errors,
+      errorLines.reduce((n, m) => n + Number(m[1]), 0),
+    );
     assert.equal(h.unrouted, 0);
     assert.ok(h.process.rss_bytes > 0);
   } finally {
@@ -367,24 +414,12 @@ test('load-time errors: ui needs http_server, ui.* needs ui, basic auth needs bo
     }
   };
   const out = 'pipeline:\n  outputs:\n    - name: ui\n      match: falco\n';
-  assert.equal(
-    await errorsOf(`service:\n  ui: on\n${out}`),
-    'FILE:2:3: ui: the web page is served by the service HTTP server: set http_server: on',
-  );
-  assert.equal(
-    await errorsOf(`service:\n  http_server: on\n  ui.db_path: /tmp/x.db\n${out}`),
-    'FILE:3:3: ui.db_path: has no effect unless ui: on',
-  );
-  assert.equal(
-    await errorsOf(`service:\n  http_server: on\n  ui: on\n  ui.http_passwd: x\n${out}`),
-    'FILE:4:3: ui.http_passwd: set ui.http_user too: basic auth needs both',
-  );
+  assert.equal(await errorsOf(`service:\n  ui: on\n${out}`), 'FILE:2:3: ui: the web page is served by the service HTTP server: set http_server: on');
+  assert.equal(await errorsOf(`service:\n  http_server: on\n  ui.db_path: /tmp/x.db\n${out}`), 'FILE:3:3: ui.db_path: has no effect unless ui: on');
+  assert.equal(await errorsOf(`service:\n  http_server: on\n  ui: on\n  ui.http_passwd: x\n${out}`), 'FILE:4:3: ui.http_passwd: set ui.http_user too: basic auth needs both');
   assert.equal(await errorsOf(`service:\n  http_server: on\n  ui: on\n  ui.bearer_token: ""\n${out}`), 'FILE:4:3: ui.bearer_token: found an empty string, expected a non-empty credential');
   assert.equal(await errorsOf(`service:\n  http_server: on\n  ui: on\n  ui.max_alerts: 0\n${out}`), 'FILE:4:18: ui.max_alerts: found 0, expected an integer (at least 1)');
-  assert.equal(
-    await errorsOf(out),
-    'FILE:3:7: name: the ui output shows alerts on the web page: set ui: on (and http_server: on) in the service section',
-  );
+  assert.equal(await errorsOf(out), 'FILE:3:7: name: the ui output shows alerts on the web page: set ui: on (and http_server: on) in the service section');
   assert.equal(await errorsOf(`service:\n  http_server: on\n  ui: on\n  ui.retention: 7d\n${out}`), '', 'a valid configuration validates');
   assert.equal(
     await errorsOf(`service:\n  http_server: on\n  ui: on\n  ui.store: redis://cache:6379\n${out}`),

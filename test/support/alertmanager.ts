@@ -35,11 +35,9 @@ export class Alertmanager {
   async start(timeoutMs = 15_000): Promise<this> {
     const config = join(this.dir, 'alertmanager.yml');
     writeFileSync(config, 'route:\n  receiver: none\n  group_wait: 1h\nreceivers:\n  - name: none\n');
-    this.proc = spawn(
-      ALERTMANAGER_BINARY,
-      [`--config.file=${config}`, `--storage.path=${join(this.dir, 'data')}`, `--web.listen-address=127.0.0.1:${this.port}`, '--cluster.listen-address='],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    this.proc = spawn(ALERTMANAGER_BINARY, [`--config.file=${config}`, `--storage.path=${join(this.dir, 'data')}`, `--web.listen-address=127.0.0.1:${this.port}`, '--cluster.listen-address='], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.proc.stdout!.on('data', (d) => (this.log += String(d)));
     this.proc.stderr!.on('data', (d) => (this.log += String(d)));
     await waitReady(this.proc, `${this.url}/-/ready`, 'alertmanager', () => this.log, timeoutMs);

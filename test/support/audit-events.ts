@@ -51,16 +51,28 @@ export function auditEvent(seq: number, run = 0, base = Date.UTC(2026, 0, 15, 12
     verb,
     user,
     sourceIPs: [`10.${(seq >> 8) & 255}.${seq & 255}.${(seq * 13) % 250}`],
-    userAgent: seq % 3 === 0 ? 'kubectl/v1.30.2 (linux/amd64) kubernetes/3968350' : 'kube-controller-manager/v1.30.2 (linux/amd64) kubernetes/3968350/system:serviceaccount:kube-system:replicaset-controller',
+    userAgent:
+      seq % 3 === 0 ? 'kubectl/v1.30.2 (linux/amd64) kubernetes/3968350' : 'kube-controller-manager/v1.30.2 (linux/amd64) kubernetes/3968350/system:serviceaccount:kube-system:replicaset-controller',
     objectRef: { resource: r.resource, namespace: ns, name, apiGroup: r.apiGroup || undefined, apiVersion: r.apiVersion },
-    responseStatus: code >= 400 ? { metadata: {}, status: 'Failure', message: `${r.resource} "${name}" is forbidden — Zugriff verweigert`, reason: code === 403 ? 'Forbidden' : 'NotFound', code } : { metadata: {}, code },
+    responseStatus:
+      code >= 400
+        ? { metadata: {}, status: 'Failure', message: `${r.resource} "${name}" is forbidden — Zugriff verweigert`, reason: code === 403 ? 'Forbidden' : 'NotFound', code }
+        : { metadata: {}, code },
     requestReceivedTimestamp: received,
     stageTimestamp: done,
-    annotations: { 'authorization.k8s.io/decision': code === 403 ? 'forbid' : 'allow', 'authorization.k8s.io/reason': `RBAC: allowed by ClusterRoleBinding "system:controller:${r.resource}" of ClusterRole "edit" to Group "${user.groups[0]}"` },
+    annotations: {
+      'authorization.k8s.io/decision': code === 403 ? 'forbid' : 'allow',
+      'authorization.k8s.io/reason': `RBAC: allowed by ClusterRoleBinding "system:controller:${r.resource}" of ClusterRole "edit" to Group "${user.groups[0]}"`,
+    },
     seq,
   };
   if (write) {
-    ev.requestObject = { kind: 'ConfigMap', apiVersion: 'v1', metadata: { name, namespace: ns, labels: { app: 'checkout', 'app.kubernetes.io/part-of': 'shop' } }, data: { 'config.yaml': `replicas: ${seq % 5}\nmessage: "grüße aus ${ns}"\n` } };
+    ev.requestObject = {
+      kind: 'ConfigMap',
+      apiVersion: 'v1',
+      metadata: { name, namespace: ns, labels: { app: 'checkout', 'app.kubernetes.io/part-of': 'shop' } },
+      data: { 'config.yaml': `replicas: ${seq % 5}\nmessage: "grüße aus ${ns}"\n` },
+    };
   }
   return JSON.parse(JSON.stringify(ev)) as Record<string, unknown>;
 }

@@ -34,12 +34,24 @@ export function recordsAround(fields: Array<[string, unknown]>): Buffer[] {
   return [
     encode({ ...f }),
     encode({ a: 1, ...f, z: 'end' }),
-    encode({ ü: 'é'.repeat(40), ...f, n: -5, big: 2n ** 60n, fl: 1.5, t: true, nul: null, bin: Buffer.from([1, 2, 3]), '日本': '語' }),
+    encode({ ü: 'é'.repeat(40), ...f, n: -5, big: 2n ** 60n, fl: 1.5, t: true, nul: null, bin: Buffer.from([1, 2, 3]), 日本: '語' }),
     encode({ k8s: { ns: 'kube-system', labels: { app: 'web', 'a.b': [1, { c: 2 }] } }, ...f, list: [1, 'two', { three: 3 }] }),
     map([['a', 1], ...fields, ['a', 2], ['b', { x: 1 }]]),
     map([[first[0], 'an earlier value'], ['mid', 1], ...fields]),
     map([['__proto__', { evil: 1 }], ...fields, ['after', 'x']]),
-    map([...fields, ['k8s', rawValue(map([['ns', 'a'], ['ns', 'b'], ['__proto__', { polluted: true }]]))]]),
+    map([
+      ...fields,
+      [
+        'k8s',
+        rawValue(
+          map([
+            ['ns', 'a'],
+            ['ns', 'b'],
+            ['__proto__', { polluted: true }],
+          ]),
+        ),
+      ],
+    ]),
     encode({ 7: 'seven', ...f, s: 'x' }),
     encode(Object.fromEntries([...Array.from({ length: 40 }, (_, i) => [`k${i}`, i % 2 ? 'v'.repeat(i * 7) : { n: i }]), ...fields])),
   ];

@@ -38,9 +38,18 @@ export async function pki(o: PkiOptions = {}): Promise<Pki> {
   const host = o.host ?? 'localhost';
   const ca = await selfsigned.generate([{ name: 'commonName', value: o.caName ?? 'test-ca' }], {
     ...rsa,
-    extensions: [{ name: 'basicConstraints', cA: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true }],
+    extensions: [
+      { name: 'basicConstraints', cA: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true },
+    ],
   });
-  const altNames = (o.ip ?? true) ? [{ type: 2 as const, value: host }, { type: 7 as const, ip: '127.0.0.1' }] : [{ type: 2 as const, value: host }];
+  const altNames =
+    (o.ip ?? true)
+      ? [
+          { type: 2 as const, value: host },
+          { type: 7 as const, ip: '127.0.0.1' },
+        ]
+      : [{ type: 2 as const, value: host }];
   const server = await selfsigned.generate([{ name: 'commonName', value: host }], {
     ...rsa,
     ca: { key: ca.private, cert: ca.cert },

@@ -115,9 +115,18 @@ export function assertTagRouting(p: LoadedPipeline, tag: string): void {
   const detect = byName('detect')[0]!;
   const alertTag = String(detect.alert_tag);
   const outs = p.loaded.outputs.map((o) => ({ name: o.name, match: String(o.raw.values.match) }));
-  assert.ok(outs.some((o) => o.name === 'loki' && o.match === tag), 'audit events go to Loki');
-  assert.ok(outs.some((o) => o.name === 'alertmanager' && o.match === alertTag), 'alerts go to Alertmanager');
-  assert.ok(outs.some((o) => o.name === 'loki' && o.match === alertTag), 'alerts go to Loki');
+  assert.ok(
+    outs.some((o) => o.name === 'loki' && o.match === tag),
+    'audit events go to Loki',
+  );
+  assert.ok(
+    outs.some((o) => o.name === 'alertmanager' && o.match === alertTag),
+    'alerts go to Alertmanager',
+  );
+  assert.ok(
+    outs.some((o) => o.name === 'loki' && o.match === alertTag),
+    'alerts go to Loki',
+  );
 }
 
 export interface FluentBitConfig {

@@ -25,7 +25,7 @@ export class LogwardenProcess {
     let buf = '';
     const onData = (d: Buffer) => {
       buf += String(d);
-      let i;
+      let i: number;
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
@@ -53,7 +53,7 @@ export class LogwardenProcess {
    */
   static async start(config: string, timeoutMs = 30_000, opts: { containerLimit?: number } = {}): Promise<LogwardenProcess> {
     const env: NodeJS.ProcessEnv = { ...process.env, CI: '1' };
-    let proc;
+    let proc: ChildProcess;
     if (opts.containerLimit !== undefined) {
       const cgroup = mkdtempSync(join(tmpdir(), 'logwarden-cgroup-'));
       writeFileSync(join(cgroup, 'memory.max'), `${opts.containerLimit}\n`);
@@ -135,10 +135,7 @@ export class RssSampler {
   peak = 0;
   samples = 0;
   private timer: NodeJS.Timeout | undefined;
-  constructor(
-    p: LogwardenProcess,
-    everyMs = 100,
-  ) {
+  constructor(p: LogwardenProcess, everyMs = 100) {
     const tick = () => {
       try {
         const r = p.rss();
@@ -190,8 +187,7 @@ export interface FaultPipeline {
 export function writeFaultConfig(dir: string, p: FaultPipeline): string {
   const lines = (settings: string[] = [], indent: string) => settings.map((l) => `${indent}${l}\n`).join('');
   const http = (p.http ?? true) ? '  http_server: on\n  http_listen: 127.0.0.1\n  http_port: 0\n' : '';
-  const inputs =
-    p.inputs ?? `    - name: forward\n      listen: 127.0.0.1\n      port: 0\n${lines(p.input, '      ')}      storage.type: filesystem`;
+  const inputs = p.inputs ?? `    - name: forward\n      listen: 127.0.0.1\n      port: 0\n${lines(p.input, '      ')}      storage.type: filesystem`;
   return writeConfig(
     dir,
     `service:

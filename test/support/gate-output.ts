@@ -4,7 +4,7 @@
  * acks and backpressure; real downstreams have their own tests.
  */
 import type { LogEvent } from '../../src/core/event.js';
-import { DeliveryError, type OutputPlugin } from '../../src/core/plugin.js';
+import type { DeliveryError, OutputPlugin } from '../../src/core/plugin.js';
 import { deliveryOptions } from '../../src/core/common-options.js';
 
 export class Gate {

@@ -34,11 +34,7 @@ type Node =
 
 type Pipe = Cmd[];
 type Cmd = Operand[];
-type Operand =
-  | { o: 'field'; base: 'dot' | 'root' | string; path: string[] }
-  | { o: 'lit'; v: Value }
-  | { o: 'fn'; name: string }
-  | { o: 'pipe'; pipe: Pipe };
+type Operand = { o: 'field'; base: 'dot' | 'root' | string; path: string[] } | { o: 'lit'; v: Value } | { o: 'fn'; name: string } | { o: 'pipe'; pipe: Pipe };
 
 interface Token {
   kind: 'text' | 'action';
@@ -429,7 +425,10 @@ function callFn(name: string, args: Value[], _dot: Value, _scope: Scope, ctx: Ct
     case 'indent':
       return indentText(Number(args[0]), str(args[1]));
     case 'quote':
-      return args.filter((a) => a !== null && a !== undefined).map((a) => JSON.stringify(str(a))).join(' ');
+      return args
+        .filter((a) => a !== null && a !== undefined)
+        .map((a) => JSON.stringify(str(a)))
+        .join(' ');
     case 'default':
       return isEmpty(args[1]) ? args[0] : args[1];
     case 'required':
@@ -521,7 +520,9 @@ export function helmTemplate(chartDir: string, opts: HelmOptions = {}): Rendered
     Chart: { Name: chart.name, Version: chart.version, AppVersion: chart.appVersion, Description: chart.description },
   };
   const templatesDir = join(chartDir, 'templates');
-  const names = readdirSync(templatesDir).filter((f) => /\.(ya?ml|tpl|txt)$/.test(f)).sort();
+  const names = readdirSync(templatesDir)
+    .filter((f) => /\.(ya?ml|tpl|txt)$/.test(f))
+    .sort();
   const parsed = new Map(names.map((f) => [f, parseTemplate(readFileSync(join(templatesDir, f), 'utf8'), `templates/${f}`)]));
   const defines = new Map<string, Node[]>();
   for (const nodes of parsed.values()) for (const n of nodes) if (n.t === 'define') defines.set(n.name, n.body);

@@ -34,18 +34,7 @@ export type K8sObject = {
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 const KUSTOMIZATION_FILES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'];
-const SUPPORTED_FIELDS = new Set([
-  'apiVersion',
-  'kind',
-  'namespace',
-  'labels',
-  'resources',
-  'components',
-  'configMapGenerator',
-  'secretGenerator',
-  'patches',
-  'images',
-]);
+const SUPPORTED_FIELDS = new Set(['apiVersion', 'kind', 'namespace', 'labels', 'resources', 'components', 'configMapGenerator', 'secretGenerator', 'patches', 'images']);
 const CLUSTER_SCOPED = new Set([
   'Namespace',
   'ClusterRole',
@@ -255,17 +244,12 @@ function goJson(v: unknown): string {
   }
   if (Array.isArray(v)) return `[${v.map(goJson).join(',')}]`;
   const s = JSON.stringify(v);
-  return typeof v === 'string'
-    ? s.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
-    : s;
+  return typeof v === 'string' ? s.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : s;
 }
 
 function applyPatch(objects: K8sObject[], patch: K8sObject, file: string): void {
   const targets = objects.filter(
-    (o) =>
-      o.kind === patch.kind &&
-      o.metadata.name === patch.metadata.name &&
-      (patch.metadata.namespace === undefined || o.metadata.namespace === patch.metadata.namespace),
+    (o) => o.kind === patch.kind && o.metadata.name === patch.metadata.name && (patch.metadata.namespace === undefined || o.metadata.namespace === patch.metadata.namespace),
   );
   if (targets.length !== 1) {
     throw new Error(`${file}: patch for ${patch.kind}/${patch.metadata.name} matches ${targets.length} objects, expected 1`);

@@ -188,9 +188,7 @@ export class LokiServer {
   async start(port = 0): Promise<this> {
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
     const tls = this.opts.tls;
-    this.server = tls
-      ? createTLSServer({ key: tls.key, cert: tls.cert, ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {}) }, handler)
-      : createServer(handler);
+    this.server = tls ? createTLSServer({ key: tls.key, cert: tls.cert, ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {}) }, handler) : createServer(handler);
     this.server.keepAliveTimeout = 5000;
     this.server.on('connection', (s: Socket) => {
       this.sockets.add(s);
@@ -402,8 +400,7 @@ export class LokiServer {
       for (const e of valid) {
         const max = stored.max;
         if (this.opts.unorderedWrites === false ? e.ts < max : max > 0n && e.ts < max - TOO_FAR_BEHIND_NS) {
-          const reason =
-            this.opts.unorderedWrites === false ? 'entry out of order' : `entry too far behind, oldest acceptable timestamp is: ${rfc3339(max - TOO_FAR_BEHIND_NS)}`;
+          const reason = this.opts.unorderedWrites === false ? 'entry out of order' : `entry too far behind, oldest acceptable timestamp is: ${rfc3339(max - TOO_FAR_BEHIND_NS)}`;
           refused.push(`entry with timestamp ${goTime(e.ts)} ignored, reason: '${reason}' for stream: ${streamText},\n`);
           continue;
         }

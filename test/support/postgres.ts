@@ -48,7 +48,7 @@ export class PgCluster {
     }
     const pw = join(c.dir, 'pw');
     writeFileSync(pw, 'secret\n');
-    if (c.asPostgres) chownSync(pw, ...Object.values(await c.postgresIds()) as [number, number]);
+    if (c.asPostgres) chownSync(pw, ...(Object.values(await c.postgresIds()) as [number, number]));
     await c.exec('initdb', ['-D', c.data, '-U', 'logwarden', '--pwfile', pw, '-A', 'scram-sha-256', '--no-sync', '-E', 'UTF8', '--locale', 'C']);
     c.port = await freePort();
     await c.start();
@@ -81,8 +81,15 @@ export class PgCluster {
 
   async start(): Promise<void> {
     await this.exec('pg_ctl', [
-      '-D', this.data, '-l', join(this.dir, 'server.log'), '-w', '-t', '60',
-      '-o', `-p ${this.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${this.dir} -c fsync=off -c max_connections=50`,
+      '-D',
+      this.data,
+      '-l',
+      join(this.dir, 'server.log'),
+      '-w',
+      '-t',
+      '60',
+      '-o',
+      `-p ${this.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${this.dir} -c fsync=off -c max_connections=50`,
       'start',
     ]);
   }

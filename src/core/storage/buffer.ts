@@ -215,48 +215,50 @@ export class FilesystemStorage {
     this.backlog.add(c);
     this.budget.startWrite(c.cost);
     this.gauges();
-    c.io = this.track(this.files.write(c.file, head, body).then(
-      () => {
-        this.budget.endWrite(c.cost);
-        this.m.written.labels(input).inc();
-        const s = c.state;
-        if (s.kind !== 'writing') {
-          // Every output finished while the chunk was written (gone); the unlink is chained after this.
+    c.io = this.track(
+      this.files.write(c.file, head, body).then(
+        () => {
+          this.budget.endWrite(c.cost);
+          this.m.written.labels(input).inc();
+          const s = c.state;
+          if (s.kind !== 'writing') {
+            // Every output finished while the chunk was written (gone); the unlink is chained after this.
+            inputCommit.release();
+            return;
+          }
+          c.state = { kind: 'up', fromDisk: false, segments: s.segments, segmentBytes: s.segmentBytes };
           inputCommit.release();
-          return;
-        }
-        c.state = { kind: 'up', fromDisk: false, segments: s.segments, segmentBytes: s.segmentBytes };
-        inputCommit.release();
-        this.pump();
-        this.maybeUnload(c);
-        this.gauges();
-      },
-      (e: NodeJS.ErrnoException) => {
-        this.budget.endWrite(c.cost);
-        for (const o of c.pending) this.quotas.unuse(o, c.bytes);
-        this.chunks.delete(c.file);
-        this.backlog.delete(c);
-        const code = e.code ?? 'error';
-        this.m.writeErrors.labels(input, code.toLowerCase()).inc();
-        const full = code === 'ENOSPC' || code === 'EDQUOT';
-        this.log.error(
-          { input, chunk: c.name, bytes: c.bytes, err: e.message, code },
-          full
-            ? 'filesystem buffer: no space left; chunk kept in memory and acked only after delivery; pausing filesystem inputs until space returns'
-            : 'filesystem buffer: cannot write chunk; it is kept in memory and acked only after delivery',
-        );
-        if (full) this.disk.full(c.bytes);
-        this.m.unbuffered.labels(input, full ? 'disk_full' : 'write_error').inc();
-        const s = c.state;
-        if (s.kind === 'writing') {
-          // Outputs that already settled keep their outcome; the rest are fed from memory.
-          c.state = { kind: 'memory', inputCommit, segments: s.segments, segmentBytes: s.segmentBytes };
-          for (const o of c.pending) if (!c.queued.has(o) && !c.parked.has(o)) this.enqueue(c, o);
-          this.finishMemory(c);
-        } else inputCommit.release(c.failure === undefined, c.failure); // every output had settled (gone)
-        this.gauges();
-      },
-    ));
+          this.pump();
+          this.maybeUnload(c);
+          this.gauges();
+        },
+        (e: NodeJS.ErrnoException) => {
+          this.budget.endWrite(c.cost);
+          for (const o of c.pending) this.quotas.unuse(o, c.bytes);
+          this.chunks.delete(c.file);
+          this.backlog.delete(c);
+          const code = e.code ?? 'error';
+          this.m.writeErrors.labels(input, code.toLowerCase()).inc();
+          const full = code === 'ENOSPC' || code === 'EDQUOT';
+          this.log.error(
+            { input, chunk: c.name, bytes: c.bytes, err: e.message, code },
+            full
+              ? 'filesystem buffer: no space left; chunk kept in memory and acked only after delivery; pausing filesystem inputs until space returns'
+              : 'filesystem buffer: cannot write chunk; it is kept in memory and acked only after delivery',
+          );
+          if (full) this.disk.full(c.bytes);
+          this.m.unbuffered.labels(input, full ? 'disk_full' : 'write_error').inc();
+          const s = c.state;
+          if (s.kind === 'writing') {
+            // Outputs that already settled keep their outcome; the rest are fed from memory.
+            c.state = { kind: 'memory', inputCommit, segments: s.segments, segmentBytes: s.segmentBytes };
+            for (const o of c.pending) if (!c.queued.has(o) && !c.parked.has(o)) this.enqueue(c, o);
+            this.finishMemory(c);
+          } else inputCommit.release(c.failure === undefined, c.failure); // every output had settled (gone)
+          this.gauges();
+        },
+      ),
+    );
     this.pump();
   }
 

@@ -77,7 +77,7 @@ export class ChunkFiles {
   async scan(file: string): Promise<{ header: ChunkHeader; size: number; done: string[] }> {
     // Non-blocking: opening a FIFO for reading would wait for a writer.
     const fh = await open(file, fsc.O_RDONLY | fsc.O_NONBLOCK);
-    let header;
+    let header: ChunkHeader | undefined;
     let size: number;
     try {
       const st = await fh.stat();

@@ -294,7 +294,7 @@ export interface Decision {
   dropped?: 'level' | 'stage';
 }
 
-const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
+const hasOwn = (o: object, k: string) => Object.hasOwn(o, k);
 
 /** A shallow copy of `obj` without the `skip` keys; a `__proto__` key stays an own data property. */
 export function copyWithout(obj: Record<string, unknown>, skipA: string | null, skipB: string | null = null): Record<string, unknown> {
@@ -376,7 +376,7 @@ export class CompiledPolicy {
     }
     d.rule = rule.index;
     const own = v.getTop('level');
-    const ownRank = typeof own === 'string' ? RANK[own] ?? 3 : 3;
+    const ownRank = typeof own === 'string' ? (RANK[own] ?? 3) : 3;
     const rank = Math.min(RANK[rule.level]!, ownRank);
     const level = LEVELS[rank]!;
     d.level = level;
@@ -417,7 +417,7 @@ export class CompiledPolicy {
     if (rule === null) return { rule: -1, policyLevel: 'None', level: 'None', event: null, dropped: 'level' };
     const policyRank = RANK[rule.level]!;
     // An Event without a valid level is taken as complete: the policy's level applies.
-    const ownRank = typeof event.level === 'string' ? RANK[event.level] ?? 3 : 3;
+    const ownRank = typeof event.level === 'string' ? (RANK[event.level] ?? 3) : 3;
     const rank = Math.min(policyRank, ownRank);
     const level = LEVELS[rank]!;
     if (rank === 0) return decision(rule, level, null, 'level');

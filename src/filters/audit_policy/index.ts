@@ -28,7 +28,7 @@ export function readPolicy(config: AuditPolicyConfig, section: RawSection): Poli
   if (hasFile === hasInline) {
     throw new ConfigError(
       hasFile ? 'set policy_file or policy, not both' : 'set policy_file (a Policy YAML file) or policy (an inline Policy map)',
-      hasFile ? section.keyPos.policy ?? section.pos : section.pos,
+      hasFile ? (section.keyPos.policy ?? section.pos) : section.pos,
       hasFile ? 'policy' : 'policy_file',
     );
   }
@@ -50,7 +50,7 @@ const options = {
   reserve_data: {
     type: 'bool',
     default: false,
-    description: 'With key_name holding a JSON string: keep the record\'s other keys next to the Event\'s fields (as the parser filter\'s reserve_data)',
+    description: "With key_name holding a JSON string: keep the record's other keys next to the Event's fields (as the parser filter's reserve_data)",
   },
   non_audit: {
     type: 'enum',

@@ -274,11 +274,7 @@ export function parsePolicyText(text: string, file: string, option: string, at?:
     for (const err of doc.errors) {
       const { line, col } = lines.linePos(err.pos[0]);
       const msg = `YAML syntax error: ${err.message.split('\n')[0]}`;
-      c.errors.push(
-        at
-          ? new ConfigError(`inline policy line ${line}, col ${col}: ${msg}`, at, option)
-          : new ConfigError(msg, { file, line, col }, option),
-      );
+      c.errors.push(at ? new ConfigError(`inline policy line ${line}, col ${col}: ${msg}`, at, option) : new ConfigError(msg, { file, line, col }, option));
     }
     return finish(c, null);
   }

@@ -14,20 +14,7 @@ import { sharedView, UNSUPPORTED } from '../../core/record-view.js';
 import { WireEvent } from '../../core/wire-event.js';
 import { encode } from '../../core/msgpack.js';
 import { MsgpackWriter } from '../../core/msgpack-writer.js';
-import {
-  BUNDLED_RULES,
-  DEFAULT_HOSTNAME,
-  Engine,
-  PRIORITY_VALUES,
-  RuleLoadError,
-  RuleLoader,
-  formatMessage,
-  newStats,
-  parsePriority,
-  type AuditEvent,
-  type RuleSet,
-} from '../../falco/index.js';
-
+import { BUNDLED_RULES, DEFAULT_HOSTNAME, Engine, PRIORITY_VALUES, RuleLoadError, RuleLoader, formatMessage, newStats, parsePriority, type AuditEvent, type RuleSet } from '../../falco/index.js';
 
 function pos(section: RawSection, key: string) {
   return section.valuePos[key] ?? section.keyPos[key] ?? section.pos;
@@ -91,7 +78,7 @@ const options = {
   include_event: {
     type: 'bool',
     default: false,
-    description: 'Add the audit event that triggered each alert under audit_event (the web page shows it); off keeps Falco\'s alert shape',
+    description: "Add the audit event that triggered each alert under audit_event (the web page shows it); off keeps Falco's alert shape",
   },
   key_name: {
     type: 'string',
@@ -123,10 +110,7 @@ export const detect = definePlugin({
       minPriority: parsePriority(config.minimum_priority)!,
       hostname: config.hostname,
     });
-    ctx.logger.info(
-      { rules: engine.active.length, files: ruleSet.files, index: engine.indexFields },
-      `loaded ${engine.active.length} k8s_audit rules from ${ruleSet.files.length} file(s)`,
-    );
+    ctx.logger.info({ rules: engine.active.length, files: ruleSet.files, index: engine.indexFields }, `loaded ${engine.active.length} k8s_audit rules from ${ruleSet.files.length} file(s)`);
 
     const alertsMetric = ctx.metrics.counter('logwarden_detect_alerts_total', 'Alerts emitted by a detect filter, by rule and priority', ['name', 'rule', 'priority']);
     const perRule = new Map(engine.active.map((r) => [r, alertsMetric.labels({ name: ctx.id, rule: r.rule.name, priority: r.rule.priorityName })]));
@@ -138,9 +122,7 @@ export const detect = definePlugin({
       'Records or events a detect filter could not evaluate, by reason (not_audit, missing_key, not_json, wrong_type, too_deep, invalid_stage_timestamp, error)',
       ['name', 'reason'],
     );
-    const ruleErrors = ctx.metrics
-      .counter('logwarden_detect_rule_errors_total', 'Checks that failed while evaluating (an operator a list field does not support)', ['name'])
-      .labels({ name: ctx.id });
+    const ruleErrors = ctx.metrics.counter('logwarden_detect_rule_errors_total', 'Checks that failed while evaluating (an operator a list field does not support)', ['name']).labels({ name: ctx.id });
 
     const keyName = config.key_name;
     const tag = config.alert_tag;

@@ -91,11 +91,7 @@ function checkOptions(config: LookupConfig, section: RawSection): RecordAccessor
     throw new ConfigError(`invalid record accessor ${JSON.stringify(config.lookup_key)}: ${(e as Error).message}`, posOf(section, 'lookup_key'), 'lookup_key');
   }
   if (config.result_key === undefined && config.default !== undefined && !isFields(config.default)) {
-    throw new ConfigError(
-      'without result_key the default is merged into the record, so it must be a map of fields (or set result_key)',
-      posOf(section, 'default'),
-      'default',
-    );
+    throw new ConfigError('without result_key the default is merged into the record, so it must be a map of fields (or set result_key)', posOf(section, 'default'), 'default');
   }
   if (config.result_key === '') throw new ConfigError('found "", expected a key name', posOf(section, 'result_key'), 'result_key');
   return accessor;
@@ -104,7 +100,7 @@ function checkOptions(config: LookupConfig, section: RawSection): RecordAccessor
 /** A key an object lists before the others (an array index in canonical decimal). */
 const INDEX = /^(0|[1-9][0-9]*)$/;
 
-const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
+const hasOwn = (o: object, k: string) => Object.hasOwn(o, k);
 
 /**
  * Object.assign, except that a `__proto__` key of `src` stays data (Object.assign would set the
@@ -137,7 +133,7 @@ const options = {
   key_column: { type: 'string', description: 'CSV column / YAML row field holding the key (default: the first column)' },
   result_key: {
     type: 'string',
-    description: 'Key the result is written under (one value, or a map of the row\'s other columns); unset: the row\'s other columns are merged into the record',
+    description: "Key the result is written under (one value, or a map of the row's other columns); unset: the row's other columns are merged into the record",
   },
   default: { type: 'any', description: 'Result when no row matches (a value under result_key, or a map of fields to merge); unset: the record is left as is' },
   ignore_case: { type: 'bool', default: false, description: 'Match keys case-insensitively' },
@@ -172,10 +168,7 @@ export const lookup = definePlugin({
 
     const reportDuplicates = (t: LookupTable) => {
       if (t.duplicates.count) {
-        ctx.logger.warn(
-          { file: path, duplicates: t.duplicates.count, first: t.duplicates.first },
-          `lookup table has ${t.duplicates.count} duplicate key(s); the first row of each key is used`,
-        );
+        ctx.logger.warn({ file: path, duplicates: t.duplicates.count, first: t.duplicates.first }, `lookup table has ${t.duplicates.count} duplicate key(s); the first row of each key is used`);
       }
     };
     reportDuplicates(table);
@@ -233,10 +226,7 @@ export const lookup = definePlugin({
         } catch (e) {
           const where = e instanceof TableError && e.line !== undefined ? `${path}:${e.line}${e.col !== undefined ? `:${e.col}` : ''}` : path;
           reloads.labels({ name: ctx.id, result: 'failed' }).inc();
-          ctx.logger.warn(
-            { file: path, err: (e as Error).message, rows: table.rows.size },
-            `cannot reload lookup table ${where}: ${(e as Error).message}; keeping the previous table`,
-          );
+          ctx.logger.warn({ file: path, err: (e as Error).message, rows: table.rows.size }, `cannot reload lookup table ${where}: ${(e as Error).message}; keeping the previous table`);
           return;
         }
         if (closed) return;

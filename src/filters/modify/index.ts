@@ -61,9 +61,7 @@ const options = {
   hard_copy: multi('KEY NEW: copy KEY to NEW when KEY exists, replacing NEW'),
   move_to_start: multi('PREFIX: move the keys that start with PREFIX to the start of the record'),
   move_to_end: multi('PREFIX: move the keys that start with PREFIX to the end of the record'),
-  condition: multi(
-    `CONDITION ARGS: apply the rules only when every condition holds; one of ${Object.keys(CONDITIONS).join(', ')}`,
-  ),
+  condition: multi(`CONDITION ARGS: apply the rules only when every condition holds; one of ${Object.keys(CONDITIONS).join(', ')}`),
 } as const satisfies OptionTable;
 
 /**
@@ -269,7 +267,7 @@ function compile(section: RawSection): { rules: Rule[]; conditions: Condition[];
 export const modifyFilter = definePlugin({
   kind: 'filter',
   name: 'modify',
-  description: 'Changes records with rules (set, add, remove, rename, copy...) under conditions, as Fluent Bit\'s modify filter',
+  description: "Changes records with rules (set, add, remove, rename, copy...) under conditions, as Fluent Bit's modify filter",
   options,
   prepare: (_config, section) => compile(section),
   create({ rules, conditions, viewConditions }): FilterInstance {

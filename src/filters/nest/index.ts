@@ -25,7 +25,7 @@ import { optionPos, rawOption } from '../modify/args.js';
 type NestConfig = PluginConfig<'filter', typeof options>;
 
 const options = {
-  operation: { type: 'enum', values: ['nest', 'lift'], required: true, description: 'nest: move keys into a map; lift: move a map\'s keys up' },
+  operation: { type: 'enum', values: ['nest', 'lift'], required: true, description: "nest: move keys into a map; lift: move a map's keys up" },
   wildcard: { type: 'multi', description: 'nest: keys to move (a trailing * matches a prefix)' },
   nest_under: { type: 'string', description: 'nest: key of the new map' },
   nested_under: { type: 'string', description: 'lift: key of the map whose keys move up' },

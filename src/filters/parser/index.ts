@@ -42,9 +42,9 @@ import { optionPos, WarnLimiter } from '../modify/args.js';
 import { cloneRecord } from '../../core/msgpack.js';
 
 const options = {
-  key_name: { type: 'string', required: true, description: 'Field to parse: a key name or a record accessor ($a[\'b\'])' },
+  key_name: { type: 'string', required: true, description: "Field to parse: a key name or a record accessor ($a['b'])" },
   parser: { type: 'multi', required: true, description: 'Parser name(s); the first that matches the value wins' },
-  reserve_data: { type: 'bool', default: false, description: 'Keep the record\'s other fields next to the parsed ones' },
+  reserve_data: { type: 'bool', default: false, description: "Keep the record's other fields next to the parsed ones" },
   preserve_key: { type: 'bool', default: false, description: 'Keep key_name in the result' },
   unescape_key: { type: 'bool', default: false, description: 'Unescape backslash sequences (\\n, \\", \\uXXXX...) of the value before parsing' },
   nest_under: { type: 'string', description: 'Put the parsed fields under this key' },
@@ -92,13 +92,12 @@ export const parserFilter = definePlugin({
       parsers.push(p);
     }
     const key = config.key_name;
-    const { reserve_data: reserve, preserve_key: preserve, unescape_key: unescape, nest_under: nestUnder } = config;
+    const { reserve_data: reserve, preserve_key: preserve, unescape_key: unescapeKey, nest_under: nestUnder } = config;
 
-    const records = ctx.metrics.counter(
-      'logwarden_parser_filter_records_total',
-      'Records through a parser filter by result: parsed, no_match (no parser matched), missing_key, not_string',
-      ['name', 'result'],
-    );
+    const records = ctx.metrics.counter('logwarden_parser_filter_records_total', 'Records through a parser filter by result: parsed, no_match (no parser matched), missing_key, not_string', [
+      'name',
+      'result',
+    ]);
     const m = {
       parsed: records.labels(ctx.id, 'parsed'),
       no_match: records.labels(ctx.id, 'no_match'),
@@ -225,7 +224,7 @@ export const parserFilter = definePlugin({
             notString++;
             continue;
           }
-          const text = unescape ? unescapeString(v) : v;
+          const text = unescapeKey ? unescapeString(v) : v;
           let parsed: ParsedRecord | null = null;
           for (const p of parsers) {
             parsed = p.parse(text);

@@ -38,7 +38,7 @@ const options = {
     type: 'enum',
     values: ['memory'],
     default: 'memory',
-    description: 'Emitted records travel with the chunk they came from (memory); filesystem buffering is the input\'s storage.type',
+    description: "Emitted records travel with the chunk they came from (memory); filesystem buffering is the input's storage.type",
   },
 } as const satisfies OptionTable;
 

@@ -14,7 +14,13 @@ import { definePlugin, type FilterInstance } from '../../core/plugin.js';
 const options = {
   rate: { type: 'float', default: 1, min: 0, description: 'Average number of records allowed per interval' },
   window: { type: 'int', default: 5, min: 1, description: 'Number of intervals the average is taken over' },
-  interval: { type: 'duration', fluentBit: 'throttle', default: 1, description: 'Length of one interval (e.g. 1s, 1.5m, 0.5h)', check: (v) => ((v as number) > 0 ? undefined : 'the interval must be above 0') },
+  interval: {
+    type: 'duration',
+    fluentBit: 'throttle',
+    default: 1,
+    description: 'Length of one interval (e.g. 1s, 1.5m, 0.5h)',
+    check: (v) => ((v as number) > 0 ? undefined : 'the interval must be above 0'),
+  },
   print_status: { type: 'bool', default: false, description: 'Log the current rate and the limit every interval' },
 } as const satisfies OptionTable;
 

@@ -19,15 +19,7 @@ import { definePlugin, type InputContext, type InputInstance, type PluginConfig 
 import { BudgetExhausted, BufferBudget, FrameTooLarge, Framer, MalformedFrame } from '../../forward-protocol/framer.js';
 import { answerPing, newHandshake, type AuthConfig, type HandshakeState } from './handshake.js';
 import { decodeFrame, FrameOverBudget, ProtocolError } from './protocol.js';
-import {
-  addressesOf,
-  guardServer,
-  SummarizedLog,
-  listen,
-  listenOptions,
-  tlsServerOptions,
-  prepareTlsServer,
-} from '../listener.js';
+import { addressesOf, guardServer, SummarizedLog, listen, listenOptions, tlsServerOptions, prepareTlsServer } from '../listener.js';
 
 const options = {
   ...listenOptions(24224),
@@ -184,7 +176,6 @@ class ForwardInput implements InputInstance {
       if (!conn.authed && now - conn.since > acceptMs) {
         conn.kill('timeout', `no handshake within net.accept_timeout (${this.c['net.accept_timeout']}s)`);
       } else if (paused) {
-        continue; // not reading: frames cannot progress
       } else if (conn.frameStart && now - conn.frameStart > frameMs) {
         conn.kill('timeout', `frame not complete within receive_timeout (${this.c.receive_timeout}s) of its first byte`);
       } else if (!conn.established && conn.frameStart === 0 && now - conn.since > frameMs) {
@@ -230,10 +221,7 @@ class ForwardInput implements InputInstance {
     this.sweeper = setInterval(() => this.sweep(), tick).unref();
     this.server = server;
     await listen(server, { host: this.c.listen, port: this.c.port, unixPath: this.c.unix_path, unixPerm: this.c.unix_perm }, this.ctx.logger, this.ctx.section);
-    this.ctx.logger.info(
-      { listen: this.addresses(), tls: this.c.tls, auth: this.auth ? (this.auth.users.length ? 'shared_key+users' : 'shared_key') : 'none' },
-      'forward input listening',
-    );
+    this.ctx.logger.info({ listen: this.addresses(), tls: this.c.tls, auth: this.auth ? (this.auth.users.length ? 'shared_key+users' : 'shared_key') : 'none' }, 'forward input listening');
   }
 
   addresses(): string[] {
@@ -252,9 +240,12 @@ class ForwardInput implements InputInstance {
     // Connections stay open while their chunks drain so acks can still be written; they are
     // ended once the engine has settled them (or at exit). Stop reading new data now.
     for (const s of this.sockets) s.pause();
-    setTimeout(() => {
-      for (const s of this.sockets) s.destroy();
-    }, (this.ctx.service.grace + 1) * 1000).unref();
+    setTimeout(
+      () => {
+        for (const s of this.sockets) s.destroy();
+      },
+      (this.ctx.service.grace + 1) * 1000,
+    ).unref();
     await Promise.race([closed, new Promise((r) => setTimeout(r, 100))]);
   }
 

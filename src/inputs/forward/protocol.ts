@@ -9,7 +9,23 @@
 import { gunzipSync } from 'node:zlib';
 import { EventTime, type LogEvent, type LogRecord } from '../../core/event.js';
 import { decode } from '../../core/msgpack.js';
-import { arrayHeader, arrayLength, checkValue, decodeRaw, eventTimeAt, isMapType, MAX_DATE_SECONDS, MAX_DEPTH, ScanError, scanNext, skipValue, skipValue as rawSkip, timeNsec, timeSec, type RawValue } from '../../core/msgpack-scan.js';
+import {
+  arrayHeader,
+  arrayLength,
+  checkValue,
+  decodeRaw,
+  eventTimeAt,
+  isMapType,
+  MAX_DATE_SECONDS,
+  MAX_DEPTH,
+  ScanError,
+  scanNext,
+  skipValue,
+  skipValue as rawSkip,
+  timeNsec,
+  timeSec,
+  type RawValue,
+} from '../../core/msgpack-scan.js';
 import { WireEvent } from '../../core/wire-event.js';
 
 export class ProtocolError extends Error {
@@ -135,7 +151,7 @@ function isGroupMarker(t: unknown): boolean {
 function toTime(t: unknown): EventTime {
   if (t instanceof EventTime) return t;
   if (typeof t === 'number' && Number.isFinite(t) && t >= 0 && t < MAX_DATE_SECONDS) return Number.isInteger(t) ? new EventTime(t, 0) : EventTime.fromSeconds(t);
-  throw new ProtocolError(`invalid event time ${typeof t === 'bigint' ? String(t) : JSON.stringify(t) ?? typeof t}`, 'bad_time');
+  throw new ProtocolError(`invalid event time ${typeof t === 'bigint' ? String(t) : (JSON.stringify(t) ?? typeof t)}`, 'bad_time');
 }
 
 function isRecord(v: unknown): v is LogRecord {
@@ -396,7 +412,7 @@ export function decodeFrame(frame: Buffer, maxHeap = Infinity, framed = false): 
   if (n < 0) throw new ProtocolError(`message is not an array (type byte 0x${first.toString(16)})`, 'not_array');
   if (n < 2) throw new ProtocolError(`message array has ${n} elements; expected 2 to 4`, 'bad_message');
   const tagRaw = readRaw(c);
-  if (!tagRaw || tagRaw.kind !== 'str') throw new ProtocolError('tag is not a string', 'bad_tag');
+  if (tagRaw?.kind !== 'str') throw new ProtocolError('tag is not a string', 'bad_tag');
   const tag = frame.toString('utf8', tagRaw.start, tagRaw.end);
   if (tag === 'PING' && n === 6) return decodePing(frame);
   if (n > 4) throw new ProtocolError(`message array has ${n} elements; expected 2 to 4`, 'bad_message');

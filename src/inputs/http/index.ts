@@ -10,15 +10,7 @@ import type { OptionTable } from '../../config/schema.js';
 import { EventTime, type LogEvent } from '../../core/event.js';
 import { definePlugin, type PluginConfig } from '../../core/plugin.js';
 import { AccessorSyntaxError, compileAccessor, setField, type RecordAccessor } from '../../core/record-accessor.js';
-import {
-  HttpError,
-  HttpInput,
-  httpServerOptions,
-  mediaType,
-  prepareHttpServer,
-  type HttpEndpoint,
-  type RequestLog,
-} from '../http-common.js';
+import { HttpError, HttpInput, httpServerOptions, mediaType, prepareHttpServer, type HttpEndpoint, type RequestLog } from '../http-common.js';
 import { MEDIA_TYPES, decodeJSON, decodeMsgpack, decodeNDJSON, decodeURLEncoded, sanitizeTag, tagFromPath, type BodyType } from './decode.js';
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -113,7 +105,7 @@ class HttpEndpointImpl implements HttpEndpoint<Checked> {
   decode(body: Buffer, state: Checked, req: http.IncomingMessage, log: RequestLog): LogEvent[] {
     // Fluent Bit stamps every record of a request with the time it was received.
     const time = EventTime.now();
-    let records;
+    let records: Record<string, unknown>[];
     switch (state.type) {
       case 'json':
         records = decodeJSON(body.toString('utf8'));
@@ -125,9 +117,7 @@ class HttpEndpointImpl implements HttpEndpoint<Checked> {
         records = decodeMsgpack(body);
         break;
       case 'urlencoded':
-        records = decodeURLEncoded(body.toString('utf8'), (key) =>
-          log.report('bad_percent_encoding', 1, 'invalid percent-encoding in a form value; value kept as sent', { key }),
-        );
+        records = decodeURLEncoded(body.toString('utf8'), (key) => log.report('bad_percent_encoding', 1, 'invalid percent-encoding in a form value; value kept as sent', { key }));
         break;
     }
     let remote: string | undefined;

@@ -17,15 +17,7 @@ import { nestedDeeperThan } from '../../core/json.js';
 import { MAX_DEPTH } from '../../core/msgpack-scan.js';
 import { EventTime, type LogEvent } from '../../core/event.js';
 import { definePlugin } from '../../core/plugin.js';
-import {
-  HttpError,
-  HttpInput,
-  httpServerOptions,
-  mediaType,
-  prepareHttpServer,
-  type HttpEndpoint,
-  type RequestLog,
-} from '../http-common.js';
+import { HttpError, HttpInput, httpServerOptions, mediaType, prepareHttpServer, type HttpEndpoint, type RequestLog } from '../http-common.js';
 import { expandWebhookBody } from './events.js';
 
 export const DEFAULT_TAG = 'kube.audit';

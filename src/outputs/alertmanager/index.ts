@@ -19,8 +19,7 @@ const options = {
   ...deliveryOptions({ batch_size: 500, batch_wait: 1, workers: 1, retry_limit: 3 }),
   url: {
     type: 'list',
-    description:
-      'Alertmanager URL(s), a YAML list or separated by commas, e.g. http://am-0:9093,http://am-1:9093 (path /api/v2/alerts when none is given); every URL gets every alert',
+    description: 'Alertmanager URL(s), a YAML list or separated by commas, e.g. http://am-0:9093,http://am-1:9093 (path /api/v2/alerts when none is given); every URL gets every alert',
   },
   host: { type: 'string', description: 'Alertmanager host (instead of url)' },
   port: { type: 'int', default: 9093, min: 1, max: 65535, description: 'Alertmanager port (with host)' },
@@ -123,7 +122,10 @@ export function compile(c: AlertmanagerConfig, section: RawSection): Compiled {
   }
   const extraLabels = pairs(c.extra_labels, 'extra_labels', section);
   const extraAnnotations = pairs(c.extra_annotations, 'extra_annotations', section);
-  for (const [list, key] of [[extraLabels, 'extra_labels'], [extraAnnotations, 'extra_annotations']] as const) {
+  for (const [list, key] of [
+    [extraLabels, 'extra_labels'],
+    [extraAnnotations, 'extra_annotations'],
+  ] as const) {
     for (const [k] of list) {
       if (!LABEL_NAME.test(k)) throw new ConfigError(`invalid name '${k}': must match [a-zA-Z_][a-zA-Z0-9_]*`, at(key), key);
     }

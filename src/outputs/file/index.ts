@@ -61,7 +61,7 @@ const ROTATE_ONLY = ['rotate_max_size', 'rotate_max_files', 'rotate_gzip', 'rota
 
 function positionOf(section: RawSection, name: string) {
   const key = Object.keys(section.values).find((k) => k.toLowerCase() === name);
-  return key === undefined ? undefined : section.valuePos[key] ?? section.keyPos[key] ?? section.pos;
+  return key === undefined ? undefined : (section.valuePos[key] ?? section.keyPos[key] ?? section.pos);
 }
 
 export interface FileOutputDeps {
@@ -251,7 +251,11 @@ export const fileOutput = definePlugin({
         if (pos !== undefined) throw new ConfigError(`${name} takes effect with rotate on, and rotate is off`, pos, name);
       }
     } else if (c.rotate_max_size === 0 && c.rotate_interval === 0) {
-      throw new ConfigError('rotate_max_size 0 leaves no rotation rule: give a size, or rotate_interval for age-based rotation', positionOf(section, 'rotate_max_size') ?? section.pos, 'rotate_max_size');
+      throw new ConfigError(
+        'rotate_max_size 0 leaves no rotation rule: give a size, or rotate_interval for age-based rotation',
+        positionOf(section, 'rotate_max_size') ?? section.pos,
+        'rotate_max_size',
+      );
     }
     return c;
   },

@@ -136,13 +136,7 @@ export class ForwardConnection {
   }
 
   /** Opens a connection and runs the handshake when `auth` is set; `signal` abandons both. */
-  static async open(
-    endpoint: Endpoint,
-    auth: Auth | undefined,
-    timeouts: ClientTimeouts,
-    onUnsolicited: (err: DeliveryError) => void,
-    signal?: AbortSignal,
-  ): Promise<ForwardConnection> {
+  static async open(endpoint: Endpoint, auth: Auth | undefined, timeouts: ClientTimeouts, onUnsolicited: (err: DeliveryError) => void, signal?: AbortSignal): Promise<ForwardConnection> {
     const socket = await connect(endpoint, timeouts.connectMs, signal);
     socket.setNoDelay(true);
     const c = new ForwardConnection(socket, endpoint, timeouts, onUnsolicited);

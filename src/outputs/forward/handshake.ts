@@ -110,10 +110,7 @@ export function checkPong(frame: Buffer, auth: Auth, helo: Helo, salt: string): 
   const want = Buffer.from(sha512hex(salt, host, helo.nonce, auth.sharedKey), 'latin1');
   const g = Buffer.isBuffer(got) ? Buffer.from(got.toString('latin1').toLowerCase(), 'latin1') : Buffer.alloc(0);
   if (g.length !== want.length || !timingSafeEqual(g, want)) {
-    throw new HandshakeError(
-      `PONG digest mismatch from server '${host.toString('utf8')}': it does not hold the same shared_key (or is not the server it claims to be)`,
-      'auth',
-    );
+    throw new HandshakeError(`PONG digest mismatch from server '${host.toString('utf8')}': it does not hold the same shared_key (or is not the server it claims to be)`, 'auth');
   }
   return host.toString('utf8');
 }

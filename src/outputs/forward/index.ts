@@ -38,8 +38,7 @@ const options = {
   unix_path: { type: 'string', description: 'Send over this Unix socket instead of TCP' },
   upstream: {
     type: 'string',
-    description:
-      'Fluent Bit upstream file ([UPSTREAM] + [NODE] sections, or YAML upstream_servers) relative to the config file: frames go round robin over its nodes',
+    description: 'Fluent Bit upstream file ([UPSTREAM] + [NODE] sections, or YAML upstream_servers) relative to the config file: frames go round robin over its nodes',
   },
   recover_wait: {
     type: 'duration',
@@ -175,9 +174,7 @@ function specOf(c: ForwardConfig, name: string, endpointBase: Omit<Endpoint, 'tl
   return {
     name,
     endpoint: { ...endpointBase, ...(tlsOptions ? { tls: tlsOptions } : {}) },
-    auth: keyed
-      ? { sharedKey: c.empty_shared_key ? '' : c.shared_key!, selfHostname: c.self_hostname, username: c.username ?? '', password: c.password ?? '' }
-      : undefined,
+    auth: keyed ? { sharedKey: c.empty_shared_key ? '' : c.shared_key!, selfHostname: c.self_hostname, username: c.username ?? '', password: c.password ?? '' } : undefined,
     format: {
       timeAsInteger: c.time_as_integer,
       retainMetadata: c.retain_metadata_in_forward_mode,
@@ -337,15 +334,8 @@ class ForwardOutput implements OutputInstance {
     workers: number,
   ) {
     const id = ctx.id;
-    const failures = ctx.metrics.counter('logwarden_forward_node_failures_total', 'Failed attempts of a forward output per node, by reason', [
-      'name',
-      'node',
-      'reason',
-    ]);
-    const up = ctx.metrics.gauge('logwarden_forward_node_up', '1 while a node of a forward output is in rotation, 0 while it is skipped after a failure', [
-      'name',
-      'node',
-    ]);
+    const failures = ctx.metrics.counter('logwarden_forward_node_failures_total', 'Failed attempts of a forward output per node, by reason', ['name', 'node', 'reason']);
+    const up = ctx.metrics.gauge('logwarden_forward_node_up', '1 while a node of a forward output is in rotation, 0 while it is skipped after a failure', ['name', 'node']);
     this.m = {
       failure: (node: string, reason: string) => failures.labels(id, node, reason).inc(),
       up: (node: string, v: number) => up.labels(id, node).set(v),
@@ -445,10 +435,7 @@ class ForwardOutput implements OutputInstance {
           this.m.up(node.spec.name, 0);
         }
         if (this.nodes.length > 1) {
-          this.ctx.logger.warn(
-            { node: node.spec.endpoint.label, err: err.message, recover_wait_s: this.c.recover_wait },
-            'forward node failed; skipping it and trying the next node',
-          );
+          this.ctx.logger.warn({ node: node.spec.endpoint.label, err: err.message, recover_wait_s: this.c.recover_wait }, 'forward node failed; skipping it and trying the next node');
         }
       }
     }

@@ -19,17 +19,7 @@ import { sharedView } from '../../core/record-view.js';
 import { WireEvent } from '../../core/wire-event.js';
 import { compileAccessor, without, type Accessor, type PathPart } from './accessor.js';
 import { encodeBody, labelString, type Entry, type Stream } from './encode.js';
-import {
-  LabelSet,
-  LabelWarnings,
-  labelMapTemplates,
-  parseLabelEntry,
-  sanitizeLabelName,
-  splitList,
-  StreamTracker,
-  type LabelTemplate,
-  type SkippedLabel,
-} from './labels.js';
+import { LabelSet, LabelWarnings, labelMapTemplates, parseLabelEntry, sanitizeLabelName, splitList, StreamTracker, type LabelTemplate, type SkippedLabel } from './labels.js';
 import { formatLine, type DropSingleKey } from './line.js';
 import { deliveryOptions } from '../../core/common-options.js';
 
@@ -162,11 +152,7 @@ export function compile(c: LokiConfig, section: RawSection, headers: Record<stri
   const metaMaps = splitList(c.structured_metadata_map_keys).map((s) => accessor('structured_metadata_map_keys', s));
   const remove = splitList(c.remove_keys).map((s) => accessor('remove_keys', s).path);
   const labels = new LabelSet(templates, c.auto_kubernetes_labels, DEFAULT_LABEL);
-  const derived = [
-    ...labels.paths,
-    ...meta.filter((t) => t.kind === 'dynamic').map((t) => (t.kind === 'dynamic' ? t.accessor.path : [])),
-    ...metaMaps.map((a) => a.path),
-  ];
+  const derived = [...labels.paths, ...meta.filter((t) => t.kind === 'dynamic').map((t) => (t.kind === 'dynamic' ? t.accessor.path : [])), ...metaMaps.map((a) => a.path)];
   const tenantKey = c.tenant_id_key !== undefined ? accessor('tenant_id_key', c.tenant_id_key) : undefined;
   const headerTenant = headers['x-scope-orgid'];
   if (headerTenant !== undefined && c.tenant_id !== undefined) {
@@ -210,11 +196,7 @@ function prepare(config: LokiConfig, section: RawSection): Prepared {
   const c = withUrl(config, section);
   const http = prepareHttpClient(c, section);
   if (c.compress === 'gzip' && c.encoding === 'protobuf') {
-    throw new ConfigError(
-      'compress gzip applies to encoding json; protobuf bodies are always snappy-compressed',
-      section.valuePos.compress ?? section.pos,
-      'compress',
-    );
+    throw new ConfigError('compress gzip applies to encoding json; protobuf bodies are always snappy-compressed', section.valuePos.compress ?? section.pos, 'compress');
   }
   if (!c.uri.startsWith('/')) throw new ConfigError(`uri must start with '/'`, section.valuePos.uri ?? section.pos, 'uri');
   return { config: c, compiled: compile(c, section, http.headers), http };
@@ -225,7 +207,10 @@ const sameKeys = (a: readonly PathPart[], b: readonly PathPart[]) => a.length ==
 function truncate(line: string, max: number): string {
   if (max <= 0 || line.length * 3 <= max || Buffer.byteLength(line) <= max) return line;
   // Cut at a byte boundary, then drop a partial UTF-8 sequence at the end.
-  return Buffer.from(line).subarray(0, max).toString('utf8').replace(/\uFFFD$/, '');
+  return Buffer.from(line)
+    .subarray(0, max)
+    .toString('utf8')
+    .replace(/\uFFFD$/, '');
 }
 
 class LokiOutput implements OutputInstance {
@@ -305,23 +290,14 @@ class LokiOutput implements OutputInstance {
     this.client = new HttpClient(prepared.http, c.workers);
     const id = ctx.id;
     this.m = {
-      overflow: ctx.metrics.counter(
-        'logwarden_loki_stream_overflow_records_total',
-        'Records sent with only the static labels because the output reached max_streams',
-        ['name'],
-      ).labels(id),
+      overflow: ctx.metrics.counter('logwarden_loki_stream_overflow_records_total', 'Records sent with only the static labels because the output reached max_streams', ['name']).labels(id),
       streams: ctx.metrics.gauge('logwarden_loki_streams', 'Distinct label sets the output counts against max_streams', ['name']).labels(id),
-      labelsDropped: ctx.metrics.counter(
-        'logwarden_loki_labels_dropped_total',
-        "Labels left out because a record produced more than Loki's 15 label names",
-        ['name'],
-      ).labels(id),
+      labelsDropped: ctx.metrics.counter('logwarden_loki_labels_dropped_total', "Labels left out because a record produced more than Loki's 15 label names", ['name']).labels(id),
       truncated: ctx.metrics.counter('logwarden_loki_truncated_lines_total', 'Lines truncated to max_line_size', ['name']).labels(id),
-      skipped: ctx.metrics.counter(
-        'logwarden_loki_labels_skipped_total',
-        "Labels left out of a record's stream: a value that cannot be rendered (unrenderable) or a name Loki reserves (reserved)",
-        ['name', 'reason'],
-      ),
+      skipped: ctx.metrics.counter('logwarden_loki_labels_skipped_total', "Labels left out of a record's stream: a value that cannot be rendered (unrenderable) or a name Loki reserves (reserved)", [
+        'name',
+        'reason',
+      ]),
     };
     for (const r of ['unrenderable', 'reserved']) this.m.skipped.labels(id, r);
   }
@@ -388,7 +364,7 @@ class LokiOutput implements OutputInstance {
         keys !== undefined
           ? keys.length
             ? withoutMembers(text ?? recordJSON(rec), keys)
-            : text ?? recordJSON(rec)
+            : (text ?? recordJSON(rec))
           : formatLine(strip.length ? without(rec, strip) : rec, this.c.line_format, this.drop);
       const cut = truncate(line, this.c.max_line_size);
       if (cut !== line) {
@@ -433,10 +409,7 @@ class LokiOutput implements OutputInstance {
       this.m.skipped.labels(this.ctx.id, s.reason).inc();
       if (!this.labelWarnings.shouldWarn(s.name, s.reason, now)) continue;
       if (s.reason === 'reserved') {
-        this.ctx.logger.warn(
-          { label: s.name, key: s.detail },
-          "Kubernetes label left out: its name starts with '__', which Loki reserves; see logwarden_loki_labels_skipped_total",
-        );
+        this.ctx.logger.warn({ label: s.name, key: s.detail }, "Kubernetes label left out: its name starts with '__', which Loki reserves; see logwarden_loki_labels_skipped_total");
       } else {
         this.ctx.logger.warn(
           { label: s.name, value_type: s.detail },

@@ -162,7 +162,13 @@ export function labelMapTemplates(doc: unknown): LabelTemplate[] | string {
       const p = [...path, k];
       if (k.includes("'")) return `key ${JSON.stringify(k)}: a quote cannot be part of a record accessor key`;
       if (typeof v === 'string') {
-        const t = labelTemplate(v, `$${p[0]}${p.slice(1).map((x) => `['${x}']`).join('')}`);
+        const t = labelTemplate(
+          v,
+          `$${p[0]}${p
+            .slice(1)
+            .map((x) => `['${x}']`)
+            .join('')}`,
+        );
         if (typeof t === 'string') return `at ${p.join('.')}: ${t}`;
         out.push(t);
       } else if (isMap(v)) {

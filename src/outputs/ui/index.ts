@@ -16,7 +16,7 @@ const options = { ...deliveryOptions({ batch_size: 500, batch_wait: 0, workers: 
 export const uiOutput = definePlugin({
   kind: 'output',
   name: 'ui',
-  description: 'Shows alerts on the web page of service.ui (live list, filters, counts, full records); route the detect filter\'s alert_tag here',
+  description: "Shows alerts on the web page of service.ui (live list, filters, counts, full records); route the detect filter's alert_tag here",
   options,
   // Unlimited retries: a store that is down for a while (a shared database restarting) keeps
   // the alerts queued (and buffered, with storage.type filesystem) rather than dead-lettered.

@@ -47,20 +47,25 @@ export class HealthView {
     const inRate = hl.inputs.reduce((n, i) => n + (i.records_per_s ?? 0), 0);
     const outRate = hl.outputs.reduce((n, o) => n + (o.records_per_s ?? 0), 0);
     const problems = hl.outputs.filter((o) => o.last_error || o.dropped).length;
-    byId('health-sum').textContent =
-      `${hl.inputs.length} in · ${fmtRate(inRate)} → ${hl.outputs.length} out · ${fmtRate(outRate)}` + (problems ? ` · ${problems} output(s) with errors` : '');
+    byId('health-sum').textContent = `${hl.inputs.length} in · ${fmtRate(inRate)} → ${hl.outputs.length} out · ${fmtRate(outRate)}` + (problems ? ` · ${problems} output(s) with errors` : '');
 
     const inputs = byId('inputs');
     clear(inputs);
     for (const i of hl.inputs) {
       inputs.append(
-        this.card('i', i.name, i.records_per_s, [
-          ['connections', fmtNum(i.connections)],
-          ['records', fmtNum(i.records)],
-          ['bytes', fmtBytes(i.bytes)],
-          ['errors', fmtNum(i.errors), i.errors ? 'bad' : undefined],
-          ...(i.paused ? ([['state', 'paused', 'warn']] as Row[]) : []),
-        ], i.paused ? 'warn' : i.errors ? 'warn' : 'ok'),
+        this.card(
+          'i',
+          i.name,
+          i.records_per_s,
+          [
+            ['connections', fmtNum(i.connections)],
+            ['records', fmtNum(i.records)],
+            ['bytes', fmtBytes(i.bytes)],
+            ['errors', fmtNum(i.errors), i.errors ? 'bad' : undefined],
+            ...(i.paused ? ([['state', 'paused', 'warn']] as Row[]) : []),
+          ],
+          i.paused ? 'warn' : i.errors ? 'warn' : 'ok',
+        ),
       );
     }
     if (hl.inputs.length === 0) inputs.append(h('p', { class: 'muted' }, 'none'));
@@ -69,13 +74,19 @@ export class HealthView {
     clear(filters);
     for (const f of hl.filters) {
       filters.append(
-        this.card('f', f.name, f.in_per_s, [
-          ['in', fmtNum(f.in)],
-          ['out', fmtNum(f.out)],
-          ['dropped', fmtNum(f.dropped)],
-          ['emitted', fmtNum(f.emitted)],
-          ['errors', fmtNum(f.errors), f.errors ? 'bad' : undefined],
-        ], f.errors ? 'bad' : 'ok'),
+        this.card(
+          'f',
+          f.name,
+          f.in_per_s,
+          [
+            ['in', fmtNum(f.in)],
+            ['out', fmtNum(f.out)],
+            ['dropped', fmtNum(f.dropped)],
+            ['emitted', fmtNum(f.emitted)],
+            ['errors', fmtNum(f.errors), f.errors ? 'bad' : undefined],
+          ],
+          f.errors ? 'bad' : 'ok',
+        ),
       );
     }
     if (hl.filters.length === 0) filters.append(h('p', { class: 'muted' }, 'none'));
@@ -83,7 +94,9 @@ export class HealthView {
     const outputs = byId('outputs');
     clear(outputs);
     for (const o of hl.outputs) {
-      const reasons = Object.keys(o.dropped_by_reason).map((r) => `${r}: ${o.dropped_by_reason[r]}`).join(', ');
+      const reasons = Object.keys(o.dropped_by_reason)
+        .map((r) => `${r}: ${o.dropped_by_reason[r]}`)
+        .join(', ');
       const rows: Row[] = [
         ['delivered', fmtNum(o.delivered)],
         ['queued', `${fmtNum(o.queue_records)} (${fmtBytes(o.queue_bytes)})`, o.queue_records > 0 ? 'warn' : undefined],

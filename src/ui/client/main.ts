@@ -2,18 +2,7 @@
  * The web page: live alerts (newest first) with filters, counts over time, an alert's full record,
  * and the pipeline's health. Filters live in the URL so a view can be shared.
  */
-import {
-  muteMatches,
-  OTHER_RULES,
-  PRIORITIES,
-  parseQuery,
-  priorityRank,
-  queryParams,
-  type AlertQuery,
-  type AlertStats,
-  type AlertSummary,
-  type Mute,
-} from '../alerts.js';
+import { muteMatches, OTHER_RULES, PRIORITIES, parseQuery, priorityRank, queryParams, type AlertQuery, type AlertStats, type AlertSummary, type Mute } from '../alerts.js';
 import type { Health } from '../health-shape.js';
 import { AlertChart } from './chart.js';
 import { byId, clear, fmtDateText, fmtLocalISO, fmtNanos, fmtNum, fmtTime, h } from './dom.js';
@@ -304,9 +293,7 @@ function filtered(): boolean {
 function renderPager(): void {
   const first = cursors.length * pageSize;
   const total = lastStats?.total;
-  byId('page-info').textContent = rows.length
-    ? `${fmtNum(first + 1)}–${fmtNum(first + rows.length)}${total !== undefined ? ` of ${fmtNum(Math.max(total, first + rows.length))}` : ''}`
-    : '';
+  byId('page-info').textContent = rows.length ? `${fmtNum(first + 1)}–${fmtNum(first + rows.length)}${total !== undefined ? ` of ${fmtNum(Math.max(total, first + rows.length))}` : ''}` : '';
   byId('older').hidden = !more;
   byId('newer').hidden = cursors.length === 0;
   const newestBtn = byId('newest');
@@ -322,9 +309,7 @@ function renderRows(): void {
   empty.classList.remove('error');
   empty.hidden = rows.length > 0;
   if (!rows.length) {
-    empty.textContent = filtered()
-      ? 'No alert matches these filters.'
-      : 'No alerts yet. Alerts appear here live when the detect filter’s alerts are routed to a ui output (match: falco).';
+    empty.textContent = filtered() ? 'No alert matches these filters.' : 'No alerts yet. Alerts appear here live when the detect filter’s alerts are routed to a ui output (match: falco).';
   }
   renderPager();
 }
@@ -528,9 +513,7 @@ type JsonWithRaw = typeof JSON & { rawJSON?: (text: string) => unknown };
  * reviver the source text: Chromium 114+), so nanosecond times and 64-bit ids keep their digits.
  */
 function parseExact(text: string): unknown {
-  return JSON.parse(text, (_k, v: unknown, ctx?: { source?: string }) =>
-    typeof v === 'number' && !Number.isSafeInteger(v) && ctx?.source && /^-?\d+$/.test(ctx.source) ? BigInt(ctx.source) : v,
-  );
+  return JSON.parse(text, (_k, v: unknown, ctx?: { source?: string }) => (typeof v === 'number' && !Number.isSafeInteger(v) && ctx?.source && /^-?\d+$/.test(ctx.source) ? BigInt(ctx.source) : v));
 }
 
 /** Values to JSON text, BigInts written as their digits (JSON.rawJSON where there is one). */

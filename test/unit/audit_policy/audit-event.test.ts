@@ -22,9 +22,15 @@ test('expandAuditEvents: an Event, an EventList, an array; null for anything els
   assert.equal(expandAuditEvents(a)![0], a, 'not copied');
   const skipped = { count: 0 };
   const list = { kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items: [event('b'), { kind: 'Status' }, event('c')] };
-  assert.deepEqual(expandAuditEvents(list, skipped)!.map((e) => e.auditID), ['b', 'c']);
+  assert.deepEqual(
+    expandAuditEvents(list, skipped)!.map((e) => e.auditID),
+    ['b', 'c'],
+  );
   assert.equal(skipped.count, 1);
-  assert.deepEqual(expandAuditEvents([event('d'), list, 42], skipped)!.map((e) => e.auditID), ['d', 'b', 'c']);
+  assert.deepEqual(
+    expandAuditEvents([event('d'), list, 42], skipped)!.map((e) => e.auditID),
+    ['d', 'b', 'c'],
+  );
   assert.equal(skipped.count, 3);
   assert.deepEqual(expandAuditEvents({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items: [] }), []);
   assert.equal(expandAuditEvents({ log: 'x' }), null);

@@ -48,7 +48,7 @@ function removePath(root: unknown, path: string): void {
     assert.ok(node !== undefined && node !== null, `dropped_fields path ${path} is not in the event`);
   }
   const last = parts[parts.length - 1]!;
-  assert.ok(Object.prototype.hasOwnProperty.call(node, last), `dropped_fields path ${path} is not in the event`);
+  assert.ok(Object.hasOwn(node, last), `dropped_fields path ${path} is not in the event`);
   delete node[last];
 }
 
@@ -67,11 +67,7 @@ async function runCase(c: Case, policyOption: Record<string, unknown>, dir: stri
 
   assert.deepEqual(input, c.event, 'the input event must not be changed');
   const level = c.expect.level;
-  assert.equal(
-    await counterValue(metrics, 'logwarden_audit_policy_events_total', { level, result: c.expect.keep ? 'kept' : 'dropped' }),
-    1,
-    `one event counted at level ${level}`,
-  );
+  assert.equal(await counterValue(metrics, 'logwarden_audit_policy_events_total', { level, result: c.expect.keep ? 'kept' : 'dropped' }), 1, `one event counted at level ${level}`);
   if (!c.expect.keep) {
     assert.deepEqual(out, []);
     return;
@@ -85,7 +81,7 @@ async function runCase(c: Case, policyOption: Record<string, unknown>, dir: stri
   if (wire) {
     const raw = out[0]!.raw;
     assert.ok(raw !== undefined, 'the kept event is still bytes');
-    assert.equal(toJSONLine(decode(raw)), toJSONLine(expected), 'the edited bytes are the object path\'s record');
+    assert.equal(toJSONLine(decode(raw)), toJSONLine(expected), "the edited bytes are the object path's record");
   }
   assert.deepEqual(out[0]!.record, expected);
   assert.equal(toJSONLine(out[0]!.record), toJSONLine(expected), 'same key order');

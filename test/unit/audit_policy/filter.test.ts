@@ -219,12 +219,14 @@ test('without key_name, a record that is not an event is non-audit', async () =>
 test('the example policy file is the policy of the example-* conformance cases', async () => {
   const examplePolicy = parse(readFileSync(join(repoRoot, 'examples/audit-policy.yaml'), 'utf8'));
   assert.deepEqual(examplePolicy, parse(readFileSync(join(fixturesDir, 'reference', 'example-audit-policy.yaml'), 'utf8')));
-  const cases = (parse(readFileSync(join(conformanceDir, 'k8s-audit-policy', 'cases.yaml'), 'utf8')) as Array<{
-    name: string;
-    policy: string;
-    event: Record<string, unknown>;
-    expect: { keep: boolean; level: string };
-  }>).filter((c) => c.name.startsWith('example-'));
+  const cases = (
+    parse(readFileSync(join(conformanceDir, 'k8s-audit-policy', 'cases.yaml'), 'utf8')) as Array<{
+      name: string;
+      policy: string;
+      event: Record<string, unknown>;
+      expect: { keep: boolean; level: string };
+    }>
+  ).filter((c) => c.name.startsWith('example-'));
   assert.ok(cases.length >= 10);
   const { f } = await build({ policy_file: join(repoRoot, 'examples/audit-policy.yaml') });
   for (const c of cases) {
@@ -241,10 +243,16 @@ test('the example policy over the Falco k8s_audit sample events never adds data'
   const rank: Record<string, number> = { None: 0, Metadata: 1, Request: 2, RequestResponse: 3 };
   let kept = 0;
   for (const name of readdirSync(dir).filter((n) => n.endsWith('.json'))) {
-    for (const line of readFileSync(join(dir, name), 'utf8').split('\n').filter((l) => l.trim())) {
+    for (const line of readFileSync(join(dir, name), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim())) {
       const input = JSON.parse(line) as Record<string, unknown>;
       if (input.kind !== 'Event') {
-        assert.deepEqual(f.filter([ev(structuredClone(input))], noEmit).map((e) => e.record), [input], `${name}: non-audit passes`);
+        assert.deepEqual(
+          f.filter([ev(structuredClone(input))], noEmit).map((e) => e.record),
+          [input],
+          `${name}: non-audit passes`,
+        );
         continue;
       }
       for (const e of f.filter([ev(structuredClone(input))], noEmit)) {

@@ -41,13 +41,28 @@ test('documents: array elements and EventList items one by one; other multi-line
   ]);
   // items before kind: not known to be a list while reading, so read whole (and still a list).
   assert.deepEqual(await all(jsonItems(file('{\n"items":[{"n":1}],\n"kind":"EventList"\n}'))), [{ line: 1, value: { items: [{ n: 1 }], kind: 'EventList' } }]);
-  assert.deepEqual(await all(jsonItems(file('[{"a":1}, {"b":'))), [{ line: 1, value: { a: 1 } }, { line: 1, error: 'invalid JSON' }]);
+  assert.deepEqual(await all(jsonItems(file('[{"a":1}, {"b":'))), [
+    { line: 1, value: { a: 1 } },
+    { line: 1, error: 'invalid JSON' },
+  ]);
 });
 
 test('the same values whatever the chunk boundaries (strings, escapes, multi-byte characters)', async () => {
   const docs = [
     JSON.stringify([{ a: 'x,]}"\\' }, { b: [1, { c: 'é中"' }] }, 5, 's', null], null, 2),
-    JSON.stringify({ kind: 'EventList', apiVersion: 'v1', items: [{ kind: 'Event', s: 'a"b,c]' }, { kind: 'Event', n: [1, 2, { x: '}' }] }], metadata: {} }, null, 2),
+    JSON.stringify(
+      {
+        kind: 'EventList',
+        apiVersion: 'v1',
+        items: [
+          { kind: 'Event', s: 'a"b,c]' },
+          { kind: 'Event', n: [1, 2, { x: '}' }] },
+        ],
+        metadata: {},
+      },
+      null,
+      2,
+    ),
   ];
   const want = [JSON.parse(docs[0]!), JSON.parse(docs[1]!).items];
   for (let d = 0; d < docs.length; d++) {
@@ -74,9 +89,12 @@ test('records: List items and arrays flattened, replay-shaped lines keep tag and
     { record: { n: 4 }, tag: 't', time: '2024-01-01T00:00:00.000000001Z' },
   ]);
   const bad = file('{"n":1}\n42\n');
-  await assert.rejects(async () => {
-    for await (const _ of fileRecords(bad)) void _;
-  }, new RegExp(`${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:2: expected a JSON object, found 42`));
+  await assert.rejects(
+    async () => {
+      for await (const _ of fileRecords(bad)) void _;
+    },
+    new RegExp(`${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:2: expected a JSON object, found 42`),
+  );
 });
 
 test('progress: nothing off a terminal or in the first second; then records, rate and elapsed time, cleared at the end', async () => {
@@ -97,7 +115,7 @@ test('progress: nothing off a terminal or in the first second; then records, rat
   assert.equal(written.at(-1), '\r\x1b[K');
 });
 
-test('every repository file a command\'s help names exists', async () => {
+test("every repository file a command's help names exists", async () => {
   const { commands } = await import('../../../src/cli/commands.js');
   const { existsSync } = await import('node:fs');
   const { repoRoot } = await import('../../support/paths.js');

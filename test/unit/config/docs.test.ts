@@ -23,6 +23,6 @@ test('every option of every plugin has a description and a valid default', () =>
 
 test('the reference does not depend on the machine that generated it (detect hostname)', () => {
   const text = configurationReference();
-  assert.ok(!text.includes(`\`${hostname()}\``), 'a default shows this machine\'s host name');
+  assert.ok(!text.includes(`\`${hostname()}\``), "a default shows this machine's host name");
   assert.match(text, /\| `hostname` \| string \| the host name of the machine logwarden runs on \|/);
 });

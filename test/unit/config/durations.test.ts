@@ -19,10 +19,33 @@ import { throttleFilter } from '../../../src/filters/throttle/index.js';
 import { fileOutput } from '../../../src/outputs/file/index.js';
 
 /** Text -> seconds, as Fluent Bit 5.1.1 logged them. */
-const observedFlush: Array<[string, number]> = [['1.5', 1.5], ['5m', 5], ['500ms', 500], ['10s', 10], ['2h', 2], ['0.5', 0.5]];
-const observedGrace: Array<[string, number]> = [['10s', 10], ['1.5h', 1], ['2m', 2], ['7', 7], ['2.9', 2], ['5d', 5]];
+const observedFlush: Array<[string, number]> = [
+  ['1.5', 1.5],
+  ['5m', 5],
+  ['500ms', 500],
+  ['10s', 10],
+  ['2h', 2],
+  ['0.5', 0.5],
+];
+const observedGrace: Array<[string, number]> = [
+  ['10s', 10],
+  ['1.5h', 1],
+  ['2m', 2],
+  ['7', 7],
+  ['2.9', 2],
+  ['5d', 5],
+];
 const observedIoTimeout: Array<[string, number]> = [
-  ['2', 2], ['2.9', 2], ['3s', 3], ['2x', 2], ['1m', 60], ['1M', 60], ['1.5m', 60], ['500ms', 500], ['90s', 90], ['2 m', 120],
+  ['2', 2],
+  ['2.9', 2],
+  ['3s', 3],
+  ['2x', 2],
+  ['1m', 60],
+  ['1M', 60],
+  ['1.5m', 60],
+  ['500ms', 500],
+  ['90s', 90],
+  ['2 m', 120],
 ];
 
 test('the emulated Fluent Bit readers give the numbers the binary logged', () => {
@@ -82,12 +105,31 @@ test('forms and meanings of durations, per option', () => {
   const interval = throttleFilter.options.interval!;
   const own = fileOutput.options.rotate_interval!; // logwarden's own option: every form
   const ok: Array<[OptionSpec, unknown, number]> = [
-    [flush, '1.5', 1.5], [flush, '10s', 10], [flush, 0.5, 0.5], [flush, '.5', 0.5],
-    [grace, '10s', 10], [grace, '7', 7], [grace, '2.5', 2.5],
-    [timeout, '30s', 30], [timeout, '5m', 300], [timeout, '5M', 300], [timeout, '1h', 3600], [timeout, '2d', 172800], [timeout, '10 m', 600], [timeout, 0.2, 0.2],
-    [timeout, '0.2', 0.2], [accept, '10s', 10],
-    [interval, '1.5m', 90], [interval, '0.5h', 1800], [interval, '1h', 3600], [interval, '1.5', 1.5],
-    [own, '500ms', 0.5], [own, '1.5h', 5400], [own, '1.5m', 90], [own, '7d', 604800], [own, '5m', 300],
+    [flush, '1.5', 1.5],
+    [flush, '10s', 10],
+    [flush, 0.5, 0.5],
+    [flush, '.5', 0.5],
+    [grace, '10s', 10],
+    [grace, '7', 7],
+    [grace, '2.5', 2.5],
+    [timeout, '30s', 30],
+    [timeout, '5m', 300],
+    [timeout, '5M', 300],
+    [timeout, '1h', 3600],
+    [timeout, '2d', 172800],
+    [timeout, '10 m', 600],
+    [timeout, 0.2, 0.2],
+    [timeout, '0.2', 0.2],
+    [accept, '10s', 10],
+    [interval, '1.5m', 90],
+    [interval, '0.5h', 1800],
+    [interval, '1h', 3600],
+    [interval, '1.5', 1.5],
+    [own, '500ms', 0.5],
+    [own, '1.5h', 5400],
+    [own, '1.5m', 90],
+    [own, '7d', 604800],
+    [own, '5m', 300],
   ];
   for (const [spec, text, n] of ok) assert.equal(read(spec, text), n, `${spec.description}: ${String(text)}`);
   const refused: Array<[OptionSpec, string, string]> = [
@@ -107,8 +149,7 @@ test('forms and meanings of durations, per option', () => {
     assert.ok(e.message.includes(msg), e.message);
   }
   // Not durations anywhere.
-  for (const text of ['abc', '-5', '1h30m', '5min', '1e3', '', '1w', '5 s s'])
-    for (const spec of [flush, timeout, own]) assert.ok(read(spec, text) instanceof ConfigError, `${text}`);
+  for (const text of ['abc', '-5', '1h30m', '5min', '1e3', '', '1w', '5 s s']) for (const spec of [flush, timeout, own]) assert.ok(read(spec, text) instanceof ConfigError, `${text}`);
 });
 
 test('a refused duration is reported at its file:line:col with the option name', () => {

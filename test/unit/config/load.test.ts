@@ -35,7 +35,10 @@ const base = `pipeline:
 
 test('${VAR} and ${VAR:-default} are substituted; default applies when unset or empty', () => {
   const env = { A: 'x', EMPTY: '' };
-  assert.equal(substituteEnv('${A}-${B:-d}-${EMPTY:-e}', env, () => assert.fail('no missing var')), 'x-d-e');
+  assert.equal(
+    substituteEnv('${A}-${B:-d}-${EMPTY:-e}', env, () => assert.fail('no missing var')),
+    'x-d-e',
+  );
   const missing: string[] = [];
   substituteEnv('${NOPE}', env, (n) => missing.push(n));
   assert.deepEqual(missing, ['NOPE']);
@@ -77,10 +80,22 @@ test('unknown plugin, unknown option, bad value: file:line:col, the option, what
 `,
   });
   const errs = errorsOf(() => plan(loadConfigFile(join(dir, 'p.yaml'), {}), registry));
-  assert.ok(errs.some((e) => /p\.yaml:3:13: name: unknown input plugin 'forwrd'; available: .*forward/.test(e)), errs.join('\n'));
-  assert.ok(errs.some((e) => /p\.yaml:5:13: port: found "abc", expected an integer/.test(e)), errs.join('\n'));
-  assert.ok(errs.some((e) => /p\.yaml:6:7: shaerd_key: unknown option for input 'forward' \(did you mean 'shared_key'\?\)/.test(e)), errs.join('\n'));
-  assert.ok(errs.some((e) => /p\.yaml:10:15: format: found "yaml", expected one of out_file, plain/.test(e)), errs.join('\n'));
+  assert.ok(
+    errs.some((e) => /p\.yaml:3:13: name: unknown input plugin 'forwrd'; available: .*forward/.test(e)),
+    errs.join('\n'),
+  );
+  assert.ok(
+    errs.some((e) => /p\.yaml:5:13: port: found "abc", expected an integer/.test(e)),
+    errs.join('\n'),
+  );
+  assert.ok(
+    errs.some((e) => /p\.yaml:6:7: shaerd_key: unknown option for input 'forward' \(did you mean 'shared_key'\?\)/.test(e)),
+    errs.join('\n'),
+  );
+  assert.ok(
+    errs.some((e) => /p\.yaml:10:15: format: found "yaml", expected one of out_file, plain/.test(e)),
+    errs.join('\n'),
+  );
 });
 
 test('an output without match is an error (no event would reach it)', () => {
@@ -102,7 +117,7 @@ test('missing config file, missing include, YAML syntax errors, unknown sections
 });
 
 test('forward input cross-option checks: tls without certificate, users without password', () => {
-  const dir = write({ 'p.yaml': base.replace('port: 24224', "port: 24224\n      tls: on\n      security.users: alice") });
+  const dir = write({ 'p.yaml': base.replace('port: 24224', 'port: 24224\n      tls: on\n      security.users: alice') });
   const errs = errorsOf(() => plan(loadConfigFile(join(dir, 'p.yaml'), {}), registry));
   assert.match(errs.join('\n'), /p\.yaml:5:7: tls: tls on needs tls\.crt_file and tls\.key_file/);
 });

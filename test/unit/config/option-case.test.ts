@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { ConfigError } from '../../../src/config/errors.js';
+import type { ConfigError } from '../../../src/config/errors.js';
 import { loadConfigFile } from '../../../src/config/load.js';
 import { applySchema, type OptionSpec, type RawSection } from '../../../src/config/schema.js';
 import { deliveryOptionTable, optionTableFor } from '../../../src/core/common-options.js';
@@ -226,7 +226,7 @@ test('the plan hands each plugin the same config for upper-case and mixed-case o
   for (const spell of spellings.slice(1)) assert.deepEqual(render(spell), lower);
 });
 
-test("cross-option checks see an option however its name is spelled (loki url with HOST, forward upstream with PORT, http TLS.CRT_FILE without tls)", () => {
+test('cross-option checks see an option however its name is spelled (loki url with HOST, forward upstream with PORT, http TLS.CRT_FILE without tls)', () => {
   writeFileSync(join(dir, 'up.conf'), '[UPSTREAM]\n  name u\n[NODE]\n  name a\n  host 127.0.0.1\n  port 1\n');
   const cases: Array<[kind: string, body: Record<string, unknown>, error: RegExp]> = [
     ['outputs', { name: 'loki', match: '*', url: 'http://127.0.0.1:3100', host: '127.0.0.2' }, /set url or host, not both/],
@@ -244,7 +244,11 @@ test("cross-option checks see an option however its name is spelled (loki url wi
       }
       const file = join(dir, `cross-${n++}.yaml`);
       writeFileSync(file, `${lines.join('\n')}\n`);
-      assert.throws(() => plan(loadConfigFile(file, {}), registry), (e: unknown) => error.test(String((e as Error).message)), `${body.name} ${spell('x_y')}`);
+      assert.throws(
+        () => plan(loadConfigFile(file, {}), registry),
+        (e: unknown) => error.test(String((e as Error).message)),
+        `${body.name} ${spell('x_y')}`,
+      );
     }
   }
 });

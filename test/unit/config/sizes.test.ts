@@ -49,7 +49,7 @@ test('the sizes Fluent Bit 5.1.1 accepts are the same number of bytes (powers of
   for (const [text, bytes] of observed) assert.equal(parseSize(text), bytes, text);
 });
 
-test("the sizes Fluent Bit 5.1.1 turns into its error value are refused, except the binary units", () => {
+test('the sizes Fluent Bit 5.1.1 turns into its error value are refused, except the binary units', () => {
   const binary: Record<string, number> = { '1KiB': 1024, '1Ki': 1024, '1Mi': 1024 ** 2 };
   for (const text of refusedByFluentBit) assert.equal(parseSize(text), binary[text], text);
 });
@@ -127,7 +127,12 @@ test('storage.total_limit_size: unset, off, false, no and any size of 0 bytes ar
   // Written as off, the option reads as unset: no default fills it in and nothing is bounded.
   const errors: ConfigError[] = [];
   const pos = { file: 'p.yaml', line: 3, col: 5 };
-  const c = applySchema(commonOutputOptions, { values: { name: 'file', 'storage.total_limit_size': 'off' }, keyPos: { name: pos, 'storage.total_limit_size': pos }, valuePos: {}, pos, baseDir: '.' }, 'output', errors);
+  const c = applySchema(
+    commonOutputOptions,
+    { values: { name: 'file', 'storage.total_limit_size': 'off' }, keyPos: { name: pos, 'storage.total_limit_size': pos }, valuePos: {}, pos, baseDir: '.' },
+    'output',
+    errors,
+  );
   assert.deepEqual(errors, []);
   assert.equal(c['storage.total_limit_size'], undefined);
 });

@@ -36,8 +36,7 @@ class Sink implements OutputInstance {
   }
 }
 
-const evs = (n: number, from = 0): LogEvent[] =>
-  Array.from({ length: n }, (_, i) => ({ tag: 't', time: new EventTime(1_700_000_000, from + i), record: { i: from + i } }));
+const evs = (n: number, from = 0): LogEvent[] => Array.from({ length: n }, (_, i) => ({ tag: 't', time: new EventTime(1_700_000_000, from + i), record: { i: from + i } }));
 
 function engine(sink: Sink, opts: Partial<DeliveryOptions> = {}) {
   const flow = new FlowControl();
@@ -108,7 +107,10 @@ test('full batches go at once; the remainder waits for batch_wait', async (t) =>
   const { e } = engine(sink, { batchSize: 3, batchWait: 0.2 });
   const done = push(e, evs(7));
   await settle();
-  assert.deepEqual(sink.batches.map(ids), [[0, 1, 2], [3, 4, 5]]);
+  assert.deepEqual(sink.batches.map(ids), [
+    [0, 1, 2],
+    [3, 4, 5],
+  ]);
   await advance(t, 199);
   assert.equal(sink.batches.length, 2, 'the partial batch waits for batch_wait');
   await advance(t, 1);
@@ -167,7 +169,10 @@ test('retry_limit: 3, no_retries and no_limits', async () => {
   assert.equal(parseRetryLimit(undefined), 1);
 
   const dir = mkdtempSync(join(tmpdir(), 'logwarden-delivery-'));
-  for (const [limit, attempts] of [['3', 4], ['no_retries', 1]] as const) {
+  for (const [limit, attempts] of [
+    ['3', 4],
+    ['no_retries', 1],
+  ] as const) {
     const sink = new Sink();
     sink.failures = Array.from({ length: 10 }, () => new DeliveryError('down', true, 'connection'));
     const { e, counter } = engine(sink, { retryLimit: parseRetryLimit(limit), deadLetterFile: join(dir, `${limit}.jsonl`) });
@@ -192,7 +197,10 @@ test('a non-retryable error goes to the dead letter at once and the chunk is com
   const { e, counter } = engine(sink, { retryLimit: 5, deadLetterFile: file });
   assert.deepEqual(await push(e, evs(2)), { ok: true, reason: undefined });
   assert.equal(sink.attempts.length, 1);
-  const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(lines.length, 2);
   assert.equal(lines[0].output, 'out.0');
   assert.equal(lines[0].reason, 'http_400');
@@ -211,7 +219,10 @@ test('retries exhausted: dead letter and the commit fails', async () => {
   const { e } = engine(sink, { retryLimit: 1, deadLetterFile: file });
   const outcome = await push(e, evs(1));
   assert.deepEqual(outcome, { ok: false, reason: 'b' });
-  const [line] = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const [line] = readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(line.attempts, 2);
   assert.equal(line.error, 'b');
 });
@@ -375,11 +386,26 @@ test('records an encoder throws on go alone to the dead letter; the rest of the 
   const { e, counter } = engine(sink, { deadLetterFile: file, batchWait: 0.05 });
   // Three chunks in one batch of 100; one chunk holds three of the four records at fault.
   const outcomes = await Promise.all([push(e, evs(30)), push(e, evs(40, 30)), push(e, evs(30, 70))]);
-  assert.deepEqual(outcomes.map((o) => o.ok), [true, true, true]);
-  const delivered = sink.batches.flat().map((ev) => ev.record.i as number).sort((a, b) => a - b);
-  assert.deepEqual(delivered, Array.from({ length: 100 }, (_, i) => i).filter((i) => ![3, 41, 42, 99].includes(i)));
-  const dead = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { reason: string; record: { i: number }; error: string });
-  assert.deepEqual(dead.map((d) => d.record.i).sort((a, b) => a - b), [3, 41, 42, 99]);
+  assert.deepEqual(
+    outcomes.map((o) => o.ok),
+    [true, true, true],
+  );
+  const delivered = sink.batches
+    .flat()
+    .map((ev) => ev.record.i as number)
+    .sort((a, b) => a - b);
+  assert.deepEqual(
+    delivered,
+    Array.from({ length: 100 }, (_, i) => i).filter((i) => ![3, 41, 42, 99].includes(i)),
+  );
+  const dead = readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { reason: string; record: { i: number }; error: string });
+  assert.deepEqual(
+    dead.map((d) => d.record.i).sort((a, b) => a - b),
+    [3, 41, 42, 99],
+  );
   assert.ok(dead.every((d) => d.reason === 'encode' && /cannot encode/.test(d.error)));
   assert.equal(await counter('logwarden_output_dropped_records_total'), 4);
   assert.equal(await counter('logwarden_output_retries_total'), 0, 'not retried as if transient');
@@ -402,7 +428,10 @@ test('a record that cannot be serialised is dead-lettered with the error instead
     { tag: 't', time: new EventTime(9e15, 0), record: { i: 1, d: new Date(Number.NaN) } },
   ];
   assert.deepEqual(await push(e, batch), { ok: true, reason: undefined });
-  const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.match(String(lines[0]!.record_error), /cannot serialise the record/);
   assert.deepEqual(lines[1]!.record, { i: 1, d: null });
   assert.equal(lines[1]!.time, '9000000000000000.000000000');

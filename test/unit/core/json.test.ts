@@ -13,7 +13,14 @@ function drop(rec: Record<string, unknown>, keys: string[]): Record<string, unkn
 }
 
 function check(rec: Record<string, unknown>, keys: string[], what: string): void {
-  assert.equal(withoutMembers(toJSONLine(rec), keys.map((k) => JSON.stringify(k))), toJSONLine(drop(rec, keys)), what);
+  assert.equal(
+    withoutMembers(
+      toJSONLine(rec),
+      keys.map((k) => JSON.stringify(k)),
+    ),
+    toJSONLine(drop(rec, keys)),
+    what,
+  );
 }
 
 test('withoutMembers gives the text of the record serialised without those keys: every conformance event, several key sets', () => {
@@ -29,7 +36,11 @@ test('withoutMembers gives the text of the record serialised without those keys:
       check(rec, [keys[0]!], `${f}: first key`);
       check(rec, [keys[keys.length - 1]!], `${f}: last key`);
       check(rec, keys, `${f}: every key`);
-      check(rec, keys.filter((_, i) => i % 2 === 0), `${f}: every other key`);
+      check(
+        rec,
+        keys.filter((_, i) => i % 2 === 0),
+        `${f}: every other key`,
+      );
       check(rec, ['absent'], `${f}: a key it does not have`);
       n++;
     }
@@ -97,7 +108,10 @@ test('BigInts: exact digits in toJSONLine; JSON.stringify elsewhere refuses them
   assert.equal(toJSONLine(5n), '5');
   // Outside toJSONLine nothing changed: a TypeError, and a replacer still receives the BigInt.
   assert.throws(() => JSON.stringify({ a: 1n }), TypeError);
-  assert.equal(JSON.stringify({ a: 1n, b: [2n] }, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)), '{"a":"1n","b":["2n"]}');
+  assert.equal(
+    JSON.stringify({ a: 1n, b: [2n] }, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)),
+    '{"a":"1n","b":["2n"]}',
+  );
   // A string that looks like the token's shape is data, not a number.
   assert.equal(toJSONLine({ s: '\u0000abc:12\u0000' }), JSON.stringify({ s: '\u0000abc:12\u0000' }));
 });

@@ -25,13 +25,31 @@ test('checkValue ends where skipValue does on ordinary values', () => {
 });
 
 test('nesting: 256 levels pass, 257 do not; 100,000 levels cost no stack', () => {
-  assert.equal(reason(() => checkValue(deep(256), 0)), 'accepted');
-  assert.equal(reason(() => checkValue(deep(257), 0)), 'too_deep');
-  assert.equal(reason(() => checkValue(deep(100_000), 0)), 'too_deep');
-  assert.equal(reason(() => checkValue(deep(20), 0, 10)), 'too_deep');
+  assert.equal(
+    reason(() => checkValue(deep(256), 0)),
+    'accepted',
+  );
+  assert.equal(
+    reason(() => checkValue(deep(257), 0)),
+    'too_deep',
+  );
+  assert.equal(
+    reason(() => checkValue(deep(100_000), 0)),
+    'too_deep',
+  );
+  assert.equal(
+    reason(() => checkValue(deep(20), 0, 10)),
+    'too_deep',
+  );
   // Empty containers do not open a level.
-  assert.equal(reason(() => checkValue(Buffer.concat([Buffer.alloc(255, 0x91), Buffer.from([0x90])]), 0)), 'accepted');
-  assert.equal(reason(() => checkValue(Buffer.from([0x92, 0x01]), 0)), 'malformed');
+  assert.equal(
+    reason(() => checkValue(Buffer.concat([Buffer.alloc(255, 0x91), Buffer.from([0x90])]), 0)),
+    'accepted',
+  );
+  assert.equal(
+    reason(() => checkValue(Buffer.from([0x92, 0x01]), 0)),
+    'malformed',
+  );
 });
 
 test('msgpack timestamps (ext -1): 4, 8 and 12 bytes with sound values pass and decode to their Date', () => {
@@ -45,7 +63,11 @@ test('msgpack timestamps (ext -1): 4, 8 and 12 bytes with sound values pass and 
   t96.set([0xc7, 12, 0xff]);
   t96.writeUInt32BE(5_000_000, 3);
   t96.writeBigInt64BE(-1n, 7);
-  for (const [b, ms] of [[t32, 1_700_000_000_000], [t64, 1_700_000_000_123], [t96, -995]] as const) {
+  for (const [b, ms] of [
+    [t32, 1_700_000_000_000],
+    [t64, 1_700_000_000_123],
+    [t96, -995],
+  ] as const) {
     assert.equal(checkValue(b, 0), b.length);
     const d = decode(b);
     assert.ok(d instanceof Date);
@@ -63,11 +85,21 @@ test('invalid timestamps and reserved types are refused, and decode as their byt
   farSec.writeBigInt64BE(2n ** 62n, 7);
   const cases = [Buffer.from([0xd4, 0xff, 0x00]), Buffer.from([0xd5, 0xff, 0, 0]), badNs, farSec, Buffer.from([0xd4, 0xfe, 0x01]), Buffer.from([0xc7, 0, 0x80])];
   for (const b of cases) {
-    assert.equal(reason(() => checkValue(Buffer.concat([Buffer.from([0x81, 0xa1, 0x74]), b]), 0)), 'bad_ext', b.toString('hex'));
+    assert.equal(
+      reason(() => checkValue(Buffer.concat([Buffer.from([0x81, 0xa1, 0x74]), b]), 0)),
+      'bad_ext',
+      b.toString('hex'),
+    );
     const v = decode(b);
     assert.ok(Buffer.isBuffer(v), `${b.toString('hex')} decodes as bytes`);
   }
   // Application types (EventTime is 0) are not checked; with exts off, nothing is.
-  assert.equal(reason(() => checkValue(Buffer.from([0xd4, 0x05, 0x01]), 0)), 'accepted');
-  assert.equal(reason(() => checkValue(Buffer.from([0xd4, 0xff, 0x00]), 0, 256, false)), 'accepted');
+  assert.equal(
+    reason(() => checkValue(Buffer.from([0xd4, 0x05, 0x01]), 0)),
+    'accepted',
+  );
+  assert.equal(
+    reason(() => checkValue(Buffer.from([0xd4, 0xff, 0x00]), 0, 256, false)),
+    'accepted',
+  );
 });

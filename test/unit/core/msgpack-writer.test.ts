@@ -4,14 +4,56 @@ import { test } from 'node:test';
 import { decode, encode } from '../../../src/core/msgpack.js';
 import { MsgpackWriter } from '../../../src/core/msgpack-writer.js';
 
-test('strings of every header width, numbers of every form, BigInts, arrays and maps: the codec\'s bytes', () => {
+test("strings of every header width, numbers of every form, BigInts, arrays and maps: the codec's bytes", () => {
   const w = new MsgpackWriter(8);
-  const strings = ['', 'a', 'x'.repeat(10), 'x'.repeat(11), 'x'.repeat(31), 'x'.repeat(32), 'é'.repeat(15), 'é'.repeat(16), '🚀'.repeat(63), '🚀'.repeat(64), 'y'.repeat(255), 'y'.repeat(256), 'z'.repeat(65535), 'z'.repeat(65536), 'ü\u0000"\\'];
+  const strings = [
+    '',
+    'a',
+    'x'.repeat(10),
+    'x'.repeat(11),
+    'x'.repeat(31),
+    'x'.repeat(32),
+    'é'.repeat(15),
+    'é'.repeat(16),
+    '🚀'.repeat(63),
+    '🚀'.repeat(64),
+    'y'.repeat(255),
+    'y'.repeat(256),
+    'z'.repeat(65535),
+    'z'.repeat(65536),
+    'ü\u0000"\\',
+  ];
   for (const s of strings) {
     w.str(s);
     assert.deepEqual(w.take(), encode(s), `string of ${s.length}`);
   }
-  const numbers = [0, -0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 40, -1, -32, -33, -128, -129, -32768, -32769, -(2 ** 31), -(2 ** 31) - 1, 1.5, -2.25, Number.MAX_SAFE_INTEGER, 1e300];
+  const numbers = [
+    0,
+    -0,
+    1,
+    127,
+    128,
+    255,
+    256,
+    65535,
+    65536,
+    2 ** 32 - 1,
+    2 ** 32,
+    2 ** 40,
+    -1,
+    -32,
+    -33,
+    -128,
+    -129,
+    -32768,
+    -32769,
+    -(2 ** 31),
+    -(2 ** 31) - 1,
+    1.5,
+    -2.25,
+    Number.MAX_SAFE_INTEGER,
+    1e300,
+  ];
   for (const n of numbers) {
     w.num(n);
     assert.deepEqual(w.take(), encode(n), `number ${n}`);
@@ -48,6 +90,8 @@ test('take: what was written, copied out; earlier results are never written over
   }
   w.str('q'.repeat(200_000));
   const big = w.take();
-  out.forEach((b, i) => assert.equal(decode(b), `value ${i} ${'p'.repeat(i % 300)}`));
+  out.forEach((b, i) => {
+    assert.equal(decode(b), `value ${i} ${'p'.repeat(i % 300)}`);
+  });
   assert.equal((decode(big) as string).length, 200_000);
 });

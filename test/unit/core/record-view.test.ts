@@ -25,7 +25,7 @@ function readDecoded(v: unknown, path: readonly PathPart[]): unknown {
       if (i < 0 || i >= cur.length) return undefined;
       cur = cur[i];
     } else if (cur !== null && typeof cur === 'object' && !(cur instanceof Uint8Array) && typeof part === 'string') {
-      if (!Object.prototype.hasOwnProperty.call(cur, part)) return undefined;
+      if (!Object.hasOwn(cur, part)) return undefined;
       cur = (cur as Record<string, unknown>)[part];
     } else return undefined;
   }
@@ -121,7 +121,16 @@ test('a __proto__ key is data: read as decode keeps it, never a prototype', () =
   assert.equal(viewGet(bytes, ['constructor']), 'c');
   assert.equal(viewGet(encode({ a: 1 }), ['constructor']), undefined, 'no inherited property is found');
   // Inside a value the view builds itself (small maps) as inside one the codec builds.
-  const nested = map([[k('m'), map([[k('__proto__'), encode({ x: 1 })], [k('ü'), encode(2)]])], [k('s'), map([[k('__proto__'), encode({ x: 1 })]])]]);
+  const nested = map([
+    [
+      k('m'),
+      map([
+        [k('__proto__'), encode({ x: 1 })],
+        [k('ü'), encode(2)],
+      ]),
+    ],
+    [k('s'), map([[k('__proto__'), encode({ x: 1 })]])],
+  ]);
   const dec = decode(nested) as Record<string, unknown>;
   for (const key of ['m', 's']) {
     const got = viewGet(nested, [key]) as Record<string, unknown>;
@@ -283,12 +292,7 @@ test('edits with duplicate keys keep the first place and the last value, as deco
     [k('b'), encode({ x: 1 })],
     [k('a'), encode(2)],
   ]);
-  for (const edits of [
-    [{ op: 'put', key: 'c', value: 3, move: false }],
-    [{ op: 'remove', path: ['a'] }],
-    [{ op: 'rename', key: 'a', to: 'z' }],
-    [{ op: 'remove', path: ['b', 'x'] }],
-  ] as Edit[][]) {
+  for (const edits of [[{ op: 'put', key: 'c', value: 3, move: false }], [{ op: 'remove', path: ['a'] }], [{ op: 'rename', key: 'a', to: 'z' }], [{ op: 'remove', path: ['b', 'x'] }]] as Edit[][]) {
     let expected = decode(bytes) as Record<string, unknown>;
     for (const e of edits) expected = applyEdit(expected, e);
     assert.equal(toJSONLine(decode(applyEdits(bytes, edits))), toJSONLine(expected), JSON.stringify(edits));
@@ -342,8 +346,16 @@ test('the forward input indexes each record as it frames it (map32 too): views r
     return Buffer.concat([head, ...pairs.flatMap(([key, v]) => [k(key), encode(v)])]);
   };
   const wide = [
-    map32([['kind', 'Event'], ['verb', 'get'], ['user', { username: 'u' }]]),
-    map32([['a', 1], ['b', 2], ['a', 3]]),
+    map32([
+      ['kind', 'Event'],
+      ['verb', 'get'],
+      ['user', { username: 'u' }],
+    ]),
+    map32([
+      ['a', 1],
+      ['b', 2],
+      ['a', 3],
+    ]),
   ];
   records.push({ kind: 'Event', verb: 'get', user: { username: 'u' } }, { a: 3, b: 2 });
   const entries = Buffer.concat([
@@ -363,9 +375,7 @@ test('the forward input indexes each record as it frames it (map32 too): views r
     proto.index = index;
   });
   for (const packed of [false, true]) {
-    const frame = packed
-      ? Buffer.concat([Buffer.from([0x92]), encode('t'), encode(entries)])
-      : Buffer.concat([Buffer.from([0x92]), encode('t'), Buffer.from([0x96]), entries]);
+    const frame = packed ? Buffer.concat([Buffer.from([0x92]), encode('t'), encode(entries)]) : Buffer.concat([Buffer.from([0x92]), encode('t'), Buffer.from([0x96]), entries]);
     const msg = decodeFrame(frame) as unknown as { events: WireEvent[] };
     assert.equal(msg.events.length, 6);
     const view = new RecordView();
@@ -418,7 +428,13 @@ test('copy, removeKeys and move on the bytes: places, duplicates and a copy that
     [[{ op: 'copy', key: 'b', to: '__proto__' }], '{"a":2,"b":{"x":1,"y":2},"__proto__":{"x":1,"y":2},"ü":"é"}'],
     [[{ op: 'removeKeys', match: (key) => key === 'a' || key === '__proto__' }], '{"b":{"x":1,"y":2},"ü":"é"}'],
     [[{ op: 'move', match: (key) => key === 'ü' || key === 'a', toStart: true }], '{"a":2,"ü":"é","__proto__":{"x":1},"b":{"x":1,"y":2}}'],
-    [[{ op: 'move', match: (key) => key.startsWith('_'), toStart: false }, { op: 'copy', key: 'ü', to: 'u' }], '{"a":2,"b":{"x":1,"y":2},"ü":"é","u":"é","__proto__":{"x":1}}'],
+    [
+      [
+        { op: 'move', match: (key) => key.startsWith('_'), toStart: false },
+        { op: 'copy', key: 'ü', to: 'u' },
+      ],
+      '{"a":2,"b":{"x":1,"y":2},"ü":"é","u":"é","__proto__":{"x":1}}',
+    ],
   ];
   for (const [edits, json] of cases) {
     let expected = decode(bytes) as Record<string, unknown>;
@@ -452,5 +468,9 @@ test('hasKey answers for removeKeys, copy and move edits without applying them',
   assert.equal(ev.hasKey('b', view), true);
   assert.equal(ev.hasKey('c', view), false);
   assert.ok(ev.isBytes, 'still bytes');
-  assert.deepEqual(Object.entries(decode(ev.raw!) as object), [['b', 2], ['a', 1], ['tag_y', 1]]);
+  assert.deepEqual(Object.entries(decode(ev.raw!) as object), [
+    ['b', 2],
+    ['a', 1],
+    ['tag_y', 1],
+  ]);
 });

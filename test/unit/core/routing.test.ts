@@ -73,14 +73,7 @@ ${gate('rt-all', "match: '*'")}
     plugins,
   );
   try {
-    const outcome = await r.ingest([
-      ev('app.web', { n: 1 }),
-      ev('app.api', { n: 2 }),
-      ev('kube.x.audit', { n: 3 }),
-      ev('kube.audit', { n: 4 }),
-      ev('audit.k8s', { n: 5 }),
-      ev('other', { n: 6 }),
-    ]);
+    const outcome = await r.ingest([ev('app.web', { n: 1 }), ev('app.api', { n: 2 }), ev('kube.x.audit', { n: 3 }), ev('kube.audit', { n: 4 }), ev('audit.k8s', { n: 5 }), ev('other', { n: 6 })]);
     assert.deepEqual(outcome, { ok: true });
     assert.deepEqual(delivered('rt-app'), [
       ['app.web', { n: 1, app_filter: 'yes', regex_filter: 'yes' }],

@@ -30,10 +30,7 @@ describe('container entrypoint', () => {
 
   it('sizes the heap from a cgroup v2 limit', () => {
     // 512 MiB: semi-space 32, old space 512*70% - 3*32 = 262
-    assert.equal(
-      nodeCommand({ v2: String(512 * MiB) }),
-      'node --max-semi-space-size=32 --max-old-space-size=262 /opt/logwarden/bin/logwarden.js run -c /etc/logwarden/pipeline.yaml',
-    );
+    assert.equal(nodeCommand({ v2: String(512 * MiB) }), 'node --max-semi-space-size=32 --max-old-space-size=262 /opt/logwarden/bin/logwarden.js run -c /etc/logwarden/pipeline.yaml');
     // 2 GiB: semi-space 64, old space 2048*70% - 192 = 1241
     assert.match(nodeCommand({ v2: String(2048 * MiB) }), /--max-semi-space-size=64 --max-old-space-size=1241 /);
     assert.match(nodeCommand({ v2: String(256 * MiB) }), /--max-semi-space-size=16 --max-old-space-size=131 /);
@@ -127,7 +124,13 @@ describe('Containerfile', () => {
   const ignore = readFileSync(join(repoRoot, 'deploy', 'Containerfile.dockerignore'), 'utf8');
   const copies = lines
     .filter((l) => /^COPY\s/.test(l) && !/--from=/.test(l))
-    .map((l) => l.trim().split(/\s+/).slice(1).filter((w) => !w.startsWith('--')))
+    .map((l) =>
+      l
+        .trim()
+        .split(/\s+/)
+        .slice(1)
+        .filter((w) => !w.startsWith('--')),
+    )
     .map((words) => ({ sources: words.slice(0, -1), dest: words.at(-1)! }));
 
   it('every COPY source is in the build context: present, and not excluded by Containerfile.dockerignore', () => {
@@ -145,7 +148,10 @@ describe('Containerfile', () => {
   });
 
   it('the build stage compiles with only what it copies (tsc -p . as npm ci runs it)', () => {
-    const build = lines.slice(0, lines.findIndex((l) => /^FROM .* AS runtime/.test(l)));
+    const build = lines.slice(
+      0,
+      lines.findIndex((l) => /^FROM .* AS runtime/.test(l)),
+    );
     const ctx = mkdtempSync(join(tmpdir(), 'lw-build-'));
     try {
       for (const l of build.filter((x) => /^COPY\s/.test(x))) {
@@ -189,7 +195,14 @@ function dockerignore(text: string): (path: string) => boolean {
       const pat = (negate ? l.slice(1) : l).replace(/^\/+|\/+$/g, '');
       const re = pat
         .split('/')
-        .map((part) => (part === '**' ? '.*' : part.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')))
+        .map((part) =>
+          part === '**'
+            ? '.*'
+            : part
+                .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+                .replace(/\*/g, '[^/]*')
+                .replace(/\?/g, '[^/]'),
+        )
         .join('/')
         .replace(/\.\*\//g, '(?:.*/)?');
       return { negate, re: new RegExp(`^${re}(?:/.*)?$`) };
@@ -200,4 +213,3 @@ function dockerignore(text: string): (path: string) => boolean {
     return out;
   };
 }
-

@@ -98,7 +98,9 @@ describe('examples/rules', () => {
 describe('rules files load after the bundled rules with the detect loader', () => {
   const bundled = join(repoRoot, 'rules', 'k8s_audit_rules.yaml');
   const files = [
-    ...readdirSync(ex('rules')).filter((f) => f.endsWith('.yaml')).map((f) => ex('rules', f)),
+    ...readdirSync(ex('rules'))
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => ex('rules', f)),
     join(repoRoot, 'deploy/kustomize/base/config/custom_rules.yaml'),
   ];
   for (const f of files) {
@@ -143,7 +145,7 @@ describe('examples/events', () => {
     assert.match(notice, /Apache License/);
   });
 
-  it('the default pipeline\'s audit policy treats every one as an audit event (the README tour)', async () => {
+  it("the default pipeline's audit policy treats every one as an audit event (the README tour)", async () => {
     // As pipelines/default.yaml configures it, on records as `send` and `replay` produce them.
     const file = writePipeline(tempDir(), {
       pipeline: { filters: [{ name: 'audit_policy', match: '*', key_name: 'log', policy_file: ex('audit-policy.yaml') }] },
@@ -151,7 +153,9 @@ describe('examples/events', () => {
     const { filters, metrics, pipeline } = await buildFilters(file, auditPolicy);
     let n = 0;
     for (const f of readdirSync(ex('events')).filter((x) => x.endsWith('.json'))) {
-      for (const line of read('events', f).split('\n').filter((l) => l.trim())) {
+      for (const line of read('events', f)
+        .split('\n')
+        .filter((l) => l.trim())) {
         n++;
         filters[0]!.filter([{ tag: 'kube.audit', time: new EventTime(1700000000, 0), record: JSON.parse(line) }], { emit: () => assert.fail('no emit') });
       }
@@ -174,22 +178,25 @@ function srcFiles(dir: string): string[] {
 describe('examples/grafana', () => {
   const dash = JSON.parse(read('grafana', 'logwarden-dashboard.json')) as Obj;
   const exprs = (dash.panels as Obj[]).flatMap((p) => ((p.targets ?? []) as Obj[]).map((t) => ({ ds: t.datasource.type as string, expr: t.expr as string })));
-  const src = srcFiles(join(repoRoot, 'src')).map((f) => readFileSync(f, 'utf8')).join('\n');
-  const wanted = [
-    'logwarden_input_records_total',
-    'logwarden_output_proc_records_total',
-    'logwarden_output_dropped_records_total',
-    'logwarden_output_queue_records',
-    'logwarden_detect_alerts_total',
-  ];
+  const src = srcFiles(join(repoRoot, 'src'))
+    .map((f) => readFileSync(f, 'utf8'))
+    .join('\n');
+  const wanted = ['logwarden_input_records_total', 'logwarden_output_proc_records_total', 'logwarden_output_dropped_records_total', 'logwarden_output_queue_records', 'logwarden_detect_alerts_total'];
 
   it('queries the pipeline metrics from Prometheus and the streams the deploy pipelines write to Loki', () => {
     const prom = exprs.filter((e) => e.ds === 'prometheus').map((e) => e.expr);
-    for (const m of wanted) assert.ok(prom.some((e) => e.includes(m)), `a panel for ${m}`);
+    for (const m of wanted)
+      assert.ok(
+        prom.some((e) => e.includes(m)),
+        `a panel for ${m}`,
+      );
     const loki = exprs.filter((e) => e.ds === 'loki').map((e) => e.expr);
     const pipeline = readFileSync(join(repoRoot, 'deploy/kustomize/base/config/pipeline.yaml'), 'utf8');
     for (const job of ['k8s-audit', 'logwarden-alerts']) {
-      assert.ok(loki.some((e) => e.includes(`job="${job}"`)), `a Loki panel for job=${job}`);
+      assert.ok(
+        loki.some((e) => e.includes(`job="${job}"`)),
+        `a Loki panel for job=${job}`,
+      );
       assert.ok(pipeline.includes(`job=${job}`), `the deploy pipeline labels its streams job=${job}`);
     }
     assert.ok(loki.some((e) => /by \(rule\)/.test(e)) && loki.some((e) => /by \(priority\)/.test(e)), 'alert counts by rule and by priority');

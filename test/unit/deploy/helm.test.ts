@@ -7,17 +7,7 @@ import { repoRoot } from '../../support/paths.js';
 import { helmTemplate } from '../../support/helm-template.js';
 import type { K8sObject } from '../../support/kustomize.js';
 import { container, find, mountedFiles, mountFor, pod, portNumber, selects, volume, type Obj } from '../../support/deploy.js';
-import {
-  assertAuditTail,
-  assertHardened,
-  assertPipelineFiles,
-  assertProbes,
-  assertRestricted,
-  assertTagRouting,
-  fbEnv,
-  fluentBitConfig,
-  loadContainerPipeline,
-} from '../../support/deploy-checks.js';
+import { assertAuditTail, assertHardened, assertPipelineFiles, assertProbes, assertRestricted, assertTagRouting, fbEnv, fluentBitConfig, loadContainerPipeline } from '../../support/deploy-checks.js';
 
 const chart = join(repoRoot, 'deploy', 'helm', 'logwarden');
 const key = { forward: { sharedKey: { value: 'k3y-for-tests-0123456789abcdef' } } };
@@ -166,7 +156,10 @@ describe('helm: values', () => {
   });
 
   it('rules files: ConfigMap keys, mounted paths and rules_file agree, in name order', () => {
-    const rules = { 'b-local.yaml': '- list: allowed_namespaces\n  items: [b]\n  override:\n    items: append\n', 'a-site.yaml': '- list: allowed_k8s_users\n  items: [ci]\n  override:\n    items: append\n' };
+    const rules = {
+      'b-local.yaml': '- list: allowed_namespaces\n  items: [b]\n  override:\n    items: append\n',
+      'a-site.yaml': '- list: allowed_k8s_users\n  items: [ci]\n  override:\n    items: append\n',
+    };
     const objects = render({ rules });
     const ds = find(objects, 'DaemonSet', 'audit-logwarden');
     assert.deepEqual(Object.keys(find(objects, 'ConfigMap', 'audit-logwarden-rules').data).sort(), ['a-site.yaml', 'b-local.yaml']);
@@ -186,7 +179,10 @@ describe('helm: values', () => {
   it('without Loki and Alertmanager the pipeline prints to stdout instead of having no output', () => {
     const objects = render({ loki: { enabled: false }, alertmanager: { enabled: false } });
     const p = loadContainerPipeline(objects, find(objects, 'DaemonSet', 'audit-logwarden'));
-    assert.deepEqual(p.loaded.outputs.map((o) => o.name), ['stdout']);
+    assert.deepEqual(
+      p.loaded.outputs.map((o) => o.name),
+      ['stdout'],
+    );
   });
 
   it('the audit log folder is mounted where Fluent Bit tails it, for any auditLogDir', () => {
@@ -208,7 +204,10 @@ describe('helm: values', () => {
     assert.ok(!render({ mode: 'aggregator' }).some((o) => o.kind === 'ServiceMonitor'));
     const sm = find(render({ serviceMonitor: { enabled: true } }), 'ServiceMonitor', 'audit-logwarden');
     assert.equal(sm.apiVersion, 'monitoring.coreos.com/v1');
-    assert.deepEqual((sm.spec.endpoints as Obj[]).map((e) => e.port), ['http', 'fb-http']);
+    assert.deepEqual(
+      (sm.spec.endpoints as Obj[]).map((e) => e.port),
+      ['http', 'fb-http'],
+    );
   });
 
   it('the PrometheusRule is off by default and, enabled, holds deploy/prometheus/logwarden-rules.yaml', () => {
@@ -216,7 +215,10 @@ describe('helm: values', () => {
     assert.ok(!render({ mode: 'aggregator', serviceMonitor: { enabled: true } }).some((o) => o.kind === 'PrometheusRule'));
     const shipped = readFileSync(join(repoRoot, 'deploy', 'prometheus', 'logwarden-rules.yaml'));
     // The chart reads its copy (a chart cannot read files outside its folder): the same bytes.
-    assert.ok(readFileSync(join(chart, 'files', 'logwarden-rules.yaml')).equals(shipped), 'deploy/helm/logwarden/files/logwarden-rules.yaml differs from deploy/prometheus/logwarden-rules.yaml: copy it over');
+    assert.ok(
+      readFileSync(join(chart, 'files', 'logwarden-rules.yaml')).equals(shipped),
+      'deploy/helm/logwarden/files/logwarden-rules.yaml differs from deploy/prometheus/logwarden-rules.yaml: copy it over',
+    );
     for (const mode of ['sidecar', 'aggregator']) {
       const pr = find(render({ mode, prometheusRule: { enabled: true, labels: { release: 'kube-prometheus-stack' } } }), 'PrometheusRule', 'audit-logwarden');
       assert.equal(pr.apiVersion, 'monitoring.coreos.com/v1');
@@ -294,7 +296,10 @@ describe('helm: values', () => {
     assert.equal(portNumber(container(dep, 'logwarden'), port.targetPort), Number(svc.http_port));
     const np = find(objects, 'NetworkPolicy', 'audit-logwarden');
     const rule = (np.spec.ingress as Obj[]).find((r) => r.from[0].namespaceSelector?.matchLabels?.team === 'security')!;
-    assert.deepEqual((rule.ports as Obj[]).map((x) => x.port), [Number(svc.http_port)]);
+    assert.deepEqual(
+      (rule.ports as Obj[]).map((x) => x.port),
+      [Number(svc.http_port)],
+    );
   });
 
   it('ui.enabled refuses to render a page without credentials unless it is declared anonymous', () => {
@@ -383,7 +388,8 @@ describe('helm: persistence', () => {
     assert.ok(!('storageClassName' in claim('')));
     assert.equal(claim('-').storageClassName, '');
     assert.deepEqual(
-      (find(render({ mode: 'aggregator', persistence: { enabled: true, accessModes: ['ReadWriteOncePod'] } }), 'StatefulSet', 'audit-logwarden').spec.volumeClaimTemplates as Obj[])[0]!.spec.accessModes,
+      (find(render({ mode: 'aggregator', persistence: { enabled: true, accessModes: ['ReadWriteOncePod'] } }), 'StatefulSet', 'audit-logwarden').spec.volumeClaimTemplates as Obj[])[0]!.spec
+        .accessModes,
       ['ReadWriteOncePod'],
     );
   });
@@ -430,7 +436,7 @@ describe('helm: persistence', () => {
     assert.equal(init.securityContext.seccompProfile.type, 'RuntimeDefault');
   });
 
-  it('sidecar refuses a claim, an empty hostPath and Fluent Bit\'s state directory', () => {
+  it("sidecar refuses a claim, an empty hostPath and Fluent Bit's state directory", () => {
     assert.throws(() => render({ persistence: { enabled: true, existingClaim: 'x' } }), /existingClaim is for aggregator mode/);
     assert.throws(() => render({ persistence: { enabled: true, hostPath: '' } }), /needs persistence\.hostPath/);
     assert.throws(() => render({ persistence: { enabled: true, hostPath: '/var/lib/logwarden/fluent-bit/' } }), /must differ from sidecar\.fluentBit\.stateDir/);
@@ -458,10 +464,7 @@ describe('helm: shared alert store (ui.postgres)', () => {
     assert.equal(svc['ui.store'], url);
     assert.equal(p.env.LOGWARDEN_UI_STORE, url);
     assert.equal(svc['ui.db_path'], undefined, 'the shared store replaces the per-pod SQLite file');
-    assert.deepEqual(
-      container(dep, 'logwarden').env.find((e: Obj) => e.name === 'LOGWARDEN_UI_STORE').valueFrom.secretKeyRef,
-      { name: 'alert-store', key: 'url' },
-    );
+    assert.deepEqual(container(dep, 'logwarden').env.find((e: Obj) => e.name === 'LOGWARDEN_UI_STORE').valueFrom.secretKeyRef, { name: 'alert-store', key: 'url' });
     assert.ok(!container(dep, 'logwarden').env.some((e: Obj) => e.name === 'PGUSER' || e.name === 'PGPASSWORD'));
     const pageSvc = find(objects, 'Service', 'audit-logwarden-ui');
     assert.equal(pageSvc.spec.sessionAffinity, undefined, 'any replica serves the whole page');
@@ -477,7 +480,7 @@ describe('helm: shared alert store (ui.postgres)', () => {
     assert.equal(p.env.PGPASSWORD, 's3cr3t');
   });
 
-  it('in sidecar mode too: every control-plane node\'s pod writes to the one store', () => {
+  it("in sidecar mode too: every control-plane node's pod writes to the one store", () => {
     const objects = render({ ui: ui({}) });
     objects.push(storeSecret({ url }));
     const p = loadContainerPipeline(objects, find(objects, 'DaemonSet', 'audit-logwarden'));

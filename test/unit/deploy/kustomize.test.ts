@@ -7,17 +7,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { repoRoot } from '../../support/paths.js';
 import { kustomizeBuild, overlayWithComponents, parseManifests, type K8sObject } from '../../support/kustomize.js';
 import { container, dataOf, find, mountFor, parseClassic, pod, portNumber, selects, volume, type Obj } from '../../support/deploy.js';
-import {
-  assertAuditTail,
-  assertHardened,
-  assertPipelineFiles,
-  assertProbes,
-  assertRestricted,
-  assertTagRouting,
-  fbEnv,
-  fluentBitConfig,
-  loadContainerPipeline,
-} from '../../support/deploy-checks.js';
+import { assertAuditTail, assertHardened, assertPipelineFiles, assertProbes, assertRestricted, assertTagRouting, fbEnv, fluentBitConfig, loadContainerPipeline } from '../../support/deploy-checks.js';
 
 const kdir = join(repoRoot, 'deploy', 'kustomize');
 const sidecar = kustomizeBuild(join(kdir, 'overlays', 'sidecar'));
@@ -200,11 +190,7 @@ describe('kustomize: shared configuration', () => {
 
   it('the chart ships the same policy and rules as the kustomize base', () => {
     for (const f of ['audit-policy.yaml', 'custom_rules.yaml']) {
-      assert.equal(
-        readFileSync(join(repoRoot, 'deploy/helm/logwarden/files', f), 'utf8'),
-        readFileSync(join(kdir, 'base/config', f), 'utf8'),
-        f,
-      );
+      assert.equal(readFileSync(join(repoRoot, 'deploy/helm/logwarden/files', f), 'utf8'), readFileSync(join(kdir, 'base/config', f), 'utf8'), f);
     }
   });
 
@@ -235,7 +221,7 @@ describe('kustomize: components/persistence (aggregator)', () => {
   const p = loadContainerPipeline(objects, dep);
   const c = container(dep, 'logwarden');
 
-  it('storage.path, the dead letters and the SQLite directory are on the claim, in the workload\'s namespace', () => {
+  it("storage.path, the dead letters and the SQLite directory are on the claim, in the workload's namespace", () => {
     const storage = String(p.loaded.service.values['storage.path']);
     const m = mountFor(c, storage)!;
     const claim = volume(dep, m.name).persistentVolumeClaim;
@@ -267,7 +253,7 @@ describe('kustomize: components/persistence-sidecar', () => {
   const p = loadContainerPipeline(objects, ds);
   const c = container(ds, 'logwarden');
 
-  it('storage.path is a node directory beside, not inside, Fluent Bit\'s state', () => {
+  it("storage.path is a node directory beside, not inside, Fluent Bit's state", () => {
     const m = mountFor(c, String(p.loaded.service.values['storage.path']))!;
     const v = volume(ds, m.name);
     assert.deepEqual(v.hostPath, { path: '/var/lib/logwarden/data', type: 'DirectoryOrCreate' });
@@ -323,7 +309,10 @@ describe('kustomize: components/ui-postgres (aggregator)', () => {
   });
 
   it('without the component the overlays have no page: nothing included, no event in alerts', () => {
-    for (const [objs, kind] of [[aggregator, 'Deployment'], [sidecar, 'DaemonSet']] as const) {
+    for (const [objs, kind] of [
+      [aggregator, 'Deployment'],
+      [sidecar, 'DaemonSet'],
+    ] as const) {
       const q = loadContainerPipeline(objs, find(objs, kind, 'logwarden', 'logwarden'));
       assert.ok(!Object.keys(q.loaded.service.values).some((k) => k === 'ui' || k.startsWith('ui.')));
       assert.ok(!q.loaded.outputs.some((o) => o.name === 'ui'));

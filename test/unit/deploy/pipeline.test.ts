@@ -62,7 +62,14 @@ const cases: { name: string; objects: () => K8sObject[]; kind: string; workload:
   {
     name: 'helm aggregator with the page on a shared PostgreSQL store',
     objects: () => [
-      ...helmTemplate(chart, { values: { ...helmValues, mode: 'aggregator', persistence: { enabled: true }, ui: { enabled: true, auth: { anonymous: true }, postgres: { existingSecret: 'alert-store', passwordKey: 'password' } } } }).objects,
+      ...helmTemplate(chart, {
+        values: {
+          ...helmValues,
+          mode: 'aggregator',
+          persistence: { enabled: true },
+          ui: { enabled: true, auth: { anonymous: true }, postgres: { existingSecret: 'alert-store', passwordKey: 'password' } },
+        },
+      }).objects,
       {
         apiVersion: 'v1',
         kind: 'Secret',
@@ -130,7 +137,7 @@ describe('deployed pipelines validate against this build', () => {
   }
 });
 
-describe('deployed pipelines pass `logwarden validate` with the container\'s environment', () => {
+describe("deployed pipelines pass `logwarden validate` with the container's environment", () => {
   for (const c of cases) {
     it(c.name, async () => {
       const { file, env } = containerLayout(c);

@@ -60,11 +60,21 @@ test('every alert has promtool unit tests that show it firing and not firing', (
   const evals = unit.tests.flatMap((t) => t.alert_rule_test);
   for (const { alert } of alerts) {
     const mine = evals.filter((e) => e.alertname === alert);
-    assert.ok(mine.some((e) => e.exp_alerts.length > 0), `no promtool test shows ${alert} firing`);
-    assert.ok(mine.some((e) => e.exp_alerts.length === 0), `no promtool test shows ${alert} not firing`);
+    assert.ok(
+      mine.some((e) => e.exp_alerts.length > 0),
+      `no promtool test shows ${alert} firing`,
+    );
+    assert.ok(
+      mine.some((e) => e.exp_alerts.length === 0),
+      `no promtool test shows ${alert} not firing`,
+    );
     for (const e of mine) for (const a of e.exp_alerts) assert.ok(a.exp_annotations?.summary, `${alert} at ${e.eval_time}: the expected summary is checked too`);
   }
-  for (const e of evals) assert.ok(alerts.some((r) => r.alert === e.alertname), `the tests name ${e.alertname}, which is no alert`);
+  for (const e of evals)
+    assert.ok(
+      alerts.some((r) => r.alert === e.alertname),
+      `the tests name ${e.alertname}, which is no alert`,
+    );
 });
 
 test('"did it move" alerts also fire on a series born non-zero, and the tests cover that case', () => {

@@ -17,7 +17,10 @@ const pod = auditEvent({
         { name: 'b', image: 'nginx:1.25', ports: [{ containerPort: 80 }, { containerPort: 443, hostPort: 8443 }] },
       ],
       securityContext: { runAsUser: 2000 },
-      volumes: [{ name: 'v1', configMap: { name: 'c' } }, { name: 'v2', hostPath: { path: '/var/run/docker.sock' } }],
+      volumes: [
+        { name: 'v1', configMap: { name: 'c' } },
+        { name: 'v2', hostPath: { path: '/var/run/docker.sock' } },
+      ],
     },
   },
 });
@@ -43,7 +46,10 @@ describe('condition parser (libsinsp grammar)', () => {
 
   it('reports errors as libsinsp does', () => {
     assert.equal(syntaxError('ka.verb = create and'), "expected blank or '(' after 'and'");
-    assert.equal(syntaxError('ka.verb create'), "expected a valid check operator: one of 'exists', '<=', '<', '>=', '>', '==', '=', '!=', 'glob', 'iglob', 'contains', 'icontains', 'bcontains', 'startswith', 'bstartswith', 'endswith', 'regex', 'intersects', 'in', 'pmatch'");
+    assert.equal(
+      syntaxError('ka.verb create'),
+      "expected a valid check operator: one of 'exists', '<=', '<', '>=', '>', '==', '=', '!=', 'glob', 'iglob', 'contains', 'icontains', 'bcontains', 'startswith', 'bstartswith', 'endswith', 'regex', 'intersects', 'in', 'pmatch'",
+    );
     assert.equal(syntaxError('ka.verb = create )'), "unexpected token after 'create', expecting 'or', 'and'");
     assert.equal(syntaxError('(ka.verb = create'), "expected a ')' token");
     assert.equal(syntaxError('ka.verb in (a, b'), "expected a ')' token");
@@ -197,7 +203,13 @@ describe('lists and macros', () => {
 
   it('a macro may only use macros defined before it; undefined macros and loops are errors', () => {
     assert.throws(() => load(`- macro: a\n  condition: b\n- macro: b\n  condition: ka.verb = create\n${ruleItem('R', 'a')}`), /Undefined macro 'b' used in filter/);
-    assert.throws(() => load(ruleItem('R', 'nope and ka.verb = create')), /a\.yaml:3:14: error: rule 'R': Undefined macro 'nope' used in filter\. \(condition line 1 column 1\) \[LOAD_ERR_COMPILE_CONDITION\]/);
-    assert.throws(() => load(`- macro: a\n  condition: ka.verb = create\n- macro: a\n  condition: a\n${ruleItem('R', 'a')}`), /a\.yaml:4:14: error: macro 'a': reference loop in macro 'a' \(condition line 1 column 1\) \[LOAD_ERR_COMPILE_CONDITION\]/);
+    assert.throws(
+      () => load(ruleItem('R', 'nope and ka.verb = create')),
+      /a\.yaml:3:14: error: rule 'R': Undefined macro 'nope' used in filter\. \(condition line 1 column 1\) \[LOAD_ERR_COMPILE_CONDITION\]/,
+    );
+    assert.throws(
+      () => load(`- macro: a\n  condition: ka.verb = create\n- macro: a\n  condition: a\n${ruleItem('R', 'a')}`),
+      /a\.yaml:4:14: error: macro 'a': reference loop in macro 'a' \(condition line 1 column 1\) \[LOAD_ERR_COMPILE_CONDITION\]/,
+    );
   });
 });

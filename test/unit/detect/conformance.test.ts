@@ -84,17 +84,21 @@ describe('falco k8s_audit conformance (cases.yaml)', () => {
         for (const v of Array.isArray(value) ? value : [value]) {
           if (v === null || typeof v !== 'object' || (v as Record<string, unknown>).kind !== 'Event') continue;
           const bytes = encode(v);
-          engine.detectViewMatches(view.reset(bytes), (r) => {
-            const rec = engine.alert(r);
-            engine.writeAlert(r, w);
-            const plain = w.take();
-            assert.deepEqual(plain, encode(rec), `${r.rule.name}: bytes`);
-            json.reset();
-            writeRecordJSON(json, plain);
-            written.push(json.view().toString('utf8'));
-            engine.writeAlert(r, w, bytes);
-            assert.deepEqual(w.take(), encode({ ...rec, audit_event: new RawMsgpack(bytes) }), `${r.rule.name}: bytes with the event`);
-          }, stats);
+          engine.detectViewMatches(
+            view.reset(bytes),
+            (r) => {
+              const rec = engine.alert(r);
+              engine.writeAlert(r, w);
+              const plain = w.take();
+              assert.deepEqual(plain, encode(rec), `${r.rule.name}: bytes`);
+              json.reset();
+              writeRecordJSON(json, plain);
+              written.push(json.view().toString('utf8'));
+              engine.writeAlert(r, w, bytes);
+              assert.deepEqual(w.take(), encode({ ...rec, audit_event: new RawMsgpack(bytes) }), `${r.rule.name}: bytes with the event`);
+            },
+            stats,
+          );
         }
       }
       assert.deepEqual(written, fromBytes.slice(0, written.length), 'alert JSON from the alert bytes');
@@ -103,13 +107,20 @@ describe('falco k8s_audit conformance (cases.yaml)', () => {
       else assert.equal(alerts.length, 0, `expected no alert, got ${summary}`);
       if (c.expect.level !== null) {
         const want = parsePriority(c.expect.level);
-        assert.ok(alerts.some((a) => a.priority === want), `expected an alert of priority ${c.expect.level}, got ${summary}`);
+        assert.ok(
+          alerts.some((a) => a.priority === want),
+          `expected an alert of priority ${c.expect.level}, got ${summary}`,
+        );
       }
       for (const [rule, n] of Object.entries(c.expect.counts)) {
         assert.equal(alerts.filter((a) => a.rule === rule).length, n, `alerts of rule '${rule}' (all alerts: ${summary})`);
       }
       const wanted = c.extra.stderr_contains;
-      if (typeof wanted === 'string') assert.ok(messages.some((m) => m.includes(wanted)), `messages ${JSON.stringify(messages)} lack '${wanted}'`);
+      if (typeof wanted === 'string')
+        assert.ok(
+          messages.some((m) => m.includes(wanted)),
+          `messages ${JSON.stringify(messages)} lack '${wanted}'`,
+        );
     });
   }
 });

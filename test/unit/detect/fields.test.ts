@@ -75,11 +75,20 @@ describe('extraction', () => {
       requestObject: {
         spec: {
           containers: [
-            { name: 'a', image: 'a:1', command: ['sh', '-c', 'x'], securityContext: { capabilities: { add: ['NET_ADMIN', 'SYS_TIME'] } }, ports: [{ containerPort: 80 }, { containerPort: 443, hostPort: 8443 }] },
+            {
+              name: 'a',
+              image: 'a:1',
+              command: ['sh', '-c', 'x'],
+              securityContext: { capabilities: { add: ['NET_ADMIN', 'SYS_TIME'] } },
+              ports: [{ containerPort: 80 }, { containerPort: 443, hostPort: 8443 }],
+            },
             { name: 'b', image: 'b:2' },
           ],
           ports: [{ port: 80 }, { port: 443 }],
-          volumes: [{ name: 'v', hostPath: { path: '/etc' } }, { name: 'w', configMap: {}, secret: {} }],
+          volumes: [
+            { name: 'v', hostPath: { path: '/etc' } },
+            { name: 'w', configMap: {}, secret: {} },
+          ],
         },
       },
     });
@@ -125,8 +134,14 @@ describe('extraction', () => {
       requestObject: {
         spec: {
           securityContext: { runAsUser: 2000 },
-          containers: [{ name: 'a', image: 'a', securityContext: { runAsUser: 1000 } }, { name: 'b', image: 'b' }],
-          volumes: [{ name: 'x', emptyDir: {} }, { name: 'y', hostPath: { path: '/var/run/docker.sock' } }],
+          containers: [
+            { name: 'a', image: 'a', securityContext: { runAsUser: 1000 } },
+            { name: 'b', image: 'b' },
+          ],
+          volumes: [
+            { name: 'x', emptyDir: {} },
+            { name: 'y', hostPath: { path: '/var/run/docker.sock' } },
+          ],
         },
       },
     });

@@ -46,7 +46,7 @@ describe('detect filter in a pipeline', () => {
     assert.equal(on.length, 1);
     assert.deepEqual(on[0]!.record.audit_event, execPod);
     const off = (await run({ rules_file: rules }, [execPod])).out.filter((e) => e.tag === 'falco');
-    assert.equal(off[0]!.record.audit_event, undefined, 'off by default: Falco\'s alert shape');
+    assert.equal(off[0]!.record.audit_event, undefined, "off by default: Falco's alert shape");
   });
 
   it('include_event copies the bytes of an event still in bytes, without decoding it', async () => {
@@ -100,7 +100,10 @@ describe('detect filter in a pipeline', () => {
     assert.deepEqual(a.tags, ['k8s']);
     assert.equal(a.time, '2018-10-26T13:38:34.902914000Z');
     assert.equal(alerts[0]!.time.toISO(), a.time);
-    assert.match(a.output as string, /^\d\d:\d\d:\d\d\.902914000: Notice Attach\/Exec to pod \(user=minikube-user pod=nginx-deployment-7998647bdf-phvq7 resource=pods ns=default action=exec command=bash\)$/);
+    assert.match(
+      a.output as string,
+      /^\d\d:\d\d:\d\d\.902914000: Notice Attach\/Exec to pod \(user=minikube-user pod=nginx-deployment-7998647bdf-phvq7 resource=pods ns=default action=exec command=bash\)$/,
+    );
     assert.deepEqual(Object.keys(a), ['hostname', 'output', 'output_fields', 'priority', 'rule', 'source', 'tags', 'time']);
     const f = a.output_fields as Record<string, unknown>;
     assert.equal(f['evt.time'], 1540561114902914000n);
@@ -112,10 +115,7 @@ describe('detect filter in a pipeline', () => {
   });
 
   it('drops the events with keep_events off, and honours rule_matching, minimum_priority, alert_tag, hostname', async () => {
-    const { out } = await run(
-      { keep_events: 'off', alert_tag: 'alerts.k8s', minimum_priority: 'notice', hostname: 'detector-1' },
-      [execPod, createDeployment],
-    );
+    const { out } = await run({ keep_events: 'off', alert_tag: 'alerts.k8s', minimum_priority: 'notice', hostname: 'detector-1' }, [execPod, createDeployment]);
     assert.deepEqual(
       out.map((e) => [e.tag, e.record.rule, e.record.hostname]),
       [['alerts.k8s', 'Attach/Exec Pod', 'detector-1']],

@@ -11,7 +11,9 @@ export function ruleItem(name: string, condition: string, extra = ''): string {
 /** Loads rule texts in order (as files named a.yaml, b.yaml, ...). */
 export function load(...texts: string[]): RuleSet {
   const loader = new RuleLoader();
-  texts.forEach((t, i) => loader.loadText(t, `${String.fromCharCode(97 + i)}.yaml`));
+  texts.forEach((t, i) => {
+    loader.loadText(t, `${String.fromCharCode(97 + i)}.yaml`);
+  });
   return loader.result();
 }
 

@@ -54,7 +54,10 @@ describe('hostile rule files', () => {
   it('a chain of 10,000 macros that nests and/or deeper than the limit fails at the macro that crosses it', () => {
     const text = macros(10_000, 'ka.verb = create', (i) => `m${i - 1} and ka.user.name != u${i}`) + ruleItem('R', 'm9999');
     const at = LIMITS.depth;
-    assert.equal(loadError(text), `x.yaml:${2 * at + 2}:14: error: macro 'm${at}': exceeded max depth limit of ${at} once macro 'm${at - 1}' is expanded (condition line 1 column 1) [LOAD_ERR_COMPILE_CONDITION]`);
+    assert.equal(
+      loadError(text),
+      `x.yaml:${2 * at + 2}:14: error: macro 'm${at}': exceeded max depth limit of ${at} once macro 'm${at - 1}' is expanded (condition line 1 column 1) [LOAD_ERR_COMPILE_CONDITION]`,
+    );
     // At the limit the rule loads and evaluation (which recurses through the nesting) works.
     const rs = loadOne(macros(at, 'ka.verb = create', (i) => `m${i - 1} and ka.user.name != u${i}`) + ruleItem('R', `m${at - 1}`));
     assert.deepEqual(matches(rs, ev), ['R']);
@@ -135,7 +138,10 @@ describe('hostile rule files', () => {
       assert.match(loadError(ruleItem('R', cond)), /^x\.yaml:3:14: error: rule 'R': exceeded max depth limit of 1000 \(condition line 1 column \d+\) \[LOAD_ERR_COMPILE_CONDITION\]$/);
     }
     // The same in a macro names the macro.
-    assert.match(loadError(`- macro: m\n  condition: ${'('.repeat(100_000)}ka.verb = create${')'.repeat(100_000)}\n`), /^x\.yaml:2:14: error: macro 'm': exceeded max depth limit of 1000 \(condition line 1 column 201\)/);
+    assert.match(
+      loadError(`- macro: m\n  condition: ${'('.repeat(100_000)}ka.verb = create${')'.repeat(100_000)}\n`),
+      /^x\.yaml:2:14: error: macro 'm': exceeded max depth limit of 1000 \(condition line 1 column 201\)/,
+    );
   });
 
   it('YAML nested past what its parser can take is a parse error with a position', () => {
@@ -166,7 +172,10 @@ describe('hostile rule files', () => {
     for (let i = 0; i < 100; i++) text += ruleItem(`R${i}`, 'bad', '  skip-if-unknown-filter: true\n');
     text += ruleItem('Good', 'ka.verb = create');
     const rs = loadOne(text);
-    assert.deepEqual(rs.rules.map((r) => r.name), ['Good']);
+    assert.deepEqual(
+      rs.rules.map((r) => r.name),
+      ['Good'],
+    );
     assert.equal(rs.summary.filter((s) => s.skipped?.startsWith('unknown field')).length, 100);
     const e = new Engine(rs, { ruleMatching: 'all', minPriority: 7, hostname: 'h' });
     let n = 0;

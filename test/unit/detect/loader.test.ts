@@ -30,11 +30,7 @@ describe('rule files', () => {
     const rs = newest.result();
     assert.ok(rs.rules.length >= 40, `${rs.rules.length} rules`);
     assert.deepEqual(rs.messages.map(formatMessage), [], 'and without warnings');
-    for (const files of [
-      ['falco_rules-1.0.1.shared-lists.yaml', 'k8s_audit_rules.legacy.yaml'],
-      ['falco_rules-1.0.1.shared-lists.yaml', 'engine_v4_k8s_audit_rules.yaml'],
-      ['k8s_audit_rules.yaml'],
-    ]) {
+    for (const files of [['falco_rules-1.0.1.shared-lists.yaml', 'k8s_audit_rules.legacy.yaml'], ['falco_rules-1.0.1.shared-lists.yaml', 'engine_v4_k8s_audit_rules.yaml'], ['k8s_audit_rules.yaml']]) {
       const l = new RuleLoader();
       for (const f of files) l.loadFile(join(rulesDir, f), f);
       const r = l.result();
@@ -53,11 +49,11 @@ describe('rule files', () => {
   });
 
   it('priorities are case-insensitive, INFO is INFORMATIONAL, others are errors', () => {
-    const rs = load(
-      ruleItem('A', 'ka.verb = create').replace('WARNING', 'info'),
-      ruleItem('B', 'ka.verb = create').replace('WARNING', 'Critical'),
+    const rs = load(ruleItem('A', 'ka.verb = create').replace('WARNING', 'info'), ruleItem('B', 'ka.verb = create').replace('WARNING', 'Critical'));
+    assert.deepEqual(
+      rs.rules.map((r) => r.priorityName),
+      ['Informational', 'Critical'],
     );
-    assert.deepEqual(rs.rules.map((r) => r.priorityName), ['Informational', 'Critical']);
     assert.equal(loadError(ruleItem('A', 'ka.verb = create').replace('WARNING', 'LOUD')), "a.yaml:5:13: error: rule 'A': Invalid priority [LOAD_ERR_YAML_VALIDATE]");
   });
 
@@ -73,7 +69,10 @@ describe('rule files', () => {
     assert.deepEqual(matches(load(base, '- list: verbs\n  items: [create]\n  append: true\n'), ev), ['R']);
     assert.deepEqual(matches(load(base, '- macro: m\n  condition: or ka.verb = create\n  append: true\n'), ev), ['R']);
     assert.deepEqual(matches(load(base, '- list: verbs\n  items: [create]\n  append: true\n', '- rule: R\n  condition: and ka.user.name = bob\n  append: true\n'), ev), []);
-    assert.equal(loadError('- list: nope\n  items: [x]\n  append: true\n'), "a.yaml:1:3: error: list 'nope': List uses 'append' or 'override.items: append' but no list by that name already exists [LOAD_ERR_VALIDATE]");
+    assert.equal(
+      loadError('- list: nope\n  items: [x]\n  append: true\n'),
+      "a.yaml:1:3: error: list 'nope': List uses 'append' or 'override.items: append' but no list by that name already exists [LOAD_ERR_VALIDATE]",
+    );
   });
 
   it('override: append and replace per key, with Falco checks', () => {
@@ -85,7 +84,10 @@ describe('rule files', () => {
     assert.deepEqual(matches(load(base, '- rule: R\n  enabled: false\n  override:\n    enabled: replace\n'), ev), []);
     assert.deepEqual(matches(load(base, '- rule: R\n  enabled: false\n'), ev), [], 'the standalone enabled item');
     assert.match(loadError(base, '- rule: R\n  priority: ERROR\n  override:\n    priority: append\n'), /Key 'priority' cannot be appended to, use 'replace' instead/);
-    assert.match(loadError(base, '- rule: R\n  priority: ERROR\n  desc: x\n  override:\n    priority: replace\n'), /b\.yaml:3:9: error: rule 'R': Unexpected key 'desc': no corresponding entry under 'override' is defined/);
+    assert.match(
+      loadError(base, '- rule: R\n  priority: ERROR\n  desc: x\n  override:\n    priority: replace\n'),
+      /b\.yaml:3:9: error: rule 'R': Unexpected key 'desc': no corresponding entry under 'override' is defined/,
+    );
     assert.match(loadError(base, '- rule: R\n  condition: x\n  append: true\n  override:\n    condition: append\n'), /cannot be used together/);
     assert.match(loadError('- rule: Nope\n  condition: x\n  override:\n    condition: append\n'), /no rule by that name already exists/);
   });
@@ -110,13 +112,19 @@ describe('rule files', () => {
     assert.deepEqual(matches(load(rule), auditEvent({ user: { username: 'bob' }, objectRef: { name: 'web-2', resource: 'pods' } })), []);
     const appended = load(rule, '- rule: R\n  exceptions:\n    - name: by_user\n      values:\n        - [bob, [default]]\n  override:\n    exceptions: append\n');
     assert.deepEqual(matches(appended, auditEvent({ user: { username: 'bob' } })), [], 'values appended to an existing exception');
-    assert.match(loadError(ruleItem('R', 'ka.verb = create', '  exceptions:\n    - name: e\n      fields: [ka.verb]\n      comps: [=, =]\n      values: []\n')), /Fields and comps lists must have equal length/);
+    assert.match(
+      loadError(ruleItem('R', 'ka.verb = create', '  exceptions:\n    - name: e\n      fields: [ka.verb]\n      comps: [=, =]\n      values: []\n')),
+      /Fields and comps lists must have equal length/,
+    );
     assert.match(loadError(ruleItem('R', 'ka.verb = create', '  exceptions:\n    - name: e\n      fields: [ka.nope]\n      values: []\n')), /'ka\.nope' is not a supported filter field/);
   });
 
   it('rules of other sources are syntax-checked and skipped; a rule cannot change source', () => {
     const rs = load(ruleItem('K', 'ka.verb = create'), '- rule: S\n  desc: d\n  condition: evt.type = open and proc.name = cat\n  output: o\n  priority: WARNING\n');
-    assert.deepEqual(rs.rules.map((r) => r.name), ['K']);
+    assert.deepEqual(
+      rs.rules.map((r) => r.name),
+      ['K'],
+    );
     assert.deepEqual([...rs.otherSources], [['syscall', 1]]);
     assert.equal(rs.summary.find((r) => r.name === 'S')?.skipped, 'source syscall');
     assert.match(loadError('- rule: S\n  desc: d\n  condition: evt.type = open and\n  output: o\n  priority: WARNING\n'), /expected blank or '\(' after 'and'/);

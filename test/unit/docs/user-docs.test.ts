@@ -41,7 +41,12 @@ function codeMetrics(): Set<string> {
 /** prom-client's default metrics under their standard names, as the running service registers them. */
 function processMetrics(): Set<string> {
   const m = new Metrics(true);
-  return new Set(m.registry.getMetricsAsArray().map((x) => x.name).filter((n) => n.startsWith('process_') || n.startsWith('nodejs_')));
+  return new Set(
+    m.registry
+      .getMetricsAsArray()
+      .map((x) => x.name)
+      .filter((n) => n.startsWith('process_') || n.startsWith('nodejs_')),
+  );
 }
 
 test('docs/operations.md has a table row for every metric the code registers, and no other', () => {
@@ -82,7 +87,8 @@ test('every process_* / nodejs_* name in docs/operations.md is one the service e
 });
 
 const rulesFile = join(repoRoot, 'deploy', 'prometheus', 'logwarden-rules.yaml');
-const shippedRules = () => (parse(readFileSync(rulesFile, 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string; labels: { severity: string } }> }> }).groups.flatMap((g) => g.rules);
+const shippedRules = () =>
+  (parse(readFileSync(rulesFile, 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string; labels: { severity: string } }> }> }).groups.flatMap((g) => g.rules);
 
 test('every metric the shipped alert rules use is a real metric', () => {
   const known = new Set([...codeMetrics(), ...processMetrics()]);
@@ -92,7 +98,10 @@ test('every metric the shipped alert rules use is a real metric', () => {
   for (const name of used) assert.ok(known.has(name), `deploy/prometheus/logwarden-rules.yaml uses ${name}, which is no metric`);
   // The areas the runbooks cover each have a rule.
   for (const m of ['input_errors', 'input_auth_failures', 'output_retries', 'output_dropped', 'input_paused', 'output_queue', 'detect_alerts', 'storage_write_errors', 'storage_quarantined']) {
-    assert.ok(shippedRules().some((r) => String(r.expr).includes(`logwarden_${m}`)), `no rule on logwarden_${m}`);
+    assert.ok(
+      shippedRules().some((r) => String(r.expr).includes(`logwarden_${m}`)),
+      `no rule on logwarden_${m}`,
+    );
   }
 });
 
@@ -109,7 +118,11 @@ test('docs/operations.md points at the rules file and explains every shipped ale
     assert.equal(row.severity, r.labels.severity, r.alert);
     assert.ok(row.means.length > 30 && row.todo.length > 20, r.alert);
   }
-  for (const name of rows.keys()) assert.ok(alerts.some((r) => r.alert === name), `docs/operations.md explains ${name}, which is no shipped alert`);
+  for (const name of rows.keys())
+    assert.ok(
+      alerts.some((r) => r.alert === name),
+      `docs/operations.md explains ${name}, which is no shipped alert`,
+    );
   // No second copy of the rules in the docs.
   assert.doesNotMatch(ops, /^\s+expr: /m, 'docs/operations.md holds rule expressions: point at the rules file instead');
 });

@@ -17,47 +17,129 @@ const logs = (events: Array<{ record: Record<string, unknown> }>) => events.map(
 
 test('the documented example: regex log aa keeps aaa and aab', async () => {
   const f = await grep({ regex: 'log aa' });
-  assert.deepEqual(logs(run(f, LINES.map((r) => ev(r))).out), ['aaa', 'aab']);
+  assert.deepEqual(
+    logs(
+      run(
+        f,
+        LINES.map((r) => ev(r)),
+      ).out,
+    ),
+    ['aaa', 'aab'],
+  );
 });
 
 test('exclude with a record accessor on a nested key (the documented kubernetes example)', async () => {
   const f = await grep({ exclude: "$kubernetes['labels']['app'] myapp" });
-  const records = [
-    { log: 'a', kubernetes: { labels: { app: 'myapp' } } },
-    { log: 'b', kubernetes: { labels: { app: 'other' } } },
-    { log: 'c' },
-  ];
-  assert.deepEqual(logs(run(f, records.map((r) => ev(r))).out), ['b', 'c']);
+  const records = [{ log: 'a', kubernetes: { labels: { app: 'myapp' } } }, { log: 'b', kubernetes: { labels: { app: 'other' } } }, { log: 'c' }];
+  assert.deepEqual(
+    logs(
+      run(
+        f,
+        records.map((r) => ev(r)),
+      ).out,
+    ),
+    ['b', 'c'],
+  );
 });
 
 test('a regex rule drops records whose key is missing or not a string; the regex may hold spaces', async () => {
   const f = await grep({ regex: 'iot_timestamp ^\\d{4}-\\d{2}-\\d{2} \\d' });
   const records = [{ log: 1, iot_timestamp: '2024-01-01 1' }, { log: 2 }, { log: 3, iot_timestamp: 20240101 }, { log: 4, iot_timestamp: 'x' }];
-  assert.deepEqual(logs(run(f, records.map((r) => ev(r))).out), [1]);
+  assert.deepEqual(
+    logs(
+      run(
+        f,
+        records.map((r) => ev(r)),
+      ).out,
+    ),
+    [1],
+  );
 });
 
 test('logical_op or / and (the documented or example)', async () => {
   const or = await grep({ logical_op: 'or', regex: ['value something', 'value error'] });
-  const recs = [{ log: 1, value: 'something' }, { log: 2, value: 'error' }, { log: 3, value: 'fine' }];
-  assert.deepEqual(logs(run(or, recs.map((r) => ev(r))).out), [1, 2]);
+  const recs = [
+    { log: 1, value: 'something' },
+    { log: 2, value: 'error' },
+    { log: 3, value: 'fine' },
+  ];
+  assert.deepEqual(
+    logs(
+      run(
+        or,
+        recs.map((r) => ev(r)),
+      ).out,
+    ),
+    [1, 2],
+  );
   const and = await grep({ logical_op: 'and', regex: ['value ^s', 'endpoint localhost'] });
-  const recs2 = [{ log: 1, value: 'something', endpoint: 'localhost' }, { log: 2, value: 'something', endpoint: 'remote' }];
-  assert.deepEqual(logs(run(and, recs2.map((r) => ev(r))).out), [1]);
+  const recs2 = [
+    { log: 1, value: 'something', endpoint: 'localhost' },
+    { log: 2, value: 'something', endpoint: 'remote' },
+  ];
+  assert.deepEqual(
+    logs(
+      run(
+        and,
+        recs2.map((r) => ev(r)),
+      ).out,
+    ),
+    [1],
+  );
   const exAnd = await grep({ logical_op: 'and', exclude: ['value ^s', 'endpoint localhost'] });
-  assert.deepEqual(logs(run(exAnd, recs2.map((r) => ev(r))).out), [2]);
+  assert.deepEqual(
+    logs(
+      run(
+        exAnd,
+        recs2.map((r) => ev(r)),
+      ).out,
+    ),
+    [2],
+  );
   const exOr = await grep({ logical_op: 'OR', exclude: ['value ^s', 'endpoint remote'] });
-  assert.deepEqual(logs(run(exOr, [...recs2, { log: 3, value: 'x' }].map((r) => ev(r))).out), [3]);
+  assert.deepEqual(
+    logs(
+      run(
+        exOr,
+        [...recs2, { log: 3, value: 'x' }].map((r) => ev(r)),
+      ).out,
+    ),
+    [3],
+  );
 });
 
 test('legacy: rules in order, the first decisive rule wins', async () => {
   // exclude first, then one regex: the documented way of combining them.
   const f = await grep({ exclude: 'level debug', regex: 'msg ^ok' });
-  const recs = [{ log: 1, level: 'debug', msg: 'ok' }, { log: 2, level: 'info', msg: 'ok' }, { log: 3, level: 'info', msg: 'no' }];
-  assert.deepEqual(logs(run(f, recs.map((r) => ev(r))).out), [2]);
+  const recs = [
+    { log: 1, level: 'debug', msg: 'ok' },
+    { log: 2, level: 'info', msg: 'ok' },
+    { log: 3, level: 'info', msg: 'no' },
+  ];
+  assert.deepEqual(
+    logs(
+      run(
+        f,
+        recs.map((r) => ev(r)),
+      ).out,
+    ),
+    [2],
+  );
   // A matching regex rule keeps the record without looking at later rules (flb_grep_filter_legacy).
   const g = await grep({ regex: ['a ^x', 'b ^y'] });
-  const recs2 = [{ log: 1, a: 'x', b: 'n' }, { log: 2, a: 'n', b: 'y' }];
-  assert.deepEqual(logs(run(g, recs2.map((r) => ev(r))).out), [1]);
+  const recs2 = [
+    { log: 1, a: 'x', b: 'n' },
+    { log: 2, a: 'n', b: 'y' },
+  ];
+  assert.deepEqual(
+    logs(
+      run(
+        g,
+        recs2.map((r) => ev(r)),
+      ).out,
+    ),
+    [1],
+  );
 });
 
 test('load-time errors with positions', async () => {
@@ -96,7 +178,12 @@ test('records in bytes are read through the view: the same records kept, none de
   ];
   for (const { decodes, ...options } of configs) {
     const f = await grep(options);
-    const want = logs(run(f, records.map((r) => ev(structuredClone(r)))).out);
+    const want = logs(
+      run(
+        f,
+        records.map((r) => ev(structuredClone(r))),
+      ).out,
+    );
     const events = records.map((r) => new WireEvent('app.log', new EventTime(1, 0), encode(r)));
     const out = run(f, events).out as WireEvent[];
     assert.deepEqual(

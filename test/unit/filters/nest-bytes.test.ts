@@ -44,7 +44,7 @@ const RECORDS: Buffer[] = [
   encode({ other: 1, list: [1, 2] }),
   encode({ Memstats: 'old', 'Mem.a': 1, b: 2 }),
   encode({ 'Mem.x': { deep: [1, { a: 2 }] }, 'Mem.y': null, z: true, 'Mem.z': 'é'.repeat(40) }),
-  encode({ 'Mem.a': 1, a: 2, 'x_a': 3 }),
+  encode({ 'Mem.a': 1, a: 2, x_a: 3 }),
   encode({ 'Mem.ü': 'é', ü: 1 }),
   map([
     ['Mem.a', 1],
@@ -55,7 +55,7 @@ const RECORDS: Buffer[] = [
   encode({ Stats: 'text', a: 1 }),
   encode({ Stats: [1, { Mem: 1 }], a: 1 }),
   encode({ Stats: null }),
-  encode({ Stats: {} , after: 1 }),
+  encode({ Stats: {}, after: 1 }),
   encode({ Mem: 'old', Stats: { Mem: 1, Swap: { x: 1 } }, Swap: 'old' }),
   encode({ Stats: { pod_name: 1, name: 2, pod_id: 'p' }, name: 0 }),
   encode({ Stats: { Stats: 'inner', b: Buffer.from([1, 2]) } }),
@@ -129,7 +129,15 @@ test('nest from bytes keeps the untouched values as their own bytes (a float64 s
   // 1.0 as float64: decoding and encoding again would write the integer 1.
   const bytes = Buffer.concat([Buffer.from([0x82]), encode('a'), Buffer.from([0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]), encode('b'), Buffer.from([0xcb, 0x40, 0, 0, 0, 0, 0, 0, 0])]);
   const e = run(f!, [new WireEvent('t', new EventTime(1, 0), bytes)]).out[0] as WireEvent;
-  const want = Buffer.concat([Buffer.from([0x82]), encode('b'), Buffer.from([0xcb, 0x40, 0, 0, 0, 0, 0, 0, 0]), encode('n'), Buffer.from([0x81]), encode('a'), Buffer.from([0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0])]);
+  const want = Buffer.concat([
+    Buffer.from([0x82]),
+    encode('b'),
+    Buffer.from([0xcb, 0x40, 0, 0, 0, 0, 0, 0, 0]),
+    encode('n'),
+    Buffer.from([0x81]),
+    encode('a'),
+    Buffer.from([0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]),
+  ]);
   assert.equal(hex(e.raw!), hex(want));
   assert.ok(e.isBytes);
 });
@@ -152,10 +160,7 @@ test('lift of an extension value and names an object would reorder fall back to 
 });
 
 test('modify after nest answers for the moved keys from the nested record, still in bytes', async () => {
-  const fs = await chain(
-    [nestFilter, { operation: 'nest', wildcard: 'Mem.*', nest_under: 'Memstats' }],
-    [modifyFilter, { add: ['Mem.total moved', 'Memstats not-added'], rename: 'Memstats stats' }],
-  );
+  const fs = await chain([nestFilter, { operation: 'nest', wildcard: 'Mem.*', nest_under: 'Memstats' }], [modifyFilter, { add: ['Mem.total moved', 'Memstats not-added'], rename: 'Memstats stats' }]);
   const got = through(fs, [new WireEvent('t', new EventTime(1, 0), encode(MEM))])[0]! as WireEvent;
   assert.ok(got.isBytes);
   assert.deepEqual(decode(got.raw!), {

@@ -8,7 +8,7 @@ import { toJSONLine } from '../../../src/core/json.js';
 import { decode, encode } from '../../../src/core/msgpack.js';
 import { modifyFilter } from '../../../src/filters/modify/index.js';
 import type { LogEvent } from '../../../src/core/event.js';
-import { WireEvent } from '../../../src/core/wire-event.js';
+import type { WireEvent } from '../../../src/core/wire-event.js';
 
 const DUMMY = { name: 'dummy_test', format: 'regex', regex: '^(?<INT>[^ ]+) (?<FLOAT>[^ ]+) (?<BOOL>[^ ]+) (?<STRING>.+)$' };
 
@@ -54,11 +54,7 @@ test('on a name clash with reserve_data the original field wins, in its place (a
 
 test('several parsers: the first that matches wins; the parsed time becomes the event time', async () => {
   const { filters } = await filterOf({ key_name: 'log', parser: ['json', 'apache2', 'dummy_test'] });
-  const events = [
-    ev({ log: '{"a":1}' }),
-    ev({ log: '192.168.2.20 - - [29/Jul/2015:10:27:10 -0300] "GET /cgi-bin/try/ HTTP/1.0" 200 3395' }),
-    ev({ log: '1 2 3 four five' }),
-  ];
+  const events = [ev({ log: '{"a":1}' }), ev({ log: '192.168.2.20 - - [29/Jul/2015:10:27:10 -0300] "GET /cgi-bin/try/ HTTP/1.0" 200 3395' }), ev({ log: '1 2 3 four five' })];
   const { out } = run(filters[0]!, events);
   assert.deepEqual(out[0]!.record, { a: 1 });
   assert.equal(out[0]!.time.sec, 1700000000, 'no time in the record: the event keeps its time');
@@ -113,11 +109,7 @@ test('load-time errors: unknown parser name, missing key_name, bad record access
 });
 
 test('records in bytes: key_name read through the view, reserve_data as edits, the same record as decoded', async () => {
-  const parsers = [
-    DUMMY,
-    { name: 'lf', format: 'logfmt' },
-    { name: 'timed', format: 'regex', regex: '^(?<time>\\S+) (?<n>\\S+)$', time_key: 'time', time_format: '%Y-%m-%d', types: 'n:integer' },
-  ];
+  const parsers = [DUMMY, { name: 'lf', format: 'logfmt' }, { name: 'timed', format: 'regex', regex: '^(?<time>\\S+) (?<n>\\S+)$', time_key: 'time', time_format: '%Y-%m-%d', types: 'n:integer' }];
   const logs = [
     '{"level":"info","msg":"hï 日本","a":1.5,"nested":{"x":[1,2,{"y":null}]},"log":"inner"}',
     '{"__proto__":{"p":1},"msg":"x","team":true}',

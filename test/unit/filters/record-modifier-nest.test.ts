@@ -55,7 +55,11 @@ test('record_modifier: a record left without any field is dropped, as Fluent Bit
     [{ keep: 1 }, { KEEP: 4 }],
   );
   const rm = await one(recordModifierFilter, { remove_key: 'a', record: 'b 1' });
-  assert.deepEqual(run(rm, [ev({ a: 1 })]).out.map((e) => e.record), [{ b: '1' }], 'appended fields keep the record');
+  assert.deepEqual(
+    run(rm, [ev({ a: 1 })]).out.map((e) => e.record),
+    [{ b: '1' }],
+    'appended fields keep the record',
+  );
 });
 
 test('record_modifier: uuid_key adds a v4 UUID per record', async () => {

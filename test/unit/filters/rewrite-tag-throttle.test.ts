@@ -162,7 +162,7 @@ test('rewrite_tag: load-time errors', async () => {
     ['rule: $a ^x$ new maybe', /KEEP must be true or false, found 'maybe'/],
     ['rule: $a (x new false', /invalid regular expression/],
     ['rule: $a x(?=y) new false', /lookahead/],
-    ["rule: \"$a['b' x new false\"", /expected \] after the sub-key/],
+    ['rule: "$a[\'b\' x new false"', /expected \] after the sub-key/],
     ['emitter_storage.type: filesystem\n      rule: $a x y true', /emitter_storage.type: found "filesystem", expected one of memory/],
   ];
   for (const [line, msg] of cases) {

@@ -13,7 +13,14 @@ import { bin32Header, ext8Time, fixarray, pack, str32Header, WireTime } from '..
 const FRAMES: Buffer[] = [
   Buffer.from([0xc0]), // nil (heartbeat)
   pack(['tag', 1_700_000_000, { msg: 'message mode', n: -5, f: 1.5, t: true, z: null }]),
-  pack(['fw', [[new WireTime(1_700_000_000, 1), { a: 'x'.repeat(40) }], [new WireTime(1_700_000_001, 2), { b: [1, 2, [3, { c: 4 }]] }]], { chunk: 'c1' }]),
+  pack([
+    'fw',
+    [
+      [new WireTime(1_700_000_000, 1), { a: 'x'.repeat(40) }],
+      [new WireTime(1_700_000_001, 2), { b: [1, 2, [3, { c: 4 }]] }],
+    ],
+    { chunk: 'c1' },
+  ]),
   Buffer.concat([fixarray(2), pack('str8'), pack('y'.repeat(200))]), // str8
   Buffer.concat([fixarray(2), pack('str16'), pack('z'.repeat(300))]), // str16
   Buffer.concat([fixarray(2), pack('bin32'), bin32Header(3), Buffer.from([1, 2, 3])]),
@@ -77,12 +84,15 @@ test('buffer_max_size: a frame over it is refused, as soon as a header says so',
   const max = 16 * 1024;
   // The str32 header declares 1 MiB: refused before the payload arrives.
   const f = new Framer(4096, max);
-  assert.throws(() => f.push(Buffer.concat([fixarray(2), pack('t'), str32Header(1 << 20)]), () => undefined), (e: unknown) => {
-    assert.ok(e instanceof FrameTooLarge);
-    assert.equal(e.max, max);
-    assert.ok(e.size > max);
-    return true;
-  });
+  assert.throws(
+    () => f.push(Buffer.concat([fixarray(2), pack('t'), str32Header(1 << 20)]), () => undefined),
+    (e: unknown) => {
+      assert.ok(e instanceof FrameTooLarge);
+      assert.equal(e.max, max);
+      assert.ok(e.size > max);
+      return true;
+    },
+  );
   // Many small values add up: refused once the held bytes pass the cap.
   const g = new Framer(4096, max);
   const header = Buffer.from([0xdd, 0x00, 0x01, 0x00, 0x00]); // array32 of 65536 items
@@ -102,13 +112,19 @@ test('buffer_max_size: a frame over it is refused, as soon as a header says so',
 });
 
 test('malformed input: an invalid type byte, nesting past 256 levels, a bad extension', () => {
-  assert.throws(() => collect(new Framer(4096, 1 << 20), [Buffer.from([0x92, 0xc1])]), (e: unknown) => e instanceof MalformedFrame && e.reason === 'malformed');
+  assert.throws(
+    () => collect(new Framer(4096, 1 << 20), [Buffer.from([0x92, 0xc1])]),
+    (e: unknown) => e instanceof MalformedFrame && e.reason === 'malformed',
+  );
   const deep = Buffer.concat([Buffer.alloc(257, 0x91), Buffer.from([0xc0])]);
   assert.throws(() => collect(new Framer(4096, 1 << 20), [deep]), /nesting deeper than 256 levels/);
   const ok = Buffer.concat([Buffer.alloc(256, 0x91), Buffer.from([0xc0])]);
   assert.deepEqual(collect(new Framer(4096, 1 << 20), [ok]), [ok]);
   // A timestamp extension (type -1) of 1 byte is no valid timestamp.
-  assert.throws(() => collect(new Framer(4096, 1 << 20), [Buffer.from([0x92, 0xd4, 0xff, 0x00, 0xc0])]), (e: unknown) => e instanceof MalformedFrame && e.reason === 'bad_ext');
+  assert.throws(
+    () => collect(new Framer(4096, 1 << 20), [Buffer.from([0x92, 0xd4, 0xff, 0x00, 0xc0])]),
+    (e: unknown) => e instanceof MalformedFrame && e.reason === 'bad_ext',
+  );
 });
 
 test('the shared budget bounds the buffers of all connections; release gives the bytes back', () => {

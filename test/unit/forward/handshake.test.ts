@@ -112,7 +112,9 @@ describe('input side: PING from Fluent Bit with raw bytes', () => {
     const { state } = newHandshake(auth, () => slice(n++ % 16 === 0 ? 8 : 12));
     assert.deepEqual(state.authSalt, slice(12));
     for (const user of users) {
-      const ping = decodeFrame(fluentBitPing({ hostname: ALL, salt: slice(14), nonce: state.nonce, key: 's3cret', user: { name: user.name, password: user.password.toString(), auth: state.authSalt } }));
+      const ping = decodeFrame(
+        fluentBitPing({ hostname: ALL, salt: slice(14), nonce: state.nonce, key: 's3cret', user: { name: user.name, password: user.password.toString(), auth: state.authSalt } }),
+      );
       assert.equal(ping.type, 'ping');
       if (ping.type !== 'ping') return;
       assert.equal(answerPing(auth, state, ping).ok, true, `user ${user.name.toString('hex')}`);
@@ -230,12 +232,15 @@ describe('ForwardConnection over a socket, against a server that speaks as Fluen
   test('a server that closes after PING (Fluent Bit on a wrong shared_key): auth error that says so', async () => {
     const s = await fakeServer((_ping, sock) => sock.destroy());
     try {
-      await assert.rejects(ForwardConnection.open({ label: 'fb', host: '127.0.0.1', port: s.port }, auth, timeouts, () => undefined), (e: unknown) => {
-        assert.ok(e instanceof DeliveryError);
-        assert.equal(e.reason, 'auth');
-        assert.match(e.message, /closed the connection after PING/);
-        return true;
-      });
+      await assert.rejects(
+        ForwardConnection.open({ label: 'fb', host: '127.0.0.1', port: s.port }, auth, timeouts, () => undefined),
+        (e: unknown) => {
+          assert.ok(e instanceof DeliveryError);
+          assert.equal(e.reason, 'auth');
+          assert.match(e.message, /closed the connection after PING/);
+          return true;
+        },
+      );
     } finally {
       await s.close();
     }

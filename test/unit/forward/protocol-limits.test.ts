@@ -9,8 +9,7 @@ const deep = (n: number) => Buffer.concat([Buffer.alloc(n, 0x91), Buffer.from([0
 const record = (value: Buffer) => Buffer.concat([Buffer.from([0x81]), pack('v'), value]);
 const entry = (rec: Buffer) => Buffer.concat([Buffer.from([0x92]), pack(new WireTime(1_700_000_000, 0)), rec]);
 const bin = (b: Buffer) => Buffer.concat([Buffer.from([0xc6, b.length >>> 24, (b.length >>> 16) & 255, (b.length >>> 8) & 255, b.length & 255]), b]);
-const packed = (entries: Buffer, gzip = false) =>
-  Buffer.concat([Buffer.from([0x93]), pack('t'), bin(gzip ? gzipSync(entries) : entries), pack(gzip ? { compressed: 'gzip' } : {})]);
+const packed = (entries: Buffer, gzip = false) => Buffer.concat([Buffer.from([0x93]), pack('t'), bin(gzip ? gzipSync(entries) : entries), pack(gzip ? { compressed: 'gzip' } : {})]);
 const forward = (...entries: Buffer[]) => Buffer.concat([Buffer.from([0x92]), pack('t'), Buffer.from([0x90 | entries.length]), ...entries]);
 const refusal = (frame: Buffer): string => {
   try {
@@ -25,7 +24,10 @@ const refusal = (frame: Buffer): string => {
 test('PackedForward and CompressedPackedForward: 256 levels from the entry pass, 257 are refused', () => {
   for (const gzip of [false, true]) {
     assert.equal(refusal(packed(entry(record(deep(254))), gzip)), 'accepted');
-    assert.match(refusal(packed(Buffer.concat([entry(record(Buffer.from([0x01]))), entry(record(deep(255)))]), gzip)), /^too_deep: refused (Compressed)?PackedForward entry: nested deeper than 256 levels$/);
+    assert.match(
+      refusal(packed(Buffer.concat([entry(record(Buffer.from([0x01]))), entry(record(deep(255)))]), gzip)),
+      /^too_deep: refused (Compressed)?PackedForward entry: nested deeper than 256 levels$/,
+    );
   }
   // Metadata (Forward Protocol v1.5) counts too: [[time, {meta}], record].
   const metaEntry = Buffer.concat([Buffer.from([0x92, 0x92]), pack(new WireTime(1, 0)), record(deep(254)), pack({ a: 1 })]);

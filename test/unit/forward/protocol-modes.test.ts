@@ -135,7 +135,10 @@ test('CompressedPackedForward: gzip payloads (several members too) with or witho
   // Fluent Bit compresses each chunk it appends as its own gzip member.
   const members = Buffer.concat([gzipSync(entries([T, { i: 0 }])), gzipSync(entries([T, { i: 1 }], [T, { i: 2 }]))]);
   const multi = events(decodeFrame(Buffer.concat([fixarray(3), pack('gz'), bin32Header(members.length), members, pack({ compressed: 'gzip' })])));
-  assert.deepEqual(multi.events.map((e) => e.record.i), [0, 1, 2]);
+  assert.deepEqual(
+    multi.events.map((e) => e.record.i),
+    [0, 1, 2],
+  );
 
   const notGzip = Buffer.concat([fixarray(3), pack('gz'), bin32Header(payload.length), payload, pack({ compressed: 'gzip' })]);
   assert.equal(refusal(notGzip), 'bad_gzip', 'the option says gzip, the payload is not');

@@ -42,7 +42,7 @@ async function errorsOf(files: Record<string, string>, pipelineText: string): Pr
 
 const HEAD = 'pipeline:\n  filters:\n    - name: lookup\n      match: "*"\n';
 
-test('a two-column CSV with result_key behaves as Fluent Bit\'s lookup filter', async () => {
+test("a two-column CSV with result_key behaves as Fluent Bit's lookup filter", async () => {
   const { f, metrics } = await build({ 'envs.csv': 'host,environment\nweb-1,prod\ndb-1,staging\n' }, { file: 'envs.csv', lookup_key: '$hostname', result_key: 'env' });
   const inputs = [ev({ hostname: 'web-1', msg: 'a' }), ev({ hostname: 'host' }), ev({ msg: 'no hostname' })];
   const out = f.filter(inputs, noEmit);
@@ -68,7 +68,7 @@ test("a wider CSV merges the row's other columns, or puts them under result_key"
 });
 
 test('key_column picks the key column; an array index in the accessor', async () => {
-  const { f } = await build({ 'users.csv': USERS_CSV }, { file: 'users.csv', key_column: 'team', lookup_key: "$groups[1]", result_key: 'who' });
+  const { f } = await build({ 'users.csv': USERS_CSV }, { file: 'users.csv', key_column: 'team', lookup_key: '$groups[1]', result_key: 'who' });
   const out = f.filter([ev({ groups: ['x', 'payments'] }), ev({ groups: ['payments'] })], noEmit);
   assert.deepEqual(out[0]!.record.who, { username: 'alice', owner: 'carol' });
   assert.ok(!('who' in out[1]!.record));
@@ -77,7 +77,10 @@ test('key_column picks the key column; an array index in the accessor', async ()
 test('numbers and booleans are looked up by their text', async () => {
   const { f } = await build({ 'uids.csv': 'uid,name\n1001,alice\ntrue,yes\n' }, { file: 'uids.csv', lookup_key: '$uid', result_key: 'name' });
   const out = f.filter([ev({ uid: 1001 }), ev({ uid: true }), ev({ uid: { n: 1001 } })], noEmit);
-  assert.deepEqual(out.map((e) => e.record.name), ['alice', 'yes', undefined]);
+  assert.deepEqual(
+    out.map((e) => e.record.name),
+    ['alice', 'yes', undefined],
+  );
 });
 
 test('ignore_case matches keys case-insensitively', async () => {
@@ -99,15 +102,15 @@ test('default: a value under result_key, or fields merged', async () => {
 test('YAML tables: a map of values, a map of fields, a list of rows', async () => {
   const values = await build({ 'ns.yaml': 'kube-system: platform\n"default": apps\n42: numbers\n' }, { file: 'ns.yaml', lookup_key: "$objectRef['namespace']", result_key: 'owner' });
   const out = values.f.filter([ev({ objectRef: { namespace: 'kube-system' } }), ev({ objectRef: { namespace: 42 } })], noEmit);
-  assert.deepEqual(out.map((e) => e.record.owner), ['platform', 'numbers']);
+  assert.deepEqual(
+    out.map((e) => e.record.owner),
+    ['platform', 'numbers'],
+  );
 
   const fields = await build({ 'ns.yml': 'kube-system:\n  owner: platform\n  tier: [0, 1]\n' }, { file: 'ns.yml', lookup_key: '$ns' });
   assert.deepEqual(fields.f.filter([ev({ ns: 'kube-system' })], noEmit)[0]!.record, { ns: 'kube-system', owner: 'platform', tier: [0, 1] });
 
-  const rows = await build(
-    { 'users.yaml': '- name: alice\n  team: payments\n- name: bob\n  team: search\n  oncall: true\n' },
-    { file: 'users.yaml', lookup_key: '$u' },
-  );
+  const rows = await build({ 'users.yaml': '- name: alice\n  team: payments\n- name: bob\n  team: search\n  oncall: true\n' }, { file: 'users.yaml', lookup_key: '$u' });
   assert.deepEqual(rows.f.filter([ev({ u: 'bob' })], noEmit)[0]!.record, { u: 'bob', team: 'search', oncall: true });
   const byTeam = await build({ 'users.yaml': '- name: alice\n  team: payments\n' }, { file: 'users.yaml', lookup_key: '$t', key_column: 'team', result_key: 'x' });
   assert.deepEqual(byTeam.f.filter([ev({ t: 'payments' })], noEmit)[0]!.record.x, { name: 'alice' });
@@ -210,23 +213,63 @@ const loadErrors: Array<[string, Record<string, string>, string, RegExp]> = [
   ['a missing table file', {}, `${HEAD}      file: users.csv\n      lookup_key: $u\n`, /^pipeline\.yaml:5:13: file: cannot read lookup table users\.csv: ENOENT/],
   ['an unknown table format', { 'users.txt': 'a,b\n' }, `${HEAD}      file: users.txt\n      lookup_key: $u\n`, /^pipeline\.yaml:5:13: file: cannot tell the table format of users\.txt/],
   ['a malformed CSV', { 'users.csv': 'a,b\n1,2\n3,"4\n' }, `${HEAD}      file: users.csv\n      lookup_key: $u\n`, /^users\.csv:3:1: file: malformed CSV: Quote Not Closed/],
-  ['a CSV row with too many fields', { 'users.csv': 'a,b\n1,2\n3,4,5\n' }, `${HEAD}      file: users.csv\n      lookup_key: $u\n`, /^users\.csv:3:1: file: malformed CSV: Invalid Record Length: expect 2, got 3/],
+  [
+    'a CSV row with too many fields',
+    { 'users.csv': 'a,b\n1,2\n3,4,5\n' },
+    `${HEAD}      file: users.csv\n      lookup_key: $u\n`,
+    /^users\.csv:3:1: file: malformed CSV: Invalid Record Length: expect 2, got 3/,
+  ],
   ['a one-column CSV', { 'users.csv': 'a\n1\n' }, `${HEAD}      file: users.csv\n      lookup_key: $u\n`, /^users\.csv:1:1: file: a lookup table needs at least two columns/],
   ['an empty CSV', { 'users.csv': '' }, `${HEAD}      file: users.csv\n      lookup_key: $u\n`, /^users\.csv:1:1: file: the CSV file is empty/],
   ['a duplicate CSV column', { 'users.csv': 'a,b,a\n' }, `${HEAD}      file: users.csv\n      lookup_key: $u\n`, /^users\.csv:1:1: file: column name "a" appears twice/],
-  ['key_column not in the header', { 'users.csv': USERS_CSV }, `${HEAD}      file: users.csv\n      lookup_key: $u\n      key_column: login\n`, /^pipeline\.yaml:7:19: key_column: no column "login" in the header row \(username, team, owner\)/],
+  [
+    'key_column not in the header',
+    { 'users.csv': USERS_CSV },
+    `${HEAD}      file: users.csv\n      lookup_key: $u\n      key_column: login\n`,
+    /^pipeline\.yaml:7:19: key_column: no column "login" in the header row \(username, team, owner\)/,
+  ],
   ['a YAML syntax error', { 't.yaml': 'a: b\nc: [d\n' }, `${HEAD}      file: t.yaml\n      lookup_key: $u\n`, /^t\.yaml:\d+:\d+: file: YAML syntax error/],
   ['a YAML table mixing values and fields', { 't.yaml': 'a: b\nc:\n  d: e\n' }, `${HEAD}      file: t.yaml\n      lookup_key: $u\n      result_key: r\n`, /^t\.yaml:3:3: file: mixed entries/],
   ['a YAML row that is not a map', { 't.yaml': '- a: 1\n- b\n' }, `${HEAD}      file: t.yaml\n      lookup_key: $u\n`, /^t\.yaml:2:3: file: each row of a YAML list table must be a map/],
   ['a YAML row without the key field', { 't.yaml': '- name: a\n  team: x\n- team: y\n' }, `${HEAD}      file: t.yaml\n      lookup_key: $u\n`, /^t\.yaml:3:3: file: row has no "name" field/],
   ['an empty YAML table', { 't.yaml': '# nothing yet\n' }, `${HEAD}      file: t.yaml\n      lookup_key: $u\n`, /^t\.yaml:\d+:\d+: file: the YAML table is empty/],
-  ['a YAML map of values without result_key', { 't.yaml': 'a: b\n' }, `${HEAD}      file: t.yaml\n      lookup_key: $u\n`, /^pipeline\.yaml:5:13: file: this YAML table maps each key to one value, which has no field name: set result_key/],
-  ['key_column with a YAML map table', { 't.yaml': 'a: {b: c}\n' }, `${HEAD}      file: t.yaml\n      lookup_key: $u\n      key_column: k\n`, /^pipeline\.yaml:7:19: key_column: key_column applies to CSV tables and YAML lists of rows/],
-  ['a bad record accessor', { 'u.csv': USERS_CSV }, `${HEAD}      file: u.csv\n      lookup_key: "$user['name'"\n`, /^pipeline\.yaml:6:19: lookup_key: invalid record accessor "\$user\['name'": expected \] after the sub-key/],
-  ['an accessor with garbage after a key', { 'u.csv': USERS_CSV }, `${HEAD}      file: u.csv\n      lookup_key: "$user['name']x"\n`, /^pipeline\.yaml:6:19: lookup_key: invalid record accessor "\$user\['name'\]x": unexpected 'x' at offset 13/],
-  ['a scalar default without result_key', { 'u.csv': USERS_CSV }, `${HEAD}      file: u.csv\n      lookup_key: $u\n      default: nobody\n`, /^pipeline\.yaml:7:16: default: without result_key the default is merged into the record, so it must be a map/],
+  [
+    'a YAML map of values without result_key',
+    { 't.yaml': 'a: b\n' },
+    `${HEAD}      file: t.yaml\n      lookup_key: $u\n`,
+    /^pipeline\.yaml:5:13: file: this YAML table maps each key to one value, which has no field name: set result_key/,
+  ],
+  [
+    'key_column with a YAML map table',
+    { 't.yaml': 'a: {b: c}\n' },
+    `${HEAD}      file: t.yaml\n      lookup_key: $u\n      key_column: k\n`,
+    /^pipeline\.yaml:7:19: key_column: key_column applies to CSV tables and YAML lists of rows/,
+  ],
+  [
+    'a bad record accessor',
+    { 'u.csv': USERS_CSV },
+    `${HEAD}      file: u.csv\n      lookup_key: "$user['name'"\n`,
+    /^pipeline\.yaml:6:19: lookup_key: invalid record accessor "\$user\['name'": expected \] after the sub-key/,
+  ],
+  [
+    'an accessor with garbage after a key',
+    { 'u.csv': USERS_CSV },
+    `${HEAD}      file: u.csv\n      lookup_key: "$user['name']x"\n`,
+    /^pipeline\.yaml:6:19: lookup_key: invalid record accessor "\$user\['name'\]x": unexpected 'x' at offset 13/,
+  ],
+  [
+    'a scalar default without result_key',
+    { 'u.csv': USERS_CSV },
+    `${HEAD}      file: u.csv\n      lookup_key: $u\n      default: nobody\n`,
+    /^pipeline\.yaml:7:16: default: without result_key the default is merged into the record, so it must be a map/,
+  ],
   ['a missing lookup_key', { 'u.csv': USERS_CSV }, `${HEAD}      file: u.csv\n`, /^pipeline\.yaml:3:7: lookup_key: missing required option 'lookup_key'/],
-  ['a bad reload_interval', { 'u.csv': USERS_CSV }, `${HEAD}      file: u.csv\n      lookup_key: $u\n      reload_interval: soon\n`, /^pipeline\.yaml:7:24: reload_interval: found "soon", expected a duration/],
+  [
+    'a bad reload_interval',
+    { 'u.csv': USERS_CSV },
+    `${HEAD}      file: u.csv\n      lookup_key: $u\n      reload_interval: soon\n`,
+    /^pipeline\.yaml:7:24: reload_interval: found "soon", expected a duration/,
+  ],
   ['a bad ignore_case', { 'u.csv': USERS_CSV }, `${HEAD}      file: u.csv\n      lookup_key: $u\n      ignore_case: maybe\n`, /^pipeline\.yaml:7:20: ignore_case: found "maybe", expected a boolean/],
 ];
 

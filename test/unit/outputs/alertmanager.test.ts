@@ -81,7 +81,10 @@ test('severity map, extra labels last, endsAt = time + expires_after', () => {
   const built = buildAlert(ev({ rule: 'R', priority: 'Emergency', output: 'o' }), {
     severity: { ...DEFAULT_SEVERITY, emergency: 'page' },
     expiresAfter: 90,
-    extraLabels: [['severity', 'override'], ['cluster', 'prod']],
+    extraLabels: [
+      ['severity', 'override'],
+      ['cluster', 'prod'],
+    ],
     extraAnnotations: [['summary', 'custom']],
   });
   assert.ok(typeof built === 'object');
@@ -91,7 +94,13 @@ test('severity map, extra labels last, endsAt = time + expires_after', () => {
   assert.equal(built.alert.startsAt, '2023-11-14T22:13:20.250000000Z');
   assert.equal(built.alert.endsAt, '2023-11-14T22:14:50.250Z');
   assert.equal(built.endsAtMs, 1_700_000_090_250);
-  for (const [p, s] of [['alert', 'critical'], ['critical', 'critical'], ['error', 'warning'], ['notice', 'information'], ['debug', 'information']]) {
+  for (const [p, s] of [
+    ['alert', 'critical'],
+    ['critical', 'critical'],
+    ['error', 'warning'],
+    ['notice', 'information'],
+    ['debug', 'information'],
+  ]) {
     const b = buildAlert(ev({ rule: 'R', priority: p }), opts);
     assert.ok(typeof b === 'object' && b.alert.labels.severity === s, p);
   }
@@ -134,9 +143,9 @@ test('configuration errors name the file, line, column and option', async () => 
   assert.match(await configError(amYaml('      host: a\n      http_user: u\n      bearer_token: t')), /not both/);
   const loki = (extra: string) => `pipeline:\n  outputs:\n    - name: loki\n      match: '*'\n${extra}\n`;
   assert.match(await configError(loki('      compress: gzip'), lokiOutput), /pipeline\.yaml:5:17.*compress gzip applies to encoding json/s);
-  assert.match(await configError(loki("      label_keys: level"), lokiOutput), /must start with '\$'/);
-  assert.match(await configError(loki("      labels: job=a, job=b"), lokiOutput), /label 'job' is declared twice/);
-  assert.match(await configError(loki("      tls.ca_file: /nonexistent/ca.pem"), lokiOutput), /cannot read \/nonexistent\/ca\.pem: ENOENT/);
+  assert.match(await configError(loki('      label_keys: level'), lokiOutput), /must start with '\$'/);
+  assert.match(await configError(loki('      labels: job=a, job=b'), lokiOutput), /label 'job' is declared twice/);
+  assert.match(await configError(loki('      tls.ca_file: /nonexistent/ca.pem'), lokiOutput), /cannot read \/nonexistent\/ca\.pem: ENOENT/);
 });
 
 test('url separated by commas (as ALERTMANAGER_URL is documented): every Alertmanager gets every alert, with the header option', async () => {

@@ -109,7 +109,10 @@ test('rotate_gzip (the default): rotated files are NAME.<suffix>.gz, whole recor
   const files = rotated(dir, 'app.log');
   assert.equal(files.length, 2, readdirSync(dir).join(' '));
   for (const f of files) assert.match(f, /app\.log\.\d{8}_\d{6}_[0-9a-f]{8}\.gz$/);
-  assert.deepEqual(files.map(recordsOf).flat().sort((a, b) => a - b), range(36, 12));
+  assert.deepEqual(
+    files.flatMap(recordsOf).sort((a, b) => a - b),
+    range(36, 12),
+  );
   assert.ok(!readdirSync(dir).some((f) => f.endsWith('.partial')));
   assert.ok(!existsSync(join(dir, 'app.log')) || recordsOf(join(dir, 'app.log')).length === 0);
 });
@@ -151,7 +154,12 @@ test('age rule: rotated before the write once the file is rotate_interval old (i
 test('a file that exists at start counts its size and its age (birth time)', async () => {
   const dir = tempDir();
   const existing = (name: string, from: number, n: number) =>
-    writeFileSync(join(dir, name), batch('t', from, n).map((e) => `${JSON.stringify(e.record)}\n`).join(''));
+    writeFileSync(
+      join(dir, name),
+      batch('t', from, n)
+        .map((e) => `${JSON.stringify(e.record)}\n`)
+        .join(''),
+    );
   existing('small', 0, 9); // 900 bytes: the next batch takes it over 1000, then it rotates
   existing('full', 100, 12); // 1200 bytes: over the size at start, rotated before the first write
   existing('old', 200, 2);
@@ -219,7 +227,10 @@ test('two outputs on one path and concurrent workers: no interleaving, no double
   await rotationsSettled();
   const dir = join(base, 'real');
   const files = rotated(dir, 'shared');
-  const all = [...files, join(dir, 'shared')].filter(existsSync).flatMap(recordsOf).sort((x, y) => x - y);
+  const all = [...files, join(dir, 'shared')]
+    .filter(existsSync)
+    .flatMap(recordsOf)
+    .sort((x, y) => x - y);
   assert.deepEqual(all, range(0, 420), 'every record exactly once, every line whole');
   // Each rotated file holds three batches: 2100 bytes. A second rotation of one file would leave a short one.
   assert.equal(files.length, 20, readdirSync(dir).join(' '));
@@ -258,7 +269,7 @@ test('a file moved away by someone else (logrotate, another process) is followed
   assert.deepEqual(rotated(dir, 'moved'), []);
 });
 
-test('a rotation that fails is not the batch\'s: records go on into the file, a warning, rotated at a later batch', async (t) => {
+test("a rotation that fails is not the batch's: records go on into the file, a warning, rotated at a later batch", async (t) => {
   const dir = tempDir();
   const sub = join(dir, 'locked');
   mkdirSync(sub);
@@ -278,7 +289,10 @@ test('a rotation that fails is not the batch\'s: records go on into the file, a 
   } finally {
     spawnSync('chattr', ['-i', sub]);
   }
-  assert.ok(warnings.some((w) => /cannot rotate the file/.test(w) && /"code":"EPERM"/.test(w)), warnings.join('\n'));
+  assert.ok(
+    warnings.some((w) => /cannot rotate the file/.test(w) && /"code":"EPERM"/.test(w)),
+    warnings.join('\n'),
+  );
   assert.deepEqual(rotated(sub, 'f'), []);
   assert.deepEqual(recordsOf(join(sub, 'f')), range(0, 6));
   await out.send(batch('t', 6, 1)); // the directory is writable again: rotated before this write
@@ -309,10 +323,22 @@ ${opts}`;
 
 test('rotation options: bad values and options without rotate are errors at file:line:col', () => {
   let errs = errorsOf(pipeline('      rotate: on\n      rotate_max_size: 10Q\n      rotate_max_files: 0\n      rotate_interval: 1w\n      rotate_gzip: maybe\n'));
-  assert.ok(errs.some((e) => /p\.yaml:8:24: rotate_max_size: found "10Q", expected a size/.test(e)), errs.join('\n'));
-  assert.ok(errs.some((e) => /p\.yaml:9:25: rotate_max_files: found 0, expected an integer \(at least 1\)/.test(e)), errs.join('\n'));
-  assert.ok(errs.some((e) => /p\.yaml:10:24: rotate_interval: found "1w", expected a duration/.test(e)), errs.join('\n'));
-  assert.ok(errs.some((e) => /p\.yaml:11:20: rotate_gzip: found "maybe", expected a boolean/.test(e)), errs.join('\n'));
+  assert.ok(
+    errs.some((e) => /p\.yaml:8:24: rotate_max_size: found "10Q", expected a size/.test(e)),
+    errs.join('\n'),
+  );
+  assert.ok(
+    errs.some((e) => /p\.yaml:9:25: rotate_max_files: found 0, expected an integer \(at least 1\)/.test(e)),
+    errs.join('\n'),
+  );
+  assert.ok(
+    errs.some((e) => /p\.yaml:10:24: rotate_interval: found "1w", expected a duration/.test(e)),
+    errs.join('\n'),
+  );
+  assert.ok(
+    errs.some((e) => /p\.yaml:11:20: rotate_gzip: found "maybe", expected a boolean/.test(e)),
+    errs.join('\n'),
+  );
   errs = errorsOf(pipeline('      rotate_interval: 1d\n'));
   assert.deepEqual(errs.length, 1);
   assert.match(errs[0]!, /p\.yaml:7:24: rotate_interval: rotate_interval takes effect with rotate on, and rotate is off/);

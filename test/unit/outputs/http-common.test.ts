@@ -13,7 +13,7 @@ const section: RawSection = { values: {}, keyPos: {}, valuePos: { header: pos },
 const cfg = (header: string[], extra: Partial<HttpClientConfig> = {}) => ({ header, ...extra }) as HttpClientConfig;
 
 test("header entries are 'Name value' as Fluent Bit writes them; the value keeps its spaces", () => {
-  assert.deepEqual(parseHeaders(cfg(['X-Scope-OrgID tenant-1', 'X-Note  two words here ', 'User-Agent: custom'] ), section), {
+  assert.deepEqual(parseHeaders(cfg(['X-Scope-OrgID tenant-1', 'X-Note  two words here ', 'User-Agent: custom']), section), {
     'x-scope-orgid': 'tenant-1',
     'x-note': 'two words here',
     'user-agent': 'custom',

@@ -61,7 +61,7 @@ test('comma lists keep commas inside accessor brackets', () => {
 
 test('label entries: static, name=$accessor, $accessor; invalid ones explain themselves', () => {
   assert.deepEqual(parseLabelEntry('job=audit'), { kind: 'static', name: 'job', value: 'audit' });
-  const d = parseLabelEntry("verb=$verb");
+  const d = parseLabelEntry('verb=$verb');
   assert.equal(d && typeof d === 'object' && d.kind, 'dynamic');
   const k = parseLabelEntry("$kubernetes['pod-name']");
   assert.ok(typeof k === 'object' && k.name === 'kubernetes_pod_name');
@@ -85,8 +85,14 @@ test('a label set: first writer wins, at most 15 names, default job label when e
   for (let i = 0; i < 20; i++) rec[`f${i}`] = `v${i}`;
   const r = set.evaluate(rec);
   assert.equal(r.labels.length, MAX_LABEL_NAMES);
-  assert.deepEqual(r.labels.find(([k]) => k === 'job'), ['job', 'a']);
-  assert.deepEqual(r.labels.find(([k]) => k === 'x'), ['x', '5']);
+  assert.deepEqual(
+    r.labels.find(([k]) => k === 'job'),
+    ['job', 'a'],
+  );
+  assert.deepEqual(
+    r.labels.find(([k]) => k === 'x'),
+    ['x', '5'],
+  );
   // job, x, f0..f12 fill the 15 names; f13..f19 are dropped (the duplicate $job is not counted).
   assert.equal(r.dropped, 7);
   assert.ok(r.dynamic);
@@ -119,7 +125,10 @@ test("names starting with '__' are reserved: a config error when written, skippe
   assert.match(parseLabelEntry('$__meta') as string, /starts with '__', which Loki reserves/);
   const rec = JSON.parse('{"kubernetes":{"labels":{"__proto__":"p","__name__":"n","app":"api","_ok":"y"}}}') as Record<string, unknown>;
   const r = new LabelSet([], true, ['job', 'logwarden']).evaluate(rec);
-  assert.deepEqual(r.labels, [['_ok', 'y'], ['app', 'api']]);
+  assert.deepEqual(r.labels, [
+    ['_ok', 'y'],
+    ['app', 'api'],
+  ]);
   assert.deepEqual(r.skipped, [
     { name: '__proto__', reason: 'reserved', detail: '__proto__' },
     { name: '__name__', reason: 'reserved', detail: '__name__' },
@@ -202,7 +211,10 @@ test("protobuf bodies decode with Loki's push.proto; the labels string parses ba
   const tricky = 'quote " backslash \\ newline \n tab \t unicode é 日本';
   const streams: Stream[] = [
     {
-      labels: [['job', 'audit'], ['v', tricky]],
+      labels: [
+        ['job', 'audit'],
+        ['v', tricky],
+      ],
       entries: [
         { time: new EventTime(1_700_000_000, 123_456_789), line: '{"a":1}', meta: [['trace_id', 'abc']] },
         { time: new EventTime(1_700_000_001, 0), line: '', meta: undefined },
@@ -215,17 +227,44 @@ test("protobuf bodies decode with Loki's push.proto; the labels string parses ba
   };
   assert.equal(msg.streams.length, 2);
   assert.deepEqual(parseLabelString(msg.streams[0]!.labels), { job: 'audit', v: tricky });
-  assert.deepEqual(msg.streams[0]!.entries.map((e) => [e.timestamp.seconds, e.timestamp.nanos, e.line, e.structuredMetadata]), [
-    ['1700000000', 123456789, '{"a":1}', [{ name: 'trace_id', value: 'abc' }]],
-    ['1700000001', 0, '', []],
-  ]);
+  assert.deepEqual(
+    msg.streams[0]!.entries.map((e) => [e.timestamp.seconds, e.timestamp.nanos, e.line, e.structuredMetadata]),
+    [
+      ['1700000000', 123456789, '{"a":1}', [{ name: 'trace_id', value: 'abc' }]],
+      ['1700000001', 0, '', []],
+    ],
+  );
   assert.deepEqual(msg.streams[1]!.entries[0]!.timestamp, { seconds: '0', nanos: 5 });
-  assert.equal(labelString([['a', 'b'], ['c', 'd']]), '{a="b", c="d"}');
+  assert.equal(
+    labelString([
+      ['a', 'b'],
+      ['c', 'd'],
+    ]),
+    '{a="b", c="d"}',
+  );
 });
 
 test('JSON bodies carry nanosecond timestamps as strings and structured metadata as a third element', () => {
   const doc = JSON.parse(
-    encodeJSON([{ labels: [['job', 'a']], entries: [{ time: new EventTime(1_700_000_000, 5), line: 'l', meta: [['k', 'v']] }, { time: new EventTime(1, 0), line: 'm', meta: undefined }] }]),
+    encodeJSON([
+      {
+        labels: [['job', 'a']],
+        entries: [
+          { time: new EventTime(1_700_000_000, 5), line: 'l', meta: [['k', 'v']] },
+          { time: new EventTime(1, 0), line: 'm', meta: undefined },
+        ],
+      },
+    ]),
   );
-  assert.deepEqual(doc, { streams: [{ stream: { job: 'a' }, values: [['1700000000000000005', 'l', { k: 'v' }], ['1000000000', 'm']] }] });
+  assert.deepEqual(doc, {
+    streams: [
+      {
+        stream: { job: 'a' },
+        values: [
+          ['1700000000000000005', 'l', { k: 'v' }],
+          ['1000000000', 'm'],
+        ],
+      },
+    ],
+  });
 });

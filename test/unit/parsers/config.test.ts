@@ -77,9 +77,7 @@ test('logfmt and LTSV: a key written twice keeps its last value where it last oc
     ['b', '2'],
     ['a', '3'],
   ]);
-  const timed = planFile(
-    writePipeline(tempDir(), { parsers: [{ name: 'lft', format: 'logfmt', time_key: 'ts', time_format: '%Y-%m-%d' }] }),
-  ).parsers.get('lft')!;
+  const timed = planFile(writePipeline(tempDir(), { parsers: [{ name: 'lft', format: 'logfmt', time_key: 'ts', time_format: '%Y-%m-%d' }] })).parsers.get('lft')!;
   const twice = timed.parse('ts=2024-01-01 a=1 ts=2024-01-02')!;
   assert.equal(twice.time!.toISO(), '2024-01-02T00:00:00.000000000Z', 'the last time_key is the time');
   assert.deepEqual(twice.record, { a: '1' });
@@ -192,11 +190,7 @@ function expectError(config: string, needle: string, msg: RegExp, files: Record<
 
 test('load-time errors point at the offending value', () => {
   expectError('parsers:\n  - name: p\n    format: regex\n    regex: "(?<a>[a-z]+"\n', '"(?<a>', /regex: parser 'p': invalid regular expression: .*missing \)/);
-  expectError(
-    'parsers:\n  - name: p\n    format: regex\n    regex: "^(?<a>\\\\w+)(?!x)"\n',
-    '"^(?<a>',
-    /negative lookahead \(\?!\.\.\.\) at offset \d+ needs a backtracking engine/,
-  );
+  expectError('parsers:\n  - name: p\n    format: regex\n    regex: "^(?<a>\\\\w+)(?!x)"\n', '"^(?<a>', /negative lookahead \(\?!\.\.\.\) at offset \d+ needs a backtracking engine/);
   expectError('parsers:\n  - name: p\n    format: regex\n    regex: "^[a-z]+$"\n', '"^[a-z]', /has no named group/);
   expectError('parsers:\n  - name: p\n    format: json\n    time_format: "%Y-%Q"\n', '"%Y-%Q"', /time_format: parser 'p': unknown time_format directive %Q/);
   expectError('parsers:\n  - name: p\n    format: csv\n', 'csv', /format: found "csv", expected one of json, regex, logfmt, ltsv/);

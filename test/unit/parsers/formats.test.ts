@@ -26,10 +26,14 @@ test('logfmt: quoted values with escapes, empty values, garbage between pairs, f
     { key: 'junk', value: true },
     { key: 'b', value: '2' },
   ]);
-  assert.deepEqual(scanLogfmt('a=1 \nb=2', false), [
-    { key: 'a', value: '1' },
-    { key: 'b', value: '2' },
-  ], 'only a line break right after a pair ends the record');
+  assert.deepEqual(
+    scanLogfmt('a=1 \nb=2', false),
+    [
+      { key: 'a', value: '1' },
+      { key: 'b', value: '2' },
+    ],
+    'only a line break right after a pair ends the record',
+  );
   assert.deepEqual(scanLogfmt('=== "" ', false), []);
   assert.deepEqual(scanLogfmt('unicode=héllo msg="tab\\tand \\u00e9"', false), [
     { key: 'unicode', value: 'héllo' },

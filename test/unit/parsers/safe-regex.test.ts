@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { compileRegex, regexError, RegexError } from '../../../src/core/safe-regex.js';
 
 test('Ruby named groups become fields in pattern order', () => {
-  const re = compileRegex('^(?<host>[^ ]*) (?<user>[^ ]*) (?\'rest\'.*)$');
+  const re = compileRegex("^(?<host>[^ ]*) (?<user>[^ ]*) (?'rest'.*)$");
   assert.deepEqual(re.groupNames, ['host', 'user', 'rest']);
   assert.equal(re.groupCount, 3);
   const m = re.exec('10.0.0.1 bob the rest');
@@ -58,7 +58,11 @@ test('constructs that need backtracking are rejected with the construct named', 
     ['\\Ga', /\\G/],
   ];
   for (const [p, msg] of cases) {
-    assert.throws(() => compileRegex(p), (e: unknown) => e instanceof RegexError && msg.test(e.message) && /RE2/.test(e.message), p);
+    assert.throws(
+      () => compileRegex(p),
+      (e: unknown) => e instanceof RegexError && msg.test(e.message) && /RE2/.test(e.message),
+      p,
+    );
   }
 });
 
@@ -68,7 +72,7 @@ test('lazy quantifiers and escaped pluses are not taken for possessive quantifie
   assert.equal(compileRegex('^a*?$').test('aa'), true);
 });
 
-test('invalid patterns give RE2\'s reason; duplicate and bad group names are named', () => {
+test("invalid patterns give RE2's reason; duplicate and bad group names are named", () => {
   assert.match(regexError('(unclosed') ?? '', /invalid regular expression: .*missing \)/);
   assert.match(regexError('[a-') ?? '', /unterminated character class|missing \]/);
   assert.match(regexError('(?<a>x)(?<a>y)') ?? '', /duplicate group name 'a'/);

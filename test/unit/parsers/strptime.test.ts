@@ -84,7 +84,10 @@ test('range checks and unknown directives', () => {
   assert.equal(f.parse('2024-13-01 00:00'), null);
   assert.equal(f.parse('2024-01-01 24:00'), null);
   assert.equal(f.parse('2024-01-01 23:60'), null);
-  assert.throws(() => compileTimeFormat('%Y-%Q'), (e: unknown) => e instanceof TimeFormatError && /unknown time_format directive %Q/.test(e.message));
+  assert.throws(
+    () => compileTimeFormat('%Y-%Q'),
+    (e: unknown) => e instanceof TimeFormatError && /unknown time_format directive %Q/.test(e.message),
+  );
   assert.throws(() => compileTimeFormat('%Y %'), /lone %/);
   assert.throws(() => compileTimeFormat('plain text'), /no % directive/);
 });

@@ -34,7 +34,11 @@ test('the fixtures are byte-identical to the shared conformance data', { skip: e
   ];
   for (const [from, to] of pairs) {
     const want = files(from).map((f) => relative(from, f));
-    assert.deepEqual(files(to).map((f) => relative(to, f)), want, `${to}: the same files as ${from}`);
+    assert.deepEqual(
+      files(to).map((f) => relative(to, f)),
+      want,
+      `${to}: the same files as ${from}`,
+    );
     for (const f of want) assert.ok(readFileSync(join(from, f)).equals(readFileSync(join(to, f))), `${f} differs from ${from}`);
   }
   const policy = join(shared, 'reference', 'example-audit-policy.yaml');

@@ -54,7 +54,11 @@ test('a chunk round-trips: tags, nanosecond times, metadata, 64-bit integers, bi
 });
 
 test('torn, bit-flipped and foreign files are told apart', () => {
-  const { head, body } = encodeChunk({ input: 'i', outputs: ['o'], records: 3, created: 1 }, sample().map((s) => ({ ...s, outputs: [0] })), true);
+  const { head, body } = encodeChunk(
+    { input: 'i', outputs: ['o'], records: 3, created: 1 },
+    sample().map((s) => ({ ...s, outputs: [0] })),
+    true,
+  );
   const file = Buffer.concat([head, body]);
   const reason = (f: () => unknown) => {
     try {
@@ -65,21 +69,40 @@ test('torn, bit-flipped and foreign files are told apart', () => {
     }
     return 'accepted';
   };
-  assert.equal(reason(() => decodeChunk(file.subarray(0, file.length - 1))), 'torn');
-  assert.equal(reason(() => decodeChunk(file.subarray(0, 10))), 'torn');
-  assert.equal(reason(() => decodeChunk(Buffer.concat([file, Buffer.from([0])]))), 'torn');
+  assert.equal(
+    reason(() => decodeChunk(file.subarray(0, file.length - 1))),
+    'torn',
+  );
+  assert.equal(
+    reason(() => decodeChunk(file.subarray(0, 10))),
+    'torn',
+  );
+  assert.equal(
+    reason(() => decodeChunk(Buffer.concat([file, Buffer.from([0])]))),
+    'torn',
+  );
   for (const at of [head.length - 2, head.length + 5, file.length - 1]) {
     const flipped = Buffer.from(file);
     flipped.writeUInt8(flipped.readUInt8(at) ^ 0x10, at);
-    assert.equal(reason(() => decodeChunk(flipped)), 'checksum', `bit flipped at ${at}`);
+    assert.equal(
+      reason(() => decodeChunk(flipped)),
+      'checksum',
+      `bit flipped at ${at}`,
+    );
   }
   const foreign = Buffer.from(file);
   foreign.write('XXXX', 0);
-  assert.equal(reason(() => decodeChunk(foreign)), 'format');
+  assert.equal(
+    reason(() => decodeChunk(foreign)),
+    'format',
+  );
   // Without a checksum, a body that no longer decodes is still caught.
   const plain = encodeChunk({ input: 'i', outputs: ['o'], records: 1, created: 1 }, [{ tag: 't', outputs: [0], events: [{ tag: 't', time: new EventTime(1, 2), record: { a: 1 } }] }], false);
   const broken = Buffer.concat([plain.head, Buffer.alloc(plain.body.length, 0xc1)]);
-  assert.equal(reason(() => decodeChunk(broken)), 'format');
+  assert.equal(
+    reason(() => decodeChunk(broken)),
+    'format',
+  );
 });
 
 test('records still in bytes (edits pending, metadata) are stored as the same bytes as their objects', async () => {
@@ -98,7 +121,10 @@ test('records still in bytes (edits pending, metadata) are stored as the same by
     delete rec.a;
     return meta === undefined ? { tag: 't', time: new EventTime(1700000000 + i, i), record: rec } : { tag: 't', time: new EventTime(1700000000 + i, i), record: rec, metadata: meta };
   };
-  const seg = (events: LogEvent[]): Segment[] => [{ tag: 't', outputs: [0], events }, { tag: 'u', outputs: [0, 1], events: events.slice(1) }];
+  const seg = (events: LogEvent[]): Segment[] => [
+    { tag: 't', outputs: [0], events },
+    { tag: 'u', outputs: [0, 1], events: events.slice(1) },
+  ];
   const header = { input: 'forward.0', outputs: ['a', 'b'], records: 5, created: 1 };
   const fromBytes = encodeChunk(header, seg(records.map((r, i) => wire(r, i, i === 1 ? { m: 1 } : undefined))), true);
   const fromObjects = encodeChunk(header, seg(records.map((r, i) => plain(r, i, i === 1 ? { m: 1 } : undefined))), true);

@@ -73,7 +73,11 @@ test('whereClause selects exactly what compileQuery selects, for every filter an
     const q = parseQuery(new URLSearchParams(text));
     const w = whereClause(q);
     const m = compileQuery(q);
-    assert.deepEqual(sums.filter((s) => evaluate(w.sql, w.params, rowOf(s))).map((s) => s.id), sums.filter(m).map((s) => s.id), text);
+    assert.deepEqual(
+      sums.filter((s) => evaluate(w.sql, w.params, rowOf(s))).map((s) => s.id),
+      sums.filter(m).map((s) => s.id),
+      text,
+    );
   }
   // Retention cutoff and parameters numbered after others.
   const w = whereClause({ rule: ['Create Privileged Pod'] }, { cutoff: 2500, first: 2 });
@@ -98,34 +102,54 @@ test('whereClause selects exactly what compileQuery selects, for every filter an
 
 test('one INSERT per batch: 15 array parameters whatever the batch size, columns in row order', () => {
   const small = insertBatch([ev('A', 'Warning', { 'ka.user.name': 'alice' })], 42);
-  const big = insertBatch(Array.from({ length: 5000 }, (_, i) => ev(`R${i}`, 'Notice')), 42);
+  const big = insertBatch(
+    Array.from({ length: 5000 }, (_, i) => ev(`R${i}`, 'Notice')),
+    42,
+  );
   assert.equal(small.params.length, 15);
   assert.equal(big.params.length, 15);
   assert.equal(big.sql, small.sql);
   assert.equal((small.sql.match(/INSERT/g) ?? []).length, 1);
   assert.ok(big.params.every((col) => col.length === 5000));
   assert.deepEqual(big.params[4]!.slice(0, 2), ['R0', 'R1'], 'rules in batch order');
-  assert.deepEqual(small.params.map((c) => c[0]), [
-    42,
-    'falco',
-    '2023-11-14T22:13:20.000000005Z',
-    '2023-11-14T22:13:20.000000005Z',
-    'A',
-    'Warning',
-    'k8s_audit',
-    'A by alice',
-    '["k8s"]',
-    null,
-    'alice',
-    'node-1',
-    haystack(small.alerts[0]!.summary),
-    small.alerts[0]!.record,
-    JSON.stringify([[5, 10, 'ka.user.name']]),
-  ]);
+  assert.deepEqual(
+    small.params.map((c) => c[0]),
+    [
+      42,
+      'falco',
+      '2023-11-14T22:13:20.000000005Z',
+      '2023-11-14T22:13:20.000000005Z',
+      'A',
+      'Warning',
+      'k8s_audit',
+      'A by alice',
+      '["k8s"]',
+      null,
+      'alice',
+      'node-1',
+      haystack(small.alerts[0]!.summary),
+      small.alerts[0]!.record,
+      JSON.stringify([[5, 10, 'ka.user.name']]),
+    ],
+  );
   assert.match(small.sql, /WITH ORDINALITY .* ORDER BY n RETURNING id$/);
   // A row read back gives the same summary as the memory store builds (same fields, same order).
   const s = small.alerts[0]!.summary;
-  const back = rowSummary({ id: '7', received: '42', tag: 'falco', alert_time: s.time, rule: 'A', priority: 'Warning', source: 'k8s_audit', output: s.output, tags: ['k8s'], namespace: null, username: 'alice', hostname: 'node-1', marks: small.params[14]![0] as string });
+  const back = rowSummary({
+    id: '7',
+    received: '42',
+    tag: 'falco',
+    alert_time: s.time,
+    rule: 'A',
+    priority: 'Warning',
+    source: 'k8s_audit',
+    output: s.output,
+    tags: ['k8s'],
+    namespace: null,
+    username: 'alice',
+    hostname: 'node-1',
+    marks: small.params[14]![0] as string,
+  });
   assert.equal(JSON.stringify(back), JSON.stringify({ ...s, id: 7 }));
 });
 
@@ -167,5 +191,9 @@ test('ChartSeries: buckets by priority (most severe first) and the top rules, th
   assert.deepEqual(s.byPriority.Warning!.slice(-2), [0, 3]);
   assert.equal(Object.keys(s.byRule).length, 9);
   assert.deepEqual(Object.keys(s.byRule).slice(0, 2), ['A', 'B']);
-  assert.equal(s.byRule['(other rules)']!.reduce((a, b) => a + b, 0), 3, 'X6..X8 beyond the 8 drawn rules');
+  assert.equal(
+    s.byRule['(other rules)']!.reduce((a, b) => a + b, 0),
+    3,
+    'X6..X8 beyond the 8 drawn rules',
+  );
 });

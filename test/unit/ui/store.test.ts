@@ -15,21 +15,29 @@ import { Clock, falcoAlert } from '../../support/falco-alert.js';
 
 const logger = pino({ level: 'silent' });
 
-const alert = (rule: string, priority: string, fields: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): LogEvent =>
-  falcoAlert(rule, priority, fields, { extra });
+const alert = (rule: string, priority: string, fields: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): LogEvent => falcoAlert(rule, priority, fields, { extra });
 
 test('keeps the newest max_alerts, oldest dropped first, ids keep increasing', async () => {
   const s = await MemoryAlertStore.open({ maxAlerts: 3, retention: 0, logger });
   for (let i = 1; i <= 5; i++) s.addSync([alert(`rule ${i}`, 'Warning')]);
   assert.equal(s.size, 3);
-  assert.deepEqual(s.list({}, 10).alerts.map((a) => a.rule), ['rule 5', 'rule 4', 'rule 3']);
-  assert.deepEqual(s.list({}, 10).alerts.map((a) => a.id), [5, 4, 3]);
+  assert.deepEqual(
+    s.list({}, 10).alerts.map((a) => a.rule),
+    ['rule 5', 'rule 4', 'rule 3'],
+  );
+  assert.deepEqual(
+    s.list({}, 10).alerts.map((a) => a.id),
+    [5, 4, 3],
+  );
   assert.equal(s.getSync(2), undefined);
   assert.equal(s.getSync(3)!.summary.rule, 'rule 3');
   assert.equal(s.newestId, 5);
   // A batch larger than the store keeps only its newest part.
   s.addSync([1, 2, 3, 4].map((i) => alert(`batch ${i}`, 'Notice')));
-  assert.deepEqual(s.list({}, 10).alerts.map((a) => a.rule), ['batch 4', 'batch 3', 'batch 2']);
+  assert.deepEqual(
+    s.list({}, 10).alerts.map((a) => a.rule),
+    ['batch 4', 'batch 3', 'batch 2'],
+  );
   s.closeSync();
 });
 
@@ -40,7 +48,10 @@ test('retention by age drops alerts that arrived longer ago than ui.retention', 
   clock.t += 30_000;
   s.addSync([alert('newer', 'Warning')]);
   clock.t += 31_000; // "old" is now 61 s old, "newer" 31 s
-  assert.deepEqual(s.list({}, 10).alerts.map((a) => a.rule), ['newer']);
+  assert.deepEqual(
+    s.list({}, 10).alerts.map((a) => a.rule),
+    ['newer'],
+  );
   assert.equal(s.stats({}, 3600_000, 60).total, 1);
   clock.t += 30_000;
   s.prune();
@@ -60,7 +71,14 @@ test('SQLite: a restart keeps the alerts, their ids and full records; retention 
   a.closeSync();
 
   const b = await MemoryAlertStore.open({ maxAlerts: 4, retention: 3600, dbPath, logger, now: clock.now });
-  assert.deepEqual(b.list({}, 10).alerts.map((x) => [x.id, x.rule]), [[3, 'third'], [2, 'second'], [1, 'first']]);
+  assert.deepEqual(
+    b.list({}, 10).alerts.map((x) => [x.id, x.rule]),
+    [
+      [3, 'third'],
+      [2, 'second'],
+      [1, 'first'],
+    ],
+  );
   assert.equal(b.getSync(1)!.json, before);
   assert.equal(b.list({ user: 'alice' }, 10).alerts[0]!.namespace, 'prod');
   // 64-bit integers keep their digits through JSON and SQLite.
@@ -73,10 +91,17 @@ test('SQLite: a restart keeps the alerts, their ids and full records; retention 
   // A smaller max_alerts and an elapsed retention trim the file when it is loaded.
   clock.t += 3600_000 - 500; // "first" (received 1 s earlier) is past retention, the others not
   const c = await MemoryAlertStore.open({ maxAlerts: 2, retention: 3600, dbPath, logger, now: clock.now });
-  assert.deepEqual(c.list({}, 10).alerts.map((x) => x.rule), ['fourth', 'third']);
+  assert.deepEqual(
+    c.list({}, 10).alerts.map((x) => x.rule),
+    ['fourth', 'third'],
+  );
   c.closeSync();
   const d = await MemoryAlertStore.open({ maxAlerts: 10, retention: 0, dbPath, logger, now: clock.now });
-  assert.deepEqual(d.list({}, 10).alerts.map((x) => x.rule), ['fourth', 'third'], 'rows trimmed at load stay deleted');
+  assert.deepEqual(
+    d.list({}, 10).alerts.map((x) => x.rule),
+    ['fourth', 'third'],
+    'rows trimmed at load stay deleted',
+  );
   d.closeSync();
 });
 
@@ -108,9 +133,15 @@ test('filters: priority list, rule, tag, namespace, user, free text; paging with
 
   const first = s.list({}, 2);
   assert.equal(first.more, true);
-  assert.deepEqual(first.alerts.map((a) => a.id), [4, 3]);
+  assert.deepEqual(
+    first.alerts.map((a) => a.id),
+    [4, 3],
+  );
   const next = s.list({}, 2, first.alerts[1]!.id);
-  assert.deepEqual(next.alerts.map((a) => a.id), [2, 1]);
+  assert.deepEqual(
+    next.alerts.map((a) => a.id),
+    [2, 1],
+  );
   assert.equal(next.more, false);
   s.closeSync();
 });
@@ -141,9 +172,18 @@ test('records are data: __proto__ keys in output_fields are neither read through
 test('since: alerts after an id, matching the query, at most the newest N', async () => {
   const s = await MemoryAlertStore.open({ maxAlerts: 100, retention: 0, logger });
   for (let i = 1; i <= 6; i++) s.addSync([alert(`r${i}`, i % 2 ? 'Warning' : 'Notice')]);
-  assert.deepEqual(s.sinceSync(2, {}, 100).map((a) => a.summary.id), [3, 4, 5, 6]);
-  assert.deepEqual(s.sinceSync(2, { priority: ['Warning'] }, 100).map((a) => a.summary.id), [3, 5]);
-  assert.deepEqual(s.sinceSync(0, {}, 2).map((a) => a.summary.id), [5, 6]);
+  assert.deepEqual(
+    s.sinceSync(2, {}, 100).map((a) => a.summary.id),
+    [3, 4, 5, 6],
+  );
+  assert.deepEqual(
+    s.sinceSync(2, { priority: ['Warning'] }, 100).map((a) => a.summary.id),
+    [3, 5],
+  );
+  assert.deepEqual(
+    s.sinceSync(0, {}, 2).map((a) => a.summary.id),
+    [5, 6],
+  );
   assert.deepEqual(s.sinceSync(6, {}, 10), []);
   s.closeSync();
 });
@@ -171,7 +211,10 @@ test('stats: facet counts, counts per bucket by priority and by rule (top rules,
   const all = s.stats({}, 10 * 60_000, 10);
   assert.deepEqual(Object.keys(all.series.byPriority), ['Critical', 'Warning', 'Notice'], 'most severe first');
   assert.equal(Object.keys(all.series.byRule).length, 9, '8 rules and (other rules)');
-  assert.equal(all.series.byRule.A!.reduce((x, y) => x + y, 0), 3);
+  assert.equal(
+    all.series.byRule.A!.reduce((x, y) => x + y, 0),
+    3,
+  );
   const other = all.series.byRule['(other rules)']!.reduce((x, y) => x + y, 0);
   const drawn = Object.entries(all.series.byRule).reduce((n, [, v]) => n + v.reduce((x, y) => x + y, 0), 0);
   assert.equal(drawn, 14);
@@ -198,12 +241,21 @@ test('the AlertStore interface: add resolves to the stored alerts, query pages w
   const seen: number[][] = [];
   const off = s.subscribe((added) => seen.push(added.map((a) => a.summary.id)));
   const added = await s.add([alert('a', 'Warning'), alert('b', 'Notice')]);
-  assert.deepEqual(added.map((a) => [a.summary.id, a.summary.rule]), [[1, 'a'], [2, 'b']]);
+  assert.deepEqual(
+    added.map((a) => [a.summary.id, a.summary.rule]),
+    [
+      [1, 'a'],
+      [2, 'b'],
+    ],
+  );
   assert.deepEqual(await s.add([]), []);
   await s.add([alert('c', 'Warning'), alert('d', 'Warning')]);
   off();
   await s.add([alert('e', 'Warning')]);
-  assert.deepEqual(seen, [[1, 2], [3, 4]]);
+  assert.deepEqual(seen, [
+    [1, 2],
+    [3, 4],
+  ]);
   const page = await s.query({ priority: ['Warning'] }, { limit: 1 });
   assert.deepEqual([page.alerts.map((a) => a.rule), page.more, page.total], [['e'], true, 3]);
   const older = await s.query({ priority: ['Warning'] }, { limit: 5, before: page.alerts[0]!.id });
@@ -212,7 +264,10 @@ test('the AlertStore interface: add resolves to the stored alerts, query pages w
   assert.equal((await s.get(5))!.summary.rule, 'e');
   assert.equal(await s.get(1), undefined, 'pushed out by maxAlerts');
   assert.equal((await s.counts({}, 60_000, 6)).total, 3);
-  assert.deepEqual((await s.since(3, {}, 10)).map((a) => a.summary.id), [4, 5]);
+  assert.deepEqual(
+    (await s.since(3, {}, 10)).map((a) => a.summary.id),
+    [4, 5],
+  );
   await s.close();
   await assert.rejects(openAlertStore({ maxAlerts: 3, retention: 0, logger, store: 'redis://x' }), /ui\.store/);
 });

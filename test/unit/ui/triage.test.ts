@@ -19,8 +19,7 @@ import { Clock, falcoAlert } from '../../support/falco-alert.js';
 
 const logger = pino({ level: 'silent' });
 
-const alert = (rule: string, priority: string, fields: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): LogEvent =>
-  falcoAlert(rule, priority, fields, { extra });
+const alert = (rule: string, priority: string, fields: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): LogEvent => falcoAlert(rule, priority, fields, { extra });
 
 const sum = (over: Partial<AlertSummary>): AlertSummary => ({
   id: 1,
@@ -102,7 +101,14 @@ test('compileQuery: muted hides or keeps the alerts an active mute covers', () =
 
 test('output marks: output_fields values at word boundaries, longest first, never overlapping', () => {
   const out = 'Pod started (user=system:anonymous pod=nginx-1 ns=default image=nginx)';
-  const marks = outputMarks(out, { 'ka.user.name': 'system:anonymous', 'ka.resp.name': 'nginx-1', 'ka.target.namespace': 'default', 'ka.req.pod.containers.image': 'nginx', missing: '<NA>', empty: '' });
+  const marks = outputMarks(out, {
+    'ka.user.name': 'system:anonymous',
+    'ka.resp.name': 'nginx-1',
+    'ka.target.namespace': 'default',
+    'ka.req.pod.containers.image': 'nginx',
+    missing: '<NA>',
+    empty: '',
+  });
   assert.deepEqual(
     marks.map(([s, e, f]) => [out.slice(s, e), f]),
     [
@@ -113,7 +119,11 @@ test('output marks: output_fields values at word boundaries, longest first, neve
     ],
     '"nginx" inside "nginx-1" is covered by the longer value; the second nginx is its own',
   );
-  assert.deepEqual(outputMarks('count=10 n=0', { n: '0' }).map(([s, e]) => 'count=10 n=0'.slice(s, e)), ['0'], 'not the 0 of 10');
+  assert.deepEqual(
+    outputMarks('count=10 n=0', { n: '0' }).map(([s, e]) => 'count=10 n=0'.slice(s, e)),
+    ['0'],
+    'not the 0 of 10',
+  );
   assert.deepEqual(outputMarks('x', null), []);
   const s = summarize(1, 0, 'falco', { rule: 'R', output: 'user=bob', output_fields: { 'ka.user.name': 'bob' } }, '');
   assert.deepEqual(s.marks, [[5, 8, 'ka.user.name']]);
