@@ -4,8 +4,10 @@
  * TLS clients, and values that would flood the logs. Each case asserts the process is alive, a
  * bystander connection is served within a second, what was acked before is delivered once, RSS
  * stays within memory_limit plus the idle baseline, and the case shows as a log line and a metric.
+ * Every case after a describe's first runs against a new process (same config, same output
+ * directory): the heap an earlier case grew and the runtime kept is not charged to the next one.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -100,9 +102,22 @@ class Target {
   dir = tempDir('logwarden-hostile-');
   idle = 0;
   readonly acked: number[] = [];
+  private args: [string, string, string | undefined] = ['', '', undefined];
+  private cases = 0;
+
+  /**
+   * Before each case but the first: a new process with the same config. What was acked so far is
+   * in the output directory and is checked again after the case.
+   */
+  async fresh(): Promise<void> {
+    if (this.cases++ === 0) return;
+    await this.lw.stop();
+    await this.start(...this.args);
+  }
 
   /** `forward`: the forward input's options; `input`: a whole input section instead. */
   async start(forward: string, service = '', input?: string): Promise<this> {
+    this.args = [forward, service, input];
     const config = writeConfig(
       this.dir,
       `service:
@@ -200,6 +215,7 @@ describe('hostile input: memory and connections (forward)', { timeout: 180_000 }
     await served(t.lw.port(), 'bystander', t.acked); // acked before any attack
   });
   after(() => t.stop());
+  beforeEach(() => t.fresh());
 
   test('a 100 KB CompressedPackedForward inflating to 99 MiB of 3-byte entries is refused', async () => {
     const inflated = tinyEntries(Math.floor((99 * 1024 * 1024) / 3));
@@ -368,6 +384,7 @@ describe('hostile input: before the handshake (forward with shared_key)', { time
       connection_limit: 200`),
   );
   after(() => t.stop());
+  beforeEach(() => t.fresh());
 
   /** A client that answers HELO, waits for PONG, then sends a frame. */
   async function authedServed(port: number): Promise<number> {
@@ -513,6 +530,7 @@ describe('hostile input: HTTP bodies that decode to millions of records, slow up
     ),
   );
   after(() => t.stop());
+  beforeEach(() => t.fresh());
 
   /** POSTs a small JSON body to /bystander and resolves with the ms until its 201. */
   async function httpServed(port: number): Promise<number> {
