@@ -23,7 +23,7 @@ import { stdoutOutput } from './outputs/stdout/index.js';
 import { uiOutput } from './outputs/ui/index.js';
 import { forwardOutput } from './outputs/forward/index.js';
 import { nullOutput } from './outputs/null/index.js';
-import type { Registry } from './core/pipeline.js';
+import type { Registry } from './core/plan.js';
 import { buildParsers } from './parsers/index.js';
 
 export const plugins: AnyPlugin[] = [

@@ -1,7 +1,7 @@
 /** Shared by the commands that load a pipeline. */
 import type { Logger } from 'pino';
 import { loadConfigFile } from '../config/load.js';
-import { plan, type Plan } from '../core/pipeline.js';
+import { plan, type Plan } from '../core/plan.js';
 import { registry } from '../plugins.js';
 import { createLogger } from '../observe/log.js';
 import { nativeAcceleration } from '../core/msgpack.js';

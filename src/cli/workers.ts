@@ -14,7 +14,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
-import type { Plan } from '../core/pipeline.js';
+import type { Plan } from '../core/plan.js';
 import { ServiceHttp } from '../observe/http.js';
 import { Metrics } from '../observe/metrics.js';
 import { UiServer, uiOptions } from '../ui/server.js';

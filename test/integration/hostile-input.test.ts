@@ -19,7 +19,7 @@ import { encodeChunk } from '../../src/core/storage/chunk-file.js';
 import { EventTime } from '../../src/core/event.js';
 import type { FilterPlugin, OutputPlugin } from '../../src/core/plugin.js';
 import { Commit } from '../../src/core/commit.js';
-import { ChunkRefused } from '../../src/core/pipeline.js';
+import { ChunkRefused } from '../../src/core/router.js';
 import { LogwardenProcess, writeConfig, type LogLine } from '../support/fault.js';
 import { RawClient, WireTime, pack } from '../support/forward-client.js';
 import { freePort, tempDir } from '../support/harness.js';

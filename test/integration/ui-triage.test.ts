@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { getGlobalDispatcher } from 'undici';
 import { loadConfigFile } from '../../src/config/load.js';
 import { EventTime, type LogEvent } from '../../src/core/event.js';
-import { plan } from '../../src/core/pipeline.js';
+import { plan } from '../../src/core/plan.js';
 import { registry } from '../../src/plugins.js';
 import { freePort, tempDir, until } from '../support/harness.js';
 import { startUi, type RunningUi } from '../support/ui-pipeline.js';

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfigFile } from '../../src/config/load.js';
 import type { AnyPlugin, FilterInstance } from '../../src/core/plugin.js';
-import { Pipeline, plan, type Plan } from '../../src/core/pipeline.js';
+import { Pipeline } from '../../src/core/pipeline.js';
+import { plan, type Plan } from '../../src/core/plan.js';
 import { Metrics } from '../../src/observe/metrics.js';
 import { counterValue, jsonLogger, registryOf, tempDir } from './harness.js';
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import type { AnyPlugin } from '../../src/core/plugin.js';
-import type { Registry } from '../../src/core/pipeline.js';
+import type { Registry } from '../../src/core/plan.js';
 import type { Metrics } from '../../src/observe/metrics.js';
 
 /** A registry (as src/plugins.ts builds one) holding only `plugins`. */

@@ -9,7 +9,8 @@ import { loadConfigFile } from '../../src/config/load.js';
 import { Commit } from '../../src/core/commit.js';
 import { EventTime, type LogEvent, type LogRecord } from '../../src/core/event.js';
 import type { AnyPlugin } from '../../src/core/plugin.js';
-import { Pipeline, plan } from '../../src/core/pipeline.js';
+import { Pipeline } from '../../src/core/pipeline.js';
+import { plan } from '../../src/core/plan.js';
 import { Metrics } from '../../src/observe/metrics.js';
 import { counterValue, jsonLogger, registryOf, tempDir } from './harness.js';
 

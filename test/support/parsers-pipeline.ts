@@ -7,7 +7,7 @@ import { ConfigErrors } from '../../src/config/errors.js';
 import { EventTime } from '../../src/core/event.js';
 import { loadConfigFile } from '../../src/config/load.js';
 import type { AnyPlugin } from '../../src/core/plugin.js';
-import { plan, type Plan, type Registry } from '../../src/core/pipeline.js';
+import { plan, type Plan, type Registry } from '../../src/core/plan.js';
 import { buildParsers } from '../../src/parsers/index.js';
 import { startFilters, type BuiltFilters } from './filter-pipeline.js';
 import { registryOf } from './harness.js';

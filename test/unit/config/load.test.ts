@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfigFile, substituteEnv } from '../../../src/config/load.js';
 import { ConfigErrors } from '../../../src/config/errors.js';
-import { plan } from '../../../src/core/pipeline.js';
+import { plan } from '../../../src/core/plan.js';
 import { registry } from '../../../src/plugins.js';
 
 function write(files: Record<string, string>): string {

@@ -12,7 +12,8 @@ import type { ConfigError } from '../../../src/config/errors.js';
 import { loadConfigFile } from '../../../src/config/load.js';
 import { applySchema, type OptionSpec, type RawSection } from '../../../src/config/schema.js';
 import { deliveryOptionTable, optionTableFor } from '../../../src/core/common-options.js';
-import { plan, Pipeline, type PlannedPlugin } from '../../../src/core/pipeline.js';
+import { Pipeline } from '../../../src/core/pipeline.js';
+import { plan, type PlannedPlugin } from '../../../src/core/plan.js';
 import { plugins, registry } from '../../../src/plugins.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'logwarden-option-case-'));

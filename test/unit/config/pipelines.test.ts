@@ -5,7 +5,8 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { loadConfigFile } from '../../../src/config/load.js';
-import { plan, Pipeline } from '../../../src/core/pipeline.js';
+import { Pipeline } from '../../../src/core/pipeline.js';
+import { plan } from '../../../src/core/plan.js';
 import { registry } from '../../../src/plugins.js';
 import { repoRoot } from '../../support/paths.js';
 

@@ -14,7 +14,7 @@ import { ConfigErrors } from '../../../src/config/errors.js';
 import { loadConfigFile } from '../../../src/config/load.js';
 import { applySchema, type RawSection } from '../../../src/config/schema.js';
 import { EventTime, type LogEvent } from '../../../src/core/event.js';
-import { plan } from '../../../src/core/pipeline.js';
+import { plan } from '../../../src/core/plan.js';
 import { FileOutput, fileOutput } from '../../../src/outputs/file/index.js';
 import { isRotatedName, rotationsSettled } from '../../../src/outputs/file/rotate.js';
 import { registry } from '../../../src/plugins.js';
