@@ -1,5 +1,5 @@
 /** Options every plugin of a kind has, handled by the core (Fluent Bit's names). */
-import type { OptionSpec, OptionTable } from '../config/schema.js';
+import type { ConfigOf, OptionSpec, OptionTable } from '../config/schema.js';
 
 const all = {
   name: { type: 'string', required: true, description: 'Plugin name' },
@@ -77,20 +77,6 @@ export type DeliveryOptionsWith<D extends DeliveryDefaults> = {
   [K in keyof D & DeliveryOptionName]: Omit<(typeof deliveryOptionTable)[K], 'default' | 'docDefault'> & { default: D[K] };
 };
 
-/** The delivery options as an output's config holds them after its table was applied. */
-export interface DeliveryConfig {
-  retry_limit: string;
-  workers: number;
-  batch_size: number;
-  batch_bytes: number;
-  batch_wait?: number;
-  'scheduler.base'?: number;
-  'scheduler.cap'?: number;
-  queue_max_records?: number;
-  queue_max_bytes?: number;
-  dead_letter_file?: string;
-}
-
 export const commonOutputOptions = {
   ...all,
   ...routed,
@@ -116,6 +102,9 @@ export const commonOutputOptions = {
     description: 'JSON-lines file for records finally dropped, with the reason (default: <storage.path>/dead-letter/<id>.jsonl when storage.path is set)',
   },
 } as const satisfies OptionTable;
+
+/** The options the delivery engine reads, as an output's config holds them after its table was applied. */
+export type DeliveryConfig = ConfigOf<Pick<typeof commonOutputOptions, DeliveryOptionName | 'scheduler.base' | 'scheduler.cap' | 'queue_max_records' | 'queue_max_bytes' | 'dead_letter_file'>>;
 
 export function commonOptionsFor(kind: 'input' | 'filter' | 'output'): OptionTable {
   return kind === 'input' ? commonInputOptions : kind === 'filter' ? commonFilterOptions : commonOutputOptions;

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { checkServerIdentity, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import { ConfigError, type SourcePos } from '../config/errors.js';
+import type { ConfigOf } from '../config/schema.js';
 
 /**
  * The `tls.*` options every output that connects with TLS has (`tls` itself, which says what it
@@ -26,15 +27,13 @@ export function clientTlsOptions<H extends string>(host: H) {
   } as const;
 }
 
-export interface ClientTlsConfig {
-  'tls.verify': boolean;
-  'tls.verify_hostname': boolean;
-  'tls.ca_file'?: string;
-  'tls.crt_file'?: string;
-  'tls.key_file'?: string;
-  'tls.key_passwd'?: string;
-  'tls.vhost'?: string;
-}
+/** The `tls.*` options as a config holds them; `tls.key_passwd` for the outputs that declare it. */
+export type ClientTlsConfig = ConfigOf<ReturnType<typeof clientTlsOptions>> & ConfigOf<typeof keyPasswdOption>;
+
+/** `tls.key_passwd`, for the outputs whose TLS library takes an encrypted key. */
+export const keyPasswdOption = {
+  'tls.key_passwd': { type: 'string', description: 'Password of tls.key_file' },
+} as const;
 
 /** The PEM files of the tls.* options, read. */
 export interface TlsFiles {

@@ -28,7 +28,7 @@ import { compileTemplate, type Template } from '../../core/record-accessor.js';
 import { ForwardConnection, type Auth, type ClientTimeouts, type Endpoint } from './client.js';
 import { formatKey, optionsBytes, prepareFrame, type FrameFormat, type PreparedFrame } from './frame.js';
 import { readUpstreamFile } from './upstream.js';
-import { checkClientTls, clientTlsConnect, clientTlsOptions, readTlsFiles } from '../tls.js';
+import { checkClientTls, clientTlsConnect, clientTlsOptions, keyPasswdOption, readTlsFiles } from '../tls.js';
 import { deliveryOptions } from '../../core/common-options.js';
 
 const options = {
@@ -70,7 +70,7 @@ const options = {
   password: { type: 'string', description: 'Password of username' },
   tls: { type: 'bool', default: false, description: 'Use TLS' },
   ...clientTlsOptions('host'),
-  'tls.key_passwd': { type: 'string', description: 'Password of tls.key_file' },
+  ...keyPasswdOption,
   'net.connect_timeout': { type: 'duration', fluentBit: 'time', default: 10, description: 'Seconds to connect, including TLS and waiting for HELO (Fluent Bit default 10)' },
   'net.io_timeout': { type: 'duration', fluentBit: 'time', default: 60, description: 'Seconds to wait for PONG and for each ack before the attempt fails' },
   'net.keepalive': { type: 'bool', default: true, description: 'Keep connections open between batches' },
