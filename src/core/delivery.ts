@@ -94,8 +94,15 @@ interface Batch {
   records: number;
   bytes: number;
   attempts: number;
+  /** What the output is handed, the same object on every attempt (its events and attempt are set before each). */
+  out: { events: readonly LogEvent[]; attempt: number; accepted: Set<string> };
   /** Released at the end of the grace period while queued, in flight or waiting to retry. */
   abandoned?: boolean;
+}
+
+/** A batch of its own: the output has not sent it anywhere yet. */
+function newBatch(parts: Part[], records: number, bytes: number, attempts: number): Batch {
+  return { parts, records, bytes, attempts, out: { events: [], attempt: attempts, accepted: new Set() } };
 }
 
 export class DeliveryEngine {
@@ -241,7 +248,7 @@ export class DeliveryEngine {
       }
       this.openRecords -= records;
       this.openBytes -= bytes;
-      this.dispatch({ parts, records, bytes, attempts: 0 });
+      this.dispatch(newBatch(parts, records, bytes, 0));
     }
     if (this.open.length) this.arm();
     else if (this.timer) {
@@ -270,9 +277,11 @@ export class DeliveryEngine {
 
   private async attempt(batch: Batch): Promise<void> {
     const events = batch.parts.length === 1 ? batch.parts[0]!.events : batch.parts.flatMap((p) => p.events);
+    batch.out.events = events;
+    batch.out.attempt = batch.attempts;
     const end = this.m.latency.startTimer();
     try {
-      await this.sink.send(events, this.shutdown.signal);
+      await this.sink.send(batch.out, this.shutdown.signal);
       end();
       // Released as undelivered when the grace period ended; an answer after that changes nothing.
       if (batch.abandoned) return;
@@ -352,8 +361,8 @@ export class DeliveryEngine {
     }
     const bytesA = a.reduce((s, p) => s + p.bytes, 0);
     this.log.debug({ output: this.id, records: batch.records }, 'batch cannot be encoded: sending it in halves to find the records at fault');
-    this.dispatch({ parts: a, records: batch.records - (total - half), bytes: bytesA, attempts: batch.attempts });
-    this.dispatch({ parts: b, records: total - half, bytes: batch.bytes - bytesA, attempts: batch.attempts });
+    this.dispatch(newBatch(a, batch.records - (total - half), bytesA, batch.attempts));
+    this.dispatch(newBatch(b, total - half, batch.bytes - bytesA, batch.attempts));
   }
 
   /**

@@ -139,6 +139,30 @@ export class RecordsFailed extends DeliveryError {
   }
 }
 
+/**
+ * One batch as the delivery engine hands it to an output: the same object on every attempt of
+ * the batch, so that an output can tell which of its destinations already have it.
+ */
+export interface OutgoingBatch {
+  /** The records still to send: the batch's records less those a RecordsFailed settled. */
+  readonly events: readonly LogEvent[];
+  /** 0 on the first attempt, then the number of retries so far. */
+  readonly attempt: number;
+  /**
+   * Keys of the destinations (a Loki tenant, an Alertmanager URL, a forward node or frame) that
+   * already committed this batch: an output adds a key when one accepts it and does not send it
+   * there again on a retry. The keys are the output's own. They survive a RecordsFailed that
+   * narrows the batch; the halves of a batch split to find records at fault (EncodeError) start
+   * with none.
+   */
+  readonly accepted: Set<string>;
+}
+
+/** A batch for a caller that is not the engine (tests, tools): attempt 0, accepted nowhere. */
+export function outgoingBatch(events: readonly LogEvent[]): OutgoingBatch {
+  return { events, attempt: 0, accepted: new Set() };
+}
+
 /** An output only implements "send this batch" (and optionally start/close). */
 export interface OutputInstance {
   start?(): Promise<void>;
@@ -147,7 +171,7 @@ export interface OutputInstance {
    * `signal` aborts when shutdown's grace period is over: stop the request and free its socket
    * (the engine no longer waits for the batch; it is not committed and will be sent again).
    */
-  send(events: LogEvent[], signal?: AbortSignal): Promise<void>;
+  send(batch: OutgoingBatch, signal?: AbortSignal): Promise<void>;
   /** Flush and release resources (fsync files, close pools). */
   close?(): Promise<void>;
 }

@@ -85,7 +85,7 @@ const POOLED_MAX_BYTES = 8 * 1024 * 1024;
 
 /** Events -> text (or bytes for msgpack). */
 export interface Formatter {
-  (events: LogEvent[]): string | Buffer;
+  (events: readonly LogEvent[]): string | Buffer;
   /**
    * The caller no longer needs `data` (what this formatter returned): its buffer may be reused
    * for a later batch. Optional to call; data not from this formatter is ignored.
@@ -93,10 +93,10 @@ export interface Formatter {
   release(data: string | Buffer): void;
 }
 
-function pooled(write: (w: JsonWriter, events: LogEvent[]) => void): Formatter {
+function pooled(write: (w: JsonWriter, events: readonly LogEvent[]) => void): Formatter {
   const free: JsonWriter[] = [];
   const lent = new Map<ArrayBuffer, JsonWriter>();
-  const f = ((events: LogEvent[]) => {
+  const f = ((events: readonly LogEvent[]) => {
     let w = free.pop();
     const hint = sizeHint(events);
     if (w === undefined) w = new JsonWriter(Math.max(hint, 64 * 1024));
@@ -120,7 +120,7 @@ function pooled(write: (w: JsonWriter, events: LogEvent[]) => void): Formatter {
   return f;
 }
 
-function plain(format: (events: LogEvent[]) => string | Buffer): Formatter {
+function plain(format: (events: readonly LogEvent[]) => string | Buffer): Formatter {
   const f = format as Formatter;
   f.release = () => undefined;
   return f;

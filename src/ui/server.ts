@@ -167,7 +167,7 @@ export class UiServer {
   }
 
   /** Stores alerts; the store pushes them to the live streams once they are visible. */
-  add(events: LogEvent[]): Promise<StoredAlert[]> {
+  add(events: readonly LogEvent[]): Promise<StoredAlert[]> {
     return this.store.add(events);
   }
 

@@ -215,7 +215,7 @@ export interface InsertBatch {
 }
 
 /** One INSERT for the whole batch: 15 array parameters whatever its size, rows in batch order. */
-export function insertBatch(events: LogEvent[], received: number): InsertBatch {
+export function insertBatch(events: readonly LogEvent[], received: number): InsertBatch {
   const cols: unknown[][] = Array.from({ length: 13 }, () => []);
   const alerts: InsertBatch['alerts'] = [];
   for (const ev of events) {
@@ -440,7 +440,7 @@ export class PgAlertStore implements AlertStore {
     return this.opts.retention > 0 ? this.now() - this.opts.retention * 1000 : undefined;
   }
 
-  async add(events: LogEvent[]): Promise<StoredAlert[]> {
+  async add(events: readonly LogEvent[]): Promise<StoredAlert[]> {
     if (events.length === 0) return [];
     if (this.closed) throw new StoreUnavailable('the alert store is closed');
     if (!this.migrated) throw new StoreUnavailable(this.reason);

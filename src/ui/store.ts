@@ -68,7 +68,7 @@ export interface AlertStore {
    * Stores alert events (newest last), all or none: when it rejects, nothing was stored and the
    * caller may retry the same batch. Resolves to the stored alerts with their ids.
    */
-  add(events: LogEvent[]): Promise<StoredAlert[]>;
+  add(events: readonly LogEvent[]): Promise<StoredAlert[]>;
   /** Matching alerts, newest first. */
   query(filter: AlertQuery, page: AlertPage): Promise<AlertList>;
   /** Matching alerts with an id above `after`, oldest first; at most the newest `limit` of them. */
@@ -240,11 +240,11 @@ export class MemoryAlertStore implements AlertStore {
    * Stores alert events (newest last). With SQLite the rows are written first, in one
    * transaction: when that throws, nothing was stored and the caller may retry.
    */
-  async add(events: LogEvent[]): Promise<StoredAlert[]> {
+  async add(events: readonly LogEvent[]): Promise<StoredAlert[]> {
     return this.addSync(events);
   }
 
-  addSync(events: LogEvent[]): StoredAlert[] {
+  addSync(events: readonly LogEvent[]): StoredAlert[] {
     if (events.length === 0) return [];
     const received = this.now();
     const added: StoredAlert[] = [];

@@ -10,6 +10,7 @@ import { existsSync, readdirSync, readFileSync, statSync, utimesSync } from 'nod
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { applySchema, type RawSection } from '../../src/config/schema.js';
+import { outgoingBatch } from '../../src/core/plugin.js';
 import { EventTime, type LogEvent } from '../../src/core/event.js';
 import { FileOutput, fileOutput } from '../../src/outputs/file/index.js';
 import { isRotatedName } from '../../src/outputs/file/rotate.js';
@@ -80,7 +81,7 @@ test('logwarden trims the rotated files Fluent Bit 5.1.1 wrote, and reads its .g
   const size = existsSync(join(dir, 'app.log')) ? statSync(join(dir, 'app.log')).size : 0;
   const out = logwarden(dir, { rotate: true, rotate_max_size: size + 1, rotate_max_files: 2 });
   await out.start();
-  await out.send(events(0, 5));
+  await out.send(outgoingBatch(events(0, 5)));
   await out.close();
   const left = rotatedIn(dir);
   assert.equal(left.length, 2, readdirSync(dir).join(' '));
@@ -95,7 +96,7 @@ test('Fluent Bit 5.1.1 trims the rotated files logwarden wrote (it reads the sam
   const dir = tempDir();
   const out = logwarden(dir, { rotate: true, rotate_max_size: 100, rotate_max_files: 10 });
   await out.start();
-  for (let i = 0; i < 3; i++) await out.send(events(i * 5, 5)); // each batch crosses 100 bytes
+  for (let i = 0; i < 3; i++) await out.send(outgoingBatch(events(i * 5, 5))); // each batch crosses 100 bytes
   await out.close();
   const ours = rotatedIn(dir);
   assert.equal(ours.length, 3);

@@ -14,11 +14,13 @@ import { tempDir } from '../support/harness.js';
 const fileModule = new URL('../../src/outputs/file/index.js', import.meta.url).href;
 const schemaModule = new URL('../../src/config/schema.js', import.meta.url).href;
 const eventModule = new URL('../../src/core/event.js', import.meta.url).href;
+const pluginModule = new URL('../../src/core/plugin.js', import.meta.url).href;
 
 const writer = `
 import { FileOutput, fileOutput } from ${JSON.stringify(fileModule)};
 import { applySchema } from ${JSON.stringify(schemaModule)};
 import { EventTime } from ${JSON.stringify(eventModule)};
+import { outgoingBatch } from ${JSON.stringify(pluginModule)};
 const [dir, first, batches] = process.argv.slice(2).map((v, i) => (i ? Number(v) : v));
 const section = { values: { file: 'shared', format: 'json_lines', json_date_key: false, rotate: true, rotate_max_size: 3000, rotate_max_files: 100000, rotate_gzip: false }, keyPos: {}, valuePos: {}, pos: undefined, baseDir: dir };
 const errors = [];
@@ -32,7 +34,7 @@ for (let b = 0; b < batches; b++) {
     const n = first + b * 7 + i;
     evs.push({ tag: 't', time: new EventTime(1700000000 + n, 0), record: { n, pad: 'x'.repeat(60) } });
   }
-  await out.send(evs);
+  await out.send(outgoingBatch(evs));
   if (b % 5 === 0) await new Promise((r) => setImmediate(r));
 }
 await out.close();

@@ -492,9 +492,9 @@ const throwingEncoder: OutputPlugin<Record<string, never>> = {
   description: 'encodes records, throwing on poison',
   options: { ...deliveryOptions({ batch_wait: 0.2 }) },
   create: () => ({
-    async send(events) {
+    async send(batch) {
       // Encoded first, sent after: a throw while encoding sends nothing.
-      const lines = events.map((ev) => {
+      const lines = batch.events.map((ev) => {
         if (ev.record.poison) throw new TypeError('encoder exploded');
         return JSON.stringify(ev.record);
       });

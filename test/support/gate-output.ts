@@ -19,7 +19,7 @@ export class Gate {
     for (const w of this.waiting.splice(0)) w();
   }
 
-  async pass(events: LogEvent[]): Promise<void> {
+  async pass(events: readonly LogEvent[]): Promise<void> {
     this.batches++;
     while (!this.open) await new Promise<void>((r) => this.waiting.push(r));
     if (this.failWith) throw this.failWith;
@@ -37,6 +37,6 @@ export const gateOutput: OutputPlugin<{ gate: string }> = {
   create(c) {
     const gate = gates.get(c.gate) ?? new Gate();
     gates.set(c.gate, gate);
-    return { send: (events) => gate.pass(events) };
+    return { send: (batch) => gate.pass(batch.events) };
   },
 };

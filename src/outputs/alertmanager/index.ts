@@ -8,7 +8,7 @@
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
-import { definePlugin, DeliveryError, type OutputInstance, type PluginConfig, type PluginContext } from '../../core/plugin.js';
+import { definePlugin, DeliveryError, type OutgoingBatch, type OutputInstance, type PluginConfig, type PluginContext } from '../../core/plugin.js';
 import { classifyStatus, HttpClient, httpClientOptions, prepareHttpClient, safeUrl, type HttpClientSetup } from '../http-common.js';
 import { buildAlert, DEFAULT_SEVERITY, fingerprint, priorityRank, PRIORITIES, type AlertOptions, type PostableAlert, type Priority } from './alert.js';
 import { deliveryOptions } from '../../core/common-options.js';
@@ -234,7 +234,8 @@ class AlertmanagerOutput implements OutputInstance {
     throw err;
   }
 
-  async send(events: LogEvent[], signal?: AbortSignal): Promise<void> {
+  async send(batch: OutgoingBatch, signal?: AbortSignal): Promise<void> {
+    const events = batch.events;
     const built = this.alerts(events);
     if (built.length === 0) return;
     const alerts = built.map((b) => b.alert);

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
-import { definePlugin, DeliveryError, EncodeError, RecordsFailed, type OutputInstance, type PluginConfig } from '../../core/plugin.js';
+import { definePlugin, DeliveryError, EncodeError, RecordsFailed, type OutgoingBatch, type OutputInstance, type PluginConfig } from '../../core/plugin.js';
 import { compileFormat, jsonDateOptions } from '../format.js';
 import { acquireFile, releaseFile, rotationsSettled, type RotateRules, type SharedFile } from './rotate.js';
 import { deliveryOptions } from '../../core/common-options.js';
@@ -143,8 +143,9 @@ export class FileOutput implements OutputInstance {
    * when it is due, and after the write when the batch reached the size: a batch is never split
    * between two files.
    */
-  async send(events: LogEvent[]): Promise<void> {
-    const byFile = new Map<string, LogEvent[]>();
+  async send(batch: OutgoingBatch): Promise<void> {
+    const events = batch.events;
+    const byFile = new Map<string, readonly LogEvent[]>();
     const fromTag = this.c.file === undefined;
     if (!fromTag) byFile.set(this.c.file!, events);
     else {
@@ -155,14 +156,18 @@ export class FileOutput implements OutputInstance {
       if (i === events.length) {
         if (first !== undefined) byFile.set(safeFileName(first), events);
       } else {
+        const lists = new Map<string, LogEvent[]>();
         let tag: string | undefined;
         let list: LogEvent[] | undefined;
         for (const ev of events) {
           if (ev.tag !== tag) {
             tag = ev.tag;
             const name = safeFileName(tag);
-            list = byFile.get(name);
-            if (list === undefined) byFile.set(name, (list = []));
+            list = lists.get(name);
+            if (list === undefined) {
+              lists.set(name, (list = []));
+              byFile.set(name, list);
+            }
           }
           list!.push(ev);
         }
@@ -208,7 +213,7 @@ export class FileOutput implements OutputInstance {
   }
 
   /** The file's text; when formatting fails, each record is formatted alone and those at fault are left out. */
-  private formatEach(list: LogEvent[], failed: Array<{ event: LogEvent; error: DeliveryError }>): { data: string | Buffer; list: LogEvent[] } {
+  private formatEach(list: readonly LogEvent[], failed: Array<{ event: LogEvent; error: DeliveryError }>): { data: string | Buffer; list: readonly LogEvent[] } {
     try {
       return { data: this.format(list), list };
     } catch {

@@ -24,7 +24,7 @@
 import { randomBytes } from 'node:crypto';
 import type { RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
-import { type DeliveryError, definePlugin, EncodeError, type OutputInstance, type PluginContext } from '../../core/plugin.js';
+import { type DeliveryError, definePlugin, EncodeError, type OutgoingBatch, type OutputInstance, type PluginContext } from '../../core/plugin.js';
 import type { Template } from '../../core/record-accessor.js';
 import { formatKey, optionsBytes, type PreparedFrame, prepareFrame } from './frame.js';
 import { type NodeSpec, resolveNodes, Upstream, type UpstreamNode } from './nodes.js';
@@ -84,7 +84,8 @@ class ForwardOutput implements OutputInstance {
     this.upstream = new Upstream(specs, (s) => new ConnectionPool(s.endpoint, s.auth, settings), c.recover_wait * 1000, ctx);
   }
 
-  async send(events: LogEvent[], signal?: AbortSignal): Promise<void> {
+  async send(batch: OutgoingBatch, signal?: AbortSignal): Promise<void> {
+    const events = batch.events;
     // Frames depend on the node's tag and format options; nodes that share them share frames.
     const prepared = new Map<string, Promise<PreparedFrame[]>>();
     const framesFor = (spec: NodeSpec): Promise<PreparedFrame[]> => {

@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
-import { definePlugin, DeliveryError, EncodeError, type OutputInstance, type PluginConfig, type PluginContext } from '../../core/plugin.js';
+import { definePlugin, DeliveryError, EncodeError, type OutgoingBatch, type OutputInstance, type PluginConfig, type PluginContext } from '../../core/plugin.js';
 import { recordJSON, toJSONLine, withoutMembers } from '../../core/json.js';
 import { classifyStatus, HttpClient, httpClientOptions, prepareHttpClient, type HttpClientSetup } from '../http-common.js';
 import { setField, valueToText } from '../../core/record-accessor.js';
@@ -440,7 +440,8 @@ class LokiOutput implements OutputInstance {
     return out.length ? out : undefined;
   }
 
-  async send(events: LogEvent[], signal?: AbortSignal): Promise<void> {
+  async send(batch: OutgoingBatch, signal?: AbortSignal): Promise<void> {
+    const events = batch.events;
     const byTenant = this.build(events);
     const gzip = this.c.compress === 'gzip';
     const first = events[0];

@@ -5,8 +5,7 @@
  * (msgpack) does no work at all.
  */
 import type { OptionTable } from '../../config/schema.js';
-import type { LogEvent } from '../../core/event.js';
-import { definePlugin, type OutputInstance } from '../../core/plugin.js';
+import { definePlugin, type OutgoingBatch, type OutputInstance } from '../../core/plugin.js';
 import { compileFormat, jsonDateOptions } from '../format.js';
 import { deliveryOptions } from '../../core/common-options.js';
 
@@ -30,8 +29,8 @@ export const nullOutput = definePlugin({
     if (c.format === 'msgpack') return { send: () => Promise.resolve() };
     const fmt = compileFormat({ ...c, format: c.format === 'json' ? 'json' : 'json_lines' });
     return {
-      send: (events: LogEvent[]) => {
-        fmt(events);
+      send: (batch: OutgoingBatch) => {
+        fmt(batch.events);
         return Promise.resolve();
       },
     };

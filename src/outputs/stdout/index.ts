@@ -4,9 +4,8 @@
  * json_date_format.
  */
 import type { OptionTable } from '../../config/schema.js';
-import type { LogEvent } from '../../core/event.js';
 import { recordJSON } from '../../core/json.js';
-import { definePlugin, type OutputInstance } from '../../core/plugin.js';
+import { definePlugin, type OutgoingBatch, type OutputInstance } from '../../core/plugin.js';
 import { compileFormat, jsonDateOptions } from '../format.js';
 import { deliveryOptions } from '../../core/common-options.js';
 
@@ -31,14 +30,14 @@ export const stdoutOutput = definePlugin({
     if (c.format === 'msgpack') {
       let n = 0;
       return {
-        send: (events: LogEvent[]) => {
+        send: (batch: OutgoingBatch) => {
           let s = '';
-          for (const ev of events) s += `[${n++}] ${ev.tag}: [${ev.time.toFixed9()}, ${recordJSON(ev.record)}]\n`;
+          for (const ev of batch.events) s += `[${n++}] ${ev.tag}: [${ev.time.toFixed9()}, ${recordJSON(ev.record)}]\n`;
           return write(s);
         },
       };
     }
     const fmt = compileFormat(c);
-    return { send: (events: LogEvent[]) => write(fmt(events) as string) };
+    return { send: (batch: OutgoingBatch) => write(fmt(batch.events) as string) };
   },
 });

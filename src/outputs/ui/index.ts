@@ -5,8 +5,7 @@
  */
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable } from '../../config/schema.js';
-import type { LogEvent } from '../../core/event.js';
-import { definePlugin, DeliveryError, type OutputInstance, type PluginContext } from '../../core/plugin.js';
+import { definePlugin, DeliveryError, type OutgoingBatch, type OutputInstance, type PluginContext } from '../../core/plugin.js';
 import { UiServer } from '../../ui/server.js';
 import { isPostgresUrl, openAlertStore, StoreUnavailable, type AlertStore } from '../../ui/store.js';
 import { deliveryOptions } from '../../core/common-options.js';
@@ -42,7 +41,8 @@ export const uiOutput = definePlugin({
     const skipped = ctx.metrics.counter('logwarden_output_ui_skipped_records_total', 'Records a ui output skipped because they are no Falco alert', ['name']).labels(ctx.id);
     let skippedCount = 0;
     return {
-      async send(events: LogEvent[]) {
+      async send(batch: OutgoingBatch) {
+        const events = batch.events;
         if (!store) throw new DeliveryError('no web page to show alerts on: the service HTTP server is not running', false, 'no_page');
         let alerts = events;
         if (events.some((e) => typeof e.record.rule !== 'string')) {

@@ -17,28 +17,28 @@ import { parseRetryLimit } from '../../../src/core/common-options.js';
 import { DeliveryEngine, type DeliveryOptions } from '../../../src/core/delivery.js';
 import { EventTime, type LogEvent } from '../../../src/core/event.js';
 import { FlowControl } from '../../../src/core/flow.js';
-import { DeliveryError, type OutputInstance } from '../../../src/core/plugin.js';
+import { DeliveryError, EncodeError, RecordsFailed, type OutgoingBatch, type OutputInstance } from '../../../src/core/plugin.js';
 import { Metrics } from '../../../src/observe/metrics.js';
 
 class Sink implements OutputInstance {
-  batches: LogEvent[][] = [];
+  batches: Array<readonly LogEvent[]> = [];
   attempts: number[] = [];
   /** Errors thrown by the next sends, in order. */
   failures: Error[] = [];
   /** When set, sends wait for this promise. */
   gate: Promise<void> | undefined;
-  async send(events: LogEvent[]): Promise<void> {
+  async send(batch: OutgoingBatch): Promise<void> {
     this.attempts.push(Date.now());
     if (this.gate) await this.gate;
     const f = this.failures.shift();
     if (f) throw f;
-    this.batches.push(events);
+    this.batches.push(batch.events);
   }
 }
 
 const evs = (n: number, from = 0): LogEvent[] => Array.from({ length: n }, (_, i) => ({ tag: 't', time: new EventTime(1_700_000_000, from + i), record: { i: from + i } }));
 
-function engine(sink: Sink, opts: Partial<DeliveryOptions> = {}) {
+function engine(sink: OutputInstance, opts: Partial<DeliveryOptions> = {}) {
   const flow = new FlowControl();
   const metrics = new Metrics();
   const e = new DeliveryEngine(
@@ -81,7 +81,7 @@ function push(e: DeliveryEngine, events: LogEvent[], bytes = events.length * 10)
   }).finally(() => clearTimeout(alive));
 }
 
-const ids = (b: LogEvent[]) => b.map((x) => x.record.i);
+const ids = (b: readonly LogEvent[]) => b.map((x) => x.record.i);
 
 /** Lets callbacks and promise chains that are ready run (setImmediate is not mocked). */
 async function settle(turns = 5): Promise<void> {
@@ -290,12 +290,12 @@ test('at the end of the grace period, requests in flight are aborted and their b
   let answer!: () => void;
   // Answers only when the test says so (a downstream that hangs), whatever the signal says.
   const sink: OutputInstance = {
-    send: (_events, signal) => {
+    send: (_batch, signal) => {
       signals.push(signal!);
       return new Promise<void>((r) => (answer = r));
     },
   };
-  const { e, counter } = engine(sink as Sink, { batchSize: 2, batchWait: 0, deadLetterFile: file });
+  const { e, counter } = engine(sink, { batchSize: 2, batchWait: 0, deadLetterFile: file });
   const released: Array<{ ok: boolean; safe: boolean }> = [];
   const settledAll = new Promise<void>((resolve) => {
     for (let k = 0; k < 3; k++) {
@@ -344,7 +344,7 @@ test('a delivered batch is not kept reachable while later batches still wait for
   const sink: OutputInstance = {
     send: () => new Promise<void>((r) => waiting.push(r)),
   };
-  const { e } = engine(sink as Sink, { batchSize: 1, workers: 1, queueRecords: 1_000_000 });
+  const { e } = engine(sink, { batchSize: 1, workers: 1, queueRecords: 1_000_000 });
   const refs: Array<WeakRef<object>> = [];
   const done: Array<Promise<unknown>> = [];
   for (let i = 0; i < 60; i++) {
@@ -372,7 +372,8 @@ class PoisonSink extends Sink {
   constructor(readonly poison: Set<number>) {
     super();
   }
-  override async send(events: LogEvent[]): Promise<void> {
+  override async send(batch: OutgoingBatch): Promise<void> {
+    const events = batch.events;
     this.attempts.push(Date.now());
     for (const ev of events) if (this.poison.has(ev.record.i as number)) throw new TypeError(`cannot encode ${ev.record.i as number}`);
     this.batches.push(events);
@@ -444,4 +445,56 @@ test('an unwritable dead letter is logged, never thrown', async () => {
   // A directory where the file should be: appendFile fails with EISDIR.
   const { e } = engine(sink, { deadLetterFile: dir });
   assert.deepEqual(await push(e, evs(2)), { ok: false, reason: 'rejected' });
+});
+
+test('an output is handed one batch object across retries; accepted survives a RecordsFailed', async () => {
+  const seen: Array<{ batch: OutgoingBatch; attempt: number; ids: unknown[]; accepted: string[] }> = [];
+  const sink: OutputInstance = {
+    async send(batch) {
+      seen.push({ batch, attempt: batch.attempt, ids: ids(batch.events), accepted: [...batch.accepted] });
+      if (seen.length === 1) {
+        batch.accepted.add('a');
+        throw new DeliveryError('b down', true, 'http_503');
+      }
+      if (seen.length === 2) {
+        // b takes the batch; records 2 and 3 are still to send (to c).
+        batch.accepted.add('b');
+        throw new RecordsFailed([], batch.events.slice(2), new DeliveryError('c down', true, 'http_503'));
+      }
+    },
+  };
+  const { e } = engine(sink, { retryLimit: 3, base: 0.001, cap: 0.002 });
+  assert.deepEqual(await push(e, evs(4)), { ok: true, reason: undefined });
+  assert.equal(seen.length, 3);
+  assert.ok(
+    seen.every((s) => s.batch === seen[0]!.batch),
+    'the same object on every attempt',
+  );
+  assert.deepEqual(
+    seen.map(({ attempt, ids, accepted }) => ({ attempt, ids, accepted })),
+    [
+      { attempt: 0, ids: [0, 1, 2, 3], accepted: [] },
+      { attempt: 1, ids: [0, 1, 2, 3], accepted: ['a'] },
+      { attempt: 2, ids: [2, 3], accepted: ['a', 'b'] },
+    ],
+  );
+});
+
+test('the halves of a batch split to find the records at fault are new batches, accepted nowhere', async () => {
+  const seen: Array<{ batch: OutgoingBatch; ids: unknown[]; accepted: number }> = [];
+  const sink: OutputInstance = {
+    async send(batch) {
+      seen.push({ batch, ids: ids(batch.events), accepted: batch.accepted.size });
+      batch.accepted.add('a');
+      if (batch.events.some((ev) => ev.record.i === 1)) throw new EncodeError('cannot encode record 1');
+    },
+  };
+  const { e } = engine(sink);
+  assert.deepEqual(await push(e, evs(4)), { ok: true, reason: undefined });
+  assert.deepEqual(
+    seen.map((s) => s.ids),
+    [[0, 1, 2, 3], [0, 1], [2, 3], [0], [1]],
+  );
+  assert.equal(new Set(seen.map((s) => s.batch)).size, 5, 'each half is a batch of its own');
+  assert.ok(seen.every((s) => s.accepted === 0));
 });

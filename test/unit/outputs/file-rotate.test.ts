@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync,
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { ConfigErrors } from '../../../src/config/errors.js';
+import { outgoingBatch } from '../../../src/core/plugin.js';
 import { loadConfigFile } from '../../../src/config/load.js';
 import { applySchema, type RawSection } from '../../../src/config/schema.js';
 import { EventTime, type LogEvent } from '../../../src/core/event.js';
@@ -88,7 +89,7 @@ test('size rule: rotated after the batch that reached rotate_max_size, rotate_ma
   const out = await output(dir, { file: 'app.log', rotate: true, rotate_max_size: 1000, rotate_max_files: 3, rotate_gzip: false });
   // 5 records of 100 bytes per batch: the second batch takes the file to 1000 bytes.
   for (let b = 0; b < 11; b++) {
-    await out.send(batch('t', b * 5, 5));
+    await out.send(outgoingBatch(batch('t', b * 5, 5)));
     await rotationsSettled();
   }
   await out.close();
@@ -104,7 +105,7 @@ test('size rule: rotated after the batch that reached rotate_max_size, rotate_ma
 test('rotate_gzip (the default): rotated files are NAME.<suffix>.gz, whole records, nothing left uncompressed', async () => {
   const dir = tempDir();
   const out = await output(dir, { file: 'app.log', rotate: 'on', rotate_max_size: '1k', rotate_max_files: 2 });
-  for (let b = 0; b < 8; b++) await out.send(batch('t', b * 6, 6, 200)); // 1200 bytes per batch: each rotates
+  for (let b = 0; b < 8; b++) await out.send(outgoingBatch(batch('t', b * 6, 6, 200))); // 1200 bytes per batch: each rotates
   await out.close(); // waits for the compressions
   const files = rotated(dir, 'app.log');
   assert.equal(files.length, 2, readdirSync(dir).join(' '));
@@ -120,9 +121,9 @@ test('rotate_gzip (the default): rotated files are NAME.<suffix>.gz, whole recor
 test('a batch is never split: one larger than rotate_max_size goes whole into one file', async () => {
   const dir = tempDir();
   const out = await output(dir, { file: 'big', rotate: true, rotate_max_size: 300, rotate_max_files: 10, rotate_gzip: false });
-  await out.send(batch('t', 0, 2)); // 200 bytes
-  await out.send(batch('t', 2, 20)); // 2000 bytes: appended whole, then the file is rotated
-  await out.send(batch('t', 22, 1));
+  await out.send(outgoingBatch(batch('t', 0, 2))); // 200 bytes
+  await out.send(outgoingBatch(batch('t', 2, 20))); // 2000 bytes: appended whole, then the file is rotated
+  await out.send(outgoingBatch(batch('t', 22, 1)));
   await out.close();
   await rotationsSettled();
   assert.deepEqual(rotated(dir, 'big').map(recordsOf), [range(0, 22)]);
@@ -133,19 +134,19 @@ test('age rule: rotated before the write once the file is rotate_interval old (i
   const dir = tempDir();
   const c = clock();
   const out = await output(dir, { file: 'aged', rotate: true, rotate_max_size: 0, rotate_interval: '1h', rotate_gzip: false }, { now: c.now });
-  await out.send(batch('t', 0, 3));
+  await out.send(outgoingBatch(batch('t', 0, 3)));
   c.ms += 30 * 60_000;
-  await out.send(batch('t', 3, 3));
+  await out.send(outgoingBatch(batch('t', 3, 3)));
   assert.deepEqual(rotated(dir, 'aged'), [], 'half an hour old: not yet');
   c.ms += 31 * 60_000;
-  await out.send(batch('t', 6, 3)); // 61 minutes: rotated first, then written
+  await out.send(outgoingBatch(batch('t', 6, 3))); // 61 minutes: rotated first, then written
   await rotationsSettled();
   assert.deepEqual(rotated(dir, 'aged').map(recordsOf), [range(0, 6)]);
   assert.deepEqual(recordsOf(join(dir, 'aged')), range(6, 3));
   c.ms += 59 * 60_000;
-  await out.send(batch('t', 9, 1)); // the new file is 59 minutes old
+  await out.send(outgoingBatch(batch('t', 9, 1))); // the new file is 59 minutes old
   c.ms += 2 * 60_000;
-  await out.send(batch('t', 10, 1));
+  await out.send(outgoingBatch(batch('t', 10, 1)));
   await out.close();
   assert.deepEqual(rotated(dir, 'aged').map(recordsOf), [range(0, 6), range(6, 4)]);
   assert.deepEqual(recordsOf(join(dir, 'aged')), [10]);
@@ -164,7 +165,7 @@ test('a file that exists at start counts its size and its age (birth time)', asy
   existing('full', 100, 12); // 1200 bytes: over the size at start, rotated before the first write
   existing('old', 200, 2);
   const out = await output(dir, { rotate: true, rotate_max_size: 1000, rotate_gzip: false });
-  await out.send([...batch('small', 9, 2), ...batch('full', 112, 1)]);
+  await out.send(outgoingBatch([...batch('small', 9, 2), ...batch('full', 112, 1)]));
   await out.close();
   await rotationsSettled();
   assert.deepEqual(rotated(dir, 'small').map(recordsOf), [range(0, 11)]);
@@ -177,7 +178,7 @@ test('a file that exists at start counts its size and its age (birth time)', asy
   assert.ok(birth > 0, 'this file system records birth times');
   const c = clock(birth + 2 * 3600_000);
   const aged = await output(dir, { rotate: true, rotate_max_size: 0, rotate_interval: '1h', rotate_gzip: false }, { now: c.now });
-  await aged.send(batch('old', 202, 1));
+  await aged.send(outgoingBatch(batch('old', 202, 1)));
   await aged.close();
   assert.deepEqual(rotated(dir, 'old').map(recordsOf), [range(200, 2)]);
   assert.deepEqual(recordsOf(join(dir, 'old')), [202]);
@@ -198,7 +199,7 @@ test('rotated files beyond rotate_max_files are removed, oldest first; other fil
   for (const name of others) writeFileSync(join(dir, name), name === 'app' ? '{"n":"000000"}\n'.repeat(30) : 'keep');
   mkdirSync(join(dir, 'app.20260102_000000_0000000f')); // a directory is not a rotated file
   const out = await output(dir, { file: 'app', rotate: true, rotate_max_size: 150, rotate_max_files: 3, rotate_gzip: false });
-  await out.send(batch('t', 0, 1)); // the file is over the size at start: rotated, then written
+  await out.send(outgoingBatch(batch('t', 0, 1))); // the file is over the size at start: rotated, then written
   await out.close();
   await rotationsSettled();
   const left = readdirSync(dir).sort();
@@ -219,7 +220,7 @@ test('two outputs on one path and concurrent workers: no interleaving, no double
   const sends: Array<Promise<void>> = [];
   for (let i = 0; i < 60; i++) {
     // 7 records (700 bytes) per batch, both outputs at once, several batches of each in flight.
-    sends.push((i % 2 ? a : b).send(batch('t', i * 7, 7)));
+    sends.push((i % 2 ? a : b).send(outgoingBatch(batch('t', i * 7, 7))));
   }
   await Promise.all(sends);
   await a.close();
@@ -244,8 +245,8 @@ test('two outputs on one path and concurrent workers: no interleaving, no double
 test('tag-derived names: each tag file rotates on its own; a tag never leaves path', async () => {
   const dir = tempDir();
   const out = await output(join(dir, 'out'), { mkdir: true, rotate: true, rotate_max_size: 500, rotate_gzip: false });
-  await out.send([...batch('a', 0, 5), ...batch('b', 100, 2), ...batch('../escape', 200, 5)]);
-  await out.send([...batch('a', 5, 1), ...batch('b', 102, 1)]);
+  await out.send(outgoingBatch([...batch('a', 0, 5), ...batch('b', 100, 2), ...batch('../escape', 200, 5)]));
+  await out.send(outgoingBatch([...batch('a', 5, 1), ...batch('b', 102, 1)]));
   await out.close();
   await rotationsSettled();
   const d = join(dir, 'out');
@@ -260,9 +261,9 @@ test('tag-derived names: each tag file rotates on its own; a tag never leaves pa
 test('a file moved away by someone else (logrotate, another process) is followed, not rotated twice', async () => {
   const dir = tempDir();
   const out = await output(dir, { file: 'moved', rotate: true, rotate_max_size: 450, rotate_gzip: false });
-  await out.send(batch('t', 0, 4)); // 400 bytes
+  await out.send(outgoingBatch(batch('t', 0, 4))); // 400 bytes
   renameSync(join(dir, 'moved'), join(dir, 'moved.elsewhere'));
-  await out.send(batch('t', 4, 1)); // into a new file at the path, not the moved one
+  await out.send(outgoingBatch(batch('t', 4, 1))); // into a new file at the path, not the moved one
   await out.close();
   assert.deepEqual(recordsOf(join(dir, 'moved.elsewhere')), range(0, 4));
   assert.deepEqual(recordsOf(join(dir, 'moved')), [4]);
@@ -275,7 +276,7 @@ test("a rotation that fails is not the batch's: records go on into the file, a w
   mkdirSync(sub);
   const warnings: string[] = [];
   const out = await output(sub, { file: 'f', rotate: true, rotate_max_size: 300, rotate_gzip: false }, { warnings });
-  await out.send(batch('t', 0, 1));
+  await out.send(outgoingBatch(batch('t', 0, 1)));
   // An immutable directory: the file can be appended to, nothing in the directory renamed (also for root).
   const lock = spawnSync('chattr', ['+i', sub]);
   if (lock.status !== 0) {
@@ -284,8 +285,8 @@ test("a rotation that fails is not the batch's: records go on into the file, a w
     return;
   }
   try {
-    await out.send(batch('t', 1, 4)); // 500 bytes: due, the rename fails
-    await out.send(batch('t', 5, 1)); // tried again before this write, fails again, written anyway
+    await out.send(outgoingBatch(batch('t', 1, 4))); // 500 bytes: due, the rename fails
+    await out.send(outgoingBatch(batch('t', 5, 1))); // tried again before this write, fails again, written anyway
   } finally {
     spawnSync('chattr', ['-i', sub]);
   }
@@ -295,7 +296,7 @@ test("a rotation that fails is not the batch's: records go on into the file, a w
   );
   assert.deepEqual(rotated(sub, 'f'), []);
   assert.deepEqual(recordsOf(join(sub, 'f')), range(0, 6));
-  await out.send(batch('t', 6, 1)); // the directory is writable again: rotated before this write
+  await out.send(outgoingBatch(batch('t', 6, 1))); // the directory is writable again: rotated before this write
   await out.close();
   assert.deepEqual(rotated(sub, 'f').map(recordsOf), [range(0, 6)]);
   assert.deepEqual(recordsOf(join(sub, 'f')), [6]);
