@@ -974,3 +974,150 @@ pipeline:
     }
   });
 });
+
+/**
+ * The fault between the output and a real receiver (a logwarden forward input): relays both ways
+ * and counts the frames it relayed per tag; on its first connection, once `acks` acks went back
+ * to the client, it drops the connection at the next frame instead of relaying it (the frame
+ * never reaches the receiver, so sending it again is right; sending an acked one is not).
+ */
+class AckThenDrop {
+  /** Frames relayed to the receiver, per tag. */
+  readonly relayed = new Map<string, number>();
+  connections = 0;
+  dropped = false;
+  port = 0;
+  private server!: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(
+    private readonly target: number,
+    private readonly acks: number,
+  ) {}
+
+  async start(): Promise<this> {
+    this.server = net.createServer((client) => {
+      const faulty = ++this.connections === 1;
+      const server = net.connect(this.target, '127.0.0.1');
+      for (const s of [client, server]) {
+        this.sockets.add(s);
+        s.on('close', () => {
+          this.sockets.delete(s);
+          client.destroy();
+          server.destroy();
+        });
+        s.on('error', () => undefined);
+      }
+      const dec = new Decoder({ useBigInt64: true });
+      let acked = 0;
+      let up = Buffer.alloc(0);
+      let down = Buffer.alloc(0);
+      client.on('data', (d: Buffer) => {
+        up = Buffer.concat([up, d]);
+        for (let len = valueLength(up, 0); len > 0; len = valueLength(up, 0)) {
+          const frame = up.subarray(0, len);
+          up = up.subarray(len);
+          if (faulty && !this.dropped && acked >= this.acks) {
+            this.dropped = true;
+            client.destroy();
+            return;
+          }
+          const tag = String((dec.decode(frame) as unknown[])[0]);
+          this.relayed.set(tag, (this.relayed.get(tag) ?? 0) + 1);
+          server.write(frame);
+        }
+      });
+      server.on('data', (d: Buffer) => {
+        down = Buffer.concat([down, d]);
+        for (let len = valueLength(down, 0); len > 0; len = valueLength(down, 0)) {
+          const reply = dec.decode(down.subarray(0, len)) as { ack?: unknown };
+          down = down.subarray(len);
+          if (reply && typeof reply === 'object' && 'ack' in reply) acked++;
+        }
+        client.write(d);
+      });
+    });
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', () => r()));
+    this.port = (this.server.address() as net.AddressInfo).port;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+describe('forward output: frames a node acked are not sent again on retry', () => {
+  /** One batch of three tags: three frames, sent in this order. */
+  const batch = () => [...events('fr.a', ids(5, 0)), ...events('fr.b', ids(5, 100)), ...events('fr.c', ids(5, 200))];
+  const retry = 'retry_limit: 5\nworkers: 1\nrecover_wait: 0.05';
+
+  test('one node acks the first frame, then the connection drops: the retry sends the other two only', async () => {
+    const r = await receiver();
+    const fault = await new AckThenDrop(r.port, 1).start();
+    const s = await sender(`port: ${fault.port}\nrequire_ack_response: on\n${retry}`);
+    try {
+      assert.deepEqual(await s.ingest(batch()), { ok: true });
+      assert.ok(fault.dropped, 'the connection was dropped after the first ack');
+      assert.equal(fault.connections, 2, 'the batch was retried on a new connection');
+      assert.ok(s.logs.some((l) => l.msg === 'batch failed, will retry'));
+      // Each frame reached the receiver once: the acked one before the drop, the others on the retry.
+      assert.deepEqual(Object.fromEntries(fault.relayed), { 'fr.a': 1, 'fr.b': 1, 'fr.c': 1 });
+      assert.deepEqual(
+        sortedIds(r.lines('fr.a')),
+        ids(5, 0).map((x) => x.id),
+      );
+      assert.deepEqual(
+        sortedIds(r.lines('fr.b')),
+        ids(5, 100).map((x) => x.id),
+      );
+      assert.deepEqual(
+        sortedIds(r.lines('fr.c')),
+        ids(5, 200).map((x) => x.id),
+      );
+    } finally {
+      await s.stop(1);
+      await fault.stop();
+      await r.run.stop(1);
+    }
+  });
+
+  test('two upstream nodes: the first acks one frame and drops, the second drops at once; the retry sends no acked frame again', async () => {
+    const r1 = await receiver();
+    const r2 = await receiver();
+    const f1 = await new AckThenDrop(r1.port, 1).start();
+    const f2 = await new AckThenDrop(r2.port, 0).start();
+    const dir = tempDir();
+    writeFileSync(
+      join(dir, 'upstream.conf'),
+      `[UPSTREAM]\n    name pair\n\n[NODE]\n    name n1\n    host 127.0.0.1\n    port ${f1.port}\n\n[NODE]\n    name n2\n    host 127.0.0.1\n    port ${f2.port}\n`,
+    );
+    const s = await sender(`upstream: upstream.conf\nrequire_ack_response: on\n${retry}`, dir);
+    try {
+      assert.deepEqual(await s.ingest(batch()), { ok: true });
+      assert.ok(f1.dropped && f2.dropped, 'both nodes failed the first attempt');
+      assert.ok(s.logs.some((l) => l.msg === 'batch failed, will retry'));
+      const relayed: Record<string, number> = {};
+      for (const f of [f1, f2]) for (const [tag, n] of f.relayed) relayed[tag] = (relayed[tag] ?? 0) + n;
+      assert.deepEqual(relayed, { 'fr.a': 1, 'fr.b': 1, 'fr.c': 1 });
+      for (const [tag, from] of [
+        ['fr.a', 0],
+        ['fr.b', 100],
+        ['fr.c', 200],
+      ] as const) {
+        assert.deepEqual(
+          sortedIds([...r1.lines(tag), ...r2.lines(tag)]),
+          ids(5, from).map((x) => x.id),
+          tag,
+        );
+      }
+    } finally {
+      await s.stop(1);
+      await f1.stop();
+      await f2.stop();
+      await r1.run.stop(1);
+      await r2.run.stop(1);
+    }
+  });
+});

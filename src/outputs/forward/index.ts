@@ -43,6 +43,14 @@ function prepare(config: ForwardConfig, section: RawSection): Prepared {
 
 const newChunk = () => randomBytes(16).toString('base64');
 
+/**
+ * What a frame is known by in `batch.accepted`: the tag template of the node it was made for and
+ * its outgoing tag. A batch's events are the same on every attempt, so its frames are too; nodes
+ * with the same tag template send the same frames, so a frame one node accepted is not sent to
+ * another. (The frame's chunk id is new on every attempt, so it cannot be the key.)
+ */
+const frameKey = (spec: NodeSpec, tag: string) => `frame\0${spec.tag?.pattern ?? ''}\0${tag}`;
+
 /** Groups events by outgoing tag, keeping their order within each tag. */
 function group(events: readonly LogEvent[], tag: Template | undefined): Map<string, LogEvent[]> {
   const out = new Map<string, LogEvent[]>();
@@ -84,21 +92,27 @@ class ForwardOutput implements OutputInstance {
     this.upstream = new Upstream(specs, (s) => new ConnectionPool(s.endpoint, s.auth, settings), c.recover_wait * 1000, ctx);
   }
 
+  /**
+   * Sends the batch's frames, one per outgoing tag, trying the nodes in turn. A frame a node
+   * acked (or, without require_ack_response, that was written) is recorded in `batch.accepted`,
+   * so neither the next node nor a retry of the batch sends it again: each acked frame reaches
+   * the upstream once.
+   */
   async send(batch: OutgoingBatch, signal?: AbortSignal): Promise<void> {
-    const events = batch.events;
+    const { events, accepted } = batch;
     // Frames depend on the node's tag and format options; nodes that share them share frames.
+    // Those already accepted are not encoded again.
     const prepared = new Map<string, Promise<PreparedFrame[]>>();
     const framesFor = (spec: NodeSpec): Promise<PreparedFrame[]> => {
       const key = `${spec.tag?.pattern ?? ''}\0${formatKey(spec.format)}`;
       let p = prepared.get(key);
       if (!p) {
-        p = Promise.all([...group(events, spec.tag)].map(([t, evs]) => prepareFrame(t, evs, spec.format)));
+        const groups = [...group(events, spec.tag)].filter(([t]) => !accepted.has(frameKey(spec, t)));
+        p = Promise.all(groups.map(([t, evs]) => prepareFrame(t, evs, spec.format)));
         prepared.set(key, p);
       }
       return p;
     };
-    // Frames already delivered are not sent again to the next node.
-    const done = new Set<string>();
     await this.upstream.failover(async (node) => {
       let frames: PreparedFrame[];
       try {
@@ -107,20 +121,19 @@ class ForwardOutput implements OutputInstance {
         // Not the node's fault, and the same records would fail the same way on a retry.
         throw new EncodeError(`cannot encode the batch: ${(e as Error).message}`);
       }
-      await this.sendTo(node, frames, done, signal);
+      await this.sendTo(node, frames, accepted, signal);
     }, signal);
   }
 
-  private async sendTo({ spec, pool }: UpstreamNode, frames: PreparedFrame[], done: Set<string>, signal?: AbortSignal): Promise<void> {
+  private async sendTo({ spec, pool }: UpstreamNode, frames: PreparedFrame[], accepted: Set<string>, signal?: AbortSignal): Promise<void> {
+    const pending = frames.filter((f) => !accepted.has(frameKey(spec, f.tag)));
+    if (pending.length === 0) return;
     const lease = await pool.acquire(signal);
     // Aborted when shutdown's grace period is over: a frame waiting for its ack is cut.
     const cut = () => lease.conn.destroy();
     signal?.addEventListener('abort', cut, { once: true });
     try {
-      const tagKey = spec.tag?.pattern ?? '';
-      for (const frame of frames) {
-        const key = `${tagKey}\0${frame.tag}`;
-        if (done.has(key)) continue;
+      for (const frame of pending) {
         await pool.request(
           lease,
           () => {
@@ -130,7 +143,7 @@ class ForwardOutput implements OutputInstance {
           },
           signal,
         );
-        done.add(key);
+        accepted.add(frameKey(spec, frame.tag));
       }
     } catch (e) {
       lease.conn.destroy();
