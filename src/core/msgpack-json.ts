@@ -7,6 +7,7 @@
  * handle byte for byte (ext values, non-string map keys, invalid UTF-8) take that slow path.
  */
 import { isAscii, isUtf8 } from 'node:buffer';
+import { ByteBuffer } from './byte-buffer.js';
 import { toJSONLine } from './json.js';
 import { decode } from './msgpack.js';
 import { readU32 } from './msgpack-scan.js';
@@ -22,21 +23,9 @@ class Unsupported extends Error {}
 const UNSUPPORTED = new Unsupported();
 
 /** A growing byte buffer for JSON text. */
-export class JsonWriter {
-  buf: Buffer;
-  len = 0;
-
+export class JsonWriter extends ByteBuffer {
   constructor(initial = 64 * 1024) {
-    this.buf = Buffer.allocUnsafe(initial);
-  }
-
-  ensure(n: number): void {
-    if (this.len + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.len + n) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.len);
-    this.buf = next;
+    super(initial);
   }
 
   /** Appends a string (ASCII or not). */
@@ -70,15 +59,6 @@ export class JsonWriter {
   ascii(s: string): void {
     this.ensure(s.length);
     this.len += this.buf.write(s, this.len, 'latin1');
-  }
-
-  /** The bytes written so far (a view; copy before reusing the writer). */
-  view(): Buffer {
-    return this.buf.subarray(0, this.len);
-  }
-
-  reset(): void {
-    this.len = 0;
   }
 }
 

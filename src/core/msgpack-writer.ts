@@ -5,29 +5,15 @@
  * slice of a larger buffer shared by many records (their bytes never change once taken).
  */
 
+import { ByteBuffer } from './byte-buffer.js';
+
 const TAKE_BYTES = 1 << 20;
 let taken = Buffer.allocUnsafeSlow(TAKE_BYTES);
 let takenUsed = 0;
 
-export class MsgpackWriter {
-  buf: Buffer;
-  len = 0;
-
+export class MsgpackWriter extends ByteBuffer {
   constructor(initial = 16 * 1024) {
-    this.buf = Buffer.allocUnsafe(initial);
-  }
-
-  ensure(n: number): void {
-    if (this.len + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.len + n) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.len);
-    this.buf = next;
-  }
-
-  reset(): void {
-    this.len = 0;
+    super(initial);
   }
 
   /** The bytes written since the last reset, copied out; the writer is reset. */

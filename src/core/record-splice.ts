@@ -6,21 +6,12 @@
  * not scan it again. Answers as applyEdit on the decoded record would (record-edit.ts).
  */
 import { encode } from './msgpack.js';
+import { MsgpackWriter } from './msgpack-writer.js';
 import { arrayAt, asBuffer, E, eq, INDEX, indexPart, isBinOrExt, keyBytes, keyText, mapAt, S, same, skip, strAt, UNSUPPORTED } from './record-bytes.js';
 import type { Edit, PathPart } from './record-view.js';
 
-/** A growing output buffer for spliced records. */
-class Out {
-  buf = Buffer.allocUnsafe(64 * 1024);
-  len = 0;
-  ensure(n: number): void {
-    if (this.len + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.len + n) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.len);
-    this.buf = next;
-  }
+/** The output of spliced records: msgpack written in place, plus byte ranges copied from the input. */
+class Out extends MsgpackWriter {
   copy(b: Buffer, s: number, e: number): void {
     const n = e - s;
     this.ensure(n);
@@ -32,53 +23,6 @@ class Out {
       this.len = p;
     } else this.len += b.copy(this.buf, this.len, s, e);
   }
-  mapHeader(n: number): void {
-    this.ensure(5);
-    const o = this.buf;
-    if (n < 16) o[this.len++] = 0x80 | n;
-    else if (n < 0x10000) {
-      o[this.len++] = 0xde;
-      o[this.len++] = n >> 8;
-      o[this.len++] = n & 0xff;
-    } else {
-      o[this.len++] = 0xdf;
-      o.writeUInt32BE(n, this.len);
-      this.len += 4;
-    }
-  }
-  arrayHeader(n: number): void {
-    this.ensure(5);
-    const o = this.buf;
-    if (n < 16) o[this.len++] = 0x90 | n;
-    else if (n < 0x10000) {
-      o[this.len++] = 0xdc;
-      o[this.len++] = n >> 8;
-      o[this.len++] = n & 0xff;
-    } else {
-      o[this.len++] = 0xdd;
-      o.writeUInt32BE(n, this.len);
-      this.len += 4;
-    }
-  }
-  str(s: string): void {
-    const n = Buffer.byteLength(s, 'utf8');
-    this.ensure(n + 5);
-    const o = this.buf;
-    if (n < 32) o[this.len++] = 0xa0 | n;
-    else if (n < 0x100) {
-      o[this.len++] = 0xd9;
-      o[this.len++] = n;
-    } else if (n < 0x10000) {
-      o[this.len++] = 0xda;
-      o[this.len++] = n >> 8;
-      o[this.len++] = n & 0xff;
-    } else {
-      o[this.len++] = 0xdb;
-      o.writeUInt32BE(n, this.len);
-      this.len += 4;
-    }
-    this.len += o.write(s, this.len, 'utf8');
-  }
   value(v: unknown): void {
     if (typeof v === 'string') this.str(v);
     else {
@@ -88,7 +32,7 @@ class Out {
   }
 }
 
-const out = new Out();
+const out = new Out(64 * 1024);
 
 // Top-level slots of the record being spliced (reused: applyEdits is synchronous).
 let slotHead = new Int32Array(64); // offset of the key's header (original keys)
@@ -450,7 +394,7 @@ export function applyEdits(bytes: Uint8Array, edits: readonly Edit[], index?: In
   let live = 0;
   for (let i = 0; i < slots; i++) if (slotLive[i]) live++;
   out.len = 0;
-  out.mapHeader(live);
+  out.map(live);
   if (editedUsed + live * 5 > editedIndex.length) {
     editedIndex = new Int32Array(Math.max(1 << 16, live * 5));
     editedUsed = 0;
@@ -524,7 +468,7 @@ function writeValue(b: Buffer, i: number): void {
   else if (vs === -2) {
     const moved = slotMoved[i]!;
     const names = slotNames[i]!;
-    out.mapHeader(moved.length);
+    out.map(moved.length);
     for (let j = 0; j < moved.length; j++) {
       const m = moved[j]!;
       const name = names[j]!;
@@ -580,7 +524,7 @@ function writeWithout(b: Buffer, s: number, e: number, paths: PathPart[][]): voi
     }
     q = skip(b, E);
   }
-  out.mapHeader(kept);
+  out.map(kept);
   q = first;
   for (let m = 0; m < entries; m++) {
     strAt(b, q);
