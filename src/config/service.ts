@@ -23,7 +23,7 @@ export const serviceOptions = {
   http_listen: { type: 'string', default: '0.0.0.0', description: 'Address of the HTTP server' },
   http_port: { type: 'int', default: 2020, min: 0, max: 65535, description: 'Port of the HTTP server' },
   'scheduler.base': { type: 'duration', fluentBit: 'atoi', default: 5, description: 'Base of the retry backoff in seconds (Fluent Bit: 5)' },
-  'scheduler.cap': { type: 'duration', fluentBit: 'atoi', default: 2000, description: 'Cap of the retry backoff in seconds (Fluent Bit: 2000)' },
+  'scheduler.cap': { type: 'duration', fluentBit: 'atoi', default: 2000, description: 'Cap of the retry backoff in seconds (Fluent Bit: 2000), also of a wait a Retry-After asks for' },
   'storage.path': { type: 'string', description: 'Directory for dead letters and (with storage.type filesystem) the chunk buffer' },
   'storage.sync': {
     type: 'enum',

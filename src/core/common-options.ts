@@ -82,7 +82,7 @@ export const commonOutputOptions = {
   ...routed,
   ...deliveryOptionTable,
   'scheduler.base': { type: 'duration', description: 'Retry backoff base for this output (default: service scheduler.base)' },
-  'scheduler.cap': { type: 'duration', description: 'Retry backoff cap for this output (default: service scheduler.cap)' },
+  'scheduler.cap': { type: 'duration', description: 'Retry backoff cap for this output, also of a wait a Retry-After asks for (default: service scheduler.cap)' },
   queue_max_records: { type: 'int', min: 1, description: 'Bound of queued + in-flight records before inputs pause (default from service memory_limit)' },
   queue_max_bytes: { type: 'size', description: 'Bound of queued + in-flight bytes before inputs pause (default: share of service memory_limit)' },
   'storage.total_limit_size': {

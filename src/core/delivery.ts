@@ -1,8 +1,8 @@
 /**
  * The delivery engine every output runs on: a bounded queue (records and bytes), batching by size
  * and age, a concurrency limit (p-queue), retries with exponential backoff and full jitter
- * (Fluent Bit's scheduler: wait = rand(base, min(cap, base * 2^n))), retryable vs non-retryable
- * errors, a dead-letter file, metrics, and backpressure to the inputs through FlowControl.
+ * (Fluent Bit's scheduler: wait = rand(base, min(cap, base * 2^n)), longer when the destination
+ * sent a Retry-After, never past cap), retryable vs non-retryable errors, a dead-letter file, metrics, and backpressure to the inputs through FlowControl.
  *
  * Commit semantics: every part of a chunk held here keeps a reference on the chunk's Commit.
  * - delivered: released ok;
@@ -318,8 +318,18 @@ export class DeliveryEngine {
     if (batch.attempts < this.opts.retryLimit) {
       batch.attempts++;
       this.m.retries.inc();
-      const wait = this.backoff(batch.attempts);
-      this.log.warn({ output: this.id, records: events.length, attempt: batch.attempts, retry_in_s: Number(wait.toFixed(3)), err: err.message }, 'batch failed, will retry');
+      const wait = this.retryWait(batch.attempts, err);
+      this.log.warn(
+        {
+          output: this.id,
+          records: events.length,
+          attempt: batch.attempts,
+          retry_in_s: Number(wait.toFixed(3)),
+          ...(err.retryAfter !== undefined ? { retry_after_s: err.retryAfter } : {}),
+          err: err.message,
+        },
+        'batch failed, will retry',
+      );
       const t = setTimeout(
         () => {
           this.retryTimers.delete(t);
@@ -418,6 +428,18 @@ export class DeliveryEngine {
     const keep = new Set(e.pending);
     for (const p of batch.parts) p.events = p.events.filter((ev) => keep.has(ev));
     await this.failed(batch, [...e.pending], e.pendingError ?? new DeliveryError(e.message, true, e.reason));
+  }
+
+  /**
+   * Seconds before retry `attempt`: the backoff, or longer when the destination asked for it
+   * (Retry-After), but never longer than scheduler.cap for that: a destination that asks for an
+   * hour is tried again after cap seconds, as it would be without asking.
+   */
+  retryWait(attempt: number, err: DeliveryError): number {
+    const backoff = this.backoff(attempt);
+    const asked = err.retryAfter;
+    if (asked === undefined || !(asked > 0)) return backoff;
+    return Math.max(backoff, Math.min(asked, this.opts.cap));
   }
 
   /** Full jitter between base and min(cap, base * 2^n), as Fluent Bit's scheduler. */

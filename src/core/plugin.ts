@@ -104,6 +104,11 @@ export class DeliveryError extends Error {
     public readonly retryable: boolean,
     /** Short reason label for metrics: `http_400`, `timeout`, `connection`... */
     public readonly reason = retryable ? 'retryable' : 'rejected',
+    /**
+     * Seconds the destination asked to be left alone (an HTTP Retry-After): a retry waits at
+     * least this long, and never longer than the output's scheduler.cap.
+     */
+    public readonly retryAfter?: number,
   ) {
     super(message);
     this.name = 'DeliveryError';
@@ -134,7 +139,12 @@ export class RecordsFailed extends DeliveryError {
     readonly pending: readonly LogEvent[] = [],
     readonly pendingError?: DeliveryError,
   ) {
-    super(pendingError?.message ?? failed[0]?.error.message ?? 'records failed', pendingError?.retryable ?? false, pendingError?.reason ?? failed[0]?.error.reason ?? 'rejected');
+    super(
+      pendingError?.message ?? failed[0]?.error.message ?? 'records failed',
+      pendingError?.retryable ?? false,
+      pendingError?.reason ?? failed[0]?.error.reason ?? 'rejected',
+      pendingError?.retryAfter,
+    );
     this.name = 'RecordsFailed';
   }
 }

@@ -92,6 +92,8 @@ export function prepareHttpClient(c: HttpClientConfig, section: RawSection): Htt
 export interface HttpResponse {
   status: number;
   body: string;
+  /** The answer's Retry-After header, when it has one. */
+  retryAfter?: string;
 }
 
 /** Most of a response body worth keeping in an error message. */
@@ -136,7 +138,10 @@ export class HttpClient {
     try {
       const res = await request(url, { method: 'POST', body, headers: h, dispatcher: this.dispatcher, ...(signal ? { signal } : {}) });
       const text = await res.body.text();
-      return { status: res.statusCode, body: text };
+      const retryAfter = res.headers['retry-after'];
+      const out: HttpResponse = { status: res.statusCode, body: text };
+      if (retryAfter !== undefined) out.retryAfter = Array.isArray(retryAfter) ? retryAfter[0] : retryAfter;
+      return out;
     } catch (e) {
       if (signal?.aborted) throw new DeliveryError(`${safeUrl(url)}: request aborted at shutdown`, true, 'shutdown');
       throw transportError(url, e);
@@ -182,17 +187,87 @@ export function safeUrl(url: string): string {
   }
 }
 
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
+const LONG_DAY = '(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)';
+const MONTH = `(${MONTHS.join('|')})`;
+const TIME = '(\\d{2}):(\\d{2}):(\\d{2})';
+/** IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`. */
+const IMF_FIXDATE = new RegExp(`^${DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$`);
+/** RFC 850 (obsolete): `Sunday, 06-Nov-94 08:49:37 GMT`. */
+const RFC850_DATE = new RegExp(`^${LONG_DAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`);
+/** asctime (obsolete): `Sun Nov  6 08:49:37 1994`. */
+const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`);
+
+/** Milliseconds since the epoch of an RFC 9110 HTTP-date (any of its three formats, all GMT); undefined when it is none. */
+export function parseHttpDate(text: string, nowMs = Date.now()): number | undefined {
+  let day: string;
+  let month: string;
+  let year: number;
+  let time: string[];
+  let m = IMF_FIXDATE.exec(text);
+  if (m) {
+    day = m[1]!;
+    month = m[2]!;
+    year = Number(m[3]);
+    time = m.slice(4, 7);
+  } else if ((m = RFC850_DATE.exec(text))) {
+    day = m[1]!;
+    month = m[2]!;
+    // RFC 9110 5.6.7: a two-digit year that would be more than 50 years ahead is in the past century.
+    year = 2000 + Number(m[3]);
+    if (year > new Date(nowMs).getUTCFullYear() + 50) year -= 100;
+    time = m.slice(4, 7);
+  } else if ((m = ASCTIME_DATE.exec(text))) {
+    month = m[1]!;
+    day = m[2]!.trim();
+    time = m.slice(3, 6);
+    year = Number(m[6]);
+  } else return undefined;
+  const d = Number(day);
+  const [h = 0, min = 0, sec = 0] = time.map(Number);
+  if (h > 23 || min > 59 || sec > 60) return undefined;
+  const ms = Date.UTC(year, MONTHS.indexOf(month), d, h, min, Math.min(sec, 59));
+  // Date.UTC rolls 31 Feb over into March: such a day is not a date.
+  return new Date(ms).getUTCDate() === d ? ms : undefined;
+}
+
+/**
+ * Seconds a `Retry-After` value (RFC 9110 10.2.3: delay-seconds or an HTTP-date) asks the client
+ * to wait from `nowMs`; 0 for a date that has passed. Undefined for anything else: a bad value is
+ * ignored.
+ */
+export function parseRetryAfter(value: string | undefined, nowMs = Date.now()): number | undefined {
+  const v = value?.trim();
+  if (!v) return undefined;
+  if (/^\d+$/.test(v)) return Number(v);
+  const at = parseHttpDate(v, nowMs);
+  return at === undefined ? undefined : Math.max(0, (at - nowMs) / 1000);
+}
+
+/**
+ * Of two retryable failures of one batch (two tenants, two URLs), the one to report: the first,
+ * unless the other asks for a longer Retry-After, so that the retry waits for the slowest.
+ */
+export function laterRetry(first: DeliveryError | undefined, other: DeliveryError): DeliveryError {
+  if (first === undefined) return other;
+  return (other.retryAfter ?? 0) > (first.retryAfter ?? 0) ? other : first;
+}
+
 /**
  * Maps an HTTP status to the delivery engine's classification, as Vector's HTTP retry logic and
  * Loki's documented answers: any 2xx is success; 408, 429 and 5xx except 501 are retried; other
  * statuses (400 bad data, 401/403 auth, 404 wrong URI, 413 too large, 501) are not, because the
- * same request would fail the same way. Returns undefined on success.
+ * same request would fail the same way. A 429 or 503 with a valid Retry-After carries it (the
+ * engine waits that long, up to scheduler.cap). Returns undefined on success.
  */
-export function classifyStatus(res: HttpResponse, where: string): DeliveryError | undefined {
+export function classifyStatus(res: HttpResponse, where: string, nowMs = Date.now()): DeliveryError | undefined {
   const { status } = res;
   if (status >= 200 && status < 300) return undefined;
   const text = res.body.length > MAX_ERROR_BODY ? `${res.body.slice(0, MAX_ERROR_BODY)}...` : res.body;
   const msg = `${where}: HTTP ${status}${text.trim() ? `: ${text.trim()}` : ''}`;
   const retryable = status === 408 || status === 429 || (status >= 500 && status !== 501);
-  return new DeliveryError(msg, retryable, `http_${status}`);
+  // RFC 9110 10.2.3: sent with 503, and with 429 (RFC 6585); other statuses do not ask for it.
+  const retryAfter = status === 429 || status === 503 ? parseRetryAfter(res.retryAfter, nowMs) : undefined;
+  return new DeliveryError(msg, retryable, `http_${status}`, retryAfter);
 }

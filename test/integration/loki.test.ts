@@ -271,6 +271,33 @@ describe('loki output', () => {
     }
   });
 
+  test('429 and 503 Retry-After (seconds or an HTTP-date) is waited for, up to scheduler.cap', async () => {
+    const fresh = await new LokiServer().start();
+    try {
+      // scheduler.base 0.05 s: without Retry-After the first retries wait 50-200 ms.
+      const p = await run({ retry_limit: 3, labels: 'job=ra', 'scheduler.cap': 1.5 }, '', fresh);
+      fresh.failNext(429, 1, 'Ingestion rate limit exceeded', { 'retry-after': '1' });
+      fresh.failNext(503, 1, 'at least 1 live replicas required', { 'retry-after': new Date(Date.now() + 3_600_000).toUTCString() });
+      const times: number[] = [];
+      fresh.onRequest = () => times.push(Date.now());
+      assert.deepEqual(await p.ingest(events('t', [{ a: 1 }])), { ok: true });
+      assert.deepEqual(
+        fresh.pushes.map((x) => x.status),
+        [429, 503, 204],
+      );
+      const [first, second] = [times[1]! - times[0]!, times[2]! - times[1]!];
+      assert.ok(first >= 990 && first < 1400, `waited ${first} ms for Retry-After: 1`);
+      assert.ok(second >= 1490 && second < 1900, `waited ${second} ms for a date an hour ahead with scheduler.cap 1.5`);
+      const retries = p.logs.filter((l) => l.msg === 'batch failed, will retry');
+      const asked = retries.map((l) => Number(l.retry_after_s));
+      assert.equal(asked[0], 1);
+      assert.ok(asked[1]! > 3590 && asked[1]! <= 3600, `Retry-After an hour ahead read as ${asked[1]} s`);
+    } finally {
+      await done();
+      await fresh.stop();
+    }
+  });
+
   test('400 is not retried: logged with Loki message, counted, dead-lettered, and the chunk is committed', async () => {
     const fresh = await new LokiServer({ maxLineSize: 256 * 1024 }).start();
     try {

@@ -78,6 +78,8 @@ interface Scripted {
   body: string;
   /** Only pushes of this tenant ('' : none) are answered so. */
   tenant?: string;
+  /** Extra response headers (Retry-After). */
+  headers?: Record<string, string>;
 }
 
 const pushProto = new protobuf.Root().loadSync(join(repoRoot, 'test', 'support', 'loki-push.proto'));
@@ -212,8 +214,8 @@ export class LokiServer {
   }
 
   /** The next `times` pushes are answered with `status` (and `body`) without being stored. */
-  failNext(status: number, times = 1, body = defaultBody(status)): void {
-    for (let k = 0; k < times; k++) this.script.push({ status, body });
+  failNext(status: number, times = 1, body = defaultBody(status), headers?: Record<string, string>): void {
+    for (let k = 0; k < times; k++) this.script.push({ status, body, ...(headers ? { headers } : {}) });
   }
 
   /** The next `times` pushes of `tenant` ('' for none) are answered with `status` (and `body`). */
@@ -280,7 +282,7 @@ export class LokiServer {
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks);
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
-    const answer = (status: number, body: string, push?: ReceivedPush) => {
+    const answer = (status: number, body: string, push?: ReceivedPush, headers: Record<string, string> = {}) => {
       if (push) {
         push.status = status;
         if (status >= 300) push.error = body;
@@ -296,8 +298,8 @@ export class LokiServer {
         return;
       }
       // Go's http.Error: text/plain, nosniff, the message and a newline. 204 and 405 have no body.
-      if (status === 204 || status === 405) res.writeHead(status, { 'content-length': '0' });
-      else res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' });
+      if (status === 204 || status === 405) res.writeHead(status, { ...headers, 'content-length': '0' });
+      else res.writeHead(status, { ...headers, 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' });
       res.end(status === 204 || status === 405 ? undefined : `${body}\n`);
     };
     if (req.url !== '/loki/api/v1/push') return answer(404, '404 page not found');
@@ -320,7 +322,7 @@ export class LokiServer {
     if (this.opts.authEnabled && !tenant) return answer(401, 'no org id', push);
     const at = this.script.findIndex((x) => x.tenant === undefined || x.tenant === (tenant ?? ''));
     const scripted = (at >= 0 ? this.script.splice(at, 1)[0] : undefined) ?? this.sticky;
-    if (scripted) return answer(scripted.status, scripted.body, push);
+    if (scripted) return answer(scripted.status, scripted.body, push, scripted.headers);
     let decoded: Array<{ labelText: string | undefined; labels?: Record<string, string>; entries: Array<{ ts: bigint; line: string; meta: Record<string, string> }> }>;
     try {
       let body = raw;

@@ -9,7 +9,7 @@ import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
 import { definePlugin, DeliveryError, type OutgoingBatch, type OutputInstance, type PluginConfig, type PluginContext } from '../../core/plugin.js';
-import { classifyStatus, HttpClient, httpClientOptions, prepareHttpClient, safeUrl, type HttpClientSetup } from '../http-common.js';
+import { classifyStatus, HttpClient, laterRetry, httpClientOptions, prepareHttpClient, safeUrl, type HttpClientSetup } from '../http-common.js';
 import { buildAlert, DEFAULT_SEVERITY, fingerprint, priorityRank, PRIORITIES, type AlertOptions, type PostableAlert, type Priority } from './alert.js';
 import { deliveryOptions } from '../../core/common-options.js';
 
@@ -252,7 +252,7 @@ class AlertmanagerOutput implements OutputInstance {
             done.add(u);
           } catch (e) {
             const err = e instanceof DeliveryError ? e : new DeliveryError((e as Error).message, true, 'error');
-            if (err.retryable) retryable ??= err;
+            if (err.retryable) retryable = laterRetry(retryable, err);
             else rejected ??= err;
           }
         }),

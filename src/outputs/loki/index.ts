@@ -12,7 +12,7 @@ import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
 import { definePlugin, DeliveryError, EncodeError, type OutgoingBatch, type OutputInstance, type PluginConfig, type PluginContext } from '../../core/plugin.js';
 import { recordJSON, toJSONLine, withoutMembers } from '../../core/json.js';
-import { classifyStatus, HttpClient, httpClientOptions, prepareHttpClient, type HttpClientSetup } from '../http-common.js';
+import { classifyStatus, HttpClient, laterRetry, httpClientOptions, prepareHttpClient, type HttpClientSetup } from '../http-common.js';
 import { setField, valueToText } from '../../core/record-accessor.js';
 import { JsonWriter, writeRecordJSON } from '../../core/msgpack-json.js';
 import { sharedView } from '../../core/record-view.js';
@@ -477,7 +477,7 @@ class LokiOutput implements OutputInstance {
         } catch (e) {
           // Not an answer from Loki (an encoding failure): the engine finds the records at fault.
           if (!(e instanceof DeliveryError) || e instanceof EncodeError) unexpected ??= e;
-          else if (e.retryable) retryable ??= e;
+          else if (e.retryable) retryable = laterRetry(retryable, e);
           else rejected ??= e;
         }
       }),

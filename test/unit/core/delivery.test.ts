@@ -151,6 +151,27 @@ test('a retryable failure is retried with backoff between base and cap', async (
   assert.equal(await counter('logwarden_output_proc_records_total'), 2);
 });
 
+test('Retry-After: a retry waits max(backoff, retryAfter), never longer than scheduler.cap', async (t) => {
+  mockClock(t);
+  const sink = new Sink();
+  sink.failures = [
+    new DeliveryError('429', true, 'http_429', 0.3), // longer than the backoff (50-100 ms): 300 ms
+    new DeliveryError('429', true, 'http_429', 3600), // an hour: the cap, 500 ms
+    new DeliveryError('503', true, 'http_503', 0.001), // shorter than the backoff: the backoff
+    new DeliveryError('400', false, 'http_400', 60), // not retryable: no wait at all
+  ];
+  const { e, counter } = engine(sink, { retryLimit: 5, base: 0.05, cap: 0.5 });
+  const outcome = push(e, evs(1));
+  for (let ms = 0; ms < 2000 && sink.attempts.length < 4; ms++) await advance(t, 1);
+  assert.deepEqual(await outcome, { ok: false, reason: '400' }, 'rejected, no dead letter file');
+  const gaps = sink.attempts.slice(1).map((at, i) => at - sink.attempts[i]!);
+  assert.equal(gaps.length, 3);
+  assert.ok(gaps[0]! >= 300 && gaps[0]! <= 301, `waited ${gaps[0]} ms for Retry-After 0.3`);
+  assert.ok(gaps[1]! >= 500 && gaps[1]! <= 501, `waited ${gaps[1]} ms for Retry-After 3600 with cap 0.5`);
+  assert.ok(gaps[2]! >= 50 && gaps[2]! <= 400, `waited ${gaps[2]} ms: the backoff`);
+  assert.equal(await counter('logwarden_output_retries_total'), 3);
+});
+
 test('backoff is full jitter: rand(base, min(cap, base * 2^n))', () => {
   const { e } = engine(new Sink(), { base: 1, cap: 6 });
   for (let n = 1; n <= 5; n++) {
