@@ -163,8 +163,6 @@ interface Active {
 class AlertmanagerOutput implements OutputInstance {
   private readonly client: HttpClient;
   private readonly compiled: Compiled;
-  /** URLs that already accepted a batch being retried, keyed by the batch's first event. */
-  private readonly accepted = new WeakMap<LogEvent, Set<string>>();
   /** Alerts still firing, by label set, in order of last update. */
   private readonly active = new Map<string, Active>();
   private resendTimer: NodeJS.Timeout | undefined;
@@ -239,17 +237,16 @@ class AlertmanagerOutput implements OutputInstance {
     const built = this.alerts(events);
     if (built.length === 0) return;
     const alerts = built.map((b) => b.alert);
-    const key = events[0]!;
-    const done = this.accepted.get(key) ?? new Set<string>();
     let retryable: DeliveryError | undefined;
     let rejected: DeliveryError | undefined;
     await Promise.all(
       this.compiled.urls
-        .filter((u) => !done.has(u))
+        // A retry goes only to the Alertmanagers that have not accepted the batch yet.
+        .filter((u) => !batch.accepted.has(u))
         .map(async (u) => {
           try {
             await this.post(u, alerts, signal);
-            done.add(u);
+            batch.accepted.add(u);
           } catch (e) {
             const err = e instanceof DeliveryError ? e : new DeliveryError((e as Error).message, true, 'error');
             if (err.retryable) retryable = laterRetry(retryable, err);
@@ -257,12 +254,7 @@ class AlertmanagerOutput implements OutputInstance {
           }
         }),
     );
-    if (retryable || rejected) {
-      // A retry goes only to the Alertmanagers that have not accepted the batch yet.
-      if (retryable) this.accepted.set(key, done);
-      throw retryable ?? rejected;
-    }
-    this.accepted.delete(key);
+    if (retryable || rejected) throw retryable ?? rejected;
     this.remember(built);
   }
 

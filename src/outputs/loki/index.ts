@@ -241,13 +241,6 @@ class LokiOutput implements OutputInstance {
   private readonly labelWarnings = new LabelWarnings();
   /** Loki refused structured metadata in JSON pushes (Loki 2.x); entries are built without it. */
   private jsonMetadataRefused = false;
-  /**
-   * Tenants whose request of a batch Loki already accepted, keyed by the batch's first event (the
-   * same objects come back on a retry): a retry after a partial failure resends only the others.
-   * Loki keeps identical entries once only while they are in the stream's head block; resending
-   * an accepted request later stores its entries twice.
-   */
-  private readonly delivered = new WeakMap<LogEvent, { length: number; tenants: Set<string> }>();
   private readonly m;
 
   private readonly c: LokiConfig;
@@ -444,16 +437,14 @@ class LokiOutput implements OutputInstance {
     const events = batch.events;
     const byTenant = this.build(events);
     const gzip = this.c.compress === 'gzip';
-    const first = events[0];
-    let done = first ? this.delivered.get(first) : undefined;
-    if (done && done.length !== events.length) done = undefined;
-    if (done) for (const t of done.tenants) byTenant.delete(t);
+    // One request per tenant. A tenant whose request Loki accepted is in batch.accepted, and a
+    // retry after a partial failure leaves it out: Loki keeps identical entries once only while
+    // they are in the stream's head block, so resending an accepted request later stores its
+    // entries twice.
+    for (const t of batch.accepted) byTenant.delete(t);
     let retryable: DeliveryError | undefined;
     let rejected: DeliveryError | undefined;
     let unexpected: unknown;
-    // One request per tenant. After a partial failure the batch is retried without the tenants
-    // that were accepted (see `delivered`).
-    const accepted: string[] = [];
     await Promise.all(
       [...byTenant].map(async ([tenant, streams]) => {
         const post = async (st: Stream[]) => {
@@ -473,7 +464,7 @@ class LokiOutput implements OutputInstance {
           }
           const err = classifyStatus(res, tenant ? `${this.where} tenant ${tenant}` : this.where);
           if (err) throw err;
-          accepted.push(tenant);
+          batch.accepted.add(tenant);
         } catch (e) {
           // Not an answer from Loki (an encoding failure): the engine finds the records at fault.
           if (!(e instanceof DeliveryError) || e instanceof EncodeError) unexpected ??= e;
@@ -482,10 +473,6 @@ class LokiOutput implements OutputInstance {
         }
       }),
     );
-    if ((retryable || rejected || unexpected !== undefined) && first && accepted.length) {
-      if (!done) this.delivered.set(first, (done = { length: events.length, tenants: new Set() }));
-      for (const t of accepted) done.tenants.add(t);
-    }
     if (unexpected !== undefined) throw unexpected;
     if (retryable) throw retryable;
     if (rejected) throw rejected;
