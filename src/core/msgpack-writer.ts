@@ -148,3 +148,34 @@ export class MsgpackWriter extends ByteBuffer {
     this.len += b.length;
   }
 }
+
+/** The header of a msgpack str of `len` bytes, on its own (for frames assembled from parts). */
+export function strHead(len: number): Buffer {
+  if (len < 32) return Buffer.from([0xa0 | len]);
+  if (len < 0x100) return Buffer.from([0xd9, len]);
+  if (len < 0x10000) return Buffer.from([0xda, len >> 8, len & 0xff]);
+  const b = Buffer.allocUnsafe(5);
+  b[0] = 0xdb;
+  b.writeUInt32BE(len, 1);
+  return b;
+}
+
+/** The header of a msgpack array of `n` items, on its own. */
+export function arrayHead(n: number): Buffer {
+  if (n < 16) return Buffer.from([0x90 | n]);
+  if (n < 0x10000) return Buffer.from([0xdc, n >> 8, n & 0xff]);
+  const b = Buffer.allocUnsafe(5);
+  b[0] = 0xdd;
+  b.writeUInt32BE(n, 1);
+  return b;
+}
+
+/** The header of a msgpack bin of `len` bytes, on its own. */
+export function binHead(len: number): Buffer {
+  if (len < 0x100) return Buffer.from([0xc4, len]);
+  if (len < 0x10000) return Buffer.from([0xc5, len >> 8, len & 0xff]);
+  const b = Buffer.allocUnsafe(5);
+  b[0] = 0xc6;
+  b.writeUInt32BE(len, 1);
+  return b;
+}

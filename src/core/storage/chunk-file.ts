@@ -19,6 +19,7 @@
 import { EventTime, type LogEvent } from '../event.js';
 import { decode, encode } from '../msgpack.js';
 import { checkValue, MAX_DEPTH, ScanError } from '../msgpack-scan.js';
+import { arrayHead } from '../msgpack-writer.js';
 import { crc32 } from './crc32.js';
 
 /** Nesting accepted in a chunk body: segments, events and records (inputs accept MAX_DEPTH), and room for filters. */
@@ -67,15 +68,6 @@ export function encodeChunk(header: ChunkHeader, segments: Segment[], checksum: 
   return { head, body };
 }
 
-function arrayHeader(n: number): Buffer {
-  if (n < 16) return Buffer.from([0x90 | n]);
-  if (n < 0x10000) return Buffer.from([0xdc, n >> 8, n & 0xff]);
-  const b = Buffer.allocUnsafe(5);
-  b[0] = 0xdd;
-  b.writeUInt32BE(n, 1);
-  return b;
-}
-
 const ENTRY2 = Buffer.from([0x92]);
 const ENTRY3 = Buffer.from([0x93]);
 
@@ -84,9 +76,9 @@ const ENTRY3 = Buffer.from([0x93]);
  * its msgpack bytes (WireEvent#raw, edits applied) is copied as is, never decoded for the write.
  */
 function encodeBody(segments: Segment[]): Buffer {
-  const parts: Buffer[] = [arrayHeader(segments.length)];
+  const parts: Buffer[] = [arrayHead(segments.length)];
   for (const s of segments) {
-    parts.push(ENTRY3, encode(s.tag), encode(s.outputs), arrayHeader(s.events.length));
+    parts.push(ENTRY3, encode(s.tag), encode(s.outputs), arrayHead(s.events.length));
     for (const e of s.events) {
       const raw = e.raw;
       if (raw === undefined) {

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { gzip as gzipCb } from 'node:zlib';
 import type { LogEvent } from '../../core/event.js';
 import { encode } from '../../core/msgpack.js';
+import { arrayHead, binHead, strHead } from '../../core/msgpack-writer.js';
 
 const gzip = promisify(gzipCb);
 
@@ -39,34 +40,6 @@ export interface PreparedFrame {
 /** Identifies the encoding choices of a format (nodes of an upstream may differ). */
 export function formatKey(f: FrameFormat): string {
   return `${+f.timeAsInteger}${+f.retainMetadata}${f.compress}${+f.sendOptions}${+f.requireAck}${JSON.stringify(f.extraOptions)}`;
-}
-
-function strHeader(len: number): Buffer {
-  if (len < 32) return Buffer.from([0xa0 | len]);
-  if (len < 0x100) return Buffer.from([0xd9, len]);
-  if (len < 0x10000) return Buffer.from([0xda, len >> 8, len & 0xff]);
-  const b = Buffer.allocUnsafe(5);
-  b[0] = 0xdb;
-  b.writeUInt32BE(len, 1);
-  return b;
-}
-
-function arrayHeader(n: number): Buffer {
-  if (n < 16) return Buffer.from([0x90 | n]);
-  if (n < 0x10000) return Buffer.from([0xdc, n >> 8, n & 0xff]);
-  const b = Buffer.allocUnsafe(5);
-  b[0] = 0xdd;
-  b.writeUInt32BE(n, 1);
-  return b;
-}
-
-function binHeader(len: number): Buffer {
-  if (len < 0x100) return Buffer.from([0xc4, len]);
-  if (len < 0x10000) return Buffer.from([0xc5, len >> 8, len & 0xff]);
-  const b = Buffer.allocUnsafe(5);
-  b[0] = 0xc6;
-  b.writeUInt32BE(len, 1);
-  return b;
 }
 
 /** Bytes of a msgpack unsigned integer (time_as_integer seconds). */
@@ -153,12 +126,12 @@ export async function prepareFrame(tag: string, events: readonly LogEvent[], f: 
   const withOptions = hasOptions(f);
   if (f.compress === 'gzip') {
     const gz = await gzip(entries);
-    return { tag, count: events.length, head: Buffer.concat([arrayHeader(3), strHeader(tagBytes.length), tagBytes, binHeader(gz.length)]), body: gz };
+    return { tag, count: events.length, head: Buffer.concat([arrayHead(3), strHead(tagBytes.length), tagBytes, binHead(gz.length)]), body: gz };
   }
   return {
     tag,
     count: events.length,
-    head: Buffer.concat([arrayHeader(withOptions ? 3 : 2), strHeader(tagBytes.length), tagBytes, arrayHeader(events.length)]),
+    head: Buffer.concat([arrayHead(withOptions ? 3 : 2), strHead(tagBytes.length), tagBytes, arrayHead(events.length)]),
     body: entries,
   };
 }
