@@ -439,6 +439,38 @@ describe('loki output', () => {
     }
   });
 
+  test('a tenant that refuses its part for good: only its records go to the dead letter; the others are stored once, retried alone', async () => {
+    const fresh = await new LokiServer().start();
+    try {
+      const dead = join(tempDir(), 'dead.jsonl');
+      const p = await run({ labels: 'job=t', tenant_id: 'default', tenant_id_key: "$meta['tenant']", retry_limit: 3, dead_letter_file: dead }, '', fresh);
+      fresh.failTenant('a', 400);
+      fresh.failTenant('b', 503, 1);
+      const outcome = await p.ingest(events('t', [{ meta: { tenant: 'a' }, n: 1 }, { n: 2 }, { meta: { tenant: 'b' }, n: 3 }, { meta: { tenant: 'a' }, n: 4 }]));
+      // Everything but tenant a's records was stored, and those are in the dead letter: committed.
+      assert.deepEqual(outcome, { ok: true });
+      assert.deepEqual(fresh.pushes.map((x) => `${x.tenant}:${x.status}`).sort(), ['a:400', 'b:204', 'b:503', 'default:204']);
+      assert.equal(fresh.entries('default').length, 1);
+      assert.equal(fresh.entries('b').length, 1);
+      assert.equal(fresh.entries('a').length, 0);
+      const lines = readFileSync(dead, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      assert.deepEqual(
+        lines.map((l) => [l.reason, l.record.n]),
+        [
+          ['http_400', 1],
+          ['http_400', 4],
+        ],
+      );
+      assert.equal(await p.counter('logwarden_output_dropped_records_total'), 2);
+    } finally {
+      await done();
+      await fresh.stop();
+    }
+  });
+
   test('header: extra headers on every push, X-Scope-OrgID as the default tenant; conflicts are load-time errors', async () => {
     const fresh = await new LokiServer().start();
     try {

@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { ConfigError } from '../../config/errors.js';
 import type { OptionTable, RawSection } from '../../config/schema.js';
 import type { LogEvent } from '../../core/event.js';
-import { definePlugin, DeliveryError, EncodeError, type OutgoingBatch, type OutputInstance, type PluginConfig, type PluginContext } from '../../core/plugin.js';
+import { definePlugin, DeliveryError, EncodeError, RecordsFailed, type OutgoingBatch, type OutputInstance, type PluginConfig, type PluginContext } from '../../core/plugin.js';
 import { recordJSON, toJSONLine, withoutMembers } from '../../core/json.js';
 import { classifyStatus, HttpClient, laterRetry, httpClientOptions, prepareHttpClient, type HttpClientSetup } from '../http-common.js';
 import { setField, valueToText } from '../../core/record-accessor.js';
@@ -295,8 +295,11 @@ class LokiOutput implements OutputInstance {
     for (const r of ['unrenderable', 'reserved']) this.m.skipped.labels(id, r);
   }
 
-  /** Groups a batch into per-tenant streams; exported behaviour is pinned by the tests. */
-  build(events: readonly LogEvent[]): Map<string, Stream[]> {
+  /**
+   * Groups a batch into per-tenant streams; exported behaviour is pinned by the tests. With
+   * `eventsOf`, also lists each tenant's events there.
+   */
+  build(events: readonly LogEvent[], eventsOf?: Map<string, LogEvent[]>): Map<string, Stream[]> {
     const now = Date.now();
     const { labels: labelSet, tenantKey, meta, metaMaps, remove } = this.compiled;
     const tenants = new Map<string, Map<string, Stream>>();
@@ -317,6 +320,11 @@ class LokiOutput implements OutputInstance {
       if (tenantKey) {
         const t = valueToText(tenantKey.get(rec));
         if (t) tenant = t;
+      }
+      if (eventsOf) {
+        const list = eventsOf.get(tenant);
+        if (list) list.push(ev);
+        else eventsOf.set(tenant, [ev]);
       }
       let labels: Array<[string, string]>;
       let key: string;
@@ -435,7 +443,8 @@ class LokiOutput implements OutputInstance {
 
   async send(batch: OutgoingBatch, signal?: AbortSignal): Promise<void> {
     const events = batch.events;
-    const byTenant = this.build(events);
+    const eventsOf = new Map<string, LogEvent[]>();
+    const byTenant = this.build(events, eventsOf);
     const gzip = this.c.compress === 'gzip';
     // One request per tenant. A tenant whose request Loki accepted is in batch.accepted, and a
     // retry after a partial failure leaves it out: Loki keeps identical entries once only while
@@ -443,7 +452,8 @@ class LokiOutput implements OutputInstance {
     // entries twice.
     for (const t of batch.accepted) byTenant.delete(t);
     let retryable: DeliveryError | undefined;
-    let rejected: DeliveryError | undefined;
+    const retrying: string[] = [];
+    const rejected = new Map<string, DeliveryError>();
     let unexpected: unknown;
     await Promise.all(
       [...byTenant].map(async ([tenant, streams]) => {
@@ -468,14 +478,29 @@ class LokiOutput implements OutputInstance {
         } catch (e) {
           // Not an answer from Loki (an encoding failure): the engine finds the records at fault.
           if (!(e instanceof DeliveryError) || e instanceof EncodeError) unexpected ??= e;
-          else if (e.retryable) retryable = laterRetry(retryable, e);
-          else rejected ??= e;
+          else if (e.retryable) {
+            retryable = laterRetry(retryable, e);
+            retrying.push(tenant);
+          } else rejected.set(tenant, e);
         }
       }),
     );
     if (unexpected !== undefined) throw unexpected;
+    if (rejected.size) {
+      // A tenant refused its part for good while others stored theirs or may still: only the
+      // refused tenant's records go to the dead letter, the others are not sent again (stored)
+      // or are retried alone. Refused as a whole, the batch is rejected as before.
+      if (retryable || [...eventsOf.keys()].some((t) => batch.accepted.has(t))) {
+        const failed = [...rejected].flatMap(([t, error]) => (eventsOf.get(t) ?? []).map((event) => ({ event, error })));
+        throw new RecordsFailed(
+          failed,
+          retrying.flatMap((t) => eventsOf.get(t) ?? []),
+          retryable,
+        );
+      }
+      throw rejected.values().next().value!;
+    }
     if (retryable) throw retryable;
-    if (rejected) throw rejected;
   }
 
   /** Loki refused JSON structured metadata (Loki 2.x): from now on none is sent; said once. */
