@@ -10,6 +10,7 @@
  * as Falco does; `all` reports every match.
  */
 import type { EvalContext, Pred } from './compile.js';
+import { allowedValues } from './constraints.js';
 import { NOT_AUDIT, parseEventsText, splitAuditEvents } from './events.js';
 import { eventTime, newAuditEvent, timeOfDay, viewAuditEvent, type AuditEvent } from './event.js';
 import type { RecordView } from '../core/record-view.js';
@@ -107,7 +108,7 @@ export class Engine {
       .constrainingSlots()
       .map((s) => {
         const memo = new Map();
-        const cons = rules.map((r) => prog.allowed(r.node, s.id, memo));
+        const cons = rules.map((r) => allowedValues(r.node, s.id, memo));
         return { ...s, cons, n: cons.filter((x) => x !== null).length };
       })
       .filter((s) => s.n > 0)

@@ -426,50 +426,6 @@ export class Program {
     };
   }
 
-  /**
-   * For index building: the values of slot `slot` that `n` can possibly be true with, or null
-   * when any value (or absence) may do.
-   */
-  allowed(root: PlanNode, slot: number, memo = new Map<number, ReadonlySet<string> | null>()): ReadonlySet<string> | null {
-    const stack: Array<{ n: PlanNode; i: number }> = [{ n: root, i: 0 }];
-    while (stack.length > 0) {
-      const f = stack[stack.length - 1]!;
-      const n = f.n;
-      if (memo.has(n.id)) {
-        stack.pop();
-        continue;
-      }
-      if (f.i < n.children.length) {
-        const c = n.children[f.i++]!;
-        if (!memo.has(c.id)) stack.push({ n: c, i: 0 });
-        continue;
-      }
-      stack.pop();
-      let res: ReadonlySet<string> | null = null;
-      if (n.kind === 'check') res = n.constraint && n.constraint.slot === slot ? n.constraint.values : null;
-      else if (n.kind === 'and') {
-        for (const c of n.children) {
-          const a = memo.get(c.id)!;
-          if (a === null) continue;
-          res = intersect(res as ReadonlySet<string> | null, a);
-        }
-      } else if (n.kind === 'or') {
-        const u = new Set<string>();
-        res = u;
-        for (const c of n.children) {
-          const a = memo.get(c.id)!;
-          if (a === null) {
-            res = null;
-            break;
-          }
-          for (const x of a) u.add(x);
-        }
-      }
-      memo.set(n.id, res);
-    }
-    return memo.get(root.id)!;
-  }
-
   /** Slots that constrain at least one check (candidates for the rule index), by id. */
   constrainingSlots(): Array<{ id: number; key: string }> {
     const seen = new Set<number>();
@@ -530,11 +486,4 @@ export class Program {
       return v;
     };
   }
-}
-
-function intersect(a: ReadonlySet<string> | null, b: ReadonlySet<string>): ReadonlySet<string> {
-  if (a === null) return b;
-  const out = new Set<string>();
-  for (const x of a) if (b.has(x)) out.add(x);
-  return out;
 }
