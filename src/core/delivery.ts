@@ -2,7 +2,8 @@
  * The delivery engine every output runs on: a bounded queue (records and bytes), batching by size
  * and age, a concurrency limit (p-queue), retries with exponential backoff and full jitter
  * (Fluent Bit's scheduler: wait = rand(base, min(cap, base * 2^n)), longer when the destination
- * sent a Retry-After, never past cap), retryable vs non-retryable errors, a dead-letter file, metrics, and backpressure to the inputs through FlowControl.
+ * sent a Retry-After, never past cap), retryable vs non-retryable errors, a dead-letter file,
+ * metrics, and backpressure to the inputs through FlowControl.
  *
  * Commit semantics: every part of a chunk held here keeps a reference on the chunk's Commit.
  * - delivered: released ok;

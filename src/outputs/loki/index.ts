@@ -443,7 +443,9 @@ class LokiOutput implements OutputInstance {
 
   async send(batch: OutgoingBatch, signal?: AbortSignal): Promise<void> {
     const events = batch.events;
-    const eventsOf = new Map<string, LogEvent[]>();
+    // Each tenant's events, for a tenant that refuses its part while others store theirs; with
+    // tenant_id alone, every event goes to the one tenant and the batch fails or succeeds whole.
+    const eventsOf = this.compiled.tenantKey ? new Map<string, LogEvent[]>() : undefined;
     const byTenant = this.build(events, eventsOf);
     const gzip = this.c.compress === 'gzip';
     // One request per tenant. A tenant whose request Loki accepted is in batch.accepted, and a
@@ -490,7 +492,7 @@ class LokiOutput implements OutputInstance {
       // A tenant refused its part for good while others stored theirs or may still: only the
       // refused tenant's records go to the dead letter, the others are not sent again (stored)
       // or are retried alone. Refused as a whole, the batch is rejected as before.
-      if (retryable || [...eventsOf.keys()].some((t) => batch.accepted.has(t))) {
+      if (eventsOf && (retryable || batch.accepted.size > 0)) {
         const failed = [...rejected].flatMap(([t, error]) => (eventsOf.get(t) ?? []).map((event) => ({ event, error })));
         throw new RecordsFailed(
           failed,
